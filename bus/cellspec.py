@@ -1,0 +1,252 @@
+"""The typed description of a cell that every package builds from.
+
+``cells/`` reads and validates a TOML cell file into a ``CellSpec``; ``sim/``,
+``robots/`` and ``supervisor/`` only ever see the ``CellSpec``. It lives in
+``bus/`` because it is shared vocabulary, like the messages.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import math
+
+from bus.enums import Skill
+
+
+class RobotModel(enum.StrEnum):
+    """Arm models the world can build (URDFs from pybullet_data)."""
+
+    IIWA = "iiwa"
+    """KUKA LBR iiwa 7 R800, with a 0.10 m tool flange."""
+    PANDA = "panda"
+    """Franka Emika Panda with its hand."""
+
+
+MODEL_REACH: dict[RobotModel, tuple[float, float]] = {
+    RobotModel.IIWA: (0.40, 0.74),
+    RobotModel.PANDA: (0.30, 0.76),
+}
+"""Horizontal distance from the base (min, max) at which the tool, pointing down,
+reaches a work height between 0 and 0.4 m to within 5 mm. Measured with each
+model's IK (see ``robots.kinematics``)."""
+
+
+class StationKind(enum.StrEnum):
+    """Where along the flow a station sits."""
+
+    INFEED = "infeed"
+    """The stop at the end of an infeed conveyor: parts are picked here."""
+    OUTFEED = "outfeed"
+    """The start of an outfeed conveyor: units are placed here and ship at its end."""
+    TRAY = "tray"
+    """A feeder's tray: one part waits here at a time."""
+    FIXTURE = "fixture"
+    """A fixture that holds a unit while it is assembled."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Pose:
+    """A position in metres and a heading (yaw, radians) in the cell frame."""
+
+    x: float
+    y: float
+    z: float
+    yaw: float = 0.0
+
+    def distance_xy(self, other: Pose) -> float:
+        """Horizontal distance to ``other``."""
+        return math.hypot(self.x - other.x, self.y - other.y)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class RobotSpec:
+    """One robot: its arm model, where it stands and what it can do."""
+
+    name: str
+    model: RobotModel
+    base: Pose
+    capabilities: tuple[Skill, ...]
+    speed: float = 1.0
+    """Largest joint speed in rad/s for planned motions."""
+
+    def reaches(self, pose: Pose) -> bool:
+        """Whether the tool can reach ``pose`` pointing down (a geometric check)."""
+        lo, hi = MODEL_REACH[self.model]
+        return lo <= self.base.distance_xy(pose) <= hi
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class PartKind:
+    """A kind of part: a box of ``size`` (x, y, z) metres and ``mass`` kg."""
+
+    name: str
+    size: tuple[float, float, float]
+    mass: float
+    color: tuple[float, float, float, float]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ConveyorSpec:
+    """A belt from ``start`` to ``end`` (x, y) with its top at ``height``.
+
+    An infeed conveyor's station is its end (a stop holds parts there); an
+    outfeed conveyor's station is its start, and parts reaching its end ship.
+    """
+
+    name: str
+    role: StationKind
+    start: tuple[float, float]
+    end: tuple[float, float]
+    height: float
+    width: float
+    speed: float
+
+    @property
+    def yaw(self) -> float:
+        """Heading of the belt's travel."""
+        return math.atan2(self.end[1] - self.start[1], self.end[0] - self.start[0])
+
+    @property
+    def length(self) -> float:
+        """Length of the belt in metres."""
+        return math.hypot(self.end[0] - self.start[0], self.end[1] - self.start[1])
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class FeederSpec:
+    """A source of parts: onto a conveyor's start, or onto a tray at ``pose``.
+
+    A conveyor feeder makes a part every ``interval`` +/- ``jitter`` seconds
+    (seeded) while the belt's start is clear and fewer than ``limit`` of its
+    parts are on the belt; a tray feeder makes one ``interval`` seconds after
+    its tray is emptied.
+    """
+
+    name: str
+    part: str
+    conveyor: str
+    pose: Pose | None
+    interval: float
+    jitter: float
+    limit: int
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class FixtureSpec:
+    """A fixture; ``pose`` is where the base part of a unit sits (its top face)."""
+
+    name: str
+    pose: Pose
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class OperationSpec:
+    """One step of a recipe.
+
+    For ``pick_place``, ``src`` and ``dst`` are station names, or ``unit`` for
+    the fixture that holds the unit, or ``fixture`` for any free fixture. For
+    ``fasten`` and ``inspect``, ``at`` is ``unit``. ``part`` names the part kind
+    moved (the recipe's base part kind moves the whole unit).
+    """
+
+    name: str
+    skill: Skill
+    part: str
+    src: str
+    dst: str
+    at: str
+    after: tuple[str, ...]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class RecipeSpec:
+    """How to make one product: a graph of operations around a base part."""
+
+    product: str
+    base: str
+    ops: tuple[OperationSpec, ...]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Station:
+    """A place where a part is picked or placed."""
+
+    name: str
+    kind: StationKind
+    pose: Pose
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class CellSpec:
+    """A whole cell, validated; every package builds from this."""
+
+    name: str
+    source: str
+    physics_hz: int
+    control_hz: int
+    heartbeat_s: float
+    robots: tuple[RobotSpec, ...]
+    parts: tuple[PartKind, ...]
+    conveyors: tuple[ConveyorSpec, ...]
+    feeders: tuple[FeederSpec, ...]
+    fixtures: tuple[FixtureSpec, ...]
+    recipe: RecipeSpec
+
+    @property
+    def steps_per_tick(self) -> int:
+        """Physics steps per control tick."""
+        return self.physics_hz // self.control_hz
+
+    @property
+    def tick_ns(self) -> int:
+        """Length of a control tick in nanoseconds of sim time."""
+        return 1_000_000_000 // self.control_hz
+
+    def robot(self, name: str) -> RobotSpec:
+        """The robot called ``name``."""
+        for r in self.robots:
+            if r.name == name:
+                return r
+        raise KeyError(name)
+
+    def part_kind(self, name: str) -> PartKind:
+        """The part kind called ``name``."""
+        for p in self.parts:
+            if p.name == name:
+                return p
+        raise KeyError(name)
+
+    def conveyor(self, name: str) -> ConveyorSpec:
+        """The conveyor called ``name``."""
+        for c in self.conveyors:
+            if c.name == name:
+                return c
+        raise KeyError(name)
+
+    def stations(self) -> dict[str, Station]:
+        """Every station by name: conveyor ends, trays and fixtures."""
+        out: dict[str, Station] = {}
+        for c in self.conveyors:
+            x, y = c.end if c.role is StationKind.INFEED else c.start
+            # the pick/place point sits a part's half-length in from the belt's end
+            inset = 0.1
+            dx, dy = math.cos(c.yaw) * inset, math.sin(c.yaw) * inset
+            if c.role is StationKind.INFEED:
+                x, y = x - dx, y - dy
+            else:
+                x, y = x + dx, y + dy
+            out[c.name] = Station(c.name, c.role, Pose(x, y, c.height, c.yaw))
+        for f in self.feeders:
+            if f.pose is not None:
+                out[f.name] = Station(f.name, StationKind.TRAY, f.pose)
+        for fx in self.fixtures:
+            out[fx.name] = Station(fx.name, StationKind.FIXTURE, fx.pose)
+        return out
+
+    def feeder_for(self, station: str) -> FeederSpec | None:
+        """The tray feeder whose tray is ``station``, if any."""
+        for f in self.feeders:
+            if f.name == station and f.pose is not None:
+                return f
+        return None

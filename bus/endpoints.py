@@ -1,0 +1,71 @@
+"""Endpoint naming: one base address gives every socket of a cell.
+
+Transport is configuration (DESIGN principle 2): the same code binds
+``inproc://`` in one process, ``ipc://`` across processes on a host and
+``tcp://`` across hosts; only this base changes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tempfile
+
+from bus.errors import ConfigError
+
+SOCKETS = ("clock", "cell", "control", "telemetry")
+"""The sockets of a cell, in port order for ``tcp://``."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Endpoints:
+    """The addresses of one cell's sockets."""
+
+    base: str
+    clock: str
+    cell: str
+    control: str
+    telemetry: str
+
+    @property
+    def transport(self) -> str:
+        """``inproc``, ``ipc`` or ``tcp``."""
+        return self.base.split("://", 1)[0]
+
+    @classmethod
+    def from_base(cls, base: str) -> Endpoints:
+        """Derive every socket's address from ``base``.
+
+        ``inproc://NAME`` and ``ipc://DIR`` get one name per socket
+        (``ipc://DIR/clock.sock``; DIR must exist); ``tcp://HOST:PORT`` uses
+        ``PORT`` for the clock and the next three ports for the rest.
+        """
+        scheme, sep, rest = base.partition("://")
+        if not sep or not rest:
+            raise ConfigError(
+                "--endpoint", base, "expected inproc://NAME, ipc://DIR or tcp://HOST:PORT"
+            )
+        if scheme == "inproc":
+            names = {s: f"inproc://{rest}/{s}" for s in SOCKETS}
+        elif scheme == "ipc":
+            names = {s: f"ipc://{os.path.join(rest, s)}.sock" for s in SOCKETS}
+        elif scheme == "tcp":
+            host, colon, port = rest.rpartition(":")
+            if not colon or not host or not port.isdigit() or not 0 < int(port) < 65532:
+                raise ConfigError("--endpoint", base, "tcp needs HOST:PORT with a port below 65532")
+            names = {s: f"tcp://{host}:{int(port) + i}" for i, s in enumerate(SOCKETS)}
+        else:
+            why = f"unknown transport {scheme!r}: use inproc, ipc or tcp"
+            raise ConfigError("--endpoint", base, why)
+        return cls(base=base, **names)
+
+
+def private_ipc_base(prefix: str = "lightsout-") -> str:
+    """A fresh ``ipc://`` base in a directory only this user can enter (mode 0700).
+
+    The directory's permissions are what guard ipc sockets: anyone who can
+    reach the socket file can speak to the cell.
+    """
+    path = tempfile.mkdtemp(prefix=prefix)
+    os.chmod(path, 0o700)
+    return f"ipc://{path}"

@@ -1,0 +1,186 @@
+"""The cell bus with the causal barrier: deterministic delivery across processes.
+
+The supervisor is the hub (a ROUTER); each agent is a spoke (a DEALER named
+after itself). Every message is an ``Envelope`` stamped with the sender's tick
+and a per-sender sequence. At tick ``k`` a receiver takes exactly the messages
+sent to it during tick ``k-1`` (the clock's ``Tick.expect`` says how many from
+whom) and processes them sorted by (sender, sequence). The order of arrival on
+the wire never matters, so the same seed gives the same run in one process or
+many (DESIGN principle 4).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from typing import Any
+
+import zmq
+
+from bus.codec import CodecError, decode, encode
+from bus.messages import Count, Envelope, ErrorReply, Message, Tick
+from bus.sockets import make_socket
+
+log = logging.getLogger(__name__)
+
+
+class Mailbox:
+    """One participant's end of the cell bus."""
+
+    def __init__(
+        self,
+        ctx: zmq.Context[Any],
+        endpoint: str,
+        name: str,
+        *,
+        hub: bool,
+        hub_name: str = "supervisor",
+        guard_s: float = 10.0,
+    ) -> None:
+        self.ctx = ctx
+        self.endpoint = endpoint
+        self.name = name
+        self.hub = hub
+        self.hub_name = hub_name
+        self.guard_s = guard_s
+        self.tick = 0
+        """The tick being processed; stamped on what is sent."""
+        self.malformed = 0
+        """Undecodable or misaddressed messages received (answered with an ErrorReply)."""
+        self.late = 0
+        """Messages that arrived after their tick was processed (dropped)."""
+        self.missing = 0
+        """Messages the barrier promised that never came within the guard."""
+        self.peers: set[str] = set()
+        """Names heard from (for the hub: the spokes it can address)."""
+        self._sock: zmq.Socket[Any] | None = None
+        self._seq: dict[str, int] = {}
+        self._sent: dict[str, int] = {}
+        self._pending: list[Envelope] = []
+
+    def setup(self) -> None:
+        """Bind (hub) or connect (spoke)."""
+        if self.hub:
+            self._sock = make_socket(self.ctx, zmq.ROUTER)
+            self._sock.setsockopt(zmq.ROUTER_MANDATORY, 1)
+            self._sock.bind(self.endpoint)
+        else:
+            self._sock = make_socket(self.ctx, zmq.DEALER, identity=self.name)
+            self._sock.connect(self.endpoint)
+
+    def close(self) -> None:
+        """Close the socket."""
+        if self._sock is not None:
+            self._sock.close(0)
+            self._sock = None
+
+    def send(self, dst: str, body: Message) -> bool:
+        """Send ``body`` to ``dst``; False if the hub cannot reach ``dst`` (not counted)."""
+        sock = self._require()
+        seq = self._seq.get(dst, 0)
+        env = Envelope(src=self.name, dst=dst, tick=self.tick, seq=seq, body=body)
+        payload = encode(env)
+        try:
+            if self.hub:
+                sock.send_multipart([dst.encode(), payload], zmq.NOBLOCK)
+            else:
+                if dst != self.hub_name:
+                    raise ValueError(f"{self.name} can only send to {self.hub_name}, not {dst}")
+                sock.send(payload, zmq.NOBLOCK)
+        except zmq.ZMQError as exc:
+            log.warning("%s: cannot send %s to %s: %s", self.name, body.TAG, dst, exc)
+            return False
+        self._seq[dst] = seq + 1
+        self._sent[dst] = self._sent.get(dst, 0) + 1
+        return True
+
+    def take_counts(self) -> tuple[Count, ...]:
+        """What was sent to whom this tick, for ``Done.sent``; resets the counts."""
+        out = tuple(Count(peer, n) for peer, n in sorted(self._sent.items()))
+        self._sent = {}
+        return out
+
+    def collect(self, tick: Tick) -> list[Envelope]:
+        """The messages sent to us during the previous tick, in deterministic order."""
+        self.tick = tick.tick
+        want = tick.tick - 1
+        need = {c.peer: c.n for c in tick.expect}
+        got: dict[str, int] = {}
+        batch: list[Envelope] = []
+        keep: list[Envelope] = []
+        for env in self._pending:
+            if env.tick == want:
+                batch.append(env)
+                got[env.src] = got.get(env.src, 0) + 1
+            elif env.tick > want:
+                keep.append(env)
+            else:
+                self.late += 1
+        self._pending = keep
+
+        def short() -> bool:
+            return any(got.get(s, 0) < n for s, n in need.items())
+
+        sock = self._require()
+        deadline = time.monotonic() + self.guard_s
+        while True:
+            for env in self._drain(sock):
+                if env.tick == want:
+                    batch.append(env)
+                    got[env.src] = got.get(env.src, 0) + 1
+                elif env.tick > want:
+                    self._pending.append(env)
+                else:
+                    self.late += 1
+            if not short():
+                break
+            left = deadline - time.monotonic()
+            if left <= 0:
+                lost = sum(max(0, n - got.get(s, 0)) for s, n in need.items())
+                self.missing += lost
+                log.warning("%s: %d message(s) of tick %d never came", self.name, lost, want)
+                break
+            sock.poll(int(left * 1000) + 1)
+        batch.sort(key=lambda e: (e.src, e.seq))
+        return batch
+
+    def _drain(self, sock: zmq.Socket[Any]) -> list[Envelope]:
+        out: list[Envelope] = []
+        while True:
+            try:
+                frames = sock.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return out
+            env = self._check(sock, frames)
+            if env is not None:
+                self.peers.add(env.src)
+                out.append(env)
+
+    def _check(self, sock: zmq.Socket[Any], frames: list[bytes]) -> Envelope | None:
+        ident = frames[0] if self.hub else b""
+        body = frames[1:] if self.hub else frames
+        try:
+            if len(body) != 1:
+                raise CodecError(f"expected 1 payload frame, got {len(body)}")
+            msg = decode(body[0])
+            if not isinstance(msg, Envelope):
+                raise CodecError(f"expected an envelope, got {msg.TAG}")
+            if msg.dst != self.name:
+                raise CodecError(f"envelope for {msg.dst!r} reached {self.name!r}")
+            if self.hub and msg.src != ident.decode(errors="replace"):
+                raise CodecError(f"envelope from {msg.src!r} on connection {ident!r}")
+        except CodecError as exc:
+            self.malformed += 1
+            log.warning("%s: malformed message dropped: %s", self.name, exc)
+            if self.hub:
+                reply = encode(ErrorReply(code="malformed", reason=str(exc)))
+                with contextlib.suppress(zmq.ZMQError):
+                    sock.send_multipart([ident, reply], zmq.NOBLOCK)
+            return None
+        return msg
+
+    def _require(self) -> zmq.Socket[Any]:
+        if self._sock is None:
+            raise RuntimeError("Mailbox.setup() was not called")
+        return self._sock

@@ -1,0 +1,340 @@
+"""Every message lightsout sends, as frozen dataclasses with a type tag.
+
+A message is a ``@message("tag")`` class: a frozen, slotted dataclass whose
+fields are primitives, string enums, nested messages or tuples of those. Time
+is always integer nanoseconds of sim time. The codec (``bus.codec``) turns
+them into msgpack maps ``{"type": tag, "v": version, <field>: <value>, ...}``;
+``docs/protocol.md`` lists them all for clients in other languages.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from collections.abc import Callable
+from typing import ClassVar, TypeVar, dataclass_transform
+
+from bus.enums import ExecStep, Grip, OpStatus, PackMLCommand, PackMLState, Skill, WorldEventKind
+
+REGISTRY: dict[str, type[Message]] = {}
+"""Every message class by its type tag; the codec decodes through it."""
+
+
+class Message:
+    """Base of all messages: carries the class-level tag and schema version."""
+
+    __slots__ = ()
+    TAG: ClassVar[str] = ""
+    VERSION: ClassVar[int] = 1
+
+
+M = TypeVar("M", bound=type[Message])
+
+
+@dataclass_transform(frozen_default=True)
+def message(tag: str, *, version: int = 1) -> Callable[[M], M]:
+    """Make ``cls`` a frozen slotted dataclass and register it under ``tag``."""
+
+    def wrap(cls: M) -> M:
+        if tag in REGISTRY:
+            raise ValueError(f"message tag {tag!r} registered twice")
+        made = typing.cast(M, dataclasses.dataclass(frozen=True, slots=True)(cls))
+        made.TAG = tag
+        made.VERSION = version
+        REGISTRY[tag] = made
+        return made
+
+    return wrap
+
+
+# ---------------------------------------------------------------- clock
+
+
+@message("count")
+class Count(Message):
+    """How many messages ``peer`` sent (in Done) or is owed (in Tick) for one tick."""
+
+    peer: str
+    n: int
+
+
+@message("join")
+class Join(Message):
+    """A participant asks the clock to include it in the barrier from the next tick."""
+
+    name: str
+    role: str
+    pid: int
+
+
+@message("tick")
+class Tick(Message):
+    """The clock opens control tick ``tick`` at sim time ``t_ns``.
+
+    ``expect`` is the causal barrier: for each sender, how many cell messages it
+    sent to this receiver during the previous tick. The receiver processes
+    exactly those before acting. ``sense`` is what the world tells this
+    participant (a ``RobotSense`` or a ``WorldSense``).
+    """
+
+    tick: int
+    t_ns: int
+    expect: tuple[Count, ...]
+    sense: Message | None
+
+
+@message("done")
+class Done(Message):
+    """A participant closes its tick: what it sent to whom, and what the world should do."""
+
+    tick: int
+    name: str
+    sent: tuple[Count, ...]
+    act: Message | None
+
+
+@message("shutdown")
+class Shutdown(Message):
+    """The clock ends the run; participants write their results and exit."""
+
+    t_ns: int
+    reason: str
+
+
+# ---------------------------------------------------------------- world <-> robot
+
+
+@message("part_pose")
+class PartPose(Message):
+    """Where a part is: position in metres, orientation as a quaternion (x, y, z, w)."""
+
+    part: str
+    kind: str
+    x: float
+    y: float
+    z: float
+    qx: float
+    qy: float
+    qz: float
+    qw: float
+
+
+@message("inspection")
+class Inspection(Message):
+    """What a camera sees of a unit: the kinds of part joined to it and if it is fastened."""
+
+    unit: str
+    kinds: tuple[str, ...]
+    fastened: bool
+
+
+@message("robot_sense")
+class RobotSense(Message):
+    """The world's report to one robot at a tick.
+
+    ``holding`` is the part in the gripper ("" for none); ``seen`` answers the
+    parts the robot asked to observe last tick; ``inspection`` answers an
+    inspect request.
+    """
+
+    robot: str
+    q: tuple[float, ...]
+    holding: str
+    seen: tuple[PartPose, ...]
+    inspection: Inspection | None
+
+
+@message("robot_act")
+class RobotAct(Message):
+    """A robot's command to the world for the coming tick.
+
+    ``q`` is the joint target to reach at the end of the tick (the world
+    interpolates per physics step); ``observe`` asks for the poses of parts;
+    ``fasten`` / ``inspect`` name a unit to act on ("" for none).
+    """
+
+    robot: str
+    q: tuple[float, ...]
+    grip: Grip
+    observe: tuple[str, ...]
+    fasten: str
+    inspect: str
+
+
+# ---------------------------------------------------------------- world <-> supervisor
+
+
+@message("world_event")
+class WorldEvent(Message):
+    """Something physical happened to a part.
+
+    ``location`` is a ledger location (``conveyor:infeed``, ``fixture:F1``,
+    ``gripper:R1``, ``unit:<part>``, ``feeder:battery_feeder``, ``floor``,
+    ``retired``); ``other`` names the robot or unit involved, if any.
+    """
+
+    t_ns: int
+    kind: WorldEventKind
+    part: str
+    part_kind: str
+    location: str
+    other: str
+
+
+@message("sensor_reading")
+class SensorReading(Message):
+    """A presence sensor's state: the part it sees ("" for none)."""
+
+    sensor: str
+    part: str
+
+
+@message("world_sense")
+class WorldSense(Message):
+    """The world's report to the supervisor: events since the last tick and all sensors."""
+
+    events: tuple[WorldEvent, ...]
+    sensors: tuple[SensorReading, ...]
+
+
+@message("world_act")
+class WorldAct(Message):
+    """The supervisor's requests to the world: parts to take out (shipped or scrapped)."""
+
+    retire: tuple[str, ...]
+
+
+# ---------------------------------------------------------------- cell bus (supervisor <-> agents)
+
+
+@message("envelope")
+class Envelope(Message):
+    """A cell-bus message with the causal-barrier header (sender, tick, per-peer sequence)."""
+
+    src: str
+    dst: str
+    tick: int
+    seq: int
+    body: Message
+
+
+@message("operation")
+class Operation(Message):
+    """One step of a recipe for one unit, as given to robots.
+
+    ``src`` and ``dst`` are station names (for pick_place); ``at`` is the
+    station where a fasten or inspect happens; ``part`` is the part to move.
+    """
+
+    op_id: str
+    unit: str
+    name: str
+    skill: Skill
+    part: str
+    part_kind: str
+    src: str
+    dst: str
+    at: str
+
+
+@message("call_for_bids")
+class CallForBids(Message):
+    """Contract net: the supervisor asks capable robots for their finish time."""
+
+    op: Operation
+
+
+@message("bid")
+class Bid(Message):
+    """A robot's estimated finish time for an operation, or ``finish_ns = -1`` to decline."""
+
+    op_id: str
+    robot: str
+    finish_ns: int
+
+
+@message("award")
+class Award(Message):
+    """Contract net: the operation goes to this robot."""
+
+    op: Operation
+    robot: str
+
+
+@message("revoke")
+class Revoke(Message):
+    """The supervisor takes an awarded, not yet started, operation back."""
+
+    op_id: str
+    robot: str
+
+
+@message("op_report")
+class OpReport(Message):
+    """A robot reports an operation started, finished or failed."""
+
+    op_id: str
+    robot: str
+    status: OpStatus
+    detail: str
+    t_ns: int
+    inspection: Inspection | None
+
+
+@message("op_started")
+class OpStarted(Message):
+    """A robot began moving for an operation."""
+
+    op_id: str
+    robot: str
+    t_ns: int
+
+
+@message("heartbeat")
+class Heartbeat(Message):
+    """A robot is alive at sim time ``t_ns``, in ``state`` / ``step``, running ``op_id``."""
+
+    robot: str
+    t_ns: int
+    state: PackMLState
+    step: ExecStep
+    op_id: str
+
+
+@message("state_changed")
+class StateChanged(Message):
+    """A robot's PackML state changed."""
+
+    robot: str
+    t_ns: int
+    src: PackMLState
+    dst: PackMLState
+    reason: str
+
+
+@message("command")
+class Command(Message):
+    """A PackML command for one robot; ``cmd_id`` makes a retry harmless."""
+
+    cmd_id: str
+    robot: str
+    command: PackMLCommand
+
+
+@message("command_reply")
+class CommandReply(Message):
+    """The answer to a Command: accepted or refused, and why."""
+
+    cmd_id: str
+    robot: str
+    accepted: bool
+    state: PackMLState
+    reason: str
+
+
+@message("error_reply")
+class ErrorReply(Message):
+    """The answer to input that could not be understood; ``code`` is stable for clients."""
+
+    code: str
+    reason: str

@@ -1,0 +1,80 @@
+"""The loop every clocked participant runs: the same in a thread or a process.
+
+A participant (a robot agent, the supervisor) implements ``Participant``; the
+loop owns the sockets, so the participant itself stays a plain object that
+can be stepped by a test with no sockets at all (py_trees' lifecycle).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any, Protocol
+
+import zmq
+
+from bus.clock import ClockClient
+from bus.endpoints import Endpoints
+from bus.mailbox import Mailbox
+from bus.messages import Envelope, Message, Shutdown, Tick
+
+log = logging.getLogger(__name__)
+
+
+class Outbox(Protocol):
+    """Where a participant sends cell messages during a tick."""
+
+    def send(self, dst: str, body: Message) -> bool:
+        """Send ``body`` to ``dst``."""
+
+
+class Participant(Protocol):
+    """What the clock loop drives."""
+
+    name: str
+    role: str
+
+    def step(self, tick: Tick, inbox: list[Envelope], out: Outbox) -> Message | None:
+        """Handle one tick: the inbox in order, then act; return the world command."""
+
+    def finish(self, t_ns: int, reason: str) -> None:
+        """The run ended at ``t_ns``: write results."""
+
+
+def run_participant(
+    part: Participant,
+    ctx: zmq.Context[Any],
+    endpoints: Endpoints,
+    *,
+    hub: bool,
+    silence_s: float = 60.0,
+    guard_s: float = 10.0,
+    stop: threading.Event | None = None,
+) -> int:
+    """Join the clock and step ``part`` until Shutdown; return an exit code.
+
+    Gives up (exit code 3) if the clock says nothing for ``silence_s`` seconds
+    of wall time: a cell whose clock died must not leave orphans behind.
+    """
+    clock = ClockClient(ctx, endpoints.clock, part.name, role=part.role)
+    mailbox = Mailbox(ctx, endpoints.cell, part.name, hub=hub, guard_s=guard_s)
+    mailbox.setup()
+    clock.setup()
+    code = 0
+    try:
+        while stop is None or not stop.is_set():
+            msg = clock.next(silence_s)
+            if msg is None:
+                log.error("%s: the clock has been silent for %.0f s; exiting", part.name, silence_s)
+                code = 3
+                break
+            if isinstance(msg, Shutdown):
+                part.finish(msg.t_ns, msg.reason)
+                break
+            inbox = mailbox.collect(msg)
+            act = part.step(msg, inbox, mailbox)
+            clock.done(msg.tick, mailbox.take_counts(), act)
+    finally:
+        clock.close()
+        mailbox.close()
+    return code
