@@ -23,6 +23,37 @@ class RobotModel(enum.StrEnum):
     """Franka Emika Panda with its hand."""
 
 
+MODEL_URDF: dict[RobotModel, str] = {
+    RobotModel.IIWA: "kuka_iiwa/model.urdf",
+    RobotModel.PANDA: "franka_panda/panda.urdf",
+}
+"""URDF of each model, relative to ``pybullet_data.getDataPath()``."""
+
+MODEL_ARM_JOINTS: dict[RobotModel, tuple[int, ...]] = {
+    RobotModel.IIWA: (0, 1, 2, 3, 4, 5, 6),
+    RobotModel.PANDA: (0, 1, 2, 3, 4, 5, 6),
+}
+"""Joint indices of the arm (what ``RobotAct.q`` and ``RobotSense.q`` list, in order)."""
+
+MODEL_FINGER_JOINTS: dict[RobotModel, tuple[int, ...]] = {
+    RobotModel.IIWA: (),
+    RobotModel.PANDA: (9, 10),
+}
+"""Joint indices of the fingers (driven open or closed by the world, for looks)."""
+
+MODEL_TOOL: dict[RobotModel, tuple[int, float]] = {
+    RobotModel.IIWA: (6, 0.10),
+    RobotModel.PANDA: (11, 0.0),
+}
+"""The tool centre point: (link index, offset in metres along that link's z axis).
+The world grasps at this point and the agent's IK aims it; both read this table."""
+
+MODEL_HOME: dict[RobotModel, tuple[float, ...]] = {
+    RobotModel.IIWA: (0.0, 0.4, 0.0, -1.3, 0.0, 1.4, 0.0),
+    RobotModel.PANDA: (0.0, -0.3, 0.0, -2.2, 0.0, 2.0, 0.785),
+}
+"""Joint positions of the home pose: tool above the base, pointing down."""
+
 MODEL_REACH: dict[RobotModel, tuple[float, float]] = {
     RobotModel.IIWA: (0.40, 0.74),
     RobotModel.PANDA: (0.30, 0.76),
@@ -147,7 +178,10 @@ class OperationSpec:
     For ``pick_place``, ``src`` and ``dst`` are station names, or ``unit`` for
     the fixture that holds the unit, or ``fixture`` for any free fixture. For
     ``fasten`` and ``inspect``, ``at`` is ``unit``. ``part`` names the part kind
-    moved (the recipe's base part kind moves the whole unit).
+    moved (the recipe's base part kind moves the whole unit). ``offset`` is
+    where the part goes on the unit, relative to the top centre of the unit's
+    base part in its own frame (metres): the bottom face of the placed part
+    lands there.
     """
 
     name: str
@@ -157,6 +191,7 @@ class OperationSpec:
     dst: str
     at: str
     after: tuple[str, ...]
+    offset: tuple[float, float, float] = (0.0, 0.0, 0.0)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

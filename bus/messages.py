@@ -224,6 +224,8 @@ class Operation(Message):
 
     ``src`` and ``dst`` are station names (for pick_place); ``at`` is the
     station where a fasten or inspect happens; ``part`` is the part to move.
+    ``onto_unit`` says the part is placed on the unit at ``dst`` at the offset
+    ``(dx, dy, dz)`` from the top centre of the unit's base part (in its frame).
     """
 
     op_id: str
@@ -235,6 +237,10 @@ class Operation(Message):
     src: str
     dst: str
     at: str
+    onto_unit: bool
+    dx: float
+    dy: float
+    dz: float
 
 
 @message("call_for_bids")
