@@ -1,0 +1,74 @@
+"""Process entry points for one participant: ``python -m cells.node agent|supervisor CELL``.
+
+The launcher starts these for ``--processes``; a user can start them by hand
+on other terminals or hosts (README, "Running the processes separately").
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+import zmq
+
+from bus.endpoints import Endpoints
+from bus.errors import LightsoutError
+from bus.participant import run_participant
+from cells.schema import load_cell
+from robots import RobotAgent
+from supervisor import Supervisor
+
+
+def run_agent(cell_path: str, robot: str, endpoint: str) -> int:
+    """Run one robot agent until the clock shuts the cell down."""
+    cell = load_cell(cell_path)
+    if robot not in {r.name for r in cell.robots}:
+        raise LightsoutError(f"{cell_path}: no robot {robot!r} in this cell")
+    agent = RobotAgent(cell, robot)
+    agent.setup()
+    ctx: zmq.Context[Any] = zmq.Context()
+    try:
+        return run_participant(agent, ctx, Endpoints.from_base(endpoint), hub=False)
+    finally:
+        agent.shutdown()
+        ctx.term()
+
+
+def run_supervisor(cell_path: str, endpoint: str, *, seed: int, out: Path | None) -> int:
+    """Run the supervisor until the clock shuts the cell down."""
+    cell = load_cell(cell_path)
+    sup = Supervisor(cell, seed=seed, out_dir=out)
+    ctx: zmq.Context[Any] = zmq.Context()
+    try:
+        return run_participant(sup, ctx, Endpoints.from_base(endpoint), hub=True)
+    finally:
+        ctx.term()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse arguments and run one participant."""
+    ap = argparse.ArgumentParser(prog="python -m cells.node")
+    ap.add_argument("role", choices=["agent", "supervisor"])
+    ap.add_argument("cell")
+    ap.add_argument("--endpoint", required=True)
+    ap.add_argument("--robot")
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--out", type=Path)
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    try:
+        if args.role == "agent":
+            if not args.robot:
+                ap.error("agent needs --robot")
+            return run_agent(args.cell, args.robot, args.endpoint)
+        return run_supervisor(args.cell, args.endpoint, seed=args.seed, out=args.out)
+    except LightsoutError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,200 @@
+"""``lightsout``: the one command-line entry point.
+
+Each subcommand returns an exit code; a known error prints one line
+``error: ...`` and exits 2; only bugs show a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from bus.errors import LightsoutError
+
+
+def _positive(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not v > 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+    return v
+
+
+def _seed(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"must not be negative, got {text}")
+    return v
+
+
+def cmd_run(args: argparse.Namespace, console: Console) -> int:
+    """Run a cell headless and print its KPIs."""
+    from cells.launch import RunOptions, run_cell, run_dir
+    from cells.schema import load_cell
+    from clients.kpi_table import print_kpis
+
+    cell = load_cell(args.cell)
+    name = args.name or f"{cell.name}-seed{args.seed}"
+    out = run_dir(Path(args.runs_dir), name)
+    opts = RunOptions(
+        seed=args.seed,
+        duration_s=args.duration,
+        processes=args.processes,
+        endpoint=args.endpoint,
+    )
+    mode = "processes over " + (args.endpoint or "ipc://") if args.processes else "one process"
+    console.print(
+        f"[bold]{cell.name}[/bold]: {args.duration:.0f} s of sim time, seed {args.seed}, {mode}"
+    )
+    with Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed:.0f}/{task.total:.0f} s sim"),
+        TimeElapsedColumn(),
+        console=console,
+        disable=args.quiet,
+        transient=False,
+    ) as bar:
+        task = bar.add_task("running", total=args.duration)
+
+        def on_tick(t_ns: int, total_ns: int) -> None:
+            if t_ns % 1_000_000_000 < 50_000_000:
+                bar.update(task, completed=t_ns / 1e9)
+
+        kpis = run_cell(cell, out, opts, progress=on_tick)
+        bar.update(task, completed=args.duration)
+    print_kpis(kpis, console)
+    console.print(f"results: {out / 'kpis.json'}  events: {out / 'events.jsonl'}")
+    return 0
+
+
+def cmd_validate(args: argparse.Namespace, console: Console) -> int:
+    """Check a cell file and say what it holds."""
+    from cells.schema import load_cell
+
+    cell = load_cell(args.cell)
+    console.print(
+        f"{args.cell}: ok: {len(cell.robots)} robots, {len(cell.fixtures)} fixtures, "
+        f"{len(cell.conveyors)} conveyors, {len(cell.feeders)} feeders, "
+        f"recipe {cell.recipe.product!r} with {len(cell.recipe.ops)} operations"
+    )
+    return 0
+
+
+def cmd_node(args: argparse.Namespace, console: Console) -> int:
+    """Run one participant process (agent or supervisor) of a cell started elsewhere."""
+    from cells.node import run_agent, run_supervisor
+
+    if args.command == "agent":
+        return run_agent(args.cell, args.robot, args.endpoint)
+    return run_supervisor(args.cell, args.endpoint, seed=args.seed, out=args.out)
+
+
+def cmd_sim(args: argparse.Namespace, console: Console) -> int:
+    """Run only the sim server (world and clock); participants connect to it."""
+    import zmq
+
+    from bus.endpoints import Endpoints
+    from cells.schema import load_cell
+    from sim import SimServer
+
+    cell = load_cell(args.cell)
+    ctx: zmq.Context[object] = zmq.Context()
+    server = SimServer(
+        cell,
+        Endpoints.from_base(args.endpoint),
+        seed=args.seed,
+        duration_s=args.duration,
+        ctx=ctx,
+        join_timeout_s=args.join_timeout,
+    )
+    try:
+        server.setup()
+        console.print(f"sim server for {cell.name} on {args.endpoint}; waiting for participants")
+        return server.run()
+    finally:
+        server.shutdown()
+        ctx.term()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every subcommand."""
+    ap = argparse.ArgumentParser(
+        prog="lightsout", description="Run and steer lights-out robotic cells."
+    )
+    ap.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
+    sub = ap.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run a cell headless and print its KPIs")
+    run.add_argument("cell", help="cell file, e.g. cells/assembly.toml")
+    run.add_argument("--duration", type=_positive, default=600.0, help="sim seconds (default 600)")
+    run.add_argument("--seed", type=_seed, default=1, help="random seed (default 1)")
+    run.add_argument(
+        "--processes", action="store_true", help="one OS process per agent and the supervisor"
+    )
+    run.add_argument("--endpoint", help="base endpoint (inproc://NAME, ipc://DIR, tcp://HOST:PORT)")
+    run.add_argument("--name", help="run name (default CELL-seedN); results go to RUNS_DIR/NAME")
+    run.add_argument("--runs-dir", default="runs", help="where runs are written (default runs/)")
+    run.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    run.set_defaults(func=cmd_run)
+
+    val = sub.add_parser("validate", help="check a cell file")
+    val.add_argument("cell")
+    val.set_defaults(func=cmd_validate)
+
+    simp = sub.add_parser("sim", help="run only the sim server (world and clock)")
+    simp.add_argument("cell")
+    simp.add_argument("--endpoint", required=True)
+    simp.add_argument("--duration", type=_positive, default=600.0)
+    simp.add_argument("--seed", type=_seed, default=1)
+    simp.add_argument("--join-timeout", type=_positive, default=300.0)
+    simp.set_defaults(func=cmd_sim)
+
+    agent = sub.add_parser("agent", help="run one robot agent process")
+    agent.add_argument("cell")
+    agent.add_argument("--robot", required=True)
+    agent.add_argument("--endpoint", required=True)
+    agent.set_defaults(func=cmd_node)
+
+    supv = sub.add_parser("supervisor", help="run the supervisor process")
+    supv.add_argument("cell")
+    supv.add_argument("--endpoint", required=True)
+    supv.add_argument("--seed", type=_seed, default=1)
+    supv.add_argument("--out", type=Path, help="directory for kpis.json and events.jsonl")
+    supv.set_defaults(func=cmd_node)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``lightsout`` command."""
+    args = build_parser().parse_args(argv)
+    console = Console(stderr=False)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(message)s",
+        handlers=[RichHandler(console=Console(stderr=True), show_path=False)],
+    )
+    try:
+        code: int = args.func(args, console)
+        return code
+    except LightsoutError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

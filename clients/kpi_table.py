@@ -1,0 +1,72 @@
+"""The KPI summary as a rich table: what a headless run prints at its end."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.1f}%"
+
+
+def kpi_tables(kpis: dict[str, Any]) -> list[Table]:
+    """The cell summary and the per-robot table."""
+    cell = Table(title=f"{kpis.get('cell', 'cell')} - seed {kpis.get('seed')}", show_header=False)
+    cell.add_column("KPI", style="bold")
+    cell.add_column("value", justify="right")
+    ct = kpis["cycle_time_s"]
+    led = kpis["ledger"]
+    rows = [
+        ("sim time", f"{kpis['duration_s']:.0f} s"),
+        ("units completed", str(kpis["units_completed"])),
+        ("units scrapped", str(kpis["units_scrapped"])),
+        ("units in progress", str(kpis.get("units_in_progress", 0))),
+        ("throughput", f"{kpis['throughput_per_hour']:.1f} units/h"),
+        (
+            "cycle time (mean / min / max)",
+            "-"
+            if ct["mean"] is None
+            else f"{ct['mean']:.1f} / {ct['min']:.1f} / {ct['max']:.1f} s",
+        ),
+        (
+            "parts created / shipped / scrapped / WIP",
+            f"{led['created']} / {led['shipped']} / {led['scrapped']} / {led['wip']}",
+        ),
+        ("ledger balanced", "yes" if kpis["ledger_balanced"] else "[red]NO[/red]"),
+    ]
+    for k, v in rows:
+        cell.add_row(k, v)
+    robots = Table(title="robots")
+    for col in (
+        "robot",
+        "state",
+        "utilisation",
+        "busy",
+        "starved",
+        "blocked",
+        "ops done",
+        "failed",
+    ):
+        robots.add_column(col, justify="left" if col in ("robot", "state") else "right")
+    for name, r in kpis["robots"].items():
+        robots.add_row(
+            name,
+            r["state"],
+            _pct(r["utilisation"]),
+            f"{r['busy_s']:.0f} s",
+            f"{r['starved_s']:.0f} s",
+            f"{r['blocked_s']:.0f} s",
+            str(r["ops_done"]),
+            str(r["ops_failed"]),
+        )
+    return [cell, robots]
+
+
+def print_kpis(kpis: dict[str, Any], console: Console | None = None) -> None:
+    """Print the KPI tables."""
+    console = console or Console()
+    for t in kpi_tables(kpis):
+        console.print(t)

@@ -1,0 +1,41 @@
+"""The event log: one JSON object per line, in sim-time order, byte-stable.
+
+Keys are sorted and floats are written as Python prints them, so the same run
+gives the same bytes (DESIGN principle 4); tests compare logs byte for byte.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import IO, Any
+
+
+class EventLog:
+    """Appends events to ``events.jsonl`` (or only counts them when ``path`` is None)."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self.count = 0
+        self._fh: IO[str] | None = None
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._fh = path.open("w", encoding="utf-8")
+
+    def write(self, t_ns: int, kind: str, **fields: Any) -> None:
+        """Record one event at sim time ``t_ns``."""
+        self.count += 1
+        if self._fh is not None:
+            rec = {"t_ns": t_ns, "kind": kind, **fields}
+            self._fh.write(json.dumps(rec, sort_keys=True, separators=(",", ":")) + "\n")
+
+    def flush(self) -> None:
+        """Push buffered events to disk."""
+        if self._fh is not None:
+            self._fh.flush()
+
+    def close(self) -> None:
+        """Flush and close."""
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None

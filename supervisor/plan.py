@@ -1,0 +1,136 @@
+"""Recipes become units and operations; operations move through their states.
+
+A unit is one product being built, named after its base part (the frame),
+bound to the fixture that holds it. Each recipe step becomes an ``Op`` of that
+unit, with its stations resolved (``fixture`` / ``unit`` become the unit's
+fixture) and its part bound when it is auctioned.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+
+from bus.cellspec import OperationSpec, RecipeSpec
+from bus.enums import Skill
+from bus.messages import Operation
+
+PLACEHOLDERS = ("fixture", "unit")
+
+
+class OpState(enum.StrEnum):
+    """Where an operation is in its life."""
+
+    WAITING = "waiting"
+    """Some operation it comes after is not done."""
+    READY = "ready"
+    """Its predecessors are done; it waits for material, a free station or a robot."""
+    AUCTION = "auction"
+    """A call for bids is out."""
+    AWARDED = "awarded"
+    """A robot has it queued."""
+    RUNNING = "running"
+    """A robot is moving for it."""
+    DONE = "done"
+    """Completed."""
+    CANCELLED = "cancelled"
+    """Dropped with its unit (the unit was scrapped)."""
+
+
+@dataclasses.dataclass(slots=True)
+class Op:
+    """One recipe step of one unit."""
+
+    unit: str
+    spec: OperationSpec
+    src: str
+    dst: str
+    at: str
+    state: OpState = OpState.WAITING
+    part: str = ""
+    robot: str = ""
+    auction_tick: int = -1
+    not_before_ns: int = 0
+    attempts: int = 0
+    started_ns: int = -1
+
+    @property
+    def op_id(self) -> str:
+        """Stable id: ``<unit>/<step>``."""
+        return f"{self.unit}/{self.spec.name}"
+
+    @property
+    def stations(self) -> tuple[str, ...]:
+        """The stations this operation occupies while it runs."""
+        return tuple(s for s in (self.src, self.dst, self.at) if s)
+
+    def message(self, base_kind: str) -> Operation:
+        """The operation as robots see it."""
+        onto = self.spec.skill is Skill.PICK_PLACE and self.spec.dst == "unit"
+        dx, dy, dz = self.spec.offset
+        return Operation(
+            op_id=self.op_id,
+            unit=self.unit,
+            name=self.spec.name,
+            skill=self.spec.skill,
+            part=self.part,
+            part_kind=self.spec.part,
+            src=self.src,
+            dst=self.dst,
+            at=self.at,
+            onto_unit=onto and self.spec.part != base_kind,
+            dx=dx,
+            dy=dy,
+            dz=dz,
+        )
+
+
+@dataclasses.dataclass(slots=True)
+class Unit:
+    """One product in the making, held by one fixture."""
+
+    unit_id: str
+    fixture: str
+    created_ns: int
+    ops: dict[str, Op]
+    rejected: bool = False
+    reason: str = ""
+    finished_ns: int = -1
+
+    def op(self, name: str) -> Op:
+        """The step called ``name``."""
+        return self.ops[name]
+
+
+def make_unit(recipe: RecipeSpec, unit_id: str, fixture: str, now_ns: int) -> Unit:
+    """Build a unit's operations from the recipe, bound to ``fixture``."""
+
+    def resolve(station: str) -> str:
+        return fixture if station in PLACEHOLDERS else station
+
+    ops = {
+        s.name: Op(unit=unit_id, spec=s, src=resolve(s.src), dst=resolve(s.dst), at=resolve(s.at))
+        for s in recipe.ops
+    }
+    unit = Unit(unit_id=unit_id, fixture=fixture, created_ns=now_ns, ops=ops)
+    for op in ops.values():
+        if op.spec.part == recipe.base:
+            op.part = unit_id
+    refresh(unit)
+    return unit
+
+
+def refresh(unit: Unit) -> list[Op]:
+    """Move WAITING operations whose predecessors are done to READY; return them."""
+    done = {n for n, o in unit.ops.items() if o.state is OpState.DONE}
+    woke = []
+    for op in unit.ops.values():
+        if op.state is OpState.WAITING and set(op.spec.after) <= done:
+            op.state = OpState.READY
+            woke.append(op)
+    return woke
+
+
+def finished(unit: Unit) -> bool:
+    """Whether every step of the unit is done."""
+    return all(o.state is OpState.DONE for o in unit.ops.values())

@@ -1,0 +1,508 @@
+"""The cell supervisor: allocates operations by contract net and keeps the ledger.
+
+Each tick it reads what the world reports (parts spawned, grasped, settled,
+arrived; the sensors), handles what the robots said (heartbeats, state
+changes, bids, reports), brings robots up to Execute, starts a unit when a
+base part waits at the infeed and a fixture is free, auctions every ready
+operation to the capable robots that reach its stations (each bids its finish
+time; the earliest wins), and retires finished units at the end of the
+outfeed. It never moves a joint: the world acts, the robots move.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from bus.cellspec import CellSpec, RobotSpec, StationKind
+from bus.enums import OpStatus, PackMLCommand, PackMLState, Skill, WorldEventKind
+from bus.messages import (
+    Award,
+    Bid,
+    CallForBids,
+    Command,
+    CommandReply,
+    Envelope,
+    Heartbeat,
+    Message,
+    OpReport,
+    OpStarted,
+    StateChanged,
+    Tick,
+    WorldAct,
+    WorldEvent,
+    WorldSense,
+)
+from bus.participant import Outbox
+from supervisor.journal import EventLog
+from supervisor.kpis import NS, Kpis
+from supervisor.ledger import Ledger, LedgerError
+from supervisor.plan import Op, OpState, Unit, finished, make_unit, refresh
+
+log = logging.getLogger(__name__)
+
+AUCTION_TICKS = 2
+"""A call for bids sent at tick k is answered at k+1 and read at k+2."""
+RETRY_NS = NS // 2
+"""Wait after a failed auction or operation before trying again."""
+COMMAND_RETRY_NS = 2 * NS
+"""Resend an unanswered command (same id) after this long."""
+
+
+@dataclasses.dataclass(slots=True)
+class RobotView:
+    """What the supervisor knows about one robot."""
+
+    spec: RobotSpec
+    state: PackMLState | None = None
+    alive: bool = False
+    last_seen_ns: int = 0
+    ops: list[str] = dataclasses.field(default_factory=list)
+    pending_cmd: str = ""
+    pending_since_ns: int = 0
+    pending_command: PackMLCommand | None = None
+
+
+class Supervisor:
+    """The cell's planner and bookkeeper; a ``bus.Participant``."""
+
+    role = "supervisor"
+
+    def __init__(
+        self,
+        cell: CellSpec,
+        *,
+        seed: int = 0,
+        out_dir: Path | None = None,
+        name: str = "supervisor",
+    ) -> None:
+        self.cell = cell
+        self.name = name
+        self.seed = seed
+        self.out_dir = out_dir
+        self.stations = cell.stations()
+        self.ledger = Ledger()
+        self.kpis = Kpis([r.name for r in cell.robots])
+        self.events = EventLog(out_dir / "events.jsonl" if out_dir else None)
+        self.robots = {r.name: RobotView(r) for r in cell.robots}
+        self.units: dict[str, Unit] = {}
+        self.ops: dict[str, Op] = {}
+        self.bids: dict[str, list[tuple[int, str]]] = {}
+        self.busy_stations: dict[str, str] = {}
+        self.sensors: dict[str, str] = {}
+        self.result: dict[str, Any] = {}
+        self.counters = {"unknown_part_events": 0, "unexpected_messages": 0, "stale_bids": 0}
+        self.now = 0
+        self.tick = 0
+        self._cmd_seq = 0
+        self._retire: list[str] = []
+        self.intake = self._intake_station()
+        self.outfeeds = sorted(c.name for c in cell.conveyors if c.role is StationKind.OUTFEED)
+
+    # ------------------------------------------------------------------ loop
+
+    def step(self, tick: Tick, inbox: list[Envelope], out: Outbox) -> Message | None:
+        """One control tick (see the module docstring for the order)."""
+        self.now, self.tick = tick.t_ns, tick.tick
+        if isinstance(tick.sense, WorldSense):
+            for ev in tick.sense.events:
+                self._world_event(ev)
+            self.sensors = {s.sensor: s.part for s in tick.sense.sensors}
+        for env in inbox:
+            self._message(env.src, env.body)
+        self._liveness()
+        self._bring_up(out)
+        self._start_units()
+        self._ship()
+        self._close_auctions(out)
+        self._open_auctions(out)
+        self._account()
+        retire, self._retire = tuple(self._retire), []
+        return WorldAct(retire=retire)
+
+    def finish(self, t_ns: int, reason: str) -> None:
+        """Write ``kpis.json`` and close the event log."""
+        self.now = t_ns
+        self.events.write(t_ns, "run_end", reason=reason)
+        self.result = self.report()
+        self.events.close()
+        if self.out_dir is not None:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            text = json.dumps(self.result, indent=2, sort_keys=True)
+            (self.out_dir / "kpis.json").write_text(text + "\n", encoding="utf-8")
+
+    def report(self) -> dict[str, Any]:
+        """The KPIs and ledger totals now."""
+        led = self.ledger
+        extra = {
+            "cell": self.cell.name,
+            "seed": self.seed,
+            "ledger": {
+                "created": led.created,
+                "shipped": led.shipped,
+                "scrapped": led.scrapped,
+                "wip": led.wip,
+                "by_location": led.by_location(),
+            },
+            "ledger_balanced": led.check(),
+            "units_in_progress": sum(1 for u in self.units.values() if u.finished_ns < 0),
+            "events": self.events.count,
+            "counters": dict(sorted(self.counters.items())),
+        }
+        return self.kpis.report(self.now, extra)
+
+    # ------------------------------------------------------------------ world
+
+    def _world_event(self, ev: WorldEvent) -> None:
+        fields = {"part": ev.part, "part_kind": ev.part_kind, "location": ev.location}
+        try:
+            if ev.kind is WorldEventKind.SPAWNED:
+                self.ledger.create(ev.part, ev.part_kind, ev.location)
+                self.events.write(ev.t_ns, "part_created", **fields)
+                return
+            if ev.kind in (WorldEventKind.RETIRED, WorldEventKind.FASTENED):
+                self.events.write(ev.t_ns, f"part_{ev.kind.value}", **fields)
+                return
+            old = self.ledger.move(ev.part, ev.location)
+        except LedgerError as exc:
+            self.counters["unknown_part_events"] += 1
+            log.warning("supervisor: %s ignored: %s", ev.kind.value, exc)
+            return
+        if old != ev.location:
+            self.events.write(ev.t_ns, "part_moved", src=old, dst=ev.location, **fields)
+
+    # ------------------------------------------------------------------ robots
+
+    def _message(self, src: str, body: Message) -> None:
+        robot = self.robots.get(src)
+        if robot is None:
+            self.counters["unexpected_messages"] += 1
+            return
+        if not robot.alive:
+            robot.alive = True
+            self.events.write(self.now, "robot_joined", robot=src)
+        robot.last_seen_ns = self.now
+        if isinstance(body, Heartbeat):
+            if body.state is not robot.state:
+                self._set_state(robot, body.state, "heartbeat")
+        elif isinstance(body, StateChanged):
+            self._set_state(robot, body.dst, body.reason)
+        elif isinstance(body, CommandReply):
+            if body.cmd_id == robot.pending_cmd:
+                robot.pending_cmd, robot.pending_command = "", None
+            if not body.accepted:
+                self.events.write(self.now, "command_refused", robot=src, reason=body.reason)
+        elif isinstance(body, Bid):
+            bids = self.bids.get(body.op_id)
+            if bids is None:
+                self.counters["stale_bids"] += 1
+            elif body.finish_ns >= 0:
+                bids.append((body.finish_ns, src))
+        elif isinstance(body, OpStarted):
+            op = self.ops.get(body.op_id)
+            if op is not None and op.robot == src and op.state is OpState.AWARDED:
+                op.state, op.started_ns = OpState.RUNNING, self.now
+                self.kpis.op_started(src, self.now)
+                self.events.write(self.now, "op_started", op=op.op_id, robot=src)
+        elif isinstance(body, OpReport):
+            self._op_report(src, body)
+        else:
+            self.counters["unexpected_messages"] += 1
+
+    def _set_state(self, robot: RobotView, state: PackMLState, reason: str) -> None:
+        name = robot.spec.name
+        old = robot.state
+        robot.state = state
+        self.kpis.state(name, state, self.now)
+        src = old.value if old is not None else ""
+        self.events.write(
+            self.now, "robot_state", robot=name, src=src, dst=state.value, reason=reason
+        )
+        if state not in (PackMLState.EXECUTE, PackMLState.HOLDING, PackMLState.HELD):
+            # a robot leaving production gives back what it has not started
+            for op_id in list(robot.ops):
+                op = self.ops[op_id]
+                if op.state is OpState.AWARDED:
+                    self._requeue(op, f"{name} left Execute ({state.value})")
+
+    def _send_command(self, robot: RobotView, cmd: PackMLCommand, out: Outbox) -> None:
+        self._cmd_seq += 1
+        robot.pending_cmd = f"sup-{self._cmd_seq}"
+        robot.pending_command = cmd
+        robot.pending_since_ns = self.now
+        out.send(robot.spec.name, Command(robot.pending_cmd, robot.spec.name, cmd))
+        self.events.write(self.now, "command", robot=robot.spec.name, command=cmd.value)
+
+    def _bring_up(self, out: Outbox) -> None:
+        """Drive every live robot towards Execute (Reset, Start, Clear)."""
+        wanted = {
+            PackMLState.STOPPED: PackMLCommand.RESET,
+            PackMLState.COMPLETE: PackMLCommand.RESET,
+            PackMLState.IDLE: PackMLCommand.START,
+            PackMLState.ABORTED: PackMLCommand.CLEAR,
+        }
+        for robot in self.robots.values():
+            if not robot.alive or robot.state is None:
+                continue
+            if robot.pending_cmd:
+                if self.now - robot.pending_since_ns < COMMAND_RETRY_NS:
+                    continue
+                assert robot.pending_command is not None
+                out.send(
+                    robot.spec.name,
+                    Command(robot.pending_cmd, robot.spec.name, robot.pending_command),
+                )
+                robot.pending_since_ns = self.now
+                continue
+            cmd = wanted.get(robot.state)
+            if cmd is not None:
+                self._send_command(robot, cmd, out)
+
+    def _liveness(self) -> None:
+        """A robot silent for 3 heartbeat intervals of sim time is lost; its work is re-auctioned."""
+        limit = int(3 * self.cell.heartbeat_s * NS)
+        for name, robot in self.robots.items():
+            if robot.alive and self.now - robot.last_seen_ns > limit:
+                robot.alive = False
+                robot.pending_cmd = ""
+                self.events.write(self.now, "robot_lost", robot=name)
+                for op_id in list(robot.ops):
+                    self._requeue(self.ops[op_id], f"{name} lost")
+
+    # ------------------------------------------------------------------ units
+
+    def _intake_station(self) -> str:
+        for op in self.cell.recipe.ops:
+            if op.part == self.cell.recipe.base and op.dst == "fixture":
+                return op.src
+        return ""
+
+    def _start_units(self) -> None:
+        """Start a unit for the base part waiting at the intake, if a fixture is free."""
+        if not self.intake:
+            return
+        part = self.sensors.get(f"{self.intake}.end", "")
+        if not part or part in self.units or part not in self.ledger.live:
+            return
+        busy = {u.fixture for u in self.units.values() if u.finished_ns < 0 and u.fixture}
+        free = [f.name for f in self.cell.fixtures if f.name not in busy]
+        if not free:
+            return
+        unit = make_unit(self.cell.recipe, part, free[0], self.now)
+        self.units[part] = unit
+        for op in unit.ops.values():
+            self.ops[op.op_id] = op
+        self.events.write(self.now, "unit_started", unit=part, fixture=free[0])
+
+    def _unit_parts(self, unit_id: str) -> list[str]:
+        return [unit_id, *self.ledger.at(f"unit:{unit_id}")]
+
+    def _ship(self) -> None:
+        """Retire finished units that reached the end of an outfeed."""
+        for conveyor in self.outfeeds:
+            part = self.sensors.get(f"{conveyor}.end", "")
+            unit = self.units.get(part)
+            if unit is None or unit.finished_ns >= 0 or not finished(unit):
+                continue
+            if part not in self.ledger.live:
+                continue
+            parts = self._unit_parts(part)
+            for p in parts:
+                if unit.rejected:
+                    self.ledger.scrap(p)
+                else:
+                    self.ledger.ship(p)
+            unit.finished_ns = self.now
+            if unit.rejected:
+                self.kpis.units_scrapped += 1
+                self.events.write(
+                    self.now, "unit_scrapped", unit=part, parts=parts, reason=unit.reason
+                )
+            else:
+                self.kpis.shipped(unit.created_ns, self.now)
+                cycle = round((self.now - unit.created_ns) / NS, 3)
+                self.events.write(self.now, "unit_shipped", unit=part, parts=parts, cycle_s=cycle)
+            self._retire.append(part)
+
+    def _scrap_unit(self, unit: Unit, reason: str) -> None:
+        """A unit that cannot be finished: scrap its parts, cancel its steps, free its fixture."""
+        parts = [p for p in self._unit_parts(unit.unit_id) if p in self.ledger.live]
+        for p in parts:
+            self.ledger.scrap(p)
+        for op in unit.ops.values():
+            if op.state not in (OpState.DONE, OpState.CANCELLED):
+                self._release(op)
+                op.state = OpState.CANCELLED
+        unit.finished_ns = self.now
+        unit.rejected, unit.reason = True, reason
+        self.kpis.units_scrapped += 1
+        self.events.write(self.now, "unit_scrapped", unit=unit.unit_id, parts=parts, reason=reason)
+        self._retire.append(unit.unit_id)
+
+    # ------------------------------------------------------------------ operations
+
+    def _op_report(self, src: str, rep: OpReport) -> None:
+        op = self.ops.get(rep.op_id)
+        if op is None or op.robot != src or op.state not in (OpState.AWARDED, OpState.RUNNING):
+            self.counters["unexpected_messages"] += 1
+            return
+        ok = rep.status is OpStatus.DONE
+        self.kpis.op_ended(src, self.now, ok=ok)
+        self.events.write(
+            self.now, f"op_{rep.status.value}", op=op.op_id, robot=src, detail=rep.detail
+        )
+        if not ok:
+            self._requeue(op, rep.detail or rep.status.value)
+            return
+        self._release(op)
+        op.state = OpState.DONE
+        unit = self.units[op.unit]
+        if op.spec.skill is Skill.INSPECT:
+            self._judge(unit, rep)
+        for woke in refresh(unit):
+            self.events.write(self.now, "op_ready", op=woke.op_id)
+
+    def _judge(self, unit: Unit, rep: OpReport) -> None:
+        """Compare what the camera saw with what the recipe puts on the unit."""
+        base = self.cell.recipe.base
+        want = sorted(
+            o.part for o in self.cell.recipe.ops if o.skill is Skill.PICK_PLACE and o.part != base
+        )
+        seen = sorted(rep.inspection.kinds) if rep.inspection else []
+        fastened = bool(rep.inspection and rep.inspection.fastened)
+        ok = seen == want and fastened
+        if not ok:
+            unit.rejected = True
+            unit.reason = f"inspection: saw {seen}, fastened={fastened}"
+        self.events.write(
+            self.now, "inspected", unit=unit.unit_id, ok=ok, seen=seen, fastened=fastened
+        )
+
+    def _release(self, op: Op) -> None:
+        for st in op.stations:
+            if self.busy_stations.get(st) == op.op_id:
+                del self.busy_stations[st]
+        if op.robot:
+            robot = self.robots[op.robot]
+            if op.op_id in robot.ops:
+                robot.ops.remove(op.op_id)
+        self.bids.pop(op.op_id, None)
+
+    def _requeue(self, op: Op, reason: str) -> None:
+        """Give an operation back to the auction; scrap what fell where no robot can take it."""
+        self._release(op)
+        op.robot = ""
+        op.attempts += 1
+        op.state = OpState.READY
+        op.not_before_ns = self.now + RETRY_NS
+        self.events.write(self.now, "op_requeued", op=op.op_id, reason=reason, attempts=op.attempts)
+        if op.part and op.part in self.ledger.live and self.ledger.location(op.part) == "floor":
+            unit = self.units[op.unit]
+            if op.part == unit.unit_id:
+                self._scrap_unit(unit, f"{op.part} fell")
+                return
+            self.ledger.scrap(op.part)
+            self._retire.append(op.part)
+            self.events.write(self.now, "part_scrapped", part=op.part, reason="fell")
+            op.part = ""
+
+    def _material(self, op: Op) -> str:
+        """The part this operation would move, or "" if none is there yet."""
+        if op.part:
+            return op.part
+        if op.spec.skill is not Skill.PICK_PLACE:
+            return "-"
+        taken = {o.part for o in self.ops.values() if o.part and o.state is not OpState.DONE}
+        for p in self.ledger.at(f"feeder:{op.src}"):
+            if self.ledger.kind(p) == op.spec.part and p not in taken:
+                return p
+        return ""
+
+    def _candidates(self, op: Op) -> list[RobotView]:
+        poses = [self.stations[s].pose for s in op.stations]
+        return [
+            r
+            for r in self.robots.values()
+            if r.alive
+            and r.state is PackMLState.EXECUTE
+            and op.spec.skill in r.spec.capabilities
+            and len(r.ops) < 2
+            and all(r.spec.reaches(p) for p in poses)
+        ]
+
+    def _open_auctions(self, out: Outbox) -> None:
+        base = self.cell.recipe.base
+        for unit in self.units.values():
+            if unit.finished_ns >= 0:
+                continue
+            for op in unit.ops.values():
+                if op.state is not OpState.READY or self.now < op.not_before_ns:
+                    continue
+                if any(st in self.busy_stations for st in op.stations):
+                    continue
+                part = self._material(op)
+                if not part:
+                    continue
+                robots = self._candidates(op)
+                if not robots:
+                    continue
+                if op.spec.skill is Skill.PICK_PLACE:
+                    op.part = part
+                op.state, op.auction_tick = OpState.AUCTION, self.tick
+                self.bids[op.op_id] = []
+                for st in op.stations:
+                    self.busy_stations[st] = op.op_id
+                msg = CallForBids(op.message(base))
+                for r in robots:
+                    out.send(r.spec.name, msg)
+                names = [r.spec.name for r in robots]
+                self.events.write(self.now, "auction", op=op.op_id, part=op.part, robots=names)
+
+    def _close_auctions(self, out: Outbox) -> None:
+        base = self.cell.recipe.base
+        for op_id in sorted(self.bids):
+            op = self.ops[op_id]
+            if op.state is not OpState.AUCTION or self.tick < op.auction_tick + AUCTION_TICKS:
+                continue
+            bids = sorted(b for b in self.bids.pop(op_id) if self.robots[b[1]].alive)
+            if not bids:
+                self._release(op)
+                op.state, op.not_before_ns = OpState.READY, self.now + RETRY_NS
+                if op.spec.part != base and op.spec.skill is Skill.PICK_PLACE:
+                    op.part = ""
+                self.events.write(self.now, "auction_failed", op=op_id)
+                continue
+            finish, winner = bids[0]
+            op.state, op.robot = OpState.AWARDED, winner
+            self.robots[winner].ops.append(op_id)
+            out.send(winner, Award(op.message(base), winner))
+            self.events.write(
+                self.now,
+                "op_awarded",
+                op=op_id,
+                robot=winner,
+                finish_ns=finish,
+                bids=[[r, f] for f, r in bids],
+            )
+
+    def _account(self) -> None:
+        """Sample starved / blocked time for robots idle in Execute."""
+        tick_ns = self.cell.tick_ns
+        ready = [o for o in self.ops.values() if o.state is OpState.READY]
+        for name, robot in self.robots.items():
+            if not robot.alive or robot.state is not PackMLState.EXECUTE or robot.ops:
+                continue
+            doable = [
+                o
+                for o in ready
+                if o.spec.skill in robot.spec.capabilities
+                and all(robot.spec.reaches(self.stations[s].pose) for s in o.stations)
+            ]
+            stats = self.kpis.robots[name]
+            if any(st in self.busy_stations for o in doable for st in o.stations):
+                stats.blocked_ns += tick_ns
+            else:
+                stats.starved_ns += tick_ns
