@@ -1,0 +1,136 @@
+"""Parts: the boxes the cell moves, their table and the geometry the world reasons with.
+
+A part is a dynamic PyBullet box made from a ``PartKind``. The world keeps one
+``Part`` record per live part; its ``location`` is the ledger location the
+supervisor is told about (DESIGN principle 5), and only changes together with
+a ``WorldEvent``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import pybullet as p
+
+from bus.cellspec import PartKind
+
+FRICTION = 0.8
+"""Lateral friction of parts, belts, trays and fixtures: parts ride a belt without slipping."""
+
+Vec3 = tuple[float, float, float]
+Quat = tuple[float, float, float, float]
+
+
+@dataclasses.dataclass(slots=True)
+class Part:
+    """One live part in the world."""
+
+    id: str
+    kind: PartKind
+    body: int
+    location: str
+    feeder: str = ""
+    """The feeder that made it ("" for parts placed by hand)."""
+    unit: str = ""
+    """The unit base it is joined to ("" if it is free or is a base itself)."""
+    joint: int = -1
+    """The constraint joining it to its unit base (-1 for none)."""
+    members: list[str] = dataclasses.field(default_factory=list)
+    """For a unit base: the parts joined to it, in the order they were joined."""
+    fastened: bool = False
+    """For a unit base: its screws were driven."""
+    held_by: str = ""
+    """The robot whose gripper holds it ("" for none)."""
+
+    @property
+    def half(self) -> Vec3:
+        """Half extents of the box."""
+        sx, sy, sz = self.kind.size
+        return (sx / 2, sy / 2, sz / 2)
+
+
+class PartFactory:
+    """Makes part bodies, reusing one collision and one visual shape per kind."""
+
+    def __init__(self, client: int) -> None:
+        self.client = client
+        self._shapes: dict[str, tuple[int, int]] = {}
+        self._counters: dict[str, int] = {}
+
+    def next_id(self, kind: str) -> str:
+        """The next deterministic id for ``kind``: ``frame-0001``, ``frame-0002``, ..."""
+        n = self._counters.get(kind, 0) + 1
+        self._counters[kind] = n
+        return f"{kind}-{n:04d}"
+
+    def body(self, kind: PartKind, pos: Vec3, yaw: float) -> int:
+        """A new dynamic box of ``kind`` with its centre at ``pos``, turned by ``yaw``."""
+        shapes = self._shapes.get(kind.name)
+        if shapes is None:
+            half = [s / 2 for s in kind.size]
+            col = p.createCollisionShape(p.GEOM_BOX, halfExtents=half, physicsClientId=self.client)
+            vis = p.createVisualShape(
+                p.GEOM_BOX,
+                halfExtents=half,
+                rgbaColor=list(kind.color),
+                physicsClientId=self.client,
+            )
+            shapes = self._shapes[kind.name] = (col, vis)
+        body = int(
+            p.createMultiBody(
+                baseMass=kind.mass,
+                baseCollisionShapeIndex=shapes[0],
+                baseVisualShapeIndex=shapes[1],
+                basePosition=list(pos),
+                baseOrientation=yaw_quat(yaw),
+                physicsClientId=self.client,
+            )
+        )
+        p.changeDynamics(body, -1, lateralFriction=FRICTION, physicsClientId=self.client)
+        return body
+
+
+def static_box(client: int, half: Vec3, pos: Vec3, yaw: float, rgba: tuple[float, ...]) -> int:
+    """A mass-0 box (tray, fixture, end stop, belt): it never moves unless reset."""
+    col = p.createCollisionShape(p.GEOM_BOX, halfExtents=list(half), physicsClientId=client)
+    vis = p.createVisualShape(
+        p.GEOM_BOX, halfExtents=list(half), rgbaColor=list(rgba), physicsClientId=client
+    )
+    body = int(
+        p.createMultiBody(
+            baseMass=0,
+            baseCollisionShapeIndex=col,
+            baseVisualShapeIndex=vis,
+            basePosition=list(pos),
+            baseOrientation=yaw_quat(yaw),
+            physicsClientId=client,
+        )
+    )
+    p.changeDynamics(body, -1, lateralFriction=FRICTION, physicsClientId=client)
+    return body
+
+
+def yaw_quat(yaw: float) -> list[float]:
+    """The quaternion (x, y, z, w) of a turn by ``yaw`` about world z."""
+    return [0.0, 0.0, math.sin(yaw / 2), math.cos(yaw / 2)]
+
+
+def quat_yaw(q: Quat) -> float:
+    """The heading (rotation about world z) of quaternion ``q``."""
+    x, y, z, w = q
+    return math.atan2(2 * (w * z + x * y), 1 - 2 * (y * y + z * z))
+
+
+def to_frame(x: float, y: float, ox: float, oy: float, yaw: float) -> tuple[float, float]:
+    """Point ``(x, y)`` in the frame at ``(ox, oy)`` turned by ``yaw`` (along, across)."""
+    dx, dy = x - ox, y - oy
+    c, s = math.cos(yaw), math.sin(yaw)
+    return (c * dx + s * dy, -s * dx + c * dy)
+
+
+def half_along(part: Part, orn: Quat, yaw: float) -> float:
+    """Half the extent of ``part`` (resting flat, turned ``orn``) along heading ``yaw``."""
+    hx, hy, _ = part.half
+    d = quat_yaw(orn) - yaw
+    return abs(hx * math.cos(d)) + abs(hy * math.sin(d))

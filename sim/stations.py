@@ -1,0 +1,90 @@
+"""Static stations: fixtures and feeder trays, and the feeders' timing.
+
+Both are mass-0 boxes from the floor up to the face a part rests on; what
+matters to the world is whether a part rests on that face (classification,
+presence sensors), which these classes answer from a part's pose alone.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+
+from bus.cellspec import FeederSpec, FixtureSpec, PartKind, Pose
+from sim.parts import Part, Vec3, static_box, to_frame
+
+FIXTURE_HALF = (0.08, 0.05)
+"""Half footprint of a fixture block (metres): a 0.16 x 0.10 block."""
+TRAY_MARGIN = 0.015
+"""How much a tray is wider than its part on every side (metres)."""
+REST_Z = 0.02
+"""How far a part's bottom may be above (or below) a face and still rest on it (metres)."""
+FIXTURE_XY = 0.03
+"""How close (xy) a part's centre must be to a fixture's pose to be in the fixture (metres)."""
+SENSOR_XY = 0.05
+"""How close (xy) a part's centre must be to a fixture's pose for its sensor to see it."""
+
+
+def _rests_on(part: Part, pos: Vec3, top: float) -> bool:
+    return -REST_Z / 2 <= pos[2] - part.half[2] - top <= REST_Z
+
+
+class Fixture:
+    """A block whose top face holds a unit's base part at ``pose``."""
+
+    def __init__(self, client: int, spec: FixtureSpec) -> None:
+        self.spec = spec
+        self.name = spec.name
+        self.pose = spec.pose
+        pz = spec.pose.z
+        half = (FIXTURE_HALF[0], FIXTURE_HALF[1], pz / 2)
+        self.body = static_box(
+            client, half, (spec.pose.x, spec.pose.y, pz / 2), spec.pose.yaw, (0.5, 0.5, 0.55, 1)
+        )
+
+    def _xy(self, pos: Vec3) -> float:
+        return float(((pos[0] - self.pose.x) ** 2 + (pos[1] - self.pose.y) ** 2) ** 0.5)
+
+    def holds(self, part: Part, pos: Vec3) -> bool:
+        """Whether ``part`` (centre ``pos``) sits in the fixture."""
+        return self._xy(pos) <= FIXTURE_XY and _rests_on(part, pos, self.pose.z)
+
+    def sees(self, part: Part, pos: Vec3) -> float | None:
+        """The sensor's distance to ``part`` if it sees it, else None."""
+        d = self._xy(pos)
+        return d if d <= SENSOR_XY and _rests_on(part, pos, self.pose.z) else None
+
+
+class Tray:
+    """A feeder's tray: one part waits on it at a time."""
+
+    def __init__(self, client: int, name: str, pose: Pose, kind: PartKind) -> None:
+        self.name = name
+        self.pose = pose
+        self.half = (kind.size[0] / 2 + TRAY_MARGIN, kind.size[1] / 2 + TRAY_MARGIN)
+        half = (self.half[0], self.half[1], pose.z / 2)
+        self.body = static_box(
+            client, half, (pose.x, pose.y, pose.z / 2), pose.yaw, (0.6, 0.55, 0.4, 1)
+        )
+
+    def holds(self, part: Part, pos: Vec3) -> bool:
+        """Whether ``part`` (centre ``pos``) rests on the tray."""
+        a, b = to_frame(pos[0], pos[1], self.pose.x, self.pose.y, self.pose.yaw)
+        inside = abs(a) <= self.half[0] and abs(b) <= self.half[1]
+        return inside and _rests_on(part, pos, self.pose.z)
+
+
+@dataclasses.dataclass(slots=True)
+class FeederState:
+    """When a feeder makes its next part."""
+
+    spec: FeederSpec
+    next_ns: int | None = 0
+    """Sim time of the next part; None while a tray is occupied. The first is due at t=0."""
+
+    def schedule(self, now_ns: int, rng: random.Random) -> None:
+        """Set the next part's time after one was made (or a tray emptied) at ``now_ns``."""
+        s = self.spec.interval
+        if self.spec.pose is None and self.spec.jitter > 0:
+            s += rng.uniform(-self.spec.jitter, self.spec.jitter)
+        self.next_ns = now_ns + round(max(0.0, s) * 1e9)

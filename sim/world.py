@@ -1,0 +1,577 @@
+"""The PyBullet world built from a ``CellSpec``: arms, belts, feeders, fixtures, parts.
+
+The world never decides anything (DESIGN "Layout"): robots tell it joint
+targets and gripper commands, the supervisor tells it which parts to retire,
+and it reports what physics did as ``RobotSense`` / ``WorldSense``. Every part
+location change comes with a ``WorldEvent`` so the supervisor's ledger can
+follow. Same cell, seed and acts give the same results: dicts are walked in
+sorted order, time is sim time and the only randomness is the world's seeded
+``random.Random``.
+
+Checks that only need tick resolution (settling, sensors, feeders) run once
+per tick, not per physics step, because cost per step is what bounds a run.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import math
+import random
+import types
+from collections.abc import Mapping
+
+import pybullet as p
+import pybullet_data
+
+from bus.cellspec import CellSpec, Pose
+from bus.enums import Grip, WorldEventKind
+from bus.messages import (
+    Inspection,
+    PartPose,
+    RobotAct,
+    RobotSense,
+    SensorReading,
+    WorldAct,
+    WorldEvent,
+    WorldSense,
+)
+from sim.arms import Arm
+from sim.conveyors import Conveyor
+from sim.parts import Part, PartFactory, Quat, Vec3, quat_yaw, to_frame
+from sim.stations import FeederState, Fixture, Tray
+
+log = logging.getLogger(__name__)
+
+GRASP_REACH = 0.025
+"""A part's top centre must be this close to the tool centre point to be grasped (m)."""
+HOLD_FORCE = 500.0
+"""Largest force of grasp and unit constraints (N): far above any part's weight."""
+SETTLE_SPEED = 0.02
+"""A released part slower than this (relative to what carries it) is calm (m/s)."""
+SETTLE_TICKS = 2
+"""Calm ticks in a row after which a released part has settled."""
+SETTLE_MAX_NS = 500_000_000
+"""A released part is classified at the latest this long after release."""
+ON_UNIT_Z = (-0.005, 0.02)
+"""A part rests on a unit base when its bottom is this far above the base's top (m)."""
+FASTEN_REACH = 0.12
+"""The tool must be this close to a unit base to drive its screws (m)."""
+INSPECT_REACH = 0.3
+"""The tool (the camera) must be this close to a unit base to see it (m)."""
+SPAWN_DROP = 0.005
+"""Parts are made this far above the face they land on (m)."""
+SPAWN_XY_JITTER = 0.003
+"""Seeded jitter of a new part's position (m), so seeds differ physically."""
+SPAWN_YAW_JITTER = 0.03
+"""Seeded jitter of a new part's heading (rad)."""
+SPAWN_CLEARANCE = 0.01
+"""Free belt needed ahead of a new part on a conveyor (m)."""
+
+
+class World:
+    """A cell in PyBullet: ``World(cell, seed=...)``, then ``setup()``, ``advance()``, ``shutdown()``."""
+
+    def __init__(self, cell: CellSpec, *, seed: int = 0) -> None:
+        self.cell = cell
+        self.seed = seed
+        self.client = -1
+        self.counters: collections.Counter[str] = collections.Counter()
+        """What the world refused or could not do, by reason (for the run's report)."""
+        self.arms: dict[str, Arm] = {}
+        self.conveyors: dict[str, Conveyor] = {}
+        self.fixtures: dict[str, Fixture] = {}
+        self.trays: dict[str, Tray] = {}
+        self._rng = random.Random(seed)
+        self._t_ns = 0
+        self._feeders = [FeederState(f) for f in sorted(cell.feeders, key=lambda f: f.name)]
+        self._base_kind = cell.recipe.base
+        self._factory: PartFactory | None = None
+        self._parts: dict[str, Part] = {}
+        self._settling: dict[str, list[int]] = {}
+        """Released parts not yet at rest: id to [release time, calm ticks]."""
+        self._events: list[WorldEvent] = []
+        self._sensors: dict[str, str] = {}
+        self._observe: dict[str, tuple[str, ...]] = {}
+        self._inspect: dict[str, str] = {}
+
+    # ------------------------------------------------------------ lifecycle
+
+    def setup(self) -> None:
+        """Connect a headless PyBullet client and build the cell; make the t=0 parts."""
+        cid = self.client = int(p.connect(p.DIRECT))
+        p.setAdditionalSearchPath(pybullet_data.getDataPath(), physicsClientId=cid)
+        p.setGravity(0, 0, -9.81, physicsClientId=cid)
+        p.setPhysicsEngineParameter(
+            fixedTimeStep=1.0 / self.cell.physics_hz,
+            deterministicOverlappingPairs=1,
+            physicsClientId=cid,
+        )
+        p.loadURDF("plane.urdf", physicsClientId=cid)
+        self._factory = PartFactory(cid)
+        for r in sorted(self.cell.robots, key=lambda r: r.name):
+            self.arms[r.name] = Arm(cid, r)
+        for c in sorted(self.cell.conveyors, key=lambda c: c.name):
+            fed = [
+                self.cell.part_kind(f.part).size[0]
+                for f in self.cell.feeders
+                if f.conveyor == c.name
+            ]
+            self.conveyors[c.name] = Conveyor(cid, c, fed_length=max(fed, default=0.0))
+        for fx in sorted(self.cell.fixtures, key=lambda f: f.name):
+            self.fixtures[fx.name] = Fixture(cid, fx)
+        for f in self._feeders:
+            if f.spec.pose is not None:
+                kind = self.cell.part_kind(f.spec.part)
+                self.trays[f.spec.name] = Tray(cid, f.spec.name, f.spec.pose, kind)
+        self._after_tick()
+
+    def shutdown(self) -> None:
+        """Disconnect the PyBullet client."""
+        if self.client >= 0:
+            p.disconnect(physicsClientId=self.client)
+            self.client = -1
+
+    @property
+    def t_ns(self) -> int:
+        """Sim time in nanoseconds."""
+        return self._t_ns
+
+    # ------------------------------------------------------------ acting
+
+    def apply(self, act: RobotAct) -> bool:
+        """Take a robot's act for the coming tick; False if it was (partly) refused.
+
+        The gripper acts where the tool is now; the joint target is reached at
+        the end of the tick. A malformed ``q`` is refused and counted, and the
+        arm keeps its previous target: a buggy agent must not crash the world.
+        """
+        arm = self.arms.get(act.robot)
+        if arm is None:
+            self.counters["unknown_robot"] += 1
+            log.warning("world: act for unknown robot %r ignored", act.robot)
+            return False
+        if act.grip is Grip.GRASP:
+            self._grasp(arm)
+        elif act.grip is Grip.RELEASE:
+            self._release(arm)
+        if act.fasten:
+            self._fasten(arm, act.fasten)
+        if act.inspect:
+            self._inspect[arm.name] = act.inspect
+        if act.observe:
+            self._observe[arm.name] = act.observe
+        q = arm.validate(act.q)
+        if isinstance(q, str):
+            self.counters["refused_q"] += 1
+            log.warning("world: %s: joint target refused: %s", arm.name, q)
+            return False
+        arm.target = q
+        return True
+
+    def apply_world(self, act: WorldAct) -> None:
+        """Take the supervisor's act: retire parts (and whatever is joined to them)."""
+        for pid in sorted(set(act.retire)):
+            self._retire(pid)
+
+    def drop(self, robot: str) -> None:
+        """Fault hook: the gripper lets go, exactly as a release."""
+        self._release(self.arms[robot])
+
+    def stop_conveyor(self, name: str, stopped: bool) -> None:
+        """Fault hook: stop (or restart) a belt; parts on it stop with it."""
+        self.conveyors[name].stopped = stopped
+
+    def place(self, kind: str, pose: Pose) -> str:
+        """Put a new part of ``kind`` with its bottom centre at ``pose``; return its id.
+
+        For scenarios and tests: the part is classified where it is (and
+        joined to a unit under it) right away, reported as SPAWNED.
+        """
+        k = self.cell.part_kind(kind)
+        pos = (pose.x, pose.y, pose.z + k.size[2] / 2)
+        part = self._spawn(kind, pos, pose.yaw, feeder="", location="")
+        where, base = self._where(part, pos)
+        part.location = where
+        self._emit(WorldEventKind.SPAWNED, part, where, "")
+        if base is not None:
+            self._attach(part, base)
+        return part.id
+
+    # ------------------------------------------------------------ time
+
+    def advance(self) -> None:
+        """Step physics through one control tick; then settle, sense and feed once."""
+        n = self.cell.steps_per_tick
+        tick_s = self.cell.tick_ns / 1e9
+        arms = list(self.arms.values())
+        belts = list(self.conveyors.values())
+        for arm in arms:
+            arm.plan_tick(n, tick_s)
+        cid = self.client
+        for i in range(n):
+            for belt in belts:
+                belt.hold()
+            for arm in arms:
+                arm.step(i)
+            p.stepSimulation(physicsClientId=cid)
+        for arm in arms:
+            arm.step(n)
+            arm.end_tick()
+        self._t_ns += self.cell.tick_ns
+        self._after_tick()
+
+    # ------------------------------------------------------------ sensing
+
+    def robot_sense(self, name: str) -> RobotSense:
+        """What robot ``name`` senses now; answers its last observe / inspect once."""
+        arm = self.arms[name]
+        seen = tuple(
+            pp for pp in (self.part_pose(pid) for pid in self._observe.pop(name, ())) if pp
+        )
+        unit = self._inspect.pop(name, "")
+        inspection = self._inspection(arm, unit) if unit else None
+        return RobotSense(
+            robot=name, q=arm.q, holding=arm.holding, seen=seen, inspection=inspection
+        )
+
+    def world_sense(self) -> WorldSense:
+        """Events since the last call, and every sensor's reading, sorted by sensor name."""
+        events, self._events = tuple(self._events), []
+        sensors = tuple(SensorReading(s, pid) for s, pid in sorted(self._sensors.items()))
+        return WorldSense(events=events, sensors=sensors)
+
+    def part_pose(self, pid: str) -> PartPose | None:
+        """Where part ``pid`` is (centre and orientation), or None if it is not in the world."""
+        part = self._parts.get(pid)
+        if part is None:
+            return None
+        (x, y, z), (qx, qy, qz, qw) = self._pose(part)
+        return PartPose(pid, part.kind.name, x, y, z, qx, qy, qz, qw)
+
+    def parts(self) -> Mapping[str, tuple[str, str]]:
+        """Every live part: id to (kind, location), read-only."""
+        view = {pid: (pt.kind.name, pt.location) for pid, pt in sorted(self._parts.items())}
+        return types.MappingProxyType(view)
+
+    def tcp(self, robot: str) -> tuple[Vec3, Quat]:
+        """Robot ``robot``'s tool centre point: position and orientation (x, y, z, w)."""
+        return self.arms[robot].tcp()
+
+    def fastened(self, unit: str) -> bool:
+        """Whether unit base ``unit`` is fastened."""
+        part = self._parts.get(unit)
+        return part is not None and part.fastened
+
+    # ------------------------------------------------------------ grasp
+
+    def _grasp(self, arm: Arm) -> None:
+        if arm.holding:
+            return
+        tcp, _ = arm.tcp()
+        best: Part | None = None
+        best_d = GRASP_REACH
+        for pid in sorted(self._parts):
+            part = self._parts[pid]
+            (x, y, z), _orn = self._pose(part)
+            d = math.dist(tcp, (x, y, z + part.half[2]))
+            if d > best_d:
+                continue
+            target = self._parts[part.unit] if part.unit else part
+            if target.held_by:
+                continue
+            best, best_d = target, d
+        arm.closed = True
+        if best is None:
+            self.counters["grasp_missed"] += 1
+            log.info("world: %s closed on nothing at %s", arm.name, _fmt(tcp))
+            return
+        com_pos, com_orn = arm.tool_com()
+        pos, orn = self._pose(best)
+        inv_pos, inv_orn = p.invertTransform(com_pos, com_orn)
+        rel_pos, rel_orn = p.multiplyTransforms(inv_pos, inv_orn, pos, orn)
+        cid = p.createConstraint(
+            arm.body,
+            arm.tool_link,
+            best.body,
+            -1,
+            p.JOINT_FIXED,
+            [0, 0, 0],
+            rel_pos,
+            [0, 0, 0],
+            rel_orn,
+            [0, 0, 0, 1],
+            physicsClientId=self.client,
+        )
+        p.changeConstraint(cid, maxForce=HOLD_FORCE, physicsClientId=self.client)
+        arm.grasp, arm.holding = int(cid), best.id
+        best.held_by = arm.name
+        self._settling.pop(best.id, None)
+        best.location = f"gripper:{arm.name}"
+        self._emit(WorldEventKind.GRASPED, best, best.location, arm.name)
+
+    def _release(self, arm: Arm) -> None:
+        arm.closed = False
+        if not arm.holding:
+            return
+        part = self._parts[arm.holding]
+        p.removeConstraint(arm.grasp, physicsClientId=self.client)
+        arm.grasp, arm.holding = -1, ""
+        part.held_by = ""
+        self._settling[part.id] = [self._t_ns, 0]
+
+    # ------------------------------------------------------------ units
+
+    def _attach(self, part: Part, base: Part) -> None:
+        """Join ``part`` to unit ``base`` where it lies, as one rigid body from now on."""
+        cid = self.client
+        bpos, born = self._pose(base)
+        pos, orn = self._pose(part)
+        inv_pos, inv_orn = p.invertTransform(bpos, born)
+        rel_pos, rel_orn = p.multiplyTransforms(inv_pos, inv_orn, pos, orn)
+        joint = p.createConstraint(
+            base.body,
+            -1,
+            part.body,
+            -1,
+            p.JOINT_FIXED,
+            [0, 0, 0],
+            rel_pos,
+            [0, 0, 0],
+            rel_orn,
+            [0, 0, 0, 1],
+            physicsClientId=cid,
+        )
+        p.changeConstraint(joint, maxForce=HOLD_FORCE, physicsClientId=cid)
+        # a unit is one rigid thing: its members stop touching each other (fewer contacts too)
+        for other in [base.id, *base.members]:
+            p.setCollisionFilterPair(
+                self._parts[other].body, part.body, -1, -1, 0, physicsClientId=cid
+            )
+        part.unit, part.joint = base.id, int(joint)
+        base.members.append(part.id)
+        part.location = f"unit:{base.id}"
+        self._emit(WorldEventKind.ATTACHED, part, part.location, base.id)
+
+    def _fasten(self, arm: Arm, unit: str) -> None:
+        base = self._parts.get(unit)
+        if base is None or base.unit:
+            self.counters["fasten_unknown"] += 1
+            log.warning("world: %s: cannot fasten %r: not a unit in the world", arm.name, unit)
+            return
+        tcp, _ = arm.tcp()
+        if math.dist(tcp, self._pose(base)[0]) > FASTEN_REACH:
+            self.counters["fasten_missed"] += 1
+            log.info("world: %s: %s out of the screwdriver's reach", arm.name, unit)
+            return
+        if not base.fastened:
+            base.fastened = True
+            self._emit(WorldEventKind.FASTENED, base, base.location, arm.name)
+
+    def _inspection(self, arm: Arm, unit: str) -> Inspection:
+        base = self._parts.get(unit)
+        if base is None or math.dist(arm.tcp()[0], self._pose(base)[0]) > INSPECT_REACH:
+            return Inspection(unit=unit, kinds=(), fastened=False)
+        kinds = tuple(sorted(self._parts[m].kind.name for m in base.members))
+        return Inspection(unit=unit, kinds=kinds, fastened=base.fastened)
+
+    def _retire(self, pid: str) -> None:
+        part = self._parts.get(pid)
+        if part is None:
+            self.counters["retire_unknown"] += 1
+            log.warning("world: cannot retire %r: not in the world", pid)
+            return
+        if part.unit:
+            self._parts[part.unit].members.remove(pid)
+        cid = self.client
+        gone = [part] + [self._parts[m] for m in part.members]
+        for g in gone:
+            if g.held_by:
+                arm = self.arms[g.held_by]
+                p.removeConstraint(arm.grasp, physicsClientId=cid)
+                arm.grasp, arm.holding, arm.closed = -1, "", False
+            if g.joint >= 0:
+                p.removeConstraint(g.joint, physicsClientId=cid)
+        for g in gone:
+            p.removeBody(g.body, physicsClientId=cid)
+            del self._parts[g.id]
+            self._settling.pop(g.id, None)
+            self._emit(WorldEventKind.RETIRED, g, "retired", "")
+        ids = {g.id for g in gone}
+        for sensor, seen in self._sensors.items():
+            if seen in ids:
+                self._sensors[sensor] = ""
+
+    # ------------------------------------------------------------ once per tick
+
+    def _after_tick(self) -> None:
+        self._settle()
+        self._feed()
+        self._sense()
+
+    def _settle(self) -> None:
+        """Classify released parts that came to rest (or fell for too long)."""
+        for pid in sorted(self._settling):
+            part = self._parts[pid]
+            since, calm = self._settling[pid]
+            (vx, vy, vz), _ = p.getBaseVelocity(part.body, physicsClientId=self.client)
+            speed = math.sqrt(vx * vx + vy * vy + vz * vz)
+            if speed >= SETTLE_SPEED:
+                pos, _orn = self._pose(part)
+                for belt in self.conveyors.values():
+                    if belt.on_belt(part, pos):
+                        bx, by = belt.velocity
+                        speed = math.sqrt((vx - bx) ** 2 + (vy - by) ** 2 + vz * vz)
+                        break
+            calm = calm + 1 if speed < SETTLE_SPEED else 0
+            self._settling[pid][1] = calm
+            if calm < SETTLE_TICKS and self._t_ns - since < SETTLE_MAX_NS:
+                continue
+            del self._settling[pid]
+            pos, _orn = self._pose(part)
+            where, base = self._where(part, pos)
+            if base is not None:
+                self._attach(part, base)
+            else:
+                part.location = where
+                self._emit(WorldEventKind.SETTLED, part, where, "")
+
+    def _where(self, part: Part, pos: Vec3) -> tuple[str, Part | None]:
+        """The ledger location of ``part`` resting at ``pos``, and the unit base it rests on."""
+        if part.kind.name != self._base_kind:
+            base = self._base_under(part, pos)
+            if base is not None:
+                return f"unit:{base.id}", base
+        for name, fx in self.fixtures.items():
+            if fx.holds(part, pos):
+                return f"fixture:{name}", None
+        for name, belt in self.conveyors.items():
+            if belt.on_belt(part, pos):
+                return f"conveyor:{name}", None
+        for name, tray in self.trays.items():
+            if tray.holds(part, pos):
+                return f"feeder:{name}", None
+        return "floor", None
+
+    def _base_under(self, part: Part, pos: Vec3) -> Part | None:
+        bottom = pos[2] - part.half[2]
+        for bid in sorted(self._parts):
+            base = self._parts[bid]
+            if base.kind.name != self._base_kind or base is part or base.unit:
+                continue
+            (bx, by, bz), born = self._pose(base)
+            hx, hy, hz = base.half
+            a, c = to_frame(pos[0], pos[1], bx, by, quat_yaw(born))
+            if abs(a) > hx or abs(c) > hy:
+                continue
+            if ON_UNIT_Z[0] <= bottom - (bz + hz) <= ON_UNIT_Z[1]:
+                return base
+        return None
+
+    def _free(self) -> list[tuple[Part, Vec3, Quat]]:
+        """Parts not joined to a unit, with their poses, in id order."""
+        out = []
+        for pid in sorted(self._parts):
+            part = self._parts[pid]
+            if not part.unit:
+                pos, orn = self._pose(part)
+                out.append((part, pos, orn))
+        return out
+
+    def _feed(self) -> None:
+        """Let every feeder make a part if it is due and there is room."""
+        free = self._free()
+        now = self._t_ns
+        for f in self._feeders:
+            spec = f.spec
+            kind = self.cell.part_kind(spec.part)
+            hx, _, hz = (s / 2 for s in kind.size)
+            if spec.pose is not None:
+                tray = self.trays[spec.name]
+                if any(tray.holds(pt, pos) for pt, pos, _ in free):
+                    f.next_ns = None
+                    continue
+                if f.next_ns is None:
+                    f.schedule(now, self._rng)
+                if f.next_ns is not None and now >= f.next_ns:
+                    jx, jy, jyaw = self._jitter()
+                    pos = (spec.pose.x + jx, spec.pose.y + jy, spec.pose.z + hz + SPAWN_DROP)
+                    part = self._spawn(spec.part, pos, spec.pose.yaw + jyaw, spec.name, "")
+                    part.location = f"feeder:{spec.name}"
+                    self._emit(WorldEventKind.SPAWNED, part, part.location, "")
+                    f.next_ns = None
+                continue
+            if f.next_ns is None or now < f.next_ns:
+                continue
+            belt = self.conveyors[spec.conveyor]
+            where = f"conveyor:{belt.name}"
+            mine = sum(1 for pt, _, _ in free if pt.feeder == spec.name and pt.location == where)
+            if mine >= spec.limit:
+                continue
+            along = hx + SPAWN_DROP
+            lead = along + hx + SPAWN_CLEARANCE
+            if any(
+                belt.on_belt(pt, pos) and belt.rear_gap(pt, pos, orn, 0.0) < lead
+                for pt, pos, orn in free
+            ):
+                continue
+            jx, jy, jyaw = self._jitter()
+            x, y = belt.point(along + jx, jy)
+            pos = (x, y, belt.spec.height + hz + SPAWN_DROP)
+            part = self._spawn(spec.part, pos, belt.yaw + jyaw, spec.name, where)
+            self._emit(WorldEventKind.SPAWNED, part, where, "")
+            f.schedule(now, self._rng)
+
+    def _sense(self) -> None:
+        """Read every presence sensor; a part newly at a belt's end has ARRIVED."""
+        free = self._free()
+        readings: dict[str, str] = {}
+        for name, belt in self.conveyors.items():
+            best, best_gap = "", math.inf
+            for pt, pos, orn in free:
+                if belt.on_belt(pt, pos):
+                    gap = belt.end_gap(pt, pos, orn)
+                    if gap <= 0.05 and gap < best_gap:
+                        best, best_gap = pt.id, gap
+            sensor = f"{name}.end"
+            readings[sensor] = best
+            if best and self._sensors.get(sensor) != best:
+                self._emit(WorldEventKind.ARRIVED, self._parts[best], f"conveyor:{name}", "")
+        for name, fx in self.fixtures.items():
+            seen = [(d, pt.id) for pt, pos, _ in free if (d := fx.sees(pt, pos)) is not None]
+            readings[name] = min(seen)[1] if seen else ""
+        for name, tray in self.trays.items():
+            readings[name] = next((pt.id for pt, pos, _ in free if tray.holds(pt, pos)), "")
+        self._sensors = readings
+
+    # ------------------------------------------------------------ helpers
+
+    def _spawn(self, kind: str, pos: Vec3, yaw: float, feeder: str, location: str) -> Part:
+        assert self._factory is not None, "World.setup() was not called"
+        k = self.cell.part_kind(kind)
+        pid = self._factory.next_id(kind)
+        body = self._factory.body(k, pos, yaw)
+        part = Part(id=pid, kind=k, body=body, location=location, feeder=feeder)
+        self._parts[pid] = part
+        return part
+
+    def _jitter(self) -> tuple[float, float, float]:
+        r = self._rng
+        j = SPAWN_XY_JITTER
+        return (r.uniform(-j, j), r.uniform(-j, j), r.uniform(-SPAWN_YAW_JITTER, SPAWN_YAW_JITTER))
+
+    def _pose(self, part: Part) -> tuple[Vec3, Quat]:
+        pos, orn = p.getBasePositionAndOrientation(part.body, physicsClientId=self.client)
+        return (pos[0], pos[1], pos[2]), (orn[0], orn[1], orn[2], orn[3])
+
+    def _emit(self, kind: WorldEventKind, part: Part, location: str, other: str) -> None:
+        ev = WorldEvent(self._t_ns, kind, part.id, part.kind.name, location, other)
+        log.debug("world: %s", ev)
+        self._events.append(ev)
+
+
+def _fmt(v: Vec3) -> str:
+    return "(" + ", ".join(f"{x:.3f}" for x in v) + ")"
+
+
+__all__ = ["World"]
