@@ -147,7 +147,9 @@ class Driver:
             sol = tuple(full[: len(self.joints)])
             for j, v in zip(self.joints, sol, strict=True):
                 p.resetJointState(self.body, j, v, physicsClientId=cid)
-            pos = p.getLinkState(self.body, self.link, computeForwardKinematics=True, physicsClientId=cid)[4]
+            pos = p.getLinkState(
+                self.body, self.link, computeForwardKinematics=True, physicsClientId=cid
+            )[4]
             if math.dist(pos, target) < 5e-4:
                 break
         assert math.dist(pos, target) < 2e-3, f"IK missed {target}: got {pos}"
