@@ -1,0 +1,140 @@
+"""The sim server: owns the world and the lock-step clock, and runs the cell's ticks.
+
+Per control tick (DESIGN principle 3): every member gets a ``Tick`` carrying
+what the world senses for it (a ``RobotSense`` for a robot, a ``WorldSense``
+for the supervisor); the clock gathers every ``Done``; the acts are applied in
+sorted participant order (so the run is reproducible); physics advances one
+tick. A participant that stops answering is dropped by the clock's wall-clock
+guard, so a dead process never freezes the cell.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import zmq
+
+from bus.cellspec import CellSpec
+from bus.clock import ClockServer
+from bus.endpoints import Endpoints
+from bus.errors import LightsoutError
+from bus.messages import Message, RobotAct, WorldAct
+from sim.world import World
+
+log = logging.getLogger(__name__)
+
+SUPERVISOR = "supervisor"
+"""The clock name of the cell supervisor; every other member is a robot."""
+
+
+class SimServer:
+    """``SimServer(cell, endpoints, seed=..., duration_s=...)``, then ``setup()``, ``run()``, ``shutdown()``."""
+
+    def __init__(
+        self,
+        cell: CellSpec,
+        endpoints: Endpoints,
+        *,
+        seed: int,
+        duration_s: float,
+        ctx: zmq.Context[Any] | None = None,
+        guard_s: float = 10.0,
+        join_timeout_s: float = 60.0,
+        on_tick: Callable[[int, int], None] | None = None,
+    ) -> None:
+        self.cell = cell
+        self.endpoints = endpoints
+        self.seed = seed
+        self.duration_ns = round(duration_s * 1e9)
+        self.guard_s = guard_s
+        self.join_timeout_s = join_timeout_s
+        self.on_tick = on_tick
+        self.world = World(cell, seed=seed)
+        self.robots = tuple(sorted(r.name for r in cell.robots))
+        self.ticks = 0
+        """Control ticks run so far."""
+        self.malformed_acts = 0
+        """Acts that were neither a RobotAct from its own robot nor a WorldAct from the supervisor."""
+        self.dropped: list[str] = []
+        """Members the clock dropped from the barrier, in order (a name may repeat)."""
+        self._ctx = ctx
+        self._own_ctx = ctx is None
+        self.clock: ClockServer | None = None
+
+    def setup(self) -> None:
+        """Build the world and bind the clock."""
+        if self._ctx is None:
+            self._ctx = zmq.Context()
+        self.world.setup()
+        self.clock = ClockServer(self._ctx, self.endpoints.clock, guard_s=self.guard_s)
+        self.clock.setup()
+
+    def run(self) -> int:
+        """Wait for the supervisor and every robot, then tick until the duration; return 0.
+
+        Raises ``LightsoutError`` naming whoever did not join in time.
+        """
+        clock = self._require()
+        world = self.world
+        missing = clock.wait_for((SUPERVISOR, *self.robots), self.join_timeout_s)
+        if missing:
+            who = ", ".join(sorted(missing))
+            raise LightsoutError(f"sim: not joined within {self.join_timeout_s:g} s: {who}")
+        k = 0
+        while world.t_ns < self.duration_ns:
+            for j in clock.take_joins():
+                log.info("sim: %s (%s) is in the barrier at tick %d", j.name, j.role, k)
+            members = clock.members
+            # a sense is only taken for a member, so nothing is lost while one is away
+            senses: dict[str, Message | None] = {
+                r: world.robot_sense(r) for r in self.robots if r in members
+            }
+            if SUPERVISOR in members:
+                senses[SUPERVISOR] = world.world_sense()
+            dones = clock.tick(k, world.t_ns, senses)
+            for name in sorted(dones):
+                self._apply(name, dones[name].act)
+            self.dropped.extend(clock.take_dropped())
+            world.advance()
+            k += 1
+            self.ticks = k
+            if self.on_tick is not None:
+                self.on_tick(world.t_ns, self.duration_ns)
+        clock.shutdown(world.t_ns, "duration reached")
+        log.info("sim: %d ticks, %.3f s of sim time; done", k, world.t_ns / 1e9)
+        return 0
+
+    def shutdown(self) -> None:
+        """Close the clock and the world (and the context, if this server made it)."""
+        if self.clock is not None:
+            self.clock.close()
+            self.clock = None
+        self.world.shutdown()
+        if self._own_ctx and self._ctx is not None:
+            self._ctx.term()
+            self._ctx = None
+
+    def __enter__(self) -> SimServer:
+        self.setup()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.shutdown()
+
+    def _apply(self, name: str, act: Message | None) -> None:
+        if act is None:
+            return
+        if isinstance(act, RobotAct) and act.robot == name and name in self.robots:
+            self.world.apply(act)
+        elif isinstance(act, WorldAct) and name == SUPERVISOR:
+            self.world.apply_world(act)
+        else:
+            self.malformed_acts += 1
+            log.warning("sim: %s sent an act it may not send: %s", name, type(act).__name__)
+
+    def _require(self) -> ClockServer:
+        if self.clock is None:
+            raise RuntimeError("SimServer.setup() was not called")
+        return self.clock
