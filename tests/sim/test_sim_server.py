@@ -9,7 +9,6 @@ from typing import Any
 
 import pytest
 import zmq
-from simkit import make_cell
 
 from bus.cellspec import MODEL_HOME
 from bus.clock import ClockClient
@@ -18,6 +17,7 @@ from bus.enums import Grip
 from bus.errors import LightsoutError
 from bus.messages import Message, RobotAct, RobotSense, Shutdown, Tick, WorldAct, WorldSense
 from sim import SimServer
+from tests.sim.simkit import make_cell
 
 TICK_NS = 1_000_000_000 // 24
 

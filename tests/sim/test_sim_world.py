@@ -10,12 +10,12 @@ from collections.abc import Iterator
 
 import pybullet as p
 import pytest
-from simkit import Driver, make_cell
 
 from bus.cellspec import MODEL_HOME, Pose
 from bus.enums import Grip, WorldEventKind
 from bus.messages import RobotAct, WorldAct, WorldEvent, WorldSense
 from sim.world import World
+from tests.sim.simkit import Driver, make_cell
 
 TICKS_PER_S = 24
 
