@@ -84,6 +84,8 @@ class PartFactory:
                 baseVisualShapeIndex=shapes[1],
                 basePosition=list(pos),
                 baseOrientation=yaw_quat(yaw),
+                # a plain rigid body: its contacts solve about a third faster than a multibody's
+                useMaximalCoordinates=True,
                 physicsClientId=self.client,
             )
         )
