@@ -11,7 +11,7 @@ import math
 import pybullet as p
 
 from bus.cellspec import ConveyorSpec, StationKind
-from sim.parts import Part, Quat, Vec3, half_along, static_box, to_frame, yaw_quat
+from sim.parts import Part, Placed, Quat, Vec3, half_along, static_box, to_frame, yaw_quat
 
 BELT_THICKNESS = 0.02
 """Thickness of the belt slab below its top face (metres)."""
@@ -102,6 +102,16 @@ class Conveyor:
         """Distance from ``part``'s leading edge to the stop."""
         along, _ = self.local(pos)
         return self.stop_along - (along + half_along(part, orn, self.yaw))
+
+    def end_sensor(self, free: list[Placed]) -> str:
+        """The part at (or nearest) the stop, within the sensor's range ("" for none)."""
+        best, best_gap = "", END_SENSOR_RANGE
+        for pt, pos, orn in free:
+            if self.on_belt(pt, pos):
+                gap = self.end_gap(pt, pos, orn)
+                if gap <= best_gap:
+                    best, best_gap = pt.id, gap
+        return best
 
     def rear_gap(self, part: Part, pos: Vec3, orn: Quat, along0: float) -> float:
         """Distance from ``along0`` to ``part``'s trailing edge."""

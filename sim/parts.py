@@ -50,6 +50,10 @@ class Part:
         return (sx / 2, sy / 2, sz / 2)
 
 
+Placed = tuple[Part, Vec3, Quat]
+"""A part with its centre and orientation, read once per tick."""
+
+
 class PartFactory:
     """Makes part bodies, reusing one collision and one visual shape per kind."""
 
@@ -111,6 +115,39 @@ def static_box(client: int, half: Vec3, pos: Vec3, yaw: float, rgba: tuple[float
     )
     p.changeDynamics(body, -1, lateralFriction=FRICTION, physicsClientId=client)
     return body
+
+
+HOLD_FORCE = 500.0
+"""Largest force of grasp and unit constraints (N): far above any part's weight."""
+
+
+def fix(
+    client: int, parent: tuple[int, int, tuple[Vec3, Quat]], child: int, pose: tuple[Vec3, Quat]
+) -> int:
+    """Fix body ``child`` (now at ``pose``) to ``parent`` = (body, link, link's centre-of-mass
+    pose) where they are now; return the constraint.
+
+    The grasp and a unit's joints are such constraints (DESIGN "Physics choices");
+    PyBullet takes the parent frame relative to the link's centre of mass.
+    """
+    body, link, (ppos, porn) = parent
+    inv_pos, inv_orn = p.invertTransform(ppos, porn)
+    rel_pos, rel_orn = p.multiplyTransforms(inv_pos, inv_orn, pose[0], pose[1])
+    cid = p.createConstraint(
+        body,
+        link,
+        child,
+        -1,
+        p.JOINT_FIXED,
+        [0, 0, 0],
+        rel_pos,
+        [0, 0, 0],
+        rel_orn,
+        [0, 0, 0, 1],
+        physicsClientId=client,
+    )
+    p.changeConstraint(cid, maxForce=HOLD_FORCE, physicsClientId=client)
+    return int(cid)
 
 
 def yaw_quat(yaw: float) -> list[float]:

@@ -1,4 +1,4 @@
-"""Static stations: fixtures and feeder trays, and the feeders' timing.
+"""Static stations: fixtures and feeder trays, with their presence sensors.
 
 Both are mass-0 boxes from the floor up to the face a part rests on; what
 matters to the world is whether a part rests on that face (classification,
@@ -7,11 +7,8 @@ presence sensors), which these classes answer from a part's pose alone.
 
 from __future__ import annotations
 
-import dataclasses
-import random
-
-from bus.cellspec import FeederSpec, FixtureSpec, PartKind, Pose
-from sim.parts import Part, Vec3, static_box, to_frame
+from bus.cellspec import FixtureSpec, PartKind, Pose
+from sim.parts import Part, Placed, Vec3, static_box, to_frame
 
 FIXTURE_HALF = (0.08, 0.05)
 """Half footprint of a fixture block (metres): a 0.16 x 0.10 block."""
@@ -54,6 +51,11 @@ class Fixture:
         d = self._xy(pos)
         return d if d <= SENSOR_XY and _rests_on(part, pos, self.pose.z) else None
 
+    def sensor(self, free: list[Placed]) -> str:
+        """The presence sensor: the part nearest the fixture's centre ("" for none)."""
+        seen = [(d, pt.id) for pt, pos, _ in free if (d := self.sees(pt, pos)) is not None]
+        return min(seen)[1] if seen else ""
+
 
 class Tray:
     """A feeder's tray: one part waits on it at a time."""
@@ -73,18 +75,6 @@ class Tray:
         inside = abs(a) <= self.half[0] and abs(b) <= self.half[1]
         return inside and _rests_on(part, pos, self.pose.z)
 
-
-@dataclasses.dataclass(slots=True)
-class FeederState:
-    """When a feeder makes its next part."""
-
-    spec: FeederSpec
-    next_ns: int | None = 0
-    """Sim time of the next part; None while a tray is occupied. The first is due at t=0."""
-
-    def schedule(self, now_ns: int, rng: random.Random) -> None:
-        """Set the next part's time after one was made (or a tray emptied) at ``now_ns``."""
-        s = self.spec.interval
-        if self.spec.pose is None and self.spec.jitter > 0:
-            s += rng.uniform(-self.spec.jitter, self.spec.jitter)
-        self.next_ns = now_ns + round(max(0.0, s) * 1e9)
+    def sensor(self, free: list[Placed]) -> str:
+        """The presence sensor: the part on the tray ("" for none)."""
+        return next((pt.id for pt, pos, _ in free if self.holds(pt, pos)), "")

@@ -24,7 +24,7 @@ from collections.abc import Mapping
 import pybullet as p
 import pybullet_data
 
-from bus.cellspec import CellSpec, Pose
+from bus.cellspec import CellSpec, FeederSpec, Pose
 from bus.enums import Grip, WorldEventKind
 from bus.messages import (
     Inspection,
@@ -38,15 +38,14 @@ from bus.messages import (
 )
 from sim.arms import Arm
 from sim.conveyors import Conveyor
-from sim.parts import Part, PartFactory, Quat, Vec3, quat_yaw, to_frame
-from sim.stations import FeederState, Fixture, Tray
+from sim.feeders import Feeders
+from sim.parts import Part, PartFactory, Placed, Quat, Vec3, fix, quat_yaw, to_frame
+from sim.stations import Fixture, Tray
 
 log = logging.getLogger(__name__)
 
 GRASP_REACH = 0.025
 """A part's top centre must be this close to the tool centre point to be grasped (m)."""
-HOLD_FORCE = 500.0
-"""Largest force of grasp and unit constraints (N): far above any part's weight."""
 SETTLE_SPEED = 0.02
 """A released part slower than this (relative to what carries it) is calm (m/s)."""
 SETTLE_TICKS = 2
@@ -59,17 +58,9 @@ FASTEN_REACH = 0.12
 """The tool must be this close to a unit base to drive its screws (m)."""
 INSPECT_REACH = 0.3
 """The tool (the camera) must be this close to a unit base to see it (m)."""
-SPAWN_DROP = 0.005
-"""Parts are made this far above the face they land on (m)."""
-SPAWN_XY_JITTER = 0.003
-"""Seeded jitter of a new part's position (m), so seeds differ physically."""
-SPAWN_YAW_JITTER = 0.03
-"""Seeded jitter of a new part's heading (rad)."""
 SOLVER_ITERATIONS = 20
 """Constraint solver iterations per physics step (Bullet's default is 50). Contacts
 cost in proportion; 20 keeps grasps and units rigid to well under a millimetre."""
-SPAWN_CLEARANCE = 0.01
-"""Free belt needed ahead of a new part on a conveyor (m)."""
 
 
 class World:
@@ -87,7 +78,7 @@ class World:
         self.trays: dict[str, Tray] = {}
         self._rng = random.Random(seed)
         self._t_ns = 0
-        self._feeders = [FeederState(f) for f in sorted(cell.feeders, key=lambda f: f.name)]
+        self._feeders = Feeders(cell, self.conveyors, self.trays, self._rng)
         self._base_kind = cell.recipe.base
         self._factory: PartFactory | None = None
         self._parts: dict[str, Part] = {}
@@ -124,10 +115,10 @@ class World:
             self.conveyors[c.name] = Conveyor(cid, c, fed_length=max(fed, default=0.0))
         for fx in sorted(self.cell.fixtures, key=lambda f: f.name):
             self.fixtures[fx.name] = Fixture(cid, fx)
-        for f in self._feeders:
-            if f.spec.pose is not None:
-                kind = self.cell.part_kind(f.spec.part)
-                self.trays[f.spec.name] = Tray(cid, f.spec.name, f.spec.pose, kind)
+        for f in sorted(self.cell.feeders, key=lambda f: f.name):
+            if f.pose is not None:
+                kind = self.cell.part_kind(f.part)
+                self.trays[f.name] = Tray(cid, f.name, f.pose, kind)
         self._after_tick()
 
     def shutdown(self) -> None:
@@ -290,25 +281,10 @@ class World:
             self.counters["grasp_missed"] += 1
             log.info("world: %s closed on nothing at %s", arm.name, _fmt(tcp))
             return
-        com_pos, com_orn = arm.tool_com()
-        pos, orn = self._pose(best)
-        inv_pos, inv_orn = p.invertTransform(com_pos, com_orn)
-        rel_pos, rel_orn = p.multiplyTransforms(inv_pos, inv_orn, pos, orn)
-        cid = p.createConstraint(
-            arm.body,
-            arm.tool_link,
-            best.body,
-            -1,
-            p.JOINT_FIXED,
-            [0, 0, 0],
-            rel_pos,
-            [0, 0, 0],
-            rel_orn,
-            [0, 0, 0, 1],
-            physicsClientId=self.client,
+        cid = fix(
+            self.client, (arm.body, arm.tool_link, arm.tool_com()), best.body, self._pose(best)
         )
-        p.changeConstraint(cid, maxForce=HOLD_FORCE, physicsClientId=self.client)
-        arm.grasp, arm.holding = int(cid), best.id
+        arm.grasp, arm.holding = cid, best.id
         best.held_by = arm.name
         self._settling.pop(best.id, None)
         best.location = f"gripper:{arm.name}"
@@ -329,30 +305,13 @@ class World:
     def _attach(self, part: Part, base: Part) -> None:
         """Join ``part`` to unit ``base`` where it lies, as one rigid body from now on."""
         cid = self.client
-        bpos, born = self._pose(base)
-        pos, orn = self._pose(part)
-        inv_pos, inv_orn = p.invertTransform(bpos, born)
-        rel_pos, rel_orn = p.multiplyTransforms(inv_pos, inv_orn, pos, orn)
-        joint = p.createConstraint(
-            base.body,
-            -1,
-            part.body,
-            -1,
-            p.JOINT_FIXED,
-            [0, 0, 0],
-            rel_pos,
-            [0, 0, 0],
-            rel_orn,
-            [0, 0, 0, 1],
-            physicsClientId=cid,
-        )
-        p.changeConstraint(joint, maxForce=HOLD_FORCE, physicsClientId=cid)
+        joint = fix(cid, (base.body, -1, self._pose(base)), part.body, self._pose(part))
         # a unit is one rigid thing: its members stop touching each other (fewer contacts too)
         for other in [base.id, *base.members]:
             p.setCollisionFilterPair(
                 self._parts[other].body, part.body, -1, -1, 0, physicsClientId=cid
             )
-        part.unit, part.joint = base.id, int(joint)
+        part.unit, part.joint = base.id, joint
         base.members.append(part.id)
         part.location = f"unit:{base.id}"
         self._emit(WorldEventKind.ATTACHED, part, part.location, base.id)
@@ -472,9 +431,9 @@ class World:
                 return base
         return None
 
-    def _free(self) -> list[tuple[Part, Vec3, Quat]]:
+    def _free(self) -> list[Placed]:
         """Parts not joined to a unit, with their poses, in id order."""
-        out = []
+        out: list[Placed] = []
         for pid in sorted(self._parts):
             part = self._parts[pid]
             if not part.unit:
@@ -484,68 +443,26 @@ class World:
 
     def _feed(self) -> None:
         """Let every feeder make a part if it is due and there is room."""
-        free = self._free()
-        now = self._t_ns
-        for f in self._feeders:
-            spec = f.spec
-            kind = self.cell.part_kind(spec.part)
-            hx, _, hz = (s / 2 for s in kind.size)
-            if spec.pose is not None:
-                tray = self.trays[spec.name]
-                if any(tray.holds(pt, pos) for pt, pos, _ in free):
-                    f.next_ns = None
-                    continue
-                if f.next_ns is None:
-                    f.schedule(now, self._rng)
-                if f.next_ns is not None and now >= f.next_ns:
-                    jx, jy, jyaw = self._jitter()
-                    pos = (spec.pose.x + jx, spec.pose.y + jy, spec.pose.z + hz + SPAWN_DROP)
-                    part = self._spawn(spec.part, pos, spec.pose.yaw + jyaw, spec.name, "")
-                    part.location = f"feeder:{spec.name}"
-                    self._emit(WorldEventKind.SPAWNED, part, part.location, "")
-                    f.next_ns = None
-                continue
-            if f.next_ns is None or now < f.next_ns:
-                continue
-            belt = self.conveyors[spec.conveyor]
-            where = f"conveyor:{belt.name}"
-            mine = sum(1 for pt, _, _ in free if pt.feeder == spec.name and pt.location == where)
-            if mine >= spec.limit:
-                continue
-            along = hx + SPAWN_DROP
-            lead = along + hx + SPAWN_CLEARANCE
-            if any(
-                belt.on_belt(pt, pos) and belt.rear_gap(pt, pos, orn, 0.0) < lead
-                for pt, pos, orn in free
-            ):
-                continue
-            jx, jy, jyaw = self._jitter()
-            x, y = belt.point(along + jx, jy)
-            pos = (x, y, belt.spec.height + hz + SPAWN_DROP)
-            part = self._spawn(spec.part, pos, belt.yaw + jyaw, spec.name, where)
-            self._emit(WorldEventKind.SPAWNED, part, where, "")
-            f.schedule(now, self._rng)
+        self._feeders.feed(self._t_ns, self._free(), self._spawn_fed)
+
+    def _spawn_fed(self, spec: FeederSpec, pos: Vec3, yaw: float, where: str) -> Placed:
+        part = self._spawn(spec.part, pos, yaw, spec.name, where)
+        self._emit(WorldEventKind.SPAWNED, part, where, "")
+        return (part, *self._pose(part))
 
     def _sense(self) -> None:
         """Read every presence sensor; a part newly at a belt's end has ARRIVED."""
         free = self._free()
         readings: dict[str, str] = {}
         for name, belt in self.conveyors.items():
-            best, best_gap = "", math.inf
-            for pt, pos, orn in free:
-                if belt.on_belt(pt, pos):
-                    gap = belt.end_gap(pt, pos, orn)
-                    if gap <= 0.05 and gap < best_gap:
-                        best, best_gap = pt.id, gap
-            sensor = f"{name}.end"
-            readings[sensor] = best
-            if best and self._sensors.get(sensor) != best:
-                self._emit(WorldEventKind.ARRIVED, self._parts[best], f"conveyor:{name}", "")
+            sensor, seen = f"{name}.end", belt.end_sensor(free)
+            readings[sensor] = seen
+            if seen and self._sensors.get(sensor) != seen:
+                self._emit(WorldEventKind.ARRIVED, self._parts[seen], f"conveyor:{name}", "")
         for name, fx in self.fixtures.items():
-            seen = [(d, pt.id) for pt, pos, _ in free if (d := fx.sees(pt, pos)) is not None]
-            readings[name] = min(seen)[1] if seen else ""
+            readings[name] = fx.sensor(free)
         for name, tray in self.trays.items():
-            readings[name] = next((pt.id for pt, pos, _ in free if tray.holds(pt, pos)), "")
+            readings[name] = tray.sensor(free)
         self._sensors = readings
 
     # ------------------------------------------------------------ helpers
@@ -558,11 +475,6 @@ class World:
         part = Part(id=pid, kind=k, body=body, location=location, feeder=feeder)
         self._parts[pid] = part
         return part
-
-    def _jitter(self) -> tuple[float, float, float]:
-        r = self._rng
-        j = SPAWN_XY_JITTER
-        return (r.uniform(-j, j), r.uniform(-j, j), r.uniform(-SPAWN_YAW_JITTER, SPAWN_YAW_JITTER))
 
     def _pose(self, part: Part) -> tuple[Vec3, Quat]:
         pos, orn = p.getBasePositionAndOrientation(part.body, physicsClientId=self.client)
