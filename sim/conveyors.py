@@ -23,8 +23,9 @@ END_SENSOR_RANGE = 0.05
 """A part whose leading edge is this close to the stop is seen by the end sensor (metres)."""
 STATION_INSET = 0.1
 """How far ``CellSpec.stations()`` puts an infeed station before the belt's end (metres)."""
-ON_BELT_Z = 0.02
-"""How far a part's bottom may be from the belt's top and still be on the belt (metres)."""
+ON_BELT_Z = 0.007
+"""How far a part's bottom may be from the belt's top and still be on the belt (metres):
+more than the 5 mm a new part is dropped from, less than a frame's thickness."""
 
 
 class Conveyor:

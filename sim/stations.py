@@ -14,8 +14,10 @@ FIXTURE_HALF = (0.08, 0.05)
 """Half footprint of a fixture block (metres): a 0.16 x 0.10 block."""
 TRAY_MARGIN = 0.015
 """How much a tray is wider than its part on every side (metres)."""
-REST_Z = 0.02
-"""How far a part's bottom may be above (or below) a face and still rest on it (metres)."""
+REST_Z = 0.007
+"""How far a part's bottom may be above (or below) a face and still rest on it (metres):
+more than the 5 mm a new part is dropped from, less than a frame's thickness, so a
+part lying on another part is not taken to be in the fixture or on the tray."""
 FIXTURE_XY = 0.03
 """How close (xy) a part's centre must be to a fixture's pose to be in the fixture (metres)."""
 SENSOR_XY = 0.05
@@ -23,7 +25,7 @@ SENSOR_XY = 0.05
 
 
 def _rests_on(part: Part, pos: Vec3, top: float) -> bool:
-    return -REST_Z / 2 <= pos[2] - part.half[2] - top <= REST_Z
+    return -REST_Z <= pos[2] - part.half[2] - top <= REST_Z
 
 
 class Fixture:

@@ -7,6 +7,7 @@ import itertools
 import math
 import weakref
 from collections.abc import Iterator
+from pathlib import Path
 
 import pybullet as p
 import pytest
@@ -396,3 +397,64 @@ def test_same_seed_same_poses_other_seed_differs() -> None:
     assert a == b
     assert a.keys() == c.keys()
     assert a != c
+
+
+def test_queue_moves_up_when_its_head_is_taken() -> None:
+    fast = dataclasses.replace(make_cell().feeders[0], interval=0.5, jitter=0.1)
+    w = World(make_cell(feeders=(fast,)), seed=0)
+    w.setup()
+    try:
+        for _ in range(14 * TICKS_PER_S):
+            w.advance()
+        second = xyz(w, "frame-0002")
+        w.apply_world(WorldAct(retire=("frame-0001",)))
+        for _ in range(3 * TICKS_PER_S):
+            w.advance()
+        assert xyz(w, "frame-0002")[0] == pytest.approx(second[0] + 0.15, abs=0.01)
+        assert sensors(w)["infeed.end"] == "frame-0002"
+        arrived = [e.part for e in events(w, WorldEventKind.ARRIVED)]
+        assert arrived == ["frame-0001", "frame-0002"]
+    finally:
+        w.shutdown()
+
+
+def test_placing_a_component_on_a_unit_joins_it() -> None:
+    w = World(make_cell(feeders=()), seed=0)
+    w.setup()
+    try:
+        frame = w.place("frame", Pose(0.0, -0.28, 0.15))
+        screen = w.place("screen", Pose(0.0, -0.28, 0.158))
+        assert w.parts()[frame] == ("frame", "fixture:F2")
+        assert w.parts()[screen] == ("screen", f"unit:{frame}")
+        kinds = [(e.kind, e.part) for e in events(w)]
+        assert kinds == [
+            (WorldEventKind.SPAWNED, frame),
+            (WorldEventKind.SPAWNED, screen),
+            (WorldEventKind.ATTACHED, screen),
+        ]
+        # a unit base is never joined to another unit
+        other = w.place("frame", Pose(0.0, -0.28, 0.161))
+        assert w.parts()[other] == ("frame", "floor")
+    finally:
+        w.shutdown()
+
+
+def test_the_assembly_cell_file_builds() -> None:
+    cells = pytest.importorskip("cells")
+    path = Path(__file__).resolve().parents[2] / "cells" / "assembly.toml"
+    cell = cells.load_cell(path)
+    w = World(cell, seed=1)
+    w.setup()
+    try:
+        for _ in range(TICKS_PER_S):
+            w.advance()
+        assert sorted(w.arms) == sorted(r.name for r in cell.robots)
+        readings = sensors(w)
+        trays = [f.name for f in cell.feeders if f.pose is not None]
+        assert all(readings[t] for t in trays)  # every tray holds its first part
+        names = {f"{c.name}.end" for c in cell.conveyors} | {f.name for f in cell.fixtures}
+        assert names | set(trays) == set(readings)
+        for name, arm in w.arms.items():
+            assert w.robot_sense(name).q == MODEL_HOME[arm.spec.model]
+    finally:
+        w.shutdown()
