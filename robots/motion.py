@@ -28,7 +28,8 @@ def smoothstep5(s: float) -> float:
         return 0.0
     if s >= 1.0:
         return 1.0
-    return s * s * s * (10.0 + s * (-15.0 + 6.0 * s))
+    # clamped: rounding can overshoot 1 by an ulp or two just below s = 1
+    return min(1.0, s * s * s * (10.0 + s * (-15.0 + 6.0 * s)))
 
 
 def move_ns(q0: Sequence[float], q1: Sequence[float], speed: float, min_s: float) -> int:

@@ -1,0 +1,399 @@
+"""The robot agent: one robot's PackML machine, its bids and its skills, stepped by the clock.
+
+``RobotAgent`` is a ``bus.participant.Participant``. Each tick it reads what
+the world sensed, handles its inbox in order (commands, calls for bids,
+awards, revokes), lets an acting state complete when its time is up, steps
+the running skill and returns the ``RobotAct`` for the world. It talks only
+to the supervisor ("supervisor" on the bus) and reads time only from the tick.
+
+The agent never picks its own work: it prices what it is offered (a bid is
+the sim time it would finish, from a real plan) and runs what it is awarded,
+one operation at a time.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import logging
+from collections.abc import Mapping
+
+from bus.cellspec import CellSpec
+from bus.enums import ExecStep, Grip, OpStatus, PackMLState
+from bus.errors import ConfigError, PlanError
+from bus.messages import (
+    Award,
+    Bid,
+    CallForBids,
+    Command,
+    CommandReply,
+    Envelope,
+    Heartbeat,
+    Message,
+    Operation,
+    OpReport,
+    OpStarted,
+    Revoke,
+    RobotAct,
+    RobotSense,
+    StateChanged,
+    Tick,
+)
+from bus.participant import Outbox
+from robots.errors import CommandRefused, SkillFailed
+from robots.kinematics import Kinematics
+from robots.motion import NS, Q, Trajectory
+from robots.packml import PackML, Place
+from robots.plans import assumed_poses, plan_op
+from robots.skills import Outcome, SkillContext, SkillRun, Want
+
+log = logging.getLogger(__name__)
+
+SUPERVISOR = "supervisor"
+"""The supervisor's name on the cell bus."""
+
+S = PackMLState
+
+ACTING_S: Mapping[PackMLState, float] = {
+    S.RESETTING: 0.3,
+    S.STARTING: 0.2,
+    S.COMPLETING: 0.3,
+    S.HOLDING: 0.3,
+    S.UNHOLDING: 0.2,
+    S.SUSPENDING: 0.3,
+    S.UNSUSPENDING: 0.2,
+    S.STOPPING: 0.3,
+    S.ABORTING: 0.2,
+    S.CLEARING: 0.3,
+}
+"""Sim seconds each acting state takes before it completes (Resetting: at least, plus homing)."""
+
+REPLY_MEMORY = 256
+"""Command replies remembered for idempotent retries (oldest forgotten first)."""
+
+
+@dataclasses.dataclass(slots=True)
+class _Queued:
+    """An awarded operation not started yet, with what it is expected to cost."""
+
+    op: Operation
+    est_ns: int
+    end_q: Q
+
+
+@dataclasses.dataclass(slots=True)
+class _Running:
+    """The operation being executed."""
+
+    op: Operation
+    run: SkillRun
+    started_ns: int
+    est_end_ns: int
+    end_q: Q
+
+
+class RobotAgent:
+    """One robot of ``cell``, called ``name``: PackML, bids and skills.
+
+    Pure constructor (no physics, no sockets): ``setup()`` builds the
+    kinematic model; ``step()`` is driven by ``bus.run_participant``;
+    ``shutdown()`` frees the model.
+    """
+
+    role = "robot"
+
+    def __init__(self, cell: CellSpec, name: str) -> None:
+        self.cell = cell
+        self.name = name
+        try:
+            self.spec = cell.robot(name)
+        except KeyError:
+            raise ConfigError(cell.source, "robots", f"no robot called {name!r}") from None
+        self.kin = Kinematics(self.spec)
+        self.packml = PackML(on_change=self._changed)
+        self.now = 0
+        """Sim time of the tick being stepped (ns)."""
+        self.q_cmd: Q = self.kin.home
+        """The joint target last sent to the world."""
+        self.holding = ""
+        """The part the world says is in the gripper."""
+        self._sensed = False
+        self._out: Outbox | None = None
+        self._replies: collections.OrderedDict[str, CommandReply] = collections.OrderedDict()
+        self._queue: collections.deque[_Queued] = collections.deque()
+        self._running: _Running | None = None
+        self._acting_until = 0
+        self._acting_motion: Trajectory | None = None
+        self._grip = Grip.NONE
+        self._next_heartbeat: int | None = None
+
+    # ------------------------------------------------------------ lifecycle
+
+    def setup(self) -> None:
+        """Build the kinematic model (a private PyBullet client)."""
+        self.kin.setup()
+
+    def shutdown(self) -> None:
+        """Free the kinematic model."""
+        self.kin.close()
+
+    def finish(self, t_ns: int, reason: str) -> None:
+        """The run ended: log where the robot stood."""
+        log.info("%s: run ended at %.3f s (%s) in %s", self.name, t_ns / NS, reason, self.state)
+
+    @property
+    def state(self) -> PackMLState:
+        """The PackML state."""
+        return self.packml.state
+
+    @property
+    def op_id(self) -> str:
+        """The running operation ("" for none)."""
+        return self._running.op.op_id if self._running is not None else ""
+
+    @property
+    def queued(self) -> tuple[str, ...]:
+        """Awarded operations not started yet, in order."""
+        return tuple(q.op.op_id for q in self._queue)
+
+    # ------------------------------------------------------------ the tick
+
+    def step(self, tick: Tick, inbox: list[Envelope], out: Outbox) -> RobotAct:
+        """One control tick: sense, inbox in order, acting states, skill, heartbeat."""
+        self.kin.setup()  # no-op once set up; a launcher that forgot setup() still works
+        self.now = tick.t_ns
+        self._out = out
+        self._grip = Grip.NONE
+        try:
+            sense = tick.sense if isinstance(tick.sense, RobotSense) else None
+            if sense is not None:
+                if not self._sensed:
+                    self.q_cmd = tuple(sense.q)
+                    self._sensed = True
+                self.holding = sense.holding
+            for env in inbox:
+                self._handle(env.body)
+            self._complete_acting()
+            want = self._advance(sense)
+            self._heartbeat()
+        finally:
+            self._out = None
+        if want.q is not None:
+            self.q_cmd = want.q
+        return RobotAct(
+            robot=self.name,
+            q=self.q_cmd,
+            grip=want.grip if want.grip is not Grip.NONE else self._grip,
+            observe=want.observe,
+            fasten=want.fasten,
+            inspect=want.inspect,
+        )
+
+    def _send(self, msg: Message) -> None:
+        if self._out is None:
+            raise RuntimeError(f"{self.name}: sending {msg.TAG} outside a tick")
+        self._out.send(SUPERVISOR, msg)
+
+    def _heartbeat(self) -> None:
+        if self._next_heartbeat is not None and self.now < self._next_heartbeat:
+            return
+        self._send(Heartbeat(self.name, self.now, self.state, self.packml.step, self.op_id))
+        self._next_heartbeat = self.now + round(self.cell.heartbeat_s * NS)
+
+    # ------------------------------------------------------------ inbox
+
+    def _handle(self, body: Message) -> None:
+        if isinstance(body, Command):
+            self._on_command(body)
+        elif isinstance(body, CallForBids):
+            self._send(Bid(body.op.op_id, self.name, self.bid(body.op)))
+        elif isinstance(body, Award):
+            if body.robot == self.name:
+                self._on_award(body.op)
+        elif isinstance(body, Revoke):
+            if body.robot in (self.name, ""):
+                self._on_revoke(body.op_id)
+        else:
+            log.debug("%s: ignoring %s", self.name, body.TAG)
+
+    def _on_command(self, cmd: Command) -> None:
+        done = self._replies.get(cmd.cmd_id)
+        if done is not None:
+            self._send(done)  # a retry: same answer, not applied twice
+            return
+        if cmd.robot != self.name:
+            reply = CommandReply(
+                cmd.cmd_id,
+                self.name,
+                False,
+                self.state,
+                f"command for {cmd.robot} reached {self.name}",
+            )
+        else:
+            try:
+                self.packml.command(cmd.command)
+                reply = CommandReply(cmd.cmd_id, self.name, True, self.state, "")
+            except CommandRefused as exc:
+                log.info("%s: %s", self.name, exc.reason)
+                reply = CommandReply(cmd.cmd_id, self.name, False, self.state, exc.reason)
+        self._replies[cmd.cmd_id] = reply
+        while len(self._replies) > REPLY_MEMORY:
+            self._replies.popitem(last=False)
+        self._send(reply)
+
+    def bid(self, op: Operation) -> int:
+        """The sim time this robot would finish ``op`` if awarded now, or -1 to decline."""
+        why = self._decline(op)
+        if why:
+            log.debug("%s: declines %s: %s", self.name, op.op_id, why)
+            return -1
+        start_ns, from_q = self._free_at()
+        try:
+            est_ns, _ = self.estimate(op, from_q)
+        except PlanError as exc:
+            log.debug("%s: declines %s: %s", self.name, op.op_id, exc)
+            return -1
+        return start_ns + est_ns
+
+    def _decline(self, op: Operation) -> str:
+        if self.state is not S.EXECUTE:
+            return f"not in Execute ({self.state.value})"
+        if op.skill not in self.spec.capabilities:
+            return f"cannot {op.skill.value}"
+        if self._queue:
+            return "already has an operation queued"
+        return ""
+
+    def estimate(self, op: Operation, from_q: Q) -> tuple[int, Q]:
+        """How long ``op`` takes from arm pose ``from_q``, and where the arm ends (PlanError if not)."""
+        part, unit = assumed_poses(self.cell, op)
+        plan = plan_op(self.kin, self.cell, op, from_q, part, unit)
+        return plan.duration_ns(self.spec.speed, self.cell.tick_ns), plan.end_q
+
+    def _free_at(self) -> tuple[int, Q]:
+        """When and in which pose the arm is done with what it already has."""
+        t, q = self.now, self.q_cmd
+        if self._running is not None:
+            t, q = max(t, self._running.est_end_ns), self._running.end_q
+        for queued in self._queue:
+            t, q = t + queued.est_ns, queued.end_q
+        return t, q
+
+    def _on_award(self, op: Operation) -> None:
+        if op.op_id == self.op_id or op.op_id in self.queued:
+            return  # a re-sent award of work in hand (a retry after a report is new work)
+        refuse = ""
+        if self.state is not S.EXECUTE:
+            refuse = f"not in Execute (state {self.state.value})"
+        elif op.skill not in self.spec.capabilities:
+            refuse = f"{self.name} cannot {op.skill.value}"
+        if refuse:
+            self._report(op, OpStatus.REFUSED, refuse)
+            return
+        _, from_q = self._free_at()
+        try:
+            est_ns, end_q = self.estimate(op, from_q)
+        except PlanError:
+            est_ns, end_q = 0, from_q  # it will fail with the reason when it runs
+        self._queue.append(_Queued(op, est_ns, end_q))
+        log.debug("%s: awarded %s (%d queued)", self.name, op.op_id, len(self._queue))
+
+    def _on_revoke(self, op_id: str) -> None:
+        for queued in list(self._queue):
+            if queued.op.op_id == op_id:
+                self._queue.remove(queued)
+                log.debug("%s: %s revoked", self.name, op_id)
+                return
+        if self.op_id == op_id:
+            log.info("%s: revoke of %s ignored: already started", self.name, op_id)
+
+    def _report(
+        self, op: Operation, status: OpStatus, detail: str, found: Outcome | None = None
+    ) -> None:
+        inspection = found.inspection if found is not None else None
+        self._send(OpReport(op.op_id, self.name, status, detail, self.now, inspection))
+
+    # ------------------------------------------------------------ PackML
+
+    def _changed(self, src: Place, dst: Place, reason: str) -> None:
+        """Entry actions of the machine: messages out, timers, pausing the skill."""
+        old = S.EXECUTE if isinstance(src, ExecStep) else src
+        new = S.EXECUTE if isinstance(dst, ExecStep) else dst
+        if old is new:
+            return
+        self._send(StateChanged(self.name, self.now, old, new, reason))
+        run = self._running
+        if new in ACTING_S:
+            self._acting_until = self.now + round(ACTING_S[new] * NS)
+            self._acting_motion = None
+        if new in (S.HOLDING, S.SUSPENDING) and run is not None:
+            run.run.pause(self.now)
+        elif new is S.EXECUTE and run is not None and run.run.paused:
+            run.est_end_ns += run.run.resume(self.now)
+        elif new in (S.STOPPING, S.ABORTING):
+            self._give_back(f"interrupted by {reason} in {old.value}")
+        elif new is S.RESETTING:
+            self._start_homing()
+
+    def _give_back(self, why: str) -> None:
+        """Stop or Abort: the running operation failed; queued ones go back unstarted."""
+        if self._running is not None:
+            running, self._running = self._running, None
+            running.run.close()
+            self._report(running.op, OpStatus.FAILED, why)
+        while self._queue:
+            self._report(self._queue.popleft().op, OpStatus.REFUSED, why)
+
+    def _start_homing(self) -> None:
+        """Resetting: open the gripper and plan a move to the home pose."""
+        if self.holding:
+            self._grip = Grip.RELEASE
+        motion = Trajectory.through(self.now, self.q_cmd, (self.kin.home,), speed=self.spec.speed)
+        self._acting_motion = motion
+        self._acting_until = max(self._acting_until, motion.end_ns)
+
+    def _complete_acting(self) -> None:
+        if self.packml.acting and self.now >= self._acting_until:
+            self._acting_motion = None
+            self.packml.state_complete()
+
+    # ------------------------------------------------------------ skills
+
+    def _advance(self, sense: RobotSense | None) -> Want:
+        if self._acting_motion is not None:
+            return Want(q=self._acting_motion.at(self.now + self.cell.tick_ns))
+        if self.state is not S.EXECUTE or sense is None:
+            return Want()
+        if self._running is None and self._queue:
+            self._start(self._queue.popleft())
+        running = self._running
+        if running is None:
+            return Want()
+        try:
+            result = running.run.advance(self.now, sense)
+        except (SkillFailed, PlanError) as exc:
+            self._finish(OpStatus.FAILED, str(exc), None)
+            return Want()
+        if isinstance(result, Outcome):
+            self._finish(OpStatus.DONE, result.detail, result)
+            return Want()
+        return result
+
+    def _start(self, queued: _Queued) -> None:
+        ctx = SkillContext(self.cell, self.spec, self.kin, q=self.q_cmd, enter=self._enter_step)
+        run = SkillRun(queued.op, ctx)
+        self._running = _Running(queued.op, run, self.now, self.now + queued.est_ns, queued.end_q)
+        self._send(OpStarted(queued.op.op_id, self.name, self.now))
+        log.debug("%s: started %s", self.name, queued.op.op_id)
+
+    def _enter_step(self, step: ExecStep) -> None:
+        self.packml.enter_step(step)
+
+    def _finish(self, status: OpStatus, detail: str, found: Outcome | None) -> None:
+        running = self._running
+        assert running is not None
+        self._running = None
+        self.packml.enter_step(ExecStep.WAITING, reason=detail)
+        if status is OpStatus.FAILED:
+            log.info("%s: %s failed: %s", self.name, running.op.op_id, detail)
+        self._report(running.op, status, detail, found)

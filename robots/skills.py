@@ -1,0 +1,286 @@
+"""Skills: an operation run tick by tick as a generator, in the Execute sub-states.
+
+A skill is a generator that yields what it wants the world to do this tick (a
+``Want``) and is sent the next tick's ``RobotSense``; it returns an
+``Outcome`` when done and raises ``SkillFailed`` or ``PlanError`` when it
+cannot finish. Written this way a skill reads top to bottom like the
+operation it performs (look, plan, approach, grasp, ...), and pausing it for
+Hold is just not stepping it (``SkillRun.pause`` / ``resume`` shift its
+motion in time).
+
+Every check counts ticks, never wall time, and a question to the world that
+went unanswered (because a Hold came in between) is simply asked again.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Callable, Generator
+
+from bus.cellspec import CellSpec, RobotSpec
+from bus.enums import ExecStep, Grip, Skill
+from bus.messages import Inspection, Operation, PartPose, RobotSense
+from robots.errors import SkillFailed
+from robots.kinematics import Kinematics
+from robots.motion import NS, Q, Trajectory
+from robots.plans import Leg, LegKind, Plan, part_pose, plan_op
+
+log = logging.getLogger(__name__)
+
+ASK_TRIES = 3
+"""Ticks a question to the world (observe, inspect) is asked before giving up."""
+SETTLE_TICKS = 2
+"""Extra ticks a grasp or release may take to show in ``RobotSense.holding``."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Want:
+    """What a skill asks for this tick; ``q=None`` keeps the last joint target."""
+
+    q: Q | None = None
+    grip: Grip = Grip.NONE
+    observe: tuple[str, ...] = ()
+    fasten: str = ""
+    inspect: str = ""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Outcome:
+    """A finished operation: what was done and, for inspect, what was seen."""
+
+    detail: str
+    inspection: Inspection | None = None
+
+
+Program = Generator[Want, RobotSense, Outcome]
+
+
+class SkillContext:
+    """What a running skill may use: the cell, the arm's model and the clock.
+
+    The agent owns it; ``now`` is the sim time of the tick being stepped and
+    ``q`` the joint target last sent (where the arm is by the end of the tick
+    before), which is where every new motion starts.
+    """
+
+    def __init__(
+        self,
+        cell: CellSpec,
+        spec: RobotSpec,
+        kin: Kinematics,
+        *,
+        q: Q,
+        enter: Callable[[ExecStep], None],
+    ) -> None:
+        self.cell = cell
+        self.spec = spec
+        self.kin = kin
+        self.tick_ns = cell.tick_ns
+        self.q = q
+        self.now = 0
+        self.enter = enter
+        self.motion: Trajectory | None = None
+        self.plan: Plan | None = None
+
+
+class SkillRun:
+    """One operation being executed: steps its program, pauses and resumes it."""
+
+    def __init__(self, op: Operation, ctx: SkillContext) -> None:
+        self.op = op
+        self.ctx = ctx
+        self._program = program_for(op, ctx)
+        self._started = False
+        self._paused_at: int | None = None
+
+    @property
+    def paused(self) -> bool:
+        """Whether the run is frozen by a Hold or Suspend."""
+        return self._paused_at is not None
+
+    def advance(self, now: int, sense: RobotSense) -> Want | Outcome:
+        """Step the program for the tick at ``now``; the ``Outcome`` once it has finished.
+
+        Raises ``SkillFailed`` or ``PlanError`` when the operation cannot finish.
+        """
+        self.ctx.now = now
+        try:
+            if not self._started:
+                self._started = True
+                want = next(self._program)
+            else:
+                want = self._program.send(sense)
+        except StopIteration as stop:
+            outcome: Outcome = stop.value
+            return outcome
+        if want.q is not None:
+            self.ctx.q = want.q
+        return want
+
+    def pause(self, now: int) -> None:
+        """Freeze: the arm stands where it was last sent; the program is not stepped."""
+        if self._paused_at is None:
+            self._paused_at = now
+            if self.ctx.motion is not None:
+                self.ctx.motion.pause(now)
+
+    def resume(self, now: int) -> int:
+        """Go on from where it froze, shifting the motion's rest; return the pause length (ns)."""
+        if self._paused_at is None:
+            return 0
+        if self.ctx.motion is not None:
+            self.ctx.motion.resume(now)
+        paused, self._paused_at = max(0, now - self._paused_at), None
+        return paused
+
+    def close(self) -> None:
+        """Abandon the program (Stop, Abort)."""
+        self._program.close()
+
+
+# ---------------------------------------------------------------- programs
+
+
+def program_for(op: Operation, ctx: SkillContext) -> Program:
+    """The program that runs ``op``."""
+    if op.skill is Skill.PICK_PLACE:
+        return pick_place(op, ctx)
+    if op.skill is Skill.FASTEN:
+        return fasten(op, ctx)
+    return inspect(op, ctx)
+
+
+def pick_place(op: Operation, ctx: SkillContext) -> Program:
+    """Look where the part (and the unit to put it on) is, then pick it and place it."""
+    ctx.enter(ExecStep.PICK)
+    names = (op.part, op.unit) if op.onto_unit and op.unit != op.part else (op.part,)
+    seen = yield from observe(ctx, names)
+    unit = part_pose(seen[op.unit]) if op.onto_unit else None
+    plan = plan_op(ctx.kin, ctx.cell, op, ctx.q, part_pose(seen[op.part]), unit)
+    yield from run_plan(ctx, plan)
+    where = f"unit {op.unit} at {op.dst}" if op.onto_unit else op.dst
+    return Outcome(f"{op.part} moved from {op.src} to {where}")
+
+
+def fasten(op: Operation, ctx: SkillContext) -> Program:
+    """Look where the unit is, then drive its screws."""
+    ctx.enter(ExecStep.FASTEN)
+    seen = yield from observe(ctx, (op.unit,))
+    plan = plan_op(ctx.kin, ctx.cell, op, ctx.q, part_pose(seen[op.unit]), None)
+    yield from run_plan(ctx, plan)
+    return Outcome(f"unit {op.unit} fastened at {op.at}")
+
+
+def inspect(op: Operation, ctx: SkillContext) -> Program:
+    """Look where the unit is, hover over it and report what the camera sees."""
+    ctx.enter(ExecStep.INSPECT)
+    seen = yield from observe(ctx, (op.unit,))
+    plan = plan_op(ctx.kin, ctx.cell, op, ctx.q, part_pose(seen[op.unit]), None)
+    found = yield from run_plan(ctx, plan)
+    return Outcome(f"unit {op.unit} inspected at {op.at}", found)
+
+
+# ---------------------------------------------------------------- building blocks
+
+
+def observe(
+    ctx: SkillContext, names: tuple[str, ...]
+) -> Generator[Want, RobotSense, dict[str, PartPose]]:
+    """Ask the world where ``names`` are; the answer comes in the next tick's ``seen``."""
+    missing: list[str] = list(names)
+    for _ in range(ASK_TRIES):
+        sense = yield Want(observe=names)
+        seen = {pp.part: pp for pp in sense.seen}
+        missing = [n for n in names if n not in seen]
+        if not missing:
+            return seen
+    raise SkillFailed(f"{', '.join(missing)} not seen")
+
+
+def run_plan(ctx: SkillContext, plan: Plan) -> Generator[Want, RobotSense, Inspection | None]:
+    """Execute every leg of ``plan``; return the inspection if the plan had one."""
+    ctx.plan = plan
+    found: Inspection | None = None
+    for leg in plan.legs:
+        ctx.enter(leg.step)
+        if leg.kind is LegKind.MOVE:
+            yield from _move(ctx, leg)
+        elif leg.kind is LegKind.GRASP:
+            yield from _grasp(ctx, leg)
+        elif leg.kind is LegKind.RELEASE:
+            yield from _release(ctx, leg)
+        elif leg.kind is LegKind.FASTEN:
+            yield Want(fasten=leg.target)
+        elif leg.kind is LegKind.INSPECT:
+            found = yield from _inspect(ctx, leg)
+    return found
+
+
+def _follow(
+    ctx: SkillContext, traj: Trajectory, carrying: str
+) -> Generator[Want, RobotSense, None]:
+    """Send the trajectory's pose for the end of each tick until it is done."""
+    ctx.motion = traj
+    try:
+        while True:
+            sense = yield Want(q=traj.at(ctx.now + ctx.tick_ns))
+            if carrying and sense.holding != carrying:
+                raise SkillFailed(f"dropped {carrying}: gripper holds {sense.holding or 'nothing'}")
+            if traj.done(ctx.now):
+                return
+    finally:
+        ctx.motion = None
+
+
+def _move(ctx: SkillContext, leg: Leg) -> Generator[Want, RobotSense, None]:
+    traj = Trajectory.through(ctx.now, ctx.q, leg.waypoints, speed=ctx.spec.speed, min_s=leg.min_s)
+    yield from _follow(ctx, traj, leg.carrying)
+
+
+def _still(
+    ctx: SkillContext, seconds: float, carrying: str = ""
+) -> Generator[Want, RobotSense, None]:
+    """Stand still for ``seconds`` of sim time (pauses stretch it)."""
+    traj = Trajectory(ctx.now, ctx.q)
+    traj.wait(seconds)
+    yield from _follow(ctx, traj, carrying)
+
+
+def _ticks(ctx: SkillContext, seconds: float) -> int:
+    return max(1, round(seconds * NS / ctx.tick_ns))
+
+
+def _grasp(ctx: SkillContext, leg: Leg) -> Generator[Want, RobotSense, None]:
+    """Close on the part and wait, standing still, until the world says it is held."""
+    sense = yield Want(grip=Grip.GRASP)
+    for _ in range(_ticks(ctx, leg.hold_s) + SETTLE_TICKS):
+        if sense.holding == leg.target:
+            return
+        sense = yield Want()
+    if sense.holding == leg.target:
+        return
+    held = f"holding {sense.holding}" if sense.holding else "nothing in the gripper"
+    raise SkillFailed(f"grasp missed: {held}, wanted {leg.target}")
+
+
+def _release(ctx: SkillContext, leg: Leg) -> Generator[Want, RobotSense, None]:
+    """Open, wait until the part is let go, then give it a moment to settle."""
+    sense = yield Want(grip=Grip.RELEASE)
+    for _ in range(SETTLE_TICKS):
+        if sense.holding != leg.target:
+            break
+        sense = yield Want()
+    if sense.holding == leg.target:
+        raise SkillFailed(f"release failed: still holding {leg.target}")
+    yield from _still(ctx, leg.hold_s)
+
+
+def _inspect(ctx: SkillContext, leg: Leg) -> Generator[Want, RobotSense, Inspection]:
+    """Look for ``hold_s``, then ask the world what is on the unit (again if unanswered)."""
+    yield from _still(ctx, leg.hold_s)
+    for _ in range(ASK_TRIES):
+        sense = yield Want(inspect=leg.target)
+        if sense.inspection is not None and sense.inspection.unit == leg.target:
+            return sense.inspection
+    raise SkillFailed(f"no inspection of unit {leg.target} from the world")
