@@ -32,15 +32,21 @@ Q = tuple[float, ...]
 Vec3 = tuple[float, float, float]
 
 GOOD_M = 0.002
-"""Refinement stops once the TCP is this close to the target."""
+"""A solution this close to the target is good; a worse one tries the next seed."""
 ACCEPT_M = 0.005
 """A solution further than this from the target means the pose is unreachable."""
 ACCEPT_TILT_RAD = math.radians(5.0)
 """A tool tilted more than this from straight down is not a solution either."""
 PASSES = 8
 """Refinement passes per seed: each re-aims the link by the last TCP error."""
+FIRST_ITERATIONS = 60
+"""PyBullet's own iterations in the first IK call from a seed (the long way)."""
 SOLVER_ITERATIONS = 30
-"""PyBullet's own iterations per IK call."""
+"""PyBullet's own iterations in each refinement call after the first."""
+DONE_M = 0.001
+"""Refinement stops once the TCP is this close to the target..."""
+DONE_YAW_RAD = math.radians(1.0)
+"""... and its heading this close to the asked yaw."""
 
 
 def wrap(angle: float) -> float:
@@ -200,7 +206,7 @@ class Kinematics:
         # pointing down, the TCP is the offset straight below the link's origin
         aim = target + np.array([0.0, 0.0, self._tool_offset])
         best: tuple[float, Q] = (math.inf, seed)
-        for _ in range(PASSES):
+        for n in range(PASSES):
             self._set_full(full)
             sol = p.calculateInverseKinematics(
                 self._body,
@@ -211,7 +217,7 @@ class Kinematics:
                 upperLimits=self._upper,
                 jointRanges=ranges,
                 restPoses=rest,
-                maxNumIterations=SOLVER_ITERATIONS,
+                maxNumIterations=FIRST_ITERATIONS if n == 0 else SOLVER_ITERATIONS,
                 residualThreshold=1e-6,
                 physicsClientId=cid,
             )
@@ -226,7 +232,7 @@ class Kinematics:
             q = tuple(full[i] for i in self._arm_pos)
             if err < best[0]:
                 best = (err, q)
-            if err < GOOD_M / 4 and abs(wrap(yaw - tool.yaw)) < ACCEPT_TILT_RAD / 4:
+            if err < DONE_M and abs(wrap(yaw - tool.yaw)) < DONE_YAW_RAD:
                 break
             aim = aim + miss
             aim_yaw = aim_yaw + wrap(yaw - tool.yaw)

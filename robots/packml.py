@@ -24,6 +24,11 @@ from robots.errors import CommandRefused
 
 log = logging.getLogger(__name__)
 
+# transitions logs every state entry and exit at INFO: thousands of lines a
+# minute at 24 Hz. Quiet it unless an application has chosen a level for it.
+if logging.getLogger("transitions").level == logging.NOTSET:
+    logging.getLogger("transitions").setLevel(logging.WARNING)
+
 S = PackMLState
 E = ExecStep
 

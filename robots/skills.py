@@ -18,18 +18,20 @@ import dataclasses
 import logging
 from collections.abc import Callable, Generator
 
-from bus.cellspec import CellSpec, RobotSpec
+from bus.cellspec import CellSpec, Pose, RobotSpec
 from bus.enums import ExecStep, Grip, Skill
 from bus.messages import Inspection, Operation, PartPose, RobotSense
 from robots.errors import SkillFailed
 from robots.kinematics import Kinematics
 from robots.motion import NS, Q, Trajectory
-from robots.plans import Leg, LegKind, Plan, part_pose, plan_op
+from robots.plans import Leg, LegKind, Plan, part_pose, plan_op, station_pose
 
 log = logging.getLogger(__name__)
 
 ASK_TRIES = 3
 """Ticks a question to the world (observe, inspect) is asked before giving up."""
+UNIT_AT_STATION_M = 0.05
+"""A unit seen further than this from the station an operation names is not where it should be."""
 SETTLE_TICKS = 2
 """Extra ticks a grasp or release may take to show in ``RobotSense.holding``."""
 
@@ -157,6 +159,8 @@ def pick_place(op: Operation, ctx: SkillContext) -> Program:
     names = (op.part, op.unit) if op.onto_unit and op.unit != op.part else (op.part,)
     seen = yield from observe(ctx, names)
     unit = part_pose(seen[op.unit]) if op.onto_unit else None
+    if unit is not None:
+        _check_at(ctx, op.unit, unit, op.dst)
     plan = plan_op(ctx.kin, ctx.cell, op, ctx.q, part_pose(seen[op.part]), unit)
     yield from run_plan(ctx, plan)
     where = f"unit {op.unit} at {op.dst}" if op.onto_unit else op.dst
@@ -167,7 +171,8 @@ def fasten(op: Operation, ctx: SkillContext) -> Program:
     """Look where the unit is, then drive its screws."""
     ctx.enter(ExecStep.FASTEN)
     seen = yield from observe(ctx, (op.unit,))
-    plan = plan_op(ctx.kin, ctx.cell, op, ctx.q, part_pose(seen[op.unit]), None)
+    unit = _check_at(ctx, op.unit, part_pose(seen[op.unit]), op.at)
+    plan = plan_op(ctx.kin, ctx.cell, op, ctx.q, unit, None)
     yield from run_plan(ctx, plan)
     return Outcome(f"unit {op.unit} fastened at {op.at}")
 
@@ -176,12 +181,22 @@ def inspect(op: Operation, ctx: SkillContext) -> Program:
     """Look where the unit is, hover over it and report what the camera sees."""
     ctx.enter(ExecStep.INSPECT)
     seen = yield from observe(ctx, (op.unit,))
-    plan = plan_op(ctx.kin, ctx.cell, op, ctx.q, part_pose(seen[op.unit]), None)
+    unit = _check_at(ctx, op.unit, part_pose(seen[op.unit]), op.at)
+    plan = plan_op(ctx.kin, ctx.cell, op, ctx.q, unit, None)
     found = yield from run_plan(ctx, plan)
     return Outcome(f"unit {op.unit} inspected at {op.at}", found)
 
 
 # ---------------------------------------------------------------- building blocks
+
+
+def _check_at(ctx: SkillContext, unit: str, pose: Pose, station: str) -> Pose:
+    """The unit must be where the operation says: a unit elsewhere is not this op's unit."""
+    where = station_pose(ctx.cell, station)
+    off = pose.distance_xy(where)
+    if off > UNIT_AT_STATION_M:
+        raise SkillFailed(f"unit {unit} is not at {station} ({off:.2f} m away)")
+    return pose
 
 
 def observe(

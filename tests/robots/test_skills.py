@@ -316,3 +316,27 @@ def test_ops_run_one_after_the_other(make_run: MakeRun) -> None:
     ]
     starts = run.sent(OpStarted)
     assert starts[1].t_ns >= reports[0].t_ns
+
+
+def test_fasten_refuses_a_unit_that_is_not_at_the_station(make_run: MakeRun) -> None:
+    run = _ready(make_run)
+    run.world.parts["frame-0001"].pose = Pose(-0.22, 0.25, 0.154, 0.0)  # knocked off the fixture
+    run.send(Award(op("u1/fasten", FA, at="F1"), "R2"))
+    report = _report(run, max_ticks=20)
+    assert report.status is OpStatus.FAILED
+    assert report.detail == "unit frame-0001 is not at F1 (0.22 m away)"
+    assert not run.world.fastened
+
+
+def test_reset_after_a_stop_lets_go_of_the_part_and_goes_home(make_run: MakeRun) -> None:
+    run = _ready(make_run)
+    run.send(Award(BATTERY, "R2"))
+    assert run.until(lambda: run.world.holding["R2"] != "", max_ticks=400)
+    run.send(Command("s1", "R2", C.STOP))
+    assert run.until(lambda: run.agent.state is S.STOPPED)
+    assert run.world.holding["R2"] == "battery-0001"  # a stop keeps the grasp
+    run.send(Command("r1", "R2", C.RESET))
+    assert run.until(lambda: run.agent.state is S.IDLE)
+    assert run.world.holding["R2"] == ""
+    assert run.world.grips[-1].grip is Grip.RELEASE
+    assert run.world.q["R2"] == pytest.approx(run.agent.kin.home)
