@@ -55,10 +55,22 @@ Placed = tuple[Part, Vec3, Quat]
 
 
 class PartFactory:
-    """Makes part bodies, reusing one collision and one visual shape per kind."""
+    """Makes part bodies, reusing one collision and one visual shape per kind.
 
-    def __init__(self, client: int) -> None:
+    Parts are plain rigid bodies (maximal coordinates): their contacts solve
+    about a third faster than a multibody's. Parts of the ``multibody`` kind
+    (the recipe's base part, that units are built on) are multibodies instead,
+    so that every constraint the world makes (a grasp: arm link to part; a
+    unit joint: base to member) has a multibody on one side. PyBullet 3.2.x
+    frees the wrong constraint when a multibody constraint is removed while a
+    rigid-to-rigid one exists (its user-constraint table moves an entry under
+    the pointer it is deleting through), which double-frees later: so the
+    world never makes a rigid-to-rigid constraint.
+    """
+
+    def __init__(self, client: int, *, multibody: str) -> None:
         self.client = client
+        self.multibody = multibody
         self._shapes: dict[str, tuple[int, int]] = {}
         self._counters: dict[str, int] = {}
 
@@ -88,8 +100,7 @@ class PartFactory:
                 baseVisualShapeIndex=shapes[1],
                 basePosition=list(pos),
                 baseOrientation=yaw_quat(yaw),
-                # a plain rigid body: its contacts solve about a third faster than a multibody's
-                useMaximalCoordinates=True,
+                useMaximalCoordinates=kind.name != self.multibody,
                 physicsClientId=self.client,
             )
         )

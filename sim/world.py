@@ -103,7 +103,7 @@ class World:
             physicsClientId=cid,
         )
         p.loadURDF("plane.urdf", physicsClientId=cid)
-        self._factory = PartFactory(cid)
+        self._factory = PartFactory(cid, multibody=self._base_kind)
         for r in sorted(self.cell.robots, key=lambda r: r.name):
             self.arms[r.name] = Arm(cid, r)
         for c in sorted(self.cell.conveyors, key=lambda c: c.name):
