@@ -84,6 +84,7 @@ class FakeWorld:
         self._grip_yaw: dict[str, float] = {}
         self._seen: dict[str, tuple[PartPose, ...]] = {}
         self._inspection: dict[str, Inspection | None] = {}
+        self._slides: dict[str, tuple[Pose, Pose, int, int]] = {}
         self._kin: dict[str, Kinematics] = {}
         for r in cell.robots:
             self._kin[r.name] = Kinematics(r)
@@ -98,6 +99,10 @@ class FakeWorld:
     def add_part(self, part: str, kind: str, pose: Pose) -> None:
         """Put a part with its centre at ``pose``."""
         self.parts[part] = FakePart(part, kind, pose)
+
+    def slide(self, part: str, to: Pose, *, start_ns: int, end_ns: int) -> None:
+        """Script: ``part`` slides in a straight line to ``to`` between two sim times."""
+        self._slides[part] = (self.parts[part].pose, to, start_ns, end_ns)
 
     def drop(self, robot: str) -> None:
         """Script: the part in ``robot``'s gripper falls out."""
@@ -117,6 +122,7 @@ class FakeWorld:
 
     def apply(self, t_ns: int, act: RobotAct) -> None:
         """Carry out ``act`` over the tick (kinematically: the arm is at its target at once)."""
+        self._slide(t_ns)
         robot = act.robot
         kin = self._kin[robot]
         kin.setup()
@@ -152,6 +158,21 @@ class FakeWorld:
                 self._inspection[robot] = Inspection(unit.id, kinds, unit.fastened)
 
     # ------------------------------------------------------------ internals
+
+    def _slide(self, t_ns: int) -> None:
+        for pid in sorted(self._slides):
+            a, b, t0, t1 = self._slides[pid]
+            if t_ns < t0:
+                continue
+            s = min(1.0, (t_ns - t0) / max(1, t1 - t0))
+            self.parts[pid].pose = Pose(
+                a.x + (b.x - a.x) * s,
+                a.y + (b.y - a.y) * s,
+                a.z + (b.z - a.z) * s,
+                a.yaw + (b.yaw - a.yaw) * s,
+            )
+            if s >= 1.0:
+                del self._slides[pid]
 
     def _part_at(self, tcp: tuple[float, float, float]) -> FakePart | None:
         best: tuple[float, FakePart] | None = None

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import logging
 import math
 from collections.abc import Sequence
 
@@ -20,6 +21,8 @@ from bus.errors import PlanError
 from bus.messages import Operation, PartPose
 from robots.kinematics import Kinematics, wrap
 from robots.motion import MIN_SEGMENT_S, NS, Q, move_ns
+
+log = logging.getLogger(__name__)
 
 APPROACH_M = 0.12
 """Height of the approach and retreat poses over a grasp or place pose."""
@@ -39,8 +42,9 @@ GRASP_S = 0.15
 """How long the gripper closes (standing still) before the grasp must show."""
 RELEASE_S = 0.15
 """How long the gripper opens (standing still) before retreating."""
-OBSERVE_TICKS = 1
-"""Ticks spent asking the world where the parts are before planning."""
+LOOK_TICKS = {Skill.PICK_PLACE: 3, Skill.FASTEN: 1, Skill.INSPECT: 1}
+"""Ticks each skill spends looking at the world when nothing moves: pick_place looks
+twice before planning (is the part still?) and once more above the part."""
 
 
 class LegKind(enum.StrEnum):
@@ -74,15 +78,16 @@ class Leg:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Plan:
-    """The legs of one operation and the arm pose it ends in."""
+    """The legs of one operation and the arm pose it ends in; ``looks`` counts observe ticks."""
 
     legs: tuple[Leg, ...]
     start_q: Q
     end_q: Q
+    looks: int = 1
 
     def duration_ns(self, speed: float, tick_ns: int) -> int:
-        """How long the plan takes at ``speed``, observing included (a bid's estimate)."""
-        total = OBSERVE_TICKS * tick_ns
+        """How long the plan takes at ``speed``, looking included (a bid's estimate)."""
+        total = self.looks * tick_ns
         q = self.start_q
         for leg in self.legs:
             for w in leg.waypoints:
@@ -153,6 +158,9 @@ def plan_pick_place(
 ) -> Plan:
     """Above the part, onto its top, grasp, lift, above the destination, place, release, retreat.
 
+    The first leg ends above the part, so the skill can look once more before
+    going down (``robots.skills.pick_place``).
+
     The tool's heading follows the part's at the grasp and the destination's
     at the place, so the part lands turned as the destination asks. A box is
     the same turned by half a turn, so if the wrist cannot make one heading
@@ -186,16 +194,31 @@ def plan_pick_place(
         except PlanError as exc:
             first = first or exc
             continue
+        log.debug(
+            "%s %s: grasp %s at (%.4f, %.4f, %.4f) yaw %.3f, place at (%.4f, %.4f, %.4f) yaw %.3f",
+            kin.spec.name,
+            op.op_id,
+            op.part,
+            g.x,
+            g.y,
+            g.z,
+            g.yaw,
+            pl.x,
+            pl.y,
+            pl.z,
+            pl.yaw,
+        )
         pick, put = ExecStep.PICK, ExecStep.PLACE
         legs = (
-            Leg(LegKind.MOVE, pick, (q_above, q_grasp)),
+            Leg(LegKind.MOVE, pick, (q_above,)),
+            Leg(LegKind.MOVE, pick, (q_grasp,)),
             Leg(LegKind.GRASP, pick, hold_s=GRASP_S, target=op.part),
             Leg(LegKind.MOVE, pick, (q_above,), carrying=op.part),
             Leg(LegKind.MOVE, put, (q_over, q_place), carrying=op.part),
             Leg(LegKind.RELEASE, put, hold_s=RELEASE_S, target=op.part),
             Leg(LegKind.MOVE, put, (q_over,)),
         )
-        return Plan(legs, tuple(start_q), q_over)
+        return Plan(legs, tuple(start_q), q_over, LOOK_TICKS[Skill.PICK_PLACE])
     assert first is not None
     raise first
 
@@ -224,7 +247,7 @@ def plan_fasten(
         Leg(LegKind.FASTEN, step, target=op.unit),
         Leg(LegKind.MOVE, step, (q_above,)),
     )
-    return Plan(legs, tuple(start_q), q_above)
+    return Plan(legs, tuple(start_q), q_above, LOOK_TICKS[Skill.FASTEN])
 
 
 def plan_inspect(
@@ -239,7 +262,7 @@ def plan_inspect(
         Leg(LegKind.MOVE, step, (q_look,)),
         Leg(LegKind.INSPECT, step, hold_s=INSPECT_DWELL_S, target=op.unit),
     )
-    return Plan(legs, tuple(start_q), q_look)
+    return Plan(legs, tuple(start_q), q_look, LOOK_TICKS[Skill.INSPECT])
 
 
 # ---------------------------------------------------------------- helpers

@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 from collections.abc import Callable, Generator
 
 from bus.cellspec import CellSpec, Pose, RobotSpec
 from bus.enums import ExecStep, Grip, Skill
 from bus.messages import Inspection, Operation, PartPose, RobotSense
 from robots.errors import SkillFailed
-from robots.kinematics import Kinematics
+from robots.kinematics import Kinematics, wrap
 from robots.motion import NS, Q, Trajectory
 from robots.plans import Leg, LegKind, Plan, part_pose, plan_op, station_pose
 
@@ -32,6 +33,10 @@ ASK_TRIES = 3
 """Ticks a question to the world (observe, inspect) is asked before giving up."""
 UNIT_AT_STATION_M = 0.05
 """A unit seen further than this from the station an operation names is not where it should be."""
+STILL_M = 0.002
+"""A part whose looks differ by less than this is at rest (and has not moved since planning)."""
+STILL_TRIES = 72
+"""Looks (ticks) spent waiting for a part to come to rest before planning anyway."""
 SETTLE_TICKS = 2
 """Extra ticks a grasp or release may take to show in ``RobotSense.holding``."""
 
@@ -154,15 +159,31 @@ def program_for(op: Operation, ctx: SkillContext) -> Program:
 
 
 def pick_place(op: Operation, ctx: SkillContext) -> Program:
-    """Look where the part (and the unit to put it on) is, then pick it and place it."""
+    """Look where the part (and the unit to put it on) is, then pick it and place it.
+
+    A part that has just arrived may still be sliding to the conveyor's stop:
+    the skill waits until two looks agree before planning, and looks once more
+    from above the part, planning again if it has moved since.
+    """
     ctx.enter(ExecStep.PICK)
     names = (op.part, op.unit) if op.onto_unit and op.unit != op.part else (op.part,)
-    seen = yield from observe(ctx, names)
+    seen = yield from observe_still(ctx, names)
     unit = part_pose(seen[op.unit]) if op.onto_unit else None
     if unit is not None:
         _check_at(ctx, op.unit, unit, op.dst)
-    plan = plan_op(ctx.kin, ctx.cell, op, ctx.q, part_pose(seen[op.part]), unit)
-    yield from run_plan(ctx, plan)
+    part = part_pose(seen[op.part])
+    plan = plan_op(ctx.kin, ctx.cell, op, ctx.q, part, unit)
+    yield from run_legs(ctx, plan.legs[:1])
+    again = yield from observe(ctx, (op.part,))
+    now = part_pose(again[op.part])
+    if _moved(now, part) > STILL_M:
+        log.debug(
+            "%s: %s moved %.1f mm; planning again", ctx.spec.name, op.part, _moved(now, part) * 1e3
+        )
+        plan = plan_op(ctx.kin, ctx.cell, op, ctx.q, now, unit)
+        yield from run_plan(ctx, plan)
+    else:
+        yield from run_legs(ctx, plan.legs[1:])
     where = f"unit {op.unit} at {op.dst}" if op.onto_unit else op.dst
     return Outcome(f"{op.part} moved from {op.src} to {where}")
 
@@ -213,11 +234,38 @@ def observe(
     raise SkillFailed(f"{', '.join(missing)} not seen")
 
 
+def observe_still(
+    ctx: SkillContext, names: tuple[str, ...]
+) -> Generator[Want, RobotSense, dict[str, PartPose]]:
+    """Look until two looks in a row agree (the parts are at rest), at most ``STILL_TRIES``."""
+    last = yield from observe(ctx, names)
+    for _ in range(STILL_TRIES):
+        seen = yield from observe(ctx, names)
+        if all(_moved(part_pose(seen[n]), part_pose(last[n])) <= STILL_M for n in names):
+            return seen
+        last = seen
+    log.debug("%s: %s still moving; going on", ctx.spec.name, ", ".join(names))
+    return last
+
+
+def _moved(a: Pose, b: Pose) -> float:
+    """How far apart two poses of a part are: metres, with a degree of turn counted as 1 mm."""
+    turn = abs(wrap(a.yaw - b.yaw))
+    return math.dist((a.x, a.y, a.z), (b.x, b.y, b.z)) + math.degrees(turn) * 0.001
+
+
 def run_plan(ctx: SkillContext, plan: Plan) -> Generator[Want, RobotSense, Inspection | None]:
     """Execute every leg of ``plan``; return the inspection if the plan had one."""
     ctx.plan = plan
+    return (yield from run_legs(ctx, plan.legs))
+
+
+def run_legs(
+    ctx: SkillContext, legs: tuple[Leg, ...]
+) -> Generator[Want, RobotSense, Inspection | None]:
+    """Execute ``legs`` in order; return the inspection if one of them was an inspect."""
     found: Inspection | None = None
-    for leg in plan.legs:
+    for leg in legs:
         ctx.enter(leg.step)
         if leg.kind is LegKind.MOVE:
             yield from _move(ctx, leg)

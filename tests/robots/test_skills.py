@@ -10,7 +10,7 @@ import pytest
 
 from bus.cellspec import Pose
 from bus.enums import ExecStep, Grip, OpStatus, PackMLCommand, PackMLState
-from bus.messages import Award, Command, OpReport, OpStarted
+from bus.messages import Award, CallForBids, Command, OpReport, OpStarted
 from robots.fakes import FakeRun
 from robots.motion import NS
 from robots.plans import APPROACH_M, CLEARANCE_M
@@ -340,3 +340,50 @@ def test_reset_after_a_stop_lets_go_of_the_part_and_goes_home(make_run: MakeRun)
     assert run.world.holding["R2"] == ""
     assert run.world.grips[-1].grip is Grip.RELEASE
     assert run.world.q["R2"] == pytest.approx(run.agent.kin.home)
+
+
+def _infeed_frame(run: FakeRun, dx: float) -> Pose:
+    """A frame ``dx`` before the infeed station; returns the station's resting pose."""
+    st = CELL.stations()["infeed"].pose
+    rest = Pose(st.x, st.y, st.z + 0.004, 0.0)
+    run.world.add_part("frame-0001", "frame", Pose(rest.x - dx, rest.y, rest.z, 0.0))
+    return rest
+
+
+def test_pick_waits_for_a_part_still_sliding_to_the_stop(make_run: MakeRun) -> None:
+    run = make_run(CELL, "R1")
+    to_execute(run)
+    rest = _infeed_frame(run, 0.03)
+    stops = run.t_ns + NS // 2
+    run.world.slide("frame-0001", rest, start_ns=run.t_ns, end_ns=stops)
+    load = op("u1/load", part="frame-0001", kind="frame", src="infeed", dst="F1")
+    run.send(Award(load, "R1"))
+    report = _report(run)
+    assert report.status is OpStatus.DONE, report.detail
+    first_move = next(t for (t, a), (_, b) in itertools.pairwise(run.acts) if a.q != b.q)
+    assert first_move >= stops  # it did not set off before the part had stopped
+    assert math.dist(run.world.grips[0].tcp, (rest.x, rest.y, rest.z + 0.004)) < 0.002
+
+
+def test_pick_plans_again_if_the_part_moved_during_the_approach(make_run: MakeRun) -> None:
+    run = make_run(CELL, "R1")
+    to_execute(run)
+    rest = _infeed_frame(run, 0.03)
+    # still while the robot looks, pushed to the stop while it moves over it
+    run.world.slide("frame-0001", rest, start_ns=run.t_ns + NS // 4, end_ns=run.t_ns + NS // 2)
+    load = op("u1/load", part="frame-0001", kind="frame", src="infeed", dst="F1")
+    run.send(Award(load, "R1"))
+    report = _report(run)
+    assert report.status is OpStatus.DONE, report.detail
+    assert math.dist(run.world.grips[0].tcp, (rest.x, rest.y, rest.z + 0.004)) < 0.002
+
+
+def test_the_same_script_gives_the_same_run(make_run: MakeRun) -> None:
+    logs = []
+    for _ in range(2):
+        run = _ready(make_run)
+        run.send(CallForBids(BATTERY))
+        run.send(Award(BATTERY, "R2"))
+        _report(run)
+        logs.append((run.acts, run.log))
+    assert logs[0] == logs[1]
