@@ -14,6 +14,7 @@ Either way the run ends with ``kpis.json`` and ``events.jsonl`` in ``out_dir``.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 import json
 import logging
@@ -30,9 +31,9 @@ import zmq
 from bus.cellspec import CellSpec
 from bus.endpoints import Endpoints, private_ipc_base
 from bus.errors import LightsoutError
-from bus.participant import run_participant
+from bus.participant import Participant, run_participant
 from robots import RobotAgent
-from sim import SimServer
+from sim import SimServer, World
 from supervisor import Supervisor
 
 log = logging.getLogger(__name__)
@@ -40,6 +41,8 @@ log = logging.getLogger(__name__)
 _RUNS = itertools.count(1)
 
 Progress = Callable[[int, int], None]
+Watch = Callable[[World], None]
+"""Called with the world after every control tick, on the clock's thread (tests, recorders)."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -70,20 +73,32 @@ def run_cell(
     opts: RunOptions,
     *,
     progress: Progress | None = None,
+    watch: Watch | None = None,
 ) -> dict[str, Any]:
     """Run ``cell`` for ``opts.duration_s`` of sim time; return the KPIs."""
     out_dir.mkdir(parents=True, exist_ok=True)
     if opts.processes:
-        return _run_processes(cell, out_dir, opts, progress)
-    return _run_threads(cell, out_dir, opts, progress)
+        return _run_processes(cell, out_dir, opts, progress, watch)
+    return _run_threads(cell, out_dir, opts, progress, watch)
 
 
-def _run_threads(
-    cell: CellSpec, out_dir: Path, opts: RunOptions, progress: Progress | None
-) -> dict[str, Any]:
-    base = opts.endpoint or f"inproc://lightsout-{os.getpid()}-{next(_RUNS)}"
-    endpoints = Endpoints.from_base(base)
-    ctx: zmq.Context[Any] = zmq.Context()
+def _server(
+    cell: CellSpec,
+    endpoints: Endpoints,
+    ctx: zmq.Context[Any],
+    opts: RunOptions,
+    progress: Progress | None,
+    watch: Watch | None,
+) -> SimServer:
+    """The sim server, calling ``progress`` and ``watch`` after each tick."""
+    server: SimServer
+
+    def on_tick(t_ns: int, total_ns: int) -> None:
+        if progress is not None:
+            progress(t_ns, total_ns)
+        if watch is not None:
+            watch(server.world)
+
     server = SimServer(
         cell,
         endpoints,
@@ -92,8 +107,22 @@ def _run_threads(
         ctx=ctx,
         guard_s=opts.guard_s,
         join_timeout_s=opts.join_timeout_s,
-        on_tick=progress,
+        on_tick=on_tick,
     )
+    return server
+
+
+def _run_threads(
+    cell: CellSpec,
+    out_dir: Path,
+    opts: RunOptions,
+    progress: Progress | None,
+    watch: Watch | None,
+) -> dict[str, Any]:
+    base = opts.endpoint or f"inproc://lightsout-{os.getpid()}-{next(_RUNS)}"
+    endpoints = Endpoints.from_base(base)
+    ctx: zmq.Context[Any] = zmq.Context()
+    server = _server(cell, endpoints, ctx, opts, progress, watch)
     supervisor = Supervisor(cell, seed=opts.seed, out_dir=out_dir)
     agents = [RobotAgent(cell, r.name) for r in cell.robots]
     errors: list[BaseException] = []
@@ -109,33 +138,19 @@ def _run_threads(
 
         return body
 
+    def thread(part: Participant, *, hub: bool) -> threading.Thread:
+        run = functools.partial(
+            run_participant, part, ctx, endpoints, hub=hub, guard_s=opts.guard_s, stop=stop
+        )
+        return threading.Thread(target=guarded(run), name=part.name, daemon=True)
+
     threads = []
     try:
         server.setup()
-        threads.append(
-            threading.Thread(
-                target=guarded(
-                    lambda: run_participant(
-                        supervisor, ctx, endpoints, hub=True, guard_s=opts.guard_s, stop=stop
-                    )
-                ),
-                name="supervisor",
-                daemon=True,
-            )
-        )
+        threads.append(thread(supervisor, hub=True))
         for agent in agents:
             agent.setup()
-            threads.append(
-                threading.Thread(
-                    target=guarded(
-                        lambda a=agent: run_participant(
-                            a, ctx, endpoints, hub=False, guard_s=opts.guard_s, stop=stop
-                        )
-                    ),
-                    name=agent.name,
-                    daemon=True,
-                )
-            )
+            threads.append(thread(agent, hub=False))
         for t in threads:
             t.start()
         server.run()
@@ -161,21 +176,16 @@ def node_command(role: str, cell: CellSpec, endpoint: str, **extra: str) -> list
 
 
 def _run_processes(
-    cell: CellSpec, out_dir: Path, opts: RunOptions, progress: Progress | None
+    cell: CellSpec,
+    out_dir: Path,
+    opts: RunOptions,
+    progress: Progress | None,
+    watch: Watch | None,
 ) -> dict[str, Any]:
     base = opts.endpoint or private_ipc_base()
     endpoints = Endpoints.from_base(base)
     ctx: zmq.Context[Any] = zmq.Context()
-    server = SimServer(
-        cell,
-        endpoints,
-        seed=opts.seed,
-        duration_s=opts.duration_s,
-        ctx=ctx,
-        guard_s=opts.guard_s,
-        join_timeout_s=opts.join_timeout_s,
-        on_tick=progress,
-    )
+    server = _server(cell, endpoints, ctx, opts, progress, watch)
     procs: dict[str, subprocess.Popen[bytes]] = {}
     logs = out_dir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
