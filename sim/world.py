@@ -306,11 +306,8 @@ class World:
         """Join ``part`` to unit ``base`` where it lies, as one rigid body from now on."""
         cid = self.client
         joint = fix(cid, (base.body, -1, self._pose(base)), part.body, self._pose(part))
-        # a unit is one rigid thing: its members stop touching each other (fewer contacts too)
-        for other in [base.id, *base.members]:
-            p.setCollisionFilterPair(
-                self._parts[other].body, part.body, -1, -1, 0, physicsClientId=cid
-            )
+        # No setCollisionFilterPair between members: PyBullet reuses the ids of removed
+        # bodies and keeps such filters, so parts made later would pass through each other.
         part.unit, part.joint = base.id, joint
         base.members.append(part.id)
         part.location = f"unit:{base.id}"
@@ -396,6 +393,8 @@ class World:
             if base is not None:
                 self._attach(part, base)
             else:
+                if where == "floor":
+                    log.info("world: %s came to rest off every station at %s", pid, _fmt(pos))
                 part.location = where
                 self._emit(WorldEventKind.SETTLED, part, where, "")
 

@@ -501,3 +501,21 @@ def test_grasps_and_unit_joints_come_and_go_in_any_order() -> None:
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip().endswith("ok")
+
+
+def test_parts_made_after_a_unit_is_retired_collide_as_usual() -> None:
+    # PyBullet hands the ids of removed bodies to new ones: nothing of a retired
+    # unit (such as a collision filter between its members) may stick to them
+    w = World(make_cell(feeders=()), seed=0)
+    w.setup()
+    try:
+        frame = w.place("frame", Pose(0.0, 0.28, 0.15))
+        w.place("battery", Pose(-0.035, 0.28, 0.158))
+        w.apply_world(WorldAct(retire=(frame,)))
+        w.place("frame", Pose(0.0, 0.28, 0.15))
+        battery = w.place("battery", Pose(-0.035, 0.28, 0.158 + 0.03))  # falls onto it
+        for _ in range(TICKS_PER_S):
+            w.advance()
+        assert xyz(w, battery)[2] == pytest.approx(0.158 + 0.0025, abs=0.001)
+    finally:
+        w.shutdown()
