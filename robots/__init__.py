@@ -11,7 +11,7 @@ from robots.errors import CommandRefused, RobotError, SkillFailed
 from robots.fakes import FakeOutbox, FakeWorld
 from robots.kinematics import Kinematics
 from robots.motion import Trajectory
-from robots.packml import TRANSITIONS, PackML, Transition
+from robots.packml import TRANSITIONS, PackML, Transition, markdown_table
 
 __all__ = [
     "TRANSITIONS",
@@ -25,4 +25,5 @@ __all__ = [
     "SkillFailed",
     "Trajectory",
     "Transition",
+    "markdown_table",
 ]

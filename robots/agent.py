@@ -374,6 +374,10 @@ class RobotAgent:
         except (SkillFailed, PlanError) as exc:
             self._finish(OpStatus.FAILED, str(exc), None)
             return Want()
+        except Exception as exc:  # a bug in a skill fails its op, not the robot
+            log.exception("%s: %s crashed", self.name, running.op.op_id)
+            self._finish(OpStatus.FAILED, f"internal error: {exc!r}", None)
+            return Want()
         if isinstance(result, Outcome):
             self._finish(OpStatus.DONE, result.detail, result)
             return Want()

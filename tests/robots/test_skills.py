@@ -387,3 +387,20 @@ def test_the_same_script_gives_the_same_run(make_run: MakeRun) -> None:
         _report(run)
         logs.append((run.acts, run.log))
     assert logs[0] == logs[1]
+
+
+def test_a_crashing_skill_fails_its_op_not_the_robot(
+    make_run: MakeRun, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    run = _ready(make_run)
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise ZeroDivisionError("oops")
+
+    monkeypatch.setattr("robots.skills.plan_op", broken)
+    run.send(Award(BATTERY, "R2"))
+    report = _report(run, max_ticks=20)
+    assert report.status is OpStatus.FAILED
+    assert report.detail == "internal error: ZeroDivisionError('oops')"
+    assert run.agent.state is S.EXECUTE
+    assert "crashed" in caplog.text
