@@ -154,6 +154,7 @@ def _run_threads(
         for t in threads:
             t.start()
         server.run()
+        stats = sim_stats(server)
     finally:
         for t in threads:
             t.join(timeout=30)
@@ -164,7 +165,7 @@ def _run_threads(
         ctx.term()
     if errors:
         raise errors[0]
-    return supervisor.result
+    return _with_sim_stats(out_dir, supervisor.result, stats)
 
 
 def node_command(role: str, cell: CellSpec, endpoint: str, **extra: str) -> list[str]:
@@ -202,6 +203,7 @@ def _run_processes(
             with (logs / f"{name}.log").open("wb") as fh:
                 procs[name] = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT)
         server.run()
+        stats = sim_stats(server)
         for name, proc in procs.items():
             code = proc.wait(timeout=60)
             if code != 0:
@@ -217,4 +219,24 @@ def _run_processes(
     if not kpis.exists():
         raise LightsoutError(f"the supervisor wrote no {kpis}")
     result: dict[str, Any] = json.loads(kpis.read_text(encoding="utf-8"))
-    return result
+    return _with_sim_stats(out_dir, result, stats)
+
+
+def sim_stats(server: SimServer) -> dict[str, Any]:
+    """What the sim side counted: ticks, refused input, dropped participants."""
+    clock = server.clock
+    return {
+        "ticks": server.ticks,
+        "clock_malformed": clock.malformed if clock is not None else 0,
+        "malformed_acts": server.malformed_acts,
+        "dropped": list(server.dropped),
+        "world": dict(sorted(server.world.counters.items())),
+    }
+
+
+def _with_sim_stats(out_dir: Path, kpis: dict[str, Any], stats: dict[str, Any]) -> dict[str, Any]:
+    """Add the sim side's counters to ``kpis.json`` (the supervisor cannot see them)."""
+    kpis = {**kpis, "sim": stats}
+    text = json.dumps(kpis, indent=2, sort_keys=True)
+    (out_dir / "kpis.json").write_text(text + "\n", encoding="utf-8")
+    return kpis

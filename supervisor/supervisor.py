@@ -19,6 +19,7 @@ from typing import Any
 
 from bus.cellspec import CellSpec, RobotSpec, StationKind
 from bus.enums import OpStatus, PackMLCommand, PackMLState, Skill, WorldEventKind
+from bus.mailbox import Mailbox
 from bus.messages import (
     Award,
     Bid,
@@ -97,6 +98,8 @@ class Supervisor:
         self.counters = {"unknown_part_events": 0, "unexpected_messages": 0, "stale_bids": 0}
         self.now = 0
         self.tick = 0
+        self.bus_counters: dict[str, int] = {}
+        """The cell socket's counts of refused, late and missing messages."""
         self._cmd_seq = 0
         self._retire: list[str] = []
         self.intake = self._intake_station()
@@ -107,6 +110,8 @@ class Supervisor:
     def step(self, tick: Tick, inbox: list[Envelope], out: Outbox) -> Message | None:
         """One control tick (see the module docstring for the order)."""
         self.now, self.tick = tick.t_ns, tick.tick
+        if isinstance(out, Mailbox):
+            self.bus_counters = {"malformed": out.malformed, "late": out.late, "missing": out.missing}
         if isinstance(tick.sense, WorldSense):
             for ev in tick.sense.events:
                 self._world_event(ev)
@@ -151,6 +156,7 @@ class Supervisor:
             "units_in_progress": sum(1 for u in self.units.values() if u.finished_ns < 0),
             "events": self.events.count,
             "counters": dict(sorted(self.counters.items())),
+            "bus": dict(sorted(self.bus_counters.items())),
         }
         return self.kpis.report(self.now, extra)
 

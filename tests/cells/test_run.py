@@ -6,9 +6,14 @@ import json
 from pathlib import Path
 from typing import Any
 
+import msgpack
 import pytest
+import zmq
 
 from bus.cellspec import CellSpec
+from bus.codec import decode
+from bus.endpoints import Endpoints, private_ipc_base
+from bus.messages import ErrorReply, Message
 from cells.launch import RunOptions, run_cell
 from cells.schema import load_cell
 from sim import World
@@ -125,3 +130,54 @@ def test_a_frame_rides_is_assembled_and_ships_by_its_world_poses(
     assert out[-1][0] - out[0][0] > 0.3
     log = events(tmp_path)
     assert any(e["kind"] == "unit_shipped" and e["unit"] == "frame-0001" for e in log)
+
+
+@pytest.mark.timeout(600)
+def test_garbage_on_every_socket_of_a_running_cell_is_refused_and_it_keeps_producing(
+    cell: CellSpec, tmp_path: Path
+) -> None:
+    base = private_ipc_base()
+    ends = Endpoints.from_base(base)
+    ctx: zmq.Context[Any] = zmq.Context()
+    replies: dict[str, list[Message]] = {"clock": [], "cell": []}
+    rogues = {}
+    for name in replies:
+        sock = ctx.socket(zmq.DEALER)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.connect(getattr(ends, name))
+        rogues[name] = sock
+    junk = [
+        [b"\x00\xff garbage"],
+        [b"two", b"frames"],
+        [msgpack.packb({"type": "tick", "v": 1})],
+        [msgpack.packb({"type": "no_such_thing", "v": 1})],
+        [msgpack.packb({"type": "count", "v": 1, "peer": 5, "n": "x"})],
+    ]
+
+    def attack(world: World) -> None:
+        if world.t_ns // cell.tick_ns in (200, 400):
+            for sock in rogues.values():
+                for frames in junk:
+                    sock.send_multipart(frames)
+        for name, sock in rogues.items():
+            while sock.poll(0):
+                replies[name].append(decode(sock.recv()))
+
+    try:
+        kpis = run_cell(
+            cell,
+            tmp_path,
+            RunOptions(seed=2, duration_s=60, processes=True, endpoint=base),
+            watch=attack,
+        )
+    finally:
+        for sock in rogues.values():
+            sock.close()
+        ctx.term()
+    assert kpis["sim"]["clock_malformed"] == 2 * len(junk)
+    assert kpis["bus"]["malformed"] == 2 * len(junk)
+    for name in replies:
+        assert len(replies[name]) == 2 * len(junk)
+        assert all(isinstance(r, ErrorReply) for r in replies[name])
+    assert kpis["units_completed"] >= 1
+    assert kpis["ledger_balanced"] is True
