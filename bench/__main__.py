@@ -1,0 +1,41 @@
+"""``python -m bench``: run the benchmarks and print their ratios."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from bench import rtf
+from cells.schema import load_cell
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def main() -> int:
+    """Parse arguments, measure, print."""
+    ap = argparse.ArgumentParser(prog="python -m bench")
+    ap.add_argument("--cell", default=str(ROOT / "cells" / "assembly.toml"))
+    ap.add_argument("--duration", type=float, default=60.0, help="sim seconds per measurement")
+    ap.add_argument("--seed", type=int, default=1)
+    args = ap.parse_args()
+    console = Console()
+    cell = load_cell(args.cell)
+    console.print(
+        f"real-time factor of {cell.name}, {args.duration:.0f} s of sim time each (seed {args.seed})"
+    )
+    rows = rtf.run(cell, args.duration, args.seed)
+    bare = rows[0][1]
+    table = Table(title="real-time factor (sim s / wall s)")
+    for col in ("what", "RTF", "ratio to bare", "note"):
+        table.add_column(col, justify="left" if col in ("what", "note") else "right")
+    for name, value, note in rows:
+        table.add_row(name, f"{value:.2f}", f"{value / bare:.3f}", note)
+    console.print(table)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
