@@ -39,7 +39,7 @@ from bus.messages import (
 from sim.arms import Arm
 from sim.conveyors import Conveyor
 from sim.feeders import Feeders
-from sim.parts import Part, PartFactory, Placed, Quat, Vec3, fix, quat_yaw, to_frame
+from sim.parts import Part, PartFactory, Placed, Quat, UnitGroups, Vec3, fix, quat_yaw, to_frame
 from sim.stations import Fixture, Tray
 
 log = logging.getLogger(__name__)
@@ -81,6 +81,7 @@ class World:
         self._feeders = Feeders(cell, self.conveyors, self.trays, self._rng)
         self._base_kind = cell.recipe.base
         self._factory: PartFactory | None = None
+        self._groups = UnitGroups(-1)
         self._parts: dict[str, Part] = {}
         self._settling: dict[str, list[int]] = {}
         """Released parts not yet at rest: id to [release time, calm ticks]."""
@@ -104,6 +105,7 @@ class World:
         )
         p.loadURDF("plane.urdf", physicsClientId=cid)
         self._factory = PartFactory(cid, multibody=self._base_kind)
+        self._groups = UnitGroups(cid)
         for r in sorted(self.cell.robots, key=lambda r: r.name):
             self.arms[r.name] = Arm(cid, r)
         for c in sorted(self.cell.conveyors, key=lambda c: c.name):
@@ -306,8 +308,7 @@ class World:
         """Join ``part`` to unit ``base`` where it lies, as one rigid body from now on."""
         cid = self.client
         joint = fix(cid, (base.body, -1, self._pose(base)), part.body, self._pose(part))
-        # No setCollisionFilterPair between members: PyBullet reuses the ids of removed
-        # bodies and keeps such filters, so parts made later would pass through each other.
+        self._groups.join(base, part)
         part.unit, part.joint = base.id, joint
         base.members.append(part.id)
         part.location = f"unit:{base.id}"
@@ -356,6 +357,7 @@ class World:
             p.removeBody(g.body, physicsClientId=cid)
             del self._parts[g.id]
             self._settling.pop(g.id, None)
+            self._groups.drop(g.id)
             self._emit(WorldEventKind.RETIRED, g, "retired", "")
         ids = {g.id for g in gone}
         for sensor, seen in self._sensors.items():

@@ -519,3 +519,26 @@ def test_parts_made_after_a_unit_is_retired_collide_as_usual() -> None:
         assert xyz(w, battery)[2] == pytest.approx(0.158 + 0.0025, abs=0.001)
     finally:
         w.shutdown()
+
+
+def test_a_units_parts_touch_everything_but_each_other() -> None:
+    w = World(make_cell(feeders=()), seed=0)
+    w.setup()
+    try:
+        station = w.cell.stations()["outfeed"].pose
+        frame = w.place("frame", Pose(station.x, station.y, station.z))
+        battery = w.place("battery", Pose(station.x - 0.035, station.y, station.z + 0.008))
+        assert w.parts()[battery] == ("battery", f"unit:{frame}")
+        # a loose screen dropped on the riding unit lands on the battery, not through it
+        screen = w.place("screen", Pose(station.x, station.y, station.z + 0.008 + 0.03))
+        x0 = xyz(w, frame)[0]
+        for _ in range(TICKS_PER_S):
+            w.advance()
+        assert xyz(w, frame)[0] == pytest.approx(x0 + 0.15, abs=0.01)  # the unit rides the belt
+        assert xyz(w, screen)[2] == pytest.approx(station.z + 0.008 + 0.005 + 0.0015, abs=0.001)
+        cid = w.client
+        body = {pid: w._parts[pid].body for pid in (frame, battery, screen)}
+        assert p.getContactPoints(body[frame], body[battery], physicsClientId=cid) == ()
+        assert p.getContactPoints(body[screen], body[battery], physicsClientId=cid) != ()
+    finally:
+        w.shutdown()
