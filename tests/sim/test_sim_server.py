@@ -46,7 +46,11 @@ class Fake(threading.Thread):
                     self.shutdown = msg
                     return
                 self.ticks.append(msg)
-                self.client.done(msg.tick, (), self.policy(msg))
+                try:
+                    act = self.policy(msg)
+                except Silent:  # dies without a word, as a crashed process would
+                    return
+                self.client.done(msg.tick, (), act)
         finally:
             self.client.close()
 
@@ -77,7 +81,12 @@ def idle(_: Tick) -> None:
 
 
 def run_cell(
-    ctx: zmq.Context[Any], ep: Endpoints, policies: dict[str, Policy], duration_s: float
+    ctx: zmq.Context[Any],
+    ep: Endpoints,
+    policies: dict[str, Policy],
+    duration_s: float,
+    *,
+    guard_s: float = 5.0,
 ) -> tuple[SimServer, dict[str, Fake]]:
     """Run a whole cell of fakes to the duration; the caller shuts the server down."""
     cell = make_cell()
@@ -88,7 +97,7 @@ def run_cell(
         seed=1,
         duration_s=duration_s,
         ctx=ctx,
-        guard_s=5.0,
+        guard_s=guard_s,
         join_timeout_s=10.0,
         on_tick=lambda t, d: progress.append((t, d)),
     )
@@ -174,3 +183,22 @@ def test_run_names_who_never_joined(ctx: zmq.Context[Any], ep: Endpoints) -> Non
         for f in fakes:
             f.stop.set()
             f.join(timeout=20)
+
+
+class Silent(Exception):
+    """Raised by a policy to make its fake stop answering (a dead participant)."""
+
+
+def test_a_silent_participant_is_dropped_and_the_run_goes_on(
+    ctx: zmq.Context[Any], ep: Endpoints, servers: list[SimServer]
+) -> None:
+    def r3(tick: Tick) -> Message | None:
+        if tick.tick == 5:
+            raise Silent
+        return None
+
+    server, fakes = run_cell(ctx, ep, {"R3": r3}, 1.0, guard_s=1.0)
+    servers.append(server)
+    assert server.dropped == ["R3"]
+    assert [t.tick for t in fakes["R3"].ticks] == list(range(6))
+    assert len(fakes["R1"].ticks) == server.ticks == 25
