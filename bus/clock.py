@@ -199,8 +199,13 @@ class ClockClient:
                 log.error("%s: clock refused: %s %s", self.name, msg.code, msg.reason)
 
     def done(self, tick: int, sent: tuple[Count, ...], act: Message | None) -> None:
-        """Close ``tick``."""
-        self._require().send(encode(Done(tick=tick, name=self.name, sent=sent, act=act)))
+        """Close ``tick``; never blocks (with no clock to take it, the Done is dropped)."""
+        try:
+            self._require().send(
+                encode(Done(tick=tick, name=self.name, sent=sent, act=act)), zmq.NOBLOCK
+            )
+        except zmq.Again:
+            log.warning("%s: the clock is not there to take Done %d", self.name, tick)
 
     def close(self) -> None:
         """Close the socket."""

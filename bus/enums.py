@@ -135,3 +135,24 @@ class OpStatus(enum.StrEnum):
     """Could not be completed; ``detail`` says why; the supervisor replans."""
     REFUSED = "refused"
     """Not started: the robot was not in a state to run it."""
+
+
+class ControlCommand(enum.StrEnum):
+    """What a control client may ask the cell host (``control_request.command``)."""
+
+    STATUS = "status"
+    """The clock, every robot's state and the production counts (viewer)."""
+    SNAPSHOT = "snapshot"
+    """Ledger, KPIs, live parts and the last telemetry sequence per topic (viewer)."""
+    ROBOT = "robot"
+    """A PackML command for one robot: ``target`` robot, ``action`` command (operator)."""
+    CELL = "cell"
+    """A PackML command for every robot: ``action`` command (operator)."""
+    FAULT = "fault"
+    """Inject a fault: ``target``, ``action`` kind, ``value`` duration in s (operator)."""
+    PACE = "pace"
+    """Set the clock: ``action`` pause / run / realtime / fast, ``value`` factor (operator)."""
+    ORDER = "order"
+    """Add an order: ``action`` product, ``value`` count of units (operator)."""
+    SHUTDOWN = "shutdown"
+    """End the run now, writing results as at the end of its duration (admin)."""

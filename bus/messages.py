@@ -14,7 +14,16 @@ import typing
 from collections.abc import Callable
 from typing import ClassVar, TypeVar, dataclass_transform
 
-from bus.enums import ExecStep, Grip, OpStatus, PackMLCommand, PackMLState, Skill, WorldEventKind
+from bus.enums import (
+    ControlCommand,
+    ExecStep,
+    Grip,
+    OpStatus,
+    PackMLCommand,
+    PackMLState,
+    Skill,
+    WorldEventKind,
+)
 
 REGISTRY: dict[str, type[Message]] = {}
 """Every message class by its type tag; the codec decodes through it."""
@@ -150,7 +159,8 @@ class RobotAct(Message):
 
     ``q`` is the joint target to reach at the end of the tick (the world
     interpolates per physics step); ``observe`` asks for the poses of parts;
-    ``fasten`` / ``inspect`` name a unit to act on ("" for none).
+    ``fasten`` / ``inspect`` name a unit to act on ("" for none). ``state``,
+    ``step`` and ``op_id`` say what the robot is doing, for telemetry.
     """
 
     robot: str
@@ -159,6 +169,9 @@ class RobotAct(Message):
     observe: tuple[str, ...]
     fasten: str
     inspect: str
+    state: PackMLState = PackMLState.STOPPED
+    step: ExecStep = ExecStep.WAITING
+    op_id: str = ""
 
 
 # ---------------------------------------------------------------- world <-> supervisor
@@ -195,13 +208,22 @@ class WorldSense(Message):
 
     events: tuple[WorldEvent, ...]
     sensors: tuple[SensorReading, ...]
+    requests: tuple[ControlRequest, ...] = ()
 
 
 @message("world_act")
 class WorldAct(Message):
-    """The supervisor's requests to the world: parts to take out (shipped or scrapped)."""
+    """The supervisor's requests to the world: parts to take out (shipped or scrapped).
+
+    ``events`` are the event-log lines the supervisor wrote this tick (JSON),
+    ``kpis`` a KPI snapshot (JSON, "" when none is due) and ``replies`` its
+    answers to control requests: the cell host publishes and forwards them.
+    """
 
     retire: tuple[str, ...]
+    events: tuple[str, ...] = ()
+    kpis: str = ""
+    replies: tuple[ControlReply, ...] = ()
 
 
 # ---------------------------------------------------------------- cell bus (supervisor <-> agents)
@@ -344,3 +366,137 @@ class ErrorReply(Message):
 
     code: str
     reason: str
+
+
+# ---------------------------------------------------------------- control (clients -> cell host)
+
+
+@message("control_request")
+class ControlRequest(Message):
+    """A control client's request on the control socket (see docs/protocol.md).
+
+    ``command`` picks the request; ``target`` names a robot ("" for the cell);
+    ``action`` and ``value`` carry its argument: a PackML command name for
+    ``robot`` / ``cell``, a fault kind and its duration for ``fault``, a pace
+    (``pause``, ``run``, ``realtime``, ``fast``) and a real-time factor for
+    ``pace``, a product and a count for ``order``. ``cmd_id`` makes a retry
+    harmless: the same id is answered with the first answer.
+    """
+
+    cmd_id: str
+    command: ControlCommand
+    target: str = ""
+    action: str = ""
+    value: float = 0.0
+
+
+@message("robot_status")
+class RobotStatus(Message):
+    """One robot as the cell host last saw it."""
+
+    robot: str
+    state: PackMLState
+    step: ExecStep
+    op_id: str
+    holding: str
+    alive: bool
+    fault: str
+
+
+@message("cell_status")
+class CellStatus(Message):
+    """The answer to ``status``: the clock, the robots and the production counts."""
+
+    t_ns: int
+    pace: str
+    rtf: float
+    robots: tuple[RobotStatus, ...]
+    units_completed: int
+    units_in_progress: int
+    ledger_balanced: bool
+
+
+@message("control_reply")
+class ControlReply(Message):
+    """The answer to a ``control_request``.
+
+    ``code`` is ``ok`` or a stable error code (``malformed``, ``unknown_command``,
+    ``bad_argument``, ``unknown_robot``, ``refused``, ``forbidden``, ``busy``).
+    ``status`` answers ``status``; ``data`` carries JSON for ``snapshot``.
+    """
+
+    cmd_id: str
+    ok: bool
+    code: str
+    reason: str
+    status: CellStatus | None = None
+    data: str = ""
+
+
+# ---------------------------------------------------------------- telemetry (cell host -> subscribers)
+
+
+@message("pose3")
+class Pose3(Message):
+    """A frame in the cell: position (m) and orientation quaternion (x, y, z, w)."""
+
+    x: float
+    y: float
+    z: float
+    qx: float
+    qy: float
+    qz: float
+    qw: float
+
+
+@message("arm_state")
+class ArmState(Message):
+    """One arm at a tick: joint names and positions, its base and tool frames, what it does."""
+
+    robot: str
+    names: tuple[str, ...]
+    q: tuple[float, ...]
+    base: Pose3
+    tcp: Pose3
+    state: PackMLState
+    step: ExecStep
+    op_id: str
+    holding: str
+
+
+@message("joints_frame")
+class JointsFrame(Message):
+    """Topic ``joints``: every arm, once per control tick. ``seq`` counts per topic from 0."""
+
+    seq: int
+    t_ns: int
+    arms: tuple[ArmState, ...]
+
+
+@message("parts_frame")
+class PartsFrame(Message):
+    """Topic ``parts``: every live part's pose and ledger location, once per control tick."""
+
+    seq: int
+    t_ns: int
+    parts: tuple[PartPose, ...]
+    locations: tuple[str, ...]
+
+
+@message("event_frame")
+class EventFrame(Message):
+    """Topic ``events``: one event-log line (ledger change, assignment, fault, state), as JSON."""
+
+    seq: int
+    t_ns: int
+    kind: str
+    data: str
+
+
+@message("kpi_frame")
+class KpiFrame(Message):
+    """Topic ``kpis``: the KPI snapshot (as in ``kpis.json``), once per sim second, as JSON."""
+
+    seq: int
+    t_ns: int
+    data: str
