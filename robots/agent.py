@@ -187,6 +187,9 @@ class RobotAgent:
             observe=want.observe,
             fasten=want.fasten,
             inspect=want.inspect,
+            state=self.state,
+            step=self.packml.step,
+            op_id=self.op_id,
         )
 
     def _send(self, msg: Message) -> None:

@@ -56,6 +56,8 @@ class Arm:
         n = p.getNumJoints(self.body, physicsClientId=client)
         infos = [p.getJointInfo(self.body, j, physicsClientId=client) for j in range(n)]
         self.limits = [(float(infos[j][8]), float(infos[j][9])) for j in self.arm_joints]
+        self.joint_names = tuple(infos[j][1].decode() for j in self.arm_joints)
+        """The URDF names of the arm joints, in ``q`` order (for telemetry and bags)."""
         # motors off: the arm only moves where we reset it
         p.setJointMotorControlArray(
             self.body,

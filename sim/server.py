@@ -10,6 +10,7 @@ guard, so a dead process never freezes the cell.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -21,6 +22,7 @@ from bus.clock import ClockServer
 from bus.endpoints import Endpoints
 from bus.errors import LightsoutError
 from bus.messages import Message, RobotAct, WorldAct
+from sim.host import CellHost
 from sim.world import World
 
 log = logging.getLogger(__name__)
@@ -43,6 +45,7 @@ class SimServer:
         guard_s: float = 10.0,
         join_timeout_s: float = 60.0,
         on_tick: Callable[[int, int], None] | None = None,
+        subscribers: int = 0,
     ) -> None:
         self.cell = cell
         self.endpoints = endpoints
@@ -51,6 +54,10 @@ class SimServer:
         self.guard_s = guard_s
         self.join_timeout_s = join_timeout_s
         self.on_tick = on_tick
+        self.subscribers = subscribers
+        """Telemetry subscribers (e.g. a recorder) to wait for before the first tick."""
+        self.host: CellHost | None = None
+        """The control endpoint and telemetry publisher (after ``setup``)."""
         self.world = World(cell, seed=seed)
         self.robots = tuple(sorted(r.name for r in cell.robots))
         self.ticks = 0
@@ -70,6 +77,8 @@ class SimServer:
         self.world.setup()
         self.clock = ClockServer(self._ctx, self.endpoints.clock, guard_s=self.guard_s)
         self.clock.setup()
+        self.host = CellHost(self._ctx, self.endpoints, self.world)
+        self.host.setup()
 
     def run(self) -> int:
         """Wait for the supervisor and every robot, then tick until the duration; return 0.
@@ -82,8 +91,18 @@ class SimServer:
         if missing:
             who = ", ".join(sorted(missing))
             raise LightsoutError(f"sim: not joined within {self.join_timeout_s:g} s: {who}")
+        host = self._host()
+        if self.subscribers and not host.wait_subscribers(self.subscribers, self.join_timeout_s):
+            raise LightsoutError(f"sim: {self.subscribers} telemetry subscriber(s) did not come")
         k = 0
+        reason = "duration reached"
         while world.t_ns < self.duration_ns:
+            host.poll(0)
+            while host.paused and not host.shutdown_requested:
+                host.poll(0.1)
+            if host.shutdown_requested:
+                reason = "shutdown requested"
+                break
             for j in clock.take_joins():
                 log.info("sim: %s (%s) is in the barrier at tick %d", j.name, j.role, k)
             members = clock.members
@@ -92,22 +111,29 @@ class SimServer:
                 r: world.robot_sense(r) for r in self.robots if r in members
             }
             if SUPERVISOR in members:
-                senses[SUPERVISOR] = world.world_sense()
+                sense = world.world_sense()
+                senses[SUPERVISOR] = dataclasses.replace(sense, requests=host.take_requests())
             dones = clock.tick(k, world.t_ns, senses)
+            host.alive = set(clock.members)
+            host.after_dones({name: done.act for name, done in sorted(dones.items())})
             for name in sorted(dones):
                 self._apply(name, dones[name].act)
             self.dropped.extend(clock.take_dropped())
             world.advance()
+            host.after_advance()
             k += 1
             self.ticks = k
             if self.on_tick is not None:
                 self.on_tick(world.t_ns, self.duration_ns)
-        clock.shutdown(world.t_ns, "duration reached")
+        clock.shutdown(world.t_ns, reason)
         log.info("sim: %d ticks, %.3f s of sim time; done", k, world.t_ns / 1e9)
         return 0
 
     def shutdown(self) -> None:
         """Close the clock and the world (and the context, if this server made it)."""
+        if self.host is not None:
+            self.host.close()
+            self.host = None
         if self.clock is not None:
             self.clock.close()
             self.clock = None
@@ -133,6 +159,11 @@ class SimServer:
         else:
             self.malformed_acts += 1
             log.warning("sim: %s sent an act it may not send: %s", name, type(act).__name__)
+
+    def _host(self) -> CellHost:
+        if self.host is None:
+            raise RuntimeError("SimServer.setup() was not called")
+        return self.host
 
     def _require(self) -> ClockServer:
         if self.clock is None:

@@ -17,6 +17,8 @@ class EventLog:
     def __init__(self, path: Path | None) -> None:
         self.path = path
         self.count = 0
+        self.fresh: list[str] = []
+        """Lines written since the last ``take_fresh`` (for telemetry)."""
         self._fh: IO[str] | None = None
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -25,9 +27,16 @@ class EventLog:
     def write(self, t_ns: int, kind: str, **fields: Any) -> None:
         """Record one event at sim time ``t_ns``."""
         self.count += 1
+        rec = {"t_ns": t_ns, "kind": kind, **fields}
+        line = json.dumps(rec, sort_keys=True, separators=(",", ":"))
+        self.fresh.append(line)
         if self._fh is not None:
-            rec = {"t_ns": t_ns, "kind": kind, **fields}
-            self._fh.write(json.dumps(rec, sort_keys=True, separators=(",", ":")) + "\n")
+            self._fh.write(line + "\n")
+
+    def take_fresh(self) -> tuple[str, ...]:
+        """The lines written since the last call."""
+        out, self.fresh = tuple(self.fresh), []
+        return out
 
     def flush(self) -> None:
         """Push buffered events to disk."""

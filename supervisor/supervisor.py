@@ -26,6 +26,7 @@ from bus.messages import (
     CallForBids,
     Command,
     CommandReply,
+    ControlRequest,
     Envelope,
     Heartbeat,
     Message,
@@ -38,6 +39,7 @@ from bus.messages import (
     WorldSense,
 )
 from bus.participant import Outbox
+from supervisor.control import ControlDesk
 from supervisor.journal import EventLog
 from supervisor.kpis import NS, Kpis
 from supervisor.ledger import Ledger, LedgerError
@@ -65,6 +67,10 @@ class RobotView:
     pending_cmd: str = ""
     pending_since_ns: int = 0
     pending_command: PackMLCommand | None = None
+    manual: bool = False
+    """An operator stopped or aborted it: the supervisor does not restart it."""
+    clear_after_ns: int = 0
+    """After an injected fault, the supervisor clears it no earlier than this."""
 
 
 class Supervisor:
@@ -102,6 +108,8 @@ class Supervisor:
         """The cell socket's counts of refused, late and missing messages."""
         self._cmd_seq = 0
         self._retire: list[str] = []
+        self.desk = ControlDesk(self)
+        self._kpi_second = -1
         self.intake = self._intake_station()
         self.outfeeds = sorted(c.name for c in cell.conveyors if c.role is StationKind.OUTFEED)
 
@@ -111,13 +119,21 @@ class Supervisor:
         """One control tick (see the module docstring for the order)."""
         self.now, self.tick = tick.t_ns, tick.tick
         if isinstance(out, Mailbox):
-            self.bus_counters = {"malformed": out.malformed, "late": out.late, "missing": out.missing}
+            self.bus_counters = {
+                "malformed": out.malformed,
+                "late": out.late,
+                "missing": out.missing,
+            }
+        requests: tuple[ControlRequest, ...] = ()
         if isinstance(tick.sense, WorldSense):
             for ev in tick.sense.events:
                 self._world_event(ev)
             self.sensors = {s.sensor: s.part for s in tick.sense.sensors}
+            requests = tick.sense.requests
         for env in inbox:
             self._message(env.src, env.body)
+        for req in requests:
+            self.desk.request(req, out)
         self._liveness()
         self._bring_up(out)
         self._start_units()
@@ -126,7 +142,16 @@ class Supervisor:
         self._open_auctions(out)
         self._account()
         retire, self._retire = tuple(self._retire), []
-        return WorldAct(retire=retire)
+        kpis = ""
+        if self.now // NS != self._kpi_second:
+            self._kpi_second = self.now // NS
+            kpis = json.dumps(self.report(), sort_keys=True)
+        return WorldAct(
+            retire=retire,
+            events=self.events.take_fresh(),
+            kpis=kpis,
+            replies=self.desk.take_replies(),
+        )
 
     def finish(self, t_ns: int, reason: str) -> None:
         """Write ``kpis.json`` and close the event log."""
@@ -155,6 +180,7 @@ class Supervisor:
             "ledger_balanced": led.check(),
             "units_in_progress": sum(1 for u in self.units.values() if u.finished_ns < 0),
             "events": self.events.count,
+            "orders": [dict(o) for o in self.desk.orders],
             "counters": dict(sorted(self.counters.items())),
             "bus": dict(sorted(self.bus_counters.items())),
         }
@@ -197,7 +223,9 @@ class Supervisor:
         elif isinstance(body, StateChanged):
             self._set_state(robot, body.dst, body.reason)
         elif isinstance(body, CommandReply):
-            if body.cmd_id == robot.pending_cmd:
+            if self.desk.reply(src, body):
+                pass
+            elif body.cmd_id == robot.pending_cmd:
                 robot.pending_cmd, robot.pending_command = "", None
             if not body.accepted:
                 self.events.write(self.now, "command_refused", robot=src, reason=body.reason)
@@ -251,7 +279,9 @@ class Supervisor:
             PackMLState.ABORTED: PackMLCommand.CLEAR,
         }
         for robot in self.robots.values():
-            if not robot.alive or robot.state is None:
+            if not robot.alive or robot.state is None or robot.manual:
+                continue
+            if robot.state is PackMLState.ABORTED and self.now < robot.clear_after_ns:
                 continue
             if robot.pending_cmd:
                 if self.now - robot.pending_since_ns < COMMAND_RETRY_NS:
@@ -329,6 +359,7 @@ class Supervisor:
                 )
             else:
                 self.kpis.shipped(unit.created_ns, self.now)
+                self.desk.shipped()
                 cycle = round((self.now - unit.created_ns) / NS, 3)
                 self.events.write(self.now, "unit_shipped", unit=part, parts=parts, cycle_s=cycle)
             self._retire.append(part)

@@ -1,0 +1,437 @@
+"""The cell host's outward face: the control endpoint and the telemetry publisher.
+
+The sim server's process is the one that is always there (it owns the clock
+and outlives a crashed supervisor or agent), so it hosts the two public
+sockets:
+
+* **control** (ROUTER): ``control_request`` in, ``control_reply`` out. The
+  host answers ``status``, ``snapshot`` and ``pace`` itself and applies
+  physical faults to the world; commands for robots, the cell and orders go
+  to the supervisor in the next ``world_sense`` and its answers come back in
+  ``world_act.replies``. A request id seen before gets the first answer again,
+  so a retry is never done twice. Anything malformed is answered with code
+  ``malformed`` and counted.
+* **telemetry** (XPUB): two frames ``[topic, payload]`` per message, topics
+  ``joints``, ``parts``, ``events`` and ``kpis``, each with its own ``seq`` so
+  a subscriber can see a gap and ask for a ``snapshot``. A topic nobody
+  subscribes to is not even encoded.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import logging
+import math
+import time
+from typing import Any
+
+import zmq
+
+from bus.codec import CodecError, decode, encode
+from bus.endpoints import Endpoints
+from bus.enums import ControlCommand, ExecStep, PackMLCommand, PackMLState
+from bus.messages import (
+    ArmState,
+    CellStatus,
+    ControlReply,
+    ControlRequest,
+    EventFrame,
+    JointsFrame,
+    KpiFrame,
+    Message,
+    PartsFrame,
+    Pose3,
+    RobotAct,
+    RobotStatus,
+    WorldAct,
+)
+from bus.sockets import make_socket
+from sim.world import World
+
+log = logging.getLogger(__name__)
+
+TOPICS = ("joints", "parts", "events", "kpis")
+"""Telemetry topics, in publishing order within a tick."""
+PACES = ("pause", "run", "realtime", "fast")
+"""What ``pace`` accepts."""
+FORWARDED = (ControlCommand.ROBOT, ControlCommand.CELL, ControlCommand.ORDER)
+"""Requests the supervisor decides; the host only routes them."""
+PHYSICAL_FAULTS = ("gripper_drop", "conveyor_jam")
+"""Fault kinds the world applies directly (``fault`` with these kinds)."""
+ROBOT_FAULT = "robot_fault"
+"""A robot fault: the supervisor aborts the robot (the arm stops where it is)."""
+REPLY_MEMORY = 1024
+"""Answered request ids remembered for retries."""
+
+
+class CellHost:
+    """Control and telemetry sockets of a running cell, stepped by the sim server."""
+
+    def __init__(self, ctx: zmq.Context[Any], endpoints: Endpoints, world: World) -> None:
+        self.ctx = ctx
+        self.endpoints = endpoints
+        self.world = world
+        self.seq = dict.fromkeys(TOPICS, 0)
+        self.subscribed: collections.Counter[str] = collections.Counter()
+        self.counters: collections.Counter[str] = collections.Counter()
+        self.pace = "fast"
+        self.factor = 1.0
+        self.paused = False
+        self.shutdown_requested = False
+        self.kpis: dict[str, Any] = {}
+        self.acts: dict[str, RobotAct] = {}
+        self.alive: set[str] = set()
+        self._pending: dict[str, bytes] = {}
+        """Forwarded request id -> client identity, until the supervisor answers."""
+        self._answered: collections.OrderedDict[str, ControlReply] = collections.OrderedDict()
+        self._outbox: list[ControlRequest] = []
+        self._jams: dict[str, int] = {}
+        self._pace_anchor: tuple[float, int] | None = None
+        self._control: zmq.Socket[Any] | None = None
+        self._telemetry: zmq.Socket[Any] | None = None
+
+    # ------------------------------------------------------------ sockets
+
+    def setup(self) -> None:
+        """Bind the control ROUTER and the telemetry XPUB."""
+        self._control = make_socket(self.ctx, zmq.ROUTER)
+        self._control.bind(self.endpoints.control)
+        self._telemetry = make_socket(self.ctx, zmq.XPUB)
+        self._telemetry.setsockopt(zmq.SNDHWM, 100_000)
+        # every subscribe and unsubscribe reaches us, so the counts stay true
+        self._telemetry.setsockopt(zmq.XPUB_VERBOSER, 1)
+        self._telemetry.bind(self.endpoints.telemetry)
+
+    def close(self) -> None:
+        """Close both sockets."""
+        for sock in (self._control, self._telemetry):
+            if sock is not None:
+                sock.close(0)
+        self._control = self._telemetry = None
+
+    def wait_subscribers(self, count: int, timeout_s: float) -> bool:
+        """Wait until ``count`` subscriptions to every topic have arrived (e.g. a recorder)."""
+        deadline = time.monotonic() + timeout_s
+        while min(self.subscribed[t] for t in TOPICS) < count:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            self.poll(min(left, 0.1))
+        return True
+
+    def poll(self, timeout_s: float) -> None:
+        """Handle what waits on both sockets, waiting up to ``timeout_s`` for the first."""
+        ctl, tel = self._control, self._telemetry
+        if ctl is None or tel is None:
+            return
+        poller = zmq.Poller()
+        poller.register(ctl, zmq.POLLIN)
+        poller.register(tel, zmq.POLLIN)
+        ready = dict(poller.poll(int(timeout_s * 1000)))
+        while tel in ready:
+            try:
+                frame = tel.recv(zmq.NOBLOCK)
+            except zmq.Again:
+                break
+            if frame[:1] in (b"\x00", b"\x01"):
+                topic = frame[1:].decode(errors="replace")
+                for t in TOPICS if not topic else [t for t in TOPICS if t.startswith(topic)]:
+                    self.subscribed[t] += 1 if frame[:1] == b"\x01" else -1
+        while ctl in ready:
+            try:
+                frames = ctl.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                break
+            self._request(frames)
+
+    # ------------------------------------------------------------ control
+
+    def _send(self, ident: bytes, reply: ControlReply) -> None:
+        if reply.cmd_id:
+            self._answered[reply.cmd_id] = reply
+            while len(self._answered) > REPLY_MEMORY:
+                self._answered.popitem(last=False)
+        if self._control is not None:
+            try:
+                self._control.send_multipart([ident, encode(reply)], zmq.NOBLOCK)
+            except zmq.ZMQError as exc:
+                log.warning("host: reply to %r lost: %s", ident, exc)
+
+    def _error(self, ident: bytes, cmd_id: str, code: str, reason: str) -> None:
+        self.counters[code] += 1
+        self._send(ident, ControlReply(cmd_id=cmd_id, ok=False, code=code, reason=reason))
+
+    def _request(self, frames: list[bytes]) -> None:
+        ident = frames[0]
+        try:
+            if len(frames) != 2:
+                raise CodecError(f"expected 1 payload frame, got {len(frames) - 1}")
+            req = decode(frames[1])
+            if not isinstance(req, ControlRequest):
+                raise CodecError(f"expected a control_request, got {req.TAG}")
+        except CodecError as exc:
+            self._error(ident, "", "malformed", str(exc))
+            return
+        if not req.cmd_id:
+            self._error(ident, "", "bad_argument", "cmd_id must not be empty")
+            return
+        done = self._answered.get(req.cmd_id)
+        if done is not None:
+            self.counters["retried"] += 1
+            self._send(ident, done)
+            return
+        if req.cmd_id in self._pending:
+            self._pending[req.cmd_id] = ident  # a retry: answer wherever it came from last
+            return
+        self.counters[req.command.value] += 1
+        self._handle(ident, req)
+
+    def _handle(self, ident: bytes, req: ControlRequest) -> None:
+        cmd = req.command
+        if cmd is ControlCommand.STATUS:
+            self._send(ident, ControlReply(req.cmd_id, True, "ok", "", status=self.status()))
+        elif cmd is ControlCommand.SNAPSHOT:
+            data = json.dumps(self.snapshot(), sort_keys=True)
+            self._send(ident, ControlReply(req.cmd_id, True, "ok", "", data=data))
+        elif cmd is ControlCommand.PACE:
+            self._pace(ident, req)
+        elif cmd is ControlCommand.SHUTDOWN:
+            self.shutdown_requested = True
+            self._send(ident, ControlReply(req.cmd_id, True, "ok", "the run ends at the next tick"))
+        elif self.paused:
+            self._error(ident, req.cmd_id, "paused", "the clock is paused: send pace run first")
+        elif cmd is ControlCommand.FAULT:
+            self._fault(ident, req)
+        elif cmd in FORWARDED:
+            if cmd is ControlCommand.ROBOT and req.target not in self.world.arms:
+                self._error(ident, req.cmd_id, "unknown_robot", f"no robot {req.target!r}")
+                return
+            if cmd is not ControlCommand.ORDER and req.action not in {
+                c.value for c in PackMLCommand
+            }:
+                known = ", ".join(c.value for c in PackMLCommand)
+                self._error(
+                    ident, req.cmd_id, "bad_argument", f"{req.action!r} is not one of {known}"
+                )
+                return
+            self._pending[req.cmd_id] = ident
+            self._outbox.append(req)
+
+    def _pace(self, ident: bytes, req: ControlRequest) -> None:
+        mode = req.action
+        if mode not in PACES:
+            self._error(
+                ident, req.cmd_id, "bad_argument", f"pace {mode!r} is not one of {', '.join(PACES)}"
+            )
+            return
+        if mode == "realtime" and not req.value > 0:
+            self._error(ident, req.cmd_id, "bad_argument", "realtime needs a factor > 0 in value")
+            return
+        if mode == "pause":
+            self.paused = True
+        elif mode == "run":
+            self.paused = False
+        else:
+            self.pace, self.factor, self.paused = (
+                mode,
+                req.value if mode == "realtime" else 1.0,
+                False,
+            )
+        self._pace_anchor = None
+        self._send(ident, ControlReply(req.cmd_id, True, "ok", f"pace {self.pace_name}"))
+
+    def _fault(self, ident: bytes, req: ControlRequest) -> None:
+        kind, target = req.action, req.target
+        if kind == "gripper_drop":
+            if target not in self.world.arms:
+                self._error(ident, req.cmd_id, "unknown_robot", f"no robot {target!r}")
+                return
+            self.world.drop(target)
+        elif kind == "conveyor_jam":
+            if target not in self.world.conveyors:
+                self._error(ident, req.cmd_id, "bad_argument", f"no conveyor {target!r}")
+                return
+            if not req.value > 0:
+                self._error(
+                    ident, req.cmd_id, "bad_argument", "a jam needs a duration > 0 in value"
+                )
+                return
+            self.world.stop_conveyor(target, True)
+            self._jams[target] = self.world.t_ns + round(req.value * 1e9)
+        elif kind == ROBOT_FAULT:
+            if target not in self.world.arms:
+                self._error(ident, req.cmd_id, "unknown_robot", f"no robot {target!r}")
+                return
+            self._pending[req.cmd_id] = ident
+            self._outbox.append(
+                ControlRequest(req.cmd_id, ControlCommand.ROBOT, target, "Abort", 0.0)
+            )
+            return
+        else:
+            known = ", ".join((*PHYSICAL_FAULTS, ROBOT_FAULT))
+            self._error(ident, req.cmd_id, "bad_argument", f"fault {kind!r} is not one of {known}")
+            return
+        self._send(ident, ControlReply(req.cmd_id, True, "ok", f"{kind} on {target}"))
+
+    @property
+    def pace_name(self) -> str:
+        """``paused``, ``fast`` or ``realtime xF``."""
+        if self.paused:
+            return "paused"
+        return "fast" if self.pace == "fast" else f"realtime x{self.factor:g}"
+
+    def take_requests(self) -> tuple[ControlRequest, ...]:
+        """Requests for the supervisor, to go in its next ``world_sense``."""
+        out, self._outbox = tuple(self._outbox), []
+        return out
+
+    # ------------------------------------------------------------ per tick
+
+    def after_dones(self, acts: dict[str, Message | None]) -> None:
+        """Take what the participants said this tick: robot activity, supervisor output."""
+        for name, act in acts.items():
+            if isinstance(act, RobotAct):
+                self.acts[name] = act
+            elif isinstance(act, WorldAct):
+                for line in act.events:
+                    self._publish_event(line)
+                if act.kpis:
+                    self.kpis = json.loads(act.kpis)
+                    self._publish("kpis", KpiFrame(self.seq["kpis"], self.world.t_ns, act.kpis))
+                for reply in act.replies:
+                    ident = self._pending.pop(reply.cmd_id, None)
+                    if ident is not None:
+                        self._send(ident, reply)
+
+    def after_advance(self) -> None:
+        """Publish this tick's frames, end jams that are over, and keep the pace."""
+        now = self.world.t_ns
+        for name, until in list(self._jams.items()):
+            if now >= until:
+                self.world.stop_conveyor(name, False)
+                del self._jams[name]
+        if self.subscribed["joints"] > 0:
+            self._publish("joints", JointsFrame(self.seq["joints"], now, self.arm_states()))
+        if self.subscribed["parts"] > 0:
+            poses, locations = [], []
+            for pid, (_kind, location) in self.world.parts().items():
+                pose = self.world.part_pose(pid)
+                if pose is not None:
+                    poses.append(pose)
+                    locations.append(location)
+            self._publish(
+                "parts", PartsFrame(self.seq["parts"], now, tuple(poses), tuple(locations))
+            )
+        self._keep_pace(now)
+
+    def _keep_pace(self, now: int) -> None:
+        if self.pace != "realtime":
+            return
+        wall = time.monotonic()
+        if self._pace_anchor is None:
+            self._pace_anchor = (wall, now)
+            return
+        w0, t0 = self._pace_anchor
+        due = w0 + (now - t0) / 1e9 / self.factor
+        while wall < due and not self.paused:
+            self.poll(due - wall)
+            wall = time.monotonic()
+
+    def _publish_event(self, line: str) -> None:
+        self.counters["events"] += 1
+        if self.subscribed["events"] <= 0:
+            self.seq["events"] += 1
+            return
+        rec = json.loads(line)
+        frame = EventFrame(self.seq["events"], int(rec["t_ns"]), str(rec["kind"]), line)
+        self._publish("events", frame)
+
+    def _publish(self, topic: str, frame: Message) -> None:
+        self.seq[topic] += 1
+        if self._telemetry is None or self.subscribed[topic] <= 0:
+            return
+        try:
+            self._telemetry.send_multipart([topic.encode(), encode(frame)], zmq.NOBLOCK)
+        except zmq.Again:
+            self.counters["telemetry_dropped"] += 1
+
+    # ------------------------------------------------------------ views
+
+    def arm_states(self) -> tuple[ArmState, ...]:
+        """Every arm now: joints, base and tool frames, what it is doing."""
+        out = []
+        for name in sorted(self.world.arms):
+            arm = self.world.arms[name]
+            b = arm.spec.base
+            base = Pose3(b.x, b.y, b.z, *_yaw_quat(b.yaw))
+            (x, y, z), (qx, qy, qz, qw) = arm.tcp()
+            act = self.acts.get(name)
+            out.append(
+                ArmState(
+                    robot=name,
+                    names=arm.joint_names,
+                    q=tuple(arm.q),
+                    base=base,
+                    tcp=Pose3(x, y, z, qx, qy, qz, qw),
+                    state=act.state if act else PackMLState.STOPPED,
+                    step=act.step if act else ExecStep.WAITING,
+                    op_id=act.op_id if act else "",
+                    holding=arm.holding,
+                )
+            )
+        return tuple(out)
+
+    def status(self) -> CellStatus:
+        """The answer to ``status``."""
+        robots = tuple(
+            RobotStatus(
+                robot=a.robot,
+                state=a.state,
+                step=a.step,
+                op_id=a.op_id,
+                holding=a.holding,
+                alive=a.robot in self.alive,
+                fault=str(self.kpis.get("robots", {}).get(a.robot, {}).get("fault", "")),
+            )
+            for a in self.arm_states()
+        )
+        return CellStatus(
+            t_ns=self.world.t_ns,
+            pace=self.pace_name,
+            rtf=self.factor if self.pace == "realtime" else 0.0,
+            robots=robots,
+            units_completed=int(self.kpis.get("units_completed", 0)),
+            units_in_progress=int(self.kpis.get("units_in_progress", 0)),
+            ledger_balanced=bool(self.kpis.get("ledger_balanced", True)),
+        )
+
+    def snapshot(self) -> dict[str, Any]:
+        """The answer to ``snapshot``: enough to rebuild a view after a telemetry gap."""
+        parts = {}
+        for pid, (kind, location) in self.world.parts().items():
+            pose = self.world.part_pose(pid)
+            xyz = [pose.x, pose.y, pose.z] if pose else None
+            parts[pid] = {"kind": kind, "location": location, "position": xyz}
+        robots = {
+            a.robot: {
+                "state": a.state.value,
+                "step": a.step.value,
+                "op": a.op_id,
+                "holding": a.holding,
+                "q": list(a.q),
+            }
+            for a in self.arm_states()
+        }
+        return {
+            "t_ns": self.world.t_ns,
+            "pace": self.pace_name,
+            "robots": robots,
+            "parts": parts,
+            "kpis": self.kpis,
+            "seq": dict(self.seq),
+        }
+
+
+def _yaw_quat(yaw: float) -> tuple[float, float, float, float]:
+    return (0.0, 0.0, math.sin(yaw / 2), math.cos(yaw / 2))

@@ -1,0 +1,179 @@
+"""Control requests the supervisor decides: robot and cell commands, faults, orders.
+
+The cell host owns the control socket and routes these here in
+``world_sense.requests``; the answers go back in ``world_act.replies``. A
+robot command travels to its agent with the client's ``cmd_id``, so a retry
+reaches the agent with the same id and is not applied twice; the answer waits
+for the agent's ``command_reply``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import TYPE_CHECKING
+
+from bus.enums import ControlCommand, PackMLCommand
+from bus.messages import Command, CommandReply, ControlReply, ControlRequest
+from bus.participant import Outbox
+
+if TYPE_CHECKING:
+    from supervisor.supervisor import Supervisor
+
+MANUAL = (PackMLCommand.STOP, PackMLCommand.ABORT)
+"""Operator commands after which the supervisor leaves the robot alone."""
+AUTOMATIC = (PackMLCommand.RESET, PackMLCommand.START, PackMLCommand.CLEAR)
+"""Operator commands that hand the robot back to the supervisor."""
+
+
+@dataclasses.dataclass(slots=True)
+class _Waiting:
+    """A control request waiting for agents' replies."""
+
+    req: ControlRequest
+    robots: set[str]
+    refused: list[str]
+
+
+class ControlDesk:
+    """Turns control requests into robot commands and answers."""
+
+    def __init__(self, sup: Supervisor) -> None:
+        self.sup = sup
+        self.replies: list[ControlReply] = []
+        self.waiting: dict[str, _Waiting] = {}
+        self.by_cmd: dict[str, str] = {}
+        """Agent command id -> control request id."""
+        self.orders: list[dict[str, object]] = []
+
+    def take_replies(self) -> tuple[ControlReply, ...]:
+        """Answers ready to go back to the host."""
+        out, self.replies = tuple(self.replies), []
+        return out
+
+    def _answer(self, req: ControlRequest, ok: bool, code: str, reason: str) -> None:
+        self.replies.append(ControlReply(req.cmd_id, ok, code, reason))
+
+    def request(self, req: ControlRequest, out: Outbox) -> None:
+        """Handle one routed request."""
+        sup = self.sup
+        sup.events.write(
+            sup.now,
+            "control",
+            command=req.command.value,
+            target=req.target,
+            action=req.action,
+            value=req.value,
+        )
+        if req.command is ControlCommand.ORDER:
+            self._order(req)
+        elif req.command is ControlCommand.FAULT:
+            self._fault(req, out)
+        elif req.command in (ControlCommand.ROBOT, ControlCommand.CELL):
+            try:
+                cmd = PackMLCommand(req.action)
+            except ValueError:
+                self._answer(req, False, "bad_argument", f"{req.action!r} is not a PackML command")
+                return
+            if req.command is ControlCommand.ROBOT:
+                targets = [req.target]
+            else:
+                targets = [n for n, r in sorted(sup.robots.items()) if r.alive]
+            self._command(req, cmd, targets, out)
+        else:
+            self._answer(
+                req, False, "unknown_command", f"{req.command.value} is not for the supervisor"
+            )
+
+    def _command(
+        self, req: ControlRequest, cmd: PackMLCommand, targets: list[str], out: Outbox
+    ) -> None:
+        sup = self.sup
+        unknown = [t for t in targets if t not in sup.robots]
+        if unknown:
+            self._answer(req, False, "unknown_robot", f"no robot {unknown[0]!r}")
+            return
+        down = [t for t in targets if not sup.robots[t].alive]
+        if down:
+            self._answer(req, False, "unavailable", f"{', '.join(down)} not answering")
+            return
+        if not targets:
+            self._answer(req, False, "unavailable", "no robot is answering")
+            return
+        wait = _Waiting(req, set(), [])
+        for name in targets:
+            robot = sup.robots[name]
+            cmd_id = req.cmd_id if req.command is ControlCommand.ROBOT else f"{req.cmd_id}/{name}"
+            if cmd in MANUAL:
+                robot.manual = True
+            elif cmd in AUTOMATIC:
+                robot.manual = False
+            out.send(name, Command(cmd_id, name, cmd))
+            self.by_cmd[cmd_id] = req.cmd_id
+            wait.robots.add(name)
+        self.waiting[req.cmd_id] = wait
+
+    def reply(self, robot: str, rep: CommandReply) -> bool:
+        """An agent answered; True if it was one of ours."""
+        key = self.by_cmd.pop(rep.cmd_id, None)
+        if key is None:
+            return False
+        wait = self.waiting.get(key)
+        if wait is None:
+            return True
+        wait.robots.discard(robot)
+        if not rep.accepted:
+            wait.refused.append(f"{robot}: {rep.reason}")
+        if not wait.robots:
+            del self.waiting[key]
+            if wait.refused:
+                self._answer(wait.req, False, "refused", "; ".join(wait.refused))
+            else:
+                self._answer(wait.req, True, "ok", f"{wait.req.action} accepted")
+        return True
+
+    def _fault(self, req: ControlRequest, out: Outbox) -> None:
+        sup = self.sup
+        robot = sup.robots.get(req.target)
+        if robot is None:
+            self._answer(req, False, "unknown_robot", f"no robot {req.target!r}")
+            return
+        robot.clear_after_ns = sup.now + round(max(req.value, 0.0) * 1e9)
+        sup.events.write(
+            sup.now, "fault_injected", robot=req.target, fault=req.action, duration_s=req.value
+        )
+        abort = dataclasses.replace(
+            req, command=ControlCommand.ROBOT, action=PackMLCommand.ABORT.value
+        )
+        self._command(abort, PackMLCommand.ABORT, [req.target], out)
+        robot.manual = False  # a fault clears itself after its duration
+
+    def _order(self, req: ControlRequest) -> None:
+        sup = self.sup
+        product = sup.cell.recipe.product
+        if req.action != product:
+            self._answer(
+                req, False, "bad_argument", f"this cell makes {product!r}, not {req.action!r}"
+            )
+            return
+        count = req.value
+        if count != int(count) or not 1 <= count <= 1_000_000:
+            self._answer(
+                req, False, "bad_argument", f"count must be a whole number from 1, got {count:g}"
+            )
+            return
+        order = {
+            "order": len(self.orders) + 1,
+            "product": product,
+            "count": int(count),
+            "shipped": 0,
+        }
+        self.orders.append(order)
+        sup.events.write(sup.now, "order_added", **order)
+        self._answer(req, True, "ok", f"order {order['order']}: {int(count)} x {product}")
+
+    def shipped(self) -> None:
+        """A unit shipped: it counts towards the oldest open order."""
+        for order in self.orders:
+            if int(str(order["shipped"])) < int(str(order["count"])):
+                order["shipped"] = int(str(order["shipped"])) + 1
+                return
