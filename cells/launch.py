@@ -55,6 +55,8 @@ class RunOptions:
     endpoint: str | None = None
     guard_s: float = 10.0
     join_timeout_s: float = 60.0
+    realtime: float = 0.0
+    """Pace sim time to the wall clock times this factor; 0 runs as fast as possible."""
 
 
 def run_dir(root: Path, name: str) -> Path:
@@ -109,6 +111,8 @@ def _server(
         join_timeout_s=opts.join_timeout_s,
         on_tick=on_tick,
     )
+    if opts.realtime > 0:
+        server.pace_realtime = opts.realtime
     return server
 
 

@@ -10,6 +10,7 @@ import argparse
 import logging
 import sys
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.logging import RichHandler
@@ -52,6 +53,7 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
         duration_s=args.duration,
         processes=args.processes,
         endpoint=args.endpoint,
+        realtime=args.realtime,
     )
     mode = "processes over " + (args.endpoint or "ipc://") if args.processes else "one process"
     console.print(
@@ -75,7 +77,8 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
         kpis = run_cell(cell, out, opts, progress=on_tick)
         bar.update(task, completed=args.duration)
     print_kpis(kpis, console)
-    console.print(f"results: {out / 'kpis.json'}  events: {out / 'events.jsonl'}")
+    console.print(f"results: {out / 'kpis.json'}")
+    console.print(f"events:  {out / 'events.jsonl'}")
     return 0
 
 
@@ -110,7 +113,7 @@ def cmd_sim(args: argparse.Namespace, console: Console) -> int:
     from sim import SimServer
 
     cell = load_cell(args.cell)
-    ctx: zmq.Context[object] = zmq.Context()
+    ctx: zmq.Context[Any] = zmq.Context()
     server = SimServer(
         cell,
         Endpoints.from_base(args.endpoint),
@@ -144,6 +147,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--processes", action="store_true", help="one OS process per agent and the supervisor"
     )
     run.add_argument("--endpoint", help="base endpoint (inproc://NAME, ipc://DIR, tcp://HOST:PORT)")
+    run.add_argument(
+        "--realtime",
+        type=_positive,
+        nargs="?",
+        const=1.0,
+        default=0.0,
+        metavar="FACTOR",
+        help="pace sim time to the wall clock (times FACTOR); default: as fast as possible",
+    )
     run.add_argument("--name", help="run name (default CELL-seedN); results go to RUNS_DIR/NAME")
     run.add_argument("--runs-dir", default="runs", help="where runs are written (default runs/)")
     run.add_argument("-q", "--quiet", action="store_true", help="no progress bar")

@@ -57,6 +57,8 @@ class SimServer:
         self.subscribers = subscribers
         """Telemetry subscribers (e.g. a recorder) to wait for before the first tick."""
         self.host: CellHost | None = None
+        self.pace_realtime = 0.0
+        """If > 0, start paced to the wall clock times this factor (``--realtime``)."""
         """The control endpoint and telemetry publisher (after ``setup``)."""
         self.world = World(cell, seed=seed)
         self.robots = tuple(sorted(r.name for r in cell.robots))
@@ -79,6 +81,8 @@ class SimServer:
         self.clock.setup()
         self.host = CellHost(self._ctx, self.endpoints, self.world)
         self.host.setup()
+        if self.pace_realtime > 0:
+            self.host.pace, self.host.factor = "realtime", self.pace_realtime
 
     def run(self) -> int:
         """Wait for the supervisor and every robot, then tick until the duration; return 0.
