@@ -87,14 +87,14 @@ def test_a_retried_command_is_answered_once_and_done_once(cell: Cell) -> None:
 BAD_FIELDS = st.fixed_dictionaries(
     {"type": st.just("control_request"), "v": st.just(1)},
     optional={
-        "cmd_id": st.one_of(st.integers(), st.none(), st.text(max_size=5)),
+        "cmd_id": st.one_of(st.integers(-(2**63), 2**63 - 1), st.none(), st.text(max_size=5)),
         "command": st.one_of(
             st.text(max_size=12), st.integers(), st.sampled_from(["status", "explode"])
         ),
         "target": st.one_of(st.text(max_size=5), st.floats()),
         "action": st.one_of(st.text(max_size=8), st.lists(st.integers(), max_size=2)),
         "value": st.one_of(st.floats(allow_nan=True), st.text(max_size=3), st.booleans()),
-        "extra": st.integers(),
+        "extra": st.integers(-(2**63), 2**63 - 1),
     },
 ).map(lambda d: [msgpack.packb(d)])
 
