@@ -8,7 +8,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from bench import rtf
+from bench import control, rtf
 from cells.schema import load_cell
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -20,8 +20,29 @@ def main() -> int:
     ap.add_argument("--cell", default=str(ROOT / "cells" / "assembly.toml"))
     ap.add_argument("--duration", type=float, default=60.0, help="sim seconds per measurement")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--only", choices=["rtf", "control"], help="run one benchmark")
     args = ap.parse_args()
     console = Console()
+    if args.only != "control":
+        _rtf(console, args)
+    if args.only != "rtf":
+        _control(console)
+    return 0
+
+
+def _control(console: Console) -> None:
+    console.print("control and telemetry of a running cell (own process) beside raw pyzmq")
+    table = Table(title="control plane")
+    for col in ("transport", "what", "cell", "raw pyzmq", "ratio cell/raw"):
+        table.add_column(col, justify="left" if col in ("transport", "what") else "right")
+    for transport, what, value, raw, unit in control.run():
+        table.add_row(
+            transport, what, f"{value:.0f} {unit}", f"{raw:.0f} {unit}", f"{value / raw:.2f}"
+        )
+    console.print(table)
+
+
+def _rtf(console: Console, args: argparse.Namespace) -> None:
     cell = load_cell(args.cell)
     console.print(
         f"real-time factor of {cell.name}, {args.duration:.0f} s of sim time each (seed {args.seed})"
@@ -34,7 +55,6 @@ def main() -> int:
     for name, value, note in rows:
         table.add_row(name, f"{value:.2f}", f"{value / bare:.3f}", note)
     console.print(table)
-    return 0
 
 
 if __name__ == "__main__":
