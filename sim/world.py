@@ -79,6 +79,7 @@ class World:
         self.trays: dict[str, Tray] = {}
         self._rng = random.Random(seed)
         self._t_ns = 0
+        self._ticks = 0
         self._feeders = Feeders(cell, self.conveyors, self.trays, self._rng)
         self._base_kind = cell.recipe.base
         self._factory: PartFactory | None = None
@@ -216,7 +217,9 @@ class World:
         for arm in arms:
             arm.step(n)
             arm.end_tick()
-        self._t_ns += self.cell.tick_ns
+        # from the tick count, so sim time never drifts by rounding (1e9 / 24 is not whole)
+        self._ticks += 1
+        self._t_ns = self._ticks * 1_000_000_000 // self.cell.control_hz
         self._after_tick()
 
     # ------------------------------------------------------------ sensing
