@@ -17,6 +17,7 @@ from rich.logging import RichHandler
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from bus.errors import LightsoutError
+from clients.cli_control import add_commands
 
 
 def _positive(text: str) -> float:
@@ -185,6 +186,8 @@ def build_parser() -> argparse.ArgumentParser:
     supv.add_argument("--seed", type=_seed, default=1)
     supv.add_argument("--out", type=Path, help="directory for kpis.json and events.jsonl")
     supv.set_defaults(func=cmd_node)
+
+    add_commands(sub)  # status, robot, cell, fault, pace, order, snapshot, watch, console, keys
     return ap
 
 
