@@ -93,6 +93,12 @@ class ClockServer:
         self._expect = nxt
         return dones
 
+    def drop(self, name: str) -> None:
+        """Take ``name`` out of the barrier now (its process is known to be dead)."""
+        if self.members.pop(name, None) is not None:
+            log.warning("clock: %s dropped from the barrier (gone)", name)
+            self.dropped.append(name)
+
     def shutdown(self, t_ns: int, reason: str) -> None:
         """Tell every member the run is over."""
         sock = self._require()

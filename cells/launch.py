@@ -19,6 +19,7 @@ import itertools
 import json
 import logging
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -30,8 +31,9 @@ import zmq
 
 from bus.cellspec import CellSpec
 from bus.endpoints import Endpoints, private_ipc_base
-from bus.errors import LightsoutError
+from bus.errors import ConfigError, LightsoutError
 from bus.participant import Participant, run_participant
+from cells.faults import PROCESS_KINDS, ScheduledFault
 from robots import RobotAgent
 from sim import SimServer, World
 from supervisor import Supervisor
@@ -57,6 +59,8 @@ class RunOptions:
     join_timeout_s: float = 60.0
     realtime: float = 0.0
     """Pace sim time to the wall clock times this factor; 0 runs as fast as possible."""
+    faults: tuple[ScheduledFault, ...] = ()
+    """Faults to inject at their sim times (a scenario file)."""
 
 
 def run_dir(root: Path, name: str) -> Path:
@@ -79,6 +83,11 @@ def run_cell(
 ) -> dict[str, Any]:
     """Run ``cell`` for ``opts.duration_s`` of sim time; return the KPIs."""
     out_dir.mkdir(parents=True, exist_ok=True)
+    needs = sorted({f.kind.value for f in opts.faults if f.kind in PROCESS_KINDS})
+    if needs and not opts.processes:
+        raise ConfigError(
+            "--faults", needs[0], "kills a process, so the cell must run with --processes"
+        )
     if opts.processes:
         return _run_processes(cell, out_dir, opts, progress, watch)
     return _run_threads(cell, out_dir, opts, progress, watch)
@@ -91,11 +100,17 @@ def _server(
     opts: RunOptions,
     progress: Progress | None,
     watch: Watch | None,
+    hooks: list[Callable[[SimServer], None]] | None = None,
 ) -> SimServer:
-    """The sim server, calling ``progress`` and ``watch`` after each tick."""
+    """The sim server, calling ``progress``, ``watch`` and ``hooks`` after each tick."""
     server: SimServer
+    pending = list(opts.faults)
 
     def on_tick(t_ns: int, total_ns: int) -> None:
+        while pending and pending[0].at_s * 1e9 <= t_ns:
+            _inject(server, pending.pop(0))
+        for hook in hooks or ():
+            hook(server)
         if progress is not None:
             progress(t_ns, total_ns)
         if watch is not None:
@@ -172,6 +187,93 @@ def _run_threads(
     return _with_sim_stats(out_dir, supervisor.result, stats)
 
 
+def _inject(server: SimServer, fault: ScheduledFault) -> None:
+    """Apply a physical or robot fault through the cell host (process faults: ``Children``)."""
+    if fault.kind in PROCESS_KINDS:
+        return
+    host = server.host
+    if host is None:
+        return
+    problem = host.inject(fault.kind.value, fault.target, fault.duration_s)
+    if problem:
+        log.warning("fault %s on %s not injected: %s", fault.kind.value, fault.target, problem)
+
+
+class Children:
+    """The participant processes: started, watched every tick, restarted when they die.
+
+    A process that dies is taken out of the barrier at once (no wall-clock
+    wait) and started again: an agent comes back through Stopped, Resetting
+    and Idle; the supervisor comes back from its journal (``--restore``).
+    """
+
+    def __init__(self, cell: CellSpec, base: str, out_dir: Path, opts: RunOptions) -> None:
+        self.logs = out_dir / "logs"
+        self.logs.mkdir(parents=True, exist_ok=True)
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.restarts: dict[str, int] = {}
+        self.killed: list[tuple[int, str]] = []
+        self.cmds = {
+            "supervisor": node_command(
+                "supervisor", cell, base, seed=str(opts.seed), out=str(out_dir)
+            )
+        }
+        for r in cell.robots:
+            self.cmds[r.name] = node_command("agent", cell, base, robot=r.name)
+        self.kills = sorted(
+            (round(f.at_s * 1e9), f.target) for f in opts.faults if f.kind in PROCESS_KINDS
+        )
+        self.stopping = False
+
+    def start(self, name: str, *, restore: bool = False) -> None:
+        cmd = self.cmds[name] + (["--restore"] if restore else [])
+        with (self.logs / f"{name}.log").open("ab") as fh:
+            self.procs[name] = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT)
+
+    def start_all(self) -> None:
+        for name in self.cmds:
+            self.start(name)
+
+    def check(self, server: SimServer) -> None:
+        """Per tick: kill what the scenario says, restart what died."""
+        now = server.world.t_ns
+        while self.kills and self.kills[0][0] <= now:
+            _, name = self.kills.pop(0)
+            proc = self.procs.get(name)
+            if proc is not None and proc.poll() is None:
+                proc.send_signal(signal.SIGKILL)
+                proc.wait()
+                self.killed.append((now, name))
+                log.warning("killed %s (SIGKILL) at %.3f s", name, now / 1e9)
+        for name, proc in list(self.procs.items()):
+            if self.stopping or proc.poll() is None:
+                continue
+            log.warning(
+                "%s exited with %s at %.3f s; restarting it", name, proc.returncode, now / 1e9
+            )
+            if server.clock is not None:
+                server.clock.drop(name)
+            self.restarts[name] = self.restarts.get(name, 0) + 1
+            self.start(name, restore=name == "supervisor")
+
+    def finish(self) -> None:
+        """After the last tick: wait for every process to write its results and leave."""
+        self.stopping = True
+        for name, proc in self.procs.items():
+            code = proc.wait(timeout=60)
+            if code != 0:
+                raise LightsoutError(
+                    f"{name} exited with {code}; see {self.logs / (name + '.log')}"
+                )
+
+    def kill_all(self) -> None:
+        self.stopping = True
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
+
 def node_command(role: str, cell: CellSpec, endpoint: str, **extra: str) -> list[str]:
     """The command line that starts one participant process."""
     cmd = [sys.executable, "-m", "cells.node", role, cell.source, "--endpoint", endpoint]
@@ -190,33 +292,18 @@ def _run_processes(
     base = opts.endpoint or private_ipc_base()
     endpoints = Endpoints.from_base(base)
     ctx: zmq.Context[Any] = zmq.Context()
-    server = _server(cell, endpoints, ctx, opts, progress, watch)
-    procs: dict[str, subprocess.Popen[bytes]] = {}
-    logs = out_dir / "logs"
-    logs.mkdir(parents=True, exist_ok=True)
+    children = Children(cell, base, out_dir, opts)
+    server = _server(cell, endpoints, ctx, opts, progress, watch, [children.check])
     try:
         server.setup()
-        spawn = {
-            "supervisor": node_command(
-                "supervisor", cell, base, seed=str(opts.seed), out=str(out_dir)
-            )
-        }
-        for r in cell.robots:
-            spawn[r.name] = node_command("agent", cell, base, robot=r.name)
-        for name, cmd in spawn.items():
-            with (logs / f"{name}.log").open("wb") as fh:
-                procs[name] = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT)
+        children.start_all()
         server.run()
         stats = sim_stats(server)
-        for name, proc in procs.items():
-            code = proc.wait(timeout=60)
-            if code != 0:
-                raise LightsoutError(f"{name} exited with {code}; see {logs / (name + '.log')}")
+        stats["restarts"] = dict(sorted(children.restarts.items()))
+        stats["killed"] = [[t, name] for t, name in children.killed]
+        children.finish()
     finally:
-        for proc in procs.values():
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
+        children.kill_all()
         server.shutdown()
         ctx.term()
     kpis = out_dir / "kpis.json"

@@ -37,10 +37,14 @@ def run_agent(cell_path: str, robot: str, endpoint: str) -> int:
         ctx.term()
 
 
-def run_supervisor(cell_path: str, endpoint: str, *, seed: int, out: Path | None) -> int:
-    """Run the supervisor until the clock shuts the cell down."""
+def run_supervisor(
+    cell_path: str, endpoint: str, *, seed: int, out: Path | None, restore: bool = False
+) -> int:
+    """Run the supervisor until the clock shuts the cell down (``restore``: from its journal)."""
     cell = load_cell(cell_path)
-    sup = Supervisor(cell, seed=seed, out_dir=out)
+    if restore and out is None:
+        raise LightsoutError("--restore needs --out (the run directory with the journal)")
+    sup = Supervisor(cell, seed=seed, out_dir=out, restore=restore)
     ctx: zmq.Context[Any] = zmq.Context()
     try:
         return run_participant(sup, ctx, Endpoints.from_base(endpoint), hub=True)
@@ -57,6 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--robot")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--out", type=Path)
+    ap.add_argument("--restore", action="store_true", help="carry on from the journal in --out")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     try:
@@ -64,7 +69,9 @@ def main(argv: list[str] | None = None) -> int:
             if not args.robot:
                 ap.error("agent needs --robot")
             return run_agent(args.cell, args.robot, args.endpoint)
-        return run_supervisor(args.cell, args.endpoint, seed=args.seed, out=args.out)
+        return run_supervisor(
+            args.cell, args.endpoint, seed=args.seed, out=args.out, restore=args.restore
+        )
     except LightsoutError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -87,6 +87,7 @@ class CellHost:
         self._answered: collections.OrderedDict[str, ControlReply] = collections.OrderedDict()
         self._outbox: list[ControlRequest] = []
         self._jams: dict[str, int] = {}
+        self._inject_seq = 0
         self._pace_anchor: tuple[float, int] | None = None
         self._control: zmq.Socket[Any] | None = None
         self._telemetry: zmq.Socket[Any] | None = None
@@ -242,37 +243,46 @@ class CellHost:
         self._send(ident, ControlReply(req.cmd_id, True, "ok", f"pace {self.pace_name}"))
 
     def _fault(self, ident: bytes, req: ControlRequest) -> None:
-        kind, target = req.action, req.target
+        if req.action == ROBOT_FAULT and req.target in self.world.arms:
+            self._pending[req.cmd_id] = ident  # the supervisor answers when the robot has aborted
+        problem = self.inject(req.action, req.target, req.value, cmd_id=req.cmd_id)
+        if problem:
+            self._pending.pop(req.cmd_id, None)
+            code = "unknown_robot" if problem.startswith("no robot") else "bad_argument"
+            self._error(ident, req.cmd_id, code, problem)
+        elif req.action != ROBOT_FAULT:
+            self._send(ident, ControlReply(req.cmd_id, True, "ok", f"{req.action} on {req.target}"))
+
+    def inject(self, kind: str, target: str, duration_s: float, *, cmd_id: str = "") -> str:
+        """Inject a fault now; return "" or why it cannot be done.
+
+        Physical faults act on the world at once; a robot fault goes to the
+        supervisor, which aborts the robot and clears it after ``duration_s``.
+        """
+        if kind in ("gripper_drop", ROBOT_FAULT) and target not in self.world.arms:
+            return f"no robot {target!r}"
         if kind == "gripper_drop":
-            if target not in self.world.arms:
-                self._error(ident, req.cmd_id, "unknown_robot", f"no robot {target!r}")
-                return
             self.world.drop(target)
         elif kind == "conveyor_jam":
             if target not in self.world.conveyors:
-                self._error(ident, req.cmd_id, "bad_argument", f"no conveyor {target!r}")
-                return
-            if not req.value > 0:
-                self._error(
-                    ident, req.cmd_id, "bad_argument", "a jam needs a duration > 0 in value"
-                )
-                return
+                return f"no conveyor {target!r}"
+            if not duration_s > 0:
+                return "a jam needs a duration > 0 in value"
             self.world.stop_conveyor(target, True)
-            self._jams[target] = self.world.t_ns + round(req.value * 1e9)
+            self._jams[target] = self.world.t_ns + round(duration_s * 1e9)
         elif kind == ROBOT_FAULT:
-            if target not in self.world.arms:
-                self._error(ident, req.cmd_id, "unknown_robot", f"no robot {target!r}")
-                return
-            self._pending[req.cmd_id] = ident
+            if not duration_s > 0:
+                return "a robot fault needs a duration > 0 in value"
+            self._inject_seq += 1
+            cid = cmd_id or f"fault-{self._inject_seq}"
             self._outbox.append(
-                ControlRequest(req.cmd_id, ControlCommand.ROBOT, target, "Abort", 0.0)
+                ControlRequest(cid, ControlCommand.FAULT, target, ROBOT_FAULT, duration_s)
             )
-            return
         else:
             known = ", ".join((*PHYSICAL_FAULTS, ROBOT_FAULT))
-            self._error(ident, req.cmd_id, "bad_argument", f"fault {kind!r} is not one of {known}")
-            return
-        self._send(ident, ControlReply(req.cmd_id, True, "ok", f"{kind} on {target}"))
+            return f"fault {kind!r} is not one of {known}"
+        self.counters[f"fault:{kind}"] += 1
+        return ""
 
     @property
     def pace_name(self) -> str:

@@ -137,6 +137,9 @@ class ControlDesk:
         if robot is None:
             self._answer(req, False, "unknown_robot", f"no robot {req.target!r}")
             return
+        if not robot.alive:
+            self._answer(req, False, "unavailable", f"{req.target} not answering")
+            return
         robot.clear_after_ns = sup.now + round(max(req.value, 0.0) * 1e9)
         sup.events.write(
             sup.now, "fault_injected", robot=req.target, fault=req.action, duration_s=req.value

@@ -14,7 +14,8 @@ from typing import IO, Any
 class EventLog:
     """Appends events to ``events.jsonl`` (or only counts them when ``path`` is None)."""
 
-    def __init__(self, path: Path | None) -> None:
+    def __init__(self, path: Path | None, *, lines: list[str] | None = None) -> None:
+        """Start ``path`` afresh, or with ``lines`` (a restored supervisor's history)."""
         self.path = path
         self.count = 0
         self.fresh: list[str] = []
@@ -23,6 +24,8 @@ class EventLog:
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._fh = path.open("w", encoding="utf-8")
+            for line in lines or ():
+                self._fh.write(line + "\n")
 
     def write(self, t_ns: int, kind: str, **fields: Any) -> None:
         """Record one event at sim time ``t_ns``."""

@@ -32,6 +32,7 @@ from bus.messages import (
     Message,
     OpReport,
     OpStarted,
+    Revoke,
     StateChanged,
     Tick,
     WorldAct,
@@ -44,6 +45,8 @@ from supervisor.journal import EventLog
 from supervisor.kpis import NS, Kpis
 from supervisor.ledger import Ledger, LedgerError
 from supervisor.plan import Op, OpState, Unit, finished, make_unit, refresh
+from supervisor.store import Journal, snapshot
+from supervisor.store import restore as restore_state
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +74,8 @@ class RobotView:
     """An operator stopped or aborted it: the supervisor does not restart it."""
     clear_after_ns: int = 0
     """After an injected fault, the supervisor clears it no earlier than this."""
+    reported_op: str = ""
+    """The operation its last heartbeat said it was running."""
 
 
 class Supervisor:
@@ -85,7 +90,9 @@ class Supervisor:
         seed: int = 0,
         out_dir: Path | None = None,
         name: str = "supervisor",
+        restore: bool = False,
     ) -> None:
+        """A supervisor for ``cell``; with ``restore`` it carries on from ``out_dir``'s journal."""
         self.cell = cell
         self.name = name
         self.seed = seed
@@ -93,7 +100,10 @@ class Supervisor:
         self.stations = cell.stations()
         self.ledger = Ledger()
         self.kpis = Kpis([r.name for r in cell.robots])
-        self.events = EventLog(out_dir / "events.jsonl" if out_dir else None)
+        self.journal = Journal(out_dir / "journal.sqlite") if out_dir else None
+        saved = self.journal.load() if (restore and self.journal) else None
+        history = self.journal.lines() if (saved and self.journal) else None
+        self.events = EventLog(out_dir / "events.jsonl" if out_dir else None, lines=history)
         self.robots = {r.name: RobotView(r) for r in cell.robots}
         self.units: dict[str, Unit] = {}
         self.ops: dict[str, Op] = {}
@@ -106,18 +116,33 @@ class Supervisor:
         self.tick = 0
         self.bus_counters: dict[str, int] = {}
         """The cell socket's counts of refused, late and missing messages."""
-        self._cmd_seq = 0
+        self.cmd_seq = 0
         self._retire: list[str] = []
         self.desk = ControlDesk(self)
-        self._kpi_second = -1
+        self.kpi_second = -1
         self.intake = self._intake_station()
         self.outfeeds = sorted(c.name for c in cell.conveyors if c.role is StationKind.OUTFEED)
+        self.fastened: set[str] = set()
+        """Units the world reported fastened (to settle operations after a restart)."""
+        self.resync_at = -1
+        """After a restart: when to settle the operations robots finished while it was away."""
+        if saved is not None:
+            tick, t_ns, state = saved
+            restore_state(self, state)
+            self.restored_from = (tick, t_ns)
+            self.resync_at = 0
+            # units shipped just before the crash may still be in the world: retire them again
+            self._retire = [
+                u.unit_id for u in self.units.values() if u.finished_ns >= t_ns - 2 * NS
+            ]
 
     # ------------------------------------------------------------------ loop
 
     def step(self, tick: Tick, inbox: list[Envelope], out: Outbox) -> Message | None:
         """One control tick (see the module docstring for the order)."""
         self.now, self.tick = tick.t_ns, tick.tick
+        if self.resync_at == 0:
+            self._restored()
         if isinstance(out, Mailbox):
             self.bus_counters = {
                 "malformed": out.malformed,
@@ -134,6 +159,8 @@ class Supervisor:
             self._message(env.src, env.body)
         for req in requests:
             self.desk.request(req, out)
+        if 0 < self.resync_at <= self.now:
+            self._resync(out)
         self._liveness()
         self._bring_up(out)
         self._start_units()
@@ -143,21 +170,22 @@ class Supervisor:
         self._account()
         retire, self._retire = tuple(self._retire), []
         kpis = ""
-        if self.now // NS != self._kpi_second:
-            self._kpi_second = self.now // NS
+        if self.now // NS != self.kpi_second:
+            self.kpi_second = self.now // NS
             kpis = json.dumps(self.report(), sort_keys=True)
-        return WorldAct(
-            retire=retire,
-            events=self.events.take_fresh(),
-            kpis=kpis,
-            replies=self.desk.take_replies(),
-        )
+        lines = self.events.take_fresh()
+        if self.journal is not None and lines:
+            self.journal.commit(self.tick, self.now, lines, snapshot(self))
+        return WorldAct(retire=retire, events=lines, kpis=kpis, replies=self.desk.take_replies())
 
     def finish(self, t_ns: int, reason: str) -> None:
         """Write ``kpis.json`` and close the event log."""
         self.now = t_ns
         self.events.write(t_ns, "run_end", reason=reason)
         self.result = self.report()
+        if self.journal is not None:
+            self.journal.commit(self.tick, t_ns, self.events.take_fresh(), snapshot(self))
+            self.journal.close()
         self.events.close()
         if self.out_dir is not None:
             self.out_dir.mkdir(parents=True, exist_ok=True)
@@ -195,6 +223,8 @@ class Supervisor:
                 self.ledger.create(ev.part, ev.part_kind, ev.location)
                 self.events.write(ev.t_ns, "part_created", **fields)
                 return
+            if ev.kind is WorldEventKind.FASTENED:
+                self.fastened.add(ev.part)
             if ev.kind in (WorldEventKind.RETIRED, WorldEventKind.FASTENED):
                 self.events.write(ev.t_ns, f"part_{ev.kind.value}", **fields)
                 return
@@ -218,6 +248,7 @@ class Supervisor:
             self.events.write(self.now, "robot_joined", robot=src)
         robot.last_seen_ns = self.now
         if isinstance(body, Heartbeat):
+            robot.reported_op = body.op_id
             if body.state is not robot.state:
                 self._set_state(robot, body.state, "heartbeat")
         elif isinstance(body, StateChanged):
@@ -263,8 +294,8 @@ class Supervisor:
                     self._requeue(op, f"{name} left Execute ({state.value})")
 
     def _send_command(self, robot: RobotView, cmd: PackMLCommand, out: Outbox) -> None:
-        self._cmd_seq += 1
-        robot.pending_cmd = f"sup-{self._cmd_seq}"
+        self.cmd_seq += 1
+        robot.pending_cmd = f"sup-{self.cmd_seq}"
         robot.pending_command = cmd
         robot.pending_since_ns = self.now
         out.send(robot.spec.name, Command(robot.pending_cmd, robot.spec.name, cmd))
@@ -394,13 +425,69 @@ class Supervisor:
         if not ok:
             self._requeue(op, rep.detail or rep.status.value)
             return
+        if op.spec.skill is Skill.INSPECT:
+            self._judge(self.units[op.unit], rep)
+        self._complete(op)
+
+    def _complete(self, op: Op) -> None:
         self._release(op)
         op.state = OpState.DONE
-        unit = self.units[op.unit]
-        if op.spec.skill is Skill.INSPECT:
-            self._judge(unit, rep)
-        for woke in refresh(unit):
+        for woke in refresh(self.units[op.unit]):
             self.events.write(self.now, "op_ready", op=woke.op_id)
+
+    # ------------------------------------------------------------------ restart
+
+    def _restored(self) -> None:
+        """First tick after a restart: give robots time to be heard, say what came back."""
+        tick, t_ns = self.restored_from
+        for robot in self.robots.values():
+            robot.last_seen_ns = self.now
+            robot.pending_cmd, robot.pending_command = "", None
+        self.resync_at = self.now + int(2 * self.cell.heartbeat_s * NS)
+        led = self.ledger
+        self.events.write(
+            self.now,
+            "supervisor_restored",
+            from_tick=tick,
+            from_t_ns=t_ns,
+            ledger={p: r.location for p, r in sorted(led.live.items())},
+            created=led.created,
+            shipped=led.shipped,
+            scrapped=led.scrapped,
+            open_ops={
+                o.op_id: [o.state.value, o.robot]
+                for o in self.ops.values()
+                if o.state not in (OpState.DONE, OpState.CANCELLED, OpState.WAITING)
+            },
+        )
+
+    def _resync(self, out: Outbox) -> None:
+        """Settle operations whose reports were lost while the supervisor was away."""
+        self.resync_at = -1
+        for op in list(self.ops.values()):
+            if op.state not in (OpState.AWARDED, OpState.RUNNING):
+                continue
+            robot = self.robots.get(op.robot)
+            if robot is not None and robot.alive and robot.reported_op == op.op_id:
+                continue  # still running: its report will come
+            if self._looks_done(op):
+                self.events.write(self.now, "op_settled", op=op.op_id, robot=op.robot, how="done")
+                self._complete(op)
+            else:
+                if robot is not None and op.state is OpState.AWARDED:
+                    out.send(op.robot, Revoke(op.op_id, op.robot))
+                self._requeue(op, "not running after a supervisor restart")
+
+    def _looks_done(self, op: Op) -> bool:
+        """Whether the world shows ``op`` done (the part where it was to go, the unit fastened)."""
+        if op.spec.skill is Skill.FASTEN:
+            return op.unit in self.fastened
+        if op.spec.skill is not Skill.PICK_PLACE or not op.part:
+            return False
+        where = self.ledger.location(op.part)
+        if op.spec.part != self.cell.recipe.base:
+            return where == f"unit:{op.unit}"
+        return where in (f"fixture:{op.dst}", f"conveyor:{op.dst}", "shipped")
 
     def _judge(self, unit: Unit, rep: OpReport) -> None:
         """Compare what the camera saw with what the recipe puts on the unit."""

@@ -1,0 +1,126 @@
+"""Fault scenarios: faults as data, ``(at, target, kind, params)``, from a TOML file.
+
+A scenario file is a list of ``[[faults]]`` tables::
+
+    [[faults]]
+    at = 300.0            # sim seconds
+    target = "supervisor" # a robot, a conveyor, or "supervisor"
+    kind = "supervisor_crash"
+    duration = 0.0        # seconds the fault lasts, where the kind has a duration
+
+``docs/faults.md`` describes each kind. A bad file (unknown kind, unknown
+target, negative time, wrong type) fails at load with one line naming the file,
+the entry and the reason.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import math
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from bus.cellspec import CellSpec
+from bus.errors import ConfigError
+
+
+class FaultKind(enum.StrEnum):
+    """The faults the launcher can inject today."""
+
+    AGENT_CRASH = "agent_crash"
+    """The robot's agent process is killed (SIGKILL); the launcher restarts it."""
+    SUPERVISOR_CRASH = "supervisor_crash"
+    """The supervisor process is killed (SIGKILL); the launcher restarts it from its journal."""
+    ROBOT_FAULT = "robot_fault"
+    """The arm stops and the agent aborts; the supervisor clears it after ``duration``."""
+    GRIPPER_DROP = "gripper_drop"
+    """The part in the gripper is let go and falls under physics."""
+    CONVEYOR_JAM = "conveyor_jam"
+    """The belt stops for ``duration`` seconds."""
+
+
+PROCESS_KINDS = (FaultKind.AGENT_CRASH, FaultKind.SUPERVISOR_CRASH)
+"""Kinds that kill a process, so they need ``--processes``."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ScheduledFault:
+    """One fault: at sim time ``at_s``, on ``target``, of ``kind``, lasting ``duration_s``."""
+
+    at_s: float
+    target: str
+    kind: FaultKind
+    duration_s: float = 0.0
+
+
+def load_scenario(path: str | Path, cell: CellSpec) -> tuple[ScheduledFault, ...]:
+    """Read and check a scenario file against ``cell``."""
+    source = str(path)
+    try:
+        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(source, "", f"cannot read: {exc.strerror or exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(source, "", f"not valid TOML: {exc}") from None
+    return parse_scenario(data, cell, source=source)
+
+
+def parse_scenario(
+    data: dict[str, Any], cell: CellSpec, *, source: str
+) -> tuple[ScheduledFault, ...]:
+    """Check an already-parsed scenario."""
+    extra = sorted(set(data) - {"faults"})
+    if extra:
+        raise ConfigError(source, extra[0], "unknown key (a scenario has only [[faults]])")
+    entries = data.get("faults", [])
+    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+        raise ConfigError(source, "faults", "expected an array of tables ([[faults]])")
+    robots = {r.name for r in cell.robots}
+    conveyors = {c.name for c in cell.conveyors}
+    out = []
+    for i, e in enumerate(entries):
+        key = f"faults[{i}]"
+        unknown = sorted(set(e) - {"at", "target", "kind", "duration"})
+        if unknown:
+            raise ConfigError(
+                source, f"{key}.{unknown[0]}", "unknown key (known: at, target, kind, duration)"
+            )
+        at = _number(source, f"{key}.at", e.get("at"))
+        if at < 0:
+            raise ConfigError(source, f"{key}.at", f"must not be negative, got {at:g}")
+        duration = _number(source, f"{key}.duration", e.get("duration", 0.0))
+        if duration < 0:
+            raise ConfigError(source, f"{key}.duration", f"must not be negative, got {duration:g}")
+        kind_text = e.get("kind")
+        try:
+            kind = FaultKind(kind_text)
+        except ValueError:
+            known = ", ".join(k.value for k in FaultKind)
+            raise ConfigError(
+                source, f"{key}.kind", f"{kind_text!r} is not one of {known}"
+            ) from None
+        target = e.get("target")
+        if kind is FaultKind.SUPERVISOR_CRASH:
+            allowed = {"supervisor"}
+        elif kind is FaultKind.CONVEYOR_JAM:
+            allowed = conveyors
+        else:
+            allowed = robots
+        if target not in allowed:
+            raise ConfigError(
+                source,
+                f"{key}.target",
+                f"{target!r} is not one of {', '.join(sorted(allowed))} (for {kind.value})",
+            )
+        if kind in (FaultKind.CONVEYOR_JAM, FaultKind.ROBOT_FAULT) and duration <= 0:
+            raise ConfigError(source, f"{key}.duration", f"{kind.value} needs a duration > 0")
+        out.append(ScheduledFault(at, str(target), kind, duration))
+    return tuple(sorted(out, key=lambda f: (f.at_s, f.target, f.kind.value)))
+
+
+def _number(source: str, key: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ConfigError(source, key, f"expected a number, got {value!r}")
+    return float(value)
