@@ -18,6 +18,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from bus.errors import LightsoutError
 from clients.cli_control import add_commands
+from clients.cli_report import add_commands as add_report_commands
 
 
 def _positive(text: str) -> float:
@@ -45,6 +46,7 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
     from cells.launch import RunOptions, run_cell, run_dir
     from cells.schema import load_cell
     from clients.kpi_table import print_kpis
+    from clients.report import write_report
 
     cell = load_cell(args.cell)
     name = args.name or f"{cell.name}-seed{args.seed}"
@@ -80,6 +82,7 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
     print_kpis(kpis, console)
     console.print(f"results: {out / 'kpis.json'}")
     console.print(f"events:  {out / 'events.jsonl'}")
+    console.print(f"report:  {write_report(out)}")
     return 0
 
 
@@ -188,6 +191,7 @@ def build_parser() -> argparse.ArgumentParser:
     supv.set_defaults(func=cmd_node)
 
     add_commands(sub)  # status, robot, cell, fault, pace, order, snapshot, watch, console, keys
+    add_report_commands(sub)  # report, record
     return ap
 
 

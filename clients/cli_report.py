@@ -1,0 +1,96 @@
+"""The ``lightsout`` subcommands for a run's record: ``report`` and ``record``.
+
+``report RUN_DIR`` writes ``report.html`` from a finished run's files;
+``record --endpoint BASE OUTDIR`` writes a running cell's telemetry to a ROS 2
+bag. Each returns 0 or raises a ``LightsoutError`` that the entry point prints
+as one line ``error: ...`` with exit code 2. Kept apart from ``clients.cli``
+(which calls ``add_commands``) so the launcher's module stays small.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from bus.errors import ConfigError
+
+NS = 1_000_000_000
+
+
+def _seconds(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(v) or v <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return v
+
+
+def cmd_report(args: argparse.Namespace, console: Console) -> int:
+    """Write ``report.html`` for a finished run."""
+    from clients.report import write_report
+
+    out = write_report(Path(args.run_dir))
+    console.print(f"report: {out}")
+    return 0
+
+
+def cmd_record(args: argparse.Namespace, console: Console) -> int:
+    """Record a running cell's telemetry to a ROS 2 bag until the run ends or Ctrl-C."""
+    from bus.endpoints import Endpoints
+    from clients.bag import record
+
+    Endpoints.from_base(args.endpoint)  # a bad endpoint is an error before the bag exists
+    cell = None
+    if args.cell:
+        from cells.schema import load_cell
+
+        cell = load_cell(args.cell)
+    out = Path(args.outdir)
+    if out.exists():
+        raise ConfigError(str(out), "", "exists already; a bag is never overwritten")
+    console.print(f"recording {args.endpoint} to {out} (Ctrl-C to stop)", highlight=False)
+    res = record(args.endpoint, out, cell=cell, idle_s=args.idle)
+    counts = ", ".join(f"{t} {n}" for t, n in sorted(res.counts.items()) if n)
+    console.print(
+        f"{res.path}: {res.frames} frames to {res.last_t_ns / NS if res.last_t_ns >= 0 else 0:.2f} s "
+        f"of sim time ({res.reason}); {counts or 'nothing'}",
+        highlight=False,
+    )
+    if res.lost or res.malformed:
+        print(
+            f"warning: {res.lost} telemetry frames lost in {res.gaps} gaps, "
+            f"{res.malformed} malformed",
+            file=sys.stderr,
+        )
+    return 0
+
+
+def add_commands(sub: Any) -> None:
+    """Register ``report`` and ``record`` on ``lightsout``'s subparsers."""
+    p = sub.add_parser("report", help="write report.html for a finished run")
+    p.add_argument("run_dir", metavar="RUN_DIR", help="a run's directory, e.g. runs/assembly-seed1")
+    p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("record", help="record a running cell's telemetry to a ROS 2 bag (MCAP)")
+    p.add_argument(
+        "--endpoint",
+        required=True,
+        metavar="BASE",
+        help="the cell's base endpoint (ipc://DIR, tcp://HOST:PORT, as given to run)",
+    )
+    p.add_argument("outdir", metavar="OUTDIR", help="the bag directory to create")
+    p.add_argument("--cell", help="the cell file (names the robots' topics up front)")
+    p.add_argument(
+        "--idle",
+        type=_seconds,
+        metavar="S",
+        help="stop after S wall seconds without telemetry (default: wait for run_end or Ctrl-C)",
+    )
+    p.set_defaults(func=cmd_record)
