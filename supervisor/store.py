@@ -55,6 +55,12 @@ class Journal:
                 (tick, t_ns, json.dumps(state, sort_keys=True, separators=(",", ":"))),
             )
 
+    def reset(self) -> None:
+        """Forget everything (a fresh run in a directory that held one)."""
+        with self.db:
+            self.db.execute("DELETE FROM events")
+            self.db.execute("DELETE FROM state")
+
     def load(self) -> tuple[int, int, dict[str, Any]] | None:
         """The last committed (tick, t_ns, state), or None for an empty journal."""
         row = self.db.execute("SELECT tick, t_ns, data FROM state WHERE id = 1").fetchone()

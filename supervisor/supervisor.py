@@ -103,6 +103,8 @@ class Supervisor:
         self.journal = Journal(out_dir / "journal.sqlite") if out_dir else None
         saved = self.journal.load() if (restore and self.journal) else None
         history = self.journal.lines() if (saved and self.journal) else None
+        if self.journal is not None and saved is None:
+            self.journal.reset()
         self.events = EventLog(out_dir / "events.jsonl" if out_dir else None, lines=history)
         self.robots = {r.name: RobotView(r) for r in cell.robots}
         self.units: dict[str, Unit] = {}
@@ -185,12 +187,18 @@ class Supervisor:
         self.result = self.report()
         if self.journal is not None:
             self.journal.commit(self.tick, t_ns, self.events.take_fresh(), snapshot(self))
-            self.journal.close()
-        self.events.close()
+        self.close()
         if self.out_dir is not None:
             self.out_dir.mkdir(parents=True, exist_ok=True)
             text = json.dumps(self.result, indent=2, sort_keys=True)
             (self.out_dir / "kpis.json").write_text(text + "\n", encoding="utf-8")
+
+    def close(self) -> None:
+        """Close the event log and the journal without writing results (tests, aborted runs)."""
+        self.events.close()
+        if self.journal is not None:
+            self.journal.close()
+            self.journal = None
 
     def report(self) -> dict[str, Any]:
         """The KPIs and ledger totals now."""

@@ -45,8 +45,8 @@ class Out:
 
 
 class Harness:
-    def __init__(self) -> None:
-        self.sup = Supervisor(load_cell(ROOT / "cells" / "assembly.toml"))
+    def __init__(self, out_dir: Path | None = None) -> None:
+        self.sup = Supervisor(load_cell(ROOT / "cells" / "assembly.toml"), out_dir=out_dir)
         self.out = Out()
         self.k = 0
         self.sensors: dict[str, str] = {}
