@@ -43,12 +43,14 @@ def _seed(text: str) -> int:
 
 def cmd_run(args: argparse.Namespace, console: Console) -> int:
     """Run a cell headless and print its KPIs."""
+    from cells.faults import load_scenario
     from cells.launch import RunOptions, run_cell, run_dir
     from cells.schema import load_cell
     from clients.kpi_table import print_kpis
     from clients.report import write_report
 
     cell = load_cell(args.cell)
+    faults = load_scenario(args.faults, cell) if args.faults else ()
     name = args.name or f"{cell.name}-seed{args.seed}"
     out = run_dir(Path(args.runs_dir), name)
     opts = RunOptions(
@@ -57,6 +59,7 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
         processes=args.processes,
         endpoint=args.endpoint,
         realtime=args.realtime,
+        faults=faults,
     )
     mode = "processes over " + (args.endpoint or "ipc://") if args.processes else "one process"
     console.print(
@@ -159,6 +162,9 @@ def build_parser() -> argparse.ArgumentParser:
         default=0.0,
         metavar="FACTOR",
         help="pace sim time to the wall clock (times FACTOR); default: as fast as possible",
+    )
+    run.add_argument(
+        "--faults", metavar="SCENARIO", help="inject the faults of a scenario file (docs/faults.md)"
     )
     run.add_argument("--name", help="run name (default CELL-seedN); results go to RUNS_DIR/NAME")
     run.add_argument("--runs-dir", default="runs", help="where runs are written (default runs/)")
