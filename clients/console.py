@@ -98,7 +98,8 @@ class CommandRunner(threading.Thread):
     def stop(self) -> None:
         """Finish the job in hand, drop the rest, close the socket."""
         self.jobs.put(None)
-        self.join(timeout=2 * self.timeout_s + 1)
+        if self.ident is not None:
+            self.join(timeout=2 * self.timeout_s + 1)
 
     def run(self) -> None:
         client = ControlClient(
@@ -227,6 +228,8 @@ class ConsoleApp:
         self.sub = Subscriber(endpoint, curve=curve, ctx=ctx)
         self.runner = CommandRunner(endpoint, curve=curve, timeout_s=timeout_s, ctx=ctx)
         self.quit = False
+        self.draws = 0
+        """Redraws so far."""
         self._gaps_seen = 0
         self._last_status = -1e9
         self._last_snapshot = -1e9
@@ -319,7 +322,8 @@ class ConsoleApp:
     ) -> None:
         """Draw until ``q`` (or ``max_s`` of wall time)."""
         self.model.keys = keys is not None
-        self.runner.start()
+        if self.runner.ident is None:
+            self.runner.start()
         self.runner.submit("snapshot", lambda c: c.snapshot())
         start = time.monotonic()
         with Live(
@@ -346,6 +350,7 @@ class ConsoleApp:
                 self.housekeeping(now)
                 self._draws = [t for t in self._draws if now - t < 1.0] + [now]
                 self.model.fps = len(self._draws) / min(1.0, max(now - start, 1e-3))
+                self.draws += 1
                 live.update(self.model.render(height=console.height), refresh=True)
                 next_draw = max(next_draw + self.period, now + self.period / 2)
 

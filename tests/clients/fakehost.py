@@ -61,7 +61,7 @@ class FakeHost(threading.Thread):
         self.raw: list[list[bytes]] = []
         """Frames to send (from the test thread) before the next answer."""
         self._answered: dict[str, ControlReply] = {}
-        self._lock = threading.Lock()
+        self._lock = threading.Condition()
         self._halt = threading.Event()
         self._sock: zmq.Socket[Any] = ctx.socket(zmq.ROUTER)
         self._sock.setsockopt(zmq.LINGER, 0)
@@ -71,6 +71,20 @@ class FakeHost(threading.Thread):
         """Send these messages (lists of frames) to the client just before the next answer."""
         with self._lock:
             self.raw.extend(messages)
+
+    def wait_request(
+        self, pred: Callable[[ControlRequest], bool], timeout_s: float = 5.0
+    ) -> ControlRequest:
+        """The first request (retries included) that ``pred`` accepts, waiting for it to come."""
+        deadline = time.monotonic() + timeout_s
+        with self._lock:
+            while True:
+                for r in self.requests:
+                    if pred(r):
+                        return r
+                left = deadline - time.monotonic()
+                assert left > 0, f"no such request in {[r.command.value for r in self.requests]}"
+                self._lock.wait(left)
 
     def run(self) -> None:
         try:
@@ -83,6 +97,7 @@ class FakeHost(threading.Thread):
                 with self._lock:
                     self.requests.append(req)
                     raw, self.raw = self.raw, []
+                    self._lock.notify_all()
                 reply = self._answered.get(req.cmd_id)
                 if reply is None:
                     reply = self.handler(req)
