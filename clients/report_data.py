@@ -247,7 +247,8 @@ def state_spans(run: Run) -> dict[str, list[Span]]:
     the supervisor cannot know it, and it is not producing for the cell.
     """
     out: dict[str, list[Span]] = {r: [] for r in run.robots}
-    open_: dict[str, tuple[int, str]] = {}
+    # like the supervisor's KPIs, a robot is Stopped (PackML's initial state) until it reports
+    open_: dict[str, tuple[int, str]] = {r: (0, PackMLState.STOPPED.value) for r in run.robots}
     for e in run.events:
         if e.kind == "robot_state" and e.robot:
             dst = str(e.data.get("dst", ""))
@@ -256,6 +257,8 @@ def state_spans(run: Run) -> dict[str, list[Span]]:
         else:
             continue
         prev = open_.get(e.robot)
+        if prev is not None and prev[1] == dst:
+            continue  # the same state again (a first report of the initial state)
         if prev is not None and e.t_ns > prev[0]:
             out.setdefault(e.robot, []).append(Span(prev[0], e.t_ns, prev[1]))
         open_[e.robot] = (e.t_ns, dst)
