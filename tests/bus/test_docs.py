@@ -12,6 +12,8 @@ DOC = Path(__file__).resolve().parents[2] / "docs" / "protocol.md"
 
 def test_protocol_doc_is_generated_from_the_registry() -> None:
     text = DOC.read_text(encoding="utf-8")
-    assert message_reference() in text, "run: .venv/bin/python -m bus.describe --write docs/protocol.md"
+    assert message_reference() in text, (
+        "run: .venv/bin/python -m bus.describe --write docs/protocol.md"
+    )
     for tag in REGISTRY:
         assert f"### `{tag}`" in text
