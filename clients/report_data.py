@@ -13,6 +13,7 @@ never contradicts the KPIs the run printed.
 from __future__ import annotations
 
 import dataclasses
+import heapq
 import json
 import math
 from collections.abc import Iterable, Mapping
@@ -34,7 +35,7 @@ REPAIRED = frozenset({PackMLState.EXECUTE.value})
 """Back in production: the end of a repair."""
 LOST = "lost"
 """The pseudo-state of a robot the supervisor lost, until it reports a state again."""
-FAULT_KINDS = ("fault", "op_failed", "robot_lost")
+FAULT_KINDS = ("fault", "op_failed", "robot_lost", "process_killed")
 """Event kinds (substrings) marked on the Gantt chart as faults."""
 
 
@@ -269,28 +270,83 @@ def state_spans(run: Run) -> dict[str, list[Span]]:
 
 
 def op_spans(run: Run) -> dict[str, list[Span]]:
-    """Each robot's operations from ``op_started`` to ``op_done`` / ``op_failed`` (label ok/failed)."""
+    """Each robot's operations, labelled ``ok``, ``failed`` or ``running`` (at the run's end).
+
+    An operation runs from ``op_started`` to its ``op_done`` (ok),
+    ``op_failed`` / ``op_refused`` (failed), ``op_settled`` (after a
+    supervisor restart: ok if ``how`` is ``done``) or ``op_requeued`` (taken
+    back: failed). A robot runs one operation at a time, so its next
+    ``op_started`` ends one whose end was never logged.
+    """
     out: dict[str, list[Span]] = {r: [] for r in run.robots}
-    started: dict[tuple[str, str], int] = {}
+    running: dict[str, tuple[str, int]] = {}
+    """Robot -> (op id, start)."""
+
+    def close(robot: str, t_ns: int, label: str) -> None:
+        _op, t0 = running.pop(robot)
+        out.setdefault(robot, []).append(Span(t0, max(t0, t_ns), label))
+
     for e in run.events:
         op = str(e.data.get("op", ""))
         if e.kind == "op_started" and e.robot:
-            started[(e.robot, op)] = e.t_ns
-        elif e.kind in ("op_done", "op_failed", "op_refused") and e.robot:
-            t0 = started.pop((e.robot, op), None)
-            if t0 is not None:
-                label = "ok" if e.kind == "op_done" else "failed"
-                out.setdefault(e.robot, []).append(Span(t0, e.t_ns, label))
-    for (robot, _op), t0 in started.items():
-        out.setdefault(robot, []).append(Span(t0, max(t0, run.end_ns), "running"))
+            if e.robot in running:
+                close(e.robot, e.t_ns, "ok")
+            running[e.robot] = (op, e.t_ns)
+            continue
+        if e.kind == "op_done":
+            label = "ok"
+        elif e.kind in ("op_failed", "op_refused", "op_requeued"):
+            label = "failed"
+        elif e.kind == "op_settled":
+            label = "ok" if e.data.get("how") == "done" else "failed"
+        else:
+            continue
+        for robot, (rop, _t0) in list(running.items()):
+            if rop == op and (robot == e.robot or not e.robot or e.kind == "op_requeued"):
+                close(robot, e.t_ns, label)
+    for robot in list(running):
+        close(robot, run.end_ns, "running")
     return out
+
+
+def crashes(run: Run) -> list[Event]:
+    """Processes the launcher killed (``kpis.json`` ``sim.killed``: ``[t_ns, name]``) as events.
+
+    A killed agent or supervisor writes nothing itself, and a quick restart
+    may beat the supervisor's liveness check, so without these a crash would
+    leave no mark. Kind ``process_killed``, with ``robot`` for an agent and
+    ``target`` otherwise, and ``fault`` saying which crash it was.
+    """
+    sim = run.kpis.get("sim")
+    killed = sim.get("killed") if isinstance(sim, dict) else None
+    out = []
+    robots = set(run.robots)
+    for item in killed if isinstance(killed, list) else []:
+        if not (isinstance(item, list) and len(item) == 2 and isinstance(item[1], str)):
+            continue
+        t = _float(item[0])
+        if t is None:
+            continue
+        name = item[1]
+        data: dict[str, Any] = (
+            {"robot": name, "fault": "agent_crash"}
+            if name in robots
+            else {"target": name, "fault": f"{name}_crash"}
+        )
+        out.append(Event(int(t), "process_killed", data))
+    return sorted(out, key=lambda e: e.t_ns)
+
+
+def timeline(run: Run) -> list[Event]:
+    """The run's events with its process crashes merged in, in sim-time order."""
+    return list(heapq.merge(crashes(run), run.events, key=lambda e: e.t_ns))
 
 
 def fault_marks(run: Run) -> list[Mark]:
     """Events marked red on the Gantt chart: kinds with ``fault``, ``op_failed``, ``robot_lost``,
-    and every entry into Aborting or Aborted."""
+    killed processes, and every entry into Aborting or Aborted."""
     marks = []
-    for e in run.events:
+    for e in timeline(run):
         if any(k in e.kind for k in FAULT_KINDS):
             detail = str(e.data.get("fault") or e.data.get("detail") or e.data.get("reason") or "")
             marks.append(Mark(e.t_ns, e.robot, e.kind, detail))
@@ -307,16 +363,27 @@ def outages(run: Run) -> list[Outage]:
     entering Holding or Held while a fault is open or the reason names one
     (an operator's Hold is planned and is no failure). It ends when the robot
     is back in Execute. Events of one failure (a fault, then the Abort it
-    causes) count once. A fault naming no robot is a cell failure lasting its
-    ``duration_s``, if it gives one.
+    causes) count once. A killed agent is a failure of its robot; a killed
+    supervisor a cell failure until it is restored (``supervisor_restored``).
+    A fault naming no robot is a cell failure lasting its ``duration_s``, if
+    it gives one.
     """
     out: list[Outage] = []
     open_: dict[str, tuple[int, str]] = {}
     robots = set(run.robots)
-    for e in run.events:
+    cell_down: tuple[int, str] | None = None
+    for e in timeline(run):
         robot = e.robot if e.robot in robots else ""
         cause = ""
-        if "fault" in e.kind:
+        if e.kind == "process_killed":
+            cause = str(e.data.get("fault", "crash"))
+            if not robot:
+                cell_down = cell_down or (e.t_ns, cause)
+                continue
+        elif e.kind == "supervisor_restored" and cell_down is not None:
+            out.append(Outage("", cell_down[0], e.t_ns, cell_down[1], True))
+            cell_down = None
+        elif "fault" in e.kind:
             cause = str(e.data.get("fault") or e.kind)
             if not robot:
                 dur = _float(e.data.get("duration_s")) or 0.0
@@ -340,6 +407,8 @@ def outages(run: Run) -> list[Outage]:
             open_[robot] = (e.t_ns, cause)
     for robot, (start, why) in sorted(open_.items()):
         out.append(Outage(robot, start, max(start, run.end_ns), why, False))
+    if cell_down is not None:
+        out.append(Outage("", cell_down[0], max(cell_down[0], run.end_ns), cell_down[1], False))
     return sorted(out, key=lambda o: (o.start_ns, o.robot))
 
 

@@ -94,8 +94,9 @@ def gantt_figure(run: Run) -> Figure:
 
     One row per robot: the state bar on top, a thin bar of operations under
     it (dark when done, red when failed). A fault naming a robot is a red
-    line with a triangle on its row; one naming no robot a dashed red line
-    across all rows; an outage (fault to back in Execute) is shaded red.
+    line with a triangle on its row; one naming no robot (a conveyor, the
+    supervisor) a dashed red line across all rows, named in a ``cell`` lane
+    on top; an outage (fault to back in Execute) is shaded red in its lane.
     """
     robots = run.robots
     states = state_spans(run)
@@ -103,10 +104,13 @@ def gantt_figure(run: Run) -> Figure:
     marks = fault_marks(run)
     outs = outages(run)
     unit_s, unit = time_unit(run.end_ns)
-    rows = max(1, len(robots))
+    lanes = list(robots)
+    if any(m.robot not in robots for m in marks) or any(o.robot not in robots for o in outs):
+        lanes.insert(0, "")  # a lane of its own for faults of the cell, above the robots
+    rows = max(1, len(lanes))
     fig = Figure(figsize=(WIDTH_IN, 1.6 + 0.62 * rows), layout="constrained")
     ax = fig.add_subplot()
-    y_of = {r: rows - 1 - i for i, r in enumerate(robots)}
+    y_of = {r: rows - 1 - i for i, r in enumerate(lanes)}
     seen_states: list[str] = []
     for robot in robots:
         y = y_of[robot]
@@ -129,7 +133,7 @@ def gantt_figure(run: Run) -> Figure:
         _outage(ax, o, i, y_of, rows, unit_s)
     for i, m in enumerate(marks):
         _mark(ax, m, i, y_of, rows, unit_s)
-    ax.set_yticks([y_of[r] for r in robots], robots)
+    ax.set_yticks([y_of[r] for r in lanes], [r or "cell" for r in lanes])
     ax.set_ylim(-0.6, rows - 0.4)
     ax.set_xlim(0, _x(run.end_ns, unit_s) or 1)
     ax.set_xlabel(f"sim time ({unit})")
@@ -189,7 +193,7 @@ def _bar(
 def _mark(ax: Axes, m: Mark, i: int, y_of: dict[str, int], rows: int, unit_s: float) -> None:
     x = _x(m.t_ns, unit_s)
     gid = f"fault-{i}"
-    if m.robot in y_of:
+    if m.robot and m.robot in y_of:
         y = y_of[m.robot]
         (line,) = ax.plot([x, x], [y - 0.42, y + 0.46], color=FAULT_COLOUR, linewidth=1.6)
         (tri,) = ax.plot([x], [y + 0.5], marker="v", color=FAULT_COLOUR, markersize=7)
@@ -198,15 +202,21 @@ def _mark(ax: Axes, m: Mark, i: int, y_of: dict[str, int], rows: int, unit_s: fl
     else:
         line = ax.axvline(x, color=FAULT_COLOUR, linewidth=1.4, linestyle="--")
         line.set_gid(gid)
+        ax.annotate(
+            m.detail or m.kind,
+            (x, y_of[""]),
+            xytext=(4, 0),
+            textcoords="offset points",
+            color=FAULT_COLOUR,
+            fontsize="small",
+            va="center",
+        )
 
 
 def _outage(ax: Axes, o: Outage, i: int, y_of: dict[str, int], rows: int, unit_s: float) -> None:
     x0 = _x(o.start_ns, unit_s)
     w = max(_x(o.end_ns, unit_s) - x0, 0.0)
-    if o.robot in y_of:
-        y0, h = y_of[o.robot] - 0.45, 0.95
-    else:
-        y0, h = -0.6, rows + 0.2
+    y0, h = y_of[o.robot if o.robot in y_of else ""] - 0.45, 0.95
     patch = Rectangle(
         (x0, y0), w, h, facecolor=FAULT_COLOUR, alpha=0.15, edgecolor="none", zorder=0.6
     )

@@ -19,6 +19,7 @@ from clients.report_data import (
     fault_marks,
     load_run,
     oee,
+    op_spans,
     outages,
     part_flow,
     reliability,
@@ -262,3 +263,40 @@ def test_cli_says_what_is_wrong_in_one_line(
     err = capsys.readouterr().err
     assert err.startswith("error: ") and err.count("\n") == 1
     assert "no such run directory" in err
+
+
+def test_killed_processes_are_faults_and_a_supervisor_crash_downs_the_cell(tmp_path: Path) -> None:
+    kpis = {**fault_kpis(), "sim": {"killed": [[50 * S, "supervisor"], [85 * S, "R2"]]}}
+    events = [
+        *fault_events(),
+        {"t_ns": 52 * S, "kind": "supervisor_restored", "from_t_ns": 49 * S},
+        *[
+            {**e, "t_ns": e["t_ns"] + 86 * S}
+            for e in fault_events()
+            if e["kind"] == "robot_state" and e["robot"] == "R2" and e["t_ns"] < S
+        ],
+    ]
+    run = load_run(write_run(tmp_path / "run", kpis, sorted(events, key=lambda e: e["t_ns"])))
+    marks = {(m.t_ns, m.robot, m.kind, m.detail) for m in fault_marks(run)}
+    assert (50 * S, "supervisor", "process_killed", "supervisor_crash") in marks
+    assert (85 * S, "R2", "process_killed", "agent_crash") in marks
+    outs = {(o.robot, o.start_ns, o.end_ns, o.cause) for o in outages(run)}
+    assert ("", 50 * S, 52 * S, "supervisor_crash") in outs
+    assert ("R2", 85 * S, 86 * S + 4 * S // 5, "agent_crash") in outs  # back in Execute at 86.8
+    fig = gantt_figure(run)
+    assert [t.get_text() for t in fig.axes[0].get_yticklabels()] == ["cell", "R1", "R2"]
+
+
+def test_an_operation_ends_when_settled_taken_back_or_followed(tmp_path: Path) -> None:
+    events = [
+        {"t_ns": 1 * S, "kind": "op_started", "op": "a", "robot": "R1"},
+        {"t_ns": 2 * S, "kind": "op_settled", "op": "a", "robot": "R1", "how": "done"},
+        {"t_ns": 3 * S, "kind": "op_started", "op": "b", "robot": "R1"},
+        {"t_ns": 4 * S, "kind": "op_requeued", "op": "b", "reason": "R1 lost"},
+        {"t_ns": 5 * S, "kind": "op_started", "op": "c", "robot": "R1"},
+        {"t_ns": 6 * S, "kind": "op_started", "op": "d", "robot": "R1"},
+        {"t_ns": 10 * S, "kind": "run_end"},
+    ]
+    run = load_run(write_run(tmp_path / "run", {"robots": {"R1": {}}}, events))
+    got = [(s.start_ns // S, s.end_ns // S, s.label) for s in op_spans(run)["R1"]]
+    assert got == [(1, 2, "ok"), (3, 4, "failed"), (5, 6, "ok"), (6, 10, "running")]
