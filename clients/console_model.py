@@ -286,22 +286,21 @@ class ConsoleModel:
         )
 
     def _header(self) -> Text:
-        t = Text()
+        """One line; the endpoint goes last, so a narrow terminal crops only that."""
+        t = Text(no_wrap=True, overflow="ellipsis", end="")
         t.append(" lightsout ", style="bold reverse")
-        t.append(f" {self.cell or 'cell'} ", style="bold")
-        t.append(f"{self.endpoint}  ")
-        t.append(f"sim {self.t_ns / NS:8.1f} s  ")
-        pace_style = "bold yellow" if self.pace == "paused" else "bold"
+        t.append(f" {self.cell or 'cell'}  ", style="bold")
+        t.append(f"sim {self.t_ns / NS:.1f} s  ")
         t.append("pace ")
-        t.append(self.pace, style=pace_style)
+        t.append(self.pace, style="bold yellow" if self.pace == "paused" else "bold")
         t.append("  telemetry ")
-        gap_style = "bold red" if self.gaps else "green"
-        t.append(f"gaps {self.gaps} (lost {self.lost})", style=gap_style)
+        t.append(f"gaps {self.gaps} (lost {self.lost})", style="bold red" if self.gaps else "green")
         if self.malformed:
             t.append(f" malformed {self.malformed}", style="red")
-        t.append(f"  {self.fps:4.1f} fps")
+        t.append(f"  {self.fps:.1f} fps")
         if self.link:
             t.append(f"  {self.link}", style="bold red")
+        t.append(f"  {self.endpoint}", style="dim")
         return t
 
     def _robots_table(self) -> Panel:
