@@ -355,6 +355,7 @@ def record(
     cell: CellSpec | None = None,
     stop: threading.Event | None = None,
     idle_s: float | None = None,
+    probe_s: float | None = 5.0,
     until_ns: int | None = None,
     on_frame: Callable[[Message], None] | None = None,
     ready: threading.Event | None = None,
@@ -363,12 +364,14 @@ def record(
     """Subscribe to a cell's telemetry and write every frame to a bag at ``path``.
 
     Stops at the cell's ``run_end`` event, when ``stop`` is set, after
-    ``idle_s`` wall seconds without a frame once frames have come, or at the
-    first joints frame at or past ``until_ns`` of sim time; Ctrl-C also ends
-    it, with the bag closed and complete. ``ready`` is set once the
-    subscription is on its way.
+    ``idle_s`` wall seconds without a frame once frames have come, at the
+    first joints frame at or past ``until_ns`` of sim time, or when the cell
+    is gone: after ``probe_s`` seconds of silence the control endpoint is
+    asked for its status (a paused cell answers and is waited for; a cell
+    that ended does not). Ctrl-C also ends it, with the bag closed and
+    complete. ``ready`` is set once the subscription is on its way.
     """
-    from clients.control import TOPICS, Subscriber
+    from clients.control import TOPICS, ControlClient, NoAnswer, Subscriber
 
     result = RecordResult(path=Path(path))
     with (
@@ -377,7 +380,7 @@ def record(
     ):
         if ready is not None:
             ready.set()
-        last_frame = time.monotonic()
+        last_frame = last_probe = time.monotonic()
         try:
             while stop is None or not stop.is_set():
                 frames = sub.poll(0.2)
@@ -387,6 +390,20 @@ def record(
                 elif idle_s is not None and bag.frames and now - last_frame > idle_s:
                     result.reason = f"no telemetry for {idle_s:g} s"
                     break
+                elif (
+                    probe_s is not None
+                    and bag.frames
+                    and min(now - last_frame, now - last_probe) > probe_s
+                ):
+                    last_probe = now
+                    try:
+                        with ControlClient(endpoint_base, timeout_s=2.0, retries=0, ctx=ctx) as cc:
+                            cc.status()
+                    except NoAnswer:
+                        result.reason = "the cell is gone"
+                        break
+                    except LightsoutError as exc:  # answered, though not as hoped: alive
+                        log.debug("record: status probe: %s", exc)
                 done = False
                 for f in frames:
                     bag.write(f)

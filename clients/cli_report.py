@@ -91,6 +91,7 @@ def add_commands(sub: Any) -> None:
         "--idle",
         type=_seconds,
         metavar="S",
-        help="stop after S wall seconds without telemetry (default: wait for run_end or Ctrl-C)",
+        help="stop after S wall seconds without telemetry (default: at the run's end, "
+        "when the cell stops answering, or Ctrl-C; a paused cell is waited for)",
     )
     p.set_defaults(func=cmd_record)

@@ -31,41 +31,47 @@ def test_a_recorded_run_has_the_worlds_joint_positions(
     def watch(world: World) -> None:
         world_q[world.t_ns] = {name: tuple(arm.q) for name, arm in world.arms.items()}
 
-    ready, stop = threading.Event(), threading.Event()
-    out: list[RecordResult] = []
+    stop = threading.Event()
+    out: dict[str, RecordResult] = {}
     errors: list[BaseException] = []
 
-    def recorder() -> None:
-        try:
-            out.append(
-                record(
-                    base,
-                    tmp_path / "bag",
-                    cell=cell,
-                    stop=stop,
-                    ready=ready,
-                    until_ns=round(DURATION_S * 1e9),
-                    ctx=ctx,
+    def recorder(name: str, ready: threading.Event, **kw: Any) -> threading.Thread:
+        def body() -> None:
+            try:
+                out[name] = record(
+                    base, tmp_path / name, cell=cell, stop=stop, ready=ready, ctx=ctx, **kw
                 )
-            )
-        except BaseException as exc:  # the test thread must see it
-            errors.append(exc)
-            ready.set()
+            except BaseException as exc:  # the test thread must see it
+                errors.append(exc)
+                ready.set()
 
-    thread = threading.Thread(target=recorder, name="recorder")
-    thread.start()
+        thread = threading.Thread(target=body, name=name)
+        thread.start()
+        return thread
+
+    ready_a, ready_b = threading.Event(), threading.Event()
+    # one stops at the last tick's frame, the other when the cell no longer answers
+    threads = [
+        recorder("bag", ready_a, until_ns=round(DURATION_S * 1e9)),
+        recorder("bag2", ready_b, probe_s=0.5),
+    ]
     try:
-        assert ready.wait(10)
+        assert ready_a.wait(10) and ready_b.wait(10)
         opts = RunOptions(seed=1, duration_s=DURATION_S, endpoint=base)
         run_cell(cell, tmp_path / "run", opts, watch=watch)
-        thread.join(timeout=60)  # it stops by itself at the last tick's frame
+        for t in threads:
+            t.join(timeout=60)  # both stop by themselves
+            assert not t.is_alive(), t.name
     finally:
         stop.set()
-        thread.join(timeout=10)
+        for t in threads:
+            t.join(timeout=10)
     assert not errors, errors
-    (res,) = out
+    res = out["bag"]
     assert res.reason == "reached the end time"
     assert res.lost == 0 and res.malformed == 0
+    assert out["bag2"].reason == "the cell is gone"
+    assert out["bag2"].counts["/R1/joint_states"] == res.counts["/R1/joint_states"]
 
     store = get_typestore(Stores.ROS2_JAZZY)
     got: dict[str, dict[int, list[float]]] = {}
