@@ -14,7 +14,10 @@ without knowing lightsout:
   robot (its PackML state, step, operation, part held, fault) whenever one
   of them changes and at least once a sim second;
 * ``/cell/events`` and ``/cell/kpis`` (``std_msgs/msg/String``): the event
-  log lines and the KPI snapshots as JSON.
+  log lines and the KPI snapshots as JSON;
+* ``/cell/parts`` (``std_msgs/msg/String``): every live part's kind and
+  ledger location as JSON (``{"frame-0001": ["frame", "fixture:F1"]}``),
+  whenever one of them changes, so a replay can show the stations again.
 
 Every message is stamped with the frame's sim time: the bag's log time and
 each header's stamp are ``t_ns``. The bag is rosbag2 version 9 with the ROS 2
@@ -69,6 +72,7 @@ TOPIC_TF = "/tf"
 TOPIC_DIAGNOSTICS = "/diagnostics"
 TOPIC_EVENTS = "/cell/events"
 TOPIC_KPIS = "/cell/kpis"
+TOPIC_PARTS = "/cell/parts"
 
 DIAG_PERIOD_NS = 1_000_000_000
 """Diagnostics are written at least this often (sim time), and on every change."""
@@ -156,6 +160,7 @@ class BagRecorder:
         self._conns: dict[str, Connection] = {}
         self._last_ns: dict[str, int] = {}
         self._faults: dict[str, str] = {}
+        self._where: dict[str, tuple[str, str]] | None = None
         self._diag_key: tuple[tuple[Any, ...], ...] | None = None
         self._diag_ns = -1
         self._writer: Writer | None = Writer(
@@ -176,6 +181,7 @@ class BagRecorder:
                 (TOPIC_DIAGNOSTICS, DIAGNOSTICS),
                 (TOPIC_EVENTS, STRING),
                 (TOPIC_KPIS, STRING),
+                (TOPIC_PARTS, STRING),
             ):
                 self._conn(topic, kind)
         except WriterError as exc:
@@ -252,6 +258,13 @@ class BagRecorder:
         ]
         if transforms:
             self._put(TOPIC_TF, TF, t, self._TFMessage(transforms=transforms))
+        where = {
+            p.part: (p.kind, loc) for p, loc in zip(frame.parts, frame.locations, strict=False)
+        }
+        if where != self._where:
+            self._where = where
+            data = json.dumps({k: list(v) for k, v in sorted(where.items())})
+            self._put(TOPIC_PARTS, STRING, t, self._String(data=data))
 
     def _event(self, frame: EventFrame) -> None:
         self._put(TOPIC_EVENTS, STRING, frame.t_ns, self._String(data=frame.data))

@@ -197,7 +197,7 @@ def build_parser() -> argparse.ArgumentParser:
     supv.set_defaults(func=cmd_node)
 
     add_commands(sub)  # status, robot, cell, fault, pace, order, snapshot, watch, console, keys
-    add_report_commands(sub)  # report, record
+    add_report_commands(sub)  # report, record, replay
     return ap
 
 

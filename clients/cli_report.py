@@ -1,8 +1,8 @@
-"""The ``lightsout`` subcommands for a run's record: ``report`` and ``record``.
+"""The ``lightsout`` subcommands for a run's record: ``report``, ``record``, ``replay``.
 
 ``report RUN_DIR`` writes ``report.html`` from a finished run's files;
 ``record --endpoint BASE OUTDIR`` writes a running cell's telemetry to a ROS 2
-bag. Each returns 0 or raises a ``LightsoutError`` that the entry point prints
+bag; ``replay BAG`` plays one through the console view. Each returns 0 or raises a ``LightsoutError`` that the entry point prints
 as one line ``error: ...`` with exit code 2. Kept apart from ``clients.cli``
 (which calls ``add_commands``) so the launcher's module stays small.
 """
@@ -72,8 +72,27 @@ def cmd_record(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
+def _speed(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(v) or v < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0 (0: as fast as possible), got {text}")
+    return v
+
+
+def cmd_replay(args: argparse.Namespace, console: Console) -> int:
+    """Play a recorded bag through the console view."""
+    from clients.replay import run_replay
+
+    model = run_replay(Path(args.bag), speed=args.speed, fps=args.fps, console=console)
+    console.print(f"replayed {args.bag} to {model.t_ns / NS:.2f} s of sim time", highlight=False)
+    return 0
+
+
 def add_commands(sub: Any) -> None:
-    """Register ``report`` and ``record`` on ``lightsout``'s subparsers."""
+    """Register ``report``, ``record`` and ``replay`` on ``lightsout``'s subparsers."""
     p = sub.add_parser("report", help="write report.html for a finished run")
     p.add_argument("run_dir", metavar="RUN_DIR", help="a run's directory, e.g. runs/assembly-seed1")
     p.set_defaults(func=cmd_report)
@@ -95,3 +114,15 @@ def add_commands(sub: Any) -> None:
         "when the cell stops answering, or Ctrl-C; a paused cell is waited for)",
     )
     p.set_defaults(func=cmd_record)
+
+    p = sub.add_parser("replay", help="play a recorded bag through the console view")
+    p.add_argument("bag", metavar="BAG", help="a bag written by lightsout record")
+    p.add_argument(
+        "--speed",
+        type=_speed,
+        default=1.0,
+        metavar="X",
+        help="sim seconds per wall second (default 1; 0: as fast as possible)",
+    )
+    p.add_argument("--fps", type=_seconds, default=12.0, help="redraws per second (default 12)")
+    p.set_defaults(func=cmd_replay)

@@ -38,6 +38,7 @@ TYPES = {
     "/diagnostics": "diagnostic_msgs/msg/DiagnosticArray",
     "/cell/events": "std_msgs/msg/String",
     "/cell/kpis": "std_msgs/msg/String",
+    "/cell/parts": "std_msgs/msg/String",
 }
 
 
@@ -129,6 +130,12 @@ def test_every_topic_has_its_standard_type(bag: Path) -> None:
     assert len(msgs["/R1/joint_states"]) == 80
     assert len(msgs["/cell/kpis"]) == 4
     assert len(msgs["/cell/events"]) == 2
+    # part locations only when they change: three parts, then two from tick 40
+    assert [t for t, _m in msgs["/cell/parts"]] == [0, 40 * TICK_NS]
+    assert json.loads(msgs["/cell/parts"][1][1].data) == {
+        "p0": ["frame", "conveyor:infeed"],
+        "p1": ["frame", "conveyor:infeed"],
+    }
 
 
 def test_stamps_are_sim_time_and_never_go_back(bag: Path) -> None:

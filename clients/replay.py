@@ -1,0 +1,233 @@
+"""Play a recorded bag back through the console: ``lightsout replay BAG [--speed X]``.
+
+``replay_frames`` rebuilds the telemetry frames a ``BagRecorder`` took from
+the bag's standard messages (joint states, tf, diagnostics, the cell's JSON
+topics), so anything that eats telemetry, the console's ``ConsoleModel``
+first, can be fed a past run as if it were live. ``run_replay`` paces them
+by their sim time (``speed`` times the wall clock, or as fast as it can).
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.live import Live
+from rosbags.rosbag2 import Reader, ReaderError
+from rosbags.typesys import get_typestore
+
+from bus.enums import ExecStep, PackMLState
+from bus.errors import ConfigError
+from bus.messages import (
+    ArmState,
+    EventFrame,
+    JointsFrame,
+    KpiFrame,
+    Message,
+    PartPose,
+    PartsFrame,
+    Pose3,
+)
+from clients.bag import STORE, TOPIC_DIAGNOSTICS, TOPIC_EVENTS, TOPIC_KPIS, TOPIC_PARTS, TOPIC_TF
+from clients.console_model import ConsoleModel
+
+NS = 1_000_000_000
+IDENTITY = Pose3(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0)
+
+
+def _pose(tf: Any) -> Pose3:
+    tr, rot = tf.transform.translation, tf.transform.rotation
+    return Pose3(
+        float(tr.x),
+        float(tr.y),
+        float(tr.z),
+        float(rot.x),
+        float(rot.y),
+        float(rot.z),
+        float(rot.w),
+    )
+
+
+def _state(text: str) -> PackMLState:
+    try:
+        return PackMLState(text)
+    except ValueError:
+        return PackMLState.STOPPED
+
+
+def _step(text: str) -> ExecStep:
+    try:
+        return ExecStep(text)
+    except ValueError:
+        return ExecStep.WAITING
+
+
+class _Rebuild:
+    """What the bag said so far: frames, poses, robot status, part locations."""
+
+    def __init__(self) -> None:
+        self.frames: dict[str, Pose3] = {}
+        self.status: dict[str, dict[str, str]] = {}
+        self.where: dict[str, tuple[str, str]] = {}
+        self.seq: collections.Counter[str] = collections.Counter()
+
+    def next_seq(self, topic: str) -> int:
+        n = self.seq[topic]
+        self.seq[topic] += 1
+        return n
+
+    def group(self, t_ns: int, msgs: list[tuple[str, Any]]) -> Iterator[Message]:
+        """The frames of one sim time, from every message stamped with it."""
+        joints: dict[str, tuple[tuple[str, ...], tuple[float, ...]]] = {}
+        parts_moved = False
+        out: list[Message] = []
+        for topic, msg in msgs:
+            if topic == TOPIC_TF:
+                for tf in msg.transforms:
+                    child = str(tf.child_frame_id)
+                    self.frames[child] = _pose(tf)
+                    parts_moved |= child.startswith("part/")
+            elif topic == TOPIC_DIAGNOSTICS:
+                for st in msg.status:
+                    self.status[str(st.hardware_id)] = {
+                        str(kv.key): str(kv.value) for kv in st.values
+                    }
+            elif topic == TOPIC_PARTS:
+                try:
+                    data = json.loads(msg.data)
+                except ValueError:
+                    continue
+                if isinstance(data, dict):
+                    self.where = {
+                        str(k): (str(v[0]), str(v[1]))
+                        for k, v in data.items()
+                        if isinstance(v, list) and len(v) == 2
+                    }
+                    parts_moved = True
+            elif topic == TOPIC_EVENTS:
+                try:
+                    kind = str(json.loads(msg.data).get("kind", ""))
+                except (ValueError, AttributeError):
+                    kind = ""
+                out.append(EventFrame(self.next_seq("events"), t_ns, kind, str(msg.data)))
+            elif topic == TOPIC_KPIS:
+                out.append(KpiFrame(self.next_seq("kpis"), t_ns, str(msg.data)))
+            elif topic.endswith("/joint_states"):
+                robot = topic.strip("/").split("/")[0]
+                joints[robot] = (
+                    tuple(str(n) for n in msg.name),
+                    tuple(float(q) for q in msg.position),
+                )
+        if joints:
+            arms = []
+            for robot, (names, q) in sorted(joints.items()):
+                st = self.status.get(robot, {})
+                arms.append(
+                    ArmState(
+                        robot=robot,
+                        names=names,
+                        q=q,
+                        base=self.frames.get(f"{robot}/base", IDENTITY),
+                        tcp=self.frames.get(f"{robot}/tcp", IDENTITY),
+                        state=_state(st.get("state", "")),
+                        step=_step(st.get("step", "")),
+                        op_id=st.get("op", ""),
+                        holding=st.get("holding", ""),
+                    )
+                )
+            yield JointsFrame(self.next_seq("joints"), t_ns, tuple(arms))
+        if parts_moved:
+            poses, locations = [], []
+            for part, (kind, loc) in sorted(self.where.items()):
+                p = self.frames.get(f"part/{part}")
+                if p is not None:
+                    poses.append(PartPose(part, kind, p.x, p.y, p.z, p.qx, p.qy, p.qz, p.qw))
+                    locations.append(loc)
+            yield PartsFrame(self.next_seq("parts"), t_ns, tuple(poses), tuple(locations))
+        yield from out
+
+
+def replay_frames(path: Path) -> Iterator[Message]:
+    """The telemetry frames of a bag ``BagRecorder`` wrote, in sim-time order.
+
+    Robot status between diagnostics (written on every change) is the last
+    one seen; part locations come from ``/cell/parts``. Topics the recorder
+    does not write are skipped, so a bag with more in it still plays.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(str(path), "", "no such bag")
+    store = get_typestore(STORE)
+    state = _Rebuild()
+    try:
+        reader = Reader(path)
+        reader.open()
+    except (ReaderError, OSError) as exc:
+        raise ConfigError(str(path), "", f"not a readable rosbag2: {exc}") from None
+    try:
+        group: list[tuple[str, Any]] = []
+        group_t = -1
+        for conn, t, raw in reader.messages():
+            topic = conn.topic
+            wanted = topic in (TOPIC_TF, TOPIC_DIAGNOSTICS, TOPIC_PARTS, TOPIC_EVENTS, TOPIC_KPIS)
+            if not (wanted or topic.endswith("/joint_states")):
+                continue
+            if t != group_t and group:
+                yield from state.group(group_t, group)
+                group = []
+            group_t = t
+            group.append((topic, store.deserialize_cdr(raw, conn.msgtype)))
+        if group:
+            yield from state.group(group_t, group)
+    finally:
+        reader.close()
+
+
+def run_replay(
+    path: Path,
+    *,
+    speed: float = 1.0,
+    fps: float = 12.0,
+    console: Console | None = None,
+    model: ConsoleModel | None = None,
+) -> ConsoleModel:
+    """Feed a bag's frames to a console model and show it live; return the model at the end.
+
+    ``speed`` is sim seconds per wall second (0: as fast as possible).
+    Ctrl-C stops the replay where it is.
+    """
+    if speed < 0:
+        raise ConfigError("--speed", str(speed), "must be >= 0 (0: as fast as possible)")
+    console = console or Console()
+    model = model or ConsoleModel(endpoint=f"replay of {path}")
+    model.pace = "as fast as possible" if speed == 0 else f"replay x{speed:g}"
+    model.keys = False
+    frames = replay_frames(path)
+    period = 1.0 / fps
+    with Live(model.render(height=console.height), console=console, auto_refresh=False) as live:
+        start_wall = time.monotonic()
+        start_t: int | None = None
+        drawn = 0.0
+        try:
+            for frame in frames:
+                t_ns = int(getattr(frame, "t_ns", 0))
+                if start_t is None:
+                    start_t = t_ns
+                if speed > 0:
+                    due = start_wall + (t_ns - start_t) / NS / speed
+                    while (left := due - time.monotonic()) > 0:
+                        time.sleep(min(left, period))  # pacing a replay, not waiting on a test
+                model.feed(frame)
+                now = time.monotonic()
+                if now - drawn >= period:
+                    live.update(model.render(height=console.height), refresh=True)
+                    drawn = now
+        except KeyboardInterrupt:
+            model.note("replay stopped")
+        live.update(model.render(height=console.height), refresh=True)
+    return model
