@@ -204,9 +204,10 @@ def run_replay(
     if speed < 0:
         raise ConfigError("--speed", str(speed), "must be >= 0 (0: as fast as possible)")
     console = console or Console()
-    model = model or ConsoleModel(endpoint=f"replay of {path}")
+    model = model or ConsoleModel(endpoint=f"replay {Path(path).name}")
     model.pace = "as fast as possible" if speed == 0 else f"replay x{speed:g}"
     model.keys = False
+    model.note("replay of a recorded bag: Ctrl-C stops it")
     frames = replay_frames(path)
     period = 1.0 / fps
     with Live(model.render(height=console.height), console=console, auto_refresh=False) as live:
