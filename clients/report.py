@@ -21,6 +21,7 @@ from clients.report_data import (
     NS,
     Run,
     availability_of,
+    cell_reliability,
     fault_marks,
     load_run,
     oee,
@@ -190,7 +191,7 @@ def _cell_table(run: Run) -> str:
 
 def _oee_table(run: Run) -> str:
     o = oee(run)
-    rel = reliability(run)
+    rel = cell_reliability(run)
 
     def cell(name: str, value: float | None, text: str) -> str:
         src = "kpis.json" if name in o.from_kpis else "computed"
@@ -209,6 +210,10 @@ def _oee_table(run: Run) -> str:
     mttr = _secs(rel.mttr_s)
     if rel.failures and rel.mttr_s is None:
         mttr = "- (no repair finished)"
+
+    def src(name: str) -> str:
+        return ' <span class="src">(kpis.json)</span>' if name in rel.from_kpis else ""
+
     rows = [
         ("OEE", cell("oee", o.oee, _pct(o.oee)).replace("<td ", '<td class="big" ', 1)),
         ("availability", cell("availability", o.availability, _pct(o.availability))),
@@ -216,9 +221,16 @@ def _oee_table(run: Run) -> str:
         ("quality", cell("quality", o.quality, _pct(o.quality))),
         ("ideal cycle time", f"<td>{_e(ideal)}</td>"),
         ("actual production time", f"<td>{o.production_s:.1f} s</td>"),
-        ("failures", f'<td data-oee="failures" data-value="{rel.failures}">{rel.failures}</td>'),
-        ("MTBF", f'<td data-oee="mtbf_s" data-value="{rel.mtbf_s:.6g}">{_e(mtbf)}</td>'),
-        ("MTTR", f'<td data-oee="mttr_s">{_e(mttr)}</td>'),
+        (
+            "failures",
+            f'<td data-oee="failures" data-value="{rel.failures}">{rel.failures}'
+            f"{src('failures')}</td>",
+        ),
+        (
+            "MTBF",
+            f'<td data-oee="mtbf_s" data-value="{rel.mtbf_s:.6g}">{_e(mtbf)}{src("mtbf_s")}</td>',
+        ),
+        ("MTTR", f'<td data-oee="mttr_s">{_e(mttr)}{src("mttr_s")}</td>'),
         ("time down (any robot)", f"<td>{rel.down_s:.1f} s</td>"),
     ]
     head = '<thead><tr><th colspan="2">OEE (ISO 22400-2)</th></tr></thead>'

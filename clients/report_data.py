@@ -129,6 +129,8 @@ class Reliability:
     mtbf_s: float
     mttr_s: float | None
     down_s: float
+    from_kpis: frozenset[str] = frozenset()
+    """Which figures were taken from ``kpis.json`` (``failures``, ``mtbf_s``, ``mttr_s``)."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -438,6 +440,22 @@ def reliability(run: Run, robot: str | None = None) -> Reliability:
     return Reliability(len(outs), (run_s - down_s) / len(outs), mttr, down_s)
 
 
+def cell_reliability(run: Run) -> Reliability:
+    """The cell's ``reliability``, with ``failures``, ``mtbf_s`` and ``mttr_s`` from
+    ``kpis.json`` where it has them (top level or in a ``reliability`` object)."""
+    rel = reliability(run)
+    k = run.kpis
+    taken: set[str] = set()
+    failures, mtbf, mttr = rel.failures, rel.mtbf_s, rel.mttr_s
+    if (v := _kpi_figure(k, "failures")) is not None:
+        failures, taken = int(v), taken | {"failures"}
+    if (v := _kpi_figure(k, "mtbf_s")) is not None:
+        mtbf, taken = v, taken | {"mtbf_s"}
+    if (v := _kpi_figure(k, "mttr_s")) is not None:
+        mttr, taken = v, taken | {"mttr_s"}
+    return Reliability(failures, mtbf, mttr, rel.down_s, frozenset(taken))
+
+
 def _union_ns(spans: list[tuple[int, int]]) -> int:
     total, cur_s, cur_e = 0, -1, -1
     for s, e in sorted(spans):
@@ -453,10 +471,10 @@ def _union_ns(spans: list[tuple[int, int]]) -> int:
 
 
 def _kpi_figure(kpis: Mapping[str, Any], *names: str) -> float | None:
-    """A figure ``kpis.json`` already has, at the top level or in an ``oee`` object."""
-    nested = kpis.get("oee")
+    """A figure ``kpis.json`` already has: top level, or in an ``oee`` or ``reliability`` object."""
+    nested = [kpis.get(k) for k in ("oee", "reliability")]
     for name in names:
-        for src in (kpis, nested if isinstance(nested, dict) else {}):
+        for src in (kpis, *(n for n in nested if isinstance(n, dict))):
             v = _float(src.get(name))
             if v is not None:
                 return v

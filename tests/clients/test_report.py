@@ -300,3 +300,11 @@ def test_an_operation_ends_when_settled_taken_back_or_followed(tmp_path: Path) -
     run = load_run(write_run(tmp_path / "run", {"robots": {"R1": {}}}, events))
     got = [(s.start_ns // S, s.end_ns // S, s.label) for s in op_spans(run)["R1"]]
     assert got == [(1, 2, "ok"), (3, 4, "failed"), (5, 6, "ok"), (6, 10, "running")]
+
+
+def test_reliability_figures_kpis_json_has_are_used_as_they_are(tmp_path: Path) -> None:
+    kpis = {**fault_kpis(), "reliability": {"mtbf_s": 12.5, "mttr_s": 3.0}}
+    page = write_report(write_run(tmp_path / "run", kpis, fault_events())).read_text()
+    assert 'data-oee="mtbf_s" data-value="12.5">12.5 s <span class="src">(kpis.json)' in page
+    assert 'data-oee="mttr_s">3.0 s <span class="src">(kpis.json)' in page
+    assert 'data-oee="failures" data-value="2">2</td>' in page  # computed: no figure given
