@@ -186,7 +186,7 @@ def cmd_order(args: argparse.Namespace, console: Console) -> int:
         count = int(args.count)
     except ValueError:
         count = 0
-    if count < 1 or str(count) != args.count.strip().lstrip("+"):
+    if count < 1:
         raise ConfigError("order add", args.count, "COUNT must be a whole number from 1")
     return _send(args, console, "orders", ControlClient.order, args.product, count)
 
@@ -311,6 +311,10 @@ def cmd_console(args: argparse.Namespace, console: Console) -> int:
     """The full-screen live view."""
     from clients.console import run_console
 
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        raise LightsoutError(
+            "console needs a terminal; `lightsout watch` prints telemetry as lines"
+        )
     _endpoints(args, "telemetry")
     return run_console(
         args.endpoint,

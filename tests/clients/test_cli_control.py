@@ -260,3 +260,16 @@ def test_watch_refuses_an_unknown_topic(
     finally:
         pub.close()
     assert code == 2 and err.startswith("error: --topics: jonts: unknown topic 'jonts'")
+
+
+def test_the_console_wants_a_terminal(base: str, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, "console", "--endpoint", base)
+    assert code == 2
+    assert err == "error: console needs a terminal; `lightsout watch` prints telemetry as lines\n"
+
+
+def test_a_count_may_have_leading_zeros(
+    host: FakeHost, base: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, _ = run(capsys, "order", "add", "phone", "007", "--endpoint", base)
+    assert code == 0 and host.requests[0].value == 7.0
