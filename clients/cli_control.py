@@ -298,6 +298,9 @@ def cmd_watch(args: argparse.Namespace, console: Console) -> int:
                 gaps = sub.gap_count
         except KeyboardInterrupt:
             pass
+        except BrokenPipeError:
+            # the reader went away (`| head`): that ends the watch, quietly
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         finally:
             print(
                 f"{seen} messages, {sub.gap_count} gaps ({sub.lost} lost), "
