@@ -58,6 +58,8 @@ FASTEN_REACH = 0.12
 """The tool must be this close to a unit base to drive its screws (m)."""
 INSPECT_REACH = 0.3
 """The tool (the camera) must be this close to a unit base to see it (m)."""
+AUDIT_TICKS = 24
+"""Every this many ticks, free parts at rest are checked against their recorded location."""
 SOLVER_ITERATIONS = 20
 """Constraint solver iterations per physics step (Bullet's default is 50). Contacts
 cost in proportion. At 20, a unit swung at 1.5 rad/s keeps its shape and its place in
@@ -372,8 +374,34 @@ class World:
 
     def _after_tick(self) -> None:
         self._settle()
+        if self._ticks % AUDIT_TICKS == 0:
+            self._audit()
         self._feed()
         self._sense()
+
+    def _audit(self) -> None:
+        """Re-locate free parts at rest that are no longer where they were recorded.
+
+        A part can move without a grasp: pushed up onto the part ahead in a belt
+        queue, it rides away on it. The ledger must follow the physics, so such
+        a part is reported SETTLED at its real location.
+        """
+        for pid in sorted(self._parts):
+            part = self._parts[pid]
+            if part.unit or part.held_by or pid in self._settling:
+                continue
+            pos, _orn = self._pose(part)
+            where, base = self._where(part, pos)
+            if base is not None or where == part.location:
+                continue
+            (vx, vy, vz), _ = p.getBaseVelocity(part.body, physicsClientId=self.client)
+            if (
+                where.startswith("conveyor:")
+                or math.sqrt(vx * vx + vy * vy + vz * vz) < SETTLE_SPEED
+            ):
+                log.info("world: %s found at %s, not %s", pid, where, part.location)
+                part.location = where
+                self._emit(WorldEventKind.SETTLED, part, where, "")
 
     def _settle(self) -> None:
         """Classify released parts that came to rest (or fell for too long)."""

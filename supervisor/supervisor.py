@@ -380,6 +380,14 @@ class Supervisor:
         for conveyor in self.outfeeds:
             part = self.sensors.get(f"{conveyor}.end", "")
             unit = self.units.get(part)
+            if unit is None and part in self.ledger.live and part not in self._retire:
+                # not a unit at all: a part that rode out on another; reject it
+                self.ledger.scrap(part)
+                self._retire.append(part)
+                self.events.write(
+                    self.now, "part_scrapped", part=part, reason=f"stray on {conveyor}"
+                )
+                continue
             if unit is None or unit.finished_ns >= 0 or not finished(unit):
                 continue
             if part not in self.ledger.live:
