@@ -61,6 +61,8 @@ class RunOptions:
     """Pace sim time to the wall clock times this factor; 0 runs as fast as possible."""
     faults: tuple[ScheduledFault, ...] = ()
     """Faults to inject at their sim times (a scenario file)."""
+    subscribers: int = 0
+    """Telemetry subscribers (recorders) to wait for before the first tick."""
 
 
 def run_dir(root: Path, name: str) -> Path:
@@ -125,6 +127,7 @@ def _server(
         guard_s=opts.guard_s,
         join_timeout_s=opts.join_timeout_s,
         on_tick=on_tick,
+        subscribers=opts.subscribers,
     )
     if opts.realtime > 0:
         server.pace_realtime = opts.realtime
@@ -188,9 +191,10 @@ def _run_threads(
 
 
 def _inject(server: SimServer, fault: ScheduledFault) -> None:
-    """Apply a physical or robot fault through the cell host (process faults: ``Children``)."""
-    if fault.kind in PROCESS_KINDS:
-        return
+    """Apply a physical or robot fault through the cell host; log process faults there too.
+
+    (``Children`` kills the processes; the host only has the supervisor log it.)
+    """
     host = server.host
     if host is None:
         return

@@ -60,6 +60,8 @@ FORWARDED = (ControlCommand.ROBOT, ControlCommand.CELL, ControlCommand.ORDER)
 PHYSICAL_FAULTS = ("gripper_drop", "conveyor_jam")
 """Fault kinds the world applies directly (``fault`` with these kinds)."""
 ROBOT_FAULT = "robot_fault"
+NOTED_FAULTS = ("agent_crash", "supervisor_crash")
+"""Faults the launcher causes (killing a process); the host only has the supervisor log them."""
 """A robot fault: the supervisor aborts the robot (the arm stops where it is)."""
 REPLY_MEMORY = 1024
 """Answered request ids remembered for retries."""
@@ -243,6 +245,10 @@ class CellHost:
         self._send(ident, ControlReply(req.cmd_id, True, "ok", f"pace {self.pace_name}"))
 
     def _fault(self, ident: bytes, req: ControlRequest) -> None:
+        if req.action in NOTED_FAULTS:
+            why = f"{req.action} is injected by the launcher (a scenario file), not live"
+            self._error(ident, req.cmd_id, "bad_argument", why)
+            return
         if req.action == ROBOT_FAULT and req.target in self.world.arms:
             self._pending[req.cmd_id] = ident  # the supervisor answers when the robot has aborted
         problem = self.inject(req.action, req.target, req.value, cmd_id=req.cmd_id)
@@ -251,7 +257,9 @@ class CellHost:
             code = "unknown_robot" if problem.startswith("no robot") else "bad_argument"
             self._error(ident, req.cmd_id, code, problem)
         elif req.action != ROBOT_FAULT:
+            # done already; the supervisor's answer to its note is not awaited
             self._send(ident, ControlReply(req.cmd_id, True, "ok", f"{req.action} on {req.target}"))
+            self._pending.pop(req.cmd_id, None)
 
     def inject(self, kind: str, target: str, duration_s: float, *, cmd_id: str = "") -> str:
         """Inject a fault now; return "" or why it cannot be done.
@@ -273,14 +281,13 @@ class CellHost:
         elif kind == ROBOT_FAULT:
             if not duration_s > 0:
                 return "a robot fault needs a duration > 0 in value"
-            self._inject_seq += 1
-            cid = cmd_id or f"fault-{self._inject_seq}"
-            self._outbox.append(
-                ControlRequest(cid, ControlCommand.FAULT, target, ROBOT_FAULT, duration_s)
-            )
-        else:
+        elif kind not in NOTED_FAULTS:
             known = ", ".join((*PHYSICAL_FAULTS, ROBOT_FAULT))
             return f"fault {kind!r} is not one of {known}"
+        # the supervisor logs every fault (and aborts the robot for a robot fault)
+        self._inject_seq += 1
+        cid = cmd_id or f"fault-{self._inject_seq}"
+        self._outbox.append(ControlRequest(cid, ControlCommand.FAULT, target, kind, duration_s))
         self.counters[f"fault:{kind}"] += 1
         return ""
 
@@ -347,6 +354,13 @@ class CellHost:
         while wall < due and not self.paused:
             self.poll(due - wall)
             wall = time.monotonic()
+
+    def run_end(self, reason: str) -> None:
+        """Tell subscribers the run is over (recorders stop on it)."""
+        line = json.dumps(
+            {"kind": "run_end", "reason": reason, "t_ns": self.world.t_ns}, sort_keys=True
+        )
+        self._publish_event(line)
 
     def _publish_event(self, line: str) -> None:
         self.counters["events"] += 1

@@ -129,6 +129,7 @@ class SimServer:
             self.ticks = k
             if self.on_tick is not None:
                 self.on_tick(world.t_ns, self.duration_ns)
+        host.run_end(reason)
         clock.shutdown(world.t_ns, reason)
         log.info("sim: %d ticks, %.3f s of sim time; done", k, world.t_ns / 1e9)
         return 0

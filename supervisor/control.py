@@ -133,6 +133,13 @@ class ControlDesk:
 
     def _fault(self, req: ControlRequest, out: Outbox) -> None:
         sup = self.sup
+        if req.action != "robot_fault":
+            # done by the host or the launcher already: only logged here
+            sup.events.write(
+                sup.now, "fault_injected", target=req.target, fault=req.action, duration_s=req.value
+            )
+            self._answer(req, True, "ok", f"{req.action} on {req.target}")
+            return
         robot = sup.robots.get(req.target)
         if robot is None:
             self._answer(req, False, "unknown_robot", f"no robot {req.target!r}")
@@ -142,7 +149,7 @@ class ControlDesk:
             return
         robot.clear_after_ns = sup.now + round(max(req.value, 0.0) * 1e9)
         sup.events.write(
-            sup.now, "fault_injected", robot=req.target, fault=req.action, duration_s=req.value
+            sup.now, "fault_injected", target=req.target, fault=req.action, duration_s=req.value
         )
         abort = dataclasses.replace(
             req, command=ControlCommand.ROBOT, action=PackMLCommand.ABORT.value
