@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import argparse
 import logging
+import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +45,7 @@ def _seed(text: str) -> int:
 
 def cmd_run(args: argparse.Namespace, console: Console) -> int:
     """Run a cell headless and print its KPIs."""
+    from bus.endpoints import private_ipc_base
     from cells.faults import load_scenario
     from cells.launch import RunOptions, run_cell, run_dir
     from cells.schema import load_cell
@@ -51,15 +54,29 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
 
     cell = load_cell(args.cell)
     faults = load_scenario(args.faults, cell) if args.faults else ()
+    if args.console:
+        return _run_with_console(args, console)
     name = args.name or f"{cell.name}-seed{args.seed}"
     out = run_dir(Path(args.runs_dir), name)
+    endpoint = args.endpoint
+    recorder = None
+    if args.record is not None:
+        # the recorder is its own process (it must not slow the cell), so the cell needs an
+        # endpoint another process can reach
+        endpoint = endpoint or private_ipc_base()
+        bag = Path(args.record) if args.record else out / "bag"
+        if bag.exists():
+            raise LightsoutError(f"{bag} exists: a bag is never overwritten")
+        cmd = [sys.executable, "-m", "clients.cli", "record", "--endpoint", endpoint, str(bag)]
+        recorder = subprocess.Popen([*cmd, "--cell", args.cell], stdout=subprocess.DEVNULL)
     opts = RunOptions(
         seed=args.seed,
         duration_s=args.duration,
         processes=args.processes,
-        endpoint=args.endpoint,
+        endpoint=endpoint,
         realtime=args.realtime,
         faults=faults,
+        subscribers=1 if recorder else 0,
     )
     mode = "processes over " + (args.endpoint or "ipc://") if args.processes else "one process"
     console.print(
@@ -80,13 +97,62 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
             if t_ns % 1_000_000_000 < 50_000_000:
                 bar.update(task, completed=t_ns / 1e9)
 
-        kpis = run_cell(cell, out, opts, progress=on_tick)
+        try:
+            kpis = run_cell(cell, out, opts, progress=on_tick)
+        finally:
+            if recorder is not None and recorder.wait(timeout=120) != 0:
+                console.print(f"[red]the recorder exited with {recorder.returncode}[/red]")
         bar.update(task, completed=args.duration)
     print_kpis(kpis, console)
     console.print(f"results: {out / 'kpis.json'}")
     console.print(f"events:  {out / 'events.jsonl'}")
     console.print(f"report:  {write_report(out)}")
+    if recorder is not None:
+        console.print(f"bag:     {Path(args.record) if args.record else out / 'bag'}")
     return 0
+
+
+def _run_with_console(args: argparse.Namespace, console: Console) -> int:
+    """Run the cell in a process of its own and watch it in the console until ``q``.
+
+    The console only subscribes and sends the odd command, so the cell runs as
+    fast as it would alone. Quitting the console ends the run (its results are
+    written as at the end of its duration).
+    """
+    from bus.endpoints import private_ipc_base
+    from clients.console import run_console
+    from clients.control import ControlClient
+
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        raise LightsoutError("--console needs a terminal; run without it for a headless run")
+    base = args.endpoint or private_ipc_base()
+    cmd = [sys.executable, "-m", "clients.cli", "run", args.cell, "-q", "--endpoint", base]
+    cmd += ["--duration", str(args.duration), "--seed", str(args.seed), "--runs-dir", args.runs_dir]
+    for flag, value in (
+        ("--name", args.name),
+        ("--faults", args.faults),
+        ("--realtime", args.realtime or None),
+    ):
+        if value:
+            cmd += [flag, str(value)]
+    if args.processes:
+        cmd.append("--processes")
+    if args.record is not None:
+        cmd += ["--record", *([args.record] if args.record else [])]
+    with tempfile.TemporaryFile() as log:
+        cell = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            run_console(base)
+        finally:
+            if cell.poll() is None:
+                try:
+                    ControlClient(base, timeout_s=5).shutdown()
+                except LightsoutError:
+                    cell.terminate()
+            cell.wait(timeout=120)
+            log.seek(0)
+            sys.stdout.write(log.read().decode(errors="replace"))
+    return cell.returncode
 
 
 def cmd_validate(args: argparse.Namespace, console: Console) -> int:
@@ -163,6 +229,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FACTOR",
         help="pace sim time to the wall clock (times FACTOR); default: as fast as possible",
     )
+    run.add_argument(
+        "--record",
+        nargs="?",
+        const="",
+        metavar="BAG",
+        help="record a ROS 2 bag of the run (default RUNS_DIR/NAME/bag)",
+    )
+    run.add_argument("--console", action="store_true", help="watch the run in the live console")
     run.add_argument(
         "--faults", metavar="SCENARIO", help="inject the faults of a scenario file (docs/faults.md)"
     )
