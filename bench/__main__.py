@@ -8,7 +8,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from bench import control, rtf
+from bench import control, record, rtf
 from cells.schema import load_cell
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -20,14 +20,27 @@ def main() -> int:
     ap.add_argument("--cell", default=str(ROOT / "cells" / "assembly.toml"))
     ap.add_argument("--duration", type=float, default=60.0, help="sim seconds per measurement")
     ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--only", choices=["rtf", "control"], help="run one benchmark")
+    ap.add_argument("--only", choices=["rtf", "control", "record"], help="run one benchmark")
     args = ap.parse_args()
     console = Console()
-    if args.only != "control":
+    if args.only in (None, "rtf"):
         _rtf(console, args)
-    if args.only != "rtf":
+    if args.only in (None, "record"):
+        _record(console, args)
+    if args.only in (None, "control"):
         _control(console)
     return 0
+
+
+def _record(console: Console, args: argparse.Namespace) -> None:
+    cell = load_cell(args.cell)
+    rows = record.run(cell, args.duration, args.seed)
+    table = Table(title="recording a ROS 2 bag (real-time factor, sim s / wall s)")
+    for col in ("what", "RTF", "ratio to plain", "note"):
+        table.add_column(col, justify="left" if col in ("what", "note") else "right")
+    for name, value, note in rows:
+        table.add_row(name, f"{value:.2f}", f"{value / rows[0][1]:.3f}", note)
+    console.print(table)
 
 
 def _control(console: Console) -> None:
