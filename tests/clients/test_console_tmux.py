@@ -1,13 +1,15 @@
 """The console as a person uses it: in a terminal (tmux), next to a running cell.
 
-A real cell runs in one process; ``lightsout console`` runs in a detached
-tmux pane of its own tmux server. The test reads the screen with
-``capture-pane`` and types with ``send-keys``, as a person would.
+A real cell runs in one process and ``lightsout console`` in a detached tmux
+pane of the test's own tmux server; or ``lightsout run --console`` does both
+from one command. The tests read the screen with ``capture-pane`` and type
+with ``send-keys``, as a person would.
 """
 
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import shlex
 import shutil
@@ -17,7 +19,9 @@ from pathlib import Path
 
 import pytest
 
+from bus.endpoints import private_ipc_base
 from bus.enums import PackMLState
+from clients.control import ControlClient
 from tests.clients.livecell import LIGHTSOUT, ROOT, LiveCell, poll_until
 
 pytestmark = pytest.mark.slow
@@ -127,3 +131,48 @@ def test_q_quits_and_gives_the_terminal_back(cell: LiveCell, tmux: Tmux) -> None
     poll_until(lambda: showing(tmux, "Execute"), "the console up")
     tmux("send-keys", "-t", "console", "q")
     poll_until(lambda: True if not tmux.alive() else None, "the console to exit", timeout_s=10)
+
+
+def test_run_with_console_holds_on_h_and_ends_the_run_on_q(tmp_path: Path) -> None:
+    """``lightsout run --console``: the cell and its console from one command, as a person types it."""
+    if shutil.which("tmux") is None:
+        pytest.skip("tmux is not installed")
+    base = private_ipc_base(prefix="lo-e2e-")
+    runs = tmp_path / "runs"
+    command = shlex.join(
+        [
+            *LIGHTSOUT,
+            *("run", "cells/assembly.toml", "--duration", "300", "--console"),
+            *("--endpoint", base, "--runs-dir", str(runs), "--name", "watched"),
+        ]
+    )
+    t = Tmux()
+    try:
+        shell = f"{command}; echo exit code $?"
+        t("new-session", "-d", "-s", "console", "-x", "140", "-y", "45", "-c", str(ROOT), shell)
+        t("set-option", "-t", "console", "remain-on-exit", "on")
+        poll_until(
+            lambda: showing(t, "Execute"), "the console with 4 robots in Execute", timeout_s=90
+        )
+        t("send-keys", "-t", "console", "h")
+        with ControlClient(base) as c:
+            poll_until(
+                lambda: (
+                    True if all(r.state is PackMLState.HELD for r in c.status().robots) else None
+                ),
+                "status: every robot Held",
+            )
+        poll_until(lambda: showing(t, "Held"), "the console showing every robot Held")
+        t("send-keys", "-t", "console", "q")
+
+        def ended() -> str | None:
+            screen = t.screen()
+            return screen if "exit code" in screen else None
+
+        screen = poll_until(ended, "the run to end", timeout_s=60)
+        assert "exit code 0" in screen and "results:" in screen
+        kpis = json.loads((runs / "watched" / "kpis.json").read_text())
+        assert kpis["ledger_balanced"] is True
+    finally:
+        t.kill()
+        shutil.rmtree(base.removeprefix("ipc://"), ignore_errors=True)
