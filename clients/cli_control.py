@@ -39,8 +39,8 @@ from bus.messages import (
     Message,
     PartsFrame,
 )
+from bus.security import ROLES, CurveKeys, create_key
 from clients.control import PACES, TOPICS, ControlClient, ControlError, Subscriber, parse_command
-from clients.security import ROLES, CurveKeys, create_key
 
 NS = 1_000_000_000
 COMMANDS = ", ".join(c.value.lower() for c in PackMLCommand)

@@ -40,9 +40,9 @@ from rich.live import Live
 
 from bus.errors import LightsoutError
 from bus.messages import CellStatus
+from bus.security import CurveKeys
 from clients.console_model import ConsoleModel
 from clients.control import ControlClient, Subscriber
-from clients.security import CurveKeys
 
 __all__ = ["CommandRunner", "ConsoleApp", "ConsoleModel", "KeyReader", "parse_keys", "run_console"]
 

@@ -38,8 +38,8 @@ from bus.messages import (
     Message,
     PartsFrame,
 )
+from bus.security import CurveKeys
 from bus.sockets import make_socket
-from clients.security import CurveKeys
 
 log = logging.getLogger(__name__)
 

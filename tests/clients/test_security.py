@@ -17,9 +17,7 @@ from bus.endpoints import Endpoints
 from bus.enums import ControlCommand
 from bus.errors import ConfigError
 from bus.messages import ControlReply, ControlRequest
-from clients.cli import main
-from clients.control import ControlClient, ControlError, NoAnswer, Subscriber
-from clients.security import (
+from bus.security import (
     CurveKeys,
     apply_server,
     create_key,
@@ -29,6 +27,8 @@ from clients.security import (
     server_keys,
     start_auth,
 )
+from clients.cli import main
+from clients.control import ControlClient, ControlError, NoAnswer, Subscriber
 from tests.clients.fakehost import cell_status
 
 
