@@ -60,6 +60,13 @@ class Endpoints:
         return cls(base=base, **names)
 
 
+def ensure_ipc_dir(base: str) -> None:
+    """For an ``ipc://DIR`` base, make DIR (mode 0700) if it is missing."""
+    scheme, _, rest = base.partition("://")
+    if scheme == "ipc" and rest and not os.path.isdir(rest):
+        os.makedirs(rest, mode=0o700, exist_ok=True)
+
+
 def private_ipc_base(prefix: str = "lightsout-") -> str:
     """A fresh ``ipc://`` base in a directory only this user can enter (mode 0700).
 

@@ -30,7 +30,7 @@ from typing import Any
 import zmq
 
 from bus.cellspec import CellSpec
-from bus.endpoints import Endpoints, private_ipc_base
+from bus.endpoints import Endpoints, ensure_ipc_dir, private_ipc_base
 from bus.errors import ConfigError, LightsoutError
 from bus.participant import Participant, run_participant
 from cells.faults import PROCESS_KINDS, ScheduledFault
@@ -63,6 +63,10 @@ class RunOptions:
     """Faults to inject at their sim times (a scenario file)."""
     subscribers: int = 0
     """Telemetry subscribers (recorders) to wait for before the first tick."""
+    keys_dir: Path | None = None
+    """CURVE keys and roles (``lightsout keys create``) guarding control and telemetry."""
+    insecure: bool = False
+    """Allow a ``tcp://`` endpoint without keys (benchmarks, trusted networks)."""
 
 
 def run_dir(root: Path, name: str) -> Path:
@@ -84,6 +88,17 @@ def run_cell(
     watch: Watch | None = None,
 ) -> dict[str, Any]:
     """Run ``cell`` for ``opts.duration_s`` of sim time; return the KPIs."""
+    if (
+        opts.endpoint
+        and opts.endpoint.startswith("tcp://")
+        and opts.keys_dir is None
+        and not opts.insecure
+    ):
+        why = "a tcp endpoint needs --keys DIR (lightsout keys create), or --insecure"
+        raise ConfigError("--endpoint", opts.endpoint, why)
+    if opts.endpoint:
+        Endpoints.from_base(opts.endpoint)  # a bad endpoint is one clear error
+        ensure_ipc_dir(opts.endpoint)
     out_dir.mkdir(parents=True, exist_ok=True)
     needs = sorted({f.kind.value for f in opts.faults if f.kind in PROCESS_KINDS})
     if needs and not opts.processes:
@@ -128,6 +143,7 @@ def _server(
         join_timeout_s=opts.join_timeout_s,
         on_tick=on_tick,
         subscribers=opts.subscribers,
+        keys_dir=opts.keys_dir,
     )
     if opts.realtime > 0:
         server.pace_realtime = opts.realtime

@@ -77,6 +77,8 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
         realtime=args.realtime,
         faults=faults,
         subscribers=1 if recorder else 0,
+        keys_dir=Path(args.keys) if args.keys else None,
+        insecure=args.insecure,
     )
     mode = "processes over " + (args.endpoint or "ipc://") if args.processes else "one process"
     console.print(
@@ -127,6 +129,8 @@ def _run_with_console(args: argparse.Namespace, console: Console) -> int:
         raise LightsoutError("--console needs a terminal; run without it for a headless run")
     base = args.endpoint or private_ipc_base()
     cmd = [sys.executable, "-m", "clients.cli", "run", args.cell, "-q", "--endpoint", base]
+    if args.keys or args.insecure:
+        raise LightsoutError("--console watches a local cell: leave out --keys and --insecure")
     cmd += ["--duration", str(args.duration), "--seed", str(args.seed), "--runs-dir", args.runs_dir]
     for flag, value in (
         ("--name", args.name),
@@ -146,7 +150,8 @@ def _run_with_console(args: argparse.Namespace, console: Console) -> int:
         finally:
             if cell.poll() is None:
                 try:
-                    ControlClient(base, timeout_s=5).shutdown()
+                    with ControlClient(base, timeout_s=5) as client:
+                        client.shutdown()
                 except LightsoutError:
                     cell.terminate()
             cell.wait(timeout=120)
@@ -181,11 +186,12 @@ def cmd_sim(args: argparse.Namespace, console: Console) -> int:
     """Run only the sim server (world and clock); participants connect to it."""
     import zmq
 
-    from bus.endpoints import Endpoints
+    from bus.endpoints import Endpoints, ensure_ipc_dir
     from cells.schema import load_cell
     from sim import SimServer
 
     cell = load_cell(args.cell)
+    ensure_ipc_dir(args.endpoint)
     ctx: zmq.Context[Any] = zmq.Context()
     server = SimServer(
         cell,
@@ -194,6 +200,7 @@ def cmd_sim(args: argparse.Namespace, console: Console) -> int:
         duration_s=args.duration,
         ctx=ctx,
         join_timeout_s=args.join_timeout,
+        keys_dir=Path(args.keys) if args.keys else None,
     )
     try:
         server.setup()
@@ -238,6 +245,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--console", action="store_true", help="watch the run in the live console")
     run.add_argument(
+        "--keys", metavar="DIR", help="CURVE keys and roles guarding control and telemetry"
+    )
+    run.add_argument("--insecure", action="store_true", help="allow a tcp endpoint without --keys")
+    run.add_argument(
         "--faults", metavar="SCENARIO", help="inject the faults of a scenario file (docs/faults.md)"
     )
     run.add_argument("--name", help="run name (default CELL-seedN); results go to RUNS_DIR/NAME")
@@ -255,6 +266,9 @@ def build_parser() -> argparse.ArgumentParser:
     simp.add_argument("--duration", type=_positive, default=600.0)
     simp.add_argument("--seed", type=_seed, default=1)
     simp.add_argument("--join-timeout", type=_positive, default=300.0)
+    simp.add_argument(
+        "--keys", metavar="DIR", help="CURVE keys and roles guarding control and telemetry"
+    )
     simp.set_defaults(func=cmd_sim)
 
     agent = sub.add_parser("agent", help="run one robot agent process")

@@ -24,6 +24,7 @@ import json
 import logging
 import math
 import time
+from pathlib import Path
 from typing import Any
 
 import zmq
@@ -46,6 +47,7 @@ from bus.messages import (
     RobotStatus,
     WorldAct,
 )
+from bus.security import apply_server, permits, role_of, start_auth
 from bus.sockets import make_socket
 from sim.world import World
 
@@ -70,10 +72,21 @@ REPLY_MEMORY = 1024
 class CellHost:
     """Control and telemetry sockets of a running cell, stepped by the sim server."""
 
-    def __init__(self, ctx: zmq.Context[Any], endpoints: Endpoints, world: World) -> None:
+    def __init__(
+        self,
+        ctx: zmq.Context[Any],
+        endpoints: Endpoints,
+        world: World,
+        *,
+        keys_dir: Path | None = None,
+    ) -> None:
+        """``keys_dir`` (keys made by ``lightsout keys create``) turns on CURVE and roles."""
         self.ctx = ctx
         self.endpoints = endpoints
         self.world = world
+        self.keys_dir = keys_dir
+        self.roles: dict[str, str] = {}
+        self._auth: Any = None
         self.seq = dict.fromkeys(TOPICS, 0)
         self.subscribed: collections.Counter[str] = collections.Counter()
         self.counters: collections.Counter[str] = collections.Counter()
@@ -97,10 +110,15 @@ class CellHost:
     # ------------------------------------------------------------ sockets
 
     def setup(self) -> None:
-        """Bind the control ROUTER and the telemetry XPUB."""
+        """Bind the control ROUTER and the telemetry XPUB (as CURVE servers, with keys)."""
         self._control = make_socket(self.ctx, zmq.ROUTER)
-        self._control.bind(self.endpoints.control)
         self._telemetry = make_socket(self.ctx, zmq.XPUB)
+        if self.keys_dir is not None:
+            # only keys listed in roles.toml pass the handshake; the role rules the commands
+            self._auth, self.roles = start_auth(self.ctx, self.keys_dir)
+            apply_server(self._control, self.keys_dir)
+            apply_server(self._telemetry, self.keys_dir)
+        self._control.bind(self.endpoints.control)
         self._telemetry.setsockopt(zmq.SNDHWM, 100_000)
         # every subscribe and unsubscribe reaches us, so the counts stay true
         self._telemetry.setsockopt(zmq.XPUB_VERBOSER, 1)
@@ -112,6 +130,9 @@ class CellHost:
             if sock is not None:
                 sock.close(0)
         self._control = self._telemetry = None
+        if self._auth is not None:
+            self._auth.stop()
+            self._auth = None
 
     def wait_subscribers(self, count: int, timeout_s: float) -> bool:
         """Wait until ``count`` subscriptions to every topic have arrived (e.g. a recorder)."""
@@ -143,10 +164,12 @@ class CellHost:
                     self.subscribed[t] += 1 if frame[:1] == b"\x01" else -1
         while ctl in ready:
             try:
-                frames = ctl.recv_multipart(zmq.NOBLOCK)
+                raw = ctl.recv_multipart(zmq.NOBLOCK, copy=False)
             except zmq.Again:
                 break
-            self._request(frames)
+            # with CURVE, every frame carries its sender's ZAP User-Id: its public key
+            role = role_of(raw[-1], self.roles) if self.keys_dir is not None else "admin"
+            self._request([f.bytes for f in raw], role)
 
     # ------------------------------------------------------------ control
 
@@ -165,7 +188,7 @@ class CellHost:
         self.counters[code] += 1
         self._send(ident, ControlReply(cmd_id=cmd_id, ok=False, code=code, reason=reason))
 
-    def _request(self, frames: list[bytes]) -> None:
+    def _request(self, frames: list[bytes], role: str | None) -> None:
         ident = frames[0]
         try:
             if len(frames) != 2:
@@ -178,6 +201,10 @@ class CellHost:
             return
         if not req.cmd_id:
             self._error(ident, "", "bad_argument", "cmd_id must not be empty")
+            return
+        if not permits(role, req.command):
+            why = f"the {role or 'unknown'} role may not send {req.command.value}"
+            self._error(ident, req.cmd_id, "forbidden", why)
             return
         done = self._answered.get(req.cmd_id)
         if done is not None:

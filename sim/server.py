@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import zmq
@@ -46,6 +47,7 @@ class SimServer:
         join_timeout_s: float = 60.0,
         on_tick: Callable[[int, int], None] | None = None,
         subscribers: int = 0,
+        keys_dir: Path | None = None,
     ) -> None:
         self.cell = cell
         self.endpoints = endpoints
@@ -55,6 +57,8 @@ class SimServer:
         self.join_timeout_s = join_timeout_s
         self.on_tick = on_tick
         self.subscribers = subscribers
+        self.keys_dir = keys_dir
+        """CURVE keys and roles for the control and telemetry sockets (None: open)."""
         """Telemetry subscribers (e.g. a recorder) to wait for before the first tick."""
         self.host: CellHost | None = None
         self.pace_realtime = 0.0
@@ -79,7 +83,7 @@ class SimServer:
         self.world.setup()
         self.clock = ClockServer(self._ctx, self.endpoints.clock, guard_s=self.guard_s)
         self.clock.setup()
-        self.host = CellHost(self._ctx, self.endpoints, self.world)
+        self.host = CellHost(self._ctx, self.endpoints, self.world, keys_dir=self.keys_dir)
         self.host.setup()
         if self.pace_realtime > 0:
             self.host.pace, self.host.factor = "realtime", self.pace_realtime
