@@ -1,6 +1,6 @@
 """Control round trip and telemetry rate of a running cell, beside raw pyzmq.
 
-For each transport (ipc, tcp), a cell runs in its own process (``lightsout
+For each transport (ipc, tcp, tcp with CURVE and roles), a cell runs in its own process (``lightsout
 run --endpoint ...``, as fast as it can) and this process measures:
 
 * the round trip of ``status`` on the control socket (p50 / p99), beside a
@@ -28,6 +28,7 @@ from bus.codec import decode, encode
 from bus.endpoints import Endpoints
 from bus.enums import ControlCommand
 from bus.messages import ControlReply, ControlRequest
+from bus.security import CurveKeys, create_key
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -109,9 +110,9 @@ def raw_pubsub(addr: str, payload: bytes, seconds: float) -> float:
 
 
 class RunningCell:
-    """``lightsout run`` in a subprocess, reachable at ``base``."""
+    """``lightsout run`` in a subprocess, reachable at ``base`` (with CURVE if ``curve``)."""
 
-    def __init__(self, base: str) -> None:
+    def __init__(self, base: str, *, curve: bool = False) -> None:
         self.base = base
         self.ends = Endpoints.from_base(base)
         self.ctx: zmq.Context[Any] = zmq.Context()
@@ -122,6 +123,15 @@ class RunningCell:
             sys.executable, "-m", "clients.cli", "run", str(ROOT / "cells" / "assembly.toml"),
             "--duration", "36000", "--endpoint", base, "-q", "--runs-dir", self.tmp.name,
         ]  # fmt: skip
+        self.keys: CurveKeys | None = None
+        if curve:
+            keys = Path(self.tmp.name) / "keys"
+            create_key(keys, "bench", "admin")
+            self.keys = CurveKeys.from_files(keys / "bench.key_secret")
+            self.keys.apply(self.ctl)
+            cmd += ["--keys", str(keys)]
+        elif base.startswith("tcp://"):
+            cmd.append("--insecure")
         self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         self.ctl.connect(self.ends.control)
 
@@ -152,6 +162,8 @@ class RunningCell:
         sub.setsockopt(zmq.LINGER, 0)
         sub.setsockopt(zmq.RCVHWM, 100_000)
         sub.setsockopt(zmq.SUBSCRIBE, b"")
+        if self.keys is not None:
+            self.keys.apply(sub)
         sub.connect(self.ends.telemetry)
         got = 0
         t0 = time.perf_counter()
@@ -177,14 +189,14 @@ class RunningCell:
 def run(n: int = 500, seconds: float = 3.0) -> list[tuple[str, str, float, float, str]]:
     """Rows of (transport, what, value, raw, unit)."""
     rows = []
-    for transport in ("ipc", "tcp"):
+    for transport in ("ipc", "tcp", "tcp+curve"):
         if transport == "ipc":
             d = tempfile.mkdtemp(prefix="lightsout-bench-")
             os.chmod(d, 0o700)
             base, raw_addr = f"ipc://{d}", f"ipc://{d}/raw.sock"
         else:
             base, raw_addr = "tcp://127.0.0.1:47100", "tcp://127.0.0.1:47190"
-        cell = RunningCell(base)
+        cell = RunningCell(base, curve=transport.endswith("curve"))
         try:
             p50, p99, size = cell.status_round_trip(n)
             rate = cell.telemetry_rate(seconds)

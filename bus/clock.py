@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import zmq
@@ -64,8 +64,20 @@ class ClockServer:
             missing -= set(self.members)
         return missing
 
-    def tick(self, k: int, t_ns: int, senses: dict[str, Message | None]) -> dict[str, Done]:
-        """Run tick ``k``: send every member its Tick, gather every Done (or drop the silent)."""
+    def tick(
+        self,
+        k: int,
+        t_ns: int,
+        senses: dict[str, Message | None],
+        *,
+        side: tuple[zmq.Socket[Any], Callable[[], None]] | None = None,
+    ) -> dict[str, Done]:
+        """Run tick ``k``: send every member its Tick, gather every Done (or drop the silent).
+
+        ``side`` is another socket and its handler, served while the barrier
+        waits (the cell host's control socket: a request is answered within
+        the tick, not only between ticks).
+        """
         sock = self._require()
         expect = self._expect
         for name in sorted(self.members):
@@ -83,7 +95,7 @@ class ClockServer:
                     self.members.pop(name, None)
                     self.dropped.append(name)
                 break
-            self._poll(int(left * 1000) + 1, k, dones)
+            self._poll(int(left * 1000) + 1, k, dones, side)
             waiting -= set(dones)
             waiting &= set(self.members)
         nxt: dict[str, dict[str, int]] = {}
@@ -126,10 +138,26 @@ class ClockServer:
             raise RuntimeError("ClockServer.setup() was not called")
         return self._sock
 
-    def _poll(self, timeout_ms: int, k: int | None, dones: dict[str, Done]) -> None:
+    def _poll(
+        self,
+        timeout_ms: int,
+        k: int | None,
+        dones: dict[str, Done],
+        side: tuple[zmq.Socket[Any], Callable[[], None]] | None = None,
+    ) -> None:
         sock = self._require()
-        if not sock.poll(timeout_ms):
-            return
+        if side is None:
+            if not sock.poll(timeout_ms):
+                return
+        else:
+            poller = zmq.Poller()
+            poller.register(sock, zmq.POLLIN)
+            poller.register(side[0], zmq.POLLIN)
+            ready = dict(poller.poll(timeout_ms))
+            if side[0] in ready:
+                side[1]()
+            if sock not in ready:
+                return
         while True:
             try:
                 frames = sock.recv_multipart(zmq.NOBLOCK)

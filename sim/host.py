@@ -24,6 +24,7 @@ import json
 import logging
 import math
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -143,6 +144,12 @@ class CellHost:
                 return False
             self.poll(min(left, 0.1))
         return True
+
+    def side(self) -> tuple[zmq.Socket[Any], Callable[[], None]] | None:
+        """The control socket and its handler, for the clock to serve while it waits."""
+        if self._control is None:
+            return None
+        return self._control, lambda: self.poll(0)
 
     def poll(self, timeout_s: float) -> None:
         """Handle what waits on both sockets, waiting up to ``timeout_s`` for the first."""

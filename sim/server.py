@@ -121,7 +121,7 @@ class SimServer:
             if SUPERVISOR in members:
                 sense = world.world_sense()
                 senses[SUPERVISOR] = dataclasses.replace(sense, requests=host.take_requests())
-            dones = clock.tick(k, world.t_ns, senses)
+            dones = clock.tick(k, world.t_ns, senses, side=host.side())
             host.alive = set(clock.members)
             host.after_dones({name: done.act for name, done in sorted(dones.items())})
             for name in sorted(dones):
