@@ -12,6 +12,7 @@ import dataclasses
 import enum
 import types
 import typing
+from collections.abc import Callable
 from typing import Any
 
 import msgpack
@@ -33,8 +34,8 @@ class CodecError(ProtocolError):
 def to_wire(msg: Message) -> dict[str, Any]:
     """Turn a message into the plain map that msgpack (or JSON) writes."""
     out: dict[str, Any] = {"type": msg.TAG, "v": msg.VERSION}
-    for f in dataclasses.fields(msg):  # type: ignore[arg-type]
-        out[f.name] = _plain(getattr(msg, f.name))
+    for name in _names(type(msg)):
+        out[name] = _plain(getattr(msg, name))
     return out
 
 
@@ -46,6 +47,17 @@ def _plain(value: Any) -> Any:
     if isinstance(value, tuple):
         return [_plain(v) for v in value]
     return value
+
+
+_NAMES: dict[type[Message], tuple[str, ...]] = {}
+
+
+def _names(cls: type[Message]) -> tuple[str, ...]:
+    """A message class's field names, looked up once (the hot path of every tick)."""
+    names = _NAMES.get(cls)
+    if names is None:
+        names = _NAMES[cls] = tuple(f.name for f in dataclasses.fields(cls))  # type: ignore[arg-type]
+    return names
 
 
 def encode(msg: Message) -> bytes:
@@ -81,70 +93,112 @@ def from_wire(obj: Any, *, depth: int = 0) -> Message:
     version = obj.get("v")
     if version != cls.VERSION:
         raise CodecError(f"{tag}: schema version {version!r}, expected {cls.VERSION}")
-    hints = _hints(cls)
-    extra = set(obj) - set(hints) - {"type", "v"}
-    if extra:
-        raise CodecError(f"{tag}: unknown field(s) {sorted(map(str, extra))}")
+    fields = _fields(cls)
     kwargs: dict[str, Any] = {}
-    for name, hint in hints.items():
-        if name not in obj:
-            raise CodecError(f"{tag}: missing field {name!r}")
-        kwargs[name] = _convert(obj[name], hint, f"{tag}.{name}", depth)
+    try:
+        for name, conv in fields:
+            kwargs[name] = conv(obj[name], depth)
+    except KeyError:
+        missing = next(name for name, _ in fields if name not in obj)
+        raise CodecError(f"{tag}: missing field {missing!r}") from None
+    except _Bad as bad:
+        raise CodecError(f"{tag}.{name}{bad.where}: {bad.reason}") from None
+    if len(obj) != len(fields) + 2:  # every field was there, so the rest are unknown
+        extra = set(obj) - set(kwargs) - {"type", "v"}
+        raise CodecError(f"{tag}: unknown field(s) {sorted(map(str, extra))}")
     return cls(**kwargs)
 
 
-_HINTS: dict[type[Message], dict[str, Any]] = {}
+class _Bad(Exception):
+    """A field value of the wrong shape; ``from_wire`` names the field."""
+
+    def __init__(self, reason: str, where: str = "") -> None:
+        self.reason = reason
+        self.where = where
 
 
-def _hints(cls: type[Message]) -> dict[str, Any]:
-    cached = _HINTS.get(cls)
-    if cached is not None:
-        return cached
-    names = [f.name for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
-    hints = typing.get_type_hints(cls)
-    _HINTS[cls] = out = {n: hints[n] for n in names}
-    return out
+Conv: typing.TypeAlias = Callable[[Any, int], Any]
+_FIELDS: dict[type[Message], tuple[tuple[str, Conv], ...]] = {}
 
 
-def _convert(value: Any, hint: Any, where: str, depth: int) -> Any:
+def _fields(cls: type[Message]) -> tuple[tuple[str, Conv], ...]:
+    """Each field's name and checking converter, compiled once per class from its type hints."""
+    got = _FIELDS.get(cls)
+    if got is None:
+        hints = typing.get_type_hints(cls)
+        got = _FIELDS[cls] = tuple((n, _compile(hints[n])) for n in _names(cls))
+    return got
+
+
+def _compile(hint: Any) -> Conv:
+    """A function that checks and converts one decoded value of type ``hint``."""
     origin = typing.get_origin(hint)
     if origin in (typing.Union, types.UnionType):
-        args = typing.get_args(hint)
-        if value is None and type(None) in args:
-            return None
-        inner = [a for a in args if a is not type(None)]
-        if len(inner) == 1:
-            return _convert(value, inner[0], where, depth)
-        raise CodecError(f"{where}: unsupported union")  # pragma: no cover - schema bug
+        inner = [a for a in typing.get_args(hint) if a is not type(None)]
+        if len(inner) != 1:  # pragma: no cover - schema bug
+            raise TypeError(f"unsupported union {hint!r}")
+        conv = _compile(inner[0])
+        return lambda v, d: None if v is None else conv(v, d)
     if origin is tuple:
-        if not isinstance(value, list | tuple):
-            raise CodecError(f"{where}: expected a list, got {type(value).__name__}")
-        (item, _ellipsis) = typing.get_args(hint)
-        return tuple(_convert(v, item, f"{where}[]", depth) for v in value)
+        item_type = typing.get_args(hint)[0]
+        item = _compile(item_type)
+        plain = item_type if item_type in (str, float) else None
+
+        def seq(v: Any, d: int) -> tuple[Any, ...]:
+            if not isinstance(v, list | tuple):
+                raise _Bad(f"expected a list, got {type(v).__name__}")
+            if plain is not None and all(type(x) is plain for x in v):
+                return tuple(v)  # the common case, checked at C speed
+            try:
+                return tuple(item(x, d) for x in v)
+            except _Bad as bad:
+                raise _Bad(bad.reason, "[]" + bad.where) from None
+
+        return seq
     if isinstance(hint, type) and issubclass(hint, Message):
-        msg = from_wire(value, depth=depth + 1)
-        if not isinstance(msg, hint):
-            raise CodecError(f"{where}: expected {hint.__name__}, got {type(msg).__name__}")
-        return msg
+        want = hint
+
+        def nested(v: Any, d: int) -> Message:
+            try:
+                msg = from_wire(v, depth=d + 1)
+            except CodecError as exc:
+                raise _Bad(str(exc)) from None
+            if not isinstance(msg, want):
+                raise _Bad(f"expected {want.__name__}, got {type(msg).__name__}")
+            return msg
+
+        return nested
     if isinstance(hint, type) and issubclass(hint, enum.Enum):
-        try:
-            return hint(value)
-        except ValueError:
-            raise CodecError(f"{where}: {value!r} is not a {hint.__name__}") from None
+        cls = hint
+
+        def member(v: Any, d: int) -> Any:
+            try:
+                return cls(v)
+            except ValueError:
+                raise _Bad(f"{v!r} is not a {cls.__name__}") from None
+
+        return member
     if hint is bool:
-        if not isinstance(value, bool):
-            raise CodecError(f"{where}: expected bool, got {type(value).__name__}")
-        return value
+        return _check(lambda v: isinstance(v, bool), "bool")
     if hint is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise CodecError(f"{where}: expected int, got {type(value).__name__}")
-        return value
-    if hint is float:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise CodecError(f"{where}: expected float, got {type(value).__name__}")
-        return float(value)
+        return _check(lambda v: isinstance(v, int) and not isinstance(v, bool), "int")
     if hint is str:
-        if not isinstance(value, str):
-            raise CodecError(f"{where}: expected str, got {type(value).__name__}")
-        return value
-    raise CodecError(f"{where}: unsupported field type {hint!r}")  # pragma: no cover
+        return _check(lambda v: isinstance(v, str), "str")
+    if hint is float:
+
+        def real(v: Any, d: int) -> float:
+            if isinstance(v, bool) or not isinstance(v, int | float):
+                raise _Bad(f"expected float, got {type(v).__name__}")
+            return float(v)
+
+        return real
+    raise TypeError(f"unsupported field type {hint!r}")  # pragma: no cover - schema bug
+
+
+def _check(ok: Callable[[Any], bool], name: str) -> Conv:
+    def conv(v: Any, d: int) -> Any:
+        if not ok(v):
+            raise _Bad(f"expected {name}, got {type(v).__name__}")
+        return v
+
+    return conv
