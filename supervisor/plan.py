@@ -17,6 +17,9 @@ from bus.messages import Operation
 
 PLACEHOLDERS = ("fixture", "unit")
 
+RETRY_NS = 500_000_000
+"""Wait after a failed auction or operation before trying it again (sim ns)."""
+
 
 class OpState(enum.StrEnum):
     """Where an operation is in its life."""

@@ -21,9 +21,7 @@ from bus.cellspec import CellSpec, RobotSpec, StationKind
 from bus.enums import OpStatus, PackMLCommand, PackMLState, Skill, WorldEventKind
 from bus.mailbox import Mailbox
 from bus.messages import (
-    Award,
     Bid,
-    CallForBids,
     Command,
     CommandReply,
     ControlRequest,
@@ -40,20 +38,17 @@ from bus.messages import (
     WorldSense,
 )
 from bus.participant import Outbox
+from supervisor.auction import account, close_auctions, open_auctions
 from supervisor.control import ControlDesk
 from supervisor.journal import EventLog
 from supervisor.kpis import NS, Kpis
 from supervisor.ledger import Ledger, LedgerError
-from supervisor.plan import Op, OpState, Unit, finished, make_unit, refresh
+from supervisor.plan import RETRY_NS, Op, OpState, Unit, finished, make_unit, refresh
 from supervisor.store import Journal, snapshot
 from supervisor.store import restore as restore_state
 
 log = logging.getLogger(__name__)
 
-AUCTION_TICKS = 2
-"""A call for bids sent at tick k is answered at k+1 and read at k+2."""
-RETRY_NS = NS // 2
-"""Wait after a failed auction or operation before trying again."""
 COMMAND_RETRY_NS = 2 * NS
 """Resend an unanswered command (same id) after this long."""
 
@@ -167,9 +162,9 @@ class Supervisor:
         self._bring_up(out)
         self._start_units()
         self._ship()
-        self._close_auctions(out)
-        self._open_auctions(out)
-        self._account()
+        close_auctions(self, out)
+        open_auctions(self, out)
+        account(self)
         retire, self._retire = tuple(self._retire), []
         kpis = ""
         if self.now // NS != self.kpi_second:
@@ -299,7 +294,7 @@ class Supervisor:
             for op_id in list(robot.ops):
                 op = self.ops[op_id]
                 if op.state is OpState.AWARDED:
-                    self._requeue(op, f"{name} left Execute ({state.value})")
+                    self.requeue(op, f"{name} left Execute ({state.value})")
 
     def _send_command(self, robot: RobotView, cmd: PackMLCommand, out: Outbox) -> None:
         self.cmd_seq += 1
@@ -345,7 +340,7 @@ class Supervisor:
                 robot.pending_cmd = ""
                 self.events.write(self.now, "robot_lost", robot=name)
                 for op_id in list(robot.ops):
-                    self._requeue(self.ops[op_id], f"{name} lost")
+                    self.requeue(self.ops[op_id], f"{name} lost")
 
     # ------------------------------------------------------------------ units
 
@@ -418,7 +413,7 @@ class Supervisor:
             self.ledger.scrap(p)
         for op in unit.ops.values():
             if op.state not in (OpState.DONE, OpState.CANCELLED):
-                self._release(op)
+                self.release(op)
                 op.state = OpState.CANCELLED
         unit.finished_ns = self.now
         unit.rejected, unit.reason = True, reason
@@ -439,14 +434,14 @@ class Supervisor:
             self.now, f"op_{rep.status.value}", op=op.op_id, robot=src, detail=rep.detail
         )
         if not ok:
-            self._requeue(op, rep.detail or rep.status.value)
+            self.requeue(op, rep.detail or rep.status.value)
             return
         if op.spec.skill is Skill.INSPECT:
             self._judge(self.units[op.unit], rep)
         self._complete(op)
 
     def _complete(self, op: Op) -> None:
-        self._release(op)
+        self.release(op)
         op.state = OpState.DONE
         for woke in refresh(self.units[op.unit]):
             self.events.write(self.now, "op_ready", op=woke.op_id)
@@ -492,7 +487,7 @@ class Supervisor:
             else:
                 if robot is not None and op.state is OpState.AWARDED:
                     out.send(op.robot, Revoke(op.op_id, op.robot))
-                self._requeue(op, "not running after a supervisor restart")
+                self.requeue(op, "not running after a supervisor restart")
 
     def _looks_done(self, op: Op) -> bool:
         """Whether the world shows ``op`` done (the part where it was to go, the unit fastened)."""
@@ -521,7 +516,7 @@ class Supervisor:
             self.now, "inspected", unit=unit.unit_id, ok=ok, seen=seen, fastened=fastened
         )
 
-    def _release(self, op: Op) -> None:
+    def release(self, op: Op) -> None:
         for st in op.stations:
             if self.busy_stations.get(st) == op.op_id:
                 del self.busy_stations[st]
@@ -531,9 +526,9 @@ class Supervisor:
                 robot.ops.remove(op.op_id)
         self.bids.pop(op.op_id, None)
 
-    def _requeue(self, op: Op, reason: str) -> None:
+    def requeue(self, op: Op, reason: str) -> None:
         """Give an operation back to the auction; scrap what fell where no robot can take it."""
-        self._release(op)
+        self.release(op)
         op.robot = ""
         op.attempts += 1
         op.state = OpState.READY
@@ -548,101 +543,3 @@ class Supervisor:
             self._retire.append(op.part)
             self.events.write(self.now, "part_scrapped", part=op.part, reason="fell")
             op.part = ""
-
-    def _material(self, op: Op) -> str:
-        """The part this operation would move, or "" if none is there yet."""
-        if op.part:
-            return op.part
-        if op.spec.skill is not Skill.PICK_PLACE:
-            return "-"
-        taken = {o.part for o in self.ops.values() if o.part and o.state is not OpState.DONE}
-        for p in self.ledger.at(f"feeder:{op.src}"):
-            if self.ledger.kind(p) == op.spec.part and p not in taken:
-                return p
-        return ""
-
-    def _candidates(self, op: Op) -> list[RobotView]:
-        poses = [self.stations[s].pose for s in op.stations]
-        return [
-            r
-            for r in self.robots.values()
-            if r.alive
-            and r.state is PackMLState.EXECUTE
-            and op.spec.skill in r.spec.capabilities
-            and len(r.ops) < 2
-            and all(r.spec.reaches(p) for p in poses)
-        ]
-
-    def _open_auctions(self, out: Outbox) -> None:
-        base = self.cell.recipe.base
-        for unit in self.units.values():
-            if unit.finished_ns >= 0:
-                continue
-            for op in unit.ops.values():
-                if op.state is not OpState.READY or self.now < op.not_before_ns:
-                    continue
-                if any(st in self.busy_stations for st in op.stations):
-                    continue
-                part = self._material(op)
-                if not part:
-                    continue
-                robots = self._candidates(op)
-                if not robots:
-                    continue
-                if op.spec.skill is Skill.PICK_PLACE:
-                    op.part = part
-                op.state, op.auction_tick = OpState.AUCTION, self.tick
-                self.bids[op.op_id] = []
-                for st in op.stations:
-                    self.busy_stations[st] = op.op_id
-                msg = CallForBids(op.message(base))
-                for r in robots:
-                    out.send(r.spec.name, msg)
-                names = [r.spec.name for r in robots]
-                self.events.write(self.now, "auction", op=op.op_id, part=op.part, robots=names)
-
-    def _close_auctions(self, out: Outbox) -> None:
-        base = self.cell.recipe.base
-        for op_id in sorted(self.bids):
-            op = self.ops[op_id]
-            if op.state is not OpState.AUCTION or self.tick < op.auction_tick + AUCTION_TICKS:
-                continue
-            bids = sorted(b for b in self.bids.pop(op_id) if self.robots[b[1]].alive)
-            if not bids:
-                self._release(op)
-                op.state, op.not_before_ns = OpState.READY, self.now + RETRY_NS
-                if op.spec.part != base and op.spec.skill is Skill.PICK_PLACE:
-                    op.part = ""
-                self.events.write(self.now, "auction_failed", op=op_id)
-                continue
-            finish, winner = bids[0]
-            op.state, op.robot = OpState.AWARDED, winner
-            self.robots[winner].ops.append(op_id)
-            out.send(winner, Award(op.message(base), winner))
-            self.events.write(
-                self.now,
-                "op_awarded",
-                op=op_id,
-                robot=winner,
-                finish_ns=finish,
-                bids=[[r, f] for f, r in bids],
-            )
-
-    def _account(self) -> None:
-        """Sample starved / blocked time for robots idle in Execute."""
-        tick_ns = self.cell.tick_ns
-        ready = [o for o in self.ops.values() if o.state is OpState.READY]
-        for name, robot in self.robots.items():
-            if not robot.alive or robot.state is not PackMLState.EXECUTE or robot.ops:
-                continue
-            doable = [
-                o
-                for o in ready
-                if o.spec.skill in robot.spec.capabilities
-                and all(robot.spec.reaches(self.stations[s].pose) for s in o.stations)
-            ]
-            stats = self.kpis.robots[name]
-            if any(st in self.busy_stations for o in doable for st in o.stations):
-                stats.blocked_ns += tick_ns
-            else:
-                stats.starved_ns += tick_ns
