@@ -89,10 +89,14 @@ BAD_FIELDS = st.fixed_dictionaries(
     optional={
         "cmd_id": st.one_of(st.integers(-(2**63), 2**63 - 1), st.none(), st.text(max_size=5)),
         "command": st.one_of(
-            st.text(max_size=12), st.integers(-(2**31), 2**31), st.sampled_from(["status", "explode"])
+            st.text(max_size=12),
+            st.integers(-(2**31), 2**31),
+            st.sampled_from(["status", "explode"]),
         ),
         "target": st.one_of(st.text(max_size=5), st.floats()),
-        "action": st.one_of(st.text(max_size=8), st.lists(st.integers(-(2**31), 2**31), max_size=2)),
+        "action": st.one_of(
+            st.text(max_size=8), st.lists(st.integers(-(2**31), 2**31), max_size=2)
+        ),
         "value": st.one_of(st.floats(allow_nan=True), st.text(max_size=3), st.booleans()),
         "extra": st.integers(-(2**63), 2**63 - 1),
     },
