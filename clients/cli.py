@@ -20,28 +20,9 @@ from rich.logging import RichHandler
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from bus.errors import LightsoutError
+from clients.args import positive, whole
 from clients.cli_control import add_commands
 from clients.cli_report import add_commands as add_report_commands
-
-
-def _positive(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not v > 0:
-        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
-    return v
-
-
-def _seed(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"must not be negative, got {text}")
-    return v
 
 
 def cmd_run(args: argparse.Namespace, console: Console) -> int:
@@ -241,15 +222,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run a cell headless and print its KPIs")
     run.add_argument("cell", help="cell file, e.g. cells/assembly.toml")
-    run.add_argument("--duration", type=_positive, default=600.0, help="sim seconds (default 600)")
-    run.add_argument("--seed", type=_seed, default=1, help="random seed (default 1)")
+    run.add_argument("--duration", type=positive, default=600.0, help="sim seconds (default 600)")
+    run.add_argument("--seed", type=whole(0), default=1, help="random seed (default 1)")
     run.add_argument(
         "--processes", action="store_true", help="one OS process per agent and the supervisor"
     )
     run.add_argument("--endpoint", help="base endpoint (inproc://NAME, ipc://DIR, tcp://HOST:PORT)")
     run.add_argument(
         "--realtime",
-        type=_positive,
+        type=positive,
         nargs="?",
         const=1.0,
         default=0.0,
@@ -283,9 +264,9 @@ def build_parser() -> argparse.ArgumentParser:
     simp = sub.add_parser("sim", help="run only the sim server (world and clock)")
     simp.add_argument("cell")
     simp.add_argument("--endpoint", required=True)
-    simp.add_argument("--duration", type=_positive, default=600.0)
-    simp.add_argument("--seed", type=_seed, default=1)
-    simp.add_argument("--join-timeout", type=_positive, default=300.0)
+    simp.add_argument("--duration", type=positive, default=600.0)
+    simp.add_argument("--seed", type=whole(0), default=1)
+    simp.add_argument("--join-timeout", type=positive, default=300.0)
     simp.add_argument(
         "--keys", metavar="DIR", help="CURVE keys and roles guarding control and telemetry"
     )
@@ -300,7 +281,7 @@ def build_parser() -> argparse.ArgumentParser:
     supv = sub.add_parser("supervisor", help="run the supervisor process")
     supv.add_argument("cell")
     supv.add_argument("--endpoint", required=True)
-    supv.add_argument("--seed", type=_seed, default=1)
+    supv.add_argument("--seed", type=whole(0), default=1)
     supv.add_argument("--out", type=Path, help="directory for kpis.json and events.jsonl")
     supv.set_defaults(func=cmd_node)
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import collections
 import json
-import math
 import os
 import sys
 from pathlib import Path
@@ -40,6 +39,7 @@ from bus.messages import (
     PartsFrame,
 )
 from bus.security import ROLES, CurveKeys, create_key
+from clients.args import positive, whole
 from clients.control import PACES, TOPICS, ControlClient, ControlError, Subscriber, parse_command
 
 NS = 1_000_000_000
@@ -47,26 +47,6 @@ COMMANDS = ", ".join(c.value.lower() for c in PackMLCommand)
 
 
 # ---------------------------------------------------------------- shared
-
-
-def _number(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not math.isfinite(v) or v <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
-    return v
-
-
-def _count(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {text}")
-    return v
 
 
 def _endpoints(args: argparse.Namespace, socket: str) -> Endpoints:
@@ -366,7 +346,7 @@ def _common(*, control: bool = True) -> argparse.ArgumentParser:
     )
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument(
-        "--timeout", type=_number, default=2.0, metavar="S", help="seconds per try (default 2)"
+        "--timeout", type=positive, default=2.0, metavar="S", help="seconds per try (default 2)"
     )
     if control:
         p.add_argument(
@@ -410,14 +390,14 @@ def add_commands(sub: Any) -> None:
     )
     q.add_argument("kind", help="robot_fault, gripper_drop or conveyor_jam")
     q.add_argument(
-        "--duration", type=_number, default=10.0, metavar="S", help="sim seconds (default 10)"
+        "--duration", type=positive, default=10.0, metavar="S", help="sim seconds (default 10)"
     )
     q.set_defaults(func=cmd_fault)
 
     p = sub.add_parser("pace", parents=[common], help="pause, run or pace the clock")
     p.add_argument("mode", help=f"one of {', '.join(PACES)}")
     p.add_argument(
-        "--factor", type=_number, default=1.0, help="realtime: sim seconds per wall second"
+        "--factor", type=positive, default=1.0, help="realtime: sim seconds per wall second"
     )
     p.set_defaults(func=cmd_pace)
 
@@ -439,17 +419,17 @@ def add_commands(sub: Any) -> None:
     )
     p.add_argument(
         "--count",
-        type=_count,
+        type=whole(1),
         metavar="N",
         help="stop after N messages (default: run until Ctrl-C)",
     )
     p.set_defaults(func=cmd_watch)
 
     p = sub.add_parser("console", parents=[common], help="full-screen live view with keys")
-    p.add_argument("--fps", type=_number, default=12.0, help="redraws per second (default 12)")
+    p.add_argument("--fps", type=positive, default=12.0, help="redraws per second (default 12)")
     p.add_argument(
         "--fault-duration",
-        type=_number,
+        type=positive,
         default=10.0,
         metavar="S",
         help="how long the f key's robot_fault lasts, sim seconds (default 10)",

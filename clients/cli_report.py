@@ -18,18 +18,9 @@ from typing import Any
 from rich.console import Console
 
 from bus.errors import ConfigError
+from clients.args import positive
 
 NS = 1_000_000_000
-
-
-def _seconds(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not math.isfinite(v) or v <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
-    return v
 
 
 def cmd_report(args: argparse.Namespace, console: Console) -> int:
@@ -108,7 +99,7 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--cell", help="the cell file (names the robots' topics up front)")
     p.add_argument(
         "--idle",
-        type=_seconds,
+        type=positive,
         metavar="S",
         help="stop after S wall seconds without telemetry (default: at the run's end, "
         "when the cell stops answering, or Ctrl-C; a paused cell is waited for)",
@@ -124,5 +115,5 @@ def add_commands(sub: Any) -> None:
         metavar="X",
         help="sim seconds per wall second (default 1; 0: as fast as possible)",
     )
-    p.add_argument("--fps", type=_seconds, default=12.0, help="redraws per second (default 12)")
+    p.add_argument("--fps", type=positive, default=12.0, help="redraws per second (default 12)")
     p.set_defaults(func=cmd_replay)
