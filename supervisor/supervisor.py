@@ -161,6 +161,7 @@ class Supervisor:
         self._liveness()
         self._bring_up(out)
         self._start_units()
+        self._forget_finished()
         self._ship()
         close_auctions(self, out)
         open_auctions(self, out)
@@ -366,6 +367,18 @@ class Supervisor:
         for op in unit.ops.values():
             self.ops[op.op_id] = op
         self.events.write(self.now, "unit_started", unit=part, fixture=free[0])
+
+    def _forget_finished(self) -> None:
+        """Drop units finished over 10 s ago: the journal's snapshot stays the size of the WIP.
+
+        (The ledger keeps their parts' fate; the KPIs keep their cycle times.)
+        """
+        old = [u for u in self.units.values() if 0 <= u.finished_ns < self.now - 10 * NS]
+        for unit in old:
+            del self.units[unit.unit_id]
+            for op in unit.ops.values():
+                self.ops.pop(op.op_id, None)
+            self.fastened.discard(unit.unit_id)
 
     def _unit_parts(self, unit_id: str) -> list[str]:
         return [unit_id, *self.ledger.at(f"unit:{unit_id}")]
