@@ -39,6 +39,8 @@ class FaultKind(enum.StrEnum):
     """The part in the gripper is let go and falls under physics."""
     CONVEYOR_JAM = "conveyor_jam"
     """The belt stops for ``duration`` seconds."""
+    SENSOR_BLACKOUT = "sensor_blackout"
+    """A presence sensor reports nothing for ``duration`` seconds."""
 
 
 PROCESS_KINDS = (FaultKind.AGENT_CRASH, FaultKind.SUPERVISOR_CRASH)
@@ -79,6 +81,8 @@ def parse_scenario(
         raise ConfigError(source, "faults", "expected an array of tables ([[faults]])")
     robots = {r.name for r in cell.robots}
     conveyors = {c.name for c in cell.conveyors}
+    sensors = {f"{c}.end" for c in conveyors} | {f.name for f in cell.fixtures}
+    sensors |= {f.name for f in cell.feeders if f.pose is not None}
     out = []
     for i, e in enumerate(entries):
         key = f"faults[{i}]"
@@ -106,6 +110,8 @@ def parse_scenario(
             allowed = {"supervisor"}
         elif kind is FaultKind.CONVEYOR_JAM:
             allowed = conveyors
+        elif kind is FaultKind.SENSOR_BLACKOUT:
+            allowed = sensors
         else:
             allowed = robots
         if target not in allowed:
@@ -114,7 +120,10 @@ def parse_scenario(
                 f"{key}.target",
                 f"{target!r} is not one of {', '.join(sorted(allowed))} (for {kind.value})",
             )
-        if kind in (FaultKind.CONVEYOR_JAM, FaultKind.ROBOT_FAULT) and duration <= 0:
+        if (
+            kind in (FaultKind.CONVEYOR_JAM, FaultKind.ROBOT_FAULT, FaultKind.SENSOR_BLACKOUT)
+            and duration <= 0
+        ):
             raise ConfigError(source, f"{key}.duration", f"{kind.value} needs a duration > 0")
         out.append(ScheduledFault(at, str(target), kind, duration))
     return tuple(sorted(out, key=lambda f: (f.at_s, f.target, f.kind.value)))

@@ -60,7 +60,7 @@ PACES = ("pause", "run", "realtime", "fast")
 """What ``pace`` accepts."""
 FORWARDED = (ControlCommand.ROBOT, ControlCommand.CELL, ControlCommand.ORDER)
 """Requests the supervisor decides; the host only routes them."""
-PHYSICAL_FAULTS = ("gripper_drop", "conveyor_jam")
+PHYSICAL_FAULTS = ("gripper_drop", "conveyor_jam", "sensor_blackout")
 """Fault kinds the world applies directly (``fault`` with these kinds)."""
 ROBOT_FAULT = "robot_fault"
 NOTED_FAULTS = ("agent_crash", "supervisor_crash")
@@ -312,6 +312,12 @@ class CellHost:
                 return "a jam needs a duration > 0 in value"
             self.world.stop_conveyor(target, True)
             self._jams[target] = self.world.t_ns + round(duration_s * 1e9)
+        elif kind == "sensor_blackout":
+            if target not in self.world.sensor_names():
+                return f"no sensor {target!r} (sensors: {', '.join(self.world.sensor_names())})"
+            if not duration_s > 0:
+                return "a blackout needs a duration > 0 in value"
+            self.world.blackout(target, round(duration_s * 1e9))
         elif kind == ROBOT_FAULT:
             if not duration_s > 0:
                 return "a robot fault needs a duration > 0 in value"

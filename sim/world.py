@@ -87,6 +87,8 @@ class World:
         self._factory: PartFactory | None = None
         self._groups = UnitGroups(-1)
         self._parts: dict[str, Part] = {}
+        self._blackouts: dict[str, int] = {}
+        """Sensors in a blackout fault: name to the sim time it ends."""
         self._settling: dict[str, list[int]] = {}
         """Released parts not yet at rest: id to [release time, calm ticks]."""
         self._events: list[WorldEvent] = []
@@ -239,10 +241,25 @@ class World:
         )
 
     def world_sense(self) -> WorldSense:
-        """Events since the last call, and every sensor's reading, sorted by sensor name."""
+        """Events since the last call, and every working sensor's reading, sorted by name.
+
+        A sensor in a blackout reports nothing at all (it is missing, not empty).
+        """
         events, self._events = tuple(self._events), []
-        sensors = tuple(SensorReading(s, pid) for s, pid in sorted(self._sensors.items()))
+        dark = {s for s, until in self._blackouts.items() if self._t_ns < until}
+        sensors = tuple(
+            SensorReading(s, pid) for s, pid in sorted(self._sensors.items()) if s not in dark
+        )
         return WorldSense(events=events, sensors=sensors)
+
+    def sensor_names(self) -> tuple[str, ...]:
+        """Every presence sensor of the cell."""
+        conveyors = [f"{name}.end" for name in self.conveyors]
+        return tuple(sorted([*conveyors, *self.fixtures, *self.trays]))
+
+    def blackout(self, sensor: str, duration_ns: int) -> None:
+        """Fault hook: ``sensor`` reports nothing for ``duration_ns`` of sim time."""
+        self._blackouts[sensor] = self._t_ns + duration_ns
 
     def part_pose(self, pid: str) -> PartPose | None:
         """Where part ``pid`` is (centre and orientation), or None if it is not in the world."""

@@ -144,6 +144,8 @@ def snapshot(sup: Supervisor) -> dict[str, Any]:
         "kpi_second": sup.kpi_second,
         "events": sup.events.count,
         "fastened": sorted(sup.fastened),
+        "sensor_seen": dict(sup.sensor_seen),
+        "stale": sorted(sup.stale),
     }
 
 
@@ -199,3 +201,5 @@ def restore(sup: Supervisor, state: dict[str, Any]) -> None:
     sup.cmd_seq, sup.kpi_second = state["cmd_seq"], state["kpi_second"]
     sup.events.count = state["events"]
     sup.fastened = set(state["fastened"])
+    sup.sensor_seen = dict(state["sensor_seen"])
+    sup.stale = set(state["stale"])

@@ -50,6 +50,8 @@ from supervisor.store import restore as restore_state
 log = logging.getLogger(__name__)
 
 COMMAND_RETRY_NS = 2 * NS
+STALE_NS = NS // 2
+"""A sensor silent for longer than this is stale (readings come every tick)."""
 """Resend an unanswered command (same id) after this long."""
 
 
@@ -119,6 +121,10 @@ class Supervisor:
         self.kpi_second = -1
         self.intake = self._intake_station()
         self.outfeeds = sorted(c.name for c in cell.conveyors if c.role is StationKind.OUTFEED)
+        self.sensor_seen: dict[str, int] = {}
+        """When each sensor last reported (a blacked-out sensor reports nothing)."""
+        self.stale: set[str] = set()
+        """Sensors silent for longer than ``STALE_NS``: their stations are held."""
         self.fastened: set[str] = set()
         """Units the world reported fastened (to settle operations after a restart)."""
         self.resync_at = -1
@@ -150,7 +156,10 @@ class Supervisor:
         if isinstance(tick.sense, WorldSense):
             for ev in tick.sense.events:
                 self._world_event(ev)
-            self.sensors = {s.sensor: s.part for s in tick.sense.sensors}
+            for reading in tick.sense.sensors:
+                self.sensors[reading.sensor] = reading.part
+                self.sensor_seen[reading.sensor] = self.now
+            self._watch_sensors()
             requests = tick.sense.requests
         for env in inbox:
             self._message(env.src, env.body)
@@ -355,6 +364,8 @@ class Supervisor:
         """Start a unit for the base part waiting at the intake, if a fixture is free."""
         if not self.intake:
             return
+        if f"{self.intake}.end" in self.stale:
+            return  # hold the intake: its sensor is blind, a frame there may not be what it says
         part = self.sensors.get(f"{self.intake}.end", "")
         if not part or part in self.units or part not in self.ledger.live:
             return
@@ -367,6 +378,17 @@ class Supervisor:
         for op in unit.ops.values():
             self.ops[op.op_id] = op
         self.events.write(self.now, "unit_started", unit=part, fixture=free[0])
+
+    def _watch_sensors(self) -> None:
+        """Notice sensors that fell silent (and came back): plan on them only when fresh."""
+        for sensor, seen in sorted(self.sensor_seen.items()):
+            silent = self.now - seen > STALE_NS
+            if silent and sensor not in self.stale:
+                self.stale.add(sensor)
+                self.events.write(self.now, "sensor_stale", sensor=sensor, last_ns=seen)
+            elif not silent and sensor in self.stale:
+                self.stale.discard(sensor)
+                self.events.write(self.now, "sensor_restored", sensor=sensor)
 
     def _forget_finished(self) -> None:
         """Drop units finished over 10 s ago: the journal's snapshot stays the size of the WIP.
@@ -386,6 +408,8 @@ class Supervisor:
     def _ship(self) -> None:
         """Retire finished units that reached the end of an outfeed."""
         for conveyor in self.outfeeds:
+            if f"{conveyor}.end" in self.stale:
+                continue  # units wait at the stop until the sensor sees them again
             part = self.sensors.get(f"{conveyor}.end", "")
             unit = self.units.get(part)
             if unit is None and part in self.ledger.live and part not in self._retire:

@@ -123,3 +123,31 @@ def test_process_faults_need_processes(cell: CellSpec, tmp_path: Path) -> None:
     crash = ScheduledFault(1.0, "R1", FaultKind.AGENT_CRASH)
     with pytest.raises(ConfigError, match="--processes"):
         run_cell(cell, tmp_path, RunOptions(duration_s=2, faults=(crash,)))
+
+
+@pytest.mark.timeout(600)
+def test_a_blind_intake_sensor_holds_the_intake_until_it_sees_again(
+    cell: CellSpec, tmp_path: Path
+) -> None:
+    blind = ScheduledFault(20.0, "infeed.end", FaultKind.SENSOR_BLACKOUT, 25.0)
+    kpis = run_cell(cell, tmp_path, RunOptions(seed=3, duration_s=90, faults=(blind,)))
+    log = events(tmp_path)
+    stale = next(e for e in log if e["kind"] == "sensor_stale")
+    back = next(e for e in log if e["kind"] == "sensor_restored")
+    assert stale["sensor"] == back["sensor"] == "infeed.end"
+    # detected within half a second of going dark, seen again when it comes back
+    assert 20 * NS < stale["t_ns"] <= 20.6 * NS
+    assert 45 * NS <= back["t_ns"] <= 45.1 * NS
+    # the intake was held: no unit started while the sensor was blind ...
+    assert not [
+        e for e in log if e["kind"] == "unit_started" and stale["t_ns"] <= e["t_ns"] < back["t_ns"]
+    ]
+    # ... and the cell went on after it
+    assert [e for e in log if e["kind"] == "unit_started" and e["t_ns"] >= back["t_ns"]]
+    assert any(e["kind"] == "fault_injected" and e["fault"] == "sensor_blackout" for e in log)
+    assert kpis["ledger_balanced"] is True
+
+
+def test_unknown_sensor(cell: CellSpec) -> None:
+    err = scenario(cell, at=1.0, target="eyeball", kind="sensor_blackout", duration=2.0)
+    assert "infeed.end" in err.reason
