@@ -95,15 +95,17 @@ def from_wire(obj: Any, *, depth: int = 0) -> Message:
         raise CodecError(f"{tag}: schema version {version!r}, expected {cls.VERSION}")
     fields = _fields(cls)
     kwargs: dict[str, Any] = {}
+    present = 2
     try:
         for name, conv in fields:
-            kwargs[name] = conv(obj[name], depth)
-    except KeyError:
-        missing = next(name for name, _ in fields if name not in obj)
-        raise CodecError(f"{tag}: missing field {missing!r}") from None
+            if name in obj:
+                kwargs[name] = conv(obj[name], depth)
+                present += 1
+            elif name not in _optional(cls):
+                raise CodecError(f"{tag}: missing field {name!r}")
     except _Bad as bad:
         raise CodecError(f"{tag}.{name}{bad.where}: {bad.reason}") from None
-    if len(obj) != len(fields) + 2:  # every field was there, so the rest are unknown
+    if len(obj) != present:
         extra = set(obj) - set(kwargs) - {"type", "v"}
         raise CodecError(f"{tag}: unknown field(s) {sorted(map(str, extra))}")
     return cls(**kwargs)
@@ -127,6 +129,21 @@ def _fields(cls: type[Message]) -> tuple[tuple[str, Conv], ...]:
     if got is None:
         hints = typing.get_type_hints(cls)
         got = _FIELDS[cls] = tuple((n, _compile(hints[n])) for n in _names(cls))
+    return got
+
+
+_OPTIONAL: dict[type[Message], frozenset[str]] = {}
+
+
+def _optional(cls: type[Message]) -> frozenset[str]:
+    """Fields with a default: added to a message later, they may be absent on the wire."""
+    got = _OPTIONAL.get(cls)
+    if got is None:
+        got = _OPTIONAL[cls] = frozenset(
+            f.name
+            for f in dataclasses.fields(cls)  # type: ignore[arg-type]
+            if f.default is not dataclasses.MISSING
+        )
     return got
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import json
 import types
 import typing
 from typing import Any
@@ -35,15 +36,26 @@ def _type_name(hint: Any) -> str:
     return names[hint]
 
 
+def _literal(value: Any) -> str:
+    """A default as a client writes it: JSON-ish, nil for none."""
+    if value is None:
+        return "nil"
+    if isinstance(value, enum.Enum):
+        value = value.value
+    return json.dumps(list(value) if isinstance(value, tuple) else value)
+
+
 def message_reference() -> str:
     """Markdown: one section per message type, with its fields and their types."""
     out = [BEGIN, ""]
     for tag, cls in REGISTRY.items():
         hints = typing.get_type_hints(cls)
         doc = " ".join((cls.__doc__ or "").strip().split("\n\n")[0].split())
-        out += [f"### `{tag}` (v{cls.VERSION})", "", doc, "", "| field | type |", "|---|---|"]
+        out += [f"### `{tag}` (v{cls.VERSION})", "", doc, "", "| field | type | if left out |"]
+        out.append("|---|---|---|")
         for f in dataclasses.fields(cls):  # type: ignore[arg-type]
-            out.append(f"| `{f.name}` | {_type_name(hints[f.name])} |")
+            default = "required" if f.default is dataclasses.MISSING else f"`{_literal(f.default)}`"
+            out.append(f"| `{f.name}` | {_type_name(hints[f.name])} | {default} |")
         out.append("")
     out.append(END)
     return "\n".join(out)

@@ -297,6 +297,15 @@ class Revoke(Message):
     robot: str
 
 
+@message("degrade")
+class Degrade(Message):
+    """A fault: the robot's motions take ``factor`` times longer until ``until_ns``."""
+
+    robot: str
+    factor: float
+    until_ns: int
+
+
 @message("op_report")
 class OpReport(Message):
     """A robot reports an operation started, finished or failed."""
@@ -379,7 +388,8 @@ class ControlRequest(Message):
     ``action`` and ``value`` carry its argument: a PackML command name for
     ``robot`` / ``cell``, a fault kind and its duration for ``fault``, a pace
     (``pause``, ``run``, ``realtime``, ``fast``) and a real-time factor for
-    ``pace``, a product and a count for ``order``. ``cmd_id`` makes a retry
+    ``pace``, a product and a count for ``order``; ``factor`` is how many times
+    slower a ``slow_robot`` fault makes the robot. ``cmd_id`` makes a retry
     harmless: the same id is answered with the first answer.
     """
 
@@ -388,6 +398,7 @@ class ControlRequest(Message):
     target: str = ""
     action: str = ""
     value: float = 0.0
+    factor: float = 0.0
 
 
 @message("robot_status")

@@ -41,10 +41,20 @@ class FaultKind(enum.StrEnum):
     """The belt stops for ``duration`` seconds."""
     SENSOR_BLACKOUT = "sensor_blackout"
     """A presence sensor reports nothing for ``duration`` seconds."""
+    SLOW_ROBOT = "slow_robot"
+    """The robot's motions take ``factor`` times longer for ``duration`` seconds."""
 
 
 PROCESS_KINDS = (FaultKind.AGENT_CRASH, FaultKind.SUPERVISOR_CRASH)
 """Kinds that kill a process, so they need ``--processes``."""
+
+TIMED = (
+    FaultKind.CONVEYOR_JAM,
+    FaultKind.ROBOT_FAULT,
+    FaultKind.SENSOR_BLACKOUT,
+    FaultKind.SLOW_ROBOT,
+)
+"""Kinds that last ``duration`` seconds (so it must be > 0)."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -55,6 +65,8 @@ class ScheduledFault:
     target: str
     kind: FaultKind
     duration_s: float = 0.0
+    factor: float = 0.0
+    """How many times slower (``slow_robot``)."""
 
 
 def load_scenario(path: str | Path, cell: CellSpec) -> tuple[ScheduledFault, ...]:
@@ -120,12 +132,14 @@ def parse_scenario(
                 f"{key}.target",
                 f"{target!r} is not one of {', '.join(sorted(allowed))} (for {kind.value})",
             )
-        if (
-            kind in (FaultKind.CONVEYOR_JAM, FaultKind.ROBOT_FAULT, FaultKind.SENSOR_BLACKOUT)
-            and duration <= 0
-        ):
+        default = 2.0 if kind is FaultKind.SLOW_ROBOT else 0.0
+        factor = _number(source, f"{key}.factor", e.get("factor", default))
+        if kind is FaultKind.SLOW_ROBOT and factor <= 1:
+            why = f"a slow robot needs a factor > 1, got {factor:g}"
+            raise ConfigError(source, f"{key}.factor", why)
+        if kind in TIMED and duration <= 0:
             raise ConfigError(source, f"{key}.duration", f"{kind.value} needs a duration > 0")
-        out.append(ScheduledFault(at, str(target), kind, duration))
+        out.append(ScheduledFault(at, str(target), kind, duration, factor))
     return tuple(sorted(out, key=lambda f: (f.at_s, f.target, f.kind.value)))
 
 

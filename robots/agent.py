@@ -27,6 +27,7 @@ from bus.messages import (
     CallForBids,
     Command,
     CommandReply,
+    Degrade,
     Envelope,
     Heartbeat,
     Message,
@@ -120,6 +121,8 @@ class RobotAgent:
         self._sensed = False
         self._out: Outbox | None = None
         self._replies: collections.OrderedDict[str, CommandReply] = collections.OrderedDict()
+        self._slow: tuple[float, int] = (1.0, 0)
+        """A slow_robot fault: (factor, until sim time)."""
         self._queue: collections.deque[_Queued] = collections.deque()
         self._running: _Running | None = None
         self._acting_until = 0
@@ -192,6 +195,12 @@ class RobotAgent:
             op_id=self.op_id,
         )
 
+    @property
+    def speed(self) -> float:
+        """Joint speed for motions planned now: the spec's, slowed while a fault lasts."""
+        factor, until = self._slow
+        return self.spec.speed / factor if self.now < until else self.spec.speed
+
     def _send(self, msg: Message) -> None:
         if self._out is None:
             raise RuntimeError(f"{self.name}: sending {msg.TAG} outside a tick")
@@ -216,6 +225,15 @@ class RobotAgent:
         elif isinstance(body, Revoke):
             if body.robot in (self.name, ""):
                 self._on_revoke(body.op_id)
+        elif isinstance(body, Degrade):
+            if body.robot == self.name and body.factor >= 1.0:
+                self._slow = (body.factor, body.until_ns)
+                log.info(
+                    "%s: motions %.3gx slower until %.3f s",
+                    self.name,
+                    body.factor,
+                    body.until_ns / NS,
+                )
         else:
             log.debug("%s: ignoring %s", self.name, body.TAG)
 
@@ -271,7 +289,7 @@ class RobotAgent:
         """How long ``op`` takes from arm pose ``from_q``, and where the arm ends (PlanError if not)."""
         part, unit = assumed_poses(self.cell, op)
         plan = plan_op(self.kin, self.cell, op, from_q, part, unit)
-        return plan.duration_ns(self.spec.speed, self.cell.tick_ns), plan.end_q
+        return plan.duration_ns(self.speed, self.cell.tick_ns), plan.end_q
 
     def _free_at(self) -> tuple[int, Q]:
         """When and in which pose the arm is done with what it already has."""
@@ -351,7 +369,7 @@ class RobotAgent:
         """Resetting: open the gripper and plan a move to the home pose."""
         if self.holding:
             self._grip = Grip.RELEASE
-        motion = Trajectory.through(self.now, self.q_cmd, (self.kin.home,), speed=self.spec.speed)
+        motion = Trajectory.through(self.now, self.q_cmd, (self.kin.home,), speed=self.speed)
         self._acting_motion = motion
         self._acting_until = max(self._acting_until, motion.end_ns)
 
@@ -387,7 +405,8 @@ class RobotAgent:
         return result
 
     def _start(self, queued: _Queued) -> None:
-        ctx = SkillContext(self.cell, self.spec, self.kin, q=self.q_cmd, enter=self._enter_step)
+        spec = dataclasses.replace(self.spec, speed=self.speed)  # a slow_robot fault shows here
+        ctx = SkillContext(self.cell, spec, self.kin, q=self.q_cmd, enter=self._enter_step)
         run = SkillRun(queued.op, ctx)
         self._running = _Running(queued.op, run, self.now, self.now + queued.est_ns, queued.end_q)
         self._send(OpStarted(queued.op.op_id, self.name, self.now))

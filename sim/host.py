@@ -60,7 +60,7 @@ PACES = ("pause", "run", "realtime", "fast")
 """What ``pace`` accepts."""
 FORWARDED = (ControlCommand.ROBOT, ControlCommand.CELL, ControlCommand.ORDER)
 """Requests the supervisor decides; the host only routes them."""
-PHYSICAL_FAULTS = ("gripper_drop", "conveyor_jam", "sensor_blackout")
+PHYSICAL_FAULTS = ("gripper_drop", "conveyor_jam", "sensor_blackout", "slow_robot")
 """Fault kinds the world applies directly (``fault`` with these kinds)."""
 ROBOT_FAULT = "robot_fault"
 NOTED_FAULTS = ("agent_crash", "supervisor_crash")
@@ -285,7 +285,9 @@ class CellHost:
             return
         if req.action == ROBOT_FAULT and req.target in self.world.arms:
             self._pending[req.cmd_id] = ident  # the supervisor answers when the robot has aborted
-        problem = self.inject(req.action, req.target, req.value, cmd_id=req.cmd_id)
+        problem = self.inject(
+            req.action, req.target, req.value, factor=req.factor, cmd_id=req.cmd_id
+        )
         if problem:
             self._pending.pop(req.cmd_id, None)
             code = "unknown_robot" if problem.startswith("no robot") else "bad_argument"
@@ -295,7 +297,9 @@ class CellHost:
             self._send(ident, ControlReply(req.cmd_id, True, "ok", f"{req.action} on {req.target}"))
             self._pending.pop(req.cmd_id, None)
 
-    def inject(self, kind: str, target: str, duration_s: float, *, cmd_id: str = "") -> str:
+    def inject(
+        self, kind: str, target: str, duration_s: float, *, factor: float = 0.0, cmd_id: str = ""
+    ) -> str:
         """Inject a fault now; return "" or why it cannot be done.
 
         Physical faults act on the world at once; a robot fault goes to the
@@ -312,6 +316,11 @@ class CellHost:
                 return "a jam needs a duration > 0 in value"
             self.world.stop_conveyor(target, True)
             self._jams[target] = self.world.t_ns + round(duration_s * 1e9)
+        elif kind == "slow_robot":
+            if target not in self.world.arms:
+                return f"no robot {target!r}"
+            if not duration_s > 0 or not factor > 1:
+                return "a slow robot needs a duration > 0 in value and a factor > 1"
         elif kind == "sensor_blackout":
             if target not in self.world.sensor_names():
                 return f"no sensor {target!r} (sensors: {', '.join(self.world.sensor_names())})"
@@ -327,7 +336,8 @@ class CellHost:
         # the supervisor logs every fault (and aborts the robot for a robot fault)
         self._inject_seq += 1
         cid = cmd_id or f"fault-{self._inject_seq}"
-        self._outbox.append(ControlRequest(cid, ControlCommand.FAULT, target, kind, duration_s))
+        note = ControlRequest(cid, ControlCommand.FAULT, target, kind, duration_s, factor)
+        self._outbox.append(note)
         self.counters[f"fault:{kind}"] += 1
         return ""
 

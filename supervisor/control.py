@@ -13,7 +13,7 @@ import dataclasses
 from typing import TYPE_CHECKING
 
 from bus.enums import ControlCommand, PackMLCommand
-from bus.messages import Command, CommandReply, ControlReply, ControlRequest
+from bus.messages import Command, CommandReply, ControlReply, ControlRequest, Degrade
 from bus.participant import Outbox
 
 if TYPE_CHECKING:
@@ -133,10 +133,19 @@ class ControlDesk:
 
     def _fault(self, req: ControlRequest, out: Outbox) -> None:
         sup = self.sup
+        if req.action == "slow_robot" and req.target in sup.robots:
+            until = sup.now + round(req.value * 1e9)
+            out.send(req.target, Degrade(req.target, req.factor, until))
         if req.action != "robot_fault":
-            # done by the host or the launcher already: only logged here
+            # done by the host or the launcher already (or just told the robot): logged here
+            extra = {"factor": req.factor} if req.action == "slow_robot" else {}
             sup.events.write(
-                sup.now, "fault_injected", target=req.target, fault=req.action, duration_s=req.value
+                sup.now,
+                "fault_injected",
+                target=req.target,
+                fault=req.action,
+                duration_s=req.value,
+                **extra,
             )
             self._answer(req, True, "ok", f"{req.action} on {req.target}")
             return

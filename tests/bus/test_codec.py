@@ -125,3 +125,14 @@ def test_deep_nesting_is_refused() -> None:
         inner = {"type": "tick", "v": 1, "tick": i, "t_ns": 0, "expect": [], "sense": inner}
     with pytest.raises(CodecError):
         decode(msgpack.packb(inner))
+
+
+def test_a_field_with_a_default_may_be_left_out() -> None:
+    old_client = {"type": "control_request", "v": 1, "cmd_id": "x", "command": "status"}
+    msg = decode(msgpack.packb(old_client))
+    assert (msg.target, msg.action, msg.value, msg.factor) == ("", "", 0.0, 0.0)  # type: ignore[attr-defined]
+
+
+def test_a_required_field_may_not() -> None:
+    with pytest.raises(CodecError, match="missing field 'cmd_id'"):
+        decode(msgpack.packb({"type": "control_request", "v": 1, "command": "status"}))

@@ -151,3 +151,31 @@ def test_a_blind_intake_sensor_holds_the_intake_until_it_sees_again(
 def test_unknown_sensor(cell: CellSpec) -> None:
     err = scenario(cell, at=1.0, target="eyeball", kind="sensor_blackout", duration=2.0)
     assert "infeed.end" in err.reason
+
+
+def op_seconds(log: list[dict[str, Any]], robot: str, after_ns: int) -> list[float]:
+    """How long each of ``robot``'s operations took, for those started after ``after_ns``."""
+    started = {e["op"]: e["t_ns"] for e in log if e["kind"] == "op_started" and e["robot"] == robot}
+    return [
+        (e["t_ns"] - started[e["op"]]) / NS
+        for e in log
+        if e["kind"] == "op_done" and e["robot"] == robot and started.get(e["op"], -1) > after_ns
+    ]
+
+
+@pytest.mark.timeout(600)
+def test_a_slow_robot_moves_slower_bids_later_and_work_shifts_to_others(
+    cell: CellSpec, tmp_path: Path
+) -> None:
+    slow = ScheduledFault(5.0, "R1", FaultKind.SLOW_ROBOT, 200.0, 4.0)
+    base = run_cell(cell, tmp_path / "base", RunOptions(seed=4, duration_s=150))
+    kpis = run_cell(cell, tmp_path / "slow", RunOptions(seed=4, duration_s=150, faults=(slow,)))
+    before = op_seconds(events(tmp_path / "base"), "R1", 6 * NS)
+    after = op_seconds(events(tmp_path / "slow"), "R1", 6 * NS)
+    assert after and before
+    assert sum(after) / len(after) > 2 * sum(before) / len(before)
+    # its bids carry the slowness, so it wins less of the work
+    assert kpis["robots"]["R1"]["ops_done"] < base["robots"]["R1"]["ops_done"]
+    others = sum(kpis["robots"][r]["ops_done"] for r in ("R2", "R3", "R4"))
+    assert others > sum(base["robots"][r]["ops_done"] for r in ("R2", "R3", "R4"))
+    assert kpis["ledger_balanced"] is True
