@@ -379,6 +379,9 @@ class ErrorReply(Message):
 
 # ---------------------------------------------------------------- control (clients -> cell host)
 
+PACES = ("pause", "run", "realtime", "fast")
+"""What a ``pace`` control request accepts as its ``action``."""
+
 
 @message("control_request")
 class ControlRequest(Message):
@@ -445,6 +448,9 @@ class ControlReply(Message):
 
 
 # ---------------------------------------------------------------- telemetry (cell host -> subscribers)
+
+TOPICS = ("joints", "parts", "events", "kpis")
+"""Telemetry topics, in the order the cell host publishes them within a tick."""
 
 
 @message("pose3")

@@ -384,7 +384,8 @@ def record(
     that ended does not). Ctrl-C also ends it, with the bag closed and
     complete. ``ready`` is set once the subscription is on its way.
     """
-    from clients.control import TOPICS, ControlClient, NoAnswer, Subscriber
+    from bus.messages import TOPICS
+    from clients.control import ControlClient, NoAnswer, Subscriber
 
     result = RecordResult(path=Path(path))
     with (

@@ -30,6 +30,8 @@ from bus.endpoints import Endpoints
 from bus.enums import PackMLCommand
 from bus.errors import ConfigError, LightsoutError
 from bus.messages import (
+    PACES,
+    TOPICS,
     CellStatus,
     ControlReply,
     EventFrame,
@@ -40,7 +42,7 @@ from bus.messages import (
 )
 from bus.security import ROLES, CurveKeys, create_key
 from clients.args import positive, whole
-from clients.control import PACES, TOPICS, ControlClient, ControlError, Subscriber, parse_command
+from clients.control import ControlClient, ControlError, Subscriber, parse_command
 
 NS = 1_000_000_000
 COMMANDS = ", ".join(c.value.lower() for c in PackMLCommand)

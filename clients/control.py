@@ -29,6 +29,7 @@ from bus.endpoints import Endpoints
 from bus.enums import ControlCommand, PackMLCommand
 from bus.errors import ConfigError, LightsoutError, ProtocolError
 from bus.messages import (
+    TOPICS,
     CellStatus,
     ControlReply,
     ControlRequest,
@@ -43,8 +44,6 @@ from bus.sockets import make_socket
 
 log = logging.getLogger(__name__)
 
-TOPICS = ("joints", "parts", "events", "kpis")
-"""Telemetry topics, as the cell host publishes them."""
 
 TOPIC_TYPES: dict[str, type[Message]] = {
     "joints": JointsFrame,
@@ -53,9 +52,6 @@ TOPIC_TYPES: dict[str, type[Message]] = {
     "kpis": KpiFrame,
 }
 """The one message type each topic carries."""
-
-PACES = ("pause", "run", "realtime", "fast")
-"""Clock modes ``pace`` accepts."""
 
 
 class ControlError(LightsoutError):

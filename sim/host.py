@@ -34,6 +34,8 @@ from bus.codec import CodecError, decode, encode
 from bus.endpoints import Endpoints
 from bus.enums import ControlCommand, ExecStep, PackMLCommand, PackMLState
 from bus.messages import (
+    PACES,
+    TOPICS,
     ArmState,
     CellStatus,
     ControlReply,
@@ -54,10 +56,6 @@ from sim.world import World
 
 log = logging.getLogger(__name__)
 
-TOPICS = ("joints", "parts", "events", "kpis")
-"""Telemetry topics, in publishing order within a tick."""
-PACES = ("pause", "run", "realtime", "fast")
-"""What ``pace`` accepts."""
 FORWARDED = (ControlCommand.ROBOT, ControlCommand.CELL, ControlCommand.ORDER)
 """Requests the supervisor decides; the host only routes them."""
 PHYSICAL_FAULTS = ("gripper_drop", "conveyor_jam", "sensor_blackout", "slow_robot")

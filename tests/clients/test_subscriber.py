@@ -15,6 +15,7 @@ from bus.endpoints import Endpoints
 from bus.enums import ExecStep, PackMLState
 from bus.errors import ConfigError
 from bus.messages import (
+    TOPICS,
     ArmState,
     EventFrame,
     JointsFrame,
@@ -24,7 +25,7 @@ from bus.messages import (
     PartsFrame,
     Pose3,
 )
-from clients.control import TOPICS, Gap, Subscriber
+from clients.control import Gap, Subscriber
 from tests.clients.fakehost import FakeTelemetry
 
 ORIGIN = Pose3(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0)
