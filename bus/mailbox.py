@@ -12,6 +12,8 @@ many (DESIGN principle 4).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import hashlib
 import logging
 import time
 from typing import Any
@@ -23,6 +25,26 @@ from bus.messages import Count, Envelope, ErrorReply, Message, Tick
 from bus.sockets import make_socket
 
 log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Impairment:
+    """A lossy link to one peer (a ``message_loss`` fault): ``share`` of messages vanish."""
+
+    share: float
+    until_tick: int
+    """The last tick the link is lossy (exclusive)."""
+
+
+def lost_on_the_wire(src: str, dst: str, seq: int, share: float) -> bool:
+    """Whether message ``seq`` from ``src`` to ``dst`` is lost on an impaired link.
+
+    A hash, not a random generator: the same message is lost in every run, in
+    one process or many, so a run with message loss is still reproducible.
+    (A cryptographic one: consecutive sequence numbers must not lose in runs.)
+    """
+    digest = hashlib.blake2b(f"{src}>{dst}#{seq}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") < share * 2**64
 
 
 class Mailbox:
@@ -54,6 +76,12 @@ class Mailbox:
         """Messages the barrier promised that never came within the guard."""
         self.peers: set[str] = set()
         """Names heard from (for the hub: the spokes it can address)."""
+        self.dropped = 0
+        """Messages an impaired link lost (both ways), as the fault injected them."""
+        self.gaps: dict[str, int] = {}
+        """Per sender: messages missing from its sequence (lost on the way), as the receiver sees."""
+        self._impaired: dict[str, Impairment] = {}
+        self._last_seq: dict[str, int] = {}
         self._sock: zmq.Socket[Any] | None = None
         self._seq: dict[str, int] = {}
         self._sent: dict[str, int] = {}
@@ -75,10 +103,39 @@ class Mailbox:
             self._sock.close(0)
             self._sock = None
 
+    def impair(self, peer: str, share: float, until_tick: int) -> None:
+        """Lose ``share`` of the messages to and from ``peer`` until ``until_tick``.
+
+        Loss is applied at this end for both directions (a lost message still
+        uses up its sequence number, so the other side sees the gap), and the
+        barrier counts only what was really sent: a lost message never makes
+        anyone wait for it.
+        """
+        self._impaired[peer] = Impairment(share, until_tick)
+
+    def _lost(self, src: str, dst: str, seq: int, peer: str) -> bool:
+        imp = self._impaired.get(peer)
+        if imp is None:
+            return False
+        if self.tick >= imp.until_tick:
+            del self._impaired[peer]
+            return False
+        if not lost_on_the_wire(src, dst, seq, imp.share):
+            return False
+        self.dropped += 1
+        return True
+
     def send(self, dst: str, body: Message) -> bool:
-        """Send ``body`` to ``dst``; False if the hub cannot reach ``dst`` (not counted)."""
+        """Send ``body`` to ``dst``; False if the hub cannot reach ``dst`` (not counted).
+
+        On an impaired link the message may be lost: then it is not sent, but
+        reported sent (as a wire would), and its sequence number is used up.
+        """
         sock = self._require()
         seq = self._seq.get(dst, 0)
+        if self._lost(self.name, dst, seq, dst):
+            self._seq[dst] = seq + 1
+            return True
         env = Envelope(src=self.name, dst=dst, tick=self.tick, seq=seq, body=body)
         payload = encode(env)
         try:
@@ -143,7 +200,21 @@ class Mailbox:
                 break
             sock.poll(int(left * 1000) + 1)
         batch.sort(key=lambda e: (e.src, e.seq))
+        if self._impaired:
+            batch = [e for e in batch if not self._lost(e.src, self.name, e.seq, e.src)]
+        self._count_gaps(batch)
         return batch
+
+    def _count_gaps(self, batch: list[Envelope]) -> None:
+        """Notice sequence gaps: a sender's messages that never reached us.
+
+        A sequence that starts again from 0 is a restarted sender, not a gap.
+        """
+        for env in batch:
+            last = self._last_seq.get(env.src)
+            if last is not None and env.seq > last + 1:
+                self.gaps[env.src] = self.gaps.get(env.src, 0) + env.seq - last - 1
+            self._last_seq[env.src] = env.seq
 
     def _drain(self, sock: zmq.Socket[Any]) -> list[Envelope]:
         out: list[Envelope] = []

@@ -283,10 +283,16 @@ class Bid(Message):
 
 @message("award")
 class Award(Message):
-    """Contract net: the operation goes to this robot."""
+    """Contract net: the operation goes to this robot.
+
+    ``attempt`` counts the times the supervisor took the operation back and
+    gave it out again: a robot sent the same award twice (a retry over a lossy
+    link) does it once; a new attempt is new work.
+    """
 
     op: Operation
     robot: str
+    attempt: int = 0
 
 
 @message("revoke")
@@ -316,6 +322,17 @@ class OpReport(Message):
     detail: str
     t_ns: int
     inspection: Inspection | None
+    attempt: int = 0
+    """The award's ``attempt`` (a late report of an earlier attempt is told apart)."""
+
+
+@message("report_ack")
+class ReportAck(Message):
+    """The supervisor has an ``op_report``: the robot stops re-sending it."""
+
+    op_id: str
+    robot: str
+    attempt: int
 
 
 @message("op_started")
@@ -325,17 +342,25 @@ class OpStarted(Message):
     op_id: str
     robot: str
     t_ns: int
+    attempt: int = 0
 
 
 @message("heartbeat")
 class Heartbeat(Message):
-    """A robot is alive at sim time ``t_ns``, in ``state`` / ``step``, running ``op_id``."""
+    """A robot is alive at sim time ``t_ns``, in ``state`` / ``step``, running ``op_id``.
+
+    ``queued`` lists the awards it holds but has not started and ``gaps`` the
+    supervisor's messages it saw missing: the supervisor re-sends awards that
+    never arrived and notices a lossy link from either end.
+    """
 
     robot: str
     t_ns: int
     state: PackMLState
     step: ExecStep
     op_id: str
+    queued: tuple[str, ...] = ()
+    gaps: int = 0
 
 
 @message("state_changed")

@@ -43,6 +43,8 @@ class FaultKind(enum.StrEnum):
     """A presence sensor reports nothing for ``duration`` seconds."""
     SLOW_ROBOT = "slow_robot"
     """The robot's motions take ``factor`` times longer for ``duration`` seconds."""
+    MESSAGE_LOSS = "message_loss"
+    """A ``share`` of the messages between the supervisor and the robot is lost, both ways."""
 
 
 PROCESS_KINDS = (FaultKind.AGENT_CRASH, FaultKind.SUPERVISOR_CRASH)
@@ -53,8 +55,15 @@ TIMED = (
     FaultKind.ROBOT_FAULT,
     FaultKind.SENSOR_BLACKOUT,
     FaultKind.SLOW_ROBOT,
+    FaultKind.MESSAGE_LOSS,
 )
 """Kinds that last ``duration`` seconds (so it must be > 0)."""
+
+
+KEYS = ("at", "target", "kind", "duration", "factor", "share")
+"""The keys of a ``[[faults]]`` entry."""
+DEFAULT_SHARE = 0.3
+"""The share of messages a ``message_loss`` loses unless the scenario says."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -67,6 +76,13 @@ class ScheduledFault:
     duration_s: float = 0.0
     factor: float = 0.0
     """How many times slower (``slow_robot``)."""
+    share: float = 0.0
+    """The share of messages lost, from 0 to 1 (``message_loss``)."""
+
+    @property
+    def amount(self) -> float:
+        """The kind's own parameter as the control protocol carries it (``control_request.factor``)."""
+        return self.share if self.kind is FaultKind.MESSAGE_LOSS else self.factor
 
 
 def load_scenario(path: str | Path, cell: CellSpec) -> tuple[ScheduledFault, ...]:
@@ -98,11 +114,10 @@ def parse_scenario(
     out = []
     for i, e in enumerate(entries):
         key = f"faults[{i}]"
-        unknown = sorted(set(e) - {"at", "target", "kind", "duration"})
+        unknown = sorted(set(e) - set(KEYS))
         if unknown:
-            raise ConfigError(
-                source, f"{key}.{unknown[0]}", "unknown key (known: at, target, kind, duration)"
-            )
+            known = ", ".join(KEYS)
+            raise ConfigError(source, f"{key}.{unknown[0]}", f"unknown key (known: {known})")
         at = _number(source, f"{key}.at", e.get("at"))
         if at < 0:
             raise ConfigError(source, f"{key}.at", f"must not be negative, got {at:g}")
@@ -132,14 +147,22 @@ def parse_scenario(
                 f"{key}.target",
                 f"{target!r} is not one of {', '.join(sorted(allowed))} (for {kind.value})",
             )
+        for own, owner in (("factor", FaultKind.SLOW_ROBOT), ("share", FaultKind.MESSAGE_LOSS)):
+            if own in e and kind is not owner:
+                raise ConfigError(source, f"{key}.{own}", f"only a {owner.value} has a {own}")
         default = 2.0 if kind is FaultKind.SLOW_ROBOT else 0.0
         factor = _number(source, f"{key}.factor", e.get("factor", default))
         if kind is FaultKind.SLOW_ROBOT and factor <= 1:
             why = f"a slow robot needs a factor > 1, got {factor:g}"
             raise ConfigError(source, f"{key}.factor", why)
+        default = DEFAULT_SHARE if kind is FaultKind.MESSAGE_LOSS else 0.0
+        share = _number(source, f"{key}.share", e.get("share", default))
+        if kind is FaultKind.MESSAGE_LOSS and not 0 < share < 1:
+            why = f"a share of messages lost is between 0 and 1, got {share:g}"
+            raise ConfigError(source, f"{key}.share", why)
         if kind in TIMED and duration <= 0:
             raise ConfigError(source, f"{key}.duration", f"{kind.value} needs a duration > 0")
-        out.append(ScheduledFault(at, str(target), kind, duration, factor))
+        out.append(ScheduledFault(at, str(target), kind, duration, factor, share))
     return tuple(sorted(out, key=lambda f: (f.at_s, f.target, f.kind.value)))
 
 

@@ -21,6 +21,7 @@ from collections.abc import Mapping
 from bus.cellspec import CellSpec
 from bus.enums import ExecStep, Grip, OpStatus, PackMLState
 from bus.errors import ConfigError, PlanError
+from bus.mailbox import Mailbox
 from bus.messages import (
     Award,
     Bid,
@@ -34,6 +35,7 @@ from bus.messages import (
     Operation,
     OpReport,
     OpStarted,
+    ReportAck,
     Revoke,
     RobotAct,
     RobotSense,
@@ -70,7 +72,13 @@ ACTING_S: Mapping[PackMLState, float] = {
 """Sim seconds each acting state takes before it completes (Resetting: at least, plus homing)."""
 
 REPLY_MEMORY = 256
-"""Command replies remembered for idempotent retries (oldest forgotten first)."""
+"""Command replies (and operation reports) remembered for idempotent retries (oldest first out)."""
+
+UNACKED_MAX = 64
+"""Operation reports kept for re-sending until the supervisor acknowledges them."""
+
+Attempt = tuple[str, int]
+"""An operation id and the award's attempt: the unit of work done once."""
 
 
 @dataclasses.dataclass(slots=True)
@@ -80,6 +88,7 @@ class _Queued:
     op: Operation
     est_ns: int
     end_q: Q
+    attempt: int = 0
 
 
 @dataclasses.dataclass(slots=True)
@@ -91,6 +100,7 @@ class _Running:
     started_ns: int
     est_end_ns: int
     end_q: Q
+    attempt: int = 0
 
 
 class RobotAgent:
@@ -121,6 +131,13 @@ class RobotAgent:
         self._sensed = False
         self._out: Outbox | None = None
         self._replies: collections.OrderedDict[str, CommandReply] = collections.OrderedDict()
+        self._reports: collections.OrderedDict[Attempt, OpReport] = collections.OrderedDict()
+        """Reports of work ended, by attempt: a re-sent award of it is answered, not redone."""
+        self._unacked: collections.OrderedDict[Attempt, OpReport] = collections.OrderedDict()
+        """Reports the supervisor has not acknowledged: re-sent with every heartbeat."""
+        self._done: collections.OrderedDict[str, OpReport] = collections.OrderedDict()
+        """The last report of each operation done, whatever its attempt."""
+        self._gaps = 0
         self._slow: tuple[float, int] = (1.0, 0)
         """A slow_robot fault: (factor, until sim time)."""
         self._queue: collections.deque[_Queued] = collections.deque()
@@ -167,6 +184,8 @@ class RobotAgent:
         self.now = tick.t_ns
         self._out = out
         self._grip = Grip.NONE
+        if isinstance(out, Mailbox):
+            self._gaps = out.gaps.get(SUPERVISOR, 0)
         try:
             sense = tick.sense if isinstance(tick.sense, RobotSense) else None
             if sense is not None:
@@ -207,9 +226,22 @@ class RobotAgent:
         self._out.send(SUPERVISOR, msg)
 
     def _heartbeat(self) -> None:
+        """Every interval: say we live (and what we hold); re-send unacknowledged reports."""
         if self._next_heartbeat is not None and self.now < self._next_heartbeat:
             return
-        self._send(Heartbeat(self.name, self.now, self.state, self.packml.step, self.op_id))
+        beat = Heartbeat(
+            self.name,
+            self.now,
+            self.state,
+            self.packml.step,
+            self.op_id,
+            queued=self.queued,
+            gaps=self._gaps,
+        )
+        self._send(beat)
+        for report in self._unacked.values():
+            if report.t_ns < self.now:  # not the ones just sent
+                self._send(report)
         self._next_heartbeat = self.now + round(self.cell.heartbeat_s * NS)
 
     # ------------------------------------------------------------ inbox
@@ -221,7 +253,9 @@ class RobotAgent:
             self._send(Bid(body.op.op_id, self.name, self.bid(body.op)))
         elif isinstance(body, Award):
             if body.robot == self.name:
-                self._on_award(body.op)
+                self._on_award(body.op, body.attempt)
+        elif isinstance(body, ReportAck):
+            self._unacked.pop((body.op_id, body.attempt), None)
         elif isinstance(body, Revoke):
             if body.robot in (self.name, ""):
                 self._on_revoke(body.op_id)
@@ -300,23 +334,45 @@ class RobotAgent:
             t, q = t + queued.est_ns, queued.end_q
         return t, q
 
-    def _on_award(self, op: Operation) -> None:
-        if op.op_id == self.op_id or op.op_id in self.queued:
-            return  # a re-sent award of work in hand (a retry after a report is new work)
+    def _on_award(self, op: Operation, attempt: int = 0) -> None:
+        """Queue awarded work, once per attempt.
+
+        An award sent again (the supervisor did not hear that it arrived) for
+        work in hand changes nothing; for work already ended it gets the same
+        report again. A new attempt of the operation running now (the
+        supervisor gave it out again while it could not hear us) is the same
+        work: it goes on under the new attempt.
+        """
+        answer = self._reports.get((op.op_id, attempt))
+        done = self._done.get(op.op_id)
+        if answer is None and done is not None:
+            # done under an earlier attempt (its report was lost): it is done, not to redo
+            answer = dataclasses.replace(done, attempt=attempt)
+            self._remember(answer)
+        if answer is not None:
+            self._send(answer)
+            return
+        if self._running is not None and self._running.op.op_id == op.op_id:
+            self._running.attempt = max(self._running.attempt, attempt)
+            return
+        for queued in self._queue:
+            if queued.op.op_id == op.op_id:
+                queued.attempt = max(queued.attempt, attempt)
+                return
         refuse = ""
         if self.state is not S.EXECUTE:
             refuse = f"not in Execute (state {self.state.value})"
         elif op.skill not in self.spec.capabilities:
             refuse = f"{self.name} cannot {op.skill.value}"
         if refuse:
-            self._report(op, OpStatus.REFUSED, refuse)
+            self._report(op, OpStatus.REFUSED, refuse, attempt=attempt)
             return
         _, from_q = self._free_at()
         try:
             est_ns, end_q = self.estimate(op, from_q)
         except PlanError:
             est_ns, end_q = 0, from_q  # it will fail with the reason when it runs
-        self._queue.append(_Queued(op, est_ns, end_q))
+        self._queue.append(_Queued(op, est_ns, end_q, attempt))
         log.debug("%s: awarded %s (%d queued)", self.name, op.op_id, len(self._queue))
 
     def _on_revoke(self, op_id: str) -> None:
@@ -329,10 +385,33 @@ class RobotAgent:
             log.info("%s: revoke of %s ignored: already started", self.name, op_id)
 
     def _report(
-        self, op: Operation, status: OpStatus, detail: str, found: Outcome | None = None
+        self,
+        op: Operation,
+        status: OpStatus,
+        detail: str,
+        found: Outcome | None = None,
+        *,
+        attempt: int,
     ) -> None:
+        """Send the report and keep it until acknowledged (and to answer a re-sent award)."""
         inspection = found.inspection if found is not None else None
-        self._send(OpReport(op.op_id, self.name, status, detail, self.now, inspection))
+        report = OpReport(op.op_id, self.name, status, detail, self.now, inspection, attempt)
+        self._remember(report)
+        self._send(report)
+
+    def _remember(self, report: OpReport) -> None:
+        key = (report.op_id, report.attempt)
+        self._reports[key] = report
+        self._unacked[key] = report
+        if report.status is OpStatus.DONE:
+            self._done[report.op_id] = report
+        self._reports.move_to_end(key)
+        self._unacked.move_to_end(key)
+        for memory, limit in ((self._reports, REPLY_MEMORY), (self._unacked, UNACKED_MAX)):
+            while len(memory) > limit:
+                memory.popitem(last=False)
+        while len(self._done) > REPLY_MEMORY:
+            self._done.popitem(last=False)
 
     # ------------------------------------------------------------ PackML
 
@@ -361,9 +440,10 @@ class RobotAgent:
         if self._running is not None:
             running, self._running = self._running, None
             running.run.close()
-            self._report(running.op, OpStatus.FAILED, why)
+            self._report(running.op, OpStatus.FAILED, why, attempt=running.attempt)
         while self._queue:
-            self._report(self._queue.popleft().op, OpStatus.REFUSED, why)
+            queued = self._queue.popleft()
+            self._report(queued.op, OpStatus.REFUSED, why, attempt=queued.attempt)
 
     def _start_homing(self) -> None:
         """Resetting: open the gripper and plan a move to the home pose."""
@@ -408,8 +488,10 @@ class RobotAgent:
         spec = dataclasses.replace(self.spec, speed=self.speed)  # a slow_robot fault shows here
         ctx = SkillContext(self.cell, spec, self.kin, q=self.q_cmd, enter=self._enter_step)
         run = SkillRun(queued.op, ctx)
-        self._running = _Running(queued.op, run, self.now, self.now + queued.est_ns, queued.end_q)
-        self._send(OpStarted(queued.op.op_id, self.name, self.now))
+        self._running = _Running(
+            queued.op, run, self.now, self.now + queued.est_ns, queued.end_q, queued.attempt
+        )
+        self._send(OpStarted(queued.op.op_id, self.name, self.now, queued.attempt))
         log.debug("%s: started %s", self.name, queued.op.op_id)
 
     def _enter_step(self, step: ExecStep) -> None:
@@ -422,4 +504,4 @@ class RobotAgent:
         self.packml.enter_step(ExecStep.WAITING, reason=detail)
         if status is OpStatus.FAILED:
             log.info("%s: %s failed: %s", self.name, running.op.op_id, detail)
-        self._report(running.op, status, detail, found)
+        self._report(running.op, status, detail, found, attempt=running.attempt)

@@ -17,7 +17,17 @@ from typing import TypeVar
 
 from bus.cellspec import CellSpec, Pose
 from bus.enums import Grip
-from bus.messages import Envelope, Inspection, Message, PartPose, RobotAct, RobotSense, Tick
+from bus.messages import (
+    Envelope,
+    Inspection,
+    Message,
+    OpReport,
+    PartPose,
+    ReportAck,
+    RobotAct,
+    RobotSense,
+    Tick,
+)
 from robots.agent import SUPERVISOR, RobotAgent
 from robots.kinematics import Kinematics, wrap
 
@@ -233,6 +243,8 @@ class FakeRun:
         self.log: list[tuple[int, Message]] = []
         """Everything the agent sent, with the sim time it was sent at."""
         self.acts: list[tuple[int, RobotAct]] = []
+        self.acks = True
+        """Acknowledge every op report, as the supervisor does (False: a lossy link ate them)."""
         self._pending: list[Message] = []
 
     def send(self, body: Message) -> None:
@@ -251,6 +263,8 @@ class FakeRun:
         act = self.agent.step(tick, inbox, self.outbox)
         for _, msg in self.outbox.take():
             self.log.append((self.t_ns, msg))
+            if self.acks and isinstance(msg, OpReport):
+                self._pending.append(ReportAck(msg.op_id, msg.robot, msg.attempt))
         self.acts.append((self.t_ns, act))
         self.world.apply(self.t_ns, act)
         self.tick += 1

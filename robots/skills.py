@@ -33,6 +33,9 @@ ASK_TRIES = 3
 """Ticks a question to the world (observe, inspect) is asked before giving up."""
 UNIT_AT_STATION_M = 0.05
 """A unit seen further than this from the station an operation names is not where it should be."""
+PART_AT_SOURCE_M = 0.12
+"""A part seen further than this from the station it is to be picked at is not there: the
+operation fails rather than fetch it from wherever it is (it may already be in place)."""
 STILL_M = 0.002
 """A part whose looks differ by less than this is at rest (and has not moved since planning)."""
 STILL_TRIES = 72
@@ -172,6 +175,9 @@ def pick_place(op: Operation, ctx: SkillContext) -> Program:
     if unit is not None:
         _check_at(ctx, op.unit, unit, op.dst)
     part = part_pose(seen[op.part])
+    off = part.distance_xy(station_pose(ctx.cell, op.src))
+    if off > PART_AT_SOURCE_M:
+        raise SkillFailed(f"{op.part} is not at {op.src} ({off:.2f} m away)")
     plan = plan_op(ctx.kin, ctx.cell, op, ctx.q, part, unit)
     yield from run_legs(ctx, plan.legs[:1])
     again = yield from observe(ctx, (op.part,))

@@ -60,6 +60,8 @@ FORWARDED = (ControlCommand.ROBOT, ControlCommand.CELL, ControlCommand.ORDER)
 """Requests the supervisor decides; the host only routes them."""
 PHYSICAL_FAULTS = ("gripper_drop", "conveyor_jam", "sensor_blackout", "slow_robot")
 """Fault kinds the world applies directly (``fault`` with these kinds)."""
+MESSAGE_LOSS = "message_loss"
+"""Lossy cell bus to a robot: the supervisor's socket loses a share (``factor``) both ways."""
 ROBOT_FAULT = "robot_fault"
 NOTED_FAULTS = ("agent_crash", "supervisor_crash")
 """Faults the launcher causes (killing a process); the host only has the supervisor log them."""
@@ -328,8 +330,15 @@ class CellHost:
         elif kind == ROBOT_FAULT:
             if not duration_s > 0:
                 return "a robot fault needs a duration > 0 in value"
+        elif kind == MESSAGE_LOSS:
+            if target not in self.world.arms:
+                return f"no robot {target!r}"
+            if not duration_s > 0 or not 0 < factor < 1:
+                return (
+                    "message loss needs a duration > 0 in value and a share from 0 to 1 in factor"
+                )
         elif kind not in NOTED_FAULTS:
-            known = ", ".join((*PHYSICAL_FAULTS, ROBOT_FAULT))
+            known = ", ".join((*PHYSICAL_FAULTS, ROBOT_FAULT, MESSAGE_LOSS))
             return f"fault {kind!r} is not one of {known}"
         # the supervisor logs every fault (and aborts the robot for a robot fault)
         self._inject_seq += 1

@@ -59,6 +59,16 @@ def open_auctions(sup: Supervisor, out: Outbox) -> None:
                 continue
             if any(st in sup.busy_stations for st in op.stations):
                 continue
+            if op.dst in sup.watch.jammed:
+                continue  # hold: nothing goes onto a jammed belt
+            if op.attempts and sup.looks_done(op):
+                # taken back from a robot the supervisor could not hear, but the world
+                # shows it done: settle it rather than do it twice
+                sup.events.write(sup.now, "op_settled", op=op.op_id, robot=op.robot, how="world")
+                sup.complete(op)
+                continue
+            if op.part in sup.ledger.live and sup.ledger.location(op.part).startswith("gripper:"):
+                continue  # a robot still holds it (one that was lost, until it lets go)
             part = material(sup, op)
             if not part:
                 continue
@@ -93,9 +103,9 @@ def close_auctions(sup: Supervisor, out: Outbox) -> None:
             sup.events.write(sup.now, "auction_failed", op=op_id)
             continue
         finish, winner = bids[0]
-        op.state, op.robot = OpState.AWARDED, winner
+        op.state, op.robot, op.awarded_ns = OpState.AWARDED, winner, sup.now
         sup.robots[winner].ops.append(op_id)
-        out.send(winner, Award(op.message(base), winner))
+        out.send(winner, Award(op.message(base), winner, op.attempts))
         sup.events.write(
             sup.now,
             "op_awarded",

@@ -10,9 +10,11 @@ for the agent's ``command_reply``.
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import TYPE_CHECKING
 
 from bus.enums import ControlCommand, PackMLCommand
+from bus.mailbox import Mailbox
 from bus.messages import Command, CommandReply, ControlReply, ControlRequest, Degrade
 from bus.participant import Outbox
 
@@ -23,6 +25,8 @@ MANUAL = (PackMLCommand.STOP, PackMLCommand.ABORT)
 """Operator commands after which the supervisor leaves the robot alone."""
 AUTOMATIC = (PackMLCommand.RESET, PackMLCommand.START, PackMLCommand.CLEAR)
 """Operator commands that hand the robot back to the supervisor."""
+COMMAND_RETRY_NS = 2_000_000_000
+"""Resend an unanswered command (same id) after this long (sim ns)."""
 
 
 @dataclasses.dataclass(slots=True)
@@ -32,6 +36,9 @@ class _Waiting:
     req: ControlRequest
     robots: set[str]
     refused: list[str]
+    commands: dict[str, Command] = dataclasses.field(default_factory=dict)
+    """What went to each robot, to send again (same id) if no answer comes."""
+    sent_ns: int = 0
 
 
 class ControlDesk:
@@ -99,7 +106,7 @@ class ControlDesk:
         if not targets:
             self._answer(req, False, "unavailable", "no robot is answering")
             return
-        wait = _Waiting(req, set(), [])
+        wait = _Waiting(req, set(), [], sent_ns=sup.now)
         for name in targets:
             robot = sup.robots[name]
             cmd_id = req.cmd_id if req.command is ControlCommand.ROBOT else f"{req.cmd_id}/{name}"
@@ -107,10 +114,26 @@ class ControlDesk:
                 robot.manual = True
             elif cmd in AUTOMATIC:
                 robot.manual = False
-            out.send(name, Command(cmd_id, name, cmd))
+            wait.commands[name] = Command(cmd_id, name, cmd)
+            out.send(name, wait.commands[name])
             self.by_cmd[cmd_id] = req.cmd_id
             wait.robots.add(name)
         self.waiting[req.cmd_id] = wait
+
+    def resend(self, out: Outbox) -> None:
+        """Send again (same ids) the commands whose answers have not come: a lossy link.
+
+        The agent answers a repeated id with its first answer, so a command
+        is never applied twice.
+        """
+        now = self.sup.now
+        for wait in self.waiting.values():
+            if now - wait.sent_ns < COMMAND_RETRY_NS:
+                continue
+            wait.sent_ns = now
+            for name in sorted(wait.robots):
+                if self.sup.robots[name].alive:
+                    out.send(name, wait.commands[name])
 
     def reply(self, robot: str, rep: CommandReply) -> bool:
         """An agent answered; True if it was one of ours."""
@@ -136,9 +159,16 @@ class ControlDesk:
         if req.action == "slow_robot" and req.target in sup.robots:
             until = sup.now + round(req.value * 1e9)
             out.send(req.target, Degrade(req.target, req.factor, until))
+        if req.action == "message_loss" and req.target in sup.robots and isinstance(out, Mailbox):
+            ticks = math.ceil(req.value * 1e9 / sup.cell.tick_ns)
+            out.impair(req.target, req.factor, sup.tick + 1 + ticks)
         if req.action != "robot_fault":
             # done by the host or the launcher already (or just told the robot): logged here
-            extra = {"factor": req.factor} if req.action == "slow_robot" else {}
+            extra: dict[str, float] = {}
+            if req.action == "slow_robot":
+                extra = {"factor": req.factor}
+            elif req.action == "message_loss":
+                extra = {"share": req.factor}
             sup.events.write(
                 sup.now,
                 "fault_injected",

@@ -56,6 +56,8 @@ class Op:
     not_before_ns: int = 0
     attempts: int = 0
     started_ns: int = -1
+    awarded_ns: int = -1
+    """When it was last awarded (a heartbeat after it without it means the award was lost)."""
 
     @property
     def op_id(self) -> str:

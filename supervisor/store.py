@@ -163,7 +163,15 @@ def restore(sup: Supervisor, state: dict[str, Any]) -> None:
         for name, o in u["ops"].items():
             op = Op(unit=uid, spec=specs[name], src=o["src"], dst=o["dst"], at=o["at"])
             op.state = OpState(o["state"])
-            for key in ("part", "robot", "auction_tick", "not_before_ns", "attempts", "started_ns"):
+            for key in (
+                "part",
+                "robot",
+                "auction_tick",
+                "not_before_ns",
+                "attempts",
+                "started_ns",
+                "awarded_ns",
+            ):
                 setattr(op, key, o[key])
             ops[name] = op
             sup.ops[op.op_id] = op

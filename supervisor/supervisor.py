@@ -21,6 +21,7 @@ from bus.cellspec import CellSpec, RobotSpec, StationKind
 from bus.enums import OpStatus, PackMLCommand, PackMLState, Skill, WorldEventKind
 from bus.mailbox import Mailbox
 from bus.messages import (
+    Award,
     Bid,
     Command,
     CommandReply,
@@ -30,6 +31,7 @@ from bus.messages import (
     Message,
     OpReport,
     OpStarted,
+    ReportAck,
     Revoke,
     StateChanged,
     Tick,
@@ -39,20 +41,19 @@ from bus.messages import (
 )
 from bus.participant import Outbox
 from supervisor.auction import account, close_auctions, open_auctions
-from supervisor.control import ControlDesk
+from supervisor.control import COMMAND_RETRY_NS, ControlDesk
 from supervisor.journal import EventLog
 from supervisor.kpis import NS, Kpis
 from supervisor.ledger import Ledger, LedgerError
 from supervisor.plan import RETRY_NS, Op, OpState, Unit, finished, make_unit, refresh
 from supervisor.store import Journal, snapshot
 from supervisor.store import restore as restore_state
+from supervisor.watch import Watch
 
 log = logging.getLogger(__name__)
 
-COMMAND_RETRY_NS = 2 * NS
 STALE_NS = NS // 2
 """A sensor silent for longer than this is stale (readings come every tick)."""
-"""Resend an unanswered command (same id) after this long."""
 
 
 @dataclasses.dataclass(slots=True)
@@ -104,13 +105,20 @@ class Supervisor:
             self.journal.reset()
         self.events = EventLog(out_dir / "events.jsonl" if out_dir else None, lines=history)
         self.robots = {r.name: RobotView(r) for r in cell.robots}
+        self.watch = Watch(cell, self.events)
         self.units: dict[str, Unit] = {}
         self.ops: dict[str, Op] = {}
         self.bids: dict[str, list[tuple[int, str]]] = {}
         self.busy_stations: dict[str, str] = {}
         self.sensors: dict[str, str] = {}
         self.result: dict[str, Any] = {}
-        self.counters = {"unknown_part_events": 0, "unexpected_messages": 0, "stale_bids": 0}
+        self.counters = {
+            "unknown_part_events": 0,
+            "unexpected_messages": 0,
+            "stale_bids": 0,
+            "stale_reports": 0,
+            "awards_resent": 0,
+        }
         self.now = 0
         self.tick = 0
         self.bus_counters: dict[str, int] = {}
@@ -162,9 +170,15 @@ class Supervisor:
             self._watch_sensors()
             requests = tick.sense.requests
         for env in inbox:
-            self._message(env.src, env.body)
+            self.watch.heard(env.src)
+            self._message(env.src, env.body, out)
+        if isinstance(out, Mailbox):
+            self.watch.socket_gaps(out.gaps, self.now)
+        self.watch.links_ok(self.now)
+        self.watch.conveyors(self.sensors, self.stale, self.now)
         for req in requests:
             self.desk.request(req, out)
+        self.desk.resend(out)
         if 0 < self.resync_at <= self.now:
             self._resync(out)
         self._liveness()
@@ -234,14 +248,18 @@ class Supervisor:
         try:
             if ev.kind is WorldEventKind.SPAWNED:
                 self.ledger.create(ev.part, ev.part_kind, ev.location)
+                self.watch.part_at(ev.part, ev.location, ev.t_ns)
                 self.events.write(ev.t_ns, "part_created", **fields)
                 return
             if ev.kind is WorldEventKind.FASTENED:
                 self.fastened.add(ev.part)
             if ev.kind in (WorldEventKind.RETIRED, WorldEventKind.FASTENED):
+                if ev.kind is WorldEventKind.RETIRED:
+                    self.watch.part_gone(ev.part)
                 self.events.write(ev.t_ns, f"part_{ev.kind.value}", **fields)
                 return
             old = self.ledger.move(ev.part, ev.location)
+            self.watch.part_at(ev.part, ev.location, ev.t_ns)
         except LedgerError as exc:
             self.counters["unknown_part_events"] += 1
             log.warning("supervisor: %s ignored: %s", ev.kind.value, exc)
@@ -251,7 +269,7 @@ class Supervisor:
 
     # ------------------------------------------------------------------ robots
 
-    def _message(self, src: str, body: Message) -> None:
+    def _message(self, src: str, body: Message, out: Outbox) -> None:
         robot = self.robots.get(src)
         if robot is None:
             self.counters["unexpected_messages"] += 1
@@ -262,8 +280,10 @@ class Supervisor:
         robot.last_seen_ns = self.now
         if isinstance(body, Heartbeat):
             robot.reported_op = body.op_id
+            self.watch.heartbeat_gaps(src, body.gaps, self.now)
             if body.state is not robot.state:
                 self._set_state(robot, body.state, "heartbeat")
+            self._reconcile(robot, body, out)
         elif isinstance(body, StateChanged):
             self._set_state(robot, body.dst, body.reason)
         elif isinstance(body, CommandReply):
@@ -280,15 +300,56 @@ class Supervisor:
             elif body.finish_ns >= 0:
                 bids.append((body.finish_ns, src))
         elif isinstance(body, OpStarted):
-            op = self.ops.get(body.op_id)
-            if op is not None and op.robot == src and op.state is OpState.AWARDED:
-                op.state, op.started_ns = OpState.RUNNING, self.now
-                self.kpis.op_started(src, self.now)
-                self.events.write(self.now, "op_started", op=op.op_id, robot=src)
+            self._claim(robot, body.op_id, out)
         elif isinstance(body, OpReport):
-            self._op_report(src, body)
+            self._op_report(src, body, out)
         else:
             self.counters["unexpected_messages"] += 1
+
+    def _claim(self, robot: RobotView, op_id: str, out: Outbox) -> None:
+        """The robot says it is running ``op_id`` (``op_started``, or a heartbeat).
+
+        Its own award: now running (the ``op_started`` may have been lost). Work
+        the supervisor took back while it could not hear the robot, not yet
+        started by another: the robot keeps it (``op_readopted``) under the
+        current attempt, and an award to another robot is revoked.
+        """
+        op = self.ops.get(op_id)
+        name = robot.spec.name
+        if op is None:
+            return
+        if op.robot == name and op.state is OpState.AWARDED:
+            op.state, op.started_ns = OpState.RUNNING, self.now
+            self.kpis.op_started(name, self.now)
+            self.events.write(self.now, "op_started", op=op.op_id, robot=name)
+            return
+        if op.robot == name:
+            return
+        if op.state is OpState.AWARDED:
+            out.send(op.robot, Revoke(op.op_id, op.robot))
+        elif op.state not in (OpState.READY, OpState.AUCTION):
+            return
+        self.release(op)
+        op.robot, op.state, op.started_ns = name, OpState.RUNNING, self.now
+        robot.ops.append(op.op_id)
+        for st in op.stations:
+            self.busy_stations.setdefault(st, op.op_id)
+        self.kpis.op_started(name, self.now)
+        out.send(name, Award(op.message(self.cell.recipe.base), name, op.attempts))
+        self.events.write(self.now, "op_readopted", op=op.op_id, robot=name)
+
+    def _reconcile(self, robot: RobotView, beat: Heartbeat, out: Outbox) -> None:
+        """Compare a heartbeat with what the robot was given: re-send awards that never arrived."""
+        name = robot.spec.name
+        if beat.op_id:
+            self._claim(robot, beat.op_id, out)
+        for op_id in list(robot.ops):
+            op = self.ops[op_id]
+            if op.state is not OpState.AWARDED or op_id in beat.queued:
+                continue
+            if beat.t_ns > op.awarded_ns and beat.op_id != op_id:
+                out.send(name, Award(op.message(self.cell.recipe.base), name, op.attempts))
+                self.counters["awards_resent"] += 1
 
     def _set_state(self, robot: RobotView, state: PackMLState, reason: str) -> None:
         name = robot.spec.name
@@ -460,12 +521,41 @@ class Supervisor:
 
     # ------------------------------------------------------------------ operations
 
-    def _op_report(self, src: str, rep: OpReport) -> None:
+    def _op_report(self, src: str, rep: OpReport, out: Outbox) -> None:
+        """A robot ended an operation: settle it, once.
+
+        Every report is acknowledged (the robot re-sends it until then). One
+        from an earlier attempt is stale, with one exception: work reported
+        done while the supervisor had taken it back (it could not hear the
+        robot) and not yet given it to anyone who started it: it is done, so
+        it is settled and the new award revoked, never done twice.
+        """
+        out.send(src, ReportAck(rep.op_id, src, rep.attempt))
         op = self.ops.get(rep.op_id)
-        if op is None or op.robot != src or op.state not in (OpState.AWARDED, OpState.RUNNING):
-            self.counters["unexpected_messages"] += 1
+        if op is None or op.state in (OpState.DONE, OpState.CANCELLED, OpState.WAITING):
+            self.counters["stale_reports"] += 1
             return
+        current = (
+            op.robot == src
+            and op.state in (OpState.AWARDED, OpState.RUNNING)
+            and rep.attempt == op.attempts
+        )
+        if not current:
+            unstarted = op.state in (OpState.READY, OpState.AUCTION) or (
+                op.state is OpState.AWARDED and op.robot != src
+            )
+            if rep.status is not OpStatus.DONE or not unstarted:
+                self.counters["stale_reports"] += 1
+                return
+            if op.state is OpState.AWARDED:
+                out.send(op.robot, Revoke(op.op_id, op.robot))
+            self.release(op)
+            op.robot = src
+            self.events.write(self.now, "op_late_report", op=op.op_id, robot=src)
         ok = rep.status is OpStatus.DONE
+        if ok and op.started_ns >= 0:
+            step = f"{op.spec.name}@{','.join(op.stations)}"
+            self.watch.op_time(src, step, self.now - op.started_ns, self.now)
         self.kpis.op_ended(src, self.now, ok=ok)
         self.events.write(
             self.now, f"op_{rep.status.value}", op=op.op_id, robot=src, detail=rep.detail
@@ -475,9 +565,10 @@ class Supervisor:
             return
         if op.spec.skill is Skill.INSPECT:
             self._judge(self.units[op.unit], rep)
-        self._complete(op)
+        self.complete(op)
 
-    def _complete(self, op: Op) -> None:
+    def complete(self, op: Op) -> None:
+        """``op`` is done: free its stations and wake what comes after it."""
         self.release(op)
         op.state = OpState.DONE
         for woke in refresh(self.units[op.unit]):
@@ -518,15 +609,15 @@ class Supervisor:
             robot = self.robots.get(op.robot)
             if robot is not None and robot.alive and robot.reported_op == op.op_id:
                 continue  # still running: its report will come
-            if self._looks_done(op):
+            if self.looks_done(op):
                 self.events.write(self.now, "op_settled", op=op.op_id, robot=op.robot, how="done")
-                self._complete(op)
+                self.complete(op)
             else:
                 if robot is not None and op.state is OpState.AWARDED:
                     out.send(op.robot, Revoke(op.op_id, op.robot))
                 self.requeue(op, "not running after a supervisor restart")
 
-    def _looks_done(self, op: Op) -> bool:
+    def looks_done(self, op: Op) -> bool:
         """Whether the world shows ``op`` done (the part where it was to go, the unit fastened)."""
         if op.spec.skill is Skill.FASTEN:
             return op.unit in self.fastened

@@ -181,13 +181,19 @@ def test_an_unseen_part_fails_the_op(make_run: MakeRun) -> None:
     assert not run.world.grips
 
 
-def test_a_part_out_of_reach_fails_with_the_plan_error(make_run: MakeRun) -> None:
+def test_a_part_away_from_its_station_is_not_fetched(make_run: MakeRun) -> None:
+    """The part is not where the operation says: fail, never fetch it from elsewhere.
+
+    (It may be in place already: an operation given out again after its
+    robot went quiet must not move the part a second time.)
+    """
     run = _ready(make_run)
     run.world.parts["battery-0001"].pose = Pose(0.9, -0.6, 0.1525, 0.0)  # fell far away
     run.send(Award(BATTERY, "R2"))
     report = _report(run, max_ticks=20)
     assert report.status is OpStatus.FAILED
-    assert "R2 cannot reach" in report.detail
+    assert report.detail == "battery-0001 is not at battery_tray (1.27 m away)"
+    assert not run.world.grips
 
 
 def test_a_faster_robot_finishes_sooner(make_run: MakeRun) -> None:

@@ -1,0 +1,188 @@
+"""Watchdogs: the faults nobody reports, noticed from what the supervisor sees anyway.
+
+A robot fault announces itself (the agent aborts); these do not:
+
+* a **lossy link** shows as sequence gaps: the supervisor's cell socket
+  counts the messages missing from each robot's sequence, and each robot's
+  heartbeat says how many of the supervisor's it saw missing;
+* a **slow robot** shows in its measured operation times: each one is
+  compared with the fastest the same robot did the same step at the same
+  stations;
+* a **jammed conveyor** shows as a part not arriving: a part on a belt for
+  much longer than the belt's length over its speed, with nothing at its end.
+
+Each logs when it starts (``link_lossy``, ``robot_slow``, ``conveyor_jammed``)
+and when it is over (``link_ok``, ``robot_speed_ok``, ``conveyor_cleared``),
+which is what the fault KPIs pair with the injected faults.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import statistics
+from typing import TYPE_CHECKING
+
+from bus.cellspec import CellSpec, StationKind
+from supervisor.kpis import NS
+
+if TYPE_CHECKING:
+    from supervisor.journal import EventLog
+
+LINK_OK_NS = 10 * NS
+"""A lossy link is fine again after this long without a gap ..."""
+LINK_OK_MESSAGES = 20
+"""... and this many messages heard from the robot since the last one (silence proves nothing)."""
+SLOW_RATIO = 1.6
+"""Operations taking this many times the robot's best for them mean the robot is slow ..."""
+FAST_AGAIN_RATIO = 1.3
+"""... and ones within this ratio mean it is back at speed."""
+SLOW_WINDOW = 3
+"""Judged on the median of its last few operations: one long move from far away is not slowness."""
+JAM_MARGIN = 1.5
+"""A part may take this many times the belt's nominal travel time (plus ``JAM_SLACK_NS``)."""
+JAM_SLACK_NS = 2 * NS
+
+
+@dataclasses.dataclass(slots=True)
+class _Link:
+    lossy: bool = False
+    last_gap_ns: int = -1
+    seen: int = 0
+    """Gaps counted so far, both directions."""
+    heard: int = 0
+    """Messages heard from the robot since the last gap."""
+    beat_gaps: int = 0
+    """The robot's own count in its last heartbeat (it starts again at 0 when it restarts)."""
+    socket_gaps: int = 0
+    """Our socket's count for it when last read (a restarted supervisor starts at 0)."""
+
+
+class Watch:
+    """The three watchdogs; ``events`` is where they say what they notice."""
+
+    def __init__(self, cell: CellSpec, events: EventLog) -> None:
+        self.events = events
+        self.links = {r.name: _Link() for r in cell.robots}
+        self.best_ns: dict[tuple[str, str], int] = {}
+        """(robot, step at stations) -> its fastest time for it."""
+        self.slow: set[str] = set()
+        self.ratios: dict[str, list[float]] = {}
+        """Per robot: its last operations' times over its best for them."""
+        self.travel_ns = {
+            c.name: round(c.length / c.speed * NS) for c in cell.conveyors if c.speed > 0
+        }
+        self.outfeeds = {c.name for c in cell.conveyors if c.role is StationKind.OUTFEED}
+        self.on_belt: dict[str, tuple[str, int]] = {}
+        """Part -> (conveyor, since when) for parts riding a belt."""
+        self.jammed: set[str] = set()
+
+    # ------------------------------------------------------------ links
+
+    def heartbeat_gaps(self, robot: str, gaps: int, now_ns: int) -> None:
+        """A heartbeat said the robot has seen ``gaps`` of our messages missing, in all."""
+        link = self.links[robot]
+        new = gaps - link.beat_gaps if gaps >= link.beat_gaps else gaps
+        link.beat_gaps = gaps
+        self._gaps(robot, link, new, now_ns)
+
+    def socket_gaps(self, counts: dict[str, int], now_ns: int) -> None:
+        """Our socket's per-sender gap counts now."""
+        for robot, link in self.links.items():
+            n = counts.get(robot, 0)
+            new = n - link.socket_gaps if n >= link.socket_gaps else n
+            link.socket_gaps = n
+            self._gaps(robot, link, new, now_ns)
+
+    def heard(self, robot: str) -> None:
+        """A message from ``robot`` arrived."""
+        link = self.links.get(robot)
+        if link is not None:
+            link.heard += 1
+
+    def _gaps(self, robot: str, link: _Link, new: int, now_ns: int) -> None:
+        if new <= 0:
+            return
+        link.seen += new
+        link.last_gap_ns = now_ns
+        link.heard = 0
+        if not link.lossy:
+            link.lossy = True
+            self.events.write(now_ns, "link_lossy", robot=robot, lost=new)
+
+    def links_ok(self, now_ns: int) -> None:
+        """Say which lossy links have been quiet for ``LINK_OK_NS``."""
+        for robot, link in self.links.items():
+            quiet = now_ns - link.last_gap_ns > LINK_OK_NS
+            if link.lossy and quiet and link.heard >= LINK_OK_MESSAGES:
+                link.lossy = False
+                self.events.write(now_ns, "link_ok", robot=robot, lost=link.seen)
+
+    # ------------------------------------------------------------ slow robots
+
+    def op_time(self, robot: str, step: str, took_ns: int, now_ns: int) -> None:
+        """A robot finished ``step`` (a step name at its stations) in ``took_ns``."""
+        if took_ns <= 0:
+            return
+        key = (robot, step)
+        best = self.best_ns.get(key)
+        if best is None or took_ns < best:
+            self.best_ns[key] = took_ns
+        if best is None:
+            return
+        recent = self.ratios.setdefault(robot, [])
+        recent.append(took_ns / best)
+        del recent[:-SLOW_WINDOW]
+        if len(recent) < SLOW_WINDOW:
+            return
+        ratio = round(statistics.median(recent), 2)
+        if robot not in self.slow and ratio >= SLOW_RATIO:
+            self.slow.add(robot)
+            self.events.write(now_ns, "robot_slow", robot=robot, ratio=ratio)
+        elif robot in self.slow and ratio <= FAST_AGAIN_RATIO:
+            self.slow.discard(robot)
+            self.events.write(now_ns, "robot_speed_ok", robot=robot, ratio=ratio)
+
+    # ------------------------------------------------------------ conveyors
+
+    def part_at(self, part: str, location: str, now_ns: int) -> None:
+        """A part is somewhere new (from the world's events)."""
+        kind, _, name = location.partition(":")
+        if kind == "conveyor" and name in self.travel_ns:
+            if self.on_belt.get(part, ("", 0))[0] != name:
+                self.on_belt[part] = (name, now_ns)
+        else:
+            self.on_belt.pop(part, None)
+
+    def part_gone(self, part: str) -> None:
+        """A part left the cell (shipped, scrapped)."""
+        self.on_belt.pop(part, None)
+
+    def conveyors(self, at_end: dict[str, str], blind: set[str], now_ns: int) -> None:
+        """Check every belt: ``at_end`` is what each end sensor sees, ``blind`` the stale ones.
+
+        A belt is jammed when a part has ridden it for longer than its travel
+        time allows while its end sensor sees nothing; it is clear again when a
+        part reaches the end (or none is left on it).
+        """
+        for name, travel in sorted(self.travel_ns.items()):
+            sensor = f"{name}.end"
+            if sensor in blind:
+                continue
+            arrived = bool(at_end.get(sensor, ""))
+            if arrived:
+                # the belt delivers: parts behind the one at the stop are queued, not late
+                for part, (belt, _) in self.on_belt.items():
+                    if belt == name:
+                        self.on_belt[part] = (belt, now_ns)
+            riding = [since for belt, since in self.on_belt.values() if belt == name]
+            if name in self.jammed:
+                if arrived or not riding:
+                    self.jammed.discard(name)
+                    self.events.write(now_ns, "conveyor_cleared", conveyor=name)
+                continue
+            limit = round(travel * JAM_MARGIN) + JAM_SLACK_NS
+            late = [since for since in riding if now_ns - since > limit]
+            if late and not arrived:
+                self.jammed.add(name)
+                waited = round((now_ns - min(late)) / NS, 3)
+                self.events.write(now_ns, "conveyor_jammed", conveyor=name, waited_s=waited)
