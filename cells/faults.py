@@ -170,3 +170,23 @@ def _number(source: str, key: str, value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         raise ConfigError(source, key, f"expected a number, got {value!r}")
     return float(value)
+
+
+def dump_scenario(faults: tuple[ScheduledFault, ...], comment: str = "") -> str:
+    """``faults`` as a scenario file (``load_scenario`` reads it back to the same faults)."""
+    out = [f"# {line}" for line in comment.splitlines()]
+    for f in faults:
+        out += [
+            "",
+            "[[faults]]",
+            f"at = {f.at_s!r}",
+            f'target = "{f.target}"',
+            f'kind = "{f.kind}"',
+        ]
+        if f.duration_s:
+            out.append(f"duration = {f.duration_s!r}")
+        if f.kind is FaultKind.SLOW_ROBOT:
+            out.append(f"factor = {f.factor!r}")
+        if f.kind is FaultKind.MESSAGE_LOSS:
+            out.append(f"share = {f.share!r}")
+    return "\n".join(out) + "\n"

@@ -13,22 +13,29 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.logging import RichHandler
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
 
 from bus.errors import LightsoutError
 from clients.args import positive, whole
 from clients.cli_control import add_commands
 from clients.cli_report import add_commands as add_report_commands
 
+if TYPE_CHECKING:
+    from cells.audit import Check
+
 
 def cmd_run(args: argparse.Namespace, console: Console) -> int:
     """Run a cell headless and print its KPIs."""
     from bus.endpoints import private_ipc_base
-    from cells.faults import load_scenario
+    from bus.errors import ConfigError
+    from cells.audit import audit_run
+    from cells.chaos import chaos_scenario
+    from cells.faults import dump_scenario, load_scenario
     from cells.launch import RunOptions, run_cell, run_dir
     from cells.schema import load_cell
     from clients.kpi_table import print_kpis
@@ -36,10 +43,19 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
 
     cell = load_cell(args.cell)
     faults = load_scenario(args.faults, cell) if args.faults else ()
+    if args.chaos and not args.processes:
+        why = "chaos kills agent and supervisor processes, so the cell must run with --processes"
+        raise ConfigError("--chaos", str(args.chaos), why)
+    chaos = chaos_scenario(cell, args.chaos, args.duration, args.seed) if args.chaos else ()
     if args.console:
         return _run_with_console(args, console)
-    name = args.name or f"{cell.name}-seed{args.seed}"
+    name = args.name or f"{cell.name}-seed{args.seed}" + (f"-chaos{args.chaos:g}" if chaos else "")
     out = run_dir(Path(args.runs_dir), name)
+    if chaos:
+        out.mkdir(parents=True)
+        note = f"lightsout run {args.cell} --chaos {args.chaos:g} --seed {args.seed}"
+        (out / "chaos.toml").write_text(dump_scenario(chaos, note), encoding="utf-8")
+        faults = tuple(sorted((*faults, *chaos), key=lambda f: (f.at_s, f.target, f.kind.value)))
     endpoint = args.endpoint
     recorder = None
     if args.record is not None:
@@ -95,7 +111,28 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
     console.print(f"report:  {write_report(out)}")
     if recorder is not None:
         console.print(f"bag:     {Path(args.record) if args.record else out / 'bag'}")
+    if chaos:
+        console.print(f"chaos:   {len(chaos)} faults, {out / 'chaos.toml'}")
+        return print_audit(audit_run(out), console)
     return 0
+
+
+def print_audit(checks: list[Check], console: Console) -> int:
+    """The audit as a table; 0 if every check passed, else 1."""
+    table = Table(title="audit")
+    for col in ("check", "result", "detail"):
+        table.add_column(col)
+    for c in checks:
+        table.add_row(c.name, "[green]ok[/green]" if c.ok else "[red]FAILED[/red]", c.detail)
+    console.print(table)
+    return 0 if all(c.ok for c in checks) else 1
+
+
+def cmd_audit(args: argparse.Namespace, console: Console) -> int:
+    """Check a finished run's promises (docs/faults.md)."""
+    from cells.audit import audit_run
+
+    return print_audit(audit_run(Path(args.run), window_s=args.window), console)
 
 
 def lower_priority() -> None:
@@ -136,6 +173,7 @@ def _run_with_console(args: argparse.Namespace, console: Console) -> int:
     for flag, value in (
         ("--name", args.name),
         ("--faults", args.faults),
+        ("--chaos", args.chaos or None),
         ("--realtime", args.realtime or None),
     ):
         if value:
@@ -252,10 +290,28 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--faults", metavar="SCENARIO", help="inject the faults of a scenario file (docs/faults.md)"
     )
+    run.add_argument(
+        "--chaos",
+        type=positive,
+        metavar="RATE",
+        help="inject random faults of every kind, RATE per sim second (docs/faults.md); "
+        "needs --processes; the run ends with its audit",
+    )
     run.add_argument("--name", help="run name (default CELL-seedN); results go to RUNS_DIR/NAME")
     run.add_argument("--runs-dir", default="runs", help="where runs are written (default runs/)")
     run.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     run.set_defaults(func=cmd_run)
+
+    aud = sub.add_parser("audit", help="check a finished run: ledger, parts, operations, recovery")
+    aud.add_argument("run", help="a run directory, e.g. runs/assembly-seed1")
+    aud.add_argument(
+        "--window",
+        type=positive,
+        default=300.0,
+        metavar="S",
+        help="throughput must be above zero in every window of S sim seconds (default 300)",
+    )
+    aud.set_defaults(func=cmd_audit)
 
     val = sub.add_parser("validate", help="check a cell file")
     val.add_argument("cell")

@@ -63,9 +63,11 @@ PHYSICAL_FAULTS = ("gripper_drop", "conveyor_jam", "sensor_blackout", "slow_robo
 MESSAGE_LOSS = "message_loss"
 """Lossy cell bus to a robot: the supervisor's socket loses a share (``factor``) both ways."""
 ROBOT_FAULT = "robot_fault"
+"""A robot fault: the supervisor aborts the robot (the arm stops where it is)."""
+DROP_AFTER_TICKS = 12
+"""An armed gripper drop lets go this many control ticks after the grasp: lifted, moving."""
 NOTED_FAULTS = ("agent_crash", "supervisor_crash")
 """Faults the launcher causes (killing a process); the host only has the supervisor log them."""
-"""A robot fault: the supervisor aborts the robot (the arm stops where it is)."""
 REPLY_MEMORY = 1024
 """Answered request ids remembered for retries."""
 
@@ -103,6 +105,8 @@ class CellHost:
         self._answered: collections.OrderedDict[str, ControlReply] = collections.OrderedDict()
         self._outbox: list[ControlRequest] = []
         self._jams: dict[str, int] = {}
+        self._armed: dict[str, int] = {}
+        """Robots whose gripper lets go of the next part it carries: ticks it has held it."""
         self._inject_seq = 0
         self._pace_anchor: tuple[float, int] | None = None
         self._control: zmq.Socket[Any] | None = None
@@ -308,7 +312,10 @@ class CellHost:
         if kind in ("gripper_drop", ROBOT_FAULT) and target not in self.world.arms:
             return f"no robot {target!r}"
         if kind == "gripper_drop":
-            self.world.drop(target)
+            if self.world.arms[target].holding:
+                self.world.drop(target)
+            else:
+                self._armed[target] = 0  # empty-handed: the next part it carries falls
         elif kind == "conveyor_jam":
             if target not in self.world.conveyors:
                 return f"no conveyor {target!r}"
@@ -385,6 +392,12 @@ class CellHost:
             if now >= until:
                 self.world.stop_conveyor(name, False)
                 del self._jams[name]
+        for robot, held in list(self._armed.items()):
+            if self.world.arms[robot].holding:
+                self._armed[robot] = held + 1
+                if held + 1 >= DROP_AFTER_TICKS:
+                    self.world.drop(robot)
+                    del self._armed[robot]
         if self.subscribed["joints"] > 0:
             self._publish("joints", JointsFrame(self.seq["joints"], now, self.arm_states()))
         if self.subscribed["parts"] > 0:

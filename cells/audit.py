@@ -1,0 +1,189 @@
+"""The audit of a finished run: did the cell keep its promises through its faults?
+
+Read from the run directory alone (``events.jsonl`` and ``kpis.json``), so it
+can judge any run, live or old, without trusting the supervisor's own totals:
+
+* **ledger balanced**: created = shipped + scrapped + work in progress;
+* **every part in one place**: replaying the log, every move starts where
+  the part was, no part ships or is scrapped twice, no part is in two units;
+* **no operation done twice**: each operation completes at most once, each
+  unit is fastened and shipped at most once, no shipped unit holds two parts
+  of one kind;
+* **robots recovered**: every robot ends in Idle or Execute, unless a fault
+  failed it for good (``permanent``);
+* **throughput in every window**: every whole window (300 s by default) of
+  the run ships at least one unit.
+
+``lightsout audit RUN_DIR`` prints it; a ``--chaos`` run ends with it.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+from bus.errors import LightsoutError
+
+NS = 1_000_000_000
+RECOVERED_STATES = ("idle", "execute")
+WINDOW_S = 300.0
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Check:
+    """One promise and whether the run kept it."""
+
+    name: str
+    ok: bool
+    detail: str
+
+
+def load(run_dir: Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """The run's events and KPIs (LightsoutError naming the file if one is missing or bad)."""
+    events_path, kpis_path = run_dir / "events.jsonl", run_dir / "kpis.json"
+    try:
+        lines = events_path.read_text(encoding="utf-8").splitlines()
+        events = [json.loads(line) for line in lines if line.strip()]
+        kpis = json.loads(kpis_path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        why = f"{exc.strerror}: {exc.filename}"
+        raise LightsoutError(f"{run_dir}: not a finished run ({why})") from None
+    except json.JSONDecodeError as exc:
+        raise LightsoutError(f"{run_dir}: a results file is not JSON: {exc}") from None
+    if not isinstance(kpis, dict) or not all(isinstance(e, dict) for e in events):
+        raise LightsoutError(f"{run_dir}: results are not what a run writes")
+    return events, kpis
+
+
+def audit_run(run_dir: Path, *, window_s: float = WINDOW_S) -> list[Check]:
+    """Every check of the module docstring, for the run in ``run_dir``."""
+    events, kpis = load(run_dir)
+    return [
+        ledger_balanced(kpis),
+        one_place(events),
+        done_once(events),
+        robots_recovered(events, kpis),
+        throughput_windows(events, kpis, window_s),
+    ]
+
+
+def ledger_balanced(kpis: dict[str, Any]) -> Check:
+    led = kpis.get("ledger", {})
+    created, shipped = led.get("created", 0), led.get("shipped", 0)
+    scrapped, wip = led.get("scrapped", 0), led.get("wip", 0)
+    ok = bool(kpis.get("ledger_balanced")) and created == shipped + scrapped + wip
+    detail = f"created {created} = shipped {shipped} + scrapped {scrapped} + WIP {wip}"
+    return Check("ledger balanced", ok, detail)
+
+
+def one_place(events: list[dict[str, Any]]) -> Check:
+    """Replay every part's life; each move must start where the part was."""
+    where: dict[str, str] = {}
+    gone: dict[str, str] = {}
+    unit_of: dict[str, str] = {}
+    problems: list[str] = []
+
+    def leave(part: str, fate: str, t: int) -> None:
+        if part in gone:
+            problems.append(f"{part} {fate} at {t / NS:.1f} s but already {gone[part]}")
+        gone[part] = fate
+        where.pop(part, None)
+
+    for e in events:
+        kind, t = e.get("kind"), int(e.get("t_ns", 0))
+        if kind == "part_created":
+            if e["part"] in where or e["part"] in gone:
+                problems.append(f"{e['part']} created twice")
+            where[e["part"]] = e["location"]
+        elif kind == "part_moved":
+            part = e["part"]
+            if part in gone:
+                problems.append(f"{part} moved at {t / NS:.1f} s after it was {gone[part]}")
+            elif where.get(part) != e["src"]:
+                problems.append(
+                    f"{part} moved from {e['src']} at {t / NS:.1f} s but was at {where.get(part)}"
+                )
+            where[part] = e["dst"]
+        elif kind in ("unit_shipped", "unit_scrapped"):
+            fate = "shipped" if kind == "unit_shipped" else "scrapped"
+            for part in e.get("parts", []):
+                if unit_of.setdefault(part, e["unit"]) != e["unit"]:
+                    problems.append(f"{part} in units {unit_of[part]} and {e['unit']}")
+                leave(part, fate, t)
+        elif kind == "part_scrapped":
+            leave(e["part"], "scrapped", t)
+        elif kind == "supervisor_restored":
+            # the restored ledger must be the one the log implies
+            restored = dict(e.get("ledger", {}))
+            if restored != where:
+                diff = sorted(set(restored.items()) ^ set(where.items()))[:3]
+                problems.append(f"restored ledger differs from the log at {t / NS:.1f} s: {diff}")
+            where = restored
+    detail = f"{len(where) + len(gone)} parts followed"
+    return Check("every part in one place", not problems, "; ".join(problems[:5]) or detail)
+
+
+def done_once(events: list[dict[str, Any]]) -> Check:
+    """Each operation completes once; each unit is fastened and shipped once, one part a kind."""
+    completed: collections.Counter[str] = collections.Counter()
+    fastened: collections.Counter[str] = collections.Counter()
+    shipped: collections.Counter[str] = collections.Counter()
+    kinds: dict[str, str] = {}
+    problems: list[str] = []
+    for e in events:
+        kind = e.get("kind")
+        if kind in ("op_done", "op_settled"):
+            completed[e["op"]] += 1
+        elif kind == "part_fastened":
+            fastened[e["part"]] += 1
+        elif kind == "part_created":
+            kinds[e["part"]] = e.get("part_kind", "")
+        elif kind == "unit_shipped":
+            shipped[e["unit"]] += 1
+            held = collections.Counter(kinds.get(p, p) for p in e.get("parts", []))
+            twice = sorted(k for k, n in held.items() if n > 1)
+            if twice:
+                problems.append(f"unit {e['unit']} shipped with {twice[0]} x{held[twice[0]]}")
+    for name, counter in (("operation", completed), ("fasten of", fastened), ("unit", shipped)):
+        problems += [f"{name} {k} done {n} times" for k, n in sorted(counter.items()) if n > 1]
+    detail = f"{sum(completed.values())} operations, {sum(shipped.values())} units"
+    return Check("no operation done twice", not problems, "; ".join(problems[:5]) or detail)
+
+
+def robots_recovered(events: list[dict[str, Any]], kpis: dict[str, Any]) -> Check:
+    """Every robot in Idle or Execute at the end, unless failed for good."""
+    failed = {
+        str(e.get("target"))
+        for e in events
+        if e.get("kind") == "fault_injected" and e.get("permanent")
+    }
+    robots = kpis.get("robots", {})
+    states = {name: str(r.get("state", "")).lower() for name, r in sorted(robots.items())}
+    bad = [f"{n} {s}" for n, s in states.items() if s not in RECOVERED_STATES and n not in failed]
+    detail = ", ".join(
+        f"{n} {s}" + (" (failed for good)" if n in failed else "") for n, s in states.items()
+    )
+    return Check("robots recovered", not bad and bool(states), "; ".join(bad) or detail)
+
+
+def throughput_windows(
+    events: list[dict[str, Any]], kpis: dict[str, Any], window_s: float
+) -> Check:
+    """At least one unit shipped in every whole window of the run."""
+    duration = float(kpis.get("duration_s", 0.0))
+    n = int(duration // window_s)
+    if n == 0:
+        return Check("throughput in every window", False, f"the run is shorter than {window_s:g} s")
+    counts = [0] * n
+    for e in events:
+        if e.get("kind") == "unit_shipped":
+            k = int(e["t_ns"] / NS // window_s)
+            if k < n:
+                counts[k] += 1
+    empty = [f"{k * window_s:g}-{(k + 1) * window_s:g} s" for k, c in enumerate(counts) if c == 0]
+    detail = f"units per {window_s:g} s: {counts}"
+    name = "throughput in every window"
+    return Check(name, not empty, f"none shipped in {', '.join(empty)}" if empty else detail)
