@@ -1,0 +1,80 @@
+"""Chaos runs: random faults of every kind, and the cell keeps its promises through them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from bus.cellspec import CellSpec
+from bus.errors import ConfigError
+from cells.audit import audit_run
+from cells.chaos import QUIET_END_S, WARM_UP_S, chaos_scenario
+from cells.faults import FaultKind, dump_scenario, parse_scenario
+from cells.launch import RunOptions, run_cell
+from cells.schema import load_cell
+from clients.cli import main
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def cell() -> CellSpec:
+    return load_cell(ROOT / "cells" / "assembly.toml")
+
+
+def test_a_chaos_scenario_is_drawn_from_the_seed_with_every_kind(cell: CellSpec) -> None:
+    faults = chaos_scenario(cell, 0.02, 1800, seed=7)
+    assert faults == chaos_scenario(cell, 0.02, 1800, seed=7)
+    assert faults != chaos_scenario(cell, 0.02, 1800, seed=8)
+    assert 20 <= len(faults) <= 55  # about 0.02 x 1720 s = 34
+    assert {f.kind for f in faults} == set(FaultKind)
+    for f in faults:
+        assert f.at_s >= WARM_UP_S
+        assert f.at_s + f.duration_s <= 1800 - QUIET_END_S + 1e-6
+    # written out, it reads back as the same scenario (a chaos run can be replayed with --faults)
+    import tomllib
+
+    again = parse_scenario(tomllib.loads(dump_scenario(faults, "a comment")), cell, source="x")
+    assert again == faults
+
+
+@pytest.mark.parametrize(
+    ("rate", "duration", "key"),
+    [(0.0, 600, "--chaos"), (2.0, 600, "--chaos"), (0.02, 60, "--duration")],
+)
+def test_bad_chaos_arguments_fail_with_one_line(
+    cell: CellSpec, rate: float, duration: float, key: str
+) -> None:
+    with pytest.raises(ConfigError) as err:
+        chaos_scenario(cell, rate, duration, seed=1)
+    assert str(err.value).startswith(f"{key}:")
+
+
+def test_chaos_without_processes_is_refused(tmp_path: Path) -> None:
+    cell_file = str(ROOT / "cells/assembly.toml")
+    code = main(["run", cell_file, "--chaos", "0.02", "--runs-dir", str(tmp_path), "-q"])
+    assert code == 2
+    assert not list(tmp_path.iterdir())  # nothing written
+
+
+@pytest.mark.timeout(900)
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_a_chaos_run_keeps_every_promise(cell: CellSpec, tmp_path: Path, seed: int) -> None:
+    """A short chaos run in real processes: every kind injected, the audit passes."""
+    faults = chaos_scenario(cell, 0.06, 330, seed)
+    assert {f.kind for f in faults} == set(FaultKind), "the seed must draw every kind"
+    kpis = run_cell(
+        cell, tmp_path, RunOptions(seed=seed, duration_s=330, processes=True, faults=faults)
+    )
+    checks = audit_run(tmp_path, window_s=110)
+    assert [c.name for c in checks if not c.ok] == [], [c for c in checks if not c.ok]
+    log = [json.loads(line) for line in (tmp_path / "events.jsonl").read_text().splitlines()]
+    injected = {e["fault"] for e in log if e["kind"] == "fault_injected"}
+    assert injected == {k.value for k in FaultKind}
+    crashes = [f for f in faults if f.kind is FaultKind.AGENT_CRASH]
+    assert len(kpis["sim"]["killed"]) == len(crashes) + sum(
+        f.kind is FaultKind.SUPERVISOR_CRASH for f in faults
+    )
+    assert kpis["units_completed"] >= 5
