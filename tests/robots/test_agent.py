@@ -18,6 +18,7 @@ from bus.messages import (
     Heartbeat,
     OpReport,
     OpStarted,
+    ReportAck,
     Revoke,
     StateChanged,
 )
@@ -265,6 +266,56 @@ def test_resent_award_is_ignored(make_run: MakeRun) -> None:
     run.run(5)
     assert len(run.sent(OpStarted)) == 1
     assert [r.status for r in run.sent(OpReport)] == [OpStatus.DONE]
+
+
+def test_a_report_is_resent_with_each_heartbeat_until_acknowledged(make_run: MakeRun) -> None:
+    """A lossy link may eat the report or its ack: the robot repeats it until the ack comes."""
+    run = make_run(CELL, "R2")
+    run.acks = False
+    to_execute(run)
+    tray_and_unit(run.world)
+    run.send(Award(BATTERY, "R2", attempt=2))
+    assert run.until(lambda: bool(run.sent(OpReport)), max_ticks=400)
+    first = next(t for t, m in run.log if isinstance(m, OpReport))
+    run.until(lambda: sum(t > first for t, m in run.log if isinstance(m, Heartbeat)) == 3)
+    reports = run.sent(OpReport)
+    assert len(reports) == 4  # sent, then again with each of three heartbeats
+    assert {(r.op_id, r.status, r.attempt) for r in reports} == {(BATTERY.op_id, OpStatus.DONE, 2)}
+    run.send(ReportAck(BATTERY.op_id, "R2", 2))
+    run.run(5 * 24)
+    assert len(run.sent(Heartbeat)) >= 6
+    assert len(run.sent(OpReport)) == 4  # acknowledged: no more
+
+
+def test_an_award_of_work_done_gets_its_report_not_the_work_again(make_run: MakeRun) -> None:
+    """Its report was lost and the supervisor gave it out again: it is done, not redone."""
+    run = make_run(CELL, "R2")
+    to_execute(run)
+    tray_and_unit(run.world)
+    run.send(Award(BATTERY, "R2"))
+    assert run.until(lambda: bool(run.sent(OpReport)), max_ticks=400)
+    run.run(2)
+    run.send(Award(BATTERY, "R2", attempt=1))  # taken back and given out again
+    run.run(3)
+    assert len(run.sent(OpStarted)) == 1
+    reports = run.sent(OpReport)
+    assert [(r.status, r.attempt) for r in reports] == [(OpStatus.DONE, 0), (OpStatus.DONE, 1)]
+    beat = run.sent(Heartbeat)[-1]
+    assert beat.op_id == "" and beat.queued == ()
+
+
+def test_heartbeat_lists_the_awards_in_hand(make_run: MakeRun) -> None:
+    run = make_run(CELL, "R2")
+    to_execute(run)
+    tray_and_unit(run.world)
+    fasten = op("u1/fasten", FA, at="F1")
+    run.send(Award(BATTERY, "R2"))
+    run.send(Award(fasten, "R2"))
+    run.step()
+    since = run.t_ns
+    assert run.until(lambda: any(t >= since for t, m in run.log if isinstance(m, Heartbeat)))
+    beat = run.sent(Heartbeat)[-1]
+    assert (beat.op_id, beat.queued) == (BATTERY.op_id, (fasten.op_id,))
 
 
 def test_revoke_drops_a_queued_op_but_not_a_started_one(make_run: MakeRun) -> None:
