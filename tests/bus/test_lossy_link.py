@@ -39,9 +39,8 @@ def exchange(ctx: zmq.Context[Any], share: float) -> tuple[list[int], list[int],
     sent_spoke: tuple[Count, ...] = ()
     try:
         for k in range(60):
-            tick = lambda expect: Tick(k, k * 1000, expect, None)  # noqa: E731
-            got_hub += [e.seq for e in hub.collect(tick(sent_spoke))]
-            got_spoke += [e.seq for e in spoke.collect(tick(sent_hub))]
+            got_hub += [e.seq for e in hub.collect(Tick(k, k * 1000, sent_spoke, None))]
+            got_spoke += [e.seq for e in spoke.collect(Tick(k, k * 1000, sent_hub, None))]
             if k == 10:
                 hub.impair("R1", share, until_tick=40)
             for i in range(10):
