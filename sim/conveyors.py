@@ -2,6 +2,10 @@
 
 DESIGN "Physics choices": parts ride the belt by friction at exactly belt
 speed and queue at the end stop by slipping on it, so a queue needs no logic.
+An infeed belt accumulates with zero pressure, as real ones do: once the part
+at the stop has another close behind it, the belt halts until the head is
+taken. (Left running, the belt kept pushing the second part into the first,
+and a thin part waiting long enough rode up onto the other and off the belt.)
 """
 
 from __future__ import annotations
@@ -20,6 +24,8 @@ STOP_THICKNESS = 0.01
 STOP_HEIGHT = 0.04
 """How far the end stop rises above the belt (metres)."""
 END_SENSOR_RANGE = 0.05
+QUEUE_GAP = 0.02
+"""A part whose leading edge is this close behind the head's trailing edge has caught up."""
 """A part whose leading edge is this close to the stop is seen by the end sensor (metres)."""
 STATION_INSET = 0.1
 """How far ``CellSpec.stations()`` puts an infeed station before the belt's end (metres)."""
@@ -44,6 +50,9 @@ class Conveyor:
         self.yaw = spec.yaw
         self.length = spec.length
         self.stopped = False
+        """A jam: the belt stands still."""
+        self.accumulated = False
+        """An infeed queue is complete: the belt waits for the head to be taken."""
         c, s = math.cos(self.yaw), math.sin(self.yaw)
         self.dir = (c, s)
         if spec.role is StationKind.INFEED and fed_length > 0:
@@ -78,13 +87,13 @@ class Conveyor:
         """Before a physics step: belt back in place, moving at belt speed (or still)."""
         cid = self.client
         p.resetBasePositionAndOrientation(self.belt, self._pos, self._orn, physicsClientId=cid)
-        vel = self._zero if self.stopped else self._vel
+        vel = self._zero if self.stopped or self.accumulated else self._vel
         p.resetBaseVelocity(self.belt, vel, self._zero, physicsClientId=cid)
 
     @property
     def velocity(self) -> tuple[float, float]:
         """The belt surface's velocity in the plane."""
-        if self.stopped:
+        if self.stopped or self.accumulated:
             return (0.0, 0.0)
         return (self._vel[0], self._vel[1])
 
@@ -113,6 +122,26 @@ class Conveyor:
                 if gap <= best_gap:
                     best, best_gap = pt.id, gap
         return best
+
+    def accumulate(self, head: str, free: list[Placed]) -> None:
+        """An infeed belt halts while a part queues close behind the one at the stop (``head``).
+
+        Zero-pressure accumulation: the queue stays compact and nothing pushes.
+        """
+        if self.spec.role is not StationKind.INFEED or not head:
+            self.accumulated = False
+            return
+        placed = {pt.id: (pt, pos, orn) for pt, pos, orn in free if self.on_belt(pt, pos)}
+        if head not in placed:
+            self.accumulated = False
+            return
+        hp, hpos, horn = placed[head]
+        head_rear = self.local(hpos)[0] - half_along(hp, horn, self.yaw)
+        self.accumulated = any(
+            head_rear - (self.local(pos)[0] + half_along(pt, orn, self.yaw)) <= QUEUE_GAP
+            for pid, (pt, pos, orn) in placed.items()
+            if pid != head
+        )
 
     def rear_gap(self, part: Part, pos: Vec3, orn: Quat, along0: float) -> float:
         """Distance from ``along0`` to ``part``'s trailing edge."""

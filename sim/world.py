@@ -506,6 +506,7 @@ class World:
         readings: dict[str, str] = {}
         for name, belt in self.conveyors.items():
             sensor, seen = f"{name}.end", belt.end_sensor(free)
+            belt.accumulate(seen, free)
             readings[sensor] = seen
             if seen and self._sensors.get(sensor) != seen:
                 self._emit(WorldEventKind.ARRIVED, self._parts[seen], f"conveyor:{name}", "")

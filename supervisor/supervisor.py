@@ -583,6 +583,8 @@ class Supervisor:
             robot.last_seen_ns = self.now
             robot.pending_cmd, robot.pending_command = "", None
         self.resync_at = self.now + int(2 * self.cell.heartbeat_s * NS)
+        for part, record in sorted(self.ledger.live.items()):
+            self.watch.part_at(part, record.location, self.now)  # belts are watched again
         led = self.ledger
         self.events.write(
             self.now,

@@ -19,7 +19,6 @@ which is what the fault KPIs pair with the injected faults.
 from __future__ import annotations
 
 import dataclasses
-import statistics
 from typing import TYPE_CHECKING
 
 from bus.cellspec import CellSpec, StationKind
@@ -36,8 +35,8 @@ SLOW_RATIO = 1.6
 """Operations taking this many times the robot's best for them mean the robot is slow ..."""
 FAST_AGAIN_RATIO = 1.3
 """... and ones within this ratio mean it is back at speed."""
-SLOW_WINDOW = 3
-"""Judged on the median of its last few operations: one long move from far away is not slowness."""
+SLOW_RUN = 2
+"""Slow only when this many operations in a row are: one long move from far away is not slowness."""
 JAM_MARGIN = 1.5
 """A part may take this many times the belt's nominal travel time (plus ``JAM_SLACK_NS``)."""
 JAM_SLACK_NS = 2 * NS
@@ -51,8 +50,9 @@ class _Link:
     """Gaps counted so far, both directions."""
     heard: int = 0
     """Messages heard from the robot since the last gap."""
-    beat_gaps: int = 0
-    """The robot's own count in its last heartbeat (it starts again at 0 when it restarts)."""
+    beat_gaps: int = -1
+    """The robot's own count in its last heartbeat (it starts again at 0 when it restarts);
+    -1 until the first heartbeat this supervisor hears (a restarted one takes it as it is)."""
     socket_gaps: int = 0
     """Our socket's count for it when last read (a restarted supervisor starts at 0)."""
 
@@ -81,6 +81,9 @@ class Watch:
     def heartbeat_gaps(self, robot: str, gaps: int, now_ns: int) -> None:
         """A heartbeat said the robot has seen ``gaps`` of our messages missing, in all."""
         link = self.links[robot]
+        if link.beat_gaps < 0:
+            link.beat_gaps = gaps
+            return
         new = gaps - link.beat_gaps if gaps >= link.beat_gaps else gaps
         link.beat_gaps = gaps
         self._gaps(robot, link, new, now_ns)
@@ -131,16 +134,13 @@ class Watch:
             return
         recent = self.ratios.setdefault(robot, [])
         recent.append(took_ns / best)
-        del recent[:-SLOW_WINDOW]
-        if len(recent) < SLOW_WINDOW:
-            return
-        ratio = round(statistics.median(recent), 2)
-        if robot not in self.slow and ratio >= SLOW_RATIO:
+        del recent[:-SLOW_RUN]
+        if robot not in self.slow and len(recent) == SLOW_RUN and min(recent) >= SLOW_RATIO:
             self.slow.add(robot)
-            self.events.write(now_ns, "robot_slow", robot=robot, ratio=ratio)
-        elif robot in self.slow and ratio <= FAST_AGAIN_RATIO:
+            self.events.write(now_ns, "robot_slow", robot=robot, ratio=round(min(recent), 2))
+        elif robot in self.slow and recent[-1] <= FAST_AGAIN_RATIO:
             self.slow.discard(robot)
-            self.events.write(now_ns, "robot_speed_ok", robot=robot, ratio=ratio)
+            self.events.write(now_ns, "robot_speed_ok", robot=robot, ratio=round(recent[-1], 2))
 
     # ------------------------------------------------------------ conveyors
 

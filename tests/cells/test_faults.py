@@ -10,6 +10,7 @@ import pytest
 
 from bus.cellspec import CellSpec
 from bus.errors import ConfigError
+from cells.audit import audit_run
 from cells.faults import FaultKind, ScheduledFault, parse_scenario
 from cells.launch import RunOptions, run_cell
 from cells.schema import load_cell
@@ -179,3 +180,57 @@ def test_a_slow_robot_moves_slower_bids_later_and_work_shifts_to_others(
     others = sum(kpis["robots"][r]["ops_done"] for r in ("R2", "R3", "R4"))
     assert others > sum(base["robots"][r]["ops_done"] for r in ("R2", "R3", "R4"))
     assert kpis["ledger_balanced"] is True
+
+
+@pytest.mark.timeout(600)
+def test_a_lossy_link_is_noticed_and_no_operation_runs_twice(
+    cell: CellSpec, tmp_path: Path
+) -> None:
+    """Half the messages between the supervisor and R2 lost for a minute, reproducibly."""
+    loss = ScheduledFault(20.0, "R2", FaultKind.MESSAGE_LOSS, 60.0, share=0.5)
+    opts = RunOptions(seed=4, duration_s=140, faults=(loss,))
+    kpis = run_cell(cell, tmp_path / "a", opts)
+    log = events(tmp_path / "a")
+    lossy = [e for e in log if e["kind"] == "link_lossy" and e["robot"] == "R2"]
+    ok = [e for e in log if e["kind"] == "link_ok" and e["robot"] == "R2"]
+    assert lossy and 20 * NS < lossy[0]["t_ns"] < 25 * NS  # noticed within seconds
+    assert ok and ok[-1]["t_ns"] > 80 * NS  # and fine again only after it ended
+    assert not any(e["kind"] == "link_lossy" and e["robot"] != "R2" for e in log)
+    # the repeats did their work: awards re-sent, duplicate reports ignored
+    assert kpis["counters"]["awards_resent"] + kpis["counters"]["stale_reports"] > 0
+    assert [c.detail for c in audit_run(tmp_path / "a", window_s=70) if not c.ok] == []
+    assert kpis["units_completed"] >= 6
+    run_cell(cell, tmp_path / "b", opts)
+    assert (tmp_path / "a" / "events.jsonl").read_bytes() == (
+        tmp_path / "b" / "events.jsonl"
+    ).read_bytes()
+
+
+@pytest.mark.timeout(600)
+def test_a_jammed_belt_is_noticed_held_and_cleared(cell: CellSpec, tmp_path: Path) -> None:
+    """The outfeed stops: units not arriving tell the supervisor, which holds the unloads."""
+    jam = ScheduledFault(50.0, "outfeed", FaultKind.CONVEYOR_JAM, 40.0)
+    kpis = run_cell(cell, tmp_path, RunOptions(seed=1, duration_s=130, faults=(jam,)))
+    log = events(tmp_path)
+    (jammed,) = [e for e in log if e["kind"] == "conveyor_jammed"]
+    (cleared,) = [e for e in log if e["kind"] == "conveyor_cleared"]
+    assert jammed["conveyor"] == cleared["conveyor"] == "outfeed"
+    # cleared when a unit reaches the end again: the belt runs at 90 s, the unit rides on
+    assert 50 * NS < jammed["t_ns"] < 90 * NS <= cleared["t_ns"] < 100 * NS
+    # held: no unload starts while the belt is known jammed
+    unloads = [e["t_ns"] for e in log if e["kind"] == "op_started" and e["op"].endswith("/unload")]
+    assert not [t for t in unloads if jammed["t_ns"] <= t < cleared["t_ns"]]
+    assert kpis["ledger_balanced"]
+    assert any(e["kind"] == "unit_shipped" and e["t_ns"] > cleared["t_ns"] for e in log)
+
+
+@pytest.mark.timeout(600)
+def test_a_slow_robot_is_noticed_from_its_times(cell: CellSpec, tmp_path: Path) -> None:
+    slow = ScheduledFault(30.0, "R1", FaultKind.SLOW_ROBOT, 80.0, factor=3.0)
+    run_cell(cell, tmp_path, RunOptions(seed=1, duration_s=200, faults=(slow,)))
+    log = events(tmp_path)
+    noticed = [e for e in log if e["kind"] == "robot_slow"]
+    back = [e for e in log if e["kind"] == "robot_speed_ok"]
+    assert [e["robot"] for e in noticed] == ["R1"]
+    assert 30 * NS < noticed[0]["t_ns"] < 110 * NS and noticed[0]["ratio"] >= 1.6
+    assert [e["robot"] for e in back] == ["R1"] and back[0]["t_ns"] > 110 * NS
