@@ -46,7 +46,7 @@ def fault_events() -> list[dict[str, Any]]:
         {
             "t_ns": 20 * S,
             "kind": "fault_injected",
-            "robot": "R2",
+            "target": "R2",
             "fault": "robot_fault",
             "duration_s": 10.0,
         },
