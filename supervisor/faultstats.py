@@ -134,6 +134,8 @@ class FaultTracker:
         self.fixtures: set[str] = set()
         self.ideal_ns: dict[str, int] = {}
         """Fastest observed duration of each recipe step (its ideal time)."""
+        self._open: list[int] = []
+        """Indices of the faults an event may still detect or recover (the rest are settled)."""
         self._down: dict[str, int] = {}
         """Robot -> index of its open outage."""
         self._cell_down: dict[int, int] = {}
@@ -157,8 +159,10 @@ class FaultTracker:
         if kind == "fault_injected":
             self._inject(t, ev)
         else:
-            detected, recovered = self._match(t, kind, ev, range(len(self.faults)))
+            detected, recovered = self._match(t, kind, ev, self._open)
             self._outages_of_faults(t, detected, recovered)
+            if detected or recovered:
+                self._settle()
         self._timeline(t, kind, ev)
         self._work(t, kind, ev)
         if t == self._tick_ns:
@@ -176,6 +180,7 @@ class FaultTracker:
         )
         idx = len(self.faults)
         self.faults.append(fault)
+        self._open.append(idx)
         if kind == "gripper_drop" and target in self.robots:
             log = self.robots[target]
             fault.op = log.running[0] if log.running else ""
@@ -195,13 +200,23 @@ class FaultTracker:
             if isinstance(t_old, int):
                 detected, recovered = self._match(t_old, _str(old, "kind"), old, (idx,))
                 self._outages_of_faults(t_old, detected, recovered)
+        self._settle()
+
+    def _settle(self) -> None:
+        """Forget faults no event can change any more: recovered, or permanent and detected."""
+        self._open = [
+            i
+            for i in self._open
+            if self.faults[i].recovered_ns is None
+            and not (self.faults[i].permanent and self.faults[i].detected_ns is not None)
+        ]
 
     def _match(
         self, t: int, kind: str, ev: Mapping[str, Any], which: Iterable[int]
     ) -> tuple[list[int], list[int]]:
         """Mark the faults among ``which`` that ``ev`` detects or recovers."""
         detected, recovered = [], []
-        for idx in which:
+        for idx in tuple(which):
             f = self.faults[idx]
             if t < f.at_ns or f.recovered_ns is not None:
                 continue
