@@ -55,11 +55,11 @@ class EventLog:
         self.count += 1
         rec = {"t_ns": t_ns, "kind": kind, **fields}
         line = json.dumps(rec, sort_keys=True, separators=(",", ":"))
-        for observe in self.observers:
-            observe(rec)
         self.fresh.append(line)
         if self._fh is not None:
             self._fh.write(line + "\n")
+        for observe in self.observers:
+            observe(rec)
 
     def take_fresh(self) -> tuple[str, ...]:
         """The lines written since the last call."""
