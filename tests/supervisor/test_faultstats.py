@@ -423,3 +423,13 @@ def test_a_restored_supervisor_rebuilds_its_tracker_from_the_journal(tmp_path: P
     (f,) = figures(restored.faults, 10 * S)["faults"]
     restored.close()
     assert (f["recovered_at_s"], f["recovered_by"]) == (3.0, "sensor_restored")
+
+
+def test_figures_at_the_first_tick_have_nothing_to_divide_by_and_say_so() -> None:
+    tr = FaultTracker(ROBOTS)
+    tr.feed(fault(0.0, "robot_fault", "R1", duration_s=5.0))
+    out = figures(tr, 0)
+    assert out["cell"]["availability"] is None and out["cell"]["oee"]["oee"] is None
+    assert out["robots"]["R1"]["oee"]["performance"] is None
+    assert out["faults"][0]["detected_at_s"] is None
+    json.dumps(out, allow_nan=False)  # plain JSON: no NaN or infinity in kpis.json
