@@ -12,6 +12,34 @@ def _pct(x: float) -> str:
     return f"{100 * x:.1f}%"
 
 
+def _maybe_pct(x: object) -> str:
+    return _pct(x) if isinstance(x, int | float) and not isinstance(x, bool) else "-"
+
+
+def _maybe_s(x: object) -> str:
+    return f"{x:.1f} s" if isinstance(x, int | float) and not isinstance(x, bool) else "-"
+
+
+def _reliability_rows(kpis: dict[str, Any]) -> list[tuple[str, str]]:
+    """OEE, MTBF, MTTR and the faults (a ``kpis.json`` from before them shows ``-``)."""
+    oee = kpis.get("oee")
+    oee = oee if isinstance(oee, dict) else {}
+    factors = " x ".join(_maybe_pct(oee.get(k)) for k in ("availability", "performance", "quality"))
+    faults = kpis.get("faults")
+    faults = faults if isinstance(faults, list) else []
+    found = sum(1 for f in faults if isinstance(f, dict) and f.get("detected_at_s") is not None)
+    fixed = sum(1 for f in faults if isinstance(f, dict) and f.get("recovered_at_s") is not None)
+    return [
+        ("OEE (availability x performance x quality)", f"{_maybe_pct(oee.get('oee'))} ({factors})"),
+        (
+            "failures / MTBF / MTTR",
+            f"{kpis.get('failures', '-')} / {_maybe_s(kpis.get('mtbf_s'))}"
+            f" / {_maybe_s(kpis.get('mttr_s'))}",
+        ),
+        ("faults injected / detected / recovered", f"{len(faults)} / {found} / {fixed}"),
+    ]
+
+
 def kpi_tables(kpis: dict[str, Any]) -> list[Table]:
     """The cell summary and the per-robot table."""
     cell = Table(title=f"{kpis.get('cell', 'cell')} - seed {kpis.get('seed')}", show_header=False)
@@ -36,6 +64,7 @@ def kpi_tables(kpis: dict[str, Any]) -> list[Table]:
             f"{led['created']} / {led['shipped']} / {led['scrapped']} / {led['wip']}",
         ),
         ("ledger balanced", "yes" if kpis["ledger_balanced"] else "[red]NO[/red]"),
+        *_reliability_rows(kpis),
     ]
     for k, v in rows:
         cell.add_row(k, v)
@@ -44,6 +73,8 @@ def kpi_tables(kpis: dict[str, Any]) -> list[Table]:
         "robot",
         "state",
         "utilisation",
+        "availability",
+        "OEE",
         "busy",
         "starved",
         "blocked",
@@ -56,6 +87,8 @@ def kpi_tables(kpis: dict[str, Any]) -> list[Table]:
             name,
             r["state"],
             _pct(r["utilisation"]),
+            _maybe_pct(r.get("availability")),
+            _maybe_pct((r.get("oee") or {}).get("oee")),
             f"{r['busy_s']:.0f} s",
             f"{r['starved_s']:.0f} s",
             f"{r['blocked_s']:.0f} s",

@@ -17,17 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from bus.errors import ConfigError
-from clients.report_data import (
-    NS,
-    Run,
-    availability_of,
-    cell_reliability,
-    fault_marks,
-    load_run,
-    oee,
-    outages,
-    reliability,
-)
+from clients.report_data import NS, Run, fault_marks, has_figures, load_run, outages
 from clients.report_plots import figures, to_svg
 
 REPORT = "report.html"
@@ -127,11 +117,15 @@ def _e(text: object) -> str:
 
 
 def _get(kpis: dict[str, Any], path: str) -> Any:
+    """The value at a dotted ``path`` (a number indexes an array), None if it is not there."""
     cur: Any = kpis
     for part in path.split("."):
-        if not isinstance(cur, dict) or part not in cur:
+        if isinstance(cur, list) and part.isdigit() and int(part) < len(cur):
+            cur = cur[int(part)]
+        elif isinstance(cur, dict) and part in cur:
+            cur = cur[part]
+        else:
             return None
-        cur = cur[part]
     return cur
 
 
@@ -139,7 +133,7 @@ def _kpi_cell(kpis: dict[str, Any], path: str, text: str | None = None, unit: st
     """A cell showing ``kpis.json``'s value at ``path``, tagged with the path and the raw value."""
     v = _get(kpis, path)
     if v is None:
-        return f'<td data-kpi="{_e(path)}" data-value="null">-</td>'
+        return f'<td data-kpi="{_e(path)}" data-value="null">{_e(text or "-")}</td>'
     shown = text if text is not None else _num(v) + (f" {unit}" if unit else "")
     raw = json.dumps(v, sort_keys=True)
     return f'<td data-kpi="{_e(path)}" data-value="{_e(raw)}">{_e(shown)}</td>'
@@ -189,52 +183,53 @@ def _cell_table(run: Run) -> str:
     )
 
 
+def _pct_of(kpis: dict[str, Any], path: str) -> str | None:
+    """``kpis.json``'s ratio at ``path`` as a percentage (None: show the default)."""
+    v = _get(kpis, path)
+    return _pct(float(v)) if isinstance(v, int | float) and not isinstance(v, bool) else None
+
+
+def _secs_of(kpis: dict[str, Any], path: str, none: str = "-") -> str:
+    v = _get(kpis, path)
+    return _secs(float(v)) if isinstance(v, int | float) and not isinstance(v, bool) else none
+
+
+OLD_RUN = (
+    '<p class="src" id="no-figures">This run\'s <code>kpis.json</code> has no availability, '
+    "MTBF, MTTR, OEE or fault list: it was recorded before the supervisor computed them.</p>"
+)
+
+
 def _oee_table(run: Run) -> str:
-    o = oee(run)
-    rel = cell_reliability(run)
-
-    def cell(name: str, value: float | None, text: str) -> str:
-        src = "kpis.json" if name in o.from_kpis else "computed"
-        val = "null" if value is None else json.dumps(round(value, 6))
-        return (
-            f'<td data-oee="{name}" data-value="{val}">{_e(text)} '
-            f'<span class="src">({src})</span></td>'
-        )
-
-    ideal = (
-        "-"
-        if o.ideal_cycle_s is None
-        else f"{o.ideal_cycle_s:g} s / {o.stations} = {o.ideal_cycle_s / o.stations:.2f} s per unit"
+    k = run.kpis
+    ideal = _get(k, "oee.ideal_cycle_s")
+    stations = _get(k, "oee.stations")
+    per_unit = (
+        f"{ideal:g} s / {stations} = {ideal / stations:.2f} s per unit"
+        if isinstance(ideal, int | float) and isinstance(stations, int) and stations > 0
+        else None
     )
-    mtbf = f"{rel.mtbf_s:.1f} s" + (" (no failures)" if rel.failures == 0 else "")
-    mttr = _secs(rel.mttr_s)
-    if rel.failures and rel.mttr_s is None:
-        mttr = "- (no repair finished)"
-
-    def src(name: str) -> str:
-        return ' <span class="src">(kpis.json)</span>' if name in rel.from_kpis else ""
-
+    failures = _get(k, "failures")
+    mtbf = _secs_of(k, "mtbf_s") + (" (no failures)" if failures == 0 else "")
+    mttr = _secs_of(k, "mttr_s", "- (no repair finished)" if failures else "-")
     rows = [
-        ("OEE", cell("oee", o.oee, _pct(o.oee)).replace("<td ", '<td class="big" ', 1)),
-        ("availability", cell("availability", o.availability, _pct(o.availability))),
-        ("performance", cell("performance", o.performance, _pct(o.performance))),
-        ("quality", cell("quality", o.quality, _pct(o.quality))),
-        ("ideal cycle time", f"<td>{_e(ideal)}</td>"),
-        ("actual production time", f"<td>{o.production_s:.1f} s</td>"),
         (
-            "failures",
-            f'<td data-oee="failures" data-value="{rel.failures}">{rel.failures}'
-            f"{src('failures')}</td>",
+            "OEE",
+            _kpi_cell(k, "oee.oee", _pct_of(k, "oee.oee")).replace("<td ", '<td class="big" ', 1),
         ),
-        (
-            "MTBF",
-            f'<td data-oee="mtbf_s" data-value="{rel.mtbf_s:.6g}">{_e(mtbf)}{src("mtbf_s")}</td>',
-        ),
-        ("MTTR", f'<td data-oee="mttr_s">{_e(mttr)}{src("mttr_s")}</td>'),
-        ("time down (any robot)", f"<td>{rel.down_s:.1f} s</td>"),
+        ("availability", _kpi_cell(k, "oee.availability", _pct_of(k, "oee.availability"))),
+        ("performance", _kpi_cell(k, "oee.performance", _pct_of(k, "oee.performance"))),
+        ("quality", _kpi_cell(k, "oee.quality", _pct_of(k, "oee.quality"))),
+        ("ideal cycle time", _kpi_cell(k, "oee.ideal_cycle_s", per_unit)),
+        ("actual production time", _kpi_cell(k, "oee.production_s", unit="s")),
+        ("failures", _kpi_cell(k, "failures")),
+        ("MTBF", _kpi_cell(k, "mtbf_s", mtbf)),
+        ("MTTR", _kpi_cell(k, "mttr_s", mttr)),
+        ("time down (any failure)", _kpi_cell(k, "down_s", unit="s")),
     ]
     head = '<thead><tr><th colspan="2">OEE (ISO 22400-2)</th></tr></thead>'
-    return f'<table id="oee">{head}{_rows(rows)}</table>'
+    note = "" if has_figures(run) else OLD_RUN
+    return f'<div><table id="oee">{head}{_rows(rows)}</table>{note}</div>'
 
 
 def _robot_table(run: Run) -> str:
@@ -247,45 +242,134 @@ def _robot_table(run: Run) -> str:
         "busy",
         "starved",
         "blocked",
+        "down",
         "ops done",
         "ops failed",
         "failures",
         "MTBF",
         "MTTR",
+        "OEE",
     )
     head = "".join(f"<th>{_e(c)}</th>" for c in cols)
     rows = []
     for r in run.robots:
         p = f"robots.{r}"
-        util = _get(k, f"{p}.utilisation")
-        rel = reliability(run, r)
         state = _get(k, f"{p}.state")
         cls = ' class="bad"' if state in ("Aborted", "Aborting") else ""
         rows.append(
             "<tr>"
             f"<td>{_e(r)}</td>"
             + _kpi_cell(k, f"{p}.state").replace("<td ", f"<td{cls} ", 1)
-            + _kpi_cell(
-                k, f"{p}.utilisation", _pct(util) if isinstance(util, float | int) else None
-            )
-            + f"<td>{_pct(availability_of(run, r))}</td>"
+            + _kpi_cell(k, f"{p}.utilisation", _pct_of(k, f"{p}.utilisation"))
+            + _kpi_cell(k, f"{p}.availability", _pct_of(k, f"{p}.availability"))
             + _kpi_cell(k, f"{p}.busy_s", unit="s")
             + _kpi_cell(k, f"{p}.starved_s", unit="s")
             + _kpi_cell(k, f"{p}.blocked_s", unit="s")
+            + _kpi_cell(k, f"{p}.down_s", unit="s")
             + _kpi_cell(k, f"{p}.ops_done")
             + _kpi_cell(k, f"{p}.ops_failed")
-            + f"<td>{rel.failures}</td>"
-            + f"<td>{rel.mtbf_s:.1f} s</td>"
-            + f"<td>{_secs(rel.mttr_s)}</td>"
-            "</tr>"
+            + _kpi_cell(k, f"{p}.failures")
+            + _kpi_cell(k, f"{p}.mtbf_s", _secs_of(k, f"{p}.mtbf_s"))
+            + _kpi_cell(k, f"{p}.mttr_s", _secs_of(k, f"{p}.mttr_s"))
+            + _kpi_cell(k, f"{p}.oee.oee", _pct_of(k, f"{p}.oee.oee"))
+            + "</tr>"
         )
     return f'<table id="robots"><thead><tr>{head}</tr></thead>{"".join(rows)}</table>'
 
 
+def _fault_list(run: Run) -> str:
+    """Every injected fault with its detection and recovery (``kpis.json`` ``faults``)."""
+    k = run.kpis
+    faults = k.get("faults")
+    if not isinstance(faults, list):
+        return ""
+    if not faults:
+        return '<p id="fault-list">No fault was injected.</p>'
+    cols = ("at", "kind", "target", "detected", "after", "by", "recovered", "after", "by")
+    head = "".join(f"<th>{_e(c)}</th>" for c in cols)
+    rows = []
+    for i, f in enumerate(faults[:MAX_FAULT_ROWS]):
+        p = f"faults.{i}"
+        never = "never" if isinstance(f, dict) and f.get("permanent") else None
+        rows.append(
+            "<tr>"
+            + _kpi_cell(k, f"{p}.at_s", unit="s")
+            + _kpi_cell(k, f"{p}.kind")
+            + _kpi_cell(k, f"{p}.target")
+            + _kpi_cell(k, f"{p}.detected_at_s", unit="s")
+            + _kpi_cell(k, f"{p}.detection_s", unit="s")
+            + _kpi_cell(k, f"{p}.detected_by")
+            + _kpi_cell(
+                k,
+                f"{p}.recovered_at_s",
+                None if _get(k, f"{p}.recovered_at_s") is not None else never,
+                unit="s",
+            )
+            + _kpi_cell(k, f"{p}.recovery_s", unit="s")
+            + _kpi_cell(k, f"{p}.recovered_by")
+            + "</tr>"
+        )
+    more = (
+        f"<p>... and {len(faults) - MAX_FAULT_ROWS} more.</p>"
+        if len(faults) > MAX_FAULT_ROWS
+        else ""
+    )
+    return (
+        "<h3>Injected faults: detection and recovery (sim time)</h3>"
+        f'<table id="fault-list"><thead><tr>{head}</tr></thead>{"".join(rows)}</table>{more}'
+    )
+
+
+def _kind_table(run: Run) -> str:
+    """Per fault kind: how many, found and fixed how fast, and what they cost (``by_fault_kind``)."""
+    k = run.kpis
+    kinds = k.get("by_fault_kind")
+    if not isinstance(kinds, dict) or not kinds:
+        return ""
+    cols = (
+        "kind",
+        "scope",
+        "count",
+        "detected",
+        "recovered",
+        "detection mean",
+        "detection max",
+        "recovery mean",
+        "recovery max",
+        "downtime",
+        "availability lost",
+        "OEE lost",
+    )
+    head = "".join(f"<th>{_e(c)}</th>" for c in cols)
+    rows = []
+    for kind in sorted(kinds):
+        p = f"by_fault_kind.{kind}"
+        rows.append(
+            f"<tr><td>{_e(kind)}</td>"
+            + _kpi_cell(k, f"{p}.scope")
+            + _kpi_cell(k, f"{p}.count")
+            + _kpi_cell(k, f"{p}.detected")
+            + _kpi_cell(k, f"{p}.recovered")
+            + _kpi_cell(k, f"{p}.detection_s.mean", unit="s")
+            + _kpi_cell(k, f"{p}.detection_s.max", unit="s")
+            + _kpi_cell(k, f"{p}.recovery_s.mean", unit="s")
+            + _kpi_cell(k, f"{p}.recovery_s.max", unit="s")
+            + _kpi_cell(k, f"{p}.downtime_s", unit="s")
+            + _kpi_cell(k, f"{p}.availability_lost", _pct_of(k, f"{p}.availability_lost"))
+            + _kpi_cell(k, f"{p}.oee_lost", _pct_of(k, f"{p}.oee_lost"))
+            + "</tr>"
+        )
+    return (
+        "<h3>By fault kind</h3>"
+        f'<table id="fault-kinds"><thead><tr>{head}</tr></thead>{"".join(rows)}</table>'
+    )
+
+
 def _fault_table(run: Run) -> str:
     marks = fault_marks(run)
+    listed = _kind_table(run) + _fault_list(run)
     if not marks:
-        return (
+        return listed + (
             '<p id="faults">No faults: no fault event, failed operation, lost robot or abort.</p>'
         )
     outs = outages(run)
@@ -309,6 +393,7 @@ def _fault_table(run: Run) -> str:
         "<thead><tr><th>from</th><th>robot</th><th>cause</th><th>time to repair</th></tr></thead>"
     )
     return (
+        f"{listed}<h3>Fault events and outages</h3>"
         f'<div class="grid"><table id="faults">{head}{"".join(rows)}</table>'
         f'<table id="outages">{dhead}{down}</table></div>{more}'
     )
@@ -316,10 +401,12 @@ def _fault_table(run: Run) -> str:
 
 def _definitions() -> str:
     return """<details><summary>How the figures are computed</summary>
+<p>Every figure is the supervisor's, from <code>kpis.json</code>; <code>docs/faults.md</code> ("KPIs") has the details.</p>
 <ul>
-<li><b>Availability</b>: each robot's time in Execute over the run's planned time (the whole run), averaged over robots (state times as in <code>kpis.json</code>).</li>
-<li><b>Performance</b>: ideal cycle time x units shipped / actual production time. The ideal cycle time is the fastest observed unit cycle (start in a fixture to ship) shared by the fixtures that work at once; the actual production time is the run's length times availability.</li>
-<li><b>Quality</b>: good units / (good + scrapped units). <b>OEE</b> = availability x performance x quality.</li>
-<li><b>Failures</b>: a fault event naming a robot, a lost robot, an entry into Aborting or Aborted, or a Hold caused by a fault; the events of one failure count once. The <b>repair</b> lasts until the robot is back in Execute. <b>MTBF</b> = (run time - time down) / failures (the run time when nothing failed); <b>MTTR</b> = mean time of the finished repairs.</li>
-<li>Figures that <code>kpis.json</code> already holds are shown as they are and marked so.</li>
+<li><b>Time buckets</b> (ISO 22400-2): Execute is production time; Stopped, Resetting, Idle and Starting are setup; Hold, Suspend, Stop and Complete states are delay; Aborting, Aborted, Clearing, a lost robot, and any state while a failure is open (until the robot is back in Execute) are down time. The planned time is the whole run.</li>
+<li><b>Availability</b>: production time over the run, per robot; the cell's is the mean over robots.</li>
+<li><b>Performance</b>: ideal time x output / production time. A robot's output is its operations done, each worth the fastest time any robot did that step in; the cell's is its units shipped, worth the fastest unit cycle shared by the fixtures that work at once.</li>
+<li><b>Quality</b>: operations done / (done + failed) for a robot; good units / (good + scrapped) for the cell. <b>OEE</b> = availability x performance x quality.</li>
+<li><b>Failures</b>: a robot's outages (an injected crash or robot fault, an abort, a lost robot, a Hold caused by a fault) from the fault until it is back in Execute; the cell's are all of them and its own (a crashed supervisor, a jammed belt, a blind sensor, while they last). <b>MTBF</b> = (run time - time down) / failures (the run time when nothing failed); <b>MTTR</b> = mean time of the finished repairs.</li>
+<li><b>Faults</b>: detection is the first event that shows the cell noticed the fault, recovery the first that shows it got over it; <b>availability lost</b> and <b>OEE lost</b> value each kind's downtime at the run's own performance and quality.</li>
 </ul></details>"""

@@ -1,13 +1,16 @@
-"""What a run's report shows, computed from ``kpis.json`` and ``events.jsonl``.
+"""What a run's report shows, read from ``kpis.json`` and ``events.jsonl``.
 
 No plotting here: this module turns the two files into timelines (PackML
-state spans, operations, faults, outages), series (throughput, part flow)
-and the ISO 22400-2 figures, so tests can check the numbers behind every
-picture without reading SVG. ``clients.report_plots`` draws them and
-``clients.report`` writes the page.
+state spans, operations, fault marks), series (throughput, part flow) and
+the outages, so tests can check the numbers behind every picture without
+reading SVG. ``clients.report_plots`` draws them and ``clients.report``
+writes the page.
 
-Where ``kpis.json`` already holds a figure, that figure wins: the report
-never contradicts the KPIs the run printed.
+The ISO 22400-2 figures (availability, performance, quality, OEE, MTBF,
+MTTR), the faults with their detection and recovery, and the outages are the
+supervisor's, taken from ``kpis.json`` as they are: one source of truth, so
+the report never contradicts the KPIs the run printed. A run recorded before
+``kpis.json`` had them still opens; those figures show as missing.
 """
 
 from __future__ import annotations
@@ -22,19 +25,12 @@ from typing import Any
 
 from bus.enums import PackMLState
 from bus.errors import ConfigError
+from bus.timebuckets import FAILURE_STATES, LOST
 
 NS = 1_000_000_000
 
-PRODUCTIVE = frozenset({PackMLState.EXECUTE.value})
-"""States that count as production time (availability's numerator)."""
-DOWN_STATES = frozenset({PackMLState.ABORTING.value, PackMLState.ABORTED.value})
-"""States a robot only reaches on a fault: entering one starts a failure."""
-HOLD_STATES = frozenset({PackMLState.HOLDING.value, PackMLState.HELD.value})
-"""States that are a failure only when a fault caused them (an operator's Hold is planned)."""
-REPAIRED = frozenset({PackMLState.EXECUTE.value})
-"""Back in production: the end of a repair."""
-LOST = "lost"
-"""The pseudo-state of a robot the supervisor lost, until it reports a state again."""
+FIGURES = ("availability", "mtbf_s", "mttr_s", "oee", "faults", "by_fault_kind", "outages")
+"""Keys of ``kpis.json`` the supervisor has written since it computes the ISO 22400-2 figures."""
 FAULT_KINDS = ("fault", "op_failed", "robot_lost", "process_killed")
 """Event kinds (substrings) marked on the Gantt chart as faults."""
 
@@ -103,10 +99,11 @@ class Mark:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Outage:
-    """A failure of one robot (or of the cell, ``robot == ""``) and its repair.
+    """A failure of one robot (or of the cell, ``robot == ""``) and its repair (``kpis.json``).
 
-    ``end_ns`` is when the robot was back in Execute; ``repaired`` is False
-    when the run ended first (the repair time then runs to the end).
+    ``end_ns`` is when the robot was back in Execute (the cell's fault over);
+    ``repaired`` is False when the run ended first (the repair time then runs
+    to the end).
     """
 
     robot: str
@@ -119,36 +116,6 @@ class Outage:
     def ttr_ns(self) -> int:
         """Time to repair."""
         return self.end_ns - self.start_ns
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class Reliability:
-    """MTBF and MTTR of one robot or the cell, in seconds (``None``: no repair finished)."""
-
-    failures: int
-    mtbf_s: float
-    mttr_s: float | None
-    down_s: float
-    from_kpis: frozenset[str] = frozenset()
-    """Which figures were taken from ``kpis.json`` (``failures``, ``mtbf_s``, ``mttr_s``)."""
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class Oee:
-    """ISO 22400-2 OEE and its factors; ``None`` where the run has nothing to divide by."""
-
-    availability: float | None
-    performance: float | None
-    quality: float | None
-    oee: float | None
-    ideal_cycle_s: float | None
-    """Fastest observed unit cycle (start in a fixture to ship)."""
-    stations: int
-    """Units the cell works on at once (fixtures used): the ideal cycle is shared by them."""
-    production_s: float
-    """Actual production time (APT): the run's length times availability."""
-    from_kpis: frozenset[str]
-    """Which of the figures were taken from ``kpis.json`` rather than computed."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -202,6 +169,19 @@ def _check_kpis(path: Path, kpis: dict[str, Any]) -> None:
     for name, r in (kpis.get("robots") or {}).items():
         if not isinstance(r, dict):
             raise ConfigError(str(path), f"robots.{name}", "expected an object")
+    for key in ("oee", "by_fault_kind"):
+        v = kpis.get(key)
+        if v is not None and not isinstance(v, dict):
+            raise ConfigError(str(path), key, f"expected an object, got {type(v).__name__}")
+    for key in ("faults", "outages"):
+        v = kpis.get(key)
+        if v is None:
+            continue
+        if not isinstance(v, list):
+            raise ConfigError(str(path), key, f"expected an array, got {type(v).__name__}")
+        for i, item in enumerate(v):
+            if not isinstance(item, dict):
+                raise ConfigError(str(path), f"{key}[{i}]", "expected an object")
 
 
 def read_events(path: Path) -> Iterable[Event]:
@@ -352,65 +332,39 @@ def fault_marks(run: Run) -> list[Mark]:
         if any(k in e.kind for k in FAULT_KINDS):
             detail = str(e.data.get("fault") or e.data.get("detail") or e.data.get("reason") or "")
             marks.append(Mark(e.t_ns, e.robot, e.kind, detail))
-        elif e.kind == "robot_state" and e.data.get("dst") in DOWN_STATES:
+        elif e.kind == "robot_state" and e.data.get("dst") in FAILURE_STATES:
             marks.append(Mark(e.t_ns, e.robot, str(e.data["dst"]), str(e.data.get("reason", ""))))
     return marks
 
 
-def outages(run: Run) -> list[Outage]:
-    """Failures and their repairs.
+def has_figures(run: Run) -> bool:
+    """Whether ``kpis.json`` has the supervisor's ISO 22400-2 figures and fault list."""
+    return all(key in run.kpis for key in FIGURES)
 
-    A robot's failure starts at a fault event naming it (a kind containing
-    ``fault``), at ``robot_lost``, at entering Aborting or Aborted, or at
-    entering Holding or Held while a fault is open or the reason names one
-    (an operator's Hold is planned and is no failure). It ends when the robot
-    is back in Execute. Events of one failure (a fault, then the Abort it
-    causes) count once. A killed agent is a failure of its robot; a killed
-    supervisor a cell failure until it is restored (``supervisor_restored``).
-    A fault naming no robot is a cell failure lasting its ``duration_s``, if
-    it gives one.
+
+def outages(run: Run) -> list[Outage]:
+    """The failures and their repairs the supervisor listed in ``kpis.json`` (none in an older run).
+
+    ``docs/faults.md`` ("KPIs") says what starts and ends one: a robot's from
+    its fault (or its abort, or its loss) until it is back in Execute; the
+    cell's while an injected fault holds it (a crashed supervisor, a jammed
+    belt, a blind sensor).
     """
-    out: list[Outage] = []
-    open_: dict[str, tuple[int, str]] = {}
-    robots = set(run.robots)
-    cell_down: tuple[int, str] | None = None
-    for e in timeline(run):
-        robot = e.robot if e.robot in robots else ""
-        cause = ""
-        if e.kind == "process_killed":
-            cause = str(e.data.get("fault", "crash"))
-            if not robot:
-                cell_down = cell_down or (e.t_ns, cause)
-                continue
-        elif e.kind == "supervisor_restored" and cell_down is not None:
-            out.append(Outage("", cell_down[0], e.t_ns, cell_down[1], True))
-            cell_down = None
-        elif "fault" in e.kind:
-            cause = str(e.data.get("fault") or e.kind)
-            if not robot:
-                dur = _float(e.data.get("duration_s")) or 0.0
-                end = e.t_ns + round(dur * NS) if dur > 0 else e.t_ns
-                end = min(end, run.end_ns)
-                out.append(Outage("", e.t_ns, end, cause, end < run.end_ns or end == e.t_ns))
-                continue
-        elif e.kind == "robot_lost" and robot:
-            cause = "lost"
-        elif e.kind == "robot_state" and robot:
-            dst = str(e.data.get("dst", ""))
-            reason = str(e.data.get("reason", ""))
-            if dst in DOWN_STATES:
-                cause = dst
-            elif dst in HOLD_STATES and "fault" in reason.lower():
-                cause = f"{dst}: {reason}"
-            elif dst in REPAIRED and robot in open_:
-                start, why = open_.pop(robot)
-                out.append(Outage(robot, start, e.t_ns, why, True))
-        if cause and robot and robot not in open_:
-            open_[robot] = (e.t_ns, cause)
-    for robot, (start, why) in sorted(open_.items()):
-        out.append(Outage(robot, start, max(start, run.end_ns), why, False))
-    if cell_down is not None:
-        out.append(Outage("", cell_down[0], max(cell_down[0], run.end_ns), cell_down[1], False))
+    out = []
+    for o in run.kpis.get("outages") or ():
+        start, end = _float(o.get("start_s")), _float(o.get("end_s"))
+        if start is None or end is None:
+            continue
+        robot = o.get("robot")
+        out.append(
+            Outage(
+                robot if isinstance(robot, str) else "",
+                round(start * NS),
+                round(end * NS),
+                str(o.get("cause", "")),
+                o.get("repaired") is True,
+            )
+        )
     return sorted(out, key=lambda o: (o.start_ns, o.robot))
 
 
@@ -421,150 +375,6 @@ def _number(v: object) -> bool:
 def _float(v: object) -> float | None:
     """``v`` as a float if it is a finite JSON number (not a bool), else None."""
     return float(v) if isinstance(v, int | float) and _number(v) else None
-
-
-def reliability(run: Run, robot: str | None = None) -> Reliability:
-    """MTBF and MTTR (ISO 22400-2) of one robot, or of the cell with ``robot=None``.
-
-    MTBF is the operating time (the run less the time under repair) per
-    failure; with no failure it is the whole run. MTTR is the mean time of the
-    repairs that finished (``None`` if none did).
-    """
-    outs = [o for o in outages(run) if robot is None or o.robot == robot]
-    run_s = run.end_ns / NS
-    down_s = _union_ns([(o.start_ns, o.end_ns) for o in outs]) / NS
-    if not outs:
-        return Reliability(0, run_s, None, 0.0)
-    done = [o.ttr_ns / NS for o in outs if o.repaired]
-    mttr = sum(done) / len(done) if done else None
-    return Reliability(len(outs), (run_s - down_s) / len(outs), mttr, down_s)
-
-
-def cell_reliability(run: Run) -> Reliability:
-    """The cell's ``reliability``, with ``failures``, ``mtbf_s`` and ``mttr_s`` from
-    ``kpis.json`` where it has them (top level or in a ``reliability`` object)."""
-    rel = reliability(run)
-    k = run.kpis
-    taken: set[str] = set()
-    failures, mtbf, mttr = rel.failures, rel.mtbf_s, rel.mttr_s
-    if (v := _kpi_figure(k, "failures")) is not None:
-        failures, taken = int(v), taken | {"failures"}
-    if (v := _kpi_figure(k, "mtbf_s")) is not None:
-        mtbf, taken = v, taken | {"mtbf_s"}
-    if (v := _kpi_figure(k, "mttr_s")) is not None:
-        mttr, taken = v, taken | {"mttr_s"}
-    return Reliability(failures, mtbf, mttr, rel.down_s, frozenset(taken))
-
-
-def _union_ns(spans: list[tuple[int, int]]) -> int:
-    total, cur_s, cur_e = 0, -1, -1
-    for s, e in sorted(spans):
-        if s > cur_e:
-            total += max(0, cur_e - cur_s)
-            cur_s, cur_e = s, e
-        else:
-            cur_e = max(cur_e, e)
-    return total + max(0, cur_e - cur_s)
-
-
-# ---------------------------------------------------------------- ISO 22400-2
-
-
-def _kpi_figure(kpis: Mapping[str, Any], *names: str) -> float | None:
-    """A figure ``kpis.json`` already has: top level, or in an ``oee`` or ``reliability`` object."""
-    nested = [kpis.get(k) for k in ("oee", "reliability")]
-    for name in names:
-        for src in (kpis, *(n for n in nested if isinstance(n, dict))):
-            v = _float(src.get(name))
-            if v is not None:
-                return v
-    return None
-
-
-def state_seconds(run: Run) -> dict[str, dict[str, float]]:
-    """Seconds per PackML state per robot: ``kpis.json``'s ``state_s`` if it has it, else events."""
-    out: dict[str, dict[str, float]] = {}
-    spans = state_spans(run)
-    for robot in run.robots:
-        given = (run.kpis.get("robots") or {}).get(robot, {}).get("state_s")
-        if isinstance(given, dict) and given:
-            out[robot] = {str(k): float(v) for k, v in given.items() if _number(v)}
-            continue
-        acc: dict[str, float] = {}
-        for s in spans.get(robot, []):
-            acc[s.label] = acc.get(s.label, 0.0) + s.length_ns / NS
-        out[robot] = acc
-    return out
-
-
-def availability_of(run: Run, robot: str) -> float | None:
-    """Time in Execute over the planned time (the run) for one robot."""
-    if run.end_ns <= 0:
-        return None
-    secs = state_seconds(run).get(robot, {})
-    return sum(v for k, v in secs.items() if k in PRODUCTIVE) / (run.end_ns / NS)
-
-
-def oee(run: Run) -> Oee:
-    """Availability, performance, quality and OEE of the cell (ISO 22400-2).
-
-    * availability = actual production time / planned busy time: the robots'
-      time in Execute over the run's length, summed over robots;
-    * performance = ideal cycle time x units produced / actual production
-      time, where the ideal cycle time is the fastest observed unit cycle
-      shared by the fixtures working at once (two fixtures make two units in
-      one cycle), and the actual production time is the run times
-      availability;
-    * quality = good units / (good + scrapped);
-    * OEE = availability x performance x quality.
-
-    Figures ``kpis.json`` has (``availability``, ``performance``, ``quality``,
-    ``oee``, at its top level or in an ``oee`` object) are used as they are.
-    """
-    k = run.kpis
-    taken: set[str] = set()
-    run_s = run.end_ns / NS
-    robots = run.robots
-    avail = _kpi_figure(k, "availability")
-    if avail is not None:
-        taken.add("availability")
-    elif robots and run_s > 0:
-        per = [availability_of(run, r) or 0.0 for r in robots]
-        avail = sum(per) / len(per)
-    good = int(k.get("units_completed", 0) or 0)
-    if "units_completed" not in k:
-        good = sum(1 for e in run.events if e.kind == "unit_shipped")
-    bad = int(k.get("units_scrapped", 0) or 0)
-    if "units_scrapped" not in k:
-        bad = sum(1 for e in run.events if e.kind == "unit_scrapped")
-    cycles = [
-        float(e.data["cycle_s"])
-        for e in run.events
-        if e.kind == "unit_shipped" and _number(e.data.get("cycle_s"))
-    ]
-    ct = k.get("cycle_time_s")
-    fastest = ct.get("min") if isinstance(ct, dict) and _number(ct.get("min")) else None
-    ideal = float(fastest) if fastest is not None else (min(cycles) if cycles else None)
-    stations = (
-        len({str(e.data.get("fixture")) for e in run.events if e.kind == "unit_started"}) or 1
-    )
-    production_s = run_s * avail if avail is not None else run_s
-    perf = _kpi_figure(k, "performance")
-    if perf is not None:
-        taken.add("performance")
-    elif ideal is not None and production_s > 0:
-        perf = ideal / stations * good / production_s
-    qual = _kpi_figure(k, "quality")
-    if qual is not None:
-        taken.add("quality")
-    elif good + bad > 0:
-        qual = good / (good + bad)
-    total = _kpi_figure(k, "oee")
-    if total is not None:
-        taken.add("oee")
-    elif avail is not None and perf is not None and qual is not None:
-        total = avail * perf * qual
-    return Oee(avail, perf, qual, total, ideal, stations, production_s, frozenset(taken))
 
 
 # ---------------------------------------------------------------- series

@@ -20,8 +20,8 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch, Rectangle
 from matplotlib.ticker import MaxNLocator
 
+from bus.timebuckets import LOST
 from clients.report_data import (
-    LOST,
     NS,
     Mark,
     Outage,

@@ -2,30 +2,53 @@
 
 Keys are sorted and floats are written as Python prints them, so the same run
 gives the same bytes (DESIGN principle 4); tests compare logs byte for byte.
+
+Observers (the fault tracker) see every record the log holds, the history a
+restored log starts with included, so what they derive from it survives a
+restart without a snapshot of its own.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
+
+Observer = Callable[[Mapping[str, Any]], None]
+"""Called with each record (``t_ns``, ``kind`` and the event's fields), in log order."""
 
 
 class EventLog:
     """Appends events to ``events.jsonl`` (or only counts them when ``path`` is None)."""
 
-    def __init__(self, path: Path | None, *, lines: list[str] | None = None) -> None:
-        """Start ``path`` afresh, or with ``lines`` (a restored supervisor's history)."""
+    def __init__(
+        self,
+        path: Path | None,
+        *,
+        lines: list[str] | None = None,
+        observers: Sequence[Observer] = (),
+    ) -> None:
+        """Start ``path`` afresh, or with ``lines`` (a restored supervisor's history).
+
+        ``observers`` are shown ``lines`` first, then every event written.
+        """
         self.path = path
         self.count = 0
         self.fresh: list[str] = []
         """Lines written since the last ``take_fresh`` (for telemetry)."""
+        self.observers = tuple(observers)
         self._fh: IO[str] | None = None
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._fh = path.open("w", encoding="utf-8")
-            for line in lines or ():
+        for line in lines or ():
+            if self._fh is not None:
                 self._fh.write(line + "\n")
+            if self.observers:
+                rec = json.loads(line)
+                for observe in self.observers:
+                    observe(rec)
 
     def write(self, t_ns: int, kind: str, **fields: Any) -> None:
         """Record one event at sim time ``t_ns``."""
@@ -35,6 +58,8 @@ class EventLog:
         self.fresh.append(line)
         if self._fh is not None:
             self._fh.write(line + "\n")
+        for observe in self.observers:
+            observe(rec)
 
     def take_fresh(self) -> tuple[str, ...]:
         """The lines written since the last call."""

@@ -42,10 +42,12 @@ from bus.messages import (
 from bus.participant import Outbox
 from supervisor.auction import account, close_auctions, open_auctions
 from supervisor.control import COMMAND_RETRY_NS, ControlDesk
+from supervisor.faultstats import FaultTracker
 from supervisor.journal import EventLog
 from supervisor.kpis import NS, Kpis
 from supervisor.ledger import Ledger, LedgerError
 from supervisor.plan import RETRY_NS, Op, OpState, Unit, finished, make_unit, refresh
+from supervisor.reliability import add_figures
 from supervisor.store import Journal, snapshot
 from supervisor.store import restore as restore_state
 from supervisor.watch import Watch
@@ -103,7 +105,13 @@ class Supervisor:
         history = self.journal.lines() if (saved and self.journal) else None
         if self.journal is not None and saved is None:
             self.journal.reset()
-        self.events = EventLog(out_dir / "events.jsonl" if out_dir else None, lines=history)
+        self.faults = FaultTracker(r.name for r in cell.robots)
+        """Faults, outages and robot timelines from the event log (rebuilt from its history)."""
+        self.events = EventLog(
+            out_dir / "events.jsonl" if out_dir else None,
+            lines=history,
+            observers=(self.faults.feed,),
+        )
         self.robots = {r.name: RobotView(r) for r in cell.robots}
         self.watch = Watch(cell, self.events)
         self.units: dict[str, Unit] = {}
@@ -239,7 +247,7 @@ class Supervisor:
             "counters": dict(sorted(self.counters.items())),
             "bus": dict(sorted(self.bus_counters.items())),
         }
-        return self.kpis.report(self.now, extra)
+        return add_figures(self.kpis.report(self.now, extra), self.faults, self.now)
 
     # ------------------------------------------------------------------ world
 

@@ -14,6 +14,8 @@ from cells.audit import audit_run
 from cells.faults import FaultKind, ScheduledFault, parse_scenario
 from cells.launch import RunOptions, run_cell
 from cells.schema import load_cell
+from supervisor.faultstats import FaultTracker
+from supervisor.reliability import figures
 
 ROOT = Path(__file__).resolve().parents[2]
 NS = 1_000_000_000
@@ -26,6 +28,11 @@ def cell() -> CellSpec:
 
 def events(out: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in (out / "events.jsonl").read_text().splitlines()]
+
+
+def secs(t_ns: int) -> float:
+    """Sim time as ``kpis.json`` writes it: seconds to the millisecond."""
+    return round(t_ns / NS, 3)
 
 
 def replay_ledger(log: list[dict[str, Any]]) -> dict[str, str]:
@@ -69,6 +76,15 @@ def test_a_killed_supervisor_comes_back_from_its_journal_with_nothing_lost(
     assert kpis["ledger_balanced"] is True
     assert len(replay_ledger(log)) == kpis["ledger"]["wip"]
     assert all(r["state"] == "Execute" for r in kpis["robots"].values())
+    # kpis.json lists the crash: from the last commit before the kill, found by the restart
+    (fault,) = kpis["faults"]
+    assert (fault["kind"], fault["target"]) == ("supervisor_crash", "supervisor")
+    assert fault["at_s"] == secs(back["from_t_ns"])
+    assert (fault["detected_at_s"], fault["detected_by"]) == (secs(back["t_ns"]), back["kind"])
+    assert fault["detected_at_s"] <= fault["recovered_at_s"] < secs(back["t_ns"]) + 5
+    (outage,) = [o for o in kpis["outages"] if o["cause"] == "supervisor_crash"]
+    assert (outage["robot"], outage["start_s"]) == (None, fault["at_s"])
+    assert kpis["by_fault_kind"]["supervisor_crash"]["recovered"] == 1
 
 
 @pytest.mark.timeout(600)
@@ -96,6 +112,21 @@ def test_a_killed_agent_is_detected_its_work_reauctioned_and_it_rejoins(
     assert [e["dst"] for e in back][:5] == ["Stopped", "Resetting", "Idle", "Starting", "Execute"]
     assert kpis["robots"]["R1"]["state"] == "Execute"
     assert kpis["ledger_balanced"] is True
+    # kpis.json: detected when lost, recovered back in Execute, down from the kill
+    (fault,) = kpis["faults"]
+    execute = next(e for e in back if e["dst"] == "Execute")
+    assert (fault["kind"], fault["target"], fault["at_s"]) == ("agent_crash", "R1", kill_at)
+    assert (fault["detected_at_s"], fault["recovered_at_s"]) == (
+        secs(lost["t_ns"]),
+        secs(execute["t_ns"]),
+    )
+    (outage,) = kpis["outages"]
+    assert (outage["robot"], outage["start_s"], outage["end_s"]) == (
+        "R1",
+        kill_at,
+        secs(execute["t_ns"]),
+    )
+    assert kpis["robots"]["R1"]["availability"] < kpis["robots"]["R2"]["availability"]
 
 
 def scenario(cell: CellSpec, **entry: Any) -> ConfigError:
@@ -234,3 +265,92 @@ def test_a_slow_robot_is_noticed_from_its_times(cell: CellSpec, tmp_path: Path) 
     assert [e["robot"] for e in noticed] == ["R1"]
     assert 30 * NS < noticed[0]["t_ns"] < 110 * NS and noticed[0]["ratio"] >= 1.6
     assert [e["robot"] for e in back] == ["R1"] and back[0]["t_ns"] > 110 * NS
+
+
+def first_hold(log: list[dict[str, Any]], robot: str, after_ns: int) -> int:
+    """When ``robot`` first picks a part up after ``after_ns``."""
+    return next(
+        e["t_ns"]
+        for e in log
+        if e["kind"] == "part_moved" and e["dst"] == f"gripper:{robot}" and e["t_ns"] > after_ns
+    )
+
+
+@pytest.mark.timeout(600)
+def test_kpis_list_every_fault_with_its_detection_and_recovery(
+    cell: CellSpec, tmp_path: Path
+) -> None:
+    # drop R1's part just after it picks one up (near the tray, so the part falls clear)
+    run_cell(cell, tmp_path / "base", RunOptions(seed=2, duration_s=20))
+    drop_at = first_hold(events(tmp_path / "base"), "R1", 12 * NS) / NS + 0.1
+    scenario = (
+        ScheduledFault(drop_at, "R1", FaultKind.GRIPPER_DROP),
+        ScheduledFault(25.0, "R4", FaultKind.ROBOT_FAULT, 8.0),
+        ScheduledFault(35.0, "infeed.end", FaultKind.SENSOR_BLACKOUT, 6.0),
+    )
+    kpis = run_cell(cell, tmp_path / "run", RunOptions(seed=2, duration_s=60, faults=scenario))
+    log = events(tmp_path / "run")
+    faults = {f["kind"]: f for f in kpis["faults"]}
+    assert [(f["kind"], f["target"]) for f in kpis["faults"]] == [
+        ("gripper_drop", "R1"),
+        ("robot_fault", "R4"),
+        ("sensor_blackout", "infeed.end"),
+    ]
+    for f in kpis["faults"]:
+        assert f["at_s"] <= f["detected_at_s"] <= f["recovered_at_s"], f
+        assert f["detection_s"] + f["recovery_s"] == pytest.approx(
+            f["recovered_at_s"] - f["at_s"], abs=0.002
+        )
+    # the robot notices its empty gripper in a tick or two; the failed step is then redone
+    drop = faults["gripper_drop"]
+    assert (drop["detected_by"], drop["recovered_by"]) == ("op_failed", "op_done")
+    assert drop["detection_s"] <= 0.2
+    # the abort follows the fault at once; it is over when R4 is back in Execute after 8 s
+    fault = faults["robot_fault"]
+    assert fault["detected_by"] == "robot_state Aborting" and fault["detection_s"] <= 0.2
+    r4 = [e for e in log if e["kind"] == "robot_state" and e["robot"] == "R4"]
+    back = next(e for e in r4 if e["dst"] == "Execute" and e["t_ns"] > 25 * NS)
+    assert fault["recovered_at_s"] == secs(back["t_ns"])
+    assert 8.0 <= fault["recovered_at_s"] - fault["at_s"] <= 10.0
+    # a blind sensor is stale after 0.5 s and restored when it reads again
+    blind = faults["sensor_blackout"]
+    assert 0.5 <= blind["detection_s"] <= 0.6
+    assert blind["recovered_at_s"] == pytest.approx(41.0, abs=0.05)
+    # per kind, and the cost of each: R4's outage, the cell's while blind, none for the drop
+    kinds = kpis["by_fault_kind"]
+    assert {k: (v["count"], v["detected"], v["recovered"]) for k, v in kinds.items()} == {
+        "gripper_drop": (1, 1, 1),
+        "robot_fault": (1, 1, 1),
+        "sensor_blackout": (1, 1, 1),
+    }
+    outages = [(o["robot"], o["start_s"], o["end_s"], o["cause"]) for o in kpis["outages"]]
+    assert outages == [
+        ("R4", 25.0, fault["recovered_at_s"], "robot_fault"),
+        (None, 35.0, blind["recovered_at_s"], "sensor_blackout"),
+    ]
+    assert kinds["robot_fault"]["downtime_s"] == pytest.approx(fault["recovered_at_s"] - 25.0)
+    assert kinds["gripper_drop"]["downtime_s"] == 0.0
+    robots = kpis["robots"]
+    assert robots["R4"]["failures"] == 1 and robots["R4"]["time_s"]["down"] > 8.0
+    assert robots["R4"]["availability"] < min(robots[r]["availability"] for r in ("R1", "R2", "R3"))
+    assert kpis["availability"] == pytest.approx(
+        sum(r["availability"] for r in robots.values()) / 4, abs=1e-4
+    )
+    oee = kpis["oee"]
+    assert 0 < oee["oee"] <= oee["availability"]
+    assert oee["oee"] == pytest.approx(
+        oee["availability"] * oee["performance"] * oee["quality"], abs=1e-3
+    )
+    assert (kpis["failures"], kpis["mttr_s"]) == (
+        2,
+        pytest.approx((outages[0][2] - 25 + 6.0) / 2, abs=0.05),
+    )
+    # the figures are the event log's: the same log (same seed) gives the same kpis.json
+    tracker = FaultTracker(robots)
+    for e in log:
+        tracker.feed(e)
+    again = figures(tracker, round(kpis["duration_s"] * NS))
+    assert again["faults"] == kpis["faults"]
+    assert again["by_fault_kind"] == kpis["by_fault_kind"]
+    assert again["cell"]["oee"] == kpis["oee"]
+    assert kpis["ledger_balanced"] is True

@@ -3,13 +3,19 @@
 ``fault_run`` is a 100 s, two-robot run with every kind of trouble a report
 must show: a robot fault that aborts R2 and fails its operation, R1 lost and
 back, a scrapped unit. Times are round so a test can state what it expects.
+Its ``kpis.json`` has the figures a supervisor would have written for those
+events (its fault tracker's); ``old_kpis`` is one from before it wrote them.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 from typing import Any
+
+from supervisor.faultstats import FaultTracker
+from supervisor.reliability import add_figures
 
 S = 1_000_000_000
 
@@ -46,7 +52,7 @@ def fault_events() -> list[dict[str, Any]]:
         {
             "t_ns": 20 * S,
             "kind": "fault_injected",
-            "robot": "R2",
+            "target": "R2",
             "fault": "robot_fault",
             "duration_s": 10.0,
         },
@@ -109,7 +115,22 @@ def fault_events() -> list[dict[str, Any]]:
 
 
 def fault_kpis() -> dict[str, Any]:
-    """A ``kpis.json`` matching ``fault_events`` (no ``state_s``: the report uses the events)."""
+    """The ``kpis.json`` a supervisor writes for ``fault_events``."""
+    return supervisor_figures(old_kpis(), fault_events())
+
+
+def supervisor_figures(kpis: dict[str, Any], events: list[dict[str, Any]]) -> dict[str, Any]:
+    """``kpis`` with the ISO 22400-2 figures, faults and outages the supervisor derives from
+    ``events`` (through the same fault tracker)."""
+    tracker = FaultTracker(kpis["robots"])
+    for e in events:
+        tracker.feed(e)
+    return add_figures(copy.deepcopy(kpis), tracker, round(kpis["duration_s"] * S))
+
+
+def old_kpis() -> dict[str, Any]:
+    """A ``kpis.json`` matching ``fault_events`` from before the supervisor computed OEE, MTBF,
+    MTTR and the fault list (no ``state_s`` either)."""
     robot = {
         "blocked_s": 1.5,
         "busy_s": 13.0,

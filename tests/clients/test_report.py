@@ -17,18 +17,24 @@ from clients.report import write_report
 from clients.report_data import (
     NS,
     fault_marks,
+    has_figures,
     load_run,
-    oee,
     op_spans,
     outages,
     part_flow,
-    reliability,
-    state_seconds,
     state_spans,
     throughput_bins,
 )
 from clients.report_plots import gantt_figure, to_svg
-from tests.clients.runkit import S, fault_events, fault_kpis, fault_run, write_run
+from tests.clients.runkit import (
+    S,
+    fault_events,
+    fault_kpis,
+    fault_run,
+    old_kpis,
+    supervisor_figures,
+    write_run,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -49,8 +55,14 @@ def real_page(real_run: Path) -> str:
 def _at(kpis: dict[str, Any], path: str) -> Any:
     cur: Any = kpis
     for part in path.split("."):
-        cur = cur[part]
+        cur = cur[int(part)] if isinstance(cur, list) else cur[part]
     return cur
+
+
+def _shown(page: str) -> dict[str, Any]:
+    """Every ``data-kpi`` path on the page and its ``data-value``, decoded."""
+    pairs = re.findall(r'data-kpi="([^"]+)" data-value="([^"]*)"', page)
+    return {path: json.loads(raw.replace("&quot;", '"')) for path, raw in pairs}
 
 
 # ---------------------------------------------------------------- a real run
@@ -67,7 +79,7 @@ def test_page_is_self_contained_with_three_titled_figures(real_page: str) -> Non
 
 def test_every_kpi_on_the_page_equals_kpis_json(real_run: Path, real_page: str) -> None:
     kpis = json.loads((real_run / "kpis.json").read_text())
-    shown = dict(re.findall(r'data-kpi="([^"]+)" data-value="([^"]*)"', real_page))
+    shown = _shown(real_page)
     for path in (
         "duration_s",
         "units_completed",
@@ -82,10 +94,20 @@ def test_every_kpi_on_the_page_equals_kpis_json(real_run: Path, real_page: str) 
         "robots.R4.starved_s",
         "robots.R2.blocked_s",
         "robots.R3.ops_done",
+        "oee.oee",
+        "oee.availability",
+        "oee.performance",
+        "oee.quality",
+        "failures",
+        "mtbf_s",
+        "mttr_s",
+        "robots.R1.availability",
+        "robots.R2.mtbf_s",
+        "robots.R4.oee.oee",
     ):
         assert path in shown, path
-    for path, raw in shown.items():
-        assert json.loads(raw.replace("&quot;", '"')) == _at(kpis, path), path
+    for path, value in shown.items():
+        assert value == _at(kpis, path), path
     assert f">{kpis['throughput_per_hour']:g} units/h<" in real_page
 
 
@@ -124,10 +146,12 @@ def test_a_run_without_faults_has_the_run_as_mtbf_and_no_mttr(
     real_run: Path, real_page: str
 ) -> None:
     run = load_run(real_run)
-    rel = reliability(run)
-    assert (rel.failures, rel.mtbf_s, rel.mttr_s) == (0, run.end_ns / NS, None)
+    k = run.kpis
+    assert (k["failures"], k["mtbf_s"], k["mttr_s"]) == (0, k["duration_s"], None)
+    assert (k["faults"], k["by_fault_kind"], k["outages"]) == ([], {}, [])
     assert "(no failures)" in real_page
-    assert 'data-oee="mttr_s">-<' in real_page
+    assert 'data-kpi="mttr_s" data-value="null">-<' in real_page
+    assert 'id="fault-list">No fault was injected.' in real_page
     assert not fault_marks(run)
 
 
@@ -166,51 +190,51 @@ def test_a_fault_without_a_robot_is_a_line_across_the_chart(tmp_path: Path) -> N
     assert [ln.get_xdata()[0] for ln in dashed] == [90.0]
 
 
-def test_outages_run_from_the_fault_to_execute(tmp_path: Path) -> None:
+def test_outages_are_the_supervisors(tmp_path: Path) -> None:
     run = load_run(fault_run(tmp_path / "run"))
     got = [(o.robot, o.start_ns, o.end_ns, o.cause, o.repaired) for o in outages(run)]
     assert got == [
         ("R2", 20 * S, 31 * S, "robot_fault", True),  # Aborted at 20, back in Execute at 31
         ("R1", 60 * S, 70 * S + 4 * S // 5, "lost", True),
     ]
-    cell = reliability(run)
-    assert cell.failures == 2
-    assert cell.mttr_s == pytest.approx((11.0 + 10.8) / 2)
-    assert cell.mtbf_s == pytest.approx((100 - 21.8) / 2)
-    assert reliability(run, "R2").mttr_s == pytest.approx(11.0)
 
 
-def test_oee_factors_follow_iso_22400(tmp_path: Path) -> None:
-    run = load_run(fault_run(tmp_path / "run"))
-    secs = state_seconds(run)
-    assert secs["R1"]["Execute"] == pytest.approx(59.2 + 29.2)  # lost 60-70 s, back at 70.8
-    assert secs["R2"]["Execute"] == pytest.approx(19.2 + 69.0)
-    o = oee(run)
-    assert o.availability == pytest.approx(0.883)
-    assert o.ideal_cycle_s == 40.0 and o.stations == 1
-    assert o.performance == pytest.approx(40.0 * 1 / (100 * 0.883))
-    assert o.quality == 0.5
-    assert o.oee == pytest.approx(o.availability * o.performance * o.quality)
-    assert not o.from_kpis
-
-
-def test_figures_kpis_json_has_are_used_as_they_are(tmp_path: Path) -> None:
-    kpis = {**fault_kpis(), "oee": {"availability": 0.5, "oee": 0.1}}
-    page = write_report(write_run(tmp_path / "run", kpis, fault_events())).read_text()
-    assert re.search(
-        r'data-oee="availability" data-value="0.5">50.0% <span class="src">\(kpis.json\)', page
-    )
-    assert re.search(r'data-oee="oee" data-value="0.1">10.0% <span class="src">\(kpis.json\)', page)
-    assert re.search(
-        r'data-oee="quality" data-value="0.5">50.0% <span class="src">\(computed\)', page
-    )
+def test_an_older_run_without_the_figures_still_opens(tmp_path: Path) -> None:
+    run = load_run(write_run(tmp_path / "run", old_kpis(), fault_events()))
+    assert not has_figures(run)
+    assert outages(run) == []
+    page = write_report(run.path).read_text()
+    assert 'id="no-figures"' in page
+    for path in ("oee.oee", "oee.availability", "failures", "mtbf_s", "robots.R2.availability"):
+        assert f'data-kpi="{path}" data-value="null">-<' in page, path
+    assert 'id="faults"' in page  # the fault events are still marked and listed
 
 
 def test_fault_page_lists_faults_and_repairs(tmp_path: Path) -> None:
-    page = write_report(fault_run(tmp_path / "run")).read_text()
-    assert 'id="faults"' in page and 'id="outages"' in page
+    run = fault_run(tmp_path / "run")
+    page = write_report(run).read_text()
+    for table in ("faults", "outages", "fault-list", "fault-kinds"):
+        assert f'id="{table}"' in page, table
     assert "robot_fault" in page and "robot_lost" in page
-    assert 'data-oee="failures" data-value="2"' in page
+    kpis = json.loads((run / "kpis.json").read_text())
+    shown = _shown(page)
+    for path in (
+        "failures",
+        "faults.0.at_s",
+        "faults.0.detected_at_s",
+        "faults.0.detection_s",
+        "faults.0.recovered_at_s",
+        "faults.0.recovery_s",
+        "faults.0.detected_by",
+        "by_fault_kind.robot_fault.count",
+        "by_fault_kind.robot_fault.detection_s.mean",
+        "by_fault_kind.robot_fault.recovery_s.max",
+        "by_fault_kind.robot_fault.downtime_s",
+        "by_fault_kind.robot_fault.oee_lost",
+    ):
+        assert shown[path] == _at(kpis, path), path
+    assert shown["failures"] == 2
+    assert shown["faults.0.detected_by"] == "robot_state Aborting"
 
 
 # ---------------------------------------------------------------- bad input
@@ -226,6 +250,14 @@ def test_fault_page_lists_faults_and_repairs(tmp_path: Path) -> None:
         (
             lambda d: (d / "kpis.json").write_text('{"duration_s": "long"}'),
             "kpis.json: duration_s: expected a number",
+        ),
+        (
+            lambda d: (d / "kpis.json").write_text('{"outages": 3}'),
+            "kpis.json: outages: expected an array",
+        ),
+        (
+            lambda d: (d / "kpis.json").write_text('{"faults": [1]}'),
+            "kpis.json: faults[0]: expected an object",
         ),
         (
             lambda d: (d / "events.jsonl").write_text('{"t_ns": 0, "kind": "a"}\n{"t_ns": \n'),
@@ -266,22 +298,36 @@ def test_cli_says_what_is_wrong_in_one_line(
 
 
 def test_killed_processes_are_faults_and_a_supervisor_crash_downs_the_cell(tmp_path: Path) -> None:
-    kpis = {**fault_kpis(), "sim": {"killed": [[50 * S, "supervisor"], [85 * S, "R2"]]}}
+    # what the supervisor logs: a restored supervisor logs the crash that killed it
     events = [
         *fault_events(),
         {"t_ns": 52 * S, "kind": "supervisor_restored", "from_t_ns": 49 * S},
+        {
+            "t_ns": 52 * S,
+            "kind": "fault_injected",
+            "target": "supervisor",
+            "fault": "supervisor_crash",
+        },
+        {"t_ns": 53 * S, "kind": "op_awarded", "op": "frame-2/load", "robot": "R1"},
+        {"t_ns": 85 * S, "kind": "fault_injected", "target": "R2", "fault": "agent_crash"},
+        {"t_ns": 86 * S, "kind": "robot_lost", "robot": "R2"},
         *[
             {**e, "t_ns": e["t_ns"] + 86 * S}
             for e in fault_events()
             if e["kind"] == "robot_state" and e["robot"] == "R2" and e["t_ns"] < S
         ],
     ]
-    run = load_run(write_run(tmp_path / "run", kpis, sorted(events, key=lambda e: e["t_ns"])))
+    events.sort(key=lambda e: e["t_ns"])
+    kpis = {
+        **supervisor_figures(old_kpis(), events),
+        "sim": {"killed": [[50 * S, "supervisor"], [85 * S, "R2"]]},
+    }
+    run = load_run(write_run(tmp_path / "run", kpis, events))
     marks = {(m.t_ns, m.robot, m.kind, m.detail) for m in fault_marks(run)}
     assert (50 * S, "supervisor", "process_killed", "supervisor_crash") in marks
     assert (85 * S, "R2", "process_killed", "agent_crash") in marks
     outs = {(o.robot, o.start_ns, o.end_ns, o.cause) for o in outages(run)}
-    assert ("", 50 * S, 52 * S, "supervisor_crash") in outs
+    assert ("", 49 * S, 53 * S, "supervisor_crash") in outs  # from its last commit to work again
     assert ("R2", 85 * S, 86 * S + 4 * S // 5, "agent_crash") in outs  # back in Execute at 86.8
     fig = gantt_figure(run)
     assert [t.get_text() for t in fig.axes[0].get_yticklabels()] == ["cell", "R1", "R2"]
@@ -300,11 +346,3 @@ def test_an_operation_ends_when_settled_taken_back_or_followed(tmp_path: Path) -
     run = load_run(write_run(tmp_path / "run", {"robots": {"R1": {}}}, events))
     got = [(s.start_ns // S, s.end_ns // S, s.label) for s in op_spans(run)["R1"]]
     assert got == [(1, 2, "ok"), (3, 4, "failed"), (5, 6, "ok"), (6, 10, "running")]
-
-
-def test_reliability_figures_kpis_json_has_are_used_as_they_are(tmp_path: Path) -> None:
-    kpis = {**fault_kpis(), "reliability": {"mtbf_s": 12.5, "mttr_s": 3.0}}
-    page = write_report(write_run(tmp_path / "run", kpis, fault_events())).read_text()
-    assert 'data-oee="mtbf_s" data-value="12.5">12.5 s <span class="src">(kpis.json)' in page
-    assert 'data-oee="mttr_s">3.0 s <span class="src">(kpis.json)' in page
-    assert 'data-oee="failures" data-value="2">2</td>' in page  # computed: no figure given
