@@ -12,7 +12,10 @@ supervisor) connects a DEALER named after itself. Per control tick:
 
 A member that does not answer within ``guard_s`` seconds of wall time is
 dropped from the barrier (a dead process never freezes the cell); it may join
-again with ``Join`` and is included from the next tick.
+again with ``Join`` and is included from the next tick. A member the launcher
+restarts comes back at a set tick instead (``rejoin_at``): the clock waits for
+its ``Join`` there, so how long a restart takes in wall time never shows in
+sim time, and a run with killed processes is as reproducible as one without.
 """
 
 from __future__ import annotations
@@ -49,6 +52,10 @@ class ClockServer:
         """Messages on the clock socket that could not be decoded."""
         self._expect: dict[str, dict[str, int]] = {}
         self._sock: zmq.Socket[Any] | None = None
+        self._rejoin: dict[str, int] = {}
+        """Restarted members and the tick they come back at."""
+        self._held: dict[str, Join] = {}
+        """Their Joins, held until that tick."""
 
     def setup(self) -> None:
         """Bind the clock socket."""
@@ -104,6 +111,33 @@ class ClockServer:
                 nxt.setdefault(c.peer, {})[sender] = c.n
         self._expect = nxt
         return dones
+
+    def rejoin_at(self, name: str, tick: int) -> None:
+        """``name`` (restarted) is let in at ``tick``, not before, and waited for then."""
+        self._rejoin[name] = tick
+        self._held.pop(name, None)
+
+    def admit(self, k: int, timeout_s: float) -> list[str]:
+        """Before tick ``k``: let in the members due back, waiting for their Join; return them.
+
+        One that has not joined within ``timeout_s`` of wall time is given up
+        (it may still join later, the ordinary way).
+        """
+        due = sorted(n for n, at in self._rejoin.items() if at <= k)
+        deadline = time.monotonic() + timeout_s
+        back = []
+        for name in due:
+            while name not in self._held and time.monotonic() < deadline:
+                self._poll(int(max(1, (deadline - time.monotonic()) * 1000)), None, {})
+            del self._rejoin[name]
+            join = self._held.pop(name, None)
+            if join is None:
+                log.error("clock: %s did not come back within %.0f s", name, timeout_s)
+                continue
+            self.members[name] = join.role
+            self.joined.append(join)
+            back.append(name)
+        return back
 
     def drop(self, name: str) -> None:
         """Take ``name`` out of the barrier now (its process is known to be dead)."""
@@ -184,6 +218,9 @@ class ClockServer:
                 why = f"identity {name!r} joined as {msg.name!r}"
                 reply = ErrorReply(code="bad_join", reason=why)
                 sock.send_multipart([ident, encode(reply)])
+                return
+            if name in self._rejoin:
+                self._held[name] = msg  # restarted: let in at its tick
                 return
             self.members[name] = msg.role
             self.joined.append(msg)

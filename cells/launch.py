@@ -42,6 +42,14 @@ log = logging.getLogger(__name__)
 
 _RUNS = itertools.count(1)
 
+RESTART_S = 5.0
+"""Sim seconds from a process's death to its restarted self joining the clock.
+
+Fixed in sim time (the clock waits for it), so the same scenario gives the
+same event log however long the restart takes on the wall; longer than the 3
+heartbeat intervals in which the supervisor notices a robot is gone.
+"""
+
 Progress = Callable[[int, int], None]
 Watch = Callable[[World], None]
 """Called with the world after every control tick, on the clock's thread (tests, recorders)."""
@@ -244,6 +252,7 @@ class Children:
             (round(f.at_s * 1e9), f.target) for f in opts.faults if f.kind in PROCESS_KINDS
         )
         self.stopping = False
+        self.restart_ticks = round(RESTART_S * 1e9 / cell.tick_ns)
 
     def start(self, name: str, *, restore: bool = False) -> None:
         cmd = self.cmds[name] + (["--restore"] if restore else [])
@@ -273,6 +282,7 @@ class Children:
             )
             if server.clock is not None:
                 server.clock.drop(name)
+                server.clock.rejoin_at(name, server.ticks + self.restart_ticks)
             self.restarts[name] = self.restarts.get(name, 0) + 1
             self.start(name, restore=name == "supervisor")
 

@@ -111,6 +111,7 @@ class SimServer:
             if host.shutdown_requested:
                 reason = "shutdown requested"
                 break
+            clock.admit(k, self.join_timeout_s)
             for j in clock.take_joins():
                 log.info("sim: %s (%s) is in the barrier at tick %d", j.name, j.role, k)
             members = clock.members

@@ -354,3 +354,21 @@ def test_kpis_list_every_fault_with_its_detection_and_recovery(
     assert again["by_fault_kind"] == kpis["by_fault_kind"]
     assert again["cell"]["oee"] == kpis["oee"]
     assert kpis["ledger_balanced"] is True
+
+
+@pytest.mark.timeout(600)
+def test_a_run_with_killed_processes_is_reproducible(cell: CellSpec, tmp_path: Path) -> None:
+    """Restarted processes rejoin at a set sim time: the same scenario, the same event log."""
+    faults = (
+        ScheduledFault(30.0, "R2", FaultKind.AGENT_CRASH),
+        ScheduledFault(60.0, "supervisor", FaultKind.SUPERVISOR_CRASH),
+    )
+    opts = RunOptions(seed=2, duration_s=100, processes=True, faults=faults)
+    for name in ("a", "b"):
+        kpis = run_cell(cell, tmp_path / name, opts)
+        assert kpis["sim"]["restarts"] == {"R2": 1, "supervisor": 1}
+    first = (tmp_path / "a" / "events.jsonl").read_bytes()
+    assert first == (tmp_path / "b" / "events.jsonl").read_bytes()
+    log = events(tmp_path / "a")
+    back = [e["t_ns"] for e in log if e["kind"] == "robot_joined" and e["robot"] == "R2"]
+    assert back[-1] == pytest.approx(35 * NS, abs=0.1 * NS)  # RESTART_S after the kill
