@@ -105,7 +105,7 @@ def _redone(f: Fault, kind: str, ev: Mapping[str, Any]) -> str:
     (with the same part or a replacement), or the unit it was for is scrapped (the part
     that fell was the unit itself); without an operation, the fallen part is scrapped."""
     if f.op:
-        if _str(ev, "op") == f.op and (kind == "op_done" or _str(ev, "how") == "done"):
+        if _str(ev, "op") == f.op and (kind == "op_done" or _str(ev, "how") in ("done", "world")):
             return kind
         unit = f.op.rpartition("/")[0]
         return kind if kind == "unit_scrapped" and unit and _str(ev, "unit") == unit else ""
@@ -243,9 +243,10 @@ class FaultTracker:
         if kind == "part_moved":
             fell = _str(ev, "src") == f"gripper:{f.target}" and _str(ev, "dst") == "floor"
             part = _str(ev, "part")
-            return (
-                "part_moved floor" if f.kind == "gripper_drop" and fell and part == f.part else ""
-            )
+            if f.kind == "gripper_drop" and fell and f.part in ("", part):
+                f.part = part  # armed on an empty gripper: this is the part it let go
+                return "part_moved floor"
+            return ""
         if _str(ev, "robot") != f.target:
             return ""
         dst = _str(ev, "dst")
@@ -257,8 +258,14 @@ class FaultTracker:
             # a restarted agent may report in before its silence was noticed
             if kind == "robot_state" and dst == PackMLState.STOPPED.value:
                 return f"robot_state {dst}" if _str(ev, "reason") == "heartbeat" else ""
-        if f.kind == "gripper_drop":
-            return kind if kind == "op_failed" and f.op and _str(ev, "op") == f.op else ""
+        if f.kind == "gripper_drop" and kind == "op_failed":
+            if f.op and _str(ev, "op") == f.op:
+                return kind
+            detail = _str(ev, "detail").split()
+            if not f.op and detail[:1] == ["dropped"]:
+                # armed on an empty gripper: the next operation it dropped a part in
+                f.op, f.part = _str(ev, "op"), detail[1].rstrip(":")
+                return kind
         return ""
 
     @staticmethod

@@ -307,6 +307,13 @@ class Supervisor:
                 self.counters["stale_bids"] += 1
             elif body.finish_ns >= 0:
                 bids.append((body.finish_ns, src))
+                op = self.ops[body.op_id]
+                if not robot.ops and not robot.reported_op:
+                    # idle: the bid is how long the step takes it now (it was asked a tick
+                    # after the call went out)
+                    asked = self.now - (self.tick - op.auction_tick - 1) * self.cell.tick_ns
+                    step = f"{op.spec.name}@{','.join(op.stations)}"
+                    self.watch.bid_time(src, step, body.finish_ns - asked, self.now)
         elif isinstance(body, OpStarted):
             self._claim(robot, body.op_id, out)
         elif isinstance(body, OpReport):

@@ -5,9 +5,11 @@ A robot fault announces itself (the agent aborts); these do not:
 * a **lossy link** shows as sequence gaps: the supervisor's cell socket
   counts the messages missing from each robot's sequence, and each robot's
   heartbeat says how many of the supervisor's it saw missing;
-* a **slow robot** shows in its measured operation times: each one is
-  compared with the fastest the same robot did the same step at the same
-  stations;
+* a **slow robot** shows in its times: each operation it finishes, and each
+  bid it makes while idle (a finish time from a real plan), is compared with
+  the fastest the same robot did (or offered) for the same step at the same
+  stations. Bids count because a slow robot soon wins little work: its own
+  operations alone would tell late;
 * a **jammed conveyor** shows as a part not arriving: a part on a belt for
   much longer than the belt's length over its speed, with nothing at its end.
 
@@ -34,8 +36,10 @@ LINK_OK_MESSAGES = 20
 SLOW_RATIO = 1.6
 """Operations taking this many times the robot's best for them mean the robot is slow ..."""
 FAST_AGAIN_RATIO = 1.3
-"""... and ones within this ratio mean it is back at speed."""
+"""... and as many within this ratio mean it is back at speed."""
 SLOW_RUN = 2
+SLOW_LOOKBACK_NS = 30 * NS
+"""When a robot is found slow, bests it learned this recently may have been learned slow."""
 """Slow only when this many operations in a row are: one long move from far away is not slowness."""
 JAM_MARGIN = 1.5
 """A part may take this many times the belt's nominal travel time (plus ``JAM_SLACK_NS``)."""
@@ -65,9 +69,15 @@ class Watch:
         self.links = {r.name: _Link() for r in cell.robots}
         self.best_ns: dict[tuple[str, str], int] = {}
         """(robot, step at stations) -> its fastest time for it."""
+        self.best_at: dict[tuple[str, str], int] = {}
+        """... and when it was learned."""
+        self.normal_at: dict[str, int] = {}
+        """Per robot: its last time that was not slow (it may have slowed down any time after)."""
+        self.provisional: set[tuple[str, str]] = set()
+        """Bests learned while the robot was slow: not judged by."""
         self.slow: set[str] = set()
         self.ratios: dict[str, list[float]] = {}
-        """Per robot: its last operations' times over its best for them."""
+        """Per robot: its last times over its bests for them."""
         self.travel_ns = {
             c.name: round(c.length / c.speed * NS) for c in cell.conveyors if c.speed > 0
         }
@@ -124,23 +134,57 @@ class Watch:
 
     def op_time(self, robot: str, step: str, took_ns: int, now_ns: int) -> None:
         """A robot finished ``step`` (a step name at its stations) in ``took_ns``."""
+        self._time(robot, f"done {step}", took_ns, now_ns)
+
+    def bid_time(self, robot: str, step: str, takes_ns: int, now_ns: int) -> None:
+        """An idle robot offered to do ``step`` in ``takes_ns`` from when it was asked."""
+        self._time(robot, f"bid {step}", takes_ns, now_ns)
+
+    def _time(self, robot: str, what: str, took_ns: int, now_ns: int) -> None:
+        """One more time of ``robot``'s, judged against its best for the same thing.
+
+        Slow: ``SLOW_RUN`` times in a row at ``SLOW_RATIO`` or more; back at
+        speed: as many within ``FAST_AGAIN_RATIO``. A best must have been
+        learned at speed: those learned since the robot's last normal time (or
+        ``SLOW_LOOKBACK_NS``) when it is found slow are forgotten, and those
+        learned while it is slow are provisional: not judged by, and forgotten
+        when it is back.
+        """
         if took_ns <= 0:
             return
-        key = (robot, step)
-        best = self.best_ns.get(key)
-        if best is None or took_ns < best:
-            self.best_ns[key] = took_ns
-        if best is None:
+        key = (robot, what)
+        if key in self.provisional:
             return
+        slow = robot in self.slow
+        best = self.best_ns.get(key)
+        if best is None or (took_ns < best and not slow):
+            self.best_ns[key], self.best_at[key] = took_ns, now_ns
+            if slow:
+                self.provisional.add(key)
+            if best is None:
+                return
+        ratio = took_ns / best
+        if ratio < SLOW_RATIO and not slow:
+            self.normal_at[robot] = now_ns
         recent = self.ratios.setdefault(robot, [])
-        recent.append(took_ns / best)
+        recent.append(ratio)
         del recent[:-SLOW_RUN]
-        if robot not in self.slow and len(recent) == SLOW_RUN and min(recent) >= SLOW_RATIO:
+        if len(recent) < SLOW_RUN:
+            return
+        if not slow and min(recent) >= SLOW_RATIO:
             self.slow.add(robot)
+            since = max(self.normal_at.get(robot, 0), now_ns - SLOW_LOOKBACK_NS)
+            for k in [k for k, at in self.best_at.items() if k[0] == robot and at > since]:
+                del self.best_ns[k], self.best_at[k]
             self.events.write(now_ns, "robot_slow", robot=robot, ratio=round(min(recent), 2))
-        elif robot in self.slow and recent[-1] <= FAST_AGAIN_RATIO:
+            recent.clear()
+        elif slow and max(recent) <= FAST_AGAIN_RATIO:
             self.slow.discard(robot)
-            self.events.write(now_ns, "robot_speed_ok", robot=robot, ratio=round(recent[-1], 2))
+            for k in [k for k in self.provisional if k[0] == robot]:
+                self.provisional.discard(k)
+                del self.best_ns[k], self.best_at[k]
+            self.events.write(now_ns, "robot_speed_ok", robot=robot, ratio=round(max(recent), 2))
+            recent.clear()
 
     # ------------------------------------------------------------ conveyors
 
