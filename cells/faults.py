@@ -7,6 +7,7 @@ A scenario file is a list of ``[[faults]]`` tables::
     target = "supervisor" # a robot, a conveyor, or "supervisor"
     kind = "supervisor_crash"
     duration = 0.0        # seconds the fault lasts, where the kind has a duration
+    # permanent = true    # robot_fault only, instead of duration: never cleared
 
 ``docs/faults.md`` describes each kind. A bad file (unknown kind, unknown
 target, negative time, wrong type) fails at load with one line naming the file,
@@ -34,7 +35,8 @@ class FaultKind(enum.StrEnum):
     SUPERVISOR_CRASH = "supervisor_crash"
     """The supervisor process is killed (SIGKILL); the launcher restarts it from its journal."""
     ROBOT_FAULT = "robot_fault"
-    """The arm stops and the agent aborts; the supervisor clears it after ``duration``."""
+    """The arm stops and the agent aborts; the supervisor clears it after ``duration``
+    (never, if ``permanent``)."""
     GRIPPER_DROP = "gripper_drop"
     """The part in the gripper is let go and falls under physics."""
     CONVEYOR_JAM = "conveyor_jam"
@@ -54,7 +56,11 @@ TIMED = (
     FaultKind.SENSOR_BLACKOUT,
     FaultKind.SLOW_ROBOT,
 )
-"""Kinds that last ``duration`` seconds (so it must be > 0)."""
+"""Kinds that last ``duration`` seconds (so it must be > 0, unless permanent)."""
+PERMANENT_KINDS = (FaultKind.ROBOT_FAULT,)
+"""Kinds that may be ``permanent``: a robot that fails for good and never comes back."""
+KEYS = ("at", "target", "kind", "duration", "factor", "permanent")
+"""The keys of a ``[[faults]]`` entry."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -67,6 +73,8 @@ class ScheduledFault:
     duration_s: float = 0.0
     factor: float = 0.0
     """How many times slower (``slow_robot``)."""
+    permanent: bool = False
+    """Never cleared (``robot_fault``): the robot stays Aborted, its work goes to the others."""
 
 
 def load_scenario(path: str | Path, cell: CellSpec) -> tuple[ScheduledFault, ...]:
@@ -98,10 +106,10 @@ def parse_scenario(
     out = []
     for i, e in enumerate(entries):
         key = f"faults[{i}]"
-        unknown = sorted(set(e) - {"at", "target", "kind", "duration"})
+        unknown = sorted(set(e) - set(KEYS))
         if unknown:
             raise ConfigError(
-                source, f"{key}.{unknown[0]}", "unknown key (known: at, target, kind, duration)"
+                source, f"{key}.{unknown[0]}", f"unknown key (known: {', '.join(KEYS)})"
             )
         at = _number(source, f"{key}.at", e.get("at"))
         if at < 0:
@@ -137,10 +145,28 @@ def parse_scenario(
         if kind is FaultKind.SLOW_ROBOT and factor <= 1:
             why = f"a slow robot needs a factor > 1, got {factor:g}"
             raise ConfigError(source, f"{key}.factor", why)
-        if kind in TIMED and duration <= 0:
+        permanent = _permanent(source, key, e, kind)
+        if kind in TIMED and duration <= 0 and not permanent:
             raise ConfigError(source, f"{key}.duration", f"{kind.value} needs a duration > 0")
-        out.append(ScheduledFault(at, str(target), kind, duration, factor))
+        out.append(ScheduledFault(at, str(target), kind, duration, factor, permanent))
     return tuple(sorted(out, key=lambda f: (f.at_s, f.target, f.kind.value)))
+
+
+def _permanent(source: str, key: str, entry: dict[str, Any], kind: FaultKind) -> bool:
+    """``permanent``: a boolean, for a kind that can be permanent, never beside a duration."""
+    if "permanent" not in entry:
+        return False
+    value = entry["permanent"]
+    if not isinstance(value, bool):
+        raise ConfigError(source, f"{key}.permanent", f"expected true or false, got {value!r}")
+    if value and kind not in PERMANENT_KINDS:
+        kinds = ", ".join(k.value for k in PERMANENT_KINDS)
+        why = f"only {kinds} can be permanent, not {kind.value}"
+        raise ConfigError(source, f"{key}.permanent", why)
+    if value and "duration" in entry:
+        why = "a permanent fault has no duration: give one or the other"
+        raise ConfigError(source, f"{key}.duration", why)
+    return value
 
 
 def _number(source: str, key: str, value: Any) -> float:

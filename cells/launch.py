@@ -214,7 +214,13 @@ def _inject(server: SimServer, fault: ScheduledFault) -> None:
     host = server.host
     if host is None:
         return
-    problem = host.inject(fault.kind.value, fault.target, fault.duration_s, factor=fault.factor)
+    problem = host.inject(
+        fault.kind.value,
+        fault.target,
+        fault.duration_s,
+        factor=fault.factor,
+        permanent=fault.permanent,
+    )
     if problem:
         log.warning("fault %s on %s not injected: %s", fault.kind.value, fault.target, problem)
 

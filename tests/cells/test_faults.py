@@ -153,6 +153,18 @@ def test_unknown_sensor(cell: CellSpec) -> None:
     assert "infeed.end" in err.reason
 
 
+def test_a_slow_robot_takes_its_factor_from_the_file(cell: CellSpec) -> None:
+    entry = {"at": 1.0, "target": "R3", "kind": "slow_robot", "duration": 60.0, "factor": 3.0}
+    (fault,) = parse_scenario({"faults": [entry]}, cell, source="s.toml")
+    assert (fault.kind, fault.duration_s, fault.factor) == (FaultKind.SLOW_ROBOT, 60.0, 3.0)
+
+
+def test_unknown_key_lists_the_known_ones(cell: CellSpec) -> None:
+    err = scenario(cell, at=1.0, target="R1", kind="robot_fault", duration=1.0, severity=3)
+    assert err.key == "faults[0].severity"
+    assert err.reason == "unknown key (known: at, target, kind, duration, factor, permanent)"
+
+
 def op_seconds(log: list[dict[str, Any]], robot: str, after_ns: int) -> list[float]:
     """How long each of ``robot``'s operations took, for those started after ``after_ns``."""
     started = {e["op"]: e["t_ns"] for e in log if e["kind"] == "op_started" and e["robot"] == robot}
