@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from bus.enums import ControlCommand, OpStatus, PackMLCommand, PackMLState, WorldEventKind
 from bus.messages import (
@@ -19,6 +20,7 @@ from bus.messages import (
     WorldEvent,
     WorldSense,
 )
+from supervisor import Supervisor
 from supervisor.control import failed_for_good
 from tests.supervisor.test_supervisor import TICK, Harness
 
@@ -78,6 +80,24 @@ def test_a_permanent_fault_is_never_cleared() -> None:
     for _ in range(3):
         h.k += HOUR_TICKS
         assert commands(h.step(h.hb("R1", PackMLState.ABORTED))) == []
+
+
+def test_it_is_still_failed_for_good_after_a_supervisor_restart(tmp_path: Path) -> None:
+    h = Harness(out_dir=tmp_path)
+    h.step(h.hb("R1", PackMLState.EXECUTE))
+    fault(h, "R1", permanent=True)
+    h.step(h.hb("R1", PackMLState.ABORTED))
+    h.sup.close()  # killed: a new supervisor comes back from the journal
+    again = Harness(out_dir=None)
+    again.sup = Supervisor(h.sup.cell, out_dir=tmp_path, restore=True)
+    again.k = h.k + HOUR_TICKS
+    try:
+        assert failed_for_good(again.sup.robots["R1"])
+        for _ in range(3):
+            again.k += 24
+            assert commands(again.step(again.hb("R1", PackMLState.ABORTED))) == []
+    finally:
+        again.sup.close()
 
 
 def test_an_operator_who_clears_it_hands_it_back() -> None:
