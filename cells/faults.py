@@ -148,7 +148,7 @@ def parse_scenario(
         permanent = _permanent(source, key, e, kind)
         if kind in TIMED and duration <= 0 and not permanent:
             raise ConfigError(source, f"{key}.duration", f"{kind.value} needs a duration > 0")
-        out.append(ScheduledFault(at, str(target), kind, duration, factor, permanent))
+        out.append(ScheduledFault(at, str(target), kind, duration, factor, permanent=permanent))
     return tuple(sorted(out, key=lambda f: (f.at_s, f.target, f.kind.value)))
 
 

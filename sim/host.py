@@ -352,7 +352,7 @@ class CellHost:
         self._inject_seq += 1
         cid = cmd_id or f"fault-{self._inject_seq}"
         note = ControlRequest(
-            cid, ControlCommand.FAULT, target, kind, duration_s, factor, permanent
+            cid, ControlCommand.FAULT, target, kind, duration_s, factor, permanent=permanent
         )
         self._outbox.append(note)
         self.counters[f"fault:{kind}"] += 1
