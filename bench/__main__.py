@@ -6,9 +6,10 @@ import argparse
 from pathlib import Path
 
 from rich.console import Console
+from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from bench import control, record, rtf
+from bench import control, failover, record, rtf
 from cells.schema import load_cell
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -18,10 +19,25 @@ def main() -> int:
     """Parse arguments, measure, print."""
     ap = argparse.ArgumentParser(prog="python -m bench")
     ap.add_argument("--cell", default=str(ROOT / "cells" / "assembly.toml"))
-    ap.add_argument("--duration", type=float, default=60.0, help="sim seconds per measurement")
+    ap.add_argument(
+        "--duration",
+        type=float,
+        help="sim seconds per measurement (default 60; failover: 900)",
+    )
     ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--only", choices=["rtf", "control", "record"], help="run one benchmark")
+    ap.add_argument(
+        "--fail-at",
+        type=float,
+        default=failover.FAIL_AT_S,
+        metavar="S",
+        help=f"failover: when the robot fails, sim seconds (default {failover.FAIL_AT_S:g})",
+    )
+    ap.add_argument(
+        "--only", choices=["rtf", "control", "record", "failover"], help="run one benchmark"
+    )
     args = ap.parse_args()
+    if args.only == "failover" and not 0 < args.fail_at < _duration(args, failover.DURATION_S):
+        ap.error("--fail-at must fall inside the run (0 < --fail-at < --duration)")
     console = Console()
     if args.only in (None, "rtf"):
         _rtf(console, args)
@@ -29,12 +45,18 @@ def main() -> int:
         _record(console, args)
     if args.only in (None, "control"):
         _control(console)
+    if args.only in (None, "failover"):
+        _failover(console, args)
     return 0
+
+
+def _duration(args: argparse.Namespace, default: float = 60.0) -> float:
+    return float(args.duration) if args.duration is not None else default
 
 
 def _record(console: Console, args: argparse.Namespace) -> None:
     cell = load_cell(args.cell)
-    rows = record.run(cell, args.duration, args.seed)
+    rows = record.run(cell, _duration(args), args.seed)
     table = Table(title="recording a ROS 2 bag (real-time factor, sim s / wall s)")
     for col in ("what", "RTF", "ratio to plain", "note"):
         table.add_column(col, justify="left" if col in ("what", "note") else "right")
@@ -57,10 +79,11 @@ def _control(console: Console) -> None:
 
 def _rtf(console: Console, args: argparse.Namespace) -> None:
     cell = load_cell(args.cell)
+    duration = _duration(args)
     console.print(
-        f"real-time factor of {cell.name}, {args.duration:.0f} s of sim time each (seed {args.seed})"
+        f"real-time factor of {cell.name}, {duration:.0f} s of sim time each (seed {args.seed})"
     )
-    rows = rtf.run(cell, args.duration, args.seed)
+    rows = rtf.run(cell, duration, args.seed)
     bare = rows[0][1]
     table = Table(title="real-time factor (sim s / wall s)")
     for col in ("what", "RTF", "ratio to bare", "note"):
@@ -68,6 +91,77 @@ def _rtf(console: Console, args: argparse.Namespace) -> None:
     for name, value, note in rows:
         table.add_row(name, f"{value:.2f}", f"{value / bare:.3f}", note)
     console.print(table)
+
+
+def _failover(console: Console, args: argparse.Namespace) -> None:
+    cell = load_cell(args.cell)
+    duration = _duration(args, failover.DURATION_S)
+    if not 0 < args.fail_at < duration:
+        console.print(f"failover skipped: --fail-at {args.fail_at:g} is not inside {duration:g} s")
+        return
+    names = sorted(r.name for r in cell.robots)
+    console.print(
+        f"failover of {cell.name}: {duration:.0f} s of sim time each (seed {args.seed}), "
+        f"fault-free and with each of {', '.join(names)} failed for good at {args.fail_at:g} s"
+    )
+    with Progress(
+        TextColumn("{task.description:>12}"),
+        BarColumn(),
+        TextColumn("{task.completed:.0f}/{task.total:.0f} s sim"),
+        TimeElapsedColumn(),
+        console=console,
+    ) as bar:
+        tasks: dict[str, TaskID] = {}
+        for label in ["fault-free", *(f"{n} fails" for n in names)]:
+            tasks[label] = bar.add_task(label, total=duration, start=False)
+
+        def on_progress(label: str, done_s: float) -> None:
+            task = tasks[label]
+            bar.start_task(task)
+            bar.update(task, completed=done_s)
+
+        def on_result(r: failover.Result) -> None:
+            who = f"{r.robot} failed" if r.robot else "fault-free"
+            console.print(
+                f"{who}: {r.shipped_after} units after {args.fail_at:g} s, "
+                f"{r.shipped} in all ({r.wall_s:.0f} s wall)"
+            )
+
+        results = failover.run(
+            cell,
+            duration_s=duration,
+            seed=args.seed,
+            fail_at_s=args.fail_at,
+            on_progress=on_progress,
+            on_result=on_result,
+        )
+    base = results[0]
+    table = Table(
+        title=f"units shipped after {args.fail_at:g} s, one robot failed for good",
+        caption=f"after: units shipped after {args.fail_at:g} s; ratio: after / fault-free's; "
+        "in all: units shipped in the run",
+    )
+    for col in ("failed", "after", "ratio", "in all", "scrapped", "its state", "ledger", "wall s"):
+        table.add_column(col, justify="left" if col == "failed" else "right")
+    for r in results:
+        table.add_row(
+            r.robot or "none",
+            str(r.shipped_after),
+            f"{failover.ratio(r, base):.2f}",
+            str(r.shipped),
+            str(r.scrapped),
+            r.final_state or "-",
+            "balanced" if r.balanced else "[red]NOT balanced[/red]",
+            f"{r.wall_s:.0f}",
+        )
+    console.print(table)
+    worst = min(results[1:], key=lambda r: failover.ratio(r, base))
+    value = failover.ratio(worst, base)
+    verdict = "met" if value >= failover.GOAL else "[red]NOT met[/red]"
+    console.print(
+        f"worst: {worst.robot} failed, ratio {value:.2f} "
+        f"(goal >= {failover.GOAL:.2f} for every robot: {verdict})"
+    )
 
 
 if __name__ == "__main__":

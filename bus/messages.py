@@ -417,8 +417,10 @@ class ControlRequest(Message):
     ``robot`` / ``cell``, a fault kind and its duration for ``fault``, a pace
     (``pause``, ``run``, ``realtime``, ``fast``) and a real-time factor for
     ``pace``, a product and a count for ``order``; ``factor`` is how many times
-    slower a ``slow_robot`` fault makes the robot. ``cmd_id`` makes a retry
-    harmless: the same id is answered with the first answer.
+    slower a ``slow_robot`` fault makes the robot; ``permanent`` makes a
+    ``robot_fault`` one the supervisor never clears (``value`` is then 0).
+    ``cmd_id`` makes a retry harmless: the same id is answered with the first
+    answer.
     """
 
     cmd_id: str
@@ -427,6 +429,7 @@ class ControlRequest(Message):
     action: str = ""
     value: float = 0.0
     factor: float = 0.0
+    permanent: bool = False
 
 
 @message("robot_status")

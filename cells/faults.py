@@ -7,6 +7,7 @@ A scenario file is a list of ``[[faults]]`` tables::
     target = "supervisor" # a robot, a conveyor, or "supervisor"
     kind = "supervisor_crash"
     duration = 0.0        # seconds the fault lasts, where the kind has a duration
+    # permanent = true    # robot_fault only, instead of duration: never cleared
 
 ``docs/faults.md`` describes each kind. A bad file (unknown kind, unknown
 target, negative time, wrong type) fails at load with one line naming the file,
@@ -34,7 +35,8 @@ class FaultKind(enum.StrEnum):
     SUPERVISOR_CRASH = "supervisor_crash"
     """The supervisor process is killed (SIGKILL); the launcher restarts it from its journal."""
     ROBOT_FAULT = "robot_fault"
-    """The arm stops and the agent aborts; the supervisor clears it after ``duration``."""
+    """The arm stops and the agent aborts; the supervisor clears it after ``duration``
+    (never, if ``permanent``)."""
     GRIPPER_DROP = "gripper_drop"
     """The part in the gripper is let go and falls under physics."""
     CONVEYOR_JAM = "conveyor_jam"
@@ -57,10 +59,10 @@ TIMED = (
     FaultKind.SLOW_ROBOT,
     FaultKind.MESSAGE_LOSS,
 )
-"""Kinds that last ``duration`` seconds (so it must be > 0)."""
-
-
-KEYS = ("at", "target", "kind", "duration", "factor", "share")
+"""Kinds that last ``duration`` seconds (so it must be > 0, unless permanent)."""
+PERMANENT_KINDS = (FaultKind.ROBOT_FAULT,)
+"""Kinds that may be ``permanent``: a robot that fails for good and never comes back."""
+KEYS = ("at", "target", "kind", "duration", "factor", "share", "permanent")
 """The keys of a ``[[faults]]`` entry."""
 DEFAULT_SHARE = 0.3
 """The share of messages a ``message_loss`` loses unless the scenario says."""
@@ -78,6 +80,8 @@ class ScheduledFault:
     """How many times slower (``slow_robot``)."""
     share: float = 0.0
     """The share of messages lost, from 0 to 1 (``message_loss``)."""
+    permanent: bool = False
+    """Never cleared (``robot_fault``): the robot stays Aborted, its work goes to the others."""
 
     @property
     def amount(self) -> float:
@@ -160,10 +164,28 @@ def parse_scenario(
         if kind is FaultKind.MESSAGE_LOSS and not 0 < share < 1:
             why = f"a share of messages lost is between 0 and 1, got {share:g}"
             raise ConfigError(source, f"{key}.share", why)
-        if kind in TIMED and duration <= 0:
+        permanent = _permanent(source, key, e, kind)
+        if kind in TIMED and duration <= 0 and not permanent:
             raise ConfigError(source, f"{key}.duration", f"{kind.value} needs a duration > 0")
-        out.append(ScheduledFault(at, str(target), kind, duration, factor, share))
+        out.append(ScheduledFault(at, str(target), kind, duration, factor, share, permanent))
     return tuple(sorted(out, key=lambda f: (f.at_s, f.target, f.kind.value)))
+
+
+def _permanent(source: str, key: str, entry: dict[str, Any], kind: FaultKind) -> bool:
+    """``permanent``: a boolean, for a kind that can be permanent, never beside a duration."""
+    if "permanent" not in entry:
+        return False
+    value = entry["permanent"]
+    if not isinstance(value, bool):
+        raise ConfigError(source, f"{key}.permanent", f"expected true or false, got {value!r}")
+    if value and kind not in PERMANENT_KINDS:
+        kinds = ", ".join(k.value for k in PERMANENT_KINDS)
+        why = f"only {kinds} can be permanent, not {kind.value}"
+        raise ConfigError(source, f"{key}.permanent", why)
+    if value and "duration" in entry:
+        why = "a permanent fault has no duration: give one or the other"
+        raise ConfigError(source, f"{key}.duration", why)
+    return value
 
 
 def _number(source: str, key: str, value: Any) -> float:
@@ -189,4 +211,6 @@ def dump_scenario(faults: tuple[ScheduledFault, ...], comment: str = "") -> str:
             out.append(f"factor = {f.factor!r}")
         if f.kind is FaultKind.MESSAGE_LOSS:
             out.append(f"share = {f.share!r}")
+        if f.permanent:
+            out.append("permanent = true")
     return "\n".join(out) + "\n"

@@ -222,7 +222,13 @@ def _inject(server: SimServer, fault: ScheduledFault) -> None:
     host = server.host
     if host is None:
         return
-    problem = host.inject(fault.kind.value, fault.target, fault.duration_s, factor=fault.amount)
+    problem = host.inject(
+        fault.kind.value,
+        fault.target,
+        fault.duration_s,
+        factor=fault.amount,
+        permanent=fault.permanent,
+    )
     if problem:
         log.warning("fault %s on %s not injected: %s", fault.kind.value, fault.target, problem)
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import functools
 import json
 import os
 import sys
@@ -149,10 +150,10 @@ def cmd_cell(args: argparse.Namespace, console: Console) -> int:
 
 
 def cmd_fault(args: argparse.Namespace, console: Console) -> int:
-    """Inject a fault."""
-    return _send(
-        args, console, args.target, ControlClient.fault, args.target, args.kind, args.duration
-    )
+    """Inject a fault (``--permanent``: a robot that fails for good, with no duration)."""
+    fault = functools.partial(ControlClient.fault, permanent=args.permanent)
+    duration = 0.0 if args.permanent else args.duration
+    return _send(args, console, args.target, fault, args.target, args.kind, duration)
 
 
 def cmd_pace(args: argparse.Namespace, console: Console) -> int:
@@ -391,8 +392,14 @@ def add_commands(sub: Any) -> None:
         "target", help="a robot (robot_fault, gripper_drop) or a conveyor (conveyor_jam)"
     )
     q.add_argument("kind", help="robot_fault, gripper_drop or conveyor_jam")
-    q.add_argument(
+    how_long = q.add_mutually_exclusive_group()
+    how_long.add_argument(
         "--duration", type=positive, default=10.0, metavar="S", help="sim seconds (default 10)"
+    )
+    how_long.add_argument(
+        "--permanent",
+        action="store_true",
+        help="robot_fault only: the robot fails for good and is never cleared",
     )
     q.set_defaults(func=cmd_fault)
 

@@ -179,9 +179,17 @@ class ControlClient:
         cmd = parse_command(command)
         return self.request(ControlCommand.CELL, action=cmd.value)
 
-    def fault(self, target: str, kind: str, duration_s: float = 0.0) -> ControlReply:
-        """Inject a fault of ``kind`` (e.g. ``robot_fault``, ``gripper_drop``) on ``target``."""
-        return self.request(ControlCommand.FAULT, target=target, action=kind, value=duration_s)
+    def fault(
+        self, target: str, kind: str, duration_s: float = 0.0, *, permanent: bool = False
+    ) -> ControlReply:
+        """Inject a fault of ``kind`` (e.g. ``robot_fault``, ``gripper_drop``) on ``target``.
+
+        ``permanent`` (a ``robot_fault`` only, with no duration): the robot
+        fails for good and the supervisor never clears it.
+        """
+        return self.request(
+            ControlCommand.FAULT, target=target, action=kind, value=duration_s, permanent=permanent
+        )
 
     def pace(self, mode: str, factor: float = 1.0) -> ControlReply:
         """Set the clock: ``pause``, ``run``, ``realtime`` (at ``factor`` x wall time) or ``fast``."""
@@ -202,9 +210,12 @@ class ControlClient:
         target: str = "",
         action: str = "",
         value: float = 0.0,
+        permanent: bool = False,
     ) -> ControlReply:
         """Send one request (retrying on silence) and return its ``ok`` reply, or raise."""
-        req = ControlRequest(uuid.uuid4().hex, command, target, action, float(value))
+        req = ControlRequest(
+            uuid.uuid4().hex, command, target, action, float(value), permanent=permanent
+        )
         what = " ".join(p for p in (command.value, target, action) if p)
         reply = self._exchange(req, what)
         if not reply.ok:

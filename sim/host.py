@@ -290,7 +290,12 @@ class CellHost:
         if req.action == ROBOT_FAULT and req.target in self.world.arms:
             self._pending[req.cmd_id] = ident  # the supervisor answers when the robot has aborted
         problem = self.inject(
-            req.action, req.target, req.value, factor=req.factor, cmd_id=req.cmd_id
+            req.action,
+            req.target,
+            req.value,
+            factor=req.factor,
+            cmd_id=req.cmd_id,
+            permanent=req.permanent,
         )
         if problem:
             self._pending.pop(req.cmd_id, None)
@@ -302,15 +307,25 @@ class CellHost:
             self._pending.pop(req.cmd_id, None)
 
     def inject(
-        self, kind: str, target: str, duration_s: float, *, factor: float = 0.0, cmd_id: str = ""
+        self,
+        kind: str,
+        target: str,
+        duration_s: float,
+        *,
+        factor: float = 0.0,
+        cmd_id: str = "",
+        permanent: bool = False,
     ) -> str:
         """Inject a fault now; return "" or why it cannot be done.
 
         Physical faults act on the world at once; a robot fault goes to the
-        supervisor, which aborts the robot and clears it after ``duration_s``.
+        supervisor, which aborts the robot and clears it after ``duration_s``,
+        or never if ``permanent`` (the robot has failed for good).
         """
         if kind in ("gripper_drop", ROBOT_FAULT) and target not in self.world.arms:
             return f"no robot {target!r}"
+        if permanent and kind != ROBOT_FAULT:
+            return f"only a robot_fault can be permanent, not {kind}"
         if kind == "gripper_drop":
             if self.world.arms[target].holding:
                 self.world.drop(target)
@@ -335,8 +350,10 @@ class CellHost:
                 return "a blackout needs a duration > 0 in value"
             self.world.blackout(target, round(duration_s * 1e9))
         elif kind == ROBOT_FAULT:
-            if not duration_s > 0:
-                return "a robot fault needs a duration > 0 in value"
+            if permanent and duration_s != 0:
+                return "a permanent robot fault has no duration: value must be 0"
+            if not permanent and not duration_s > 0:
+                return "a robot fault needs a duration > 0 in value (or permanent)"
         elif kind == MESSAGE_LOSS:
             if target not in self.world.arms:
                 return f"no robot {target!r}"
@@ -350,7 +367,9 @@ class CellHost:
         # the supervisor logs every fault (and aborts the robot for a robot fault)
         self._inject_seq += 1
         cid = cmd_id or f"fault-{self._inject_seq}"
-        note = ControlRequest(cid, ControlCommand.FAULT, target, kind, duration_s, factor)
+        note = ControlRequest(
+            cid, ControlCommand.FAULT, target, kind, duration_s, factor, permanent=permanent
+        )
         self._outbox.append(note)
         self.counters[f"fault:{kind}"] += 1
         return ""

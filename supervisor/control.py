@@ -19,7 +19,7 @@ from bus.messages import Command, CommandReply, ControlReply, ControlRequest, De
 from bus.participant import Outbox
 
 if TYPE_CHECKING:
-    from supervisor.supervisor import Supervisor
+    from supervisor.supervisor import RobotView, Supervisor
 
 MANUAL = (PackMLCommand.STOP, PackMLCommand.ABORT)
 """Operator commands after which the supervisor leaves the robot alone."""
@@ -27,6 +27,15 @@ AUTOMATIC = (PackMLCommand.RESET, PackMLCommand.START, PackMLCommand.CLEAR)
 """Operator commands that hand the robot back to the supervisor."""
 COMMAND_RETRY_NS = 2_000_000_000
 """Resend an unanswered command (same id) after this long (sim ns)."""
+NEVER_NS = 2**63 - 1
+"""``RobotView.clear_after_ns`` of a robot that failed for good (a permanent
+``robot_fault``): no sim time reaches it, so the supervisor never clears the
+robot, and the value survives a restart from the journal like any other."""
+
+
+def failed_for_good(robot: RobotView) -> bool:
+    """Whether ``robot`` had a permanent fault and no operator has cleared it since."""
+    return robot.clear_after_ns == NEVER_NS
 
 
 @dataclasses.dataclass(slots=True)
@@ -70,6 +79,7 @@ class ControlDesk:
             target=req.target,
             action=req.action,
             value=req.value,
+            **({"permanent": True} if req.permanent else {}),
         )
         if req.command is ControlCommand.ORDER:
             self._order(req)
@@ -114,6 +124,7 @@ class ControlDesk:
                 robot.manual = True
             elif cmd in AUTOMATIC:
                 robot.manual = False
+                robot.clear_after_ns = 0  # the operator repaired it: a fault's wait is over
             wait.commands[name] = Command(cmd_id, name, cmd)
             out.send(name, wait.commands[name])
             self.by_cmd[cmd_id] = req.cmd_id
@@ -186,15 +197,42 @@ class ControlDesk:
         if not robot.alive:
             self._answer(req, False, "unavailable", f"{req.target} not answering")
             return
-        robot.clear_after_ns = sup.now + round(max(req.value, 0.0) * 1e9)
+        if req.permanent:
+            robot.clear_after_ns = NEVER_NS
+            extra = {"permanent": True}
+        else:
+            robot.clear_after_ns = sup.now + round(max(req.value, 0.0) * 1e9)
+            extra = {}
         sup.events.write(
-            sup.now, "fault_injected", target=req.target, fault=req.action, duration_s=req.value
+            sup.now,
+            "fault_injected",
+            target=req.target,
+            fault=req.action,
+            duration_s=req.value,
+            **extra,
         )
         abort = dataclasses.replace(
             req, command=ControlCommand.ROBOT, action=PackMLCommand.ABORT.value
         )
         self._command(abort, PackMLCommand.ABORT, [req.target], out)
-        robot.manual = False  # a fault clears itself after its duration
+        robot.manual = False  # a fault clears itself after its duration (or never)
+
+    def lost_part(self, location: str) -> str:
+        """Why a part at ``location`` can never be used again, or "".
+
+        A part on the floor fell off every station; a part in the gripper of a
+        robot that failed for good stays there until someone comes to the
+        cell. Either way it is written off, so the work that needed it goes on
+        with a fresh one (or, for a unit's base, the unit is scrapped and its
+        fixture freed).
+        """
+        if location == "floor":
+            return "fell"
+        kind, _, name = location.partition(":")
+        robot = self.sup.robots.get(name) if kind == "gripper" else None
+        if robot is not None and failed_for_good(robot):
+            return f"held by {name}, failed for good"
+        return ""
 
     def _order(self, req: ControlRequest) -> None:
         sup = self.sup

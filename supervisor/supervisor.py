@@ -679,12 +679,14 @@ class Supervisor:
         op.state = OpState.READY
         op.not_before_ns = self.now + RETRY_NS
         self.events.write(self.now, "op_requeued", op=op.op_id, reason=reason, attempts=op.attempts)
-        if op.part and op.part in self.ledger.live and self.ledger.location(op.part) == "floor":
+        where = self.ledger.location(op.part) if op.part in self.ledger.live else ""
+        lost = self.desk.lost_part(where)
+        if lost:
             unit = self.units[op.unit]
             if op.part == unit.unit_id:
-                self._scrap_unit(unit, f"{op.part} fell")
+                self._scrap_unit(unit, f"{op.part} {lost}")
                 return
             self.ledger.scrap(op.part)
             self._retire.append(op.part)
-            self.events.write(self.now, "part_scrapped", part=op.part, reason="fell")
+            self.events.write(self.now, "part_scrapped", part=op.part, reason=lost)
             op.part = ""

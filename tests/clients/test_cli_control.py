@@ -108,6 +108,28 @@ def test_commands_send_what_they_say(
     assert out.strip() == printed
     (req,) = host.requests
     assert (req.command.value, req.target, req.action, req.value) == sent
+    assert req.permanent is False
+
+
+def test_a_permanent_robot_fault_is_sent_without_a_duration(
+    host: FakeHost, base: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = run(
+        capsys, "fault", "inject", "R2", "robot_fault", "--permanent", "--endpoint", base
+    )
+    assert (code, err, out.strip()) == (0, "", "R2: fault done")
+    (req,) = host.requests
+    assert (req.target, req.action, req.value, req.permanent) == ("R2", "robot_fault", 0.0, True)
+
+
+def test_permanent_and_a_duration_together_are_refused(
+    host: FakeHost, base: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["fault", "inject", "R2", "robot_fault", "--permanent", "--duration", "5"])
+    assert exc.value.code == 2
+    assert "not allowed with argument" in capsys.readouterr().err
+    assert host.requests == []
 
 
 def test_a_command_json_is_the_reply(

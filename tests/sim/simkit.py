@@ -37,7 +37,11 @@ ALL = (Skill.PICK_PLACE, Skill.FASTEN, Skill.INSPECT)
 
 
 def make_cell(**changes: object) -> CellSpec:
-    """The reference assembly cell (as ``cells/assembly.toml`` describes it)."""
+    """The first layout of the assembly cell: four arms around two fixtures, trays between.
+
+    The world tests pin their geometry to it; ``cells/assembly.toml`` has since
+    been laid out so that any one arm can fail (``tests/cells/test_failover.py``).
+    """
     robots = (
         RobotSpec("R1", RobotModel.IIWA, Pose(-0.65, 0.0, 0.0), ALL, 1.5),
         RobotSpec("R2", RobotModel.PANDA, Pose(0.0, 0.65, 0.0), ALL, 1.5),

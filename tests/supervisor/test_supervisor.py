@@ -86,14 +86,14 @@ def test_frame_at_infeed_starts_a_unit_and_the_quickest_bid_wins() -> None:
     h.sensors["infeed.end"] = "frame-0001"
     sent = h.step(events=(spawn,))
     cfb = [(d, m) for d, m in sent if isinstance(m, CallForBids)]
-    # only R1 and R2 reach both the infeed and F1
-    assert sorted(d for d, _ in cfb) == ["R1", "R2"]
+    # only R1 and R3 (the two on the infeed's side) reach both the infeed and F1
+    assert sorted(d for d, _ in cfb) == ["R1", "R3"]
     op = cfb[0][1].op
     assert (op.name, op.part, op.src, op.dst) == ("load_frame", "frame-0001", "infeed", "F1")
     h.step()
-    sent = h.step(("R1", Bid(op.op_id, "R1", 9 * 10**9)), ("R2", Bid(op.op_id, "R2", 6 * 10**9)))
+    sent = h.step(("R1", Bid(op.op_id, "R1", 9 * 10**9)), ("R3", Bid(op.op_id, "R3", 6 * 10**9)))
     awards = [(d, m) for d, m in sent if isinstance(m, Award)]
-    assert [(d, m.op.op_id) for d, m in awards] == [("R2", op.op_id)]
+    assert [(d, m.op.op_id) for d, m in awards] == [("R3", op.op_id)]
 
 
 def test_lost_robot_gives_its_work_back_within_three_heartbeats() -> None:

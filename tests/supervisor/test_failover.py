@@ -1,0 +1,164 @@
+"""A robot that fails for good, as the supervisor sees it: never cleared, what it holds written off."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from bus.enums import ControlCommand, OpStatus, PackMLCommand, PackMLState, WorldEventKind
+from bus.messages import (
+    Bid,
+    CallForBids,
+    Command,
+    ControlRequest,
+    Message,
+    OpReport,
+    OpStarted,
+    SensorReading,
+    Tick,
+    WorldAct,
+    WorldEvent,
+    WorldSense,
+)
+from supervisor import Supervisor
+from supervisor.control import failed_for_good
+from tests.supervisor.test_supervisor import TICK, Harness
+
+HOUR_TICKS = 3600 * 24
+
+
+def request(h: Harness, req: ControlRequest) -> tuple[list[tuple[str, Message]], list[str]]:
+    """One tick whose world report carries a control request (as the cell host routes it).
+
+    Returns what the supervisor sent and the event-log lines it wrote.
+    """
+    sensors = tuple(SensorReading(s, p) for s, p in sorted(h.sensors.items()))
+    act = h.sup.step(Tick(h.k, h.k * TICK, (), WorldSense((), sensors, (req,))), [], h.out)
+    h.k += 1
+    assert isinstance(act, WorldAct)
+    return h.out.take(), list(act.events)
+
+
+def fault(h: Harness, robot: str, *, permanent: bool, duration_s: float = 0.0) -> list[str]:
+    req = ControlRequest(
+        f"fault-{h.k}",
+        ControlCommand.FAULT,
+        robot,
+        "robot_fault",
+        duration_s,
+        permanent=permanent,
+    )
+    sent, lines = request(h, req)
+    assert [(d, m.command) for d, m in sent if isinstance(m, Command)] == [
+        (robot, PackMLCommand.ABORT)
+    ]
+    return lines
+
+
+def commands(sent: list[tuple[str, Message]]) -> list[PackMLCommand]:
+    return [m.command for _, m in sent if isinstance(m, Command)]
+
+
+def test_a_timed_fault_is_cleared_after_its_duration() -> None:
+    h = Harness()
+    h.step(h.hb("R1", PackMLState.EXECUTE))
+    fault(h, "R1", permanent=False, duration_s=2.0)
+    h.step(h.hb("R1", PackMLState.ABORTED))
+    assert commands(h.step(h.hb("R1", PackMLState.ABORTED))) == []
+    h.k += 2 * 24
+    assert commands(h.step(h.hb("R1", PackMLState.ABORTED))) == [PackMLCommand.CLEAR]
+
+
+def test_a_permanent_fault_is_never_cleared() -> None:
+    h = Harness()
+    h.step(h.hb("R1", PackMLState.EXECUTE))
+    lines = fault(h, "R1", permanent=True)
+    logged = [json.loads(line) for line in lines if '"fault_injected"' in line]
+    assert [(e["target"], e["permanent"]) for e in logged] == [("R1", True)]
+    assert failed_for_good(h.sup.robots["R1"])
+    h.step(h.hb("R1", PackMLState.ABORTED))
+    for _ in range(3):
+        h.k += HOUR_TICKS
+        assert commands(h.step(h.hb("R1", PackMLState.ABORTED))) == []
+
+
+def test_it_is_still_failed_for_good_after_a_supervisor_restart(tmp_path: Path) -> None:
+    h = Harness(out_dir=tmp_path)
+    h.step(h.hb("R1", PackMLState.EXECUTE))
+    fault(h, "R1", permanent=True)
+    h.step(h.hb("R1", PackMLState.ABORTED))
+    h.sup.close()  # killed: a new supervisor comes back from the journal
+    again = Harness(out_dir=None)
+    again.sup = Supervisor(h.sup.cell, out_dir=tmp_path, restore=True)
+    again.k = h.k + HOUR_TICKS
+    try:
+        assert failed_for_good(again.sup.robots["R1"])
+        for _ in range(3):
+            again.k += 24
+            assert commands(again.step(again.hb("R1", PackMLState.ABORTED))) == []
+    finally:
+        again.sup.close()
+
+
+def test_an_operator_who_clears_it_hands_it_back() -> None:
+    h = Harness()
+    h.step(h.hb("R1", PackMLState.EXECUTE))
+    fault(h, "R1", permanent=True)
+    h.step(h.hb("R1", PackMLState.ABORTED))
+    sent, _ = request(h, ControlRequest("op-1", ControlCommand.ROBOT, "R1", "Clear"))
+    assert set(commands(sent)) == {PackMLCommand.CLEAR}
+    assert not failed_for_good(h.sup.robots["R1"])
+    assert not h.sup.robots["R1"].manual  # from here the supervisor brings it up again
+
+
+def grasped_frame(h: Harness, robot: str) -> str:
+    """A unit started for frame-0001, its load awarded to ``robot``, which has the frame in hand."""
+    h.step(h.hb(robot, PackMLState.EXECUTE))
+    spawn = WorldEvent(0, WorldEventKind.SPAWNED, "frame-0001", "frame", "conveyor:infeed", "")
+    h.sensors["infeed.end"] = "frame-0001"
+    sent = h.step(events=(spawn,))
+    op_id = next(m.op.op_id for _, m in sent if isinstance(m, CallForBids))
+    h.step()
+    h.step((robot, Bid(op_id, robot, 10**9)))
+    h.step((robot, OpStarted(op_id, robot, h.k * TICK)))
+    grasp = WorldEvent(
+        h.k * TICK, WorldEventKind.GRASPED, "frame-0001", "frame", f"gripper:{robot}", ""
+    )
+    h.sensors["infeed.end"] = ""
+    h.step(events=(grasp,))
+    assert h.sup.ledger.location("frame-0001") == f"gripper:{robot}"
+    return op_id
+
+
+def test_a_unit_in_the_hand_of_a_robot_failed_for_good_is_scrapped_and_its_fixture_freed() -> None:
+    h = Harness()
+    op_id = grasped_frame(h, "R1")
+    fault(h, "R1", permanent=True)
+    report = OpReport(
+        op_id, "R1", OpStatus.FAILED, "interrupted by command Abort", h.k * TICK, None
+    )
+    h.step(("R1", report), h.hb("R1", PackMLState.ABORTING))
+    unit = h.sup.units["frame-0001"]
+    assert unit.rejected and unit.reason == "frame-0001 held by R1, failed for good"
+    assert h.sup.ledger.location("frame-0001") == "scrap"
+    assert h.sup.ledger.check()
+    # the fixture it was meant for takes the next frame
+    h.sensors["infeed.end"] = "frame-0002"
+    spawn = WorldEvent(
+        h.k * TICK, WorldEventKind.SPAWNED, "frame-0002", "frame", "conveyor:infeed", ""
+    )
+    h.step(events=(spawn,))
+    assert h.sup.units["frame-0002"].fixture == unit.fixture
+
+
+def test_a_robot_with_a_timed_fault_keeps_what_it_holds() -> None:
+    h = Harness()
+    op_id = grasped_frame(h, "R1")
+    fault(h, "R1", permanent=False, duration_s=5.0)
+    report = OpReport(
+        op_id, "R1", OpStatus.FAILED, "interrupted by command Abort", h.k * TICK, None
+    )
+    h.step(("R1", report), h.hb("R1", PackMLState.ABORTING))
+    assert not h.sup.units["frame-0001"].rejected
+    assert h.sup.ledger.location("frame-0001") == "gripper:R1"
+    assert h.sup.ops[op_id].part == "frame-0001"
