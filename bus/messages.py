@@ -417,7 +417,8 @@ class ControlRequest(Message):
     ``robot`` / ``cell``, a fault kind and its duration for ``fault``, a pace
     (``pause``, ``run``, ``realtime``, ``fast``) and a real-time factor for
     ``pace``, a product and a count for ``order``; ``factor`` is how many times
-    slower a ``slow_robot`` fault makes the robot; ``permanent`` makes a
+    slower a ``slow_robot`` fault makes the robot, or the share of messages a
+    ``message_loss`` loses (0 to 1); ``permanent`` makes a
     ``robot_fault`` one the supervisor never clears (``value`` is then 0).
     ``cmd_id`` makes a retry harmless: the same id is answered with the first
     answer.

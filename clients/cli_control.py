@@ -151,7 +151,8 @@ def cmd_cell(args: argparse.Namespace, console: Console) -> int:
 
 def cmd_fault(args: argparse.Namespace, console: Console) -> int:
     """Inject a fault (``--permanent``: a robot that fails for good, with no duration)."""
-    fault = functools.partial(ControlClient.fault, permanent=args.permanent)
+    amount = args.share if args.kind == "message_loss" else args.factor
+    fault = functools.partial(ControlClient.fault, permanent=args.permanent, factor=amount)
     duration = 0.0 if args.permanent else args.duration
     return _send(args, console, args.target, fault, args.target, args.kind, duration)
 
@@ -389,9 +390,22 @@ def add_commands(sub: Any) -> None:
     fsub = p.add_subparsers(dest="fault_command", required=True)
     q = fsub.add_parser("inject", parents=[common], help="inject a fault now")
     q.add_argument(
-        "target", help="a robot (robot_fault, gripper_drop) or a conveyor (conveyor_jam)"
+        "target", help="a robot, a conveyor (conveyor_jam) or a sensor (sensor_blackout)"
     )
-    q.add_argument("kind", help="robot_fault, gripper_drop or conveyor_jam")
+    q.add_argument(
+        "kind",
+        help="robot_fault, gripper_drop, conveyor_jam, sensor_blackout, slow_robot or "
+        "message_loss (docs/faults.md)",
+    )
+    q.add_argument(
+        "--factor", type=positive, default=2.0, help="slow_robot: times slower (default 2)"
+    )
+    q.add_argument(
+        "--share",
+        type=positive,
+        default=0.3,
+        help="message_loss: share of messages lost, below 1 (default 0.3)",
+    )
     how_long = q.add_mutually_exclusive_group()
     how_long.add_argument(
         "--duration", type=positive, default=10.0, metavar="S", help="sim seconds (default 10)"

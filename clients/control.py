@@ -180,15 +180,28 @@ class ControlClient:
         return self.request(ControlCommand.CELL, action=cmd.value)
 
     def fault(
-        self, target: str, kind: str, duration_s: float = 0.0, *, permanent: bool = False
+        self,
+        target: str,
+        kind: str,
+        duration_s: float = 0.0,
+        *,
+        permanent: bool = False,
+        factor: float = 0.0,
     ) -> ControlReply:
         """Inject a fault of ``kind`` (e.g. ``robot_fault``, ``gripper_drop``) on ``target``.
 
         ``permanent`` (a ``robot_fault`` only, with no duration): the robot
-        fails for good and the supervisor never clears it.
+        fails for good and the supervisor never clears it. ``factor`` is the
+        kind's own amount: how many times slower (``slow_robot``), or the share
+        of messages lost (``message_loss``).
         """
         return self.request(
-            ControlCommand.FAULT, target=target, action=kind, value=duration_s, permanent=permanent
+            ControlCommand.FAULT,
+            target=target,
+            action=kind,
+            value=duration_s,
+            permanent=permanent,
+            factor=factor,
         )
 
     def pace(self, mode: str, factor: float = 1.0) -> ControlReply:
@@ -211,10 +224,17 @@ class ControlClient:
         action: str = "",
         value: float = 0.0,
         permanent: bool = False,
+        factor: float = 0.0,
     ) -> ControlReply:
         """Send one request (retrying on silence) and return its ``ok`` reply, or raise."""
         req = ControlRequest(
-            uuid.uuid4().hex, command, target, action, float(value), permanent=permanent
+            uuid.uuid4().hex,
+            command,
+            target,
+            action,
+            float(value),
+            factor=float(factor),
+            permanent=permanent,
         )
         what = " ".join(p for p in (command.value, target, action) if p)
         reply = self._exchange(req, what)
