@@ -19,6 +19,7 @@ import time
 from typing import Any
 
 import zmq
+from zmq.utils.monitor import recv_monitor_message
 
 from bus.codec import CodecError, decode, encode
 from bus.messages import Count, Envelope, ErrorReply, Message, Tick
@@ -83,22 +84,67 @@ class Mailbox:
         self._impaired: dict[str, Impairment] = {}
         self._last_seq: dict[str, int] = {}
         self._sock: zmq.Socket[Any] | None = None
+        self._monitor: zmq.Socket[Any] | None = None
+        self._handshakes = 0
         self._seq: dict[str, int] = {}
         self._sent: dict[str, int] = {}
         self._pending: list[Envelope] = []
 
     def setup(self) -> None:
-        """Bind (hub) or connect (spoke)."""
+        """Bind (hub) or connect (spoke), watching for the connections' handshakes."""
         if self.hub:
             self._sock = make_socket(self.ctx, zmq.ROUTER)
             self._sock.setsockopt(zmq.ROUTER_MANDATORY, 1)
-            self._sock.bind(self.endpoint)
+            self._sock.setsockopt(zmq.ROUTER_HANDOVER, 1)  # a restarted spoke takes its name back
         else:
             self._sock = make_socket(self.ctx, zmq.DEALER, identity=self.name)
+        if not self.endpoint.startswith("inproc://"):
+            self._monitor = self._sock.get_monitor_socket(zmq.EVENT_HANDSHAKE_SUCCEEDED)
+        if self.hub:
+            self._sock.bind(self.endpoint)
+        else:
             self._sock.connect(self.endpoint)
+
+    def wait_connected(self, peers: int, timeout_s: float) -> bool:
+        """Wait until ``peers`` connections have completed their handshake; False on timeout.
+
+        A participant joins the clock only once its cell socket is connected:
+        a hub sends to a spoke by name, and until the spoke's connection is up
+        the message is refused (``ROUTER_MANDATORY``). Left to chance, a
+        restarted supervisor (or agent) would lose its first messages or not
+        depending on wall-clock timing, and the run would not be reproducible.
+        (``inproc`` connects at once; there is nothing to wait for.)
+        """
+        monitor = self._monitor
+        if monitor is None:
+            return True
+        deadline = time.monotonic() + timeout_s
+        try:
+            while self._handshakes < peers:
+                left = deadline - time.monotonic()
+                if left <= 0 or not monitor.poll(int(left * 1000) + 1):
+                    log.warning(
+                        "%s: %d of %d connection(s) up after %.0f s",
+                        self.name,
+                        self._handshakes,
+                        peers,
+                        timeout_s,
+                    )
+                    return False
+                event = recv_monitor_message(monitor)
+                if event["event"] == zmq.EVENT_HANDSHAKE_SUCCEEDED:
+                    self._handshakes += 1
+            return True
+        finally:
+            self._require().disable_monitor()
+            monitor.close(0)
+            self._monitor = None
 
     def close(self) -> None:
         """Close the socket."""
+        if self._monitor is not None:
+            self._monitor.close(0)
+            self._monitor = None
         if self._sock is not None:
             self._sock.close(0)
             self._sock = None

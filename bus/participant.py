@@ -50,8 +50,13 @@ def run_participant(
     silence_s: float = 60.0,
     guard_s: float = 10.0,
     stop: threading.Event | None = None,
+    peers: int = 1,
 ) -> int:
     """Join the clock and step ``part`` until Shutdown; return an exit code.
+
+    ``peers``: how many cell-bus connections to wait for before joining (a
+    hub: one per spoke; a spoke: its hub), so that no message of the first
+    ticks is lost to a connection still being made.
 
     Gives up (exit code 3) if the clock says nothing for ``silence_s`` seconds
     of wall time: a cell whose clock died must not leave orphans behind.
@@ -59,6 +64,7 @@ def run_participant(
     clock = ClockClient(ctx, endpoints.clock, part.name, role=part.role)
     mailbox = Mailbox(ctx, endpoints.cell, part.name, hub=hub, guard_s=guard_s)
     mailbox.setup()
+    mailbox.wait_connected(peers, silence_s)
     clock.setup()
     code = 0
     try:

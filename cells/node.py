@@ -47,7 +47,9 @@ def run_supervisor(
     sup = Supervisor(cell, seed=seed, out_dir=out, restore=restore)
     ctx: zmq.Context[Any] = zmq.Context()
     try:
-        return run_participant(sup, ctx, Endpoints.from_base(endpoint), hub=True)
+        return run_participant(
+            sup, ctx, Endpoints.from_base(endpoint), hub=True, peers=len(cell.robots)
+        )
     finally:
         ctx.term()
 
