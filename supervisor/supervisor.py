@@ -307,13 +307,6 @@ class Supervisor:
                 self.counters["stale_bids"] += 1
             elif body.finish_ns >= 0:
                 bids.append((body.finish_ns, src))
-                op = self.ops[body.op_id]
-                if not robot.ops and not robot.reported_op:
-                    # idle: the bid is how long the step takes it now (it was asked a tick
-                    # after the call went out)
-                    asked = self.now - (self.tick - op.auction_tick - 1) * self.cell.tick_ns
-                    step = f"{op.spec.name}@{','.join(op.stations)}"
-                    self.watch.bid_time(src, step, body.finish_ns - asked, self.now)
         elif isinstance(body, OpStarted):
             self._claim(robot, body.op_id, out)
         elif isinstance(body, OpReport):
@@ -570,7 +563,7 @@ class Supervisor:
         ok = rep.status is OpStatus.DONE
         if ok and op.started_ns >= 0:
             step = f"{op.spec.name}@{','.join(op.stations)}"
-            self.watch.op_time(src, step, self.now - op.started_ns, self.now)
+            self.watch.op_time(src, op.op_id, step, self.now - op.started_ns, self.now)
         self.kpis.op_ended(src, self.now, ok=ok)
         self.events.write(
             self.now, f"op_{rep.status.value}", op=op.op_id, robot=src, detail=rep.detail

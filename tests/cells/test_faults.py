@@ -194,7 +194,7 @@ def test_a_slow_robot_takes_its_factor_from_the_file(cell: CellSpec) -> None:
 def test_unknown_key_lists_the_known_ones(cell: CellSpec) -> None:
     err = scenario(cell, at=1.0, target="R1", kind="robot_fault", duration=1.0, severity=3)
     assert err.key == "faults[0].severity"
-    assert err.reason == "unknown key (known: at, target, kind, duration, factor, permanent)"
+    assert err.reason == "unknown key (known: at, target, kind, duration, factor, share, permanent)"
 
 
 def bid_seconds(log: list[dict[str, Any]], robot: str, after_ns: int) -> list[float]:
@@ -234,16 +234,16 @@ def test_a_slow_robot_bids_later_and_work_shifts_to_others(cell: CellSpec, tmp_p
 def test_a_lossy_link_is_noticed_and_no_operation_runs_twice(
     cell: CellSpec, tmp_path: Path
 ) -> None:
-    """Half the messages between the supervisor and R2 lost for a minute, reproducibly."""
-    loss = ScheduledFault(20.0, "R2", FaultKind.MESSAGE_LOSS, 60.0, share=0.5)
+    """A third of the messages between the supervisor and R3 lost for a minute, reproducibly."""
+    loss = ScheduledFault(20.0, "R3", FaultKind.MESSAGE_LOSS, 60.0, share=0.3)
     opts = RunOptions(seed=4, duration_s=140, faults=(loss,))
     kpis = run_cell(cell, tmp_path / "a", opts)
     log = events(tmp_path / "a")
-    lossy = [e for e in log if e["kind"] == "link_lossy" and e["robot"] == "R2"]
-    ok = [e for e in log if e["kind"] == "link_ok" and e["robot"] == "R2"]
+    lossy = [e for e in log if e["kind"] == "link_lossy" and e["robot"] == "R3"]
+    ok = [e for e in log if e["kind"] == "link_ok" and e["robot"] == "R3"]
     assert lossy and 20 * NS < lossy[0]["t_ns"] < 25 * NS  # noticed within seconds
     assert ok and ok[-1]["t_ns"] > 80 * NS  # and fine again only after it ended
-    assert not any(e["kind"] == "link_lossy" and e["robot"] != "R2" for e in log)
+    assert not any(e["kind"] == "link_lossy" and e["robot"] != "R3" for e in log)
     # the repeats did their work: awards re-sent, duplicate reports ignored
     assert kpis["counters"]["awards_resent"] + kpis["counters"]["stale_reports"] > 0
     assert [c.detail for c in audit_run(tmp_path / "a", window_s=70) if not c.ok] == []
@@ -274,14 +274,21 @@ def test_a_jammed_belt_is_noticed_held_and_cleared(cell: CellSpec, tmp_path: Pat
 
 @pytest.mark.timeout(600)
 def test_a_slow_robot_is_noticed_from_its_times(cell: CellSpec, tmp_path: Path) -> None:
-    slow = ScheduledFault(30.0, "R1", FaultKind.SLOW_ROBOT, 80.0, factor=3.0)
-    run_cell(cell, tmp_path, RunOptions(seed=1, duration_s=200, faults=(slow,)))
+    """The whole cell slows down (work cannot go elsewhere): the robots' own times show it.
+
+    (One slow robot alone soon wins no work, so it shows nothing and costs nothing.)
+    """
+    slow = tuple(
+        ScheduledFault(30.0, r.name, FaultKind.SLOW_ROBOT, 80.0, factor=2.5) for r in cell.robots
+    )
+    run_cell(cell, tmp_path, RunOptions(seed=1, duration_s=200, faults=slow))
     log = events(tmp_path)
     noticed = [e for e in log if e["kind"] == "robot_slow"]
     back = [e for e in log if e["kind"] == "robot_speed_ok"]
-    assert [e["robot"] for e in noticed] == ["R1"]
-    assert 30 * NS < noticed[0]["t_ns"] < 110 * NS and noticed[0]["ratio"] >= 1.6
-    assert [e["robot"] for e in back] == ["R1"] and back[0]["t_ns"] > 110 * NS
+    assert len({e["robot"] for e in noticed}) >= 2
+    assert all(30 * NS < e["t_ns"] < 110 * NS and e["ratio"] >= 1.6 for e in noticed)
+    assert back and all(e["t_ns"] > 110 * NS for e in back)
+    assert {e["robot"] for e in back} <= {e["robot"] for e in noticed}
 
 
 def first_hold(log: list[dict[str, Any]], robot: str, after_ns: int) -> int:
@@ -297,11 +304,11 @@ def first_hold(log: list[dict[str, Any]], robot: str, after_ns: int) -> int:
 def test_kpis_list_every_fault_with_its_detection_and_recovery(
     cell: CellSpec, tmp_path: Path
 ) -> None:
-    # drop R1's part just after it picks one up (near the tray, so the part falls clear)
+    # drop R3's part just after it picks one up (near the tray, so the part falls clear)
     run_cell(cell, tmp_path / "base", RunOptions(seed=2, duration_s=20))
-    drop_at = first_hold(events(tmp_path / "base"), "R1", 12 * NS) / NS + 0.1
+    drop_at = first_hold(events(tmp_path / "base"), "R3", 12 * NS) / NS + 0.1
     scenario = (
-        ScheduledFault(drop_at, "R1", FaultKind.GRIPPER_DROP),
+        ScheduledFault(drop_at, "R3", FaultKind.GRIPPER_DROP),
         ScheduledFault(25.0, "R4", FaultKind.ROBOT_FAULT, 8.0),
         ScheduledFault(35.0, "infeed.end", FaultKind.SENSOR_BLACKOUT, 6.0),
     )
@@ -309,7 +316,7 @@ def test_kpis_list_every_fault_with_its_detection_and_recovery(
     log = events(tmp_path / "run")
     faults = {f["kind"]: f for f in kpis["faults"]}
     assert [(f["kind"], f["target"]) for f in kpis["faults"]] == [
-        ("gripper_drop", "R1"),
+        ("gripper_drop", "R3"),
         ("robot_fault", "R4"),
         ("sensor_blackout", "infeed.end"),
     ]
