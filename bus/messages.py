@@ -184,6 +184,13 @@ class WorldEvent(Message):
     ``location`` is a ledger location (``conveyor:infeed``, ``fixture:F1``,
     ``gripper:R1``, ``unit:<part>``, ``feeder:battery_feeder``, ``floor``,
     ``retired``); ``other`` names the robot or unit involved, if any.
+
+    When a released part comes to rest (``settled``, ``attached``) the world
+    also says how it lies, so the supervisor can judge whether a robot could
+    pick it up again: ``pose`` is where it rests, ``touching`` the other parts
+    it touches, ``covered`` whether something (a belt, a part; not an arm) is
+    above it within reach of an approach from above. Older senders leave them
+    out: no pose, touching nothing, not covered.
     """
 
     t_ns: int
@@ -192,6 +199,9 @@ class WorldEvent(Message):
     part_kind: str
     location: str
     other: str
+    pose: PartPose | None = None
+    touching: tuple[str, ...] = ()
+    covered: bool = False
 
 
 @message("sensor_reading")

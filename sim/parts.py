@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Mapping
 
 import pybullet as p
 
@@ -200,6 +201,39 @@ def fix(
     )
     p.changeConstraint(cid, maxForce=HOLD_FORCE, physicsClientId=client)
     return int(cid)
+
+
+COVER_RAY_M = 0.3
+"""A resting part is covered when something lies this close above its top face (m): a
+pick's approach starts 0.12 m over the part, and the hand needs room above that."""
+COVER_RAY_INSET = 0.005
+"""Covering is probed by rays up from the top face's centre and its corners, this far in (m)."""
+
+
+def lies(
+    client: int, part: Part, pose: tuple[Vec3, Quat], bodies: Mapping[int, str]
+) -> tuple[tuple[str, ...], bool]:
+    """How ``part``, at rest at ``pose``, lies: the parts it touches and whether it is covered.
+
+    What a camera over the cell would tell a planner: a part under a belt's end
+    or under another part cannot be picked from above, and lifting a part that
+    leans on others drags them along. ``bodies`` maps body ids to part ids.
+    Contacts are those of the last physics step. Arms are in neither answer:
+    their links collide with nothing (rays pass through them), and they move away.
+    """
+    contacts = p.getContactPoints(bodyA=part.body, physicsClientId=client)
+    touching = tuple(sorted({bodies[c[2]] for c in contacts if c[2] in bodies} - {part.id}))
+    pos, orn = pose
+    hx, hy, hz = part.half
+    ax, ay = max(hx - COVER_RAY_INSET, 0.0), max(hy - COVER_RAY_INSET, 0.0)
+    starts: list[list[float]] = []
+    for lx, ly in ((0.0, 0.0), (ax, ay), (-ax, ay), (-ax, -ay), (ax, -ay)):
+        top, _ = p.multiplyTransforms(pos, orn, (lx, ly, hz + 0.001), (0.0, 0.0, 0.0, 1.0))
+        starts.append(list(top))
+    ends = [[x, y, z + COVER_RAY_M] for x, y, z in starts]
+    hits = p.rayTestBatch(starts, ends, physicsClientId=client)
+    covered = any(h[0] >= 0 and h[0] != part.body for h in hits)
+    return touching, covered
 
 
 def yaw_quat(yaw: float) -> list[float]:
