@@ -10,6 +10,7 @@ them into msgpack maps ``{"type": tag, "v": version, <field>: <value>, ...}``;
 from __future__ import annotations
 
 import dataclasses
+import math
 import typing
 from collections.abc import Callable
 from typing import ClassVar, TypeVar, dataclass_transform
@@ -126,6 +127,11 @@ class PartPose(Message):
     qy: float
     qz: float
     qw: float
+
+    @property
+    def tilt(self) -> float:
+        """How far the part's top face is turned from facing straight up (radians, 0 to pi)."""
+        return math.acos(max(-1.0, min(1.0, 1.0 - 2.0 * (self.qx**2 + self.qy**2))))
 
 
 @message("inspection")
@@ -258,6 +264,10 @@ class Operation(Message):
     station where a fasten or inspect happens; ``part`` is the part to move.
     ``onto_unit`` says the part is placed on the unit at ``dst`` at the offset
     ``(dx, dy, dz)`` from the top centre of the unit's base part (in its frame).
+
+    ``pick`` makes it a recovery: the part fell and is picked up from where it
+    came to rest (this pose, as the world last reported it) instead of from a
+    station; ``src`` is then empty. Older supervisors leave it out.
     """
 
     op_id: str
@@ -273,6 +283,7 @@ class Operation(Message):
     dx: float
     dy: float
     dz: float
+    pick: PartPose | None = None
 
 
 @message("call_for_bids")
