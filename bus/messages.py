@@ -194,9 +194,9 @@ class WorldEvent(Message):
     When a released part comes to rest (``settled``, ``attached``) the world
     also says how it lies, so the supervisor can judge whether a robot could
     pick it up again: ``pose`` is where it rests, ``touching`` the other parts
-    it touches, ``covered`` whether something (a belt, a part; not an arm) is
-    above it within reach of an approach from above. Older senders leave them
-    out: no pose, touching nothing, not covered.
+    it touches, ``blocked`` whether something (a belt over it, a tray beside
+    it; not an arm) is in the way of a gripper coming straight down to it.
+    Older senders leave them out: no pose, touching nothing, not blocked.
     """
 
     t_ns: int
@@ -207,7 +207,7 @@ class WorldEvent(Message):
     other: str
     pose: PartPose | None = None
     touching: tuple[str, ...] = ()
-    covered: bool = False
+    blocked: bool = False
 
 
 @message("sensor_reading")

@@ -545,23 +545,23 @@ class World:
         self, kind: WorldEventKind, part: Part, location: str, other: str, *, rest: bool = False
     ) -> None:
         """Queue an event for the supervisor; ``rest`` adds how the part lies (``_lies``)."""
-        pose, touching, covered = self._lies(part) if rest else (None, (), False)
+        pose, touching, blocked = self._lies(part) if rest else (None, (), False)
         ev = WorldEvent(
-            self._t_ns, kind, part.id, part.kind.name, location, other, pose, touching, covered
+            self._t_ns, kind, part.id, part.kind.name, location, other, pose, touching, blocked
         )
         log.debug("world: %s", ev)
         self._events.append(ev)
 
     def _lies(self, part: Part) -> tuple[PartPose, tuple[str, ...], bool]:
-        """How a part at rest lies: its pose, the parts it touches, whether it is covered.
+        """How a part at rest lies: its pose, the parts it touches, whether it is blocked.
 
         (``sim.parts.lies``; rare enough, once per part coming to rest, to build the map here.)
         """
         pos, orn = self._pose(part)
         pose = PartPose(part.id, part.kind.name, *pos, *orn)
         bodies = {pt.body: pid for pid, pt in self._parts.items()}
-        touching, covered = lies(self.client, part, (pos, orn), bodies)
-        return pose, touching, covered
+        touching, blocked = lies(self.client, part, (pos, orn), bodies)
+        return pose, touching, blocked
 
 
 def _fmt(v: Vec3) -> str:

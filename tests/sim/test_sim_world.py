@@ -255,7 +255,7 @@ def test_a_dropped_part_is_reported_where_it_came_to_rest(world: World, r2: Driv
     assert ev.pose.z == pytest.approx(0.0015, abs=0.001)
     tilt = tilt_deg(ev)  # flat on one face or the other (a 0.3 m fall may turn it over)
     assert min(tilt, 180 - tilt) < 1.0
-    assert ev.touching == () and ev.covered is False
+    assert ev.touching == () and ev.blocked is False
 
 
 def test_a_part_resting_on_another_says_which(world: World, r2: Driver) -> None:
@@ -269,10 +269,10 @@ def test_a_part_resting_on_another_says_which(world: World, r2: Driver) -> None:
     ev = settled(world, "board-0001")
     assert ev.location == "floor"
     assert ev.touching == (screen,)
-    assert not ev.covered
+    assert not ev.blocked
 
 
-def test_a_part_under_a_belt_is_covered() -> None:
+def test_a_part_under_a_belt_is_blocked() -> None:
     w = World(make_cell(), seed=0)
     w.setup()
     r1 = Driver(w, "R1")
@@ -287,10 +287,29 @@ def test_a_part_under_a_belt_is_covered() -> None:
         ev = settled(w, "board-0001")
         assert ev.location == "floor"
         assert ev.pose is not None and ev.pose.z < 0.01
-        assert ev.covered is True
+        assert ev.blocked is True
     finally:
         r1.close()
         w.shutdown()
+
+
+@pytest.mark.parametrize(("x", "y", "blocked"), [(0.1, 0.1, True), (0.2, 0.15, False)])
+def test_a_part_tight_beside_a_tray_is_blocked(
+    world: World, r2: Driver, x: float, y: float, blocked: bool
+) -> None:
+    r2.hold(6)
+    pick(r2, "board-0001")
+    r2.move(0.0, 0.2, 0.25, ticks=24)
+    r2.move(x, y, 0.05, ticks=24)
+    world.drop("R2")
+    r2.hold(12)
+    ev = settled(world, "board-0001")
+    assert ev.location == "floor" and ev.touching == ()
+    assert ev.pose is not None and ev.pose.z < 0.01
+    assert (ev.pose.x, ev.pose.y) == pytest.approx((x, y), abs=0.01)
+    # the screen tray (x >= 0.13, y <= 0.0525) rises 0.15 m: within 3 cm of the board's
+    # footprint at (0.1, 0.1), so no gripper comes straight down to it; at (0.2, 0.15) one can
+    assert ev.blocked is blocked
 
 
 # ---------------------------------------------------------------- units
