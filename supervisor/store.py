@@ -146,6 +146,7 @@ def snapshot(sup: Supervisor) -> dict[str, Any]:
         "fastened": sorted(sup.fastened),
         "sensor_seen": dict(sup.sensor_seen),
         "stale": sorted(sup.stale),
+        "rests": sup.rests.snapshot(),
     }
 
 
@@ -165,6 +166,8 @@ def restore(sup: Supervisor, state: dict[str, Any]) -> None:
             op.state = OpState(o["state"])
             for key in ("part", "robot", "auction_tick", "not_before_ns", "attempts", "started_ns"):
                 setattr(op, key, o[key])
+            op.pick = tuple(o.get("pick", ()))
+            op.recoveries = o.get("recoveries", 0)
             ops[name] = op
             sup.ops[op.op_id] = op
         sup.units[uid] = Unit(
@@ -203,3 +206,4 @@ def restore(sup: Supervisor, state: dict[str, Any]) -> None:
     sup.fastened = set(state["fastened"])
     sup.sensor_seen = dict(state["sensor_seen"])
     sup.stale = set(state["stale"])
+    sup.rests.restore(state.get("rests", {}))
