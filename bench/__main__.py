@@ -8,7 +8,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from bench import control, record, rtf
+from bench import control, drops, record, rtf
 from cells.schema import load_cell
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -20,7 +20,11 @@ def main() -> int:
     ap.add_argument("--cell", default=str(ROOT / "cells" / "assembly.toml"))
     ap.add_argument("--duration", type=float, default=60.0, help="sim seconds per measurement")
     ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--only", choices=["rtf", "control", "record"], help="run one benchmark")
+    ap.add_argument(
+        "--only",
+        choices=["rtf", "control", "record", "drops"],
+        help="run one benchmark (drops only runs when asked: about 90 runs for --duration 130)",
+    )
     args = ap.parse_args()
     console = Console()
     if args.only in (None, "rtf"):
@@ -29,7 +33,29 @@ def main() -> int:
         _record(console, args)
     if args.only in (None, "control"):
         _control(console)
+    if args.only == "drops":
+        _drops(console, args)
     return 0
+
+
+def _drops(console: Console, args: argparse.Namespace) -> None:
+    cell = load_cell(args.cell)
+    console.print(
+        f"gripper drops at 30% and 70% of every carry starting in the first "
+        f"{args.duration:.0f} s of {cell.name} (seed {args.seed}), one drop per run"
+    )
+    tally, each, balanced = drops.run(cell, args.duration, args.seed)
+    for at, robot, part, what in each:
+        console.print(f"  {at:8.2f} s  {robot}  {part:13s} {what}")
+    table = Table(title="what became of the dropped part")
+    table.add_column("outcome")
+    table.add_column("drops", justify="right")
+    table.add_column("share", justify="right")
+    total = sum(tally.values())
+    for what, n in tally.most_common():
+        table.add_row(what, str(n), f"{n / total:.0%}")
+    console.print(table)
+    console.print(f"ledger balanced in every run: {balanced}")
 
 
 def _record(console: Console, args: argparse.Namespace) -> None:
