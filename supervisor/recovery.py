@@ -68,7 +68,7 @@ class Rest:
 
     @property
     def position(self) -> Pose:
-        """Its centre, with the heading of its long side."""
+        """Its centre and its heading (the turn of its long side about z)."""
         pp = self.pose
         yaw = math.atan2(2.0 * (pp.qw * pp.qz + pp.qx * pp.qy), 1.0 - 2.0 * (pp.qy**2 + pp.qz**2))
         return Pose(pp.x, pp.y, pp.z, yaw)
