@@ -25,6 +25,11 @@ def main() -> int:
         choices=["rtf", "control", "record", "drops"],
         help="run one benchmark (drops only runs when asked: about 90 runs for --duration 130)",
     )
+    ap.add_argument(
+        "--fractions",
+        default="0.3,0.7",
+        help="drops: where in each carry to drop the part (comma-separated fractions)",
+    )
     args = ap.parse_args()
     console = Console()
     if args.only in (None, "rtf"):
@@ -40,11 +45,12 @@ def main() -> int:
 
 def _drops(console: Console, args: argparse.Namespace) -> None:
     cell = load_cell(args.cell)
+    fractions = tuple(float(f) for f in args.fractions.split(","))
     console.print(
-        f"gripper drops at 30% and 70% of every carry starting in the first "
-        f"{args.duration:.0f} s of {cell.name} (seed {args.seed}), one drop per run"
+        f"gripper drops at {', '.join(f'{f:.0%}' for f in fractions)} of every carry starting "
+        f"in the first {args.duration:.0f} s of {cell.name} (seed {args.seed}), one drop per run"
     )
-    tally, each, balanced = drops.run(cell, args.duration, args.seed)
+    tally, each, balanced = drops.run(cell, args.duration, args.seed, fractions)
     for at, robot, part, what in each:
         console.print(f"  {at:8.2f} s  {robot}  {part:13s} {what}")
     table = Table(title="what became of the dropped part")

@@ -70,12 +70,16 @@ def outcome(log: list[dict[str, Any]], at_s: float) -> str:
         return "recovered" + (", done" if done else ", NOT done") + (", shipped" if shipped else "")
     scrap = next((e for e in mine if e["kind"] in ("part_scrapped", "unit_scrapped")), None)
     if scrap is not None:
-        reason = str(scrap["reason"]).split("fell: ", 1)[-1]
-        reason = re.sub(r"unit frame-\d+", "a unit", re.sub(r"\d+ degrees", "N degrees", reason))
-        return f"scrapped: {reason}"
+        return "scrapped: " + str(scrap["reason"]).split("fell: ", 1)[-1]
     if any(e["kind"] == "op_settled" for e in mine):
         return "landed in place"
     return "back at its station"
+
+
+def bucket(what: str) -> str:
+    """An outcome with the ids and angles taken out, to count alike ones together."""
+    what = re.sub(r"\b\w+-\d{4}\b", "<part>", what)  # part ids: kind-NNNN
+    return re.sub(r"\d+ degrees", "N degrees", what)
 
 
 def run(
@@ -96,6 +100,6 @@ def run(
                 text = (Path(tmp) / "events.jsonl").read_text(encoding="utf-8")
             what = outcome([json.loads(line) for line in text.splitlines()], at)
             balanced = balanced and bool(kpis["ledger_balanced"])
-            tally[what] += 1
+            tally[bucket(what)] += 1
             drops.append((at, robot, part, what))
     return tally, drops, balanced
