@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from bench import control, failover, record, rtf
+from bench import control, drops, failover, record, rtf
 from cells.schema import load_cell
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -33,7 +33,14 @@ def main() -> int:
         help=f"failover: when the robot fails, sim seconds (default {failover.FAIL_AT_S:g})",
     )
     ap.add_argument(
-        "--only", choices=["rtf", "control", "record", "failover"], help="run one benchmark"
+        "--only",
+        choices=["rtf", "control", "record", "failover", "drops"],
+        help="run one benchmark (drops only runs when asked: about 90 runs for --duration 130)",
+    )
+    ap.add_argument(
+        "--fractions",
+        default="0.3,0.7",
+        help="drops: where in each carry to drop the part (comma-separated fractions)",
     )
     args = ap.parse_args()
     if args.only == "failover" and not 0 < args.fail_at < _duration(args, failover.DURATION_S):
@@ -45,6 +52,8 @@ def main() -> int:
         _record(console, args)
     if args.only in (None, "control"):
         _control(console)
+    if args.only == "drops":
+        _drops(console, args)
     if args.only in (None, "failover"):
         _failover(console, args)
     return 0
@@ -52,6 +61,28 @@ def main() -> int:
 
 def _duration(args: argparse.Namespace, default: float = 60.0) -> float:
     return float(args.duration) if args.duration is not None else default
+
+
+def _drops(console: Console, args: argparse.Namespace) -> None:
+    cell = load_cell(args.cell)
+    fractions = tuple(float(f) for f in args.fractions.split(","))
+    duration = _duration(args)
+    console.print(
+        f"gripper drops at {', '.join(f'{f:.0%}' for f in fractions)} of every carry starting "
+        f"in the first {duration:.0f} s of {cell.name} (seed {args.seed}), one drop per run"
+    )
+    tally, each, balanced = drops.run(cell, duration, args.seed, fractions)
+    for at, robot, part, what in each:
+        console.print(f"  {at:8.2f} s  {robot}  {part:13s} {what}")
+    table = Table(title="what became of the dropped part")
+    table.add_column("outcome")
+    table.add_column("drops", justify="right")
+    table.add_column("share", justify="right")
+    total = sum(tally.values())
+    for what, n in tally.most_common():
+        table.add_row(what, str(n), f"{n / total:.0%}")
+    console.print(table)
+    console.print(f"ledger balanced in every run: {balanced}")
 
 
 def _record(console: Console, args: argparse.Namespace) -> None:

@@ -63,6 +63,14 @@ reaches a work height between 0 and 0.4 m to within 5 mm. Measured with each
 model's IK (see ``robots.kinematics``)."""
 
 
+GRASP_TILT_MAX = math.radians(5.0)
+"""A part whose top face is turned further than this from facing up is not picked up. The
+tool comes straight down, so such a part (leaning on something, on its edge, upside
+down) would not be held square; 5 degrees is more than a part lying on any face of the
+cell leans, and a frame (the longest part) held at 5 degrees hangs 7 mm lower at one
+corner, which a planner can still allow for when putting it down."""
+
+
 class StationKind(enum.StrEnum):
     """Where along the flow a station sits."""
 

@@ -10,6 +10,7 @@ them into msgpack maps ``{"type": tag, "v": version, <field>: <value>, ...}``;
 from __future__ import annotations
 
 import dataclasses
+import math
 import typing
 from collections.abc import Callable
 from typing import ClassVar, TypeVar, dataclass_transform
@@ -127,6 +128,11 @@ class PartPose(Message):
     qz: float
     qw: float
 
+    @property
+    def tilt(self) -> float:
+        """How far the part's top face is turned from facing straight up (radians, 0 to pi)."""
+        return math.acos(max(-1.0, min(1.0, 1.0 - 2.0 * (self.qx**2 + self.qy**2))))
+
 
 @message("inspection")
 class Inspection(Message):
@@ -184,6 +190,13 @@ class WorldEvent(Message):
     ``location`` is a ledger location (``conveyor:infeed``, ``fixture:F1``,
     ``gripper:R1``, ``unit:<part>``, ``feeder:battery_feeder``, ``floor``,
     ``retired``); ``other`` names the robot or unit involved, if any.
+
+    When a released part comes to rest (``settled``, ``attached``) the world
+    also says how it lies, so the supervisor can judge whether a robot could
+    pick it up again: ``pose`` is where it rests, ``touching`` the other parts
+    it touches, ``blocked`` whether something (a belt over it, a tray beside
+    it; not an arm) is in the way of a gripper coming straight down to it.
+    Older senders leave them out: no pose, touching nothing, not blocked.
     """
 
     t_ns: int
@@ -192,6 +205,9 @@ class WorldEvent(Message):
     part_kind: str
     location: str
     other: str
+    pose: PartPose | None = None
+    touching: tuple[str, ...] = ()
+    blocked: bool = False
 
 
 @message("sensor_reading")
@@ -248,6 +264,10 @@ class Operation(Message):
     station where a fasten or inspect happens; ``part`` is the part to move.
     ``onto_unit`` says the part is placed on the unit at ``dst`` at the offset
     ``(dx, dy, dz)`` from the top centre of the unit's base part (in its frame).
+
+    ``pick`` makes it a recovery: the part fell and is picked up from where it
+    came to rest (this pose, as the world last reported it) instead of from a
+    station; ``src`` is then empty. Older supervisors leave it out.
     """
 
     op_id: str
@@ -263,6 +283,7 @@ class Operation(Message):
     dx: float
     dy: float
     dz: float
+    pick: PartPose | None = None
 
 
 @message("call_for_bids")

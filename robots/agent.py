@@ -322,7 +322,8 @@ class RobotAgent:
     def estimate(self, op: Operation, from_q: Q) -> tuple[int, Q]:
         """How long ``op`` takes from arm pose ``from_q``, and where the arm ends (PlanError if not)."""
         part, unit = assumed_poses(self.cell, op)
-        plan = plan_op(self.kin, self.cell, op, from_q, part, unit)
+        tilt = op.pick.tilt if op.pick is not None else 0.0
+        plan = plan_op(self.kin, self.cell, op, from_q, part, unit, tilt=tilt)
         return plan.duration_ns(self.speed, self.cell.tick_ns), plan.end_q
 
     def _free_at(self) -> tuple[int, Q]:

@@ -47,6 +47,8 @@ class FakePart:
     unit: str = ""
     members: list[str] = dataclasses.field(default_factory=list)
     fastened: bool = False
+    tilt: float = 0.0
+    """Script: it lies this far from flat, turned about its own x axis (radians)."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -222,9 +224,10 @@ class FakeWorld:
     @staticmethod
     def _pose(part: FakePart) -> PartPose:
         p = part.pose
-        return PartPose(
-            part.id, part.kind, p.x, p.y, p.z, 0.0, 0.0, math.sin(p.yaw / 2), math.cos(p.yaw / 2)
-        )
+        # heading about z, then the tilt about the part's own x axis
+        sz, cz = math.sin(p.yaw / 2), math.cos(p.yaw / 2)
+        sx, cx = math.sin(part.tilt / 2), math.cos(part.tilt / 2)
+        return PartPose(part.id, part.kind, p.x, p.y, p.z, cz * sx, sz * sx, sz * cx, cz * cx)
 
 
 class FakeRun:

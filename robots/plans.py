@@ -42,6 +42,9 @@ GRASP_S = 0.15
 """How long the gripper closes (standing still) before the grasp must show."""
 RELEASE_S = 0.15
 """How long the gripper opens (standing still) before retreating."""
+FLAT_RAD = math.radians(1.0)
+"""A part lying within this of flat is put down as if flat: its lowest corner hangs less
+than the release clearance's worth (1.5 mm for a frame) below its bottom face."""
 LOOK_TICKS = {Skill.PICK_PLACE: 3, Skill.FASTEN: 1, Skill.INSPECT: 1}
 """Ticks each skill spends looking at the world when nothing moves: pick_place looks
 twice before planning (is the part still?) and once more above the part."""
@@ -121,10 +124,16 @@ def resting(cell: CellSpec, kind: str, surface: Pose) -> Pose:
 
 
 def assumed_poses(cell: CellSpec, op: Operation) -> tuple[Pose, Pose | None]:
-    """The poses a bid assumes before looking: the part (or unit) and, if any, the unit."""
+    """The poses a bid assumes before looking: the part (or unit) and, if any, the unit.
+
+    A recovery (``op.pick``) picks the part where the world last saw it at rest.
+    """
     base = cell.recipe.base
     if op.skill is Skill.PICK_PLACE:
-        part = resting(cell, op.part_kind, station_pose(cell, op.src))
+        if op.pick is not None:
+            part = part_pose(op.pick)
+        else:
+            part = resting(cell, op.part_kind, station_pose(cell, op.src))
         unit = resting(cell, base, station_pose(cell, op.dst)) if op.onto_unit else None
         return part, unit
     return resting(cell, base, station_pose(cell, op.at)), None
@@ -137,10 +146,15 @@ def plan_op(
     start_q: Sequence[float],
     part: Pose,
     unit: Pose | None,
+    *,
+    tilt: float = 0.0,
 ) -> Plan:
-    """Plan ``op`` from ``start_q``; ``part`` is the moved part's (or the unit's) centre pose."""
+    """Plan ``op`` from ``start_q``; ``part`` is the moved part's (or the unit's) centre pose.
+
+    ``tilt`` is how far the moved part lies from flat (``PartPose.tilt``).
+    """
     if op.skill is Skill.PICK_PLACE:
-        return plan_pick_place(kin, cell, op, start_q, part, unit)
+        return plan_pick_place(kin, cell, op, start_q, part, unit, tilt=tilt)
     if op.skill is Skill.FASTEN:
         return plan_fasten(kin, cell, op, start_q, part)
     if op.skill is Skill.INSPECT:
@@ -155,11 +169,16 @@ def plan_pick_place(
     start_q: Sequence[float],
     part: Pose,
     unit: Pose | None,
+    *,
+    tilt: float = 0.0,
 ) -> Plan:
     """Above the part, onto its top, grasp, lift, above the destination, place, release, retreat.
 
     The first leg ends above the part, so the skill can look once more before
-    going down (``robots.skills.pick_place``).
+    going down (``robots.skills.pick_place``). The part may lie anywhere the
+    arm reaches (a recovery picks a fallen part off the floor); it is held as
+    it lay, so a part lying ``tilt`` askew is let go higher by as much as its
+    lowest corner hangs below its bottom face (``hang``).
 
     The tool's heading follows the part's at the grasp and the destination's
     at the place, so the part lands turned as the destination asks. A box is
@@ -182,6 +201,8 @@ def plan_pick_place(
     else:
         dst = station_pose(cell, op.dst)
         place = Pose(dst.x, dst.y, dst.z + h + CLEARANCE_M, dst.yaw)
+    lift = hang(_kind_size(cell, op.part_kind), tilt)
+    place = Pose(place.x, place.y, place.z + lift, place.yaw)
     first: PlanError | None = None
     for flip in (0.0, math.pi):
         try:
@@ -266,6 +287,19 @@ def plan_inspect(
 
 
 # ---------------------------------------------------------------- helpers
+
+
+def hang(size: tuple[float, float, float], tilt: float) -> float:
+    """How much lower than when flat a box of ``size``, held ``tilt`` askew by its top face's
+    centre (where the tool is), reaches: its lowest corner, at worst.
+
+    Zero within ``FLAT_RAD`` of flat (parts on stations), so ordinary places are unchanged.
+    """
+    if tilt <= FLAT_RAD:
+        return 0.0
+    sx, sy, sz = size
+    t = min(tilt, math.pi / 2)
+    return math.hypot(sx, sy) / 2 * math.sin(t) - sz * (1 - math.cos(t))
 
 
 def _kind_size(cell: CellSpec, kind: str) -> tuple[float, float, float]:

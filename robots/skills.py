@@ -19,7 +19,7 @@ import logging
 import math
 from collections.abc import Callable, Generator
 
-from bus.cellspec import CellSpec, Pose, RobotSpec
+from bus.cellspec import GRASP_TILT_MAX, CellSpec, Pose, RobotSpec
 from bus.enums import ExecStep, Grip, Skill
 from bus.messages import Inspection, Operation, PartPose, RobotSense
 from robots.errors import SkillFailed
@@ -166,7 +166,9 @@ def pick_place(op: Operation, ctx: SkillContext) -> Program:
 
     A part that has just arrived may still be sliding to the conveyor's stop:
     the skill waits until two looks agree before planning, and looks once more
-    from above the part, planning again if it has moved since.
+    from above the part, planning again if it has moved since. The pick is
+    planned where the part is seen, so a recovery (``op.pick``: the part fell)
+    runs the same way from wherever it lies, unless it lies too askew to grasp.
     """
     ctx.enter(ExecStep.PICK)
     names = (op.part, op.unit) if op.onto_unit and op.unit != op.part else (op.part,)
@@ -174,11 +176,14 @@ def pick_place(op: Operation, ctx: SkillContext) -> Program:
     unit = part_pose(seen[op.unit]) if op.onto_unit else None
     if unit is not None:
         _check_at(ctx, op.unit, unit, op.dst)
+    tilt = _graspable(op.part, seen[op.part])
     part = part_pose(seen[op.part])
-    off = part.distance_xy(station_pose(ctx.cell, op.src))
+    # the part must be where the operation says (its station, or where a recovery found it)
+    expected = station_pose(ctx.cell, op.src) if op.src else part_pose(op.pick) if op.pick else None
+    off = part.distance_xy(expected) if expected is not None else 0.0
     if off > PART_AT_SOURCE_M:
-        raise SkillFailed(f"{op.part} is not at {op.src} ({off:.2f} m away)")
-    plan = plan_op(ctx.kin, ctx.cell, op, ctx.q, part, unit)
+        raise SkillFailed(f"{op.part} is not at {op.src or 'where it fell'} ({off:.2f} m away)")
+    plan = plan_op(ctx.kin, ctx.cell, op, ctx.q, part, unit, tilt=tilt)
     yield from run_legs(ctx, plan.legs[:1])
     again = yield from observe(ctx, (op.part,))
     now = part_pose(again[op.part])
@@ -186,12 +191,14 @@ def pick_place(op: Operation, ctx: SkillContext) -> Program:
         log.debug(
             "%s: %s moved %.1f mm; planning again", ctx.spec.name, op.part, _moved(now, part) * 1e3
         )
-        plan = plan_op(ctx.kin, ctx.cell, op, ctx.q, now, unit)
+        tilt = _graspable(op.part, again[op.part])
+        plan = plan_op(ctx.kin, ctx.cell, op, ctx.q, now, unit, tilt=tilt)
         yield from run_plan(ctx, plan)
     else:
         yield from run_legs(ctx, plan.legs[1:])
     where = f"unit {op.unit} at {op.dst}" if op.onto_unit else op.dst
-    return Outcome(f"{op.part} moved from {op.src} to {where}")
+    src = op.src or f"where it lay ({part.x:.3f}, {part.y:.3f}, {part.z:.3f})"
+    return Outcome(f"{op.part} moved from {src} to {where}")
 
 
 def fasten(op: Operation, ctx: SkillContext) -> Program:
@@ -252,6 +259,14 @@ def observe_still(
         last = seen
     log.debug("%s: %s still moving; going on", ctx.spec.name, ", ".join(names))
     return last
+
+
+def _graspable(part: str, seen: PartPose) -> float:
+    """The tilt of a part about to be picked; SkillFailed if it lies too askew to grasp."""
+    tilt = seen.tilt
+    if tilt > GRASP_TILT_MAX:
+        raise SkillFailed(f"{part} lies {math.degrees(tilt):.0f} degrees from flat: cannot grasp")
+    return tilt
 
 
 def _moved(a: Pose, b: Pose) -> float:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Mapping
 
 import pybullet as p
 
@@ -200,6 +201,59 @@ def fix(
     )
     p.changeConstraint(cid, maxForce=HOLD_FORCE, physicsClientId=client)
     return int(cid)
+
+
+CLEAR_ABOVE_M = 0.3
+"""How high above a resting part the way down to it must be clear (m): a pick's approach
+starts 0.12 m over the part, and the hand and wrist need room above that."""
+GRIPPER_MARGIN = 0.03
+"""How far beyond a part's footprint, on every side, a gripper needs room (m): its fingers
+close from either side, and the hand is wider than the part."""
+CLEAR_RAYS = (7, 5)
+"""The way down is probed by this grid of rays (along, across the part) over the footprint
+and its margin: about 3.5 cm apart for a frame."""
+
+
+def lies(
+    client: int, part: Part, pose: tuple[Vec3, Quat], bodies: Mapping[int, str]
+) -> tuple[tuple[str, ...], bool]:
+    """How ``part``, at rest at ``pose``, lies: the parts it touches and whether it is blocked.
+
+    What a camera over the cell would tell a planner. Lifting a part that leans
+    on others drags them along; a part under a belt's end, or on the floor
+    tight beside a tray or a fixture, cannot be reached by a gripper coming
+    straight down (``blocked``: a ray down over its footprint and
+    ``GRIPPER_MARGIN`` around it meets something above the part's highest
+    point, within ``CLEAR_ABOVE_M``). ``bodies`` maps body ids to part ids.
+    Contacts are those of the last physics step. Arms are in neither answer:
+    their links collide with nothing (rays pass through them), and they move away.
+    """
+    contacts = p.getContactPoints(bodyA=part.body, physicsClientId=client)
+    touching = tuple(sorted({bodies[c[2]] for c in contacts if c[2] in bodies} - {part.id}))
+    pos, orn = pose
+    hx, hy, hz = part.half
+    corners = (
+        p.multiplyTransforms(pos, orn, (a * hx, b * hy, c * hz), (0.0, 0.0, 0.0, 1.0))[0]
+        for a in (-1, 1)
+        for b in (-1, 1)
+        for c in (-1, 1)
+    )
+    top = max(corner[2] for corner in corners) + 0.001
+    ax, ay = hx + GRIPPER_MARGIN, hy + GRIPPER_MARGIN
+    yaw = quat_yaw(orn)
+    cos, sin = math.cos(yaw), math.sin(yaw)
+    nx, ny = CLEAR_RAYS
+    starts: list[list[float]] = []
+    ends: list[list[float]] = []
+    for i in range(nx):
+        for j in range(ny):
+            lx, ly = ax * (2 * i / (nx - 1) - 1), ay * (2 * j / (ny - 1) - 1)
+            x, y = pos[0] + cos * lx - sin * ly, pos[1] + sin * lx + cos * ly
+            starts.append([x, y, top + CLEAR_ABOVE_M])
+            ends.append([x, y, top])
+    hits = p.rayTestBatch(starts, ends, physicsClientId=client)
+    blocked = any(h[0] >= 0 and h[0] != part.body for h in hits)
+    return touching, blocked
 
 
 def yaw_quat(yaw: float) -> list[float]:

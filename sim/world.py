@@ -39,7 +39,18 @@ from bus.messages import (
 from sim.arms import Arm
 from sim.conveyors import Conveyor
 from sim.feeders import Feeders
-from sim.parts import Part, PartFactory, Placed, Quat, UnitGroups, Vec3, fix, quat_yaw, to_frame
+from sim.parts import (
+    Part,
+    PartFactory,
+    Placed,
+    Quat,
+    UnitGroups,
+    Vec3,
+    fix,
+    lies,
+    quat_yaw,
+    to_frame,
+)
 from sim.stations import Fixture, Tray
 
 log = logging.getLogger(__name__)
@@ -335,7 +346,7 @@ class World:
         part.unit, part.joint = base.id, joint
         base.members.append(part.id)
         part.location = f"unit:{base.id}"
-        self._emit(WorldEventKind.ATTACHED, part, part.location, base.id)
+        self._emit(WorldEventKind.ATTACHED, part, part.location, base.id, rest=True)
 
     def _fasten(self, arm: Arm, unit: str) -> None:
         base = self._parts.get(unit)
@@ -418,7 +429,7 @@ class World:
             ):
                 log.info("world: %s found at %s, not %s", pid, where, part.location)
                 part.location = where
-                self._emit(WorldEventKind.SETTLED, part, where, "")
+                self._emit(WorldEventKind.SETTLED, part, where, "", rest=True)
 
     def _settle(self) -> None:
         """Classify released parts that came to rest (or fell for too long)."""
@@ -447,7 +458,7 @@ class World:
                 if where == "floor":
                     log.info("world: %s came to rest off every station at %s", pid, _fmt(pos))
                 part.location = where
-                self._emit(WorldEventKind.SETTLED, part, where, "")
+                self._emit(WorldEventKind.SETTLED, part, where, "", rest=True)
 
     def _where(self, part: Part, pos: Vec3) -> tuple[str, Part | None]:
         """The ledger location of ``part`` resting at ``pos``, and the unit base it rests on."""
@@ -531,10 +542,27 @@ class World:
         pos, orn = p.getBasePositionAndOrientation(part.body, physicsClientId=self.client)
         return (pos[0], pos[1], pos[2]), (orn[0], orn[1], orn[2], orn[3])
 
-    def _emit(self, kind: WorldEventKind, part: Part, location: str, other: str) -> None:
-        ev = WorldEvent(self._t_ns, kind, part.id, part.kind.name, location, other)
+    def _emit(
+        self, kind: WorldEventKind, part: Part, location: str, other: str, *, rest: bool = False
+    ) -> None:
+        """Queue an event for the supervisor; ``rest`` adds how the part lies (``_lies``)."""
+        pose, touching, blocked = self._lies(part) if rest else (None, (), False)
+        ev = WorldEvent(
+            self._t_ns, kind, part.id, part.kind.name, location, other, pose, touching, blocked
+        )
         log.debug("world: %s", ev)
         self._events.append(ev)
+
+    def _lies(self, part: Part) -> tuple[PartPose, tuple[str, ...], bool]:
+        """How a part at rest lies: its pose, the parts it touches, whether it is blocked.
+
+        (``sim.parts.lies``; rare enough, once per part coming to rest, to build the map here.)
+        """
+        pos, orn = self._pose(part)
+        pose = PartPose(part.id, part.kind.name, *pos, *orn)
+        bodies = {pt.body: pid for pid, pt in self._parts.items()}
+        touching, blocked = lies(self.client, part, (pos, orn), bodies)
+        return pose, touching, blocked
 
 
 def _fmt(v: Vec3) -> str:

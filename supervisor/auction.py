@@ -11,9 +11,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from bus.cellspec import Pose
 from bus.enums import PackMLState, Skill
 from bus.messages import Award, CallForBids
 from bus.participant import Outbox
+from supervisor import recovery
 from supervisor.plan import RETRY_NS, Op, OpState
 
 if TYPE_CHECKING:
@@ -36,8 +38,15 @@ def material(sup: Supervisor, op: Op) -> str:
     return ""
 
 
+def poses(sup: Supervisor, op: Op) -> list[Pose]:
+    """Every place a robot must reach for ``op``: its stations, and where a recovery picks."""
+    out = [sup.stations[s].pose for s in op.stations]
+    pick = recovery.pick_pose(op)
+    return out if pick is None else [pick, *out]
+
+
 def candidates(sup: Supervisor, op: Op) -> list[RobotView]:
-    poses = [sup.stations[s].pose for s in op.stations]
+    where = poses(sup, op)
     return [
         r
         for r in sup.robots.values()
@@ -45,7 +54,7 @@ def candidates(sup: Supervisor, op: Op) -> list[RobotView]:
         and r.state is PackMLState.EXECUTE
         and op.spec.skill in r.spec.capabilities
         and len(r.ops) < 2
-        and all(r.spec.reaches(p) for p in poses)
+        and all(r.spec.reaches(p) for p in where)
     ]
 
 
@@ -56,6 +65,8 @@ def open_auctions(sup: Supervisor, out: Outbox) -> None:
             continue
         for op in unit.ops.values():
             if op.state is not OpState.READY or sup.now < op.not_before_ns:
+                continue
+            if not recovery.ready(sup, op):
                 continue
             if any(st in sup.busy_stations for st in op.stations):
                 continue
@@ -98,7 +109,9 @@ def close_auctions(sup: Supervisor, out: Outbox) -> None:
         if not bids:
             sup.release(op)
             op.state, op.not_before_ns = OpState.READY, sup.now + RETRY_NS
-            if op.spec.part != base and op.spec.skill is Skill.PICK_PLACE:
+            if op.pick:
+                op.pick = ()  # no robot would plan it: decided afresh, within MAX_RECOVERIES
+            elif op.spec.part != base and op.spec.skill is Skill.PICK_PLACE:
                 op.part = ""
             sup.events.write(sup.now, "auction_failed", op=op_id)
             continue
@@ -127,7 +140,7 @@ def account(sup: Supervisor) -> None:
             o
             for o in ready
             if o.spec.skill in robot.spec.capabilities
-            and all(robot.spec.reaches(sup.stations[s].pose) for s in o.stations)
+            and all(robot.spec.reaches(p) for p in poses(sup, o))
         ]
         stats = sup.kpis.robots[name]
         if any(st in sup.busy_stations for o in doable for st in o.stations):

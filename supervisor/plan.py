@@ -13,7 +13,7 @@ import enum
 
 from bus.cellspec import OperationSpec, RecipeSpec
 from bus.enums import Skill
-from bus.messages import Operation
+from bus.messages import Operation, PartPose
 
 PLACEHOLDERS = ("fixture", "unit")
 
@@ -58,6 +58,11 @@ class Op:
     started_ns: int = -1
     awarded_ns: int = -1
     """When it was last awarded (a heartbeat after it without it means the award was lost)."""
+    pick: tuple[float, ...] = ()
+    """For a recovery: the pose (x, y, z, qx, qy, qz, qw) its part fell to and is picked
+    from instead of ``src`` (``supervisor.recovery``); empty otherwise."""
+    recoveries: int = 0
+    """Recoveries auctioned for it so far."""
 
     @property
     def op_id(self) -> str:
@@ -66,8 +71,9 @@ class Op:
 
     @property
     def stations(self) -> tuple[str, ...]:
-        """The stations this operation occupies while it runs."""
-        return tuple(s for s in (self.src, self.dst, self.at) if s)
+        """The stations this operation occupies while it runs (a recovery picks off-station)."""
+        src = "" if self.pick else self.src
+        return tuple(s for s in (src, self.dst, self.at) if s)
 
     def message(self, base_kind: str) -> Operation:
         """The operation as robots see it."""
@@ -80,13 +86,14 @@ class Op:
             skill=self.spec.skill,
             part=self.part,
             part_kind=self.spec.part,
-            src=self.src,
+            src="" if self.pick else self.src,
             dst=self.dst,
             at=self.at,
             onto_unit=onto and self.spec.part != base_kind,
             dx=dx,
             dy=dy,
             dz=dz,
+            pick=PartPose(self.part, self.spec.part, *self.pick) if self.pick else None,
         )
 
 

@@ -146,6 +146,7 @@ def snapshot(sup: Supervisor) -> dict[str, Any]:
         "fastened": sorted(sup.fastened),
         "sensor_seen": dict(sup.sensor_seen),
         "stale": sorted(sup.stale),
+        "rests": sup.rests.snapshot(),
     }
 
 
@@ -173,6 +174,8 @@ def restore(sup: Supervisor, state: dict[str, Any]) -> None:
                 "awarded_ns",
             ):
                 setattr(op, key, o[key])
+            op.pick = tuple(o.get("pick", ()))
+            op.recoveries = o.get("recoveries", 0)
             ops[name] = op
             sup.ops[op.op_id] = op
         sup.units[uid] = Unit(
@@ -211,3 +214,4 @@ def restore(sup: Supervisor, state: dict[str, Any]) -> None:
     sup.fastened = set(state["fastened"])
     sup.sensor_seen = dict(state["sensor_seen"])
     sup.stale = set(state["stale"])
+    sup.rests.restore(state.get("rests", {}))

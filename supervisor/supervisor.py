@@ -40,6 +40,7 @@ from bus.messages import (
     WorldSense,
 )
 from bus.participant import Outbox
+from supervisor import recovery
 from supervisor.auction import account, close_auctions, open_auctions
 from supervisor.control import COMMAND_RETRY_NS, ControlDesk
 from supervisor.faultstats import FaultTracker
@@ -47,6 +48,7 @@ from supervisor.journal import EventLog
 from supervisor.kpis import NS, Kpis
 from supervisor.ledger import Ledger, LedgerError
 from supervisor.plan import RETRY_NS, Op, OpState, Unit, finished, make_unit, refresh
+from supervisor.recovery import Rests
 from supervisor.reliability import add_figures
 from supervisor.store import Journal, snapshot
 from supervisor.store import restore as restore_state
@@ -143,6 +145,8 @@ class Supervisor:
         """Sensors silent for longer than ``STALE_NS``: their stations are held."""
         self.fastened: set[str] = set()
         """Units the world reported fastened (to settle operations after a restart)."""
+        self.rests = Rests()
+        """How loose parts came to rest, to judge whether a dropped one can be picked up."""
         self.resync_at = -1
         """After a restart: when to settle the operations robots finished while it was away."""
         if saved is not None:
@@ -252,6 +256,7 @@ class Supervisor:
     # ------------------------------------------------------------------ world
 
     def _world_event(self, ev: WorldEvent) -> None:
+        self.rests.note(ev)
         fields = {"part": ev.part, "part_kind": ev.part_kind, "location": ev.location}
         try:
             if ev.kind is WorldEventKind.SPAWNED:
@@ -665,16 +670,23 @@ class Supervisor:
         self.bids.pop(op.op_id, None)
 
     def requeue(self, op: Op, reason: str) -> None:
-        """Give an operation back to the auction; scrap what fell where no robot can take it."""
+        """Give an operation back to the auction.
+
+        ``supervisor.recovery`` decides what becomes of its part: a part that
+        fell is picked up again or scrapped once the world says where it came
+        to rest (before the operation is auctioned again).
+        """
         self.release(op)
         op.robot = ""
         op.attempts += 1
         op.state = OpState.READY
         op.not_before_ns = self.now + RETRY_NS
         self.events.write(self.now, "op_requeued", op=op.op_id, reason=reason, attempts=op.attempts)
+        recovery.requeued(self, op)
         where = self.ledger.location(op.part) if op.part in self.ledger.live else ""
-        lost = self.desk.lost_part(where)
+        lost = self.desk.lost_part(where) if where.startswith("gripper:") else ""
         if lost:
+            # in the gripper of a robot that failed for good: written off
             unit = self.units[op.unit]
             if op.part == unit.unit_id:
                 self._scrap_unit(unit, f"{op.part} {lost}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 from collections.abc import Iterator
@@ -10,10 +11,11 @@ import pytest
 
 from bus.cellspec import Pose
 from bus.enums import ExecStep, Grip, OpStatus, PackMLCommand, PackMLState
-from bus.messages import Award, CallForBids, Command, OpReport, OpStarted
+from bus.messages import Award, Bid, CallForBids, Command, OpReport, OpStarted, PartPose
 from robots.fakes import FakeRun
+from robots.kinematics import Kinematics
 from robots.motion import NS
-from robots.plans import APPROACH_M, CLEARANCE_M
+from robots.plans import APPROACH_M, CLEARANCE_M, hang, plan_pick_place
 from tests.robots.cellkit import FA, IN, MakeRun, assembly_cell, op, runs, to_execute, tray_and_unit
 
 S, C = PackMLState, PackMLCommand
@@ -410,3 +412,74 @@ def test_a_crashing_skill_fails_its_op_not_the_robot(
     assert report.detail == "internal error: ZeroDivisionError('oops')"
     assert run.agent.state is S.EXECUTE
     assert "crashed" in caplog.text
+
+
+# ---------------------------------------------------------------- recovery: a pick from where a part fell
+
+FLOOR = Pose(0.35, 0.3, 0.0025, 0.4)
+"""A battery lying on the floor where R2 reaches it (0.49 m from its base)."""
+
+
+def _lying(pose: Pose, *, part: str = "battery-0001", kind: str = "battery") -> PartPose:
+    q = math.sin(pose.yaw / 2), math.cos(pose.yaw / 2)
+    return PartPose(part, kind, pose.x, pose.y, pose.z, 0.0, 0.0, q[0], q[1])
+
+
+def test_a_recovery_picks_the_part_where_it_fell_and_puts_it_on_the_unit(
+    make_run: MakeRun,
+) -> None:
+    run = _ready(make_run)
+    run.world.parts["battery-0001"].pose = FLOOR
+    run.send(Award(dataclasses.replace(BATTERY, src="", pick=_lying(FLOOR)), "R2"))
+    report = _report(run)
+    assert report.status is OpStatus.DONE, report.detail
+    assert report.detail == (
+        "battery-0001 moved from where it lay (0.350, 0.300, 0.003) to unit frame-0001 at F1"
+    )
+    grasp = next(g for g in run.world.grips if g.grip is Grip.GRASP)
+    assert math.dist(grasp.tcp, (FLOOR.x, FLOOR.y, FLOOR.z + 0.0025)) < 0.005
+    battery = run.world.parts["battery-0001"]
+    assert battery.unit == "frame-0001"
+    assert math.hypot(battery.pose.x + 0.035, battery.pose.y - 0.28) < 0.01
+
+
+def test_a_recovery_bid_prices_the_pick_where_the_part_lies(make_run: MakeRun) -> None:
+    run = _ready(make_run)
+    near = dataclasses.replace(BATTERY, op_id="u1/near", src="", pick=_lying(FLOOR))
+    far = dataclasses.replace(BATTERY, op_id="u1/far", src="", pick=_lying(Pose(0.9, -0.6, 0.0025)))
+    run.send(CallForBids(near))
+    run.send(CallForBids(far))
+    run.run(2)
+    bids = {b.op_id: b.finish_ns for b in run.sent(Bid)}
+    assert bids["u1/near"] > run.t_ns
+    assert bids["u1/far"] == -1  # R2 cannot reach it: it declines
+
+
+def test_a_part_lying_askew_is_not_grasped(make_run: MakeRun) -> None:
+    run = _ready(make_run)
+    run.world.parts["battery-0001"].pose = FLOOR
+    run.world.parts["battery-0001"].tilt = math.radians(12.0)
+    run.send(Award(dataclasses.replace(BATTERY, src="", pick=_lying(FLOOR)), "R2"))
+    report = _report(run, max_ticks=100)
+    assert report.status is OpStatus.FAILED
+    assert report.detail == "battery-0001 lies 12 degrees from flat: cannot grasp"
+    assert not run.world.grips
+
+
+def test_a_part_held_askew_is_let_go_higher_by_its_hang() -> None:
+    spec = CELL.robot("R2")
+    screen = dataclasses.replace(
+        BATTERY, part="screen-0001", part_kind="screen", dx=0.0, dz=0.005, pick=None
+    )
+    part = Pose(0.3, 0.35, 0.0015, 0.2)
+    unit = Pose(0.0, 0.28, 0.154, 0.0)
+    tilt = math.radians(4.0)
+    with Kinematics(spec) as kin:
+        flat = plan_pick_place(kin, CELL, screen, kin.home, part, unit)
+        askew = plan_pick_place(kin, CELL, screen, kin.home, part, unit, tilt=tilt)
+        z_flat = kin.fk(flat.legs[4].waypoints[-1])[2]
+        z_askew = kin.fk(askew.legs[4].waypoints[-1])[2]
+    lift = hang((0.15, 0.075, 0.003), tilt)
+    assert lift == pytest.approx(math.hypot(0.15, 0.075) / 2 * math.sin(tilt), abs=1e-4)
+    assert z_askew - z_flat == pytest.approx(lift, abs=0.001)
+    assert hang((0.15, 0.075, 0.003), math.radians(0.5)) == 0.0  # parts on stations: as before

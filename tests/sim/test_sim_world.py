@@ -229,6 +229,89 @@ def test_drop_hook_lets_the_part_fall(world: World, r2: Driver) -> None:
     assert world.parts()["board-0001"] == ("board", "floor")
 
 
+def settled(world: World, pid: str) -> WorldEvent:
+    """The last event saying ``pid`` came to rest."""
+    rest = (WorldEventKind.SETTLED, WorldEventKind.ATTACHED)
+    return [e for e in events(world) if e.part == pid and e.kind in rest][-1]
+
+
+def tilt_deg(ev: WorldEvent) -> float:
+    assert ev.pose is not None
+    qx, qy = ev.pose.qx, ev.pose.qy
+    return math.degrees(math.acos(max(-1.0, min(1.0, 1 - 2 * (qx * qx + qy * qy)))))
+
+
+def test_a_dropped_part_is_reported_where_it_came_to_rest(world: World, r2: Driver) -> None:
+    r2.hold(6)
+    pick(r2, "board-0001")
+    r2.move(0.1, 0.3, 0.3, ticks=24)
+    world.drop("R2")
+    r2.hold(12)
+    ev = settled(world, "board-0001")
+    assert (ev.kind, ev.location) == (WorldEventKind.SETTLED, "floor")
+    assert ev.pose is not None and ev.pose.part == "board-0001"
+    # the pose in the event is where physics put it: on the floor, flat, alone, in the open
+    assert (ev.pose.x, ev.pose.y, ev.pose.z) == pytest.approx(xyz(world, "board-0001"), abs=1e-3)
+    assert ev.pose.z == pytest.approx(0.0015, abs=0.001)
+    tilt = tilt_deg(ev)  # flat on one face or the other (a 0.3 m fall may turn it over)
+    assert min(tilt, 180 - tilt) < 1.0
+    assert ev.touching == () and ev.blocked is False
+
+
+def test_a_part_resting_on_another_says_which(world: World, r2: Driver) -> None:
+    screen = world.place("screen", Pose(0.25, 0.38, 0.0))  # on the floor
+    r2.hold(6)
+    pick(r2, "board-0001")
+    x, y, z = top(world, screen)
+    r2.move(x, y, z + 0.01, ticks=36)
+    world.drop("R2")
+    r2.hold(12)
+    ev = settled(world, "board-0001")
+    assert ev.location == "floor"
+    assert ev.touching == (screen,)
+    assert not ev.blocked
+
+
+def test_a_part_under_a_belt_is_blocked() -> None:
+    w = World(make_cell(), seed=0)
+    w.setup()
+    r1 = Driver(w, "R1")
+    try:
+        r1.hold(6)
+        pick(r1, "board-0001")
+        r1.move(-0.05, 0.1, 0.25, ticks=24)
+        r1.move(-0.45, 0.35, 0.03, ticks=36)  # low, beside the infeed belt ...
+        r1.move(-0.5, 0.55, 0.03, ticks=24)  # ... and in under its end
+        w.drop("R1")
+        r1.hold(12)
+        ev = settled(w, "board-0001")
+        assert ev.location == "floor"
+        assert ev.pose is not None and ev.pose.z < 0.01
+        assert ev.blocked is True
+    finally:
+        r1.close()
+        w.shutdown()
+
+
+@pytest.mark.parametrize(("x", "y", "blocked"), [(0.1, 0.1, True), (0.2, 0.15, False)])
+def test_a_part_tight_beside_a_tray_is_blocked(
+    world: World, r2: Driver, x: float, y: float, blocked: bool
+) -> None:
+    r2.hold(6)
+    pick(r2, "board-0001")
+    r2.move(0.0, 0.2, 0.25, ticks=24)
+    r2.move(x, y, 0.05, ticks=24)
+    world.drop("R2")
+    r2.hold(12)
+    ev = settled(world, "board-0001")
+    assert ev.location == "floor" and ev.touching == ()
+    assert ev.pose is not None and ev.pose.z < 0.01
+    assert (ev.pose.x, ev.pose.y) == pytest.approx((x, y), abs=0.01)
+    # the screen tray (x >= 0.13, y <= 0.0525) rises 0.15 m: within 3 cm of the board's
+    # footprint at (0.1, 0.1), so no gripper comes straight down to it; at (0.2, 0.15) one can
+    assert ev.blocked is blocked
+
+
 # ---------------------------------------------------------------- units
 
 

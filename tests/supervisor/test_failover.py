@@ -10,6 +10,7 @@ from bus.messages import (
     Bid,
     CallForBids,
     Command,
+    CommandReply,
     ControlRequest,
     Message,
     OpReport,
@@ -49,9 +50,10 @@ def fault(h: Harness, robot: str, *, permanent: bool, duration_s: float = 0.0) -
         permanent=permanent,
     )
     sent, lines = request(h, req)
-    assert [(d, m.command) for d, m in sent if isinstance(m, Command)] == [
-        (robot, PackMLCommand.ABORT)
-    ]
+    aborts = [m for d, m in sent if isinstance(m, Command)]
+    assert [(m.robot, m.command) for m in aborts] == [(robot, PackMLCommand.ABORT)]
+    # the agent answers (else the supervisor sends the Abort again, as over a lossy link)
+    h.step((robot, CommandReply(aborts[0].cmd_id, robot, True, PackMLState.ABORTING, "")))
     return lines
 
 
