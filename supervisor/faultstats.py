@@ -25,6 +25,10 @@ from typing import Any
 from bus.enums import PackMLState
 from bus.timebuckets import FAILURE_STATES, HOLD_STATES, LOST, REPAIRED_STATE
 
+NS = 1_000_000_000
+DETECT_GRACE_S = 2.0
+"""A fault that lasts is detected while it lasts (or this soon after): a sign that comes later
+is of something else (a later fault on the same target)."""
 STOPPING = frozenset({"agent_crash", "robot_fault"})
 """Kinds that take their robot out of production: its outage starts at the fault."""
 CELL_KINDS = frozenset({"supervisor_crash", "conveyor_jam", "sensor_blackout"})
@@ -183,7 +187,9 @@ class FaultTracker:
         self._open.append(idx)
         if kind == "gripper_drop" and target in self.robots:
             log = self.robots[target]
-            fault.op = log.running[0] if log.running else ""
+            # holding nothing, the gripper lets go of the next part it carries: that
+            # operation is only known when it fails
+            fault.op = log.running[0] if log.running and log.holding else ""
             fault.part = log.holding
         if kind == "supervisor_crash" and self._restart is not None:
             # only the supervisor that came back can log the crash that killed it: the
@@ -215,12 +221,20 @@ class FaultTracker:
         self, t: int, kind: str, ev: Mapping[str, Any], which: Iterable[int]
     ) -> tuple[list[int], list[int]]:
         """Mark the faults among ``which`` that ``ev`` detects or recovers."""
-        detected, recovered = [], []
-        for idx in tuple(which):
+        detected: list[int] = []
+        recovered: list[int] = []
+        for idx in sorted(which, reverse=True):  # the latest fault first
             f = self.faults[idx]
             if t < f.at_ns or f.recovered_ns is not None:
                 continue
             if f.detected_ns is None:
+                if any(
+                    (self.faults[d].kind, self.faults[d].target) == (f.kind, f.target)
+                    for d in detected
+                ):
+                    continue  # one sign, one fault: the latest open one of its kind there
+                if f.duration_s > 0 and t > f.at_ns + round((f.duration_s + DETECT_GRACE_S) * NS):
+                    continue  # over before anything showed: not detected
                 label = self._detects(f, kind, ev)
                 if label:
                     f.detected_ns, f.detected_by = t, label

@@ -406,9 +406,9 @@ def drop_run(cell: CellSpec, out: Path, at_s: float, robot: str, duration_s: flo
     return run_cell(cell, out, RunOptions(seed=1, duration_s=duration_s, faults=(drop,)))
 
 
-REPICK = (29.69, "R3", 50.0)
-"""Seed 1: R3 drops screen-0002 on its way to F2; it comes to rest flat on the tray tables,
-off every station, where R3 and R4 reach it (and F2)."""
+REPICK = (12.01, "R3", 50.0)
+"""Seed 1: R3 drops frame-0001 while loading it; it comes to rest flat on the floor by the
+infeed, where R3 reaches it (and F1)."""
 
 
 @pytest.fixture(scope="module")
@@ -424,24 +424,24 @@ def test_a_dropped_part_within_reach_is_picked_up_again_and_ships_on_its_unit(
     out, kpis = repick_run
     log = events(out)
     failed = next(e for e in log if e["kind"] == "op_failed")
-    assert failed["detail"].startswith("dropped screen-0002")
+    assert failed["detail"].startswith("dropped frame-0001")
     op = failed["op"]
-    assert op == "frame-0002/place_screen"
+    assert op == "frame-0001/load_frame"
     (rec,) = [e for e in log if e["kind"] == "op_recovery"]
-    assert (rec["op"], rec["part"], rec["at"]) == (op, "screen-0002", "floor")
-    assert rec["tilt_deg"] < 5
-    # only the robots that reach where it lies (and F2) are called, and one of them wins
+    assert (rec["op"], rec["part"], rec["at"]) == (op, "frame-0001", "floor")
+    assert rec["tilt_deg"] < 5 and rec["pose"][2] < 0.01  # flat on the floor
+    # only the robots that reach where it lies (and F1) are called, and one of them wins
     after = log[log.index(rec) :]
     auction = next(e for e in after if e["kind"] == "auction" and e["op"] == op)
-    assert auction["robots"] == rec["robots"] and auction["part"] == "screen-0002"
+    assert auction["robots"] == rec["robots"] and auction["part"] == "frame-0001"
     award = next(e for e in after if e["kind"] == "op_awarded" and e["op"] == op)
     assert award["robot"] in rec["robots"]
-    # the same part goes floor -> gripper -> unit, the operation is done once, the unit ships
-    path = [e["dst"] for e in log if e["kind"] == "part_moved" and e["part"] == "screen-0002"]
-    assert path == ["gripper:R3", "floor", f"gripper:{award['robot']}", "unit:frame-0002"]
+    # the same part goes floor -> gripper -> fixture, the operation is done once, it ships
+    path = [e["dst"] for e in log if e["kind"] == "part_moved" and e["part"] == "frame-0001"]
+    assert path[:4] == ["gripper:R3", "floor", f"gripper:{award['robot']}", "fixture:F1"]
     assert [e["robot"] for e in log if e["kind"] == "op_done" and e["op"] == op] == [award["robot"]]
-    shipped = next(e for e in log if e["kind"] == "unit_shipped" and e["unit"] == "frame-0002")
-    assert "screen-0002" in shipped["parts"]
+    shipped = next(e for e in log if e["kind"] == "unit_shipped" and e["unit"] == "frame-0001")
+    assert "frame-0001" in shipped["parts"]
     assert not [e for e in log if e["kind"] in ("part_scrapped", "unit_scrapped")]
     assert kpis["ledger_balanced"] is True
     assert len(replay_ledger(log)) == kpis["ledger"]["wip"]
@@ -457,21 +457,21 @@ def test_a_run_with_a_drop_is_reproducible(
 
 
 @pytest.mark.timeout(600)
-def test_a_dropped_part_out_of_reach_is_scrapped_and_replaced(
+def test_a_dropped_part_that_cannot_be_picked_is_scrapped_and_replaced(
     cell: CellSpec, tmp_path: Path
 ) -> None:
-    # seed 1: R1 drops board-0001 on its way to F1; it lands at R2's foot, closer than
-    # R2 reaches and further than the others do
-    kpis = drop_run(cell, tmp_path, 17.33, "R1", 45.0)
+    # seed 1: R3 drops board-0001 on its way to F1; it comes to rest against the frame,
+    # where no gripper can close on it
+    kpis = drop_run(cell, tmp_path, 18.15, "R3", 45.0)
     log = events(tmp_path)
     failed = next(e for e in log if e["kind"] == "op_failed")
     assert failed["detail"].startswith("dropped board-0001")
     (scrap,) = [e for e in log if e["kind"] == "part_scrapped"]
     assert scrap["part"] == "board-0001"
-    assert scrap["reason"] == "fell: out of reach of every robot that could pick it"
+    assert scrap["reason"] == "fell: it lies against frame-0001"
     assert not [e for e in log if e["kind"] == "op_recovery"]
     path = [e["dst"] for e in log if e["kind"] == "part_moved" and e["part"] == "board-0001"]
-    assert path == ["gripper:R1", "floor"]
+    assert path == ["gripper:R3", "floor"]
     # the next board from the tray goes on the unit instead, and the unit ships
     again = next(
         e for e in log[log.index(scrap) :] if e["kind"] == "auction" and e["op"] == failed["op"]
