@@ -141,6 +141,8 @@ class FaultTracker:
         self._open: list[int] = []
         """Indices of the faults an event may still detect or recover (the rest are settled)."""
         self._down: dict[str, int] = {}
+        self._rejoined: list[str] = []
+        """Robots heard again this tick after being lost (``robot_joined``)."""
         """Robot -> index of its open outage."""
         self._cell_down: dict[int, int] = {}
         """Fault index -> index of the cell outage it keeps open."""
@@ -159,6 +161,7 @@ class FaultTracker:
         if not isinstance(t, int) or not isinstance(kind, str):
             return
         if t > self._tick_ns:
+            self._rejoins()
             self._tick_ns, self._tick = t, []
         if kind == "fault_injected":
             self._inject(t, ev)
@@ -349,6 +352,9 @@ class FaultTracker:
         log = self.robots.get(robot)
         if log is None:
             return
+        if kind == "robot_joined":
+            self._rejoined.append(robot)
+            return
         if kind == "robot_lost":
             self._enter(log, t, LOST)
             lossy = self._open_fault(robot, frozenset({"message_loss"}))
@@ -364,6 +370,25 @@ class FaultTracker:
             self._robot_down(robot, t, f"{dst}: {reason}", None)
         elif dst == REPAIRED_STATE and robot in self._down:
             self.outages[self._down.pop(robot)].end_ns = t
+
+    def _rejoins(self) -> None:
+        """End of a tick: a robot heard again that reported no new state is where it was.
+
+        (A robot taken for lost over a lossy link comes back in Execute, saying
+        nothing new; a restarted agent reports Stopped in the same tick.)
+        """
+        t = self._tick_ns
+        for robot in self._rejoined:
+            log = self.robots[robot]
+            if log.states[-1][1] != LOST:
+                continue
+            before = next((s for _, s in reversed(log.states) if s != LOST), None)
+            if before is None:
+                continue
+            self._enter(log, t, before)
+            if before == REPAIRED_STATE and robot in self._down:
+                self.outages[self._down.pop(robot)].end_ns = t
+        self._rejoined = []
 
     @staticmethod
     def _enter(log: RobotLog, t: int, state: str) -> None:

@@ -256,6 +256,39 @@ def test_a_robot_lost_over_a_lossy_link_is_an_outage_of_message_loss() -> None:
     assert out["by_fault_kind"]["message_loss"]["downtime_s"] == 1.0
 
 
+def test_a_robot_heard_again_in_execute_is_back_when_it_is_heard() -> None:
+    """Taken for lost over a lossy link, it comes back saying nothing new: it never stopped."""
+    tr = track(
+        [
+            fault(40.0, "message_loss", "R4", duration_s=15.0),
+            ev(40.5, "link_lossy", robot="R4", lost=12),
+            ev(43.0, "robot_lost", robot="R4"),
+            ev(44.0, "robot_joined", robot="R4"),
+            ev(44.5, "op_done", robot="R4", op="u1/fasten"),
+            ev(55.0, "link_ok", robot="R4"),
+        ]
+    )
+    out = figures(tr, 100 * S)
+    assert [(o["robot"], o["start_s"], o["end_s"], o["cause"]) for o in out["outages"]] == [
+        ("R4", 43.0, 44.0, "message_loss")
+    ]
+    # down 1 s of 100 (and 0.8 s bringing it up at the start)
+    assert out["robots"]["R4"]["availability"] == pytest.approx(0.982, abs=0.001)
+
+
+def test_a_restarted_agent_heard_again_is_not_back_until_execute() -> None:
+    tr = track(
+        [
+            fault(30.0, "agent_crash", "R1"),
+            ev(32.0, "robot_lost", robot="R1"),
+            ev(35.0, "robot_joined", robot="R1"),
+            *boot(35.0, "R1"),
+        ]
+    )
+    out = figures(tr, 100 * S)
+    assert [(o["robot"], o["start_s"], o["end_s"]) for o in out["outages"]] == [("R1", 30.0, 35.8)]
+
+
 def test_a_fault_never_detected_stays_open_with_nulls() -> None:
     tr = track([fault(40.0, "sensor_blackout", "outfeed.end", duration_s=5.0)])
     f = only(tr)
