@@ -96,6 +96,7 @@ class CellHost:
         self.pace = "fast"
         self.factor = 1.0
         self.paused = False
+        self._pause_replies: list[tuple[bytes, ControlReply]] = []
         self.shutdown_requested = False
         self.kpis: dict[str, Any] = {}
         self.acts: dict[str, RobotAct] = {}
@@ -270,8 +271,15 @@ class CellHost:
             self._error(ident, req.cmd_id, "bad_argument", "realtime needs a factor > 0 in value")
             return
         if mode == "pause":
+            # answered once the clock has stopped (``held``): a request served while a tick
+            # is under way must not see sim time move once more after the answer
             self.paused = True
-        elif mode == "run":
+            self._pace_anchor = None
+            self._pause_replies.append(
+                (ident, ControlReply(req.cmd_id, True, "ok", f"pace {self.pace_name}"))
+            )
+            return
+        if mode == "run":
             self.paused = False
         else:
             self.pace, self.factor, self.paused = (
@@ -373,6 +381,12 @@ class CellHost:
         self._outbox.append(note)
         self.counters[f"fault:{kind}"] += 1
         return ""
+
+    def held(self) -> None:
+        """The clock has stopped between two ticks: answer the requests to pause it."""
+        for ident, reply in self._pause_replies:
+            self._send(ident, reply)
+        self._pause_replies = []
 
     @property
     def pace_name(self) -> str:

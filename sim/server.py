@@ -107,7 +107,9 @@ class SimServer:
         while world.t_ns < self.duration_ns:
             host.poll(0)
             while host.paused and not host.shutdown_requested:
+                host.held()
                 host.poll(0.1)
+            host.held()
             if host.shutdown_requested:
                 reason = "shutdown requested"
                 break
