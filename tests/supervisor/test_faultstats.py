@@ -193,7 +193,7 @@ def test_gripper_drop_seen_as_the_part_falling_before_the_robot_says_so() -> Non
     assert paired(only(tr)) == (14.0, "part_moved floor", 14.1, "unit_scrapped")
 
 
-def test_gripper_drop_with_an_empty_gripper_is_never_detected() -> None:
+def test_a_drop_armed_on_an_empty_gripper_is_not_any_failure() -> None:
     tr = track(
         [
             fault(14.0, "gripper_drop", "R1"),
@@ -206,6 +206,20 @@ def test_gripper_drop_with_an_empty_gripper_is_never_detected() -> None:
     assert (f["detection_s"], f["recovery_s"]) == (None, None)
     kind = figures(tr, 100 * S)["by_fault_kind"]["gripper_drop"]
     assert (kind["detected"], kind["detection_s"]["mean"]) == (0, None)
+
+
+def test_a_drop_armed_on_an_empty_gripper_is_found_when_the_next_part_falls() -> None:
+    tr = track(
+        [
+            fault(14.0, "gripper_drop", "R1"),
+            ev(15.0, "op_started", op="f1/place_board", robot="R1"),
+            ev(15.5, "part_moved", part="board-1", src="feeder:board_tray", dst="gripper:R1"),
+            ev(16.0, "op_failed", op="f1/place_board", robot="R1", detail="dropped board-1: x"),
+            ev(16.2, "part_moved", part="board-1", src="gripper:R1", dst="floor"),
+            ev(19.0, "op_done", op="f1/place_board", robot="R3"),
+        ]
+    )
+    assert paired(only(tr)) == (16.0, "op_failed", 19.0, "op_done")
 
 
 @pytest.mark.parametrize(
