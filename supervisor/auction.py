@@ -78,8 +78,6 @@ def open_auctions(sup: Supervisor, out: Outbox) -> None:
                 sup.events.write(sup.now, "op_settled", op=op.op_id, robot=op.robot, how="world")
                 sup.complete(op)
                 continue
-            if op.part in sup.ledger.live and sup.ledger.location(op.part).startswith("gripper:"):
-                continue  # a robot still holds it (one that was lost, until it lets go)
             part = material(sup, op)
             if not part:
                 continue

@@ -173,13 +173,16 @@ class ControlDesk:
         if req.action == "message_loss" and req.target in sup.robots and isinstance(out, Mailbox):
             ticks = math.ceil(req.value * 1e9 / sup.cell.tick_ns)
             out.impair(req.target, req.factor, sup.tick + 1 + ticks)
-        if req.action != "robot_fault":
-            # done by the host or the launcher already (or just told the robot): logged here
-            extra: dict[str, float] = {}
-            if req.action == "slow_robot":
-                extra = {"factor": req.factor}
-            elif req.action == "message_loss":
-                extra = {"share": req.factor}
+        # what the kind was given besides its duration, logged with it
+        extra: dict[str, float | bool] = {}
+        if req.action == "slow_robot":
+            extra["factor"] = req.factor
+        elif req.action == "message_loss":
+            extra["share"] = req.factor
+        elif req.action == "robot_fault" and req.permanent:
+            extra["permanent"] = True
+
+        def logged() -> None:
             sup.events.write(
                 sup.now,
                 "fault_injected",
@@ -188,6 +191,10 @@ class ControlDesk:
                 duration_s=req.value,
                 **extra,
             )
+
+        if req.action != "robot_fault":
+            # done by the host or the launcher already (or just told the robot): logged here
+            logged()
             self._answer(req, True, "ok", f"{req.action} on {req.target}")
             return
         robot = sup.robots.get(req.target)
@@ -199,18 +206,9 @@ class ControlDesk:
             return
         if req.permanent:
             robot.clear_after_ns = NEVER_NS
-            extra = {"permanent": True}
         else:
             robot.clear_after_ns = sup.now + round(max(req.value, 0.0) * 1e9)
-            extra = {}
-        sup.events.write(
-            sup.now,
-            "fault_injected",
-            target=req.target,
-            fault=req.action,
-            duration_s=req.value,
-            **extra,
-        )
+        logged()
         abort = dataclasses.replace(
             req, command=ControlCommand.ROBOT, action=PackMLCommand.ABORT.value
         )
