@@ -218,14 +218,12 @@ class ControlDesk:
     def lost_part(self, location: str) -> str:
         """Why a part at ``location`` can never be used again, or "".
 
-        A part on the floor fell off every station; a part in the gripper of a
-        robot that failed for good stays there until someone comes to the
-        cell. Either way it is written off, so the work that needed it goes on
-        with a fresh one (or, for a unit's base, the unit is scrapped and its
-        fixture freed).
+        A part in the gripper of a robot that failed for good stays there until
+        someone comes to the cell: it is written off, so the work that needed it
+        goes on with a fresh one (or, for a unit's base, the unit is scrapped
+        and its fixture freed). (A part that fell is ``supervisor.recovery``'s
+        to judge.)
         """
-        if location == "floor":
-            return "fell"
         kind, _, name = location.partition(":")
         robot = self.sup.robots.get(name) if kind == "gripper" else None
         if robot is not None and failed_for_good(robot):

@@ -201,19 +201,21 @@ def pick_pose(op: Op) -> Pose | None:
     return Pose(x, y, z)
 
 
-def scrap(sup: Supervisor, op: Op, reason: str) -> None:
+def scrap(sup: Supervisor, op: Op, reason: str, *, fell: bool = True) -> None:
     """Give up ``op``'s part: scrap it (its unit, if it is the unit's base) and take it out.
 
     The operation stays ready with no part, so the next part comes from the feeder.
+    ``fell``: the reason is why a part that fell cannot be picked (logged as such).
     """
     unit = sup.units[op.unit]
+    why = f"fell: {reason}" if fell else reason
     op.pick = ()
     if op.part == unit.unit_id:
-        sup._scrap_unit(unit, f"{op.part} fell: {reason}")
+        sup._scrap_unit(unit, f"{op.part} {why}")
         return
     sup.ledger.scrap(op.part)
     sup._retire.append(op.part)
-    sup.events.write(sup.now, "part_scrapped", part=op.part, reason=f"fell: {reason}")
+    sup.events.write(sup.now, "part_scrapped", part=op.part, reason=why)
     op.part = ""
 
 

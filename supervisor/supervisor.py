@@ -684,14 +684,6 @@ class Supervisor:
         self.events.write(self.now, "op_requeued", op=op.op_id, reason=reason, attempts=op.attempts)
         recovery.requeued(self, op)
         where = self.ledger.location(op.part) if op.part in self.ledger.live else ""
-        lost = self.desk.lost_part(where) if where.startswith("gripper:") else ""
+        lost = self.desk.lost_part(where)
         if lost:
-            # in the gripper of a robot that failed for good: written off
-            unit = self.units[op.unit]
-            if op.part == unit.unit_id:
-                self._scrap_unit(unit, f"{op.part} {lost}")
-                return
-            self.ledger.scrap(op.part)
-            self._retire.append(op.part)
-            self.events.write(self.now, "part_scrapped", part=op.part, reason=lost)
-            op.part = ""
+            recovery.scrap(self, op, lost, fell=False)  # held by a robot failed for good
