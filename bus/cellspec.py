@@ -82,6 +82,10 @@ class StationKind(enum.StrEnum):
     """A feeder's tray: one part waits here at a time."""
     FIXTURE = "fixture"
     """A fixture that holds a unit while it is assembled."""
+    STAND = "stand"
+    """A test stand: a finished unit is put on it and tested there."""
+    MOUNT = "mount"
+    """A mount point of a commissioning bay: a tested arm is put on it and becomes a robot."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -109,6 +113,13 @@ class RobotSpec:
     speed: float = 1.0
     """Joint speed of planned motions in rad/s: a move takes its largest joint
     displacement divided by this (the smooth time law peaks near 1.9 times it)."""
+    urdf: str = ""
+    """The URDF it is loaded from (relative to pybullet_data); "" for its model's own."""
+
+    @property
+    def urdf_path(self) -> str:
+        """The URDF to load, relative to pybullet_data."""
+        return self.urdf or MODEL_URDF[self.model]
 
     def reaches(self, pose: Pose) -> bool:
         """Whether the tool can reach ``pose`` pointing down (a geometric check)."""
@@ -118,12 +129,19 @@ class RobotSpec:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class PartKind:
-    """A kind of part: a box of ``size`` (x, y, z) metres and ``mass`` kg."""
+    """A kind of part: a box (or an upright cylinder) of ``size`` (x, y, z) metres and ``mass`` kg.
+
+    A cylinder's diameter is ``size[0]`` (``size[1]`` must equal it) and its
+    height ``size[2]``; everything that reasons about footprints treats it as
+    the box around it, which is what a gripper closing from two sides feels.
+    """
 
     name: str
     size: tuple[float, float, float]
     mass: float
     color: tuple[float, float, float, float]
+    shape: str = "box"
+    """``box`` or ``cylinder``."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -201,6 +219,36 @@ class OperationSpec:
     at: str
     after: tuple[str, ...]
     offset: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    stack: bool = False
+    """The part goes on top of the parts stacked before it (``offset`` was computed from them
+    when the cell file was read)."""
+    grip_dz: float = 0.0
+    """For a move of the whole unit: how far above the base part's top face the tool takes
+    hold (the top of what is stacked on it), so a tall unit is gripped at its top."""
+
+
+class Output(enum.StrEnum):
+    """What becomes of a finished unit."""
+
+    SHIP = "ship"
+    """It leaves on an outfeed conveyor and ships at its end."""
+    COMMISSION = "commission"
+    """It is an arm: put on a free mount point, it becomes a working robot of the cell."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class BuiltRobotSpec:
+    """What an arm built by a recipe becomes once commissioned."""
+
+    model: RobotModel
+    urdf: str
+    """The URDF the commissioned robot is loaded from (relative to pybullet_data)."""
+    capabilities: tuple[Skill, ...]
+    speed: float
+    prefix: str
+    """Built robots are named ``prefix`` + their number in order of commissioning (B1, B2...)."""
+    payload: str
+    """The tray feeder whose part the commissioning check picks up and lifts."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -210,6 +258,21 @@ class RecipeSpec:
     product: str
     base: str
     ops: tuple[OperationSpec, ...]
+    output: Output = Output.SHIP
+    fixtures: tuple[str, ...] = ()
+    """The fixtures that build this product (empty: every fixture)."""
+    tolerance: float = 0.0
+    """If > 0, an inspection also measures every joined part against the pose the recipe puts
+    it at, and a unit with one off by more than this (metres) fails."""
+    robot: BuiltRobotSpec | None = None
+    """For ``output = commission``: the robot the arm becomes."""
+
+    def op(self, name: str) -> OperationSpec:
+        """The step called ``name``."""
+        for o in self.ops:
+            if o.name == name:
+                return o
+        raise KeyError(name)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -236,6 +299,57 @@ class CellSpec:
     feeders: tuple[FeederSpec, ...]
     fixtures: tuple[FixtureSpec, ...]
     recipe: RecipeSpec
+    """The first (often the only) recipe."""
+    others: tuple[RecipeSpec, ...] = ()
+    """Further recipes of a cell that makes more than one product (``recipes``)."""
+    stands: tuple[FixtureSpec, ...] = ()
+    """Test stands (a unit is put on one to be tested)."""
+    mounts: tuple[FixtureSpec, ...] = ()
+    """Mount points of the commissioning bay (a tested arm becomes a robot on one)."""
+
+    @property
+    def recipes(self) -> tuple[RecipeSpec, ...]:
+        """Every recipe, the first one first."""
+        return (self.recipe, *self.others)
+
+    def recipe_for(self, base: str) -> RecipeSpec:
+        """The recipe whose units are built on part kind ``base``."""
+        for r in self.recipes:
+            if r.base == base:
+                return r
+        raise KeyError(base)
+
+    @property
+    def base_kinds(self) -> frozenset[str]:
+        """The part kinds units are built on."""
+        return frozenset(r.base for r in self.recipes)
+
+    def fixtures_for(self, recipe: RecipeSpec) -> tuple[str, ...]:
+        """The fixtures that build ``recipe``'s product."""
+        return recipe.fixtures or tuple(f.name for f in self.fixtures)
+
+    def builder(self) -> RecipeSpec | None:
+        """The recipe whose output is commissioned as robots, if any."""
+        for r in self.recipes:
+            if r.output is Output.COMMISSION:
+                return r
+        return None
+
+    def built_robot(self, name: str, mount: str) -> RobotSpec:
+        """The robot an arm of the builder recipe becomes at mount point ``mount``.
+
+        Everything but the name and the mount comes from the recipe, so any
+        process can rebuild the spec of a commissioned robot from the cell
+        file, its name and its mount alone.
+        """
+        recipe = self.builder()
+        if recipe is None or recipe.robot is None:
+            raise KeyError(f"{self.name} builds no robots")
+        for m in self.mounts:
+            if m.name == mount:
+                r = recipe.robot
+                return RobotSpec(name, r.model, m.pose, r.capabilities, r.speed)
+        raise KeyError(mount)
 
     @property
     def steps_per_tick(self) -> int:
@@ -286,6 +400,10 @@ class CellSpec:
                 out[f.name] = Station(f.name, StationKind.TRAY, f.pose)
         for fx in self.fixtures:
             out[fx.name] = Station(fx.name, StationKind.FIXTURE, fx.pose)
+        for st in self.stands:
+            out[st.name] = Station(st.name, StationKind.STAND, st.pose)
+        for m in self.mounts:
+            out[m.name] = Station(m.name, StationKind.MOUNT, m.pose)
         return out
 
     def feeder_for(self, station: str) -> FeederSpec | None:

@@ -134,13 +134,31 @@ class PartPose(Message):
         return math.acos(max(-1.0, min(1.0, 1.0 - 2.0 * (self.qx**2 + self.qy**2))))
 
 
+@message("member_pose")
+class MemberPose(Message):
+    """Where a part joined to a unit sits: its bottom centre in the frame of the unit's base
+    part, measured from the top centre of the base (metres), and its tilt (radians)."""
+
+    part: str
+    kind: str
+    dx: float
+    dy: float
+    dz: float
+    tilt: float = 0.0
+
+
 @message("inspection")
 class Inspection(Message):
-    """What a camera sees of a unit: the kinds of part joined to it and if it is fastened."""
+    """What a camera sees of a unit: the kinds of part joined to it and if it is fastened.
+
+    ``members`` measures where each joined part sits (a test stand's measurement,
+    for recipes with a tolerance); older senders leave it out.
+    """
 
     unit: str
     kinds: tuple[str, ...]
     fastened: bool
+    members: tuple[MemberPose, ...] = ()
 
 
 @message("robot_sense")
@@ -218,13 +236,46 @@ class SensorReading(Message):
     part: str
 
 
+@message("commission_check")
+class CommissionCheck(Message):
+    """The commissioning check of a robot built in the cell, run on the new arm in the world.
+
+    ``sweep_rad``: the largest gap between a swept joint's target and where the
+    world's joint went; ``tcp_mm``: the largest distance between the tool the
+    world reached and where the robot's own kinematic model puts it, over the
+    test poses; ``lift_mm``: how far the test payload rose while held.
+    """
+
+    robot: str
+    mount: str
+    passed: bool
+    sweep_rad: float
+    tcp_mm: float
+    lift_mm: float
+    detail: str = ""
+
+
 @message("world_sense")
 class WorldSense(Message):
-    """The world's report to the supervisor: events since the last tick and all sensors."""
+    """The world's report to the supervisor: events since the last tick and all sensors.
+
+    ``checks`` are commissioning checks of built robots finished since the last tick.
+    """
 
     events: tuple[WorldEvent, ...]
     sensors: tuple[SensorReading, ...]
     requests: tuple[ControlRequest, ...] = ()
+    checks: tuple[CommissionCheck, ...] = ()
+
+
+@message("commission")
+class Commission(Message):
+    """The supervisor's word that the arm ``unit`` on ``mount`` passed its test: the world
+    replaces it by a working robot called ``robot``."""
+
+    unit: str
+    robot: str
+    mount: str
 
 
 @message("world_act")
@@ -240,6 +291,7 @@ class WorldAct(Message):
     events: tuple[str, ...] = ()
     kpis: str = ""
     replies: tuple[ControlReply, ...] = ()
+    commission: tuple[Commission, ...] = ()
 
 
 # ---------------------------------------------------------------- cell bus (supervisor <-> agents)
@@ -268,6 +320,11 @@ class Operation(Message):
     ``pick`` makes it a recovery: the part fell and is picked up from where it
     came to rest (this pose, as the world last reported it) instead of from a
     station; ``src`` is then empty. Older supervisors leave it out.
+
+    ``base_kind`` is the part kind of the unit's base (cells with several
+    recipes); ``grip_dz`` how far above the base's top face a move of the
+    whole unit takes hold of it (the top of a stack). Older supervisors leave
+    them out: the cell's first recipe, gripped at the base.
     """
 
     op_id: str
@@ -284,6 +341,8 @@ class Operation(Message):
     dy: float
     dz: float
     pick: PartPose | None = None
+    base_kind: str = ""
+    grip_dz: float = 0.0
 
 
 @message("call_for_bids")

@@ -33,6 +33,7 @@ from bus.cellspec import CellSpec
 from bus.endpoints import Endpoints, ensure_ipc_dir, private_ipc_base
 from bus.errors import ConfigError, LightsoutError
 from bus.participant import Participant, run_participant
+from cells.commission import Commissioner
 from cells.faults import PROCESS_KINDS, ScheduledFault
 from robots import RobotAgent
 from sim import SimServer, World
@@ -168,11 +169,22 @@ def _run_threads(
     base = opts.endpoint or f"inproc://lightsout-{os.getpid()}-{next(_RUNS)}"
     endpoints = Endpoints.from_base(base)
     ctx: zmq.Context[Any] = zmq.Context()
-    server = _server(cell, endpoints, ctx, opts, progress, watch)
     supervisor = Supervisor(cell, seed=opts.seed, out_dir=out_dir)
     agents = [RobotAgent(cell, r.name) for r in cell.robots]
     errors: list[BaseException] = []
     stop = threading.Event()
+    threads: list[threading.Thread] = []
+
+    def start_built(name: str, mount: str) -> None:
+        """A robot built in the cell passed its check: its agent on a thread of its own."""
+        agent = RobotAgent(cell, name, spec=cell.built_robot(name, mount))
+        agent.setup()
+        agents.append(agent)
+        threads.append(thread(agent, hub=False))
+        threads[-1].start()
+
+    commissioner = Commissioner(cell, start_built)
+    server = _server(cell, endpoints, ctx, opts, progress, watch, [commissioner])
 
     def guarded(fn: Callable[[], object]) -> Callable[[], None]:
         def body() -> None:
@@ -190,7 +202,6 @@ def _run_threads(
         )
         return threading.Thread(target=guarded(run), name=part.name, daemon=True)
 
-    threads = []
     try:
         server.setup()
         threads.append(thread(supervisor, hub=True))
@@ -205,6 +216,7 @@ def _run_threads(
         for t in threads:
             t.join(timeout=30)
         stop.set()
+        commissioner.close()
         server.shutdown()
         for agent in agents:
             agent.shutdown()
@@ -242,6 +254,7 @@ class Children:
     """
 
     def __init__(self, cell: CellSpec, base: str, out_dir: Path, opts: RunOptions) -> None:
+        self.cell, self.base = cell, base
         self.logs = out_dir / "logs"
         self.logs.mkdir(parents=True, exist_ok=True)
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
@@ -259,6 +272,11 @@ class Children:
         )
         self.stopping = False
         self.restart_ticks = round(RESTART_S * 1e9 / cell.tick_ns)
+
+    def add_built(self, name: str, mount: str) -> None:
+        """A robot built in the cell passed its check: start its agent (and restart it as any)."""
+        self.cmds[name] = node_command("agent", self.cell, self.base, robot=name, mount=mount)
+        self.start(name)
 
     def start(self, name: str, *, restore: bool = False) -> None:
         cmd = self.cmds[name] + (["--restore"] if restore else [])
@@ -329,7 +347,8 @@ def _run_processes(
     endpoints = Endpoints.from_base(base)
     ctx: zmq.Context[Any] = zmq.Context()
     children = Children(cell, base, out_dir, opts)
-    server = _server(cell, endpoints, ctx, opts, progress, watch, [children.check])
+    commissioner = Commissioner(cell, children.add_built)
+    server = _server(cell, endpoints, ctx, opts, progress, watch, [commissioner, children.check])
     try:
         server.setup()
         children.start_all()
@@ -340,6 +359,7 @@ def _run_processes(
         children.finish()
     finally:
         children.kill_all()
+        commissioner.close()
         server.shutdown()
         ctx.term()
     kpis = out_dir / "kpis.json"

@@ -22,12 +22,22 @@ from robots import RobotAgent
 from supervisor import Supervisor
 
 
-def run_agent(cell_path: str, robot: str, endpoint: str) -> int:
-    """Run one robot agent until the clock shuts the cell down."""
+def run_agent(cell_path: str, robot: str, endpoint: str, *, mount: str = "") -> int:
+    """Run one robot agent until the clock shuts the cell down.
+
+    ``mount``: the robot was built in the cell and stands on this mount point
+    (its spec comes from the cell's robot-building recipe).
+    """
     cell = load_cell(cell_path)
-    if robot not in {r.name for r in cell.robots}:
+    spec = None
+    if mount:
+        try:
+            spec = cell.built_robot(robot, mount)
+        except KeyError:
+            raise LightsoutError(f"{cell_path}: no mount {mount!r} or no robot recipe") from None
+    elif robot not in {r.name for r in cell.robots}:
         raise LightsoutError(f"{cell_path}: no robot {robot!r} in this cell")
-    agent = RobotAgent(cell, robot)
+    agent = RobotAgent(cell, robot, spec=spec)
     agent.setup()
     ctx: zmq.Context[Any] = zmq.Context()
     try:
@@ -61,6 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("cell")
     ap.add_argument("--endpoint", required=True)
     ap.add_argument("--robot")
+    ap.add_argument("--mount", default="", help="the robot was built here, on this mount point")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--out", type=Path)
     ap.add_argument("--restore", action="store_true", help="carry on from the journal in --out")
@@ -70,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.role == "agent":
             if not args.robot:
                 ap.error("agent needs --robot")
-            return run_agent(args.cell, args.robot, args.endpoint)
+            return run_agent(args.cell, args.robot, args.endpoint, mount=args.mount)
         return run_supervisor(
             args.cell, args.endpoint, seed=args.seed, out=args.out, restore=args.restore
         )

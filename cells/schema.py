@@ -9,162 +9,38 @@ from __future__ import annotations
 
 import math
 import tomllib
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from bus.cellspec import (
     CellSpec,
     ConveyorSpec,
     FeederSpec,
     FixtureSpec,
-    OperationSpec,
     PartKind,
-    Pose,
-    RecipeSpec,
     RobotModel,
     RobotSpec,
     StationKind,
 )
 from bus.enums import Skill
 from bus.errors import ConfigError
+from cells.recipes import PLACEHOLDERS, check_recipes, parse_recipes
+from cells.tables import (
+    _array,
+    _enum,
+    _int,
+    _nonneg,
+    _pos,
+    _pose,
+    _str,
+    _strs,
+    _Table,
+    _tables,
+    _vec,
+)
 
-T = TypeVar("T")
-
-PLACEHOLDERS = ("fixture", "unit")
-"""Station names an operation may use instead of a real station: ``fixture``
-(any free fixture, for the operation that brings the base part in) and
-``unit`` (the fixture that holds this unit)."""
-
-
-class _Table:
-    """A TOML table being read: tracks its dotted path and which keys were used."""
-
-    def __init__(self, source: str, path: str, data: Any) -> None:
-        if not isinstance(data, dict):
-            raise ConfigError(source, path, f"expected a table, got {_kind(data)}")
-        self.source = source
-        self.path = path
-        self.data: dict[str, Any] = data
-        self.used: set[str] = set()
-
-    def key(self, name: str) -> str:
-        return f"{self.path}.{name}" if self.path else name
-
-    def fail(self, name: str, reason: str) -> ConfigError:
-        return ConfigError(self.source, self.key(name), reason)
-
-    def get(self, name: str, conv: Callable[[_Table, str, Any], T], default: T | None = None) -> T:
-        self.used.add(name)
-        if name not in self.data:
-            if default is None:
-                raise self.fail(name, "missing (required)")
-            return default
-        return conv(self, name, self.data[name])
-
-    def sub(self, name: str) -> _Table:
-        self.used.add(name)
-        if name not in self.data:
-            raise self.fail(name, "missing (required)")
-        return _Table(self.source, self.key(name), self.data[name])
-
-    def close(self) -> None:
-        extra = sorted(set(self.data) - self.used)
-        if extra:
-            raise self.fail(extra[0], f"unknown key (known: {', '.join(sorted(self.used))})")
-
-
-def _kind(v: Any) -> str:
-    return {bool: "a boolean", int: "an integer", float: "a number", str: "a string"}.get(
-        type(v),
-        "a table" if isinstance(v, dict) else "a list" if isinstance(v, list) else "a value",
-    )
-
-
-def _str(t: _Table, k: str, v: Any) -> str:
-    if not isinstance(v, str) or not v:
-        raise t.fail(k, f"expected a non-empty string, got {_kind(v)}")
-    return v
-
-
-def _num(t: _Table, k: str, v: Any) -> float:
-    if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
-        raise t.fail(k, f"expected a number, got {_kind(v)}")
-    return float(v)
-
-
-def _pos(t: _Table, k: str, v: Any) -> float:
-    x = _num(t, k, v)
-    if x <= 0:
-        raise t.fail(k, f"must be positive, got {x}")
-    return x
-
-
-def _nonneg(t: _Table, k: str, v: Any) -> float:
-    x = _num(t, k, v)
-    if x < 0:
-        raise t.fail(k, f"must not be negative, got {x}")
-    return x
-
-
-def _int(t: _Table, k: str, v: Any) -> int:
-    if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
-        raise t.fail(k, f"expected a positive integer, got {v!r}")
-    return v
-
-
-def _vec(n: int, *, at_least: int | None = None) -> Callable[[_Table, str, Any], tuple[float, ...]]:
-    lo = n if at_least is None else at_least
-
-    def conv(t: _Table, k: str, v: Any) -> tuple[float, ...]:
-        if not isinstance(v, list) or not lo <= len(v) <= n:
-            want = f"{n}" if lo == n else f"{lo} to {n}"
-            raise t.fail(k, f"expected a list of {want} numbers, got {v!r}")
-        return tuple(_num(t, f"{k}[{i}]", x) for i, x in enumerate(v))
-
-    return conv
-
-
-def _pose(t: _Table, k: str, v: Any) -> Pose:
-    xs = _vec(4, at_least=3)(t, k, v)
-    return Pose(xs[0], xs[1], xs[2], xs[3] if len(xs) == 4 else 0.0)
-
-
-def _strs(t: _Table, k: str, v: Any) -> tuple[str, ...]:
-    if not isinstance(v, list):
-        raise t.fail(k, f"expected a list of strings, got {_kind(v)}")
-    return tuple(_str(t, f"{k}[{i}]", x) for i, x in enumerate(v))
-
-
-def _enum(cls: type[Any]) -> Callable[[_Table, str, Any], Any]:
-    def conv(t: _Table, k: str, v: Any) -> Any:
-        s = _str(t, k, v)
-        try:
-            return cls(s)
-        except ValueError:
-            known = ", ".join(m.value for m in cls)
-            raise t.fail(k, f"{s!r} is not one of {known}") from None
-
-    return conv
-
-
-def _tables(t: _Table, name: str) -> list[tuple[str, _Table]]:
-    """A table of named tables (``[fixtures.F1]``): (name, table) in file order."""
-    t.used.add(name)
-    data = t.data.get(name, {})
-    sub = _Table(t.source, t.key(name), data)
-    return [(k, _Table(t.source, sub.key(k), v)) for k, v in sub.data.items()]
-
-
-def _array(t: _Table, name: str) -> list[_Table]:
-    """An array of tables (``[[robots]]``)."""
-    t.used.add(name)
-    data = t.data.get(name)
-    if data is None:
-        raise t.fail(name, "missing (required)")
-    if not isinstance(data, list):
-        raise t.fail(name, f"expected an array of tables ([[{name}]]), got {_kind(data)}")
-    return [_Table(t.source, f"{t.key(name)}[{i}]", v) for i, v in enumerate(data)]
+SHAPES = ("box", "cylinder")
+"""The shapes a part kind may have."""
 
 
 def load_cell(path: str | Path) -> CellSpec:
@@ -200,23 +76,27 @@ def parse_cell(data: dict[str, Any], *, source: str = "<cell>") -> CellSpec:
             raise pt.fail("size", "every dimension must be positive")
         mass = pt.get("mass", _pos)
         color: tuple[float, ...] = pt.get("color", _vec(4), (0.6, 0.6, 0.6, 1.0))
+        shape = pt.get("shape", _str, "box")
+        if shape not in SHAPES:
+            raise pt.fail("shape", f"{shape!r} is not one of {', '.join(SHAPES)}")
+        if shape == "cylinder" and size[0] != size[1]:
+            raise pt.fail("size", "a cylinder's size is [diameter, diameter, height]")
         pt.close()
-        parts.append(PartKind(pname, (size[0], size[1], size[2]), mass, _rgba(color)))
+        parts.append(PartKind(pname, (size[0], size[1], size[2]), mass, _rgba(color), shape))
     part_names = {p.name for p in parts}
     if not parts:
         raise ConfigError(source, "parts", "no part kinds defined")
 
     robots = _robots(top)
     conveyors = _conveyors(top)
-    fixtures = []
-    for fname, ft in _tables(top, "fixtures"):
-        fixtures.append(FixtureSpec(fname, ft.get("pose", _pose)))
-        ft.close()
+    fixtures = _places(top, "fixtures")
     if not fixtures:
         raise ConfigError(source, "fixtures", "no fixtures defined")
+    stands = _places(top, "stands")
+    mounts = _places(top, "mounts")
     conveyor_names = {c.name for c in conveyors}
     feeders = _feeders(top, part_names, conveyor_names)
-    recipe = _recipe(top, part_names)
+    recipes = parse_recipes(top, parts)
     top.close()
 
     cell = CellSpec(
@@ -230,11 +110,23 @@ def parse_cell(data: dict[str, Any], *, source: str = "<cell>") -> CellSpec:
         conveyors=tuple(conveyors),
         feeders=tuple(feeders),
         fixtures=tuple(fixtures),
-        recipe=recipe,
+        recipe=recipes[0],
+        others=tuple(recipes[1:]),
+        stands=tuple(stands),
+        mounts=tuple(mounts),
     )
     _check_names(cell)
-    _check_recipe(cell)
+    check_recipes(cell)
     return cell
+
+
+def _places(top: _Table, name: str) -> list[FixtureSpec]:
+    """Fixtures, test stands or mount points: a table of ``[NAME] pose = ...``."""
+    out = []
+    for fname, ft in _tables(top, name):
+        out.append(FixtureSpec(fname, ft.get("pose", _pose)))
+        ft.close()
+    return out
 
 
 def _rgba(c: tuple[float, ...]) -> tuple[float, float, float, float]:
@@ -302,38 +194,6 @@ def _feeders(top: _Table, parts: set[str], conveyors: set[str]) -> list[FeederSp
     return out
 
 
-def _recipe(top: _Table, parts: set[str]) -> RecipeSpec:
-    rt = top.sub("recipe")
-    product = rt.get("product", _str)
-    base = rt.get("base", _str)
-    if base not in parts:
-        raise rt.fail("base", f"unknown part kind {base!r}")
-    ops = []
-    for ot in _array(rt, "ops"):
-        name = ot.get("name", _str)
-        skill = ot.get("skill", _enum(Skill))
-        part = ot.get("part", _str, base)
-        if part not in parts:
-            raise ot.fail("part", f"unknown part kind {part!r}")
-        if skill is Skill.PICK_PLACE:
-            src = ot.get("from", _str)
-            dst = ot.get("to", _str)
-            at = ""
-        else:
-            at = ot.get("at", _str, "unit")
-            src = dst = ""
-        after: tuple[str, ...] = ot.get("after", _strs, ())
-        offset: tuple[float, ...] = ot.get("offset", _vec(3), (0.0, 0.0, 0.0))
-        ot.close()
-        ops.append(
-            OperationSpec(name, skill, part, src, dst, at, after, (offset[0], offset[1], offset[2]))
-        )
-    rt.close()
-    if not ops:
-        raise ConfigError(top.source, "recipe.ops", "a recipe needs at least one operation")
-    return RecipeSpec(product, base, tuple(ops))
-
-
 def _check_names(cell: CellSpec) -> None:
     seen: dict[str, str] = {}
     for kind, names in (
@@ -341,70 +201,11 @@ def _check_names(cell: CellSpec) -> None:
         ("conveyor", [c.name for c in cell.conveyors]),
         ("feeder", [f.name for f in cell.feeders]),
         ("fixture", [f.name for f in cell.fixtures]),
+        ("stand", [f.name for f in cell.stands]),
+        ("mount", [f.name for f in cell.mounts]),
     ):
         for n in names:
             if n in seen or n in PLACEHOLDERS or n == "supervisor":
                 why = f"name {n!r} is already used by a {seen.get(n, 'reserved word')}"
                 raise ConfigError(cell.source, f"{kind}s", why)
             seen[n] = kind
-
-
-def _check_recipe(cell: CellSpec) -> None:
-    """References resolve, the graph is acyclic, and every step can be done at every fixture."""
-    src = cell.source
-    stations = cell.stations()
-    names = [op.name for op in cell.recipe.ops]
-    for i, op in enumerate(cell.recipe.ops):
-        key = f"recipe.ops[{i}]"
-        if names.count(op.name) > 1:
-            raise ConfigError(src, f"{key}.name", f"operation {op.name!r} is defined twice")
-        for dep in op.after:
-            if dep not in names:
-                raise ConfigError(src, f"{key}.after", f"unknown operation {dep!r}")
-        for field, st in (("from", op.src), ("to", op.dst), ("at", op.at)):
-            if st and st not in stations and st not in PLACEHOLDERS:
-                known = ", ".join(sorted([*stations, *PLACEHOLDERS]))
-                raise ConfigError(src, f"{key}.{field}", f"unknown station {st!r} (known: {known})")
-        capable = [r for r in cell.robots if op.skill in r.capabilities]
-        if not capable:
-            raise ConfigError(src, f"{key}.skill", f"no robot has capability {op.skill.value!r}")
-        for fx in cell.fixtures:
-            places = [st for st in (op.src, op.dst, op.at) if st]
-            resolved = [stations[fx.name if st in PLACEHOLDERS else st] for st in places]
-            if not any(all(r.reaches(s.pose) for s in resolved) for r in capable):
-                where = " and ".join(sorted({s.name for s in resolved}))
-                raise ConfigError(
-                    src,
-                    f"{key}",
-                    f"unreachable station: no robot with {op.skill.value!r} reaches {where}",
-                )
-    # cycles: a topological pass must consume every operation
-    done: set[str] = set()
-    pending = list(cell.recipe.ops)
-    while pending:
-        ready = [op for op in pending if set(op.after) <= done]
-        if not ready:
-            raise ConfigError(
-                src, "recipe.ops", f"the 'after' graph has a cycle through {pending[0].name!r}"
-            )
-        done.update(op.name for op in ready)
-        pending = [op for op in pending if op.name not in done]
-    _check_flow(cell)
-
-
-def _check_flow(cell: CellSpec) -> None:
-    """The base part must come in from an infeed and the unit leave on an outfeed."""
-    stations = cell.stations()
-    base = cell.recipe.base
-    intake = [op for op in cell.recipe.ops if op.part == base and op.dst == "fixture"]
-    if len(intake) != 1:
-        why = f"exactly one operation must bring the base part {base!r} to 'fixture'"
-        raise ConfigError(cell.source, "recipe.ops", why)
-    st = stations.get(intake[0].src)
-    if st is None or st.kind is not StationKind.INFEED:
-        why = f"{intake[0].name!r} must take the base part from an infeed conveyor"
-        raise ConfigError(cell.source, "recipe.ops", why)
-    out = [op for op in cell.recipe.ops if op.part == base and op.src == "unit"]
-    if len(out) != 1 or stations.get(out[0].dst, st).kind is not StationKind.OUTFEED:
-        why = f"exactly one operation must take the unit ('{base}' from 'unit') to an outfeed conveyor"
-        raise ConfigError(cell.source, "recipe.ops", why)

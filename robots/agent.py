@@ -18,7 +18,7 @@ import dataclasses
 import logging
 from collections.abc import Mapping
 
-from bus.cellspec import CellSpec
+from bus.cellspec import CellSpec, RobotSpec
 from bus.enums import ExecStep, Grip, OpStatus, PackMLState
 from bus.errors import ConfigError, PlanError
 from bus.mailbox import Mailbox
@@ -113,11 +113,12 @@ class RobotAgent:
 
     role = "robot"
 
-    def __init__(self, cell: CellSpec, name: str) -> None:
+    def __init__(self, cell: CellSpec, name: str, *, spec: RobotSpec | None = None) -> None:
+        """``spec``: a robot built in the cell (not in its file), as ``CellSpec.built_robot``."""
         self.cell = cell
         self.name = name
         try:
-            self.spec = cell.robot(name)
+            self.spec = spec if spec is not None else cell.robot(name)
         except KeyError:
             raise ConfigError(cell.source, "robots", f"no robot called {name!r}") from None
         self.kin = Kinematics(self.spec)

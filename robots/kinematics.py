@@ -22,7 +22,7 @@ import numpy as np
 import pybullet as p
 import pybullet_data
 
-from bus.cellspec import MODEL_ARM_JOINTS, MODEL_HOME, MODEL_TOOL, MODEL_URDF, RobotSpec
+from bus.cellspec import MODEL_ARM_JOINTS, MODEL_HOME, MODEL_TOOL, RobotSpec
 from bus.errors import PlanError
 
 log = logging.getLogger(__name__)
@@ -102,7 +102,7 @@ class Kinematics:
         base = self.spec.base
         self._body = int(
             p.loadURDF(
-                f"{pybullet_data.getDataPath()}/{MODEL_URDF[self.model]}",
+                f"{pybullet_data.getDataPath()}/{self.spec.urdf_path}",
                 basePosition=[base.x, base.y, base.z],
                 baseOrientation=p.getQuaternionFromEuler([0.0, 0.0, base.yaw]),
                 useFixedBase=True,

@@ -128,7 +128,7 @@ def assumed_poses(cell: CellSpec, op: Operation) -> tuple[Pose, Pose | None]:
 
     A recovery (``op.pick``) picks the part where the world last saw it at rest.
     """
-    base = cell.recipe.base
+    base = base_kind(cell, op)
     if op.skill is Skill.PICK_PLACE:
         if op.pick is not None:
             part = part_pose(op.pick)
@@ -186,11 +186,13 @@ def plan_pick_place(
     the whole operation is tried again with both turned by pi.
     """
     h = _kind_size(cell, op.part_kind)[2]
-    grasp = Pose(part.x, part.y, part.z + h / 2, part.yaw)
+    # a whole unit is taken by the top of what is stacked on its base (``grip_dz``)
+    h_grip = h + op.grip_dz
+    grasp = Pose(part.x, part.y, part.z + h / 2 + op.grip_dz, part.yaw)
     if op.onto_unit:
         if unit is None:
             raise PlanError(f"{op.op_id}: placing onto unit {op.unit!r} needs its pose")
-        hb = _kind_size(cell, cell.recipe.base)[2]
+        hb = _kind_size(cell, base_kind(cell, op))[2]
         c, s = math.cos(unit.yaw), math.sin(unit.yaw)
         bottom = (
             unit.x + c * op.dx - s * op.dy,
@@ -200,7 +202,7 @@ def plan_pick_place(
         place = Pose(bottom[0], bottom[1], bottom[2] + h + CLEARANCE_M, unit.yaw)
     else:
         dst = station_pose(cell, op.dst)
-        place = Pose(dst.x, dst.y, dst.z + h + CLEARANCE_M, dst.yaw)
+        place = Pose(dst.x, dst.y, dst.z + h_grip + CLEARANCE_M, dst.yaw)
     lift = hang(_kind_size(cell, op.part_kind), tilt)
     place = Pose(place.x, place.y, place.z + lift, place.yaw)
     first: PlanError | None = None
@@ -248,7 +250,7 @@ def plan_fasten(
     kin: Kinematics, cell: CellSpec, op: Operation, start_q: Sequence[float], unit: Pose
 ) -> Plan:
     """Above the unit, down near its top, visit the screw points, fasten, retreat."""
-    sx, sy, hb = _kind_size(cell, cell.recipe.base)
+    sx, sy, hb = _kind_size(cell, base_kind(cell, op))
     top = Pose(unit.x, unit.y, unit.z + hb / 2, unit.yaw)
     c, s = math.cos(unit.yaw), math.sin(unit.yaw)
     hover = _up(top, FASTEN_HOVER_M)
@@ -274,9 +276,12 @@ def plan_fasten(
 def plan_inspect(
     kin: Kinematics, cell: CellSpec, op: Operation, start_q: Sequence[float], unit: Pose
 ) -> Plan:
-    """Above the unit at camera height, look for a while, ask the world what it sees."""
-    hb = _kind_size(cell, cell.recipe.base)[2]
-    top = Pose(unit.x, unit.y, unit.z + hb / 2, unit.yaw)
+    """Above the unit at camera height, look for a while, ask the world what it sees.
+
+    The camera looks from above the top of the unit, a stack included (``grip_dz``).
+    """
+    hb = _kind_size(cell, base_kind(cell, op))[2]
+    top = Pose(unit.x, unit.y, unit.z + hb / 2 + op.grip_dz, unit.yaw)
     q_look = kin.ik(_up(top, INSPECT_HOVER_M), top.yaw, start_q)
     step = ExecStep.INSPECT
     legs = (
@@ -300,6 +305,11 @@ def hang(size: tuple[float, float, float], tilt: float) -> float:
     sx, sy, sz = size
     t = min(tilt, math.pi / 2)
     return math.hypot(sx, sy) / 2 * math.sin(t) - sz * (1 - math.cos(t))
+
+
+def base_kind(cell: CellSpec, op: Operation) -> str:
+    """The part kind of the base of ``op``'s unit (the cell's first recipe's if unsaid)."""
+    return op.base_kind or cell.recipe.base
 
 
 def _kind_size(cell: CellSpec, kind: str) -> tuple[float, float, float]:

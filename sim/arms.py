@@ -19,7 +19,6 @@ from bus.cellspec import (
     MODEL_FINGER_JOINTS,
     MODEL_HOME,
     MODEL_TOOL,
-    MODEL_URDF,
     RobotSpec,
 )
 from sim.parts import Quat, Vec3, yaw_quat
@@ -42,7 +41,7 @@ class Arm:
         b = spec.base
         self.body = int(
             p.loadURDF(
-                MODEL_URDF[spec.model],
+                spec.urdf_path,
                 basePosition=[b.x, b.y, b.z],
                 baseOrientation=yaw_quat(b.yaw),
                 useFixedBase=True,

@@ -69,7 +69,7 @@ class PartFactory:
     world never makes a rigid-to-rigid constraint.
     """
 
-    def __init__(self, client: int, *, multibody: str) -> None:
+    def __init__(self, client: int, *, multibody: frozenset[str]) -> None:
         self.client = client
         self.multibody = multibody
         self._shapes: dict[str, tuple[int, int]] = {}
@@ -85,15 +85,7 @@ class PartFactory:
         """A new dynamic box of ``kind`` with its centre at ``pos``, turned by ``yaw``."""
         shapes = self._shapes.get(kind.name)
         if shapes is None:
-            half = [s / 2 for s in kind.size]
-            col = p.createCollisionShape(p.GEOM_BOX, halfExtents=half, physicsClientId=self.client)
-            vis = p.createVisualShape(
-                p.GEOM_BOX,
-                halfExtents=half,
-                rgbaColor=list(kind.color),
-                physicsClientId=self.client,
-            )
-            shapes = self._shapes[kind.name] = (col, vis)
+            shapes = self._shapes[kind.name] = _shapes(self.client, kind)
         body = int(
             p.createMultiBody(
                 baseMass=kind.mass,
@@ -101,12 +93,28 @@ class PartFactory:
                 baseVisualShapeIndex=shapes[1],
                 basePosition=list(pos),
                 baseOrientation=yaw_quat(yaw),
-                useMaximalCoordinates=kind.name != self.multibody,
+                useMaximalCoordinates=kind.name not in self.multibody,
                 physicsClientId=self.client,
             )
         )
         p.changeDynamics(body, -1, lateralFriction=FRICTION, physicsClientId=self.client)
         return body
+
+
+def _shapes(client: int, kind: PartKind) -> tuple[int, int]:
+    """The collision and visual shape of a part kind: a box, or an upright cylinder."""
+    rgba = list(kind.color)
+    if kind.shape == "cylinder":
+        r, h = kind.size[0] / 2, kind.size[2]
+        col = p.createCollisionShape(p.GEOM_CYLINDER, radius=r, height=h, physicsClientId=client)
+        vis = p.createVisualShape(
+            p.GEOM_CYLINDER, radius=r, length=h, rgbaColor=rgba, physicsClientId=client
+        )
+        return int(col), int(vis)
+    half = [s / 2 for s in kind.size]
+    col = p.createCollisionShape(p.GEOM_BOX, halfExtents=half, physicsClientId=client)
+    vis = p.createVisualShape(p.GEOM_BOX, halfExtents=half, rgbaColor=rgba, physicsClientId=client)
+    return int(col), int(vis)
 
 
 def static_box(client: int, half: Vec3, pos: Vec3, yaw: float, rgba: tuple[float, ...]) -> int:
@@ -171,11 +179,22 @@ class UnitGroups:
 
 
 HOLD_FORCE = 500.0
-"""Largest force of grasp and unit constraints (N): far above any part's weight."""
+"""Largest force of grasp and unit constraints (N): far above any phone part's weight."""
+STIFF_G = 60.0
+"""A unit joint may pull with this many times the weight of the unit (in g): a joint
+weaker than what its parts weigh under the arm's swing lets a heavy stack (an arm's
+base under its segments) sag and wobble, and Bullet's soft limit shows as drift. An
+arm swung at 1.5 rad/s peaks near 7 g at its tip, so 60 g keeps it rigid to well under
+a millimetre; ``fix`` takes the larger of this and ``HOLD_FORCE``."""
 
 
 def fix(
-    client: int, parent: tuple[int, int, tuple[Vec3, Quat]], child: int, pose: tuple[Vec3, Quat]
+    client: int,
+    parent: tuple[int, int, tuple[Vec3, Quat]],
+    child: int,
+    pose: tuple[Vec3, Quat],
+    *,
+    max_force: float = 0.0,
 ) -> int:
     """Fix body ``child`` (now at ``pose``) to ``parent`` = (body, link, link's centre-of-mass
     pose) where they are now; return the constraint.
@@ -199,7 +218,7 @@ def fix(
         [0, 0, 0, 1],
         physicsClientId=client,
     )
-    p.changeConstraint(cid, maxForce=HOLD_FORCE, physicsClientId=client)
+    p.changeConstraint(cid, maxForce=max(HOLD_FORCE, max_force), physicsClientId=client)
     return int(cid)
 
 

@@ -65,7 +65,8 @@ class SimServer:
         """If > 0, start paced to the wall clock times this factor (``--realtime``)."""
         """The control endpoint and telemetry publisher (after ``setup``)."""
         self.world = World(cell, seed=seed)
-        self.robots = tuple(sorted(r.name for r in cell.robots))
+        self.robots: tuple[str, ...] = tuple(sorted(r.name for r in cell.robots))
+        """The robots of the barrier: the cell file's, and those built and admitted since."""
         self.ticks = 0
         """Control ticks run so far."""
         self.malformed_acts = 0
@@ -140,6 +141,15 @@ class SimServer:
         clock.shutdown(world.t_ns, reason)
         log.info("sim: %d ticks, %.3f s of sim time; done", k, world.t_ns / 1e9)
         return 0
+
+    def admit_robot(self, name: str, ticks_ahead: int) -> None:
+        """A robot built in the cell passed its check: it is sensed and may act from now on,
+        and the clock lets it in ``ticks_ahead`` ticks from now, waiting for it then (so a
+        run is as reproducible as one where it was there from the start)."""
+        if name not in self.world.arms:
+            raise LightsoutError(f"sim: no arm {name!r} in the world to admit")
+        self.robots = tuple(sorted({*self.robots, name}))
+        self._require().rejoin_at(name, self.ticks + ticks_ahead)
 
     def shutdown(self) -> None:
         """Close the clock and the world (and the context, if this server made it)."""

@@ -29,16 +29,23 @@ def _rests_on(part: Part, pos: Vec3, top: float) -> bool:
 
 
 class Fixture:
-    """A block whose top face holds a unit's base part at ``pose``."""
+    """A block whose top face holds a unit's base part at ``pose`` (also a test stand and a
+    mount point: the same block, in another colour)."""
 
-    def __init__(self, client: int, spec: FixtureSpec) -> None:
+    def __init__(
+        self,
+        client: int,
+        spec: FixtureSpec,
+        *,
+        rgba: tuple[float, float, float, float] = (0.5, 0.5, 0.55, 1),
+    ) -> None:
         self.spec = spec
         self.name = spec.name
         self.pose = spec.pose
         pz = spec.pose.z
         half = (FIXTURE_HALF[0], FIXTURE_HALF[1], pz / 2)
         self.body = static_box(
-            client, half, (spec.pose.x, spec.pose.y, pz / 2), spec.pose.yaw, (0.5, 0.5, 0.55, 1)
+            client, half, (spec.pose.x, spec.pose.y, pz / 2), spec.pose.yaw, rgba
         )
 
     def _xy(self, pos: Vec3) -> float:

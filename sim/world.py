@@ -27,7 +27,10 @@ import pybullet_data
 from bus.cellspec import CellSpec, FeederSpec, Pose
 from bus.enums import Grip, WorldEventKind
 from bus.messages import (
+    Commission,
+    CommissionCheck,
     Inspection,
+    MemberPose,
     PartPose,
     RobotAct,
     RobotSense,
@@ -40,6 +43,7 @@ from sim.arms import Arm
 from sim.conveyors import Conveyor
 from sim.feeders import Feeders
 from sim.parts import (
+    STIFF_G,
     Part,
     PartFactory,
     Placed,
@@ -94,7 +98,12 @@ class World:
         self._t_ns = 0
         self._ticks = 0
         self._feeders = Feeders(cell, self.conveyors, self.trays, self._rng)
-        self._base_kind = cell.recipe.base
+        self._base_kinds = cell.base_kinds
+        self.stands: dict[str, Fixture] = {}
+        self.mounts: dict[str, Fixture] = {}
+        self.commissioned: list[Commission] = []
+        """Arms made robots since the last ``take_commissioned`` (for the sim server)."""
+        self._checks: list[CommissionCheck] = []
         self._factory: PartFactory | None = None
         self._groups = UnitGroups(-1)
         self._parts: dict[str, Part] = {}
@@ -121,7 +130,7 @@ class World:
             physicsClientId=cid,
         )
         p.loadURDF("plane.urdf", physicsClientId=cid)
-        self._factory = PartFactory(cid, multibody=self._base_kind)
+        self._factory = PartFactory(cid, multibody=self._base_kinds)
         self._groups = UnitGroups(cid)
         for r in sorted(self.cell.robots, key=lambda r: r.name):
             self.arms[r.name] = Arm(cid, r)
@@ -134,6 +143,10 @@ class World:
             self.conveyors[c.name] = Conveyor(cid, c, fed_length=max(fed, default=0.0))
         for fx in sorted(self.cell.fixtures, key=lambda f: f.name):
             self.fixtures[fx.name] = Fixture(cid, fx)
+        for st in sorted(self.cell.stands, key=lambda f: f.name):
+            self.stands[st.name] = Fixture(cid, st, rgba=(0.35, 0.45, 0.6, 1))
+        for m in sorted(self.cell.mounts, key=lambda f: f.name):
+            self.mounts[m.name] = Fixture(cid, m, rgba=(0.3, 0.3, 0.3, 1))
         for f in sorted(self.cell.feeders, key=lambda f: f.name):
             if f.pose is not None:
                 kind = self.cell.part_kind(f.part)
@@ -184,9 +197,51 @@ class World:
         return True
 
     def apply_world(self, act: WorldAct) -> None:
-        """Take the supervisor's act: retire parts (and whatever is joined to them)."""
+        """Take the supervisor's act: retire parts (and whatever is joined to them), and make
+        tested arms on their mount points robots."""
         for pid in sorted(set(act.retire)):
             self._retire(pid)
+        for c in act.commission:
+            self._commission(c)
+
+    def _commission(self, c: Commission) -> None:
+        """Replace the arm ``c.unit`` resting on mount ``c.mount`` by a working robot.
+
+        The built parts leave the world (RETIRED, the supervisor's ledger
+        consumes them) and the robot the recipe names is loaded on the mount
+        point, in its home pose, with no agent yet: the launcher runs its
+        commissioning check and then starts one (``cells.commission``).
+        """
+        base = self._parts.get(c.unit)
+        why = ""
+        if base is None or base.unit or base.held_by:
+            why = "not a free unit in the world"
+        elif base.location != f"mount:{c.mount}":
+            why = f"it is at {base.location}, not on {c.mount}"
+        elif c.robot in self.arms or not c.robot:
+            why = f"robot name {c.robot!r} is taken"
+        else:
+            try:
+                spec = self.cell.built_robot(c.robot, c.mount)
+            except KeyError as exc:
+                why = f"no such mount or no robot recipe: {exc}"
+        if why:
+            self.counters["commission_refused"] += 1
+            log.warning("world: cannot commission %s on %s: %s", c.unit, c.mount, why)
+            return
+        self._retire(c.unit)
+        self.arms = dict(sorted({**self.arms, c.robot: Arm(self.client, spec)}.items()))
+        self.commissioned.append(c)
+        log.info("world: %s commissioned on %s as %s", c.unit, c.mount, c.robot)
+
+    def take_commissioned(self) -> list[Commission]:
+        """Arms made robots since the last call."""
+        out, self.commissioned = self.commissioned, []
+        return out
+
+    def report_check(self, check: CommissionCheck) -> None:
+        """A built robot's commissioning check is over: the supervisor hears it next tick."""
+        self._checks.append(check)
 
     def drop(self, robot: str) -> None:
         """Fault hook: the gripper lets go, exactly as a release."""
@@ -257,16 +312,18 @@ class World:
         A sensor in a blackout reports nothing at all (it is missing, not empty).
         """
         events, self._events = tuple(self._events), []
+        checks, self._checks = tuple(self._checks), []
         dark = {s for s, until in self._blackouts.items() if self._t_ns < until}
         sensors = tuple(
             SensorReading(s, pid) for s, pid in sorted(self._sensors.items()) if s not in dark
         )
-        return WorldSense(events=events, sensors=sensors)
+        return WorldSense(events=events, sensors=sensors, checks=checks)
 
     def sensor_names(self) -> tuple[str, ...]:
         """Every presence sensor of the cell."""
         conveyors = [f"{name}.end" for name in self.conveyors]
-        return tuple(sorted([*conveyors, *self.fixtures, *self.trays]))
+        holders = [*self.fixtures, *self.trays, *self.stands, *self.mounts]
+        return tuple(sorted([*conveyors, *holders]))
 
     def blackout(self, sensor: str, duration_ns: int) -> None:
         """Fault hook: ``sensor`` reports nothing for ``duration_ns`` of sim time."""
@@ -339,9 +396,20 @@ class World:
     # ------------------------------------------------------------ units
 
     def _attach(self, part: Part, base: Part) -> None:
-        """Join ``part`` to unit ``base`` where it lies, as one rigid body from now on."""
+        """Join ``part`` to unit ``base`` where it lies, as one rigid body from now on.
+
+        The joint's force bound grows with the unit's mass (``STIFF_G``), so a heavy
+        stack stays as stiff as a light one.
+        """
         cid = self.client
-        joint = fix(cid, (base.body, -1, self._pose(base)), part.body, self._pose(part))
+        mass = base.kind.mass + part.kind.mass + sum(self._parts[m].kind.mass for m in base.members)
+        joint = fix(
+            cid,
+            (base.body, -1, self._pose(base)),
+            part.body,
+            self._pose(part),
+            max_force=STIFF_G * 9.81 * mass,
+        )
         self._groups.join(base, part)
         part.unit, part.joint = base.id, joint
         base.members.append(part.id)
@@ -365,10 +433,32 @@ class World:
 
     def _inspection(self, arm: Arm, unit: str) -> Inspection:
         base = self._parts.get(unit)
-        if base is None or math.dist(arm.tcp()[0], self._pose(base)[0]) > INSPECT_REACH:
+        if base is None or base.unit:
+            return Inspection(unit=unit, kinds=(), fastened=False)
+        tcp = arm.tcp()[0]
+        near = min(math.dist(tcp, self._pose(self._parts[m])[0]) for m in (unit, *base.members))
+        if near > INSPECT_REACH:
             return Inspection(unit=unit, kinds=(), fastened=False)
         kinds = tuple(sorted(self._parts[m].kind.name for m in base.members))
-        return Inspection(unit=unit, kinds=kinds, fastened=base.fastened)
+        measured: tuple[MemberPose, ...] = ()
+        if base.kind.name in self._base_kinds and self.cell.recipe_for(base.kind.name).tolerance:
+            measured = self._measure(base)
+        return Inspection(unit=unit, kinds=kinds, fastened=base.fastened, members=measured)
+
+    def _measure(self, base: Part) -> tuple[MemberPose, ...]:
+        """Where every part joined to ``base`` sits, in the base's frame from its top centre:
+        what a test stand's gauges read."""
+        (bx, by, bz), born = self._pose(base)
+        inv_pos, inv_orn = p.invertTransform((bx, by, bz), born)
+        out = []
+        for mid in base.members:
+            m = self._parts[mid]
+            pos, orn = self._pose(m)
+            (lx, ly, lz), lorn = p.multiplyTransforms(inv_pos, inv_orn, pos, orn)
+            tilt = PartPose(mid, m.kind.name, 0, 0, 0, *lorn).tilt
+            bottom = lz - m.half[2] - base.half[2]
+            out.append(MemberPose(mid, m.kind.name, lx, ly, bottom, tilt))
+        return tuple(out)
 
     def _retire(self, pid: str) -> None:
         part = self._parts.get(pid)
@@ -462,13 +552,19 @@ class World:
 
     def _where(self, part: Part, pos: Vec3) -> tuple[str, Part | None]:
         """The ledger location of ``part`` resting at ``pos``, and the unit base it rests on."""
-        if part.kind.name != self._base_kind:
+        if part.kind.name not in self._base_kinds:
             base = self._base_under(part, pos)
             if base is not None:
                 return f"unit:{base.id}", base
         for name, fx in self.fixtures.items():
             if fx.holds(part, pos):
                 return f"fixture:{name}", None
+        for name, st in self.stands.items():
+            if st.holds(part, pos):
+                return f"stand:{name}", None
+        for name, m in self.mounts.items():
+            if m.holds(part, pos):
+                return f"mount:{name}", None
         for name, belt in self.conveyors.items():
             if belt.on_belt(part, pos):
                 return f"conveyor:{name}", None
@@ -478,18 +574,21 @@ class World:
         return "floor", None
 
     def _base_under(self, part: Part, pos: Vec3) -> Part | None:
+        """The unit base ``part`` rests on: on the base itself or on a part joined to it (a
+        stack), its centre over that part's footprint and its bottom just above its top."""
         bottom = pos[2] - part.half[2]
         for bid in sorted(self._parts):
             base = self._parts[bid]
-            if base.kind.name != self._base_kind or base is part or base.unit:
+            if base.kind.name not in self._base_kinds or base is part or base.unit:
                 continue
-            (bx, by, bz), born = self._pose(base)
-            hx, hy, hz = base.half
-            a, c = to_frame(pos[0], pos[1], bx, by, quat_yaw(born))
-            if abs(a) > hx or abs(c) > hy:
-                continue
-            if ON_UNIT_Z[0] <= bottom - (bz + hz) <= ON_UNIT_Z[1]:
-                return base
+            for below in (base, *(self._parts[m] for m in base.members)):
+                (bx, by, bz), born = self._pose(below)
+                hx, hy, hz = below.half
+                a, c = to_frame(pos[0], pos[1], bx, by, quat_yaw(born))
+                if abs(a) > hx or abs(c) > hy:
+                    continue
+                if ON_UNIT_Z[0] <= bottom - (bz + hz) <= ON_UNIT_Z[1]:
+                    return base
         return None
 
     def _free(self) -> list[Placed]:
@@ -525,6 +624,9 @@ class World:
             readings[name] = fx.sensor(free)
         for name, tray in self.trays.items():
             readings[name] = tray.sensor(free)
+        for holders in (self.stands, self.mounts):
+            for name, holder in holders.items():
+                readings[name] = holder.sensor(free)
         self._sensors = readings
 
     # ------------------------------------------------------------ helpers

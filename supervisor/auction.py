@@ -59,7 +59,6 @@ def candidates(sup: Supervisor, op: Op) -> list[RobotView]:
 
 
 def open_auctions(sup: Supervisor, out: Outbox) -> None:
-    base = sup.cell.recipe.base
     for unit in sup.units.values():
         if unit.finished_ns >= 0:
             continue
@@ -90,7 +89,7 @@ def open_auctions(sup: Supervisor, out: Outbox) -> None:
             sup.bids[op.op_id] = []
             for st in op.stations:
                 sup.busy_stations[st] = op.op_id
-            msg = CallForBids(op.message(base))
+            msg = CallForBids(op.message())
             for r in robots:
                 out.send(r.spec.name, msg)
             names = [r.spec.name for r in robots]
@@ -98,7 +97,6 @@ def open_auctions(sup: Supervisor, out: Outbox) -> None:
 
 
 def close_auctions(sup: Supervisor, out: Outbox) -> None:
-    base = sup.cell.recipe.base
     for op_id in sorted(sup.bids):
         op = sup.ops[op_id]
         if op.state is not OpState.AUCTION or sup.tick < op.auction_tick + AUCTION_TICKS:
@@ -109,14 +107,14 @@ def close_auctions(sup: Supervisor, out: Outbox) -> None:
             op.state, op.not_before_ns = OpState.READY, sup.now + RETRY_NS
             if op.pick:
                 op.pick = ()  # no robot would plan it: decided afresh, within MAX_RECOVERIES
-            elif op.spec.part != base and op.spec.skill is Skill.PICK_PLACE:
+            elif op.spec.part != op.base_kind and op.spec.skill is Skill.PICK_PLACE:
                 op.part = ""
             sup.events.write(sup.now, "auction_failed", op=op_id)
             continue
         finish, winner = bids[0]
         op.state, op.robot, op.awarded_ns = OpState.AWARDED, winner, sup.now
         sup.robots[winner].ops.append(op_id)
-        out.send(winner, Award(op.message(base), winner, op.attempts))
+        out.send(winner, Award(op.message(), winner, op.attempts))
         sup.events.write(
             sup.now,
             "op_awarded",

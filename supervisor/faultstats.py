@@ -153,6 +153,11 @@ class FaultTracker:
         """The events of the latest sim time so far: a fault logged after its own detection
         in the same tick (a restored supervisor logs the crash that killed it) still pairs."""
 
+    def add_robot(self, name: str, since_ns: int = 0) -> None:
+        """A robot built in the cell joined it: follow it too (from ``since_ns``)."""
+        if name not in self.robots:
+            self.robots[name] = RobotLog(states=[(since_ns, PackMLState.STOPPED.value)])
+
     # ------------------------------------------------------------------ input
 
     def feed(self, ev: Mapping[str, Any]) -> None:
@@ -160,6 +165,8 @@ class FaultTracker:
         t, kind = ev.get("t_ns"), ev.get("kind")
         if not isinstance(t, int) or not isinstance(kind, str):
             return
+        if kind == "robot_added":
+            self.add_robot(_str(ev, "robot"), t)
         if t > self._tick_ns:
             self._rejoins()
             self._tick_ns, self._tick = t, []

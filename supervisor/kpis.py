@@ -66,6 +66,10 @@ class Kpis:
         else:
             st.ops_failed += 1
 
+    def commissioned(self, created_ns: int, now_ns: int) -> None:
+        """An arm built here became a robot: a unit completed, like one shipped."""
+        self.shipped(created_ns, now_ns)
+
     def shipped(self, created_ns: int, now_ns: int) -> None:
         """A good unit left the cell."""
         self.units_shipped += 1

@@ -14,6 +14,8 @@ from collections import Counter
 
 SHIPPED = "shipped"
 SCRAP = "scrap"
+CONSUMED = "consumed"
+"""Built into a robot of the cell (the robot-building recipe's output)."""
 
 
 @dataclasses.dataclass(slots=True)
@@ -37,13 +39,14 @@ class Ledger:
         self.created = 0
         self.shipped = 0
         self.scrapped = 0
+        self.consumed = 0
         self.gone: dict[str, str] = {}
-        """Parts that left the cell: id to ``shipped`` or ``scrap``."""
+        """Parts that left the cell: id to ``shipped``, ``scrap`` or ``consumed``."""
 
     @property
     def wip(self) -> int:
         """Parts created and not yet shipped or scrapped."""
-        return self.created - self.shipped - self.scrapped
+        return self.created - self.shipped - self.scrapped - self.consumed
 
     def create(self, part: str, kind: str, location: str) -> None:
         """A new part at ``location``."""
@@ -68,6 +71,11 @@ class Ledger:
         self._leave(part, SCRAP)
         self.scrapped += 1
 
+    def consume(self, part: str) -> None:
+        """The part was built into a robot that joined the cell."""
+        self._leave(part, CONSUMED)
+        self.consumed += 1
+
     def at(self, location: str) -> list[str]:
         """Live parts at ``location``, sorted."""
         return sorted(p for p, r in self.live.items() if r.location == location)
@@ -91,11 +99,12 @@ class Ledger:
         )
 
     def check(self) -> bool:
-        """Whether totals and live parts agree (created = shipped + scrapped + WIP)."""
+        """Whether totals and live parts agree (created = shipped + scrapped + consumed + WIP)."""
         return (
-            self.created == self.shipped + self.scrapped + len(self.live)
+            self.created == self.shipped + self.scrapped + self.consumed + len(self.live)
             and self.shipped == sum(1 for v in self.gone.values() if v == SHIPPED)
             and self.scrapped == sum(1 for v in self.gone.values() if v == SCRAP)
+            and self.consumed == sum(1 for v in self.gone.values() if v == CONSUMED)
             and not (set(self.live) & set(self.gone))
         )
 

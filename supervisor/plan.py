@@ -16,6 +16,7 @@ from bus.enums import Skill
 from bus.messages import Operation, PartPose
 
 PLACEHOLDERS = ("fixture", "unit")
+"""Stand for the unit's fixture; ``mount`` stands for the mount point kept for the unit."""
 
 RETRY_NS = 500_000_000
 """Wait after a failed auction or operation before trying it again (sim ns)."""
@@ -63,6 +64,8 @@ class Op:
     from instead of ``src`` (``supervisor.recovery``); empty otherwise."""
     recoveries: int = 0
     """Recoveries auctioned for it so far."""
+    base_kind: str = ""
+    """The part kind of its unit's base (which recipe it belongs to)."""
 
     @property
     def op_id(self) -> str:
@@ -75,8 +78,9 @@ class Op:
         src = "" if self.pick else self.src
         return tuple(s for s in (src, self.dst, self.at) if s)
 
-    def message(self, base_kind: str) -> Operation:
-        """The operation as robots see it."""
+    def message(self, base_kind: str = "") -> Operation:
+        """The operation as robots see it (``base_kind``: if the op does not know its own)."""
+        base_kind = self.base_kind or base_kind
         onto = self.spec.skill is Skill.PICK_PLACE and self.spec.dst == "unit"
         dx, dy, dz = self.spec.offset
         return Operation(
@@ -94,6 +98,8 @@ class Op:
             dy=dy,
             dz=dz,
             pick=PartPose(self.part, self.spec.part, *self.pick) if self.pick else None,
+            base_kind=base_kind,
+            grip_dz=self.spec.grip_dz,
         )
 
 
@@ -108,23 +114,45 @@ class Unit:
     rejected: bool = False
     reason: str = ""
     finished_ns: int = -1
+    mount: str = ""
+    """For an arm: the mount point kept for it from its start (it becomes a robot there)."""
+    base_kind: str = ""
+    """The part kind of its base (which recipe it follows)."""
 
     def op(self, name: str) -> Op:
         """The step called ``name``."""
         return self.ops[name]
 
 
-def make_unit(recipe: RecipeSpec, unit_id: str, fixture: str, now_ns: int) -> Unit:
-    """Build a unit's operations from the recipe, bound to ``fixture``."""
+def make_unit(
+    recipe: RecipeSpec, unit_id: str, fixture: str, now_ns: int, *, mount: str = ""
+) -> Unit:
+    """Build a unit's operations from the recipe, bound to ``fixture`` (and ``mount``)."""
 
     def resolve(station: str) -> str:
+        if station == "mount":
+            return mount
         return fixture if station in PLACEHOLDERS else station
 
     ops = {
-        s.name: Op(unit=unit_id, spec=s, src=resolve(s.src), dst=resolve(s.dst), at=resolve(s.at))
+        s.name: Op(
+            unit=unit_id,
+            spec=s,
+            src=resolve(s.src),
+            dst=resolve(s.dst),
+            at=resolve(s.at),
+            base_kind=recipe.base,
+        )
         for s in recipe.ops
     }
-    unit = Unit(unit_id=unit_id, fixture=fixture, created_ns=now_ns, ops=ops)
+    unit = Unit(
+        unit_id=unit_id,
+        fixture=fixture,
+        created_ns=now_ns,
+        ops=ops,
+        mount=mount,
+        base_kind=recipe.base,
+    )
     for op in ops.values():
         if op.spec.part == recipe.base:
             op.part = unit_id

@@ -107,6 +107,8 @@ def snapshot(sup: Supervisor) -> dict[str, Any]:
             "reason": u.reason,
             "finished_ns": u.finished_ns,
             "ops": ops,
+            "mount": u.mount,
+            "base_kind": u.base_kind,
         }
     robots = {
         name: {
@@ -125,6 +127,7 @@ def snapshot(sup: Supervisor) -> dict[str, Any]:
             "created": led.created,
             "shipped": led.shipped,
             "scrapped": led.scrapped,
+            "consumed": led.consumed,
         },
         "units": units,
         "robots": robots,
@@ -147,6 +150,7 @@ def snapshot(sup: Supervisor) -> dict[str, Any]:
         "sensor_seen": dict(sup.sensor_seen),
         "stale": sorted(sup.stale),
         "rests": sup.rests.snapshot(),
+        "builds": sup.builds.snapshot(),
     }
 
 
@@ -157,12 +161,23 @@ def restore(sup: Supervisor, state: dict[str, Any]) -> None:
     led.live = {p: PartRecord(p, kind, loc) for p, (kind, loc) in lg["live"].items()}
     led.gone = dict(lg["gone"])
     led.created, led.shipped, led.scrapped = lg["created"], lg["shipped"], lg["scrapped"]
-    specs = {s.name: s for s in sup.cell.recipe.ops}
+    led.consumed = lg.get("consumed", 0)
+    for spec in sup.builds.restore(state.get("builds", {})):
+        sup.add_robot(spec)
     sup.units, sup.ops = {}, {}
     for uid, u in state["units"].items():
+        base_kind = u.get("base_kind") or sup.cell.recipe.base
+        specs = {s.name: s for s in sup.cell.recipe_for(base_kind).ops}
         ops = {}
         for name, o in u["ops"].items():
-            op = Op(unit=uid, spec=specs[name], src=o["src"], dst=o["dst"], at=o["at"])
+            op = Op(
+                unit=uid,
+                spec=specs[name],
+                src=o["src"],
+                dst=o["dst"],
+                at=o["at"],
+                base_kind=base_kind,
+            )
             op.state = OpState(o["state"])
             for key in (
                 "part",
@@ -186,6 +201,8 @@ def restore(sup: Supervisor, state: dict[str, Any]) -> None:
             rejected=u["rejected"],
             reason=u["reason"],
             finished_ns=u["finished_ns"],
+            mount=u.get("mount", ""),
+            base_kind=base_kind,
         )
     for name, r in state["robots"].items():
         view = sup.robots[name]

@@ -14,10 +14,11 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import math
 from pathlib import Path
 from typing import Any
 
-from bus.cellspec import CellSpec, RobotSpec, StationKind
+from bus.cellspec import CellSpec, Output, RecipeSpec, RobotSpec, StationKind
 from bus.enums import OpStatus, PackMLCommand, PackMLState, Skill, WorldEventKind
 from bus.mailbox import Mailbox
 from bus.messages import (
@@ -25,6 +26,8 @@ from bus.messages import (
     Bid,
     Command,
     CommandReply,
+    Commission,
+    CommissionCheck,
     ControlRequest,
     Envelope,
     Heartbeat,
@@ -42,10 +45,11 @@ from bus.messages import (
 from bus.participant import Outbox
 from supervisor import recovery
 from supervisor.auction import account, close_auctions, open_auctions
+from supervisor.builds import Builds
 from supervisor.control import COMMAND_RETRY_NS, ControlDesk
 from supervisor.faultstats import FaultTracker
 from supervisor.journal import EventLog
-from supervisor.kpis import NS, Kpis
+from supervisor.kpis import NS, Kpis, RobotStats
 from supervisor.ledger import Ledger, LedgerError
 from supervisor.plan import RETRY_NS, Op, OpState, Unit, finished, make_unit, refresh
 from supervisor.recovery import Rests
@@ -137,7 +141,12 @@ class Supervisor:
         self._retire: list[str] = []
         self.desk = ControlDesk(self)
         self.kpi_second = -1
-        self.intake = self._intake_station()
+        self.builds = Builds(cell)
+        """Mount points, serials and genealogy of the robots this cell builds."""
+        self._commission: list[Commission] = []
+        self.intakes = {r.base: self._intake_station(r) for r in cell.recipes}
+        """Each recipe's base kind -> the infeed its base parts arrive on."""
+        self.intake = self.intakes[cell.recipe.base]
         self.outfeeds = sorted(c.name for c in cell.conveyors if c.role is StationKind.OUTFEED)
         self.sensor_seen: dict[str, int] = {}
         """When each sensor last reported (a blacked-out sensor reports nothing)."""
@@ -176,6 +185,8 @@ class Supervisor:
         if isinstance(tick.sense, WorldSense):
             for ev in tick.sense.events:
                 self._world_event(ev)
+            for check in tick.sense.checks:
+                self._checked(check)
             for reading in tick.sense.sensors:
                 self.sensors[reading.sensor] = reading.part
                 self.sensor_seen[reading.sensor] = self.now
@@ -198,6 +209,7 @@ class Supervisor:
         self._start_units()
         self._forget_finished()
         self._ship()
+        self._mounted()
         close_auctions(self, out)
         open_auctions(self, out)
         account(self)
@@ -209,7 +221,14 @@ class Supervisor:
         lines = self.events.take_fresh()
         if self.journal is not None and lines:
             self.journal.commit(self.tick, self.now, lines, snapshot(self))
-        return WorldAct(retire=retire, events=lines, kpis=kpis, replies=self.desk.take_replies())
+        commission, self._commission = tuple(self._commission), []
+        return WorldAct(
+            retire=retire,
+            events=lines,
+            kpis=kpis,
+            replies=self.desk.take_replies(),
+            commission=commission,
+        )
 
     def finish(self, t_ns: int, reason: str) -> None:
         """Write ``kpis.json`` and close the event log."""
@@ -241,6 +260,7 @@ class Supervisor:
                 "created": led.created,
                 "shipped": led.shipped,
                 "scrapped": led.scrapped,
+                "consumed": led.consumed,
                 "wip": led.wip,
                 "by_location": led.by_location(),
             },
@@ -251,6 +271,8 @@ class Supervisor:
             "counters": dict(sorted(self.counters.items())),
             "bus": dict(sorted(self.bus_counters.items())),
         }
+        if self.builds.active:
+            extra.update(self.builds.report(len(self.cell.robots)))
         return add_figures(self.kpis.report(self.now, extra), self.faults, self.now)
 
     # ------------------------------------------------------------------ world
@@ -348,7 +370,7 @@ class Supervisor:
         for st in op.stations:
             self.busy_stations.setdefault(st, op.op_id)
         self.kpis.op_started(name, self.now)
-        out.send(name, Award(op.message(self.cell.recipe.base), name, op.attempts))
+        out.send(name, Award(op.message(), name, op.attempts))
         self.events.write(self.now, "op_readopted", op=op.op_id, robot=name)
 
     def _reconcile(self, robot: RobotView, beat: Heartbeat, out: Outbox) -> None:
@@ -361,7 +383,7 @@ class Supervisor:
             if op.state is not OpState.AWARDED or op_id in beat.queued:
                 continue
             if beat.t_ns > op.awarded_ns and beat.op_id != op_id:
-                out.send(name, Award(op.message(self.cell.recipe.base), name, op.attempts))
+                out.send(name, Award(op.message(), name, op.attempts))
                 self.counters["awards_resent"] += 1
 
     def _set_state(self, robot: RobotView, state: PackMLState, reason: str) -> None:
@@ -428,30 +450,114 @@ class Supervisor:
 
     # ------------------------------------------------------------------ units
 
-    def _intake_station(self) -> str:
-        for op in self.cell.recipe.ops:
-            if op.part == self.cell.recipe.base and op.dst == "fixture":
+    def add_robot(self, spec: RobotSpec) -> None:
+        """Take a robot into the fleet (one built in the cell): it is planned for from now on
+        and is brought up to Execute once it is heard."""
+        name = spec.name
+        self.robots.setdefault(name, RobotView(spec))
+        self.kpis.robots.setdefault(name, RobotStats())
+        self.faults.add_robot(name)
+        self.watch.add_robot(name)
+
+    @staticmethod
+    def _intake_station(recipe: RecipeSpec) -> str:
+        for op in recipe.ops:
+            if op.part == recipe.base and op.dst == "fixture":
                 return op.src
         return ""
 
     def _start_units(self) -> None:
-        """Start a unit for the base part waiting at the intake, if a fixture is free."""
-        if not self.intake:
+        """Start a unit for each base part waiting at its intake, if a fixture is free.
+
+        An arm (a recipe that builds robots) also needs a free mount point, kept for
+        it from now on: an arm with nowhere to go is not started.
+        """
+        for recipe in self.cell.recipes:
+            intake = self.intakes[recipe.base]
+            if not intake or f"{intake}.end" in self.stale:
+                continue  # hold the intake: its sensor is blind, a part there may not be what it says
+            part = self.sensors.get(f"{intake}.end", "")
+            if not part or part in self.units or part not in self.ledger.live:
+                continue
+            if self.ledger.kind(part) != recipe.base:
+                continue
+            busy = {u.fixture for u in self.units.values() if u.finished_ns < 0 and u.fixture}
+            free = [f for f in self.cell.fixtures_for(recipe) if f not in busy]
+            if not free:
+                continue
+            mount = ""
+            if recipe.output is Output.COMMISSION:
+                mount = self.builds.free_mount()
+                if not mount:
+                    continue
+                self.builds.keep(mount, part)
+            unit = make_unit(recipe, part, free[0], self.now, mount=mount)
+            self.units[part] = unit
+            for op in unit.ops.values():
+                self.ops[op.op_id] = op
+            if mount:
+                self.events.write(self.now, "unit_started", unit=part, fixture=free[0], mount=mount)
+            else:
+                self.events.write(self.now, "unit_started", unit=part, fixture=free[0])
+
+    def _mounted(self) -> None:
+        """Arms whose last step put them on their mount point become robots.
+
+        Their parts are consumed in the ledger (with the genealogy: which robot did
+        which step when) and the world is told to replace them by the robot.
+        """
+        for unit in self.units.values():
+            if not unit.mount or unit.finished_ns >= 0 or unit.rejected or not finished(unit):
+                continue
+            if self.ledger.location(unit.unit_id) != f"mount:{unit.mount}":
+                continue  # still settling onto the plate
+            ids = self._unit_parts(unit.unit_id)
+            parts = [[p, self.ledger.kind(p)] for p in ids]
+            for p in ids:
+                self.ledger.consume(p)
+            unit.finished_ns = self.now
+            built, spec = self.builds.commission(unit.unit_id, unit.mount, parts, self.now)
+            self._commission.append(Commission(unit.unit_id, spec.name, unit.mount))
+            self.kpis.commissioned(unit.created_ns, self.now)
+            self.events.write(
+                self.now,
+                "arm_commissioned",
+                unit=unit.unit_id,
+                serial=built.serial,
+                robot=spec.name,
+                mount=unit.mount,
+                model=built.model,
+                parts=ids,
+                ops=built.ops,
+                cycle_s=round((self.now - unit.created_ns) / NS, 3),
+            )
+
+    def _checked(self, check: CommissionCheck) -> None:
+        """A built robot's commissioning check came back: log the evidence; if it passed, the
+        robot joins the fleet (its agent is being started)."""
+        evidence = {
+            "sweep_rad": check.sweep_rad,
+            "tcp_mm": check.tcp_mm,
+            "lift_mm": check.lift_mm,
+            "detail": check.detail,
+        }
+        built = self.builds.checked(check.robot, evidence, check.passed, self.now)
+        if built is None:
+            self.counters["unexpected_messages"] += 1
             return
-        if f"{self.intake}.end" in self.stale:
-            return  # hold the intake: its sensor is blind, a frame there may not be what it says
-        part = self.sensors.get(f"{self.intake}.end", "")
-        if not part or part in self.units or part not in self.ledger.live:
-            return
-        busy = {u.fixture for u in self.units.values() if u.finished_ns < 0 and u.fixture}
-        free = [f.name for f in self.cell.fixtures if f.name not in busy]
-        if not free:
-            return
-        unit = make_unit(self.cell.recipe, part, free[0], self.now)
-        self.units[part] = unit
-        for op in unit.ops.values():
-            self.ops[op.op_id] = op
-        self.events.write(self.now, "unit_started", unit=part, fixture=free[0])
+        self.events.write(
+            self.now,
+            "robot_commission_check",
+            robot=check.robot,
+            serial=built.serial,
+            passed=check.passed,
+            **evidence,
+        )
+        if check.passed:
+            self.events.write(
+                self.now, "robot_added", robot=check.robot, serial=built.serial, mount=built.mount
+            )
+            self.add_robot(self.cell.built_robot(check.robot, built.mount))
 
     def _watch_sensors(self) -> None:
         """Notice sensors that fell silent (and came back): plan on them only when fresh."""
@@ -528,6 +634,7 @@ class Supervisor:
                 op.state = OpState.CANCELLED
         unit.finished_ns = self.now
         unit.rejected, unit.reason = True, reason
+        self.builds.free(unit.unit_id)
         self.kpis.units_scrapped += 1
         self.events.write(self.now, "unit_scrapped", unit=unit.unit_id, parts=parts, reason=reason)
         self._retire.append(unit.unit_id)
@@ -576,9 +683,14 @@ class Supervisor:
         if not ok:
             self.requeue(op, rep.detail or rep.status.value)
             return
+        self.builds.note(op.unit, op.spec.name, src, self.now)
+        unit = self.units[op.unit]
         if op.spec.skill is Skill.INSPECT:
-            self._judge(self.units[op.unit], rep)
+            self._judge(unit, rep)
         self.complete(op)
+        if unit.rejected and unit.mount:
+            # an arm that failed its test is not mounted: it is scrapped, its mount freed
+            self._scrap_unit(unit, unit.reason)
 
     def complete(self, op: Op) -> None:
         """``op`` is done: free its stations and wake what comes after it."""
@@ -639,25 +751,56 @@ class Supervisor:
         if op.spec.skill is not Skill.PICK_PLACE or not op.part:
             return False
         where = self.ledger.location(op.part)
-        if op.spec.part != self.cell.recipe.base:
+        if op.spec.part != op.base_kind:
             return where == f"unit:{op.unit}"
-        return where in (f"fixture:{op.dst}", f"conveyor:{op.dst}", "shipped")
+        return where in (
+            f"fixture:{op.dst}",
+            f"conveyor:{op.dst}",
+            f"stand:{op.dst}",
+            f"mount:{op.dst}",
+            "shipped",
+            "consumed",
+        )
 
     def _judge(self, unit: Unit, rep: OpReport) -> None:
-        """Compare what the camera saw with what the recipe puts on the unit."""
-        base = self.cell.recipe.base
-        want = sorted(
-            o.part for o in self.cell.recipe.ops if o.skill is Skill.PICK_PLACE and o.part != base
-        )
+        """Compare what the camera saw with what the recipe puts on the unit.
+
+        A recipe with screws wants the unit fastened; one with a ``tolerance``
+        (a test stand's gauges) wants every joined part within it of the pose
+        the recipe gives it: a join placed off its pose fails the test.
+        """
+        recipe = self.cell.recipe_for(unit.base_kind or self.cell.recipe.base)
+        base = recipe.base
+        placed = [o for o in recipe.ops if o.skill is Skill.PICK_PLACE and o.part != base]
+        want = sorted(o.part for o in placed)
         seen = sorted(rep.inspection.kinds) if rep.inspection else []
         fastened = bool(rep.inspection and rep.inspection.fastened)
-        ok = seen == want and fastened
+        screws = any(o.skill is Skill.FASTEN for o in recipe.ops)
+        ok = seen == want and (fastened or not screws)
+        reason = f"inspection: saw {seen}, fastened={fastened}"
+        worst: list[Any] = []
+        if ok and recipe.tolerance > 0 and rep.inspection is not None:
+            measured = {m.kind: m for m in rep.inspection.members}
+            for o in placed:
+                m = measured.get(o.part)
+                if m is None:
+                    continue
+                off = math.dist((m.dx, m.dy, m.dz), o.offset)
+                if not worst or off > worst[1]:
+                    worst = [o.part, off]
+            if worst and worst[1] > recipe.tolerance:
+                ok = False
+                reason = (
+                    f"test: {worst[0]} off its pose by {worst[1] * 1e3:.1f} mm "
+                    f"(tolerance {recipe.tolerance * 1e3:.1f} mm)"
+                )
         if not ok:
             unit.rejected = True
-            unit.reason = f"inspection: saw {seen}, fastened={fastened}"
-        self.events.write(
-            self.now, "inspected", unit=unit.unit_id, ok=ok, seen=seen, fastened=fastened
-        )
+            unit.reason = reason
+        fields: dict[str, Any] = {"ok": ok, "seen": seen, "fastened": fastened}
+        if recipe.tolerance > 0:
+            fields["worst"] = [worst[0], round(worst[1] * 1e3, 2)] if worst else []
+        self.events.write(self.now, "inspected", unit=unit.unit_id, **fields)
 
     def release(self, op: Op) -> None:
         for st in op.stations:

@@ -91,6 +91,10 @@ class Watch:
 
     # ------------------------------------------------------------ links
 
+    def add_robot(self, name: str) -> None:
+        """A robot built in the cell joined: watch its link too."""
+        self.links.setdefault(name, _Link())
+
     def heartbeat_gaps(self, robot: str, gaps: int, now_ns: int) -> None:
         """A heartbeat said the robot has seen ``gaps`` of our messages missing, in all."""
         link = self.links[robot]
