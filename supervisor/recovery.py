@@ -53,7 +53,7 @@ PLACED_YAW = math.radians(5.0)
 """... turned no more than this from how it should lie (a box, so modulo half a turn) ..."""
 PLACED_TILT = math.radians(2.0)
 """... and lying this close to flat."""
-STATION_PREFIXES = ("feeder", "conveyor", "fixture")
+STATION_PREFIXES = ("feeder", "conveyor", "fixture", "stand", "mount")
 """Ledger location prefixes that name a station (``feeder:battery_tray`` is the station
 ``battery_tray``)."""
 
