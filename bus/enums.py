@@ -156,3 +156,8 @@ class ControlCommand(enum.StrEnum):
     """Add an order: ``action`` product, ``value`` count of units (operator)."""
     SHUTDOWN = "shutdown"
     """End the run now, writing results as at the end of its duration (admin)."""
+
+
+COMPLETED_EVENTS = ("unit_shipped", "arm_commissioned")
+"""Event-log kinds that mark a unit completed: a product shipped, or an arm built in the
+cell and commissioned as one of its robots (throughput, cycle times and the audit count both)."""

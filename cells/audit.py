@@ -12,7 +12,9 @@ can judge any run, live or old, without trusting the supervisor's own totals:
 * **robots recovered**: every robot ends in Idle or Execute, unless a fault
   failed it for good (``permanent``);
 * **throughput in every window**: every whole window (300 s by default) of
-  the run ships at least one unit.
+  the run completes at least one unit (ships it, or commissions the arm as a
+  robot). A cell that builds robots has nowhere to put an arm once every
+  mount point of its bay holds one: windows after that are not judged.
 
 ``lightsout audit RUN_DIR`` prints it; a ``--chaos`` run ends with it.
 """
@@ -25,6 +27,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from bus.enums import COMPLETED_EVENTS
 from bus.errors import LightsoutError
 
 NS = 1_000_000_000
@@ -74,8 +77,11 @@ def ledger_balanced(kpis: dict[str, Any]) -> Check:
     led = kpis.get("ledger", {})
     created, shipped = led.get("created", 0), led.get("shipped", 0)
     scrapped, wip = led.get("scrapped", 0), led.get("wip", 0)
-    ok = bool(kpis.get("ledger_balanced")) and created == shipped + scrapped + wip
+    consumed = led.get("consumed", 0)
+    ok = bool(kpis.get("ledger_balanced")) and created == shipped + scrapped + consumed + wip
     detail = f"created {created} = shipped {shipped} + scrapped {scrapped} + WIP {wip}"
+    if consumed:
+        detail += f" + built into robots {consumed}"
     return Check("ledger balanced", ok, detail)
 
 
@@ -107,8 +113,8 @@ def one_place(events: list[dict[str, Any]]) -> Check:
                     f"{part} moved from {e['src']} at {t / NS:.1f} s but was at {where.get(part)}"
                 )
             where[part] = e["dst"]
-        elif kind in ("unit_shipped", "unit_scrapped"):
-            fate = "shipped" if kind == "unit_shipped" else "scrapped"
+        elif kind in ("unit_shipped", "unit_scrapped", "arm_commissioned"):
+            fate = {"unit_shipped": "shipped", "unit_scrapped": "scrapped"}.get(kind, "consumed")
             for part in e.get("parts", []):
                 if unit_of.setdefault(part, e["unit"]) != e["unit"]:
                     problems.append(f"{part} in units {unit_of[part]} and {e['unit']}")
@@ -141,7 +147,7 @@ def done_once(events: list[dict[str, Any]]) -> Check:
             fastened[e["part"]] += 1
         elif kind == "part_created":
             kinds[e["part"]] = e.get("part_kind", "")
-        elif kind == "unit_shipped":
+        elif kind in COMPLETED_EVENTS:
             shipped[e["unit"]] += 1
             held = collections.Counter(kinds.get(p, p) for p in e.get("parts", []))
             twice = sorted(k for k, n in held.items() if n > 1)
@@ -179,11 +185,42 @@ def throughput_windows(
         return Check("throughput in every window", False, f"the run is shorter than {window_s:g} s")
     counts = [0] * n
     for e in events:
-        if e.get("kind") == "unit_shipped":
+        if e.get("kind") in COMPLETED_EVENTS:
             k = int(e["t_ns"] / NS // window_s)
             if k < n:
                 counts[k] += 1
-    empty = [f"{k * window_s:g}-{(k + 1) * window_s:g} s" for k, c in enumerate(counts) if c == 0]
+    full = bay_full_s(events, kpis)
+    judged = [k for k in range(n) if full is None or (k + 1) * window_s <= full]
+    empty = [f"{k * window_s:g}-{(k + 1) * window_s:g} s" for k in judged if counts[k] == 0]
     detail = f"units per {window_s:g} s: {counts}"
+    if full is not None:
+        detail += f" (every mount point held an arm from {full:.0f} s on: windows after not judged)"
     name = "throughput in every window"
     return Check(name, not empty, f"none shipped in {', '.join(empty)}" if empty else detail)
+
+
+def bay_full_s(events: list[dict[str, Any]], kpis: dict[str, Any]) -> float | None:
+    """When every mount point of the bay came to be kept for an arm or held by a robot, for
+    good (None for a cell that builds no robots, or whose bay never filled for good).
+
+    From the log: ``unit_started`` keeps its ``mount``; ``unit_scrapped`` of that unit
+    frees it; the number of mount points is the cell's (``kpis.json``'s ``mounts``).
+    """
+    mounts = kpis.get("mounts")
+    if not isinstance(mounts, list) or not mounts:
+        return None
+    kept: dict[str, str] = {}
+    full: float | None = None
+    for e in events:
+        kind = e.get("kind")
+        if kind == "unit_started" and e.get("mount"):
+            kept[str(e["unit"])] = str(e["mount"])
+        elif kind == "unit_scrapped":
+            kept.pop(str(e.get("unit")), None)
+        else:
+            continue
+        if len(set(kept.values())) >= len(mounts):
+            full = full if full is not None else int(e["t_ns"]) / NS
+        else:
+            full = None
+    return full

@@ -23,7 +23,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from bus.enums import PackMLState
+from bus.enums import COMPLETED_EVENTS, PackMLState
 from bus.errors import ConfigError
 from bus.timebuckets import FAILURE_STATES, LOST
 
@@ -389,20 +389,21 @@ def throughput_bins(run: Run, bin_s: float = 300.0) -> tuple[list[float], list[i
     n = max(1, math.ceil(run.end_ns / NS / bin_s - 0.05))
     counts = [0] * n
     for e in run.events:
-        if e.kind == "unit_shipped":
+        if e.kind in COMPLETED_EVENTS:
             counts[min(n - 1, int(e.t_ns / NS // bin_s))] += 1
     return [i * bin_s for i in range(n)], counts
 
 
 def shipped_times(run: Run) -> list[int]:
-    """Sim times of every shipped unit, in order."""
-    return [e.t_ns for e in run.events if e.kind == "unit_shipped"]
+    """Sim times of every completed unit (shipped, or an arm commissioned), in order."""
+    return [e.t_ns for e in run.events if e.kind in COMPLETED_EVENTS]
 
 
 def part_flow(run: Run) -> Series:
     """Parts created, shipped, scrapped and in progress (WIP) over sim time.
 
-    Created from ``part_created``; shipped from ``unit_shipped``'s ``parts``;
+    Created from ``part_created``; shipped from ``unit_shipped``'s ``parts`` (and the
+    parts an arm built here was made of, ``arm_commissioned``: they left as a robot);
     scrapped from ``unit_scrapped``'s ``parts`` and ``part_scrapped``. WIP is
     created - shipped - scrapped (the ledger's balance), one sample per change.
     """
@@ -412,7 +413,7 @@ def part_flow(run: Run) -> Series:
     for e in run.events:
         if e.kind == "part_created":
             created += 1
-        elif e.kind == "unit_shipped":
+        elif e.kind in COMPLETED_EVENTS:
             shipped += _count_parts(e)
         elif e.kind == "unit_scrapped":
             scrapped += _count_parts(e)

@@ -154,6 +154,7 @@ class Builds:
                 for b in self.built
             ],
             "fleet": fleet,
+            "mounts": [m.name for m in self.cell.mounts],
         }
 
     def snapshot(self) -> dict[str, Any]:

@@ -22,7 +22,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from bus.enums import PackMLState
+from bus.enums import COMPLETED_EVENTS, PackMLState
 from bus.timebuckets import FAILURE_STATES, HOLD_STATES, LOST, REPAIRED_STATE
 
 NS = 1_000_000_000
@@ -411,7 +411,7 @@ class FaultTracker:
 
     def _work(self, t: int, kind: str, ev: Mapping[str, Any]) -> None:
         """Operations per robot (for performance and quality) and units (for the cell's)."""
-        if kind == "unit_shipped":
+        if kind in COMPLETED_EVENTS:
             self.good += 1
             cycle = ev.get("cycle_s")
             if isinstance(cycle, int | float):
