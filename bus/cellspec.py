@@ -199,6 +199,17 @@ class FixtureSpec:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class MountSpec:
+    """A mount point of a commissioning bay: where a built arm becomes a robot (``pose`` is
+    the top of its plate), and the tray whose payload its commissioning check lifts."""
+
+    name: str
+    pose: Pose
+    payload: str = ""
+    """A tray feeder's name; "" for the robot recipe's own ``payload``."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class OperationSpec:
     """One step of a recipe.
 
@@ -304,7 +315,7 @@ class CellSpec:
     """Further recipes of a cell that makes more than one product (``recipes``)."""
     stands: tuple[FixtureSpec, ...] = ()
     """Test stands (a unit is put on one to be tested)."""
-    mounts: tuple[FixtureSpec, ...] = ()
+    mounts: tuple[MountSpec, ...] = ()
     """Mount points of the commissioning bay (a tested arm becomes a robot on one)."""
 
     @property
@@ -334,6 +345,30 @@ class CellSpec:
             if r.output is Output.COMMISSION:
                 return r
         return None
+
+    def built_names(self) -> tuple[str, ...]:
+        """The names robots built in this cell will have, in the order they are commissioned
+        (one per mount point: ``B1``, ``B2``...), so scenarios can name them in advance."""
+        recipe = self.builder()
+        if recipe is None or recipe.robot is None:
+            return ()
+        taken = {r.name for r in self.robots}
+        out: list[str] = []
+        n = 0
+        while len(out) < len(self.mounts):
+            n += 1
+            if f"{recipe.robot.prefix}{n}" not in taken:
+                out.append(f"{recipe.robot.prefix}{n}")
+        return tuple(out)
+
+    def payload_for(self, mount: str) -> str:
+        """The tray whose payload the check of a robot built on ``mount`` lifts."""
+        recipe = self.builder()
+        default = recipe.robot.payload if recipe is not None and recipe.robot else ""
+        for m in self.mounts:
+            if m.name == mount:
+                return m.payload or default
+        raise KeyError(mount)
 
     def built_robot(self, name: str, mount: str) -> RobotSpec:
         """The robot an arm of the builder recipe becomes at mount point ``mount``.

@@ -181,9 +181,7 @@ class Commissioner:
     def _payload(self, world: World, check: _Check, q: Q) -> Generator[RobotAct, None, Q]:
         """Grip the payload, lift it, put it back; the lift goes into the evidence."""
         name, kin = check.spec.name, check.kin
-        recipe = self.cell.builder()
-        assert recipe is not None and recipe.robot is not None
-        tray = recipe.robot.payload
+        tray = self.cell.payload_for(check.mount)
         here = [pid for pid, (_, where) in world.parts().items() if where == f"feeder:{tray}"]
         pose = world.part_pose(here[0]) if here else None
         if pose is None:

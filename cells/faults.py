@@ -111,7 +111,9 @@ def parse_scenario(
     entries = data.get("faults", [])
     if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
         raise ConfigError(source, "faults", "expected an array of tables ([[faults]])")
-    robots = {r.name for r in cell.robots}
+    # robots the cell will build may be named too: a fault due before its robot exists is
+    # not injected (the launcher logs why)
+    robots = {r.name for r in cell.robots} | set(cell.built_names())
     conveyors = {c.name for c in cell.conveyors}
     sensors = {f"{c}.end" for c in conveyors} | {f.name for f in cell.fixtures}
     sensors |= {f.name for f in cell.feeders if f.pose is not None}

@@ -140,7 +140,7 @@ def _built_robot(t: _Table) -> BuiltRobotSpec:
     prefix = t.get("prefix", _str, "B")
     if not prefix.isalpha() or len(prefix) > 8:
         raise t.fail("prefix", f"{prefix!r}: up to 8 letters")
-    payload = t.get("payload", _str)
+    payload = t.get("payload", _str, "")
     t.close()
     return BuiltRobotSpec(model, urdf, skills, speed, prefix, payload)
 
@@ -337,11 +337,13 @@ def _check_builder(cell: CellSpec, recipe: RecipeSpec, key0: str) -> None:
     assert robot is not None
     src = cell.source
     stations = cell.stations()
-    pay = stations.get(robot.payload)
-    if pay is None or pay.kind is not StationKind.TRAY:
-        raise ConfigError(src, f"{key0}.robot.payload", f"{robot.payload!r} is not a tray feeder")
     built = [RobotSpec(m.name, robot.model, m.pose, robot.capabilities) for m in cell.mounts]
-    for b in built:
+    for m, b in zip(cell.mounts, built, strict=True):
+        name = cell.payload_for(m.name)
+        key = f"mounts.{m.name}.payload" if m.payload else f"{key0}.robot.payload"
+        pay = stations.get(name)
+        if pay is None or pay.kind is not StationKind.TRAY:
+            raise ConfigError(src, key, f"{name!r} is not a tray feeder")
         if not b.reaches(pay.pose):
             why = f"a {robot.model.value} on {b.name} cannot reach the payload tray {pay.name!r}"
             raise ConfigError(src, f"mounts.{b.name}", why)

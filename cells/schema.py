@@ -17,6 +17,7 @@ from bus.cellspec import (
     ConveyorSpec,
     FeederSpec,
     FixtureSpec,
+    MountSpec,
     PartKind,
     RobotModel,
     RobotSpec,
@@ -93,7 +94,10 @@ def parse_cell(data: dict[str, Any], *, source: str = "<cell>") -> CellSpec:
     if not fixtures:
         raise ConfigError(source, "fixtures", "no fixtures defined")
     stands = _places(top, "stands")
-    mounts = _places(top, "mounts")
+    mounts = []
+    for mname, mt in _tables(top, "mounts"):
+        mounts.append(MountSpec(mname, mt.get("pose", _pose), mt.get("payload", _str, "")))
+        mt.close()
     conveyor_names = {c.name for c in conveyors}
     feeders = _feeders(top, part_names, conveyor_names)
     recipes = parse_recipes(top, parts)

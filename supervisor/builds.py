@@ -56,7 +56,6 @@ class Builds:
         self.history: dict[str, list[list[Any]]] = {}
         """Unit -> [step, robot, t_ns] of every step done on it (arms only)."""
         self.built: list[Built] = []
-        self._taken = {r.name for r in cell.robots}
 
     @property
     def active(self) -> bool:
@@ -91,12 +90,7 @@ class Builds:
         self, unit: str, mount: str, parts: list[list[str]], now_ns: int
     ) -> tuple[Built, RobotSpec]:
         """``unit`` on ``mount`` becomes a robot: its name, serial and genealogy."""
-        n = len(self.built) + 1
-        name = f"{self.prefix}{n}"
-        while name in self._taken:
-            n += 1
-            name = f"{self.prefix}{n}"
-        self._taken.add(name)
+        name = self.cell.built_names()[len(self.built)]
         spec = self.cell.built_robot(name, mount)
         serial = f"{self.product}-{len(self.built) + 1:04d}"
         built = Built(
@@ -170,5 +164,4 @@ class Builds:
         self.kept = dict(state.get("kept", {}))
         self.history = {u: [list(x) for x in h] for u, h in state.get("history", {}).items()}
         self.built = [Built(**b) for b in state.get("built", [])]
-        self._taken |= {b.robot for b in self.built}
         return self.fleet()
