@@ -75,6 +75,8 @@ class RobotRow:
     ops_failed: int | None = None
     alive: bool | None = None
     fault: str = ""
+    built: str = ""
+    """The serial of a robot built in the cell ("" for one of the cell file's)."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -176,6 +178,9 @@ class ConsoleModel:
         if not isinstance(rec, dict):
             rec = {}
         fields = {k: v for k, v in rec.items() if k not in ("t_ns", "kind")}
+        if msg.kind == "robot_added" and isinstance(fields.get("robot"), str):
+            # a robot built in the cell joined: it gets its row (and its serial) at once
+            self._robot(fields["robot"]).built = str(fields.get("serial", "built"))
         text = " ".join(f"{k}={_short(v)}" for k, v in fields.items())
         alarm = any(w in msg.kind for w in ALARM_WORDS) or (
             msg.kind == "part_moved" and str(fields.get("dst", "")).startswith("floor")
@@ -328,6 +333,8 @@ class ConsoleModel:
             alive = {True: ("yes", ""), False: ("NO", "bold red"), None: ("?", "dim")}[row.alive]
             body.append(f"{alive[0]:<5}", style=alive[1])
             body.append(f" {row.op or '-'}")
+            if row.built:
+                body.append(f"  built here: {row.built}", style="bold green")
             if row.fault:
                 body.append(f"  fault: {row.fault}", style="bold red")
         return Panel(body, title="robots", title_align="left", padding=(0, 1))

@@ -18,6 +18,7 @@ from typing import Any
 
 from bus.errors import ConfigError
 from clients.report_data import NS, Run, fault_marks, has_figures, load_run, outages
+from clients.report_fleet import builds_robots, fleet_figure, genealogy_table
 from clients.report_plots import figures, to_svg
 
 REPORT = "report.html"
@@ -34,6 +35,10 @@ CAPTIONS = {
     "them (created = shipped + scrapped + WIP at every moment).",
 }
 """What each figure shows, under it."""
+FLEET_CAPTION = (
+    "Units shipped and arms built per interval of sim time (bars), beside the number of "
+    "robots in the fleet (line): each arm that passes its commissioning check joins it."
+)
 
 CSS = """
 body { font: 14px/1.45 system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif;
@@ -97,6 +102,13 @@ def render(run: Run) -> str:
             f'<figure id="figure-{key}">{to_svg(fig, key=key)}'
             f"<figcaption>{_e(CAPTIONS[key])}</figcaption></figure>"
         )
+    if builds_robots(run):
+        body.append("<h2>Built robots</h2>")
+        body.append(
+            f'<figure id="figure-fleet">{to_svg(fleet_figure(run), key="fleet")}'
+            f"<figcaption>{_e(FLEET_CAPTION)}</figcaption></figure>"
+        )
+        body.append(genealogy_table(run))
     body.append("<h2>Faults</h2>")
     body.append(_fault_table(run))
     body.append(_definitions())

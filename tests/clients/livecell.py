@@ -47,7 +47,14 @@ def poll_until(
 class LiveCell:
     """``lightsout run cells/assembly.toml --endpoint ipc://...`` for the length of a test module."""
 
-    def __init__(self, runs: Path, *, duration_s: float = 3600, extra: Sequence[str] = ()) -> None:
+    def __init__(
+        self,
+        runs: Path,
+        *,
+        duration_s: float = 3600,
+        extra: Sequence[str] = (),
+        cell: str = "assembly.toml",
+    ) -> None:
         self.base = private_ipc_base(prefix="lo-e2e-")
         self.dir = self.base.removeprefix("ipc://")
         self.endpoints = Endpoints.from_base(self.base)
@@ -56,7 +63,7 @@ class LiveCell:
         self.argv = [
             *LIGHTSOUT,
             "run",
-            str(ROOT / "cells" / "assembly.toml"),
+            str(ROOT / "cells" / cell),
             "--duration",
             str(duration_s),
             "--endpoint",
