@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from bench import control, drops, failover, record, rtf
+from bench import control, drops, failover, fleet, record, rtf
 from cells.schema import load_cell
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -34,7 +34,7 @@ def main() -> int:
     )
     ap.add_argument(
         "--only",
-        choices=["rtf", "control", "record", "failover", "drops"],
+        choices=["rtf", "control", "record", "failover", "drops", "fleet"],
         help="run one benchmark (drops only runs when asked: about 90 runs for --duration 130)",
     )
     ap.add_argument(
@@ -56,6 +56,8 @@ def main() -> int:
         _drops(console, args)
     if args.only in (None, "failover"):
         _failover(console, args)
+    if args.only in (None, "fleet"):
+        _fleet(console, args)
     return 0
 
 
@@ -192,6 +194,69 @@ def _failover(console: Console, args: argparse.Namespace) -> None:
     console.print(
         f"worst: {worst.robot} failed, ratio {value:.2f} "
         f"(goal >= {failover.GOAL:.2f} for every robot: {verdict})"
+    )
+
+
+def _fleet(console: Console, args: argparse.Namespace) -> None:
+    cell = load_cell(ROOT / "cells" / "assembly_with_builders.toml")
+    duration = _duration(args, fleet.DURATION_S)
+    if duration < 2 * fleet.WINDOW_S:
+        console.print(f"fleet skipped: --duration {duration:g} is shorter than two windows")
+        return
+    console.print(
+        f"{cell.name}: phones shipped in the first and the last {fleet.WINDOW_S / 60:g} minutes "
+        f"of {duration:.0f} s (seed {args.seed}), with robots built and mounted, and without"
+    )
+    with Progress(
+        TextColumn("{task.description:>16}"),
+        BarColumn(),
+        TextColumn("{task.completed:.0f}/{task.total:.0f} s sim"),
+        TimeElapsedColumn(),
+        console=console,
+    ) as bar:
+        tasks = {
+            label: bar.add_task(label, total=duration, start=False)
+            for label in ("robots added", "no mount points")
+        }
+
+        def on_progress(label: str, done_s: float) -> None:
+            bar.start_task(tasks[label])
+            bar.update(tasks[label], completed=done_s)
+
+        results = fleet.run(cell, duration_s=duration, seed=args.seed, on_progress=on_progress)
+    table = Table(
+        title="phones shipped as the fleet grows",
+        caption="robots: mean robots in the cell over the window (builders included)",
+    )
+    for col in (
+        "run",
+        "first 10 min",
+        "robots",
+        "last 10 min",
+        "robots",
+        "last / first",
+        "built",
+        "ledger",
+        "wall s",
+    ):
+        table.add_column(col, justify="left" if col == "run" else "right")
+    for r in results:
+        table.add_row(
+            r.label,
+            str(r.first),
+            f"{r.robots_first:.1f}",
+            str(r.last),
+            f"{r.robots_last:.1f}",
+            f"{r.ratio:.2f}",
+            str(r.built),
+            "balanced" if r.balanced else "[red]NOT balanced[/red]",
+            f"{r.wall_s:.0f}",
+        )
+    console.print(table)
+    grown, flat = results
+    console.print(
+        f"last / first with robots added: {grown.ratio:.2f}; without: {flat.ratio:.2f} "
+        f"(their ratio {grown.ratio / flat.ratio:.2f})"
     )
 
 

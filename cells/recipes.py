@@ -311,6 +311,10 @@ def _check_flow(cell: CellSpec, recipe: RecipeSpec, key0: str) -> None:
     if st is None or st.kind is not StationKind.INFEED:
         why = f"{intake[0].name!r} must take the base part from an infeed conveyor"
         raise ConfigError(cell.source, f"{key0}.ops", why)
+    fed = {f.part for f in cell.feeders if f.conveyor == intake[0].src}
+    if base not in fed:
+        why = f"{intake[0].name!r} takes {base!r} from {intake[0].src!r}, but no feeder puts one there"
+        raise ConfigError(cell.source, f"{key0}.ops", why)
     moves = [op for op in recipe.ops if _moves_unit(op, recipe)]
     if recipe.output is Output.SHIP:
         out = [op for op in moves if op.src == "unit"]

@@ -204,10 +204,16 @@ def cmd_validate(args: argparse.Namespace, console: Console) -> int:
     from cells.schema import load_cell
 
     cell = load_cell(args.cell)
+    recipes = ", ".join(
+        f"{r.product!r} ({len(r.ops)} operations{', builds robots' if r.robot else ''})"
+        for r in cell.recipes
+    )
+    bay = (
+        f", {len(cell.stands)} test stands, {len(cell.mounts)} mount points" if cell.mounts else ""
+    )
     console.print(
         f"{args.cell}: ok: {len(cell.robots)} robots, {len(cell.fixtures)} fixtures, "
-        f"{len(cell.conveyors)} conveyors, {len(cell.feeders)} feeders, "
-        f"recipe {cell.recipe.product!r} with {len(cell.recipe.ops)} operations"
+        f"{len(cell.conveyors)} conveyors, {len(cell.feeders)} feeders{bay}; recipes {recipes}"
     )
     return 0
 

@@ -218,8 +218,10 @@ class World:
             why = "not a free unit in the world"
         elif base.location != f"mount:{c.mount}":
             why = f"it is at {base.location}, not on {c.mount}"
-        elif c.robot in self.arms or not c.robot:
-            why = f"robot name {c.robot!r} is taken"
+        elif c.robot in self.arms or c.robot not in self.cell.built_names():
+            why = f"robot name {c.robot!r} is taken or not one this cell builds"
+        elif any(a.spec.base == self._mount_pose(c.mount) for a in self.arms.values()):
+            why = f"a robot already stands on {c.mount}"
         else:
             try:
                 spec = self.cell.built_robot(c.robot, c.mount)
@@ -233,6 +235,10 @@ class World:
         self.arms = dict(sorted({**self.arms, c.robot: Arm(self.client, spec)}.items()))
         self.commissioned.append(c)
         log.info("world: %s commissioned on %s as %s", c.unit, c.mount, c.robot)
+
+    def _mount_pose(self, mount: str) -> Pose | None:
+        fx = self.mounts.get(mount)
+        return fx.pose if fx is not None else None
 
     def take_commissioned(self) -> list[Commission]:
         """Arms made robots since the last call."""

@@ -17,6 +17,7 @@ import pytest
 
 from bus.cellspec import MODEL_HOME, CellSpec, Pose
 from bus.errors import ConfigError
+from bus.messages import Commission, WorldAct
 from cells.launch import RunOptions, run_cell
 from cells.schema import load_cell
 from sim import World
@@ -231,3 +232,33 @@ def test_a_capability_no_built_robot_could_have(tmp_path: Path) -> None:
 def test_a_payload_out_of_a_mount_points_reach(tmp_path: Path) -> None:
     text = broken(tmp_path, lambda d: d["feeders"]["payload_tray"].update(pose=[2.0, 2.0, 0.1]))
     assert "payload" in text
+
+
+def test_the_world_makes_a_robot_only_of_an_arm_on_a_free_mount_under_its_own_name(
+    cell: CellSpec,
+) -> None:
+    """A supervisor is a peer: a commission it asks for is checked by the world first."""
+    world = World(cell, seed=1)
+    world.setup()
+    try:
+        m1 = next(m for m in cell.mounts if m.name == "M1")
+        arm = world.place(cell.recipe.base, m1.pose)
+        assert world.parts()[arm][1] == "mount:M1"
+        for bad in (
+            Commission(arm, "../x", "M1"),
+            Commission(arm, "R1", "M1"),
+            Commission(arm, "B1", "M9"),
+            Commission(arm, "B1", "M2"),
+            Commission("frame-9999", "B1", "M1"),
+        ):
+            world.apply_world(WorldAct(retire=(), commission=(bad,)))
+        assert world.counters["commission_refused"] == 5
+        assert set(world.arms) == {r.name for r in cell.robots}
+        world.apply_world(WorldAct(retire=(), commission=(Commission(arm, "B1", "M1"),)))
+        assert world.arms["B1"].spec.base == m1.pose and arm not in world.parts()
+        assert world.take_commissioned() == [Commission(arm, "B1", "M1")]
+        again = world.place(cell.recipe.base, m1.pose)
+        world.apply_world(WorldAct(retire=(), commission=(Commission(again, "B2", "M1"),)))
+        assert "B2" not in world.arms, "a robot already stands on M1"
+    finally:
+        world.shutdown()
