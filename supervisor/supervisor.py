@@ -14,11 +14,10 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import math
 from pathlib import Path
 from typing import Any
 
-from bus.cellspec import CellSpec, OperationSpec, Output, RecipeSpec, RobotSpec, StationKind
+from bus.cellspec import CellSpec, Output, RecipeSpec, RobotSpec, StationKind
 from bus.enums import OpStatus, PackMLCommand, PackMLState, Skill, WorldEventKind
 from bus.mailbox import Mailbox
 from bus.messages import (
@@ -31,7 +30,6 @@ from bus.messages import (
     ControlRequest,
     Envelope,
     Heartbeat,
-    MemberPose,
     Message,
     OpReport,
     OpStarted,
@@ -49,6 +47,7 @@ from supervisor.auction import account, close_auctions, open_auctions
 from supervisor.builds import Builds
 from supervisor.control import COMMAND_RETRY_NS, ControlDesk
 from supervisor.faultstats import FaultTracker
+from supervisor.inspection import judge
 from supervisor.journal import EventLog
 from supervisor.kpis import NS, Kpis, RobotStats
 from supervisor.ledger import Ledger, LedgerError
@@ -764,37 +763,13 @@ class Supervisor:
         )
 
     def _judge(self, unit: Unit, rep: OpReport) -> None:
-        """Compare what the camera saw with what the recipe puts on the unit.
-
-        A recipe with screws wants the unit fastened; one with a ``tolerance``
-        (a test stand's gauges) wants every joined part within it of the pose
-        the recipe gives it: a join placed off its pose fails the test.
-        """
-        recipe = self.cell.recipe_for(unit.base_kind or self.cell.recipe.base)
-        base = recipe.base
-        placed = [o for o in recipe.ops if o.skill is Skill.PICK_PLACE and o.part != base]
-        want = sorted(o.part for o in placed)
-        seen = sorted(rep.inspection.kinds) if rep.inspection else []
-        fastened = bool(rep.inspection and rep.inspection.fastened)
-        screws = any(o.skill is Skill.FASTEN for o in recipe.ops)
-        ok = seen == want and (fastened or not screws)
-        reason = f"inspection: saw {seen}, fastened={fastened}"
-        worst: list[Any] = []
-        if ok and recipe.tolerance > 0 and rep.inspection is not None:
-            worst = _worst_join(recipe, placed, rep.inspection.members)
-            if worst and worst[1] > recipe.tolerance:
-                ok = False
-                reason = (
-                    f"test: {worst[0]} off its pose by {worst[1] * 1e3:.1f} mm "
-                    f"(tolerance {recipe.tolerance * 1e3:.1f} mm)"
-                )
-        if not ok:
-            unit.rejected = True
-            unit.reason = reason
-        fields: dict[str, Any] = {"ok": ok, "seen": seen, "fastened": fastened}
-        if recipe.tolerance > 0:
-            fields["worst"] = [worst[0], round(worst[1] * 1e3, 2)] if worst else []
-        self.events.write(self.now, "inspected", unit=unit.unit_id, **fields)
+        """Compare what the camera saw with what the recipe puts on the unit (``inspection``)."""
+        verdict = judge(
+            self.cell.recipe_for(unit.base_kind or self.cell.recipe.base), rep.inspection
+        )
+        if not verdict.ok:
+            unit.rejected, unit.reason = True, verdict.reason
+        self.events.write(self.now, "inspected", unit=unit.unit_id, **verdict.fields)
 
     def release(self, op: Op) -> None:
         for st in op.stations:
@@ -824,31 +799,3 @@ class Supervisor:
         lost = self.desk.lost_part(where)
         if lost:
             recovery.scrap(self, op, lost, fell=False)  # held by a robot failed for good
-
-
-def _worst_join(
-    recipe: RecipeSpec, placed: list[OperationSpec], members: tuple[MemberPose, ...]
-) -> list[Any]:
-    """[part kind, error in metres] of the join furthest off its pose ([] if none measured).
-
-    A stacked part is judged against the part it was joined onto (each join on
-    its own: contacts settle a stack by about a millimetre a join, which is no
-    fault of any one join); any other part against its place on the base.
-    """
-    measured = {m.kind: (m.dx, m.dy, m.dz) for m in members}
-    worst: list[Any] = []
-    below_want, below_got = (0.0, 0.0, 0.0), (0.0, 0.0, 0.0)
-    for o in placed:
-        got = measured.get(o.part)
-        if got is None:
-            continue
-        if o.stack:
-            want = tuple(w - b for w, b in zip(o.offset, below_want, strict=True))
-            rel = tuple(g - b for g, b in zip(got, below_got, strict=True))
-            off = math.dist(rel, want)
-            below_want, below_got = o.offset, got
-        else:
-            off = math.dist(got, o.offset)
-        if not worst or off > worst[1]:
-            worst = [o.part, off]
-    return worst

@@ -21,7 +21,7 @@ from bus.messages import Commission, WorldAct
 from cells.launch import RunOptions, run_cell
 from cells.schema import load_cell
 from sim import World
-from supervisor.supervisor import _worst_join
+from supervisor.inspection import worst_join
 from tests.cells.test_schema import dump
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -172,7 +172,7 @@ def test_a_join_off_its_pose_is_found_by_the_test(cell: CellSpec) -> None:
         assert all(parts[pid][1] == f"unit:{base}" for pid in on_stack), parts
         members = world._measure(world._parts[base])
         assert sorted(m.kind for m in members) == sorted(o.part for o in stacked)
-        worst = _worst_join(recipe, stacked, members)
+        worst = worst_join(stacked, members)
         assert worst[0] in ("link_3", "link_4")
         assert worst[1] > recipe.tolerance
     finally:
