@@ -23,14 +23,16 @@ def test_a_built_robot_shows_in_status_and_in_the_console(tmp_path: Path) -> Non
             def probe() -> bool | None:
                 for m in sub.poll(0.2):
                     model.feed(m)
-                row = model.robots.get("B1")
-                return True if row is not None and row.built and row.state == "Execute" else None
+                rows = [model.robots.get(n) for n in ("B1", "B2")]
+                up = all(r is not None and r.built and r.state == "Execute" for r in rows)
+                return True if up else None
 
-            poll_until(probe, "B1 built and in Execute in the console", timeout_s=240)
-        assert model.robots["B1"].built == "arm-0001"
+            poll_until(probe, "B1 and B2 built and in Execute in the console", timeout_s=240)
+        assert [model.robots[n].built for n in ("B1", "B2")] == ["arm-0001", "arm-0002"]
         status = cell.status()
-        b1 = next(r for r in status.robots if r.robot == "B1")
-        assert b1.alive and b1.state.value == "Execute"
+        for name in ("B1", "B2"):
+            row = next(r for r in status.robots if r.robot == name)
+            assert row.alive and row.state.value == "Execute"
         out = subprocess.run(
             [sys.executable, "-m", "clients.cli", "status", "--endpoint", cell.base],
             capture_output=True,
@@ -39,4 +41,4 @@ def test_a_built_robot_shows_in_status_and_in_the_console(tmp_path: Path) -> Non
             timeout=60,
             check=True,
         ).stdout
-        assert "B1" in out and "Execute" in out
+        assert "B1" in out and "B2" in out and "Execute" in out
