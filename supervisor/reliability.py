@@ -134,7 +134,9 @@ def figures(tr: FaultTracker, now_ns: int) -> dict[str, Any]:
         mine = [sp for o, sp in zip(tr.outages, spans, strict=True) if o.robot == name]
         times = time_buckets(log, [(s, e) for s, e, _ in mine], run_ns)
         production = times[TimeBucket.PRODUCTION.value]
-        a = _div(production, run_ns)
+        # a robot built in the cell is planned for from when it joined, not from the start
+        planned = max(0, run_ns - log.states[0][0])
+        a = _div(production, planned)
         ideal = sum(n * tr.ideal_ns[step] for step, n in log.done.items() if step in tr.ideal_ns)
         p = _div(ideal, production)
         done = sum(log.done.values())
@@ -142,7 +144,7 @@ def figures(tr: FaultTracker, now_ns: int) -> dict[str, Any]:
         avail[name] = a
         robots[name] = {
             "availability": _ratio(a),
-            **_reliability(mine, run_ns),
+            **_reliability(mine, planned),
             "time_s": {k: _secs(v) for k, v in times.items()},
             "oee": {
                 "availability": _ratio(a),
