@@ -146,7 +146,6 @@ class Supervisor:
         self._commission: list[Commission] = []
         self.intakes = {r.base: self._intake_station(r) for r in cell.recipes}
         """Each recipe's base kind -> the infeed its base parts arrive on."""
-        self.intake = self.intakes[cell.recipe.base]
         self.outfeeds = sorted(c.name for c in cell.conveyors if c.role is StationKind.OUTFEED)
         self.sensor_seen: dict[str, int] = {}
         """When each sensor last reported (a blacked-out sensor reports nothing)."""

@@ -9,20 +9,18 @@ from __future__ import annotations
 
 import json
 import math
-import tomllib
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from bus.cellspec import MODEL_HOME, CellSpec, Pose
-from bus.errors import ConfigError
 from bus.messages import Commission, WorldAct
 from cells.launch import RunOptions, run_cell
 from cells.schema import load_cell
 from sim import World
 from supervisor.inspection import worst_join
-from tests.cells.test_schema import dump
+from tests.cells.test_schema import broken as schema_broken
 
 ROOT = Path(__file__).resolve().parents[2]
 CELL = ROOT / "cells" / "robot_building.toml"
@@ -182,20 +180,8 @@ def test_a_join_off_its_pose_is_found_by_the_test(cell: CellSpec) -> None:
 # ---------------------------------------------------------------- bad cell files
 
 
-def rb() -> dict[str, Any]:
-    return tomllib.loads(CELL.read_text())
-
-
 def broken(tmp_path: Path, mutate: Any) -> str:
-    data = rb()
-    mutate(data)
-    path = tmp_path / "bad.toml"
-    path.write_text(dump(data))
-    with pytest.raises(ConfigError) as info:
-        load_cell(path)
-    text = str(info.value)
-    assert text.startswith(str(path)) and "\n" not in text
-    return text
+    return str(schema_broken(tmp_path, mutate, source=CELL))
 
 
 def test_the_cell_file_loads(cell: CellSpec) -> None:

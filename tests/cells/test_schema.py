@@ -32,8 +32,9 @@ def test_assembly_cell_loads() -> None:
     assert any(Skill.FASTEN in r.capabilities for r in cell.robots)
 
 
-def broken(tmp_path: Path, mutate: Any) -> ConfigError:
-    data = assembly()
+def broken(tmp_path: Path, mutate: Any, *, source: Path = ASSEMBLY) -> ConfigError:
+    """Load ``source`` changed by ``mutate``; the one-line error it must fail with."""
+    data = tomllib.loads(source.read_text())
     mutate(data)
     path = tmp_path / "broken.toml"
     path.write_text(dump(data))
