@@ -277,6 +277,9 @@ class RecipeSpec:
     it at, and a unit with one off by more than this (metres) fails."""
     robot: BuiltRobotSpec | None = None
     """For ``output = commission``: the robot the arm becomes."""
+    overflow: str = ""
+    """For ``output = commission``: an outfeed conveyor that takes the arms started while
+    every mount point is taken (they ship there); "" to start none then."""
 
     def op(self, name: str) -> OperationSpec:
         """The step called ``name``."""

@@ -201,14 +201,15 @@ def throughput_windows(
 
 def bay_full_s(events: list[dict[str, Any]], kpis: dict[str, Any]) -> float | None:
     """When every mount point of the bay came to be kept for an arm or held by a robot, for
-    good (None for a cell that builds no robots, or whose bay never filled for good).
+    good (None for a cell that builds no robots, ships its arms when the bay is full, or
+    whose bay never filled for good).
 
     From the log: ``unit_started`` keeps its ``mount``; ``unit_scrapped`` of that unit
     frees it; the number of mount points is the cell's (``kpis.json``'s ``mounts``).
     """
     mounts = kpis.get("mounts")
-    if not isinstance(mounts, list) or not mounts:
-        return None
+    if not isinstance(mounts, list) or not mounts or kpis.get("overflow"):
+        return None  # no bay, or arms ship when it is full: every window is judged
     kept: dict[str, str] = {}
     full: float | None = None
     for e in events:

@@ -78,6 +78,9 @@ def _recipe(rt: _Table, parts: list[PartKind]) -> RecipeSpec:
         raise rt.fail("tolerance", f"at most {MAX_TOLERANCE_M} m, got {tolerance}")
     robot = _built_robot(rt.sub("robot")) if "robot" in rt.data else None
     rt.used.add("robot")
+    overflow = rt.get("overflow", _str, "")
+    if overflow and output is not Output.COMMISSION:
+        raise rt.fail("overflow", "only a recipe with output = 'commission' has an overflow")
     if output is Output.COMMISSION and robot is None:
         raise rt.fail("robot", "missing (required for output = 'commission')")
     if output is Output.SHIP and robot is not None:
@@ -112,7 +115,7 @@ def _recipe(rt: _Table, parts: list[PartKind]) -> RecipeSpec:
     rt.close()
     if not ops:
         raise rt.fail("ops", "a recipe needs at least one operation")
-    recipe = RecipeSpec(product, base, tuple(ops), output, fixtures, tolerance, robot)
+    recipe = RecipeSpec(product, base, tuple(ops), output, fixtures, tolerance, robot, overflow)
     return _stacked(rt, recipe, kinds)
 
 
@@ -201,6 +204,7 @@ def _stacked(rt: _Table, recipe: RecipeSpec, kinds: dict[str, PartKind]) -> Reci
         recipe.fixtures,
         recipe.tolerance,
         recipe.robot,
+        recipe.overflow,
     )
 
 
@@ -250,6 +254,12 @@ def _check_recipe(cell: CellSpec, recipe: RecipeSpec, key0: str) -> None:
             raise ConfigError(src, f"{key0}.fixtures", f"unknown fixture {f!r}")
     fixtures = cell.fixtures_for(recipe)
     mounts = [m.name for m in cell.mounts] if recipe.output is Output.COMMISSION else []
+    if recipe.overflow:
+        belt = stations.get(recipe.overflow)
+        if belt is None or belt.kind is not StationKind.OUTFEED:
+            why = f"{recipe.overflow!r} is not an outfeed conveyor"
+            raise ConfigError(src, f"{key0}.overflow", why)
+        mounts.append(recipe.overflow)  # the mount step then goes there: it must be reached
     for i, op in enumerate(recipe.ops):
         key = f"{key0}.ops[{i}]"
         if names.count(op.name) > 1:

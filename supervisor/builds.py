@@ -51,6 +51,7 @@ class Builds:
         recipe = cell.builder()
         self.prefix = recipe.robot.prefix if recipe is not None and recipe.robot else ""
         self.product = recipe.product if recipe is not None else ""
+        self.overflow = recipe.overflow if recipe is not None else ""
         self.kept: dict[str, str] = {}
         """Mount point -> the unit it is kept for (or the robot now standing on it)."""
         self.history: dict[str, list[list[Any]]] = {}
@@ -149,6 +150,7 @@ class Builds:
             ],
             "fleet": fleet,
             "mounts": [m.name for m in self.cell.mounts],
+            "overflow": self.overflow,
         }
 
     def snapshot(self) -> dict[str, Any]:

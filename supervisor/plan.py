@@ -125,13 +125,20 @@ class Unit:
 
 
 def make_unit(
-    recipe: RecipeSpec, unit_id: str, fixture: str, now_ns: int, *, mount: str = ""
+    recipe: RecipeSpec,
+    unit_id: str,
+    fixture: str,
+    now_ns: int,
+    *,
+    mount: str = "",
+    overflow: str = "",
 ) -> Unit:
-    """Build a unit's operations from the recipe, bound to ``fixture`` (and ``mount``)."""
+    """Build a unit's operations from the recipe, bound to ``fixture`` and ``mount`` (an arm),
+    or to ``overflow`` in the place of the mount (an arm that ships: the bay is full)."""
 
     def resolve(station: str) -> str:
         if station == "mount":
-            return mount
+            return mount or overflow
         return fixture if station in PLACEHOLDERS else station
 
     ops = {

@@ -484,18 +484,22 @@ class Supervisor:
             free = [f for f in self.cell.fixtures_for(recipe) if f not in busy]
             if not free:
                 continue
-            mount = ""
+            mount = overflow = ""
             if recipe.output is Output.COMMISSION:
                 mount = self.builds.free_mount()
-                if not mount:
+                if not mount and not recipe.overflow:
                     continue
-                self.builds.keep(mount, part)
-            unit = make_unit(recipe, part, free[0], self.now, mount=mount)
+                if mount:
+                    self.builds.keep(mount, part)
+                else:
+                    overflow = recipe.overflow  # the bay is full: this arm ships
+            unit = make_unit(recipe, part, free[0], self.now, mount=mount, overflow=overflow)
             self.units[part] = unit
             for op in unit.ops.values():
                 self.ops[op.op_id] = op
-            if mount:
-                self.events.write(self.now, "unit_started", unit=part, fixture=free[0], mount=mount)
+            if mount or overflow:
+                where = {"mount": mount} if mount else {"ships_to": overflow}
+                self.events.write(self.now, "unit_started", unit=part, fixture=free[0], **where)
             else:
                 self.events.write(self.now, "unit_started", unit=part, fixture=free[0])
 
