@@ -146,10 +146,14 @@ class ClockServer:
             self.dropped.append(name)
 
     def shutdown(self, t_ns: int, reason: str) -> None:
-        """Tell every member the run is over."""
+        """Tell every member the run is over, and those held back to rejoin later too."""
         sock = self._require()
-        for name in sorted(self.members):
+        for name in sorted({*self.members, *self._held}):
             sock.send_multipart([name.encode(), encode(Shutdown(t_ns=t_ns, reason=reason))])
+
+    def pending(self) -> list[str]:
+        """Names due to (re)join at a later tick that have not been let in yet."""
+        return sorted(self._rejoin)
 
     def close(self) -> None:
         """Close the socket."""

@@ -253,6 +253,8 @@ class CommissionCheck(Message):
     tcp_mm: float
     lift_mm: float
     detail: str = ""
+    joining: bool = True
+    """Whether it joins the run (a robot that passed too near the run's end does not)."""
 
 
 @message("world_sense")

@@ -131,6 +131,8 @@ class Commissioner:
             and check.lift_mm >= LIFT_OK * LIFT_M * 1e3
         )
         detail = check.failed or ("ok" if passed else "a measurement is out of its bound")
+        ahead = round(JOIN_S * 1e9 / self.cell.tick_ns)
+        late = (server.ticks + ahead) * self.cell.tick_ns >= server.duration_ns
         result = CommissionCheck(
             robot=name,
             mount=check.mount,
@@ -138,12 +140,16 @@ class Commissioner:
             sweep_rad=round(check.sweep_rad, 6),
             tcp_mm=round(check.tcp_mm, 3),
             lift_mm=round(check.lift_mm, 1),
-            detail=detail,
+            detail=detail + ("; too late in the run to join it" if passed and late else ""),
+            joining=passed and not late,
         )
         server.world.report_check(result)
         log.info("commissioning check of %s: %s", name, result)
-        if passed:
-            server.admit_robot(name, round(JOIN_S * 1e9 / self.cell.tick_ns))
+        if passed and late:
+            # it would join after the run's end: it stands ready, with no agent to stop
+            log.info("%s passed its check too late in the run to join it", name)
+        elif passed:
+            server.admit_robot(name, ahead)
             self.start(name, check.mount)
             self.started.append(name)
 

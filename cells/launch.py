@@ -310,9 +310,18 @@ class Children:
             self.restarts[name] = self.restarts.get(name, 0) + 1
             self.start(name, restore=name == "supervisor")
 
-    def finish(self) -> None:
-        """After the last tick: wait for every process to write its results and leave."""
+    def finish(self, late: list[str] | None = None) -> None:
+        """After the last tick: wait for every process to write its results and leave.
+
+        ``late``: processes due to join the clock after the run ended (restarted, or a
+        new robot's); they never took part in it, so they are stopped, not waited for.
+        """
         self.stopping = True
+        for name in late or ():
+            proc = self.procs.pop(name, None)
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+                proc.wait()
         for name, proc in self.procs.items():
             code = proc.wait(timeout=60)
             if code != 0:
@@ -356,7 +365,7 @@ def _run_processes(
         stats = sim_stats(server)
         stats["restarts"] = dict(sorted(children.restarts.items()))
         stats["killed"] = [[t, name] for t, name in children.killed]
-        children.finish()
+        children.finish(server.clock.pending() if server.clock is not None else [])
     finally:
         children.kill_all()
         commissioner.close()

@@ -544,7 +544,7 @@ class Supervisor:
             "lift_mm": check.lift_mm,
             "detail": check.detail,
         }
-        built = self.builds.checked(check.robot, evidence, check.passed, self.now)
+        built = self.builds.checked(check.robot, evidence, check.passed and check.joining, self.now)
         if built is None:
             self.counters["unexpected_messages"] += 1
             return
@@ -556,7 +556,7 @@ class Supervisor:
             passed=check.passed,
             **evidence,
         )
-        if check.passed:
+        if check.passed and check.joining:
             self.events.write(
                 self.now, "robot_added", robot=check.robot, serial=built.serial, mount=built.mount
             )

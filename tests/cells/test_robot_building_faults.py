@@ -111,3 +111,25 @@ def test_a_chaos_run_of_the_robot_building_cell_passes_the_audit(
     # two windows of 120 s: the bay fills in the first, arms ship in the second
     checks = audit_run(tmp_path, window_s=120.0)
     assert all(c.ok for c in checks), [c for c in checks if not c.ok]
+
+
+@pytest.mark.timeout(600)
+def test_a_built_robots_agent_killed_is_restarted_like_any_other(
+    cell: CellSpec, tmp_path: Path
+) -> None:
+    kill = ScheduledFault(80.0, "B1", FaultKind.AGENT_CRASH)
+    kpis = run_cell(
+        cell, tmp_path, RunOptions(seed=1, duration_s=110, processes=True, faults=(kill,))
+    )
+    log = events(tmp_path)
+    lost = [e for e in log if e["kind"] == "robot_lost" and e["robot"] == "B1"]
+    assert len(lost) == 1 and lost[0]["t_ns"] > 80e9
+    back = [
+        e["dst"]
+        for e in log
+        if e["kind"] == "robot_state" and e["robot"] == "B1" and e["t_ns"] > lost[0]["t_ns"]
+    ]
+    assert back[:5] == ["Stopped", "Resetting", "Idle", "Starting", "Execute"]
+    assert kpis["sim"]["restarts"].get("B1") == 1
+    assert kpis["robots"]["B1"]["state"] == "Execute"
+    assert (tmp_path / "logs" / "B1.log").exists()
