@@ -188,6 +188,8 @@ class FeederSpec:
     interval: float
     jitter: float
     limit: int
+    start: float = 0.0
+    """Sim seconds before its first part (0: at once)."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

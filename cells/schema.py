@@ -40,6 +40,8 @@ from cells.tables import (
     _vec,
 )
 
+MAX_START_S = 7 * 24 * 3600.0
+"""A feeder's first part may wait at most a week of sim time."""
 SHAPES = ("box", "cylinder")
 """The shapes a part kind may have."""
 
@@ -193,8 +195,11 @@ def _feeders(top: _Table, parts: set[str], conveyors: set[str]) -> list[FeederSp
         if jitter >= interval:
             raise ft.fail("jitter", "must be smaller than interval")
         limit = ft.get("limit", _int, 4)
+        start = ft.get("start", _nonneg, 0.0)
+        if start > MAX_START_S:
+            raise ft.fail("start", f"at most {MAX_START_S:g} s, got {start:g}")
         ft.close()
-        out.append(FeederSpec(fname, part, conveyor, pose, interval, jitter, limit))
+        out.append(FeederSpec(fname, part, conveyor, pose, interval, jitter, limit, start))
     return out
 
 

@@ -37,7 +37,8 @@ class FeederState:
 
     spec: FeederSpec
     next_ns: int | None = 0
-    """Sim time of the next part; None while a tray is occupied. The first is due at t=0."""
+    """Sim time of the next part; None while a tray is occupied. The first is due at the
+    feeder's ``start`` (t=0 unless it says)."""
 
     def schedule(self, now_ns: int, rng: random.Random) -> None:
         """Set the next part's time after one was made (or a tray emptied) at ``now_ns``."""
@@ -61,7 +62,10 @@ class Feeders:
         self.conveyors = conveyors
         self.trays = trays
         self.rng = rng
-        self.states = [FeederState(f) for f in sorted(cell.feeders, key=lambda f: f.name)]
+        self.states = [
+            FeederState(f, next_ns=round(f.start * 1e9))
+            for f in sorted(cell.feeders, key=lambda f: f.name)
+        ]
 
     def feed(self, now: int, free: list[Placed], spawn: Spawn) -> None:
         """Make every part that is due and has room; ``free`` grows with each new part."""
