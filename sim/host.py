@@ -10,11 +10,15 @@ sockets:
   to the supervisor in the next ``world_sense`` and its answers come back in
   ``world_act.replies``. A request id seen before gets the first answer again,
   so a retry is never done twice. Anything malformed is answered with code
-  ``malformed`` and counted.
+  ``malformed`` and counted; a REQ client's envelope (an empty delimiter) is
+  answered in kind (``sim.requests``).
 * **telemetry** (XPUB): two frames ``[topic, payload]`` per message, topics
   ``joints``, ``parts``, ``events`` and ``kpis``, each with its own ``seq`` so
   a subscriber can see a gap and ask for a ``snapshot``. A topic nobody
-  subscribes to is not even encoded.
+  subscribes to is not even encoded, but its ``seq`` still counts. Each
+  subscriber's queue holds ``TELEMETRY_HWM`` messages: one that stops reading
+  misses messages (a gap in ``seq``, counted in ``dropped``) instead of
+  making the cell's memory grow.
 """
 
 from __future__ import annotations
@@ -30,9 +34,9 @@ from typing import Any
 
 import zmq
 
-from bus.codec import CodecError, decode, encode
+from bus.codec import encode
 from bus.endpoints import Endpoints
-from bus.enums import ControlCommand, ExecStep, PackMLCommand, PackMLState
+from bus.enums import ControlCode, ControlCommand, ExecStep, Pace, PackMLCommand, PackMLState
 from bus.messages import (
     PACES,
     TOPICS,
@@ -52,6 +56,7 @@ from bus.messages import (
 )
 from bus.security import apply_server, permits, role_of, start_auth
 from bus.sockets import make_socket
+from sim.requests import Refusal, read_request
 from sim.world import World
 
 log = logging.getLogger(__name__)
@@ -70,6 +75,13 @@ NOTED_FAULTS = ("agent_crash", "supervisor_crash")
 """Faults the launcher causes (killing a process); the host only has the supervisor log them."""
 REPLY_MEMORY = 1024
 """Answered request ids remembered for retries."""
+TELEMETRY_HWM = 250
+"""Messages queued per telemetry subscriber: about 5 s of sim time at 24 ticks a second
+(a joints and a parts frame a tick, plus events); past it that subscriber misses messages."""
+PACE_FACTORS = (1e-3, 1e3)
+"""The real-time factors ``pace realtime`` accepts (sim seconds per wall second)."""
+UNREMEMBERED = (ControlCode.MALFORMED, ControlCode.UNKNOWN_COMMAND)
+"""Codes whose answers are not kept for retries: the request was never understood."""
 
 
 class CellHost:
@@ -96,13 +108,13 @@ class CellHost:
         self.pace = "fast"
         self.factor = 1.0
         self.paused = False
-        self._pause_replies: list[tuple[bytes, ControlReply]] = []
+        self._pause_replies: list[tuple[list[bytes], ControlReply]] = []
         self.shutdown_requested = False
         self.kpis: dict[str, Any] = {}
         self.acts: dict[str, RobotAct] = {}
         self.alive: set[str] = set()
-        self._pending: dict[str, bytes] = {}
-        """Forwarded request id -> client identity, until the supervisor answers."""
+        self._pending: dict[str, list[bytes]] = {}
+        """Forwarded request id -> client envelope, until the supervisor answers."""
         self._answered: collections.OrderedDict[str, ControlReply] = collections.OrderedDict()
         self._outbox: list[ControlRequest] = []
         self._jams: dict[str, int] = {}
@@ -125,7 +137,9 @@ class CellHost:
             apply_server(self._control, self.keys_dir)
             apply_server(self._telemetry, self.keys_dir)
         self._control.bind(self.endpoints.control)
-        self._telemetry.setsockopt(zmq.SNDHWM, 100_000)
+        self._telemetry.setsockopt(zmq.SNDHWM, TELEMETRY_HWM)
+        # a full queue refuses the send instead of dropping quietly, so drops are counted
+        self._telemetry.setsockopt(zmq.XPUB_NODROP, 1)
         # every subscribe and unsubscribe reaches us, so the counts stay true
         self._telemetry.setsockopt(zmq.XPUB_VERBOSER, 1)
         self._telemetry.bind(self.endpoints.telemetry)
@@ -185,34 +199,29 @@ class CellHost:
 
     # ------------------------------------------------------------ control
 
-    def _send(self, ident: bytes, reply: ControlReply) -> None:
-        if reply.cmd_id:
+    def _send(self, ident: list[bytes], reply: ControlReply, *, first: bool = True) -> None:
+        """Answer the client at envelope ``ident``; a first answer is kept and counted."""
+        if first and not reply.ok:
+            bucket = "malformed" if reply.code == ControlCode.MALFORMED else "refused"
+            self.counters[bucket] += 1
+            self.counters[f"code:{reply.code}"] += 1
+        if first and reply.cmd_id and reply.code not in UNREMEMBERED:
             self._answered[reply.cmd_id] = reply
             while len(self._answered) > REPLY_MEMORY:
                 self._answered.popitem(last=False)
         if self._control is not None:
             try:
-                self._control.send_multipart([ident, encode(reply)], zmq.NOBLOCK)
+                self._control.send_multipart([*ident, encode(reply)], zmq.NOBLOCK)
             except zmq.ZMQError as exc:
-                log.warning("host: reply to %r lost: %s", ident, exc)
+                log.warning("host: reply to %r lost: %s", ident[0], exc)
 
-    def _error(self, ident: bytes, cmd_id: str, code: str, reason: str) -> None:
-        self.counters[code] += 1
+    def _error(self, ident: list[bytes], cmd_id: str, code: str, reason: str) -> None:
         self._send(ident, ControlReply(cmd_id=cmd_id, ok=False, code=code, reason=reason))
 
     def _request(self, frames: list[bytes], role: str | None) -> None:
-        ident = frames[0]
-        try:
-            if len(frames) != 2:
-                raise CodecError(f"expected 1 payload frame, got {len(frames) - 1}")
-            req = decode(frames[1])
-            if not isinstance(req, ControlRequest):
-                raise CodecError(f"expected a control_request, got {req.TAG}")
-        except CodecError as exc:
-            self._error(ident, "", "malformed", str(exc))
-            return
-        if not req.cmd_id:
-            self._error(ident, "", "bad_argument", "cmd_id must not be empty")
+        ident, req = read_request(frames)
+        if isinstance(req, Refusal):
+            self._error(ident, req.cmd_id, req.code, req.reason)
             return
         if not permits(role, req.command):
             why = f"the {role or 'unknown'} role may not send {req.command.value}"
@@ -221,7 +230,7 @@ class CellHost:
         done = self._answered.get(req.cmd_id)
         if done is not None:
             self.counters["retried"] += 1
-            self._send(ident, done)
+            self._send(ident, done, first=False)
             return
         if req.cmd_id in self._pending:
             self._pending[req.cmd_id] = ident  # a retry: answer wherever it came from last
@@ -229,7 +238,7 @@ class CellHost:
         self.counters[req.command.value] += 1
         self._handle(ident, req)
 
-    def _handle(self, ident: bytes, req: ControlRequest) -> None:
+    def _handle(self, ident: list[bytes], req: ControlRequest) -> None:
         cmd = req.command
         if cmd is ControlCommand.STATUS:
             self._send(ident, ControlReply(req.cmd_id, True, "ok", "", status=self.status()))
@@ -260,15 +269,17 @@ class CellHost:
             self._pending[req.cmd_id] = ident
             self._outbox.append(req)
 
-    def _pace(self, ident: bytes, req: ControlRequest) -> None:
+    def _pace(self, ident: list[bytes], req: ControlRequest) -> None:
         mode = req.action
         if mode not in PACES:
             self._error(
                 ident, req.cmd_id, "bad_argument", f"pace {mode!r} is not one of {', '.join(PACES)}"
             )
             return
-        if mode == "realtime" and not req.value > 0:
-            self._error(ident, req.cmd_id, "bad_argument", "realtime needs a factor > 0 in value")
+        low, high = PACE_FACTORS
+        if mode == Pace.REALTIME and not low <= req.value <= high:  # NaN fails this too
+            why = f"realtime needs a factor from {low:g} to {high:g} in value, not {req.value!r}"
+            self._error(ident, req.cmd_id, "bad_argument", why)
             return
         if mode == "pause":
             # answered once the clock has stopped (``held``): a request served while a tick
@@ -290,7 +301,7 @@ class CellHost:
         self._pace_anchor = None
         self._send(ident, ControlReply(req.cmd_id, True, "ok", f"pace {self.pace_name}"))
 
-    def _fault(self, ident: bytes, req: ControlRequest) -> None:
+    def _fault(self, ident: list[bytes], req: ControlRequest) -> None:
         if req.action in NOTED_FAULTS:
             why = f"{req.action} is injected by the launcher (a scenario file), not live"
             self._error(ident, req.cmd_id, "bad_argument", why)
@@ -431,8 +442,11 @@ class CellHost:
                 if held + 1 >= DROP_AFTER_TICKS:
                     self.world.drop(robot)
                     del self._armed[robot]
+        # a frame nobody takes is not built, but it is counted: seq means the same on every topic
         if self.subscribed["joints"] > 0:
             self._publish("joints", JointsFrame(self.seq["joints"], now, self.arm_states()))
+        else:
+            self.seq["joints"] += 1
         if self.subscribed["parts"] > 0:
             poses, locations = [], []
             for pid, (_kind, location) in self.world.parts().items():
@@ -443,6 +457,8 @@ class CellHost:
             self._publish(
                 "parts", PartsFrame(self.seq["parts"], now, tuple(poses), tuple(locations))
             )
+        else:
+            self.seq["parts"] += 1
         self._keep_pace(now)
 
     def _keep_pace(self, now: int) -> None:
@@ -478,10 +494,18 @@ class CellHost:
         self.seq[topic] += 1
         if self._telemetry is None or self.subscribed[topic] <= 0:
             return
+        frames = [topic.encode(), encode(frame)]
         try:
-            self._telemetry.send_multipart([topic.encode(), encode(frame)], zmq.NOBLOCK)
+            self._telemetry.send_multipart(frames, zmq.NOBLOCK)
         except zmq.Again:
-            self.counters["telemetry_dropped"] += 1
+            # some subscriber's queue is full: it misses this one (a gap in its seq), the
+            # others still get it
+            self.counters["dropped"] += 1
+            self._telemetry.setsockopt(zmq.XPUB_NODROP, 0)
+            try:
+                self._telemetry.send_multipart(frames, zmq.NOBLOCK)
+            finally:
+                self._telemetry.setsockopt(zmq.XPUB_NODROP, 1)
 
     # ------------------------------------------------------------ views
 
@@ -531,7 +555,12 @@ class CellHost:
             units_completed=int(self.kpis.get("units_completed", 0)),
             units_in_progress=int(self.kpis.get("units_in_progress", 0)),
             ledger_balanced=bool(self.kpis.get("ledger_balanced", True)),
+            **self.counts(),
         )
+
+    def counts(self) -> dict[str, int]:
+        """Requests refused and malformed, telemetry messages dropped, since the start."""
+        return {k: self.counters[k] for k in ("refused", "malformed", "dropped")}
 
     def snapshot(self) -> dict[str, Any]:
         """The answer to ``snapshot``: enough to rebuild a view after a telemetry gap."""
@@ -556,7 +585,9 @@ class CellHost:
             "robots": robots,
             "parts": parts,
             "kpis": self.kpis,
-            "seq": dict(self.seq),
+            # the last seq made on each topic (-1 before the first): what this state includes
+            "seq": {topic: n - 1 for topic, n in self.seq.items()},
+            **self.counts(),
         }
 
 
