@@ -485,7 +485,8 @@ class CellStatus(Message):
     malformed: int = 0
     """Control requests answered ``malformed`` (or unreadable), since the start."""
     dropped: int = 0
-    """Telemetry messages some subscriber missed because its queue was full, since the start."""
+    """Times a telemetry subscriber's queue overflowed, since the start: each time, that
+    subscriber misses messages (a gap in its ``seq``) until it has read its queue down."""
 
 
 @message("control_reply")

@@ -498,8 +498,8 @@ class CellHost:
         try:
             self._telemetry.send_multipart(frames, zmq.NOBLOCK)
         except zmq.Again:
-            # some subscriber's queue is full: it misses this one (a gap in its seq), the
-            # others still get it
+            # some subscriber's queue is full: it misses this one and, quietly, every one
+            # until it has read its queue down (a gap in its seq); the others still get them
             self.counters["dropped"] += 1
             self._telemetry.setsockopt(zmq.XPUB_NODROP, 0)
             try:
