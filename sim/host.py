@@ -56,6 +56,7 @@ from bus.messages import (
 )
 from bus.security import apply_server, permits, role_of, start_auth
 from bus.sockets import make_socket
+from sim.faulting import NOTED_FAULTS, ROBOT_FAULT, FaultInjector
 from sim.requests import Refusal, read_request
 from sim.world import World
 
@@ -63,16 +64,6 @@ log = logging.getLogger(__name__)
 
 FORWARDED = (ControlCommand.ROBOT, ControlCommand.CELL, ControlCommand.ORDER)
 """Requests the supervisor decides; the host only routes them."""
-PHYSICAL_FAULTS = ("gripper_drop", "conveyor_jam", "sensor_blackout", "slow_robot")
-"""Fault kinds the world applies directly (``fault`` with these kinds)."""
-MESSAGE_LOSS = "message_loss"
-"""Lossy cell bus to a robot: the supervisor's socket loses a share (``factor``) both ways."""
-ROBOT_FAULT = "robot_fault"
-"""A robot fault: the supervisor aborts the robot (the arm stops where it is)."""
-DROP_AFTER_TICKS = 12
-"""An armed gripper drop lets go this many control ticks after the grasp: lifted, moving."""
-NOTED_FAULTS = ("agent_crash", "supervisor_crash")
-"""Faults the launcher causes (killing a process); the host only has the supervisor log them."""
 REPLY_MEMORY = 1024
 """Answered request ids remembered for retries."""
 TELEMETRY_HWM = 250
@@ -117,10 +108,7 @@ class CellHost:
         """Forwarded request id -> client envelope, until the supervisor answers."""
         self._answered: collections.OrderedDict[str, ControlReply] = collections.OrderedDict()
         self._outbox: list[ControlRequest] = []
-        self._jams: dict[str, int] = {}
-        self._armed: dict[str, int] = {}
-        """Robots whose gripper lets go of the next part it carries: ticks it has held it."""
-        self._inject_seq = 0
+        self.faults = FaultInjector(world)
         self._pace_anchor: tuple[float, int] | None = None
         self._control: zmq.Socket[Any] | None = None
         self._telemetry: zmq.Socket[Any] | None = None
@@ -335,60 +323,16 @@ class CellHost:
         cmd_id: str = "",
         permanent: bool = False,
     ) -> str:
-        """Inject a fault now; return "" or why it cannot be done.
+        """Inject a fault now; return "" or why it cannot be done (``sim.faulting``).
 
-        Physical faults act on the world at once; a robot fault goes to the
-        supervisor, which aborts the robot and clears it after ``duration_s``,
-        or never if ``permanent`` (the robot has failed for good).
+        The supervisor is told of every fault in its next ``world_sense`` (it
+        logs it, and aborts the robot for a robot fault).
         """
-        if kind in ("gripper_drop", ROBOT_FAULT) and target not in self.world.arms:
-            return f"no robot {target!r}"
-        if permanent and kind != ROBOT_FAULT:
-            return f"only a robot_fault can be permanent, not {kind}"
-        if kind == "gripper_drop":
-            if self.world.arms[target].holding:
-                self.world.drop(target)
-            else:
-                self._armed[target] = 0  # empty-handed: the next part it carries falls
-        elif kind == "conveyor_jam":
-            if target not in self.world.conveyors:
-                return f"no conveyor {target!r}"
-            if not duration_s > 0:
-                return "a jam needs a duration > 0 in value"
-            self.world.stop_conveyor(target, True)
-            self._jams[target] = self.world.t_ns + round(duration_s * 1e9)
-        elif kind == "slow_robot":
-            if target not in self.world.arms:
-                return f"no robot {target!r}"
-            if not duration_s > 0 or not factor > 1:
-                return "a slow robot needs a duration > 0 in value and a factor > 1"
-        elif kind == "sensor_blackout":
-            if target not in self.world.sensor_names():
-                return f"no sensor {target!r} (sensors: {', '.join(self.world.sensor_names())})"
-            if not duration_s > 0:
-                return "a blackout needs a duration > 0 in value"
-            self.world.blackout(target, round(duration_s * 1e9))
-        elif kind == ROBOT_FAULT:
-            if permanent and duration_s != 0:
-                return "a permanent robot fault has no duration: value must be 0"
-            if not permanent and not duration_s > 0:
-                return "a robot fault needs a duration > 0 in value (or permanent)"
-        elif kind == MESSAGE_LOSS:
-            if target not in self.world.arms:
-                return f"no robot {target!r}"
-            if not duration_s > 0 or not 0 < factor < 1:
-                return (
-                    "message loss needs a duration > 0 in value and a share from 0 to 1 in factor"
-                )
-        elif kind not in NOTED_FAULTS:
-            known = ", ".join((*PHYSICAL_FAULTS, ROBOT_FAULT, MESSAGE_LOSS))
-            return f"fault {kind!r} is not one of {known}"
-        # the supervisor logs every fault (and aborts the robot for a robot fault)
-        self._inject_seq += 1
-        cid = cmd_id or f"fault-{self._inject_seq}"
-        note = ControlRequest(
-            cid, ControlCommand.FAULT, target, kind, duration_s, factor, permanent=permanent
+        note = self.faults.inject(
+            kind, target, duration_s, factor=factor, cmd_id=cmd_id, permanent=permanent
         )
+        if isinstance(note, str):
+            return note
         self._outbox.append(note)
         self.counters[f"fault:{kind}"] += 1
         return ""
@@ -432,16 +376,7 @@ class CellHost:
     def after_advance(self) -> None:
         """Publish this tick's frames, end jams that are over, and keep the pace."""
         now = self.world.t_ns
-        for name, until in list(self._jams.items()):
-            if now >= until:
-                self.world.stop_conveyor(name, False)
-                del self._jams[name]
-        for robot, held in list(self._armed.items()):
-            if self.world.arms[robot].holding:
-                self._armed[robot] = held + 1
-                if held + 1 >= DROP_AFTER_TICKS:
-                    self.world.drop(robot)
-                    del self._armed[robot]
+        self.faults.after_advance()
         # a frame nobody takes is not built, but it is counted: seq means the same on every topic
         if self.subscribed["joints"] > 0:
             self._publish("joints", JointsFrame(self.seq["joints"], now, self.arm_states()))

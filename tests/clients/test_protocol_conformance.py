@@ -266,6 +266,9 @@ def test_faults_of_every_live_kind_and_their_arguments(cell: Cell) -> None:
         ("R3", "agent_crash", 0.0, {}),
         ("R3", "meteor", 1.0, {}),
         ("R3", "conveyor_jam", 1.0, {"permanent": True}),
+        ("infeed", "conveyor_jam", math.inf, {}),
+        ("infeed.end", "sensor_blackout", math.nan, {}),
+        ("R3", "slow_robot", 1.0, {"factor": math.inf}),
     ]
     for target, kind, value, more in bad:
         expect(cell.request("fault", target, kind, value, **more), "bad_argument", kind)
