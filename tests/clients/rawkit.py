@@ -9,8 +9,10 @@ library, knowing only the protocol page. ``Cell`` starts a real cell with
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -65,16 +67,25 @@ def request_map(
 class Cell:
     """A running cell (``lightsout run`` over ipc) and one DEALER on its control socket."""
 
-    def __init__(self, runs: Path, *, extra: Sequence[str] = ()) -> None:
+    def __init__(self, runs: Path, *, tcp: str = "", extra: Sequence[str] = ()) -> None:
+        """Over ``ipc://`` in a fresh private directory, or over ``tcp`` (``tcp://HOST:PORT``)."""
         self.dir = tempfile.mkdtemp(prefix="lo-raw-")
         os.chmod(self.dir, 0o700)  # the directory guards ipc sockets
-        self.control = f"ipc://{self.dir}/control.sock"
-        self.telemetry = f"ipc://{self.dir}/telemetry.sock"
+        if tcp:
+            host, _, port = tcp.rpartition(":")
+            self.base = tcp
+            self.control, self.telemetry = f"{host}:{int(port) + 2}", f"{host}:{int(port) + 3}"
+        else:
+            self.base = f"ipc://{self.dir}"
+            self.control = f"ipc://{self.dir}/control.sock"
+            self.telemetry = f"ipc://{self.dir}/telemetry.sock"
+        self.curve: dict[int, bytes] = {}
+        """Socket options a CURVE client sets before it connects (``use_keys``)."""
         self.log = (runs / "cell.log").open("wb")
         self.proc = subprocess.Popen(
             [
                 *(sys.executable, "-m", "clients.cli", "run", "cells/assembly.toml"),
-                *("--duration", "3600", "--endpoint", f"ipc://{self.dir}"),
+                *("--duration", "3600", "--endpoint", self.base),
                 *("--runs-dir", str(runs), "-q", *extra),
             ],
             cwd=ROOT,
@@ -84,10 +95,27 @@ class Cell:
         self.ctx: zmq.Context[Any] = zmq.Context()
         self.sock = self.dealer()
 
+    def use_keys(self, secret_file: Path, server_file: Path) -> None:
+        """Speak CURVE with the key pair in ``secret_file``, trusting ``server_file``'s key.
+
+        The files are read as the protocol page describes them (ZeroMQ
+        certificate text, Z85 keys in quotes), not with a binding's loader.
+        """
+        ours, server = read_certificate(secret_file), read_certificate(server_file)
+        self.curve = {
+            zmq.CURVE_PUBLICKEY: ours["public-key"],
+            zmq.CURVE_SECRETKEY: ours["secret-key"],
+            zmq.CURVE_SERVERKEY: server["public-key"],
+        }
+        self.sock.close(0)
+        self.sock = self.dealer()
+
     def dealer(self) -> zmq.Socket[Any]:
-        """A fresh DEALER on the control socket."""
+        """A fresh DEALER on the control socket (a CURVE client after ``use_keys``)."""
         sock = self.ctx.socket(zmq.DEALER)
         sock.setsockopt(zmq.LINGER, 0)
+        for option, value in self.curve.items():
+            sock.setsockopt(option, value)
         sock.connect(self.control)
         return sock
 
@@ -96,6 +124,8 @@ class Cell:
         sub = self.ctx.socket(zmq.SUB)
         sub.setsockopt(zmq.LINGER, 0)
         sub.setsockopt(zmq.RCVHWM, rcvhwm)
+        for option, value in self.curve.items():
+            sub.setsockopt(option, value)
         sub.connect(self.telemetry)
         for topic in topics:
             sub.setsockopt(zmq.SUBSCRIBE, topic)
@@ -103,11 +133,24 @@ class Cell:
 
     def wait_ready(self, timeout_s: float = 90.0) -> None:
         """Until the control socket answers and every robot is in Execute."""
-        sock_file = self.control.removeprefix("ipc://")
-        eventually(lambda: os.path.exists(sock_file), "the control socket", timeout_s)
+        if self.control.startswith("ipc://"):
+            sock_file = self.control.removeprefix("ipc://")
+            eventually(lambda: os.path.exists(sock_file), "the control socket", timeout_s)
+        else:
+            eventually(self._answers, "the control socket", timeout_s)
         eventually(
             lambda: set(self.robots().values()) == {"Execute"}, "every robot in Execute", timeout_s
         )
+
+    def _answers(self) -> bool:
+        """Whether ``status`` is answered within a second (a fresh socket each time)."""
+        sock = self.dealer()
+        try:
+            fields = request_map("status")
+            sock.send(pack(fields))
+            return bool(sock.poll(1000))
+        finally:
+            sock.close(0)
 
     def send(self, payload: bytes, *more: bytes) -> None:
         self.sock.send_multipart([payload, *more])
@@ -191,3 +234,32 @@ class Cell:
             self.ctx.term()
             self.log.close()
             shutil.rmtree(self.dir, ignore_errors=True)
+
+
+CERT_KEY = re.compile(r'^\s*(public-key|secret-key)\s*=\s*"(.{40})"\s*$', re.M)
+"""A key line of a ZeroMQ certificate: the name and the 40-character Z85 key."""
+
+
+def read_certificate(path: Path) -> dict[str, bytes]:
+    """``public-key`` (and ``secret-key``) of a certificate file, as Z85 bytes."""
+    found = {name: key.encode("ascii") for name, key in CERT_KEY.findall(path.read_text())}
+    assert "public-key" in found, f"{path}: no public-key line"
+    return found
+
+
+def free_tcp_base() -> str:
+    """A ``tcp://127.0.0.1:PORT`` base whose four ports (PORT .. PORT+3) are free now."""
+    for _ in range(50):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = int(s.getsockname()[1])
+        if port > 65000:
+            continue
+        try:
+            for p in range(port, port + 4):
+                with socket.socket() as s:
+                    s.bind(("127.0.0.1", p))
+        except OSError:
+            continue
+        return f"tcp://127.0.0.1:{port}"
+    raise AssertionError("no four free ports")
