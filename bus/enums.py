@@ -223,9 +223,11 @@ class FaultTarget(enum.StrEnum):
     ROBOT = "robot"
     """A robot of the cell (``R1``)."""
     CONVEYOR = "conveyor"
-    """A conveyor of the cell file (``[[conveyor]] name``, e.g. ``infeed``)."""
+    """A conveyor of the cell file (``[conveyors.NAME]``, e.g. ``infeed``); ``snapshot.conveyors``
+    lists them."""
     SENSOR = "sensor"
-    """A presence sensor, ``CONVEYOR.end`` (e.g. ``infeed.end``)."""
+    """A presence sensor: ``CONVEYOR.end`` at a belt's end, or a fixture or feeder tray by its
+    name (e.g. ``infeed.end``, ``F1``); ``snapshot.sensors`` lists them."""
     SUPERVISOR = "supervisor"
     """The supervisor itself (the word ``supervisor``)."""
 

@@ -73,7 +73,9 @@ class FaultInjector:
                 self.armed[target] = 0  # empty-handed: the next part it carries falls
         elif kind == "conveyor_jam":
             if target not in self.world.conveyors:
-                return f"no conveyor {target!r}"
+                return (
+                    f"no conveyor {target!r} (conveyors: {', '.join(sorted(self.world.conveyors))})"
+                )
             if not duration_s > 0:
                 return "a jam needs a duration > 0 in value"
             self.world.stop_conveyor(target, True)

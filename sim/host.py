@@ -522,6 +522,9 @@ class CellHost:
             "kpis": self.kpis,
             # the last seq made on each topic (-1 before the first): what this state includes
             "seq": {topic: n - 1 for topic, n in self.seq.items()},
+            # what a fault may target besides the robots
+            "conveyors": sorted(self.world.conveyors),
+            "sensors": list(self.world.sensor_names()),
             **self.counts(),
         }
 

@@ -258,6 +258,8 @@ def test_a_refused_start_leaves_a_stopped_robot_stopped(cell: Cell) -> None:
 
 
 def test_faults_of_every_live_kind_and_their_arguments(cell: Cell) -> None:
+    snap = json.loads(cell.request("snapshot")["data"])
+    assert snap["conveyors"] == ["infeed", "outfeed"] and "infeed.end" in snap["sensors"]
     ok = [
         ("R3", "gripper_drop", 0.0, {}),
         ("infeed", "conveyor_jam", 1.0, {}),
@@ -335,9 +337,15 @@ def test_every_topic_counts_its_seq_with_nobody_subscribed(cell: Cell) -> None:
     cell.sim_seconds(3)
     then = json.loads(cell.request("snapshot")["data"])["seq"]
     assert set(then) == {t.decode() for t in TOPICS}
+    assert first["joints"] >= 0 and first["kpis"] >= 0  # the last made: -1 only before any
     for topic in ("joints", "parts"):  # one a tick: 24 per sim second
         assert then[topic] - first[topic] >= 3 * 24, topic
-    assert then["events"] > first["events"] and then["kpis"] >= first["kpis"] + 2
+    assert then["kpis"] >= first["kpis"] + 2  # once per sim second
+    # events come as they happen (a quiet cell may log none for a few seconds)
+    eventually(
+        lambda: json.loads(cell.request("snapshot")["data"])["seq"]["events"] > first["events"],
+        "an event counted with nobody subscribed",
+    )
 
 
 def test_a_gap_is_recovered_by_snapshot_with_nothing_lost_or_doubled(cell: Cell) -> None:
