@@ -369,6 +369,8 @@ def sim_stats(server: SimServer) -> dict[str, Any]:
         "malformed_acts": server.malformed_acts,
         "dropped": list(server.dropped),
         "world": dict(sorted(server.world.counters.items())),
+        # the control socket's refused and malformed requests, telemetry queue overflows
+        "control": server.host.counts() if server.host is not None else {},
     }
 
 

@@ -69,6 +69,7 @@ class Cell:
 
     def __init__(self, runs: Path, *, tcp: str = "", extra: Sequence[str] = ()) -> None:
         """Over ``ipc://`` in a fresh private directory, or over ``tcp`` (``tcp://HOST:PORT``)."""
+        self.runs = runs
         self.dir = tempfile.mkdtemp(prefix="lo-raw-")
         os.chmod(self.dir, 0o700)  # the directory guards ipc sockets
         if tcp:
@@ -119,11 +120,12 @@ class Cell:
         sock.connect(self.control)
         return sock
 
-    def subscriber(self, *topics: bytes, rcvhwm: int = 1000) -> zmq.Socket[Any]:
-        """A SUB on the telemetry socket, subscribed to ``topics``."""
+    def subscriber(self, *topics: bytes, rcvhwm: int = 1000, rcvbuf: int = -1) -> zmq.Socket[Any]:
+        """A SUB on the telemetry socket, subscribed to ``topics`` (``rcvbuf`` -1: the OS's)."""
         sub = self.ctx.socket(zmq.SUB)
         sub.setsockopt(zmq.LINGER, 0)
         sub.setsockopt(zmq.RCVHWM, rcvhwm)
+        sub.setsockopt(zmq.RCVBUF, rcvbuf)
         for option, value in self.curve.items():
             sub.setsockopt(option, value)
         sub.connect(self.telemetry)
