@@ -31,8 +31,10 @@ class Refusal:
 
 def read_request(frames: list[bytes]) -> tuple[list[bytes], ControlRequest | Refusal]:
     """Split ``frames`` (identity first) into the reply envelope and the request, or why not."""
-    if len(frames) == 3 and frames[1] == b"":
-        envelope, body = frames[:2], frames[2:]  # a REQ: identity, delimiter, payload
+    if len(frames) >= 3 and frames[1] == b"":
+        # a REQ: identity, delimiter, payload (answered with the delimiter even when the
+        # payload is of the wrong shape, so that the REQ can read why)
+        envelope, body = frames[:2], frames[2:]
     else:
         envelope, body = frames[:1], frames[1:]
     if len(body) != 1:

@@ -115,6 +115,9 @@ def test_a_req_socket_gets_its_answer(cell: Cell) -> None:
             assert req.poll(10_000), "a REQ client got no answer"
             reply = unpack(req.recv())
             assert (reply["cmd_id"], reply["ok"]) == (fields["cmd_id"], True)
+        req.send_multipart([pack(request_map("status")), b"more"])  # a REQ's wrong shape
+        assert req.poll(10_000), "a REQ client got no answer to a malformed request"
+        assert unpack(req.recv())["code"] == "malformed"
     finally:
         req.close(0)
 
