@@ -25,7 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from bus.cellspec import CellSpec
-from cells.faults import FaultKind, ScheduledFault
+from bus.enums import FaultKind
+from cells.faults import ScheduledFault
 from cells.launch import RunOptions, run_cell
 from sim import World
 

@@ -23,7 +23,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bus.cellspec import CellSpec
-from cells.faults import FaultKind, ScheduledFault
+from bus.enums import FaultKind
+from cells.faults import ScheduledFault
 from cells.launch import RunOptions, run_cell
 
 FAIL_AT_S = 300.0

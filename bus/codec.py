@@ -219,3 +219,21 @@ def _check(ok: Callable[[Any], bool], name: str) -> Conv:
         return v
 
     return conv
+
+
+def peek(data: bytes) -> dict[str, Any] | None:
+    """The top-level map of a payload that is not a valid message, or None if it is no map.
+
+    Only for answering well: a receiver that refuses a payload can still echo
+    the ``cmd_id`` it carries, or say that its ``command`` is unknown. The
+    same size limit holds; nothing read here is trusted beyond its type.
+    """
+    if not isinstance(data, bytes | bytearray | memoryview) or len(data) > MAX_PAYLOAD:
+        return None
+    try:
+        obj = msgpack.unpackb(bytes(data), raw=False, strict_map_key=False)
+    except Exception:  # msgpack raises many types for bad bytes
+        return None
+    if not isinstance(obj, dict):
+        return None
+    return {k: v for k, v in obj.items() if isinstance(k, str)}

@@ -7,6 +7,7 @@ Transport is configuration (DESIGN principle 2): the same code binds
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import tempfile
@@ -60,11 +61,31 @@ class Endpoints:
         return cls(base=base, **names)
 
 
-def ensure_ipc_dir(base: str) -> None:
-    """For an ``ipc://DIR`` base, make DIR (mode 0700) if it is missing."""
+def ensure_ipc_dir(base: str) -> bool:
+    """For an ``ipc://DIR`` base, make DIR (mode 0700) if it is missing; whether it did."""
     scheme, _, rest = base.partition("://")
     if scheme == "ipc" and rest and not os.path.isdir(rest):
         os.makedirs(rest, mode=0o700, exist_ok=True)
+        return True
+    return False
+
+
+def remove_ipc(base: str, *, remove_dir: bool = False) -> None:
+    """Remove the socket files of an ``ipc://DIR`` base (and DIR, if asked and then empty).
+
+    ZeroMQ leaves an ipc socket's file behind when the socket closes; a file
+    left there looks like a cell to the next client and fails its connect
+    quietly. Anything else in DIR is left alone.
+    """
+    scheme, _, rest = base.partition("://")
+    if scheme != "ipc" or not rest:
+        return
+    for name in SOCKETS:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(os.path.join(rest, f"{name}.sock"))
+    if remove_dir:
+        with contextlib.suppress(OSError):  # not empty, or gone: leave it
+            os.rmdir(rest)
 
 
 def private_ipc_base(prefix: str = "lightsout-") -> str:

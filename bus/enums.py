@@ -5,6 +5,7 @@ String values, so messages, logs and bags read well without a lookup table.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 
 
@@ -156,6 +157,137 @@ class ControlCommand(enum.StrEnum):
     """Add an order: ``action`` product, ``value`` count of units (operator)."""
     SHUTDOWN = "shutdown"
     """End the run now, writing results as at the end of its duration (admin)."""
+
+
+class ControlCode(enum.StrEnum):
+    """``control_reply.code``: what became of a control request, stable for clients."""
+
+    OK = "ok"
+    """Done (or, for a robot, cell or order command, accepted by the supervisor)."""
+    MALFORMED = "malformed"
+    """Not a valid ``control_request``: bad bytes, wrong frame count, a field missing, unknown or
+    of the wrong type, a payload over 1 MiB. ``cmd_id`` is echoed when it could be read."""
+    UNKNOWN_COMMAND = "unknown_command"
+    """A ``control_request`` whose ``command`` is none of the commands listed."""
+    BAD_ARGUMENT = "bad_argument"
+    """A value out of range or of the wrong kind (an empty ``cmd_id``, a pace factor that is not
+    finite, an unknown fault kind, conveyor or sensor); ``reason`` names it."""
+    UNKNOWN_ROBOT = "unknown_robot"
+    """``target`` names no robot of the cell."""
+    REFUSED = "refused"
+    """The robot (or, for ``cell``, some robot) refused the PackML command in its state."""
+    UNAVAILABLE = "unavailable"
+    """The robot is not answering (lost, or its process is down)."""
+    PAUSED = "paused"
+    """The clock is paused, so a command the supervisor decides cannot be decided: ``pace run``."""
+    FORBIDDEN = "forbidden"
+    """The client's CURVE key's role does not allow the command."""
+
+
+class Pace(enum.StrEnum):
+    """``pace`` actions: how the clock runs (``cell_status.pace`` and ``rtf`` report it)."""
+
+    PAUSE = "pause"
+    """Stop sim time between two ticks; answered once it has stopped. ``status.pace`` is
+    ``paused``; the pace set before is kept for ``run``."""
+    RUN = "run"
+    """Resume after ``pause`` at the pace set before it (``fast`` or ``realtime xF``)."""
+    REALTIME = "realtime"
+    """Pace sim time to the wall: ``value`` sim seconds per wall second, a finite factor from
+    0.001 to 1000. ``status.pace`` is ``realtime xF`` (F as ``%g``) and ``rtf`` is F."""
+    FAST = "fast"
+    """As fast as the slowest participant allows (the default). ``status.pace`` is ``fast`` and
+    ``rtf`` is 0 (no target factor)."""
+
+
+class Topic(enum.StrEnum):
+    """Telemetry topics, in the order the cell host publishes them within a tick.
+
+    Every topic's ``seq`` counts every message the cell made for it, from 0, whether or not
+    anyone subscribes: a jump is a message missed.
+    """
+
+    JOINTS = "joints"
+    """``joints_frame``: every arm's joints, frames and activity, every control tick."""
+    PARTS = "parts"
+    """``parts_frame``: every live part's pose and ledger location, every control tick."""
+    EVENTS = "events"
+    """``event_frame``: one line of the event log, as it happens (kinds below)."""
+    KPIS = "kpis"
+    """``kpi_frame``: the KPI snapshot (the shape of ``kpis.json``), once per sim second."""
+
+
+class FaultTarget(enum.StrEnum):
+    """What a fault's ``target`` names."""
+
+    ROBOT = "robot"
+    """A robot of the cell (``R1``)."""
+    CONVEYOR = "conveyor"
+    """A conveyor of the cell file (``[conveyors.NAME]``, e.g. ``infeed``); ``snapshot.conveyors``
+    lists them."""
+    SENSOR = "sensor"
+    """A presence sensor: ``CONVEYOR.end`` at a belt's end, or a fixture or feeder tray by its
+    name (e.g. ``infeed.end``, ``F1``); ``snapshot.sensors`` lists them."""
+    SUPERVISOR = "supervisor"
+    """The supervisor itself (the word ``supervisor``)."""
+
+
+class FaultKind(enum.StrEnum):
+    """The faults a scenario file or a ``fault`` control request can inject."""
+
+    AGENT_CRASH = "agent_crash"
+    """The robot's agent process is killed (SIGKILL); the launcher restarts it. Scenario only."""
+    SUPERVISOR_CRASH = "supervisor_crash"
+    """The supervisor process is killed (SIGKILL); the launcher restarts it from its journal.
+    Scenario only."""
+    ROBOT_FAULT = "robot_fault"
+    """The arm stops and the agent aborts; the supervisor clears it after ``duration``
+    (never, if ``permanent``). Answered once the robot has aborted."""
+    GRIPPER_DROP = "gripper_drop"
+    """The part in the gripper is let go and falls under physics (an empty gripper lets go of
+    the next part it carries, lifted and moving)."""
+    CONVEYOR_JAM = "conveyor_jam"
+    """The belt stops for ``duration`` seconds."""
+    SENSOR_BLACKOUT = "sensor_blackout"
+    """A presence sensor reports nothing for ``duration`` seconds."""
+    SLOW_ROBOT = "slow_robot"
+    """The robot's motions take ``factor`` (> 1) times longer for ``duration`` seconds."""
+    MESSAGE_LOSS = "message_loss"
+    """A ``share`` (``factor``, between 0 and 1) of the messages between the supervisor and the
+    robot is lost, both ways, for ``duration`` seconds."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class FaultArgs:
+    """What a ``fault`` control request of one kind takes, in words (for the protocol page)."""
+
+    target: FaultTarget
+    value: str
+    factor: str = "unused"
+    permanent: str = "false"
+    live: bool = True
+    """Whether a ``fault`` control request can inject it (a crash is the launcher's)."""
+
+
+FAULT_ARGS: dict[FaultKind, FaultArgs] = {
+    FaultKind.ROBOT_FAULT: FaultArgs(
+        FaultTarget.ROBOT,
+        "duration in s, > 0 (0 with permanent)",
+        permanent="true: never cleared by the supervisor",
+    ),
+    FaultKind.GRIPPER_DROP: FaultArgs(FaultTarget.ROBOT, "unused"),
+    FaultKind.CONVEYOR_JAM: FaultArgs(FaultTarget.CONVEYOR, "duration in s, > 0"),
+    FaultKind.SENSOR_BLACKOUT: FaultArgs(FaultTarget.SENSOR, "duration in s, > 0"),
+    FaultKind.SLOW_ROBOT: FaultArgs(
+        FaultTarget.ROBOT, "duration in s, > 0", factor="how many times slower, > 1"
+    ),
+    FaultKind.MESSAGE_LOSS: FaultArgs(
+        FaultTarget.ROBOT, "duration in s, > 0", factor="share lost, between 0 and 1"
+    ),
+    FaultKind.AGENT_CRASH: FaultArgs(FaultTarget.ROBOT, "unused", live=False),
+    FaultKind.SUPERVISOR_CRASH: FaultArgs(FaultTarget.SUPERVISOR, "unused", live=False),
+}
+"""Every fault kind's arguments; ``bus.describe`` writes them into docs/protocol.md."""
 
 
 COMPLETED_EVENTS = ("unit_shipped", "arm_commissioned")

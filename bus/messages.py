@@ -20,9 +20,11 @@ from bus.enums import (
     ExecStep,
     Grip,
     OpStatus,
+    Pace,
     PackMLCommand,
     PackMLState,
     Skill,
+    Topic,
     WorldEventKind,
 )
 
@@ -486,7 +488,7 @@ class ErrorReply(Message):
 
 # ---------------------------------------------------------------- control (clients -> cell host)
 
-PACES = ("pause", "run", "realtime", "fast")
+PACES = tuple(p.value for p in Pace)
 """What a ``pace`` control request accepts as its ``action``."""
 
 
@@ -539,14 +541,20 @@ class CellStatus(Message):
     units_completed: int
     units_in_progress: int
     ledger_balanced: bool
+    refused: int = 0
+    """Control requests answered with an error code other than ``malformed``, since the start."""
+    malformed: int = 0
+    """Control requests answered ``malformed`` (or unreadable), since the start."""
+    dropped: int = 0
+    """Times a telemetry subscriber's queue overflowed, since the start: each time, that
+    subscriber misses messages (a gap in its ``seq``) until it has read its queue down."""
 
 
 @message("control_reply")
 class ControlReply(Message):
     """The answer to a ``control_request``.
 
-    ``code`` is ``ok`` or a stable error code (``malformed``, ``unknown_command``,
-    ``bad_argument``, ``unknown_robot``, ``refused``, ``forbidden``, ``busy``).
+    ``code`` is a ``ControlCode``: ``ok`` or a stable error code.
     ``status`` answers ``status``; ``data`` carries JSON for ``snapshot``.
     """
 
@@ -560,7 +568,7 @@ class ControlReply(Message):
 
 # ---------------------------------------------------------------- telemetry (cell host -> subscribers)
 
-TOPICS = ("joints", "parts", "events", "kpis")
+TOPICS = tuple(t.value for t in Topic)
 """Telemetry topics, in the order the cell host publishes them within a tick."""
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from typing import Any, Protocol
 
 import zmq
@@ -69,8 +70,10 @@ def run_participant(
     code = 0
     try:
         while stop is None or not stop.is_set():
-            msg = clock.next(silence_s)
+            msg = _next(clock, silence_s, stop)
             if msg is None:
+                if stop is not None and stop.is_set():
+                    break
                 log.error("%s: the clock has been silent for %.0f s; exiting", part.name, silence_s)
                 code = 3
                 break
@@ -84,3 +87,28 @@ def run_participant(
         clock.close()
         mailbox.close()
     return code
+
+
+STOP_CHECK_S = 0.25
+"""How often a participant waiting for the clock looks at its ``stop`` event."""
+
+
+def _next(
+    clock: ClockClient, silence_s: float, stop: threading.Event | None
+) -> Tick | Shutdown | None:
+    """The clock's next message, or None after ``silence_s`` or as soon as ``stop`` is set.
+
+    A run that is interrupted sets ``stop``: its threads leave within a
+    fraction of a second instead of waiting out the silence.
+    """
+    if stop is None:
+        return clock.next(silence_s)
+    deadline = time.monotonic() + silence_s
+    while not stop.is_set():
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return None
+        msg = clock.next(min(left, STOP_CHECK_S))
+        if msg is not None:
+            return msg
+    return None

@@ -19,8 +19,9 @@ from __future__ import annotations
 import random
 
 from bus.cellspec import CellSpec
+from bus.enums import FaultKind
 from bus.errors import ConfigError
-from cells.faults import FaultKind, ScheduledFault
+from cells.faults import ScheduledFault
 
 WARM_UP_S = 20.0
 """No faults before this: the robots reach Execute and the first units start."""

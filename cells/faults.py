@@ -17,37 +17,14 @@ the entry and the reason.
 from __future__ import annotations
 
 import dataclasses
-import enum
 import math
 import tomllib
 from pathlib import Path
 from typing import Any
 
 from bus.cellspec import CellSpec
+from bus.enums import FaultKind
 from bus.errors import ConfigError
-
-
-class FaultKind(enum.StrEnum):
-    """The faults the launcher can inject today."""
-
-    AGENT_CRASH = "agent_crash"
-    """The robot's agent process is killed (SIGKILL); the launcher restarts it."""
-    SUPERVISOR_CRASH = "supervisor_crash"
-    """The supervisor process is killed (SIGKILL); the launcher restarts it from its journal."""
-    ROBOT_FAULT = "robot_fault"
-    """The arm stops and the agent aborts; the supervisor clears it after ``duration``
-    (never, if ``permanent``)."""
-    GRIPPER_DROP = "gripper_drop"
-    """The part in the gripper is let go and falls under physics."""
-    CONVEYOR_JAM = "conveyor_jam"
-    """The belt stops for ``duration`` seconds."""
-    SENSOR_BLACKOUT = "sensor_blackout"
-    """A presence sensor reports nothing for ``duration`` seconds."""
-    SLOW_ROBOT = "slow_robot"
-    """The robot's motions take ``factor`` times longer for ``duration`` seconds."""
-    MESSAGE_LOSS = "message_loss"
-    """A ``share`` of the messages between the supervisor and the robot is lost, both ways."""
-
 
 PROCESS_KINDS = (FaultKind.AGENT_CRASH, FaultKind.SUPERVISOR_CRASH)
 """Kinds that kill a process, so they need ``--processes``."""

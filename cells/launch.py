@@ -30,7 +30,7 @@ from typing import Any
 import zmq
 
 from bus.cellspec import CellSpec
-from bus.endpoints import Endpoints, ensure_ipc_dir, private_ipc_base
+from bus.endpoints import Endpoints, ensure_ipc_dir, private_ipc_base, remove_ipc
 from bus.errors import ConfigError, LightsoutError
 from bus.participant import Participant, run_participant
 from cells.commission import Commissioner
@@ -105,18 +105,24 @@ def run_cell(
     ):
         why = "a tcp endpoint needs --keys DIR (lightsout keys create), or --insecure"
         raise ConfigError("--endpoint", opts.endpoint, why)
-    if opts.endpoint:
-        Endpoints.from_base(opts.endpoint)  # a bad endpoint is one clear error
-        ensure_ipc_dir(opts.endpoint)
-    out_dir.mkdir(parents=True, exist_ok=True)
     needs = sorted({f.kind.value for f in opts.faults if f.kind in PROCESS_KINDS})
     if needs and not opts.processes:
         raise ConfigError(
             "--faults", needs[0], "kills a process, so the cell must run with --processes"
         )
-    if opts.processes:
-        return _run_processes(cell, out_dir, opts, progress, watch)
-    return _run_threads(cell, out_dir, opts, progress, watch)
+    made = False
+    if opts.endpoint:
+        Endpoints.from_base(opts.endpoint)  # a bad endpoint is one clear error
+        made = ensure_ipc_dir(opts.endpoint)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        if opts.processes:
+            return _run_processes(cell, out_dir, opts, progress, watch)
+        return _run_threads(cell, out_dir, opts, progress, watch)
+    finally:
+        # however the run ends (done, shut down, interrupted, failed), its sockets go
+        if opts.endpoint:
+            remove_ipc(opts.endpoint, remove_dir=made)
 
 
 def _server(
@@ -212,6 +218,9 @@ def _run_threads(
             t.start()
         server.run()
         stats = sim_stats(server)
+    except BaseException:
+        stop.set()  # interrupted or failed: the participants leave at once, not after a guard
+        raise
     finally:
         for t in threads:
             t.join(timeout=30)
@@ -371,6 +380,8 @@ def _run_processes(
         commissioner.close()
         server.shutdown()
         ctx.term()
+        if opts.endpoint is None:
+            remove_ipc(base, remove_dir=True)
     kpis = out_dir / "kpis.json"
     if not kpis.exists():
         raise LightsoutError(f"the supervisor wrote no {kpis}")
@@ -387,6 +398,8 @@ def sim_stats(server: SimServer) -> dict[str, Any]:
         "malformed_acts": server.malformed_acts,
         "dropped": list(server.dropped),
         "world": dict(sorted(server.world.counters.items())),
+        # the control socket's refused and malformed requests, telemetry queue overflows
+        "control": server.host.counts() if server.host is not None else {},
     }
 
 

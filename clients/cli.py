@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -352,6 +353,10 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
+def _terminated(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``lightsout`` command."""
     args = build_parser().parse_args(argv)
@@ -361,6 +366,10 @@ def main(argv: list[str] | None = None) -> int:
         format="%(message)s",
         handlers=[RichHandler(console=Console(stderr=True), show_path=False)],
     )
+    # a service manager's SIGTERM (or a closed terminal's SIGHUP) unwinds like an error, so a
+    # run still closes its sockets and removes its ipc files
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _terminated)
     try:
         code: int = args.func(args, console)
         return code

@@ -121,6 +121,9 @@ def print_status(status: CellStatus, console: Console) -> None:
         markup=False,
         highlight=False,
     )
+    console.print(
+        counts_line(status.refused, status.malformed, status.dropped), markup=False, highlight=False
+    )
     table = Table(show_edge=False, box=None, pad_edge=False)
     for col in ("robot", "state", "step", "operation", "holding", "alive", "fault"):
         table.add_column(col)
@@ -175,6 +178,14 @@ def cmd_order(args: argparse.Namespace, console: Console) -> int:
     return _send(args, console, "orders", ControlClient.order, args.product, count)
 
 
+def counts_line(refused: object, malformed: object, dropped: object) -> str:
+    """What the cell refused and dropped since it started (requests, telemetry)."""
+    return (
+        f"requests refused {refused}, malformed {malformed}; "
+        f"telemetry queue overflows (dropped) {dropped}"
+    )
+
+
 def cmd_snapshot(args: argparse.Namespace, console: Console) -> int:
     """Print what a viewer needs to rebuild its picture after a telemetry gap."""
     with _client(args) as client:
@@ -202,6 +213,11 @@ def cmd_snapshot(args: argparse.Namespace, console: Console) -> int:
             name, r.get("state"), r.get("step"), r.get("op") or "-", r.get("holding") or "-"
         )
     console.print(table, markup=False, highlight=False)
+    console.print(
+        counts_line(snap.get("refused", "?"), snap.get("malformed", "?"), snap.get("dropped", "?")),
+        markup=False,
+        highlight=False,
+    )
     seq = snap.get("seq", {})
     console.print(
         "telemetry seq: " + ", ".join(f"{k} {v}" for k, v in sorted(seq.items())),

@@ -107,6 +107,9 @@ class ConsoleModel:
         self.gaps = 0
         self.lost = 0
         self.malformed = 0
+        self.cell_counts: dict[str, int] = {}
+        """The cell's own counts from ``status``: requests refused and malformed, telemetry
+        queue overflows (``dropped``): what every client of the cell caused, not only this one."""
         self.fps = 0.0
         self.frames: collections.Counter[str] = collections.Counter()
         self.message = ""
@@ -216,6 +219,11 @@ class ConsoleModel:
         self.t_ns = max(self.t_ns, status.t_ns)
         self.pace = status.pace
         self.link = ""
+        self.cell_counts = {
+            "refused": status.refused,
+            "malformed": status.malformed,
+            "dropped": status.dropped,
+        }
         for r in status.robots:
             row = self._robot(r.robot)
             row.state, row.step, row.op, row.holding = (
@@ -233,6 +241,9 @@ class ConsoleModel:
             self.t_ns = max(self.t_ns, t)
         if isinstance(snap.get("pace"), str):
             self.pace = snap["pace"]
+        counts = {k: snap.get(k) for k in ("refused", "malformed", "dropped")}
+        if all(isinstance(v, int) and not isinstance(v, bool) for v in counts.values()):
+            self.cell_counts = {k: int(str(v)) for k, v in counts.items()}
         robots = snap.get("robots")
         if isinstance(robots, dict):
             for name, r in robots.items():
@@ -303,6 +314,13 @@ class ConsoleModel:
         if self.malformed:
             t.append(f" malformed {self.malformed}", style="red")
         t.append(f"  {self.fps:.1f} fps")
+        if self.cell_counts:
+            c = self.cell_counts
+            alarm = c["malformed"] or c["dropped"]
+            t.append(
+                f"  cell: refused {c['refused']} malformed {c['malformed']} dropped {c['dropped']}",
+                style="red" if alarm else "",
+            )
         if self.link:
             t.append(f"  {self.link}", style="bold red")
         t.append(f"  {self.endpoint}", style="dim")

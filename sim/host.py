@@ -10,11 +10,15 @@ sockets:
   to the supervisor in the next ``world_sense`` and its answers come back in
   ``world_act.replies``. A request id seen before gets the first answer again,
   so a retry is never done twice. Anything malformed is answered with code
-  ``malformed`` and counted.
+  ``malformed`` and counted; a REQ client's envelope (an empty delimiter) is
+  answered in kind (``sim.requests``).
 * **telemetry** (XPUB): two frames ``[topic, payload]`` per message, topics
   ``joints``, ``parts``, ``events`` and ``kpis``, each with its own ``seq`` so
   a subscriber can see a gap and ask for a ``snapshot``. A topic nobody
-  subscribes to is not even encoded.
+  subscribes to is not even encoded, but its ``seq`` still counts. Each
+  subscriber's queue holds ``TELEMETRY_HWM`` messages: one that stops reading
+  misses messages (a gap in ``seq``, counted in ``dropped``) instead of
+  making the cell's memory grow.
 """
 
 from __future__ import annotations
@@ -30,9 +34,9 @@ from typing import Any
 
 import zmq
 
-from bus.codec import CodecError, decode, encode
+from bus.codec import encode
 from bus.endpoints import Endpoints
-from bus.enums import ControlCommand, ExecStep, PackMLCommand, PackMLState
+from bus.enums import ControlCode, ControlCommand, ExecStep, Pace, PackMLCommand, PackMLState
 from bus.messages import (
     PACES,
     TOPICS,
@@ -52,24 +56,23 @@ from bus.messages import (
 )
 from bus.security import apply_server, permits, role_of, start_auth
 from bus.sockets import make_socket
+from sim.faulting import NOTED_FAULTS, ROBOT_FAULT, FaultInjector
+from sim.requests import Refusal, read_request
 from sim.world import World
 
 log = logging.getLogger(__name__)
 
 FORWARDED = (ControlCommand.ROBOT, ControlCommand.CELL, ControlCommand.ORDER)
 """Requests the supervisor decides; the host only routes them."""
-PHYSICAL_FAULTS = ("gripper_drop", "conveyor_jam", "sensor_blackout", "slow_robot")
-"""Fault kinds the world applies directly (``fault`` with these kinds)."""
-MESSAGE_LOSS = "message_loss"
-"""Lossy cell bus to a robot: the supervisor's socket loses a share (``factor``) both ways."""
-ROBOT_FAULT = "robot_fault"
-"""A robot fault: the supervisor aborts the robot (the arm stops where it is)."""
-DROP_AFTER_TICKS = 12
-"""An armed gripper drop lets go this many control ticks after the grasp: lifted, moving."""
-NOTED_FAULTS = ("agent_crash", "supervisor_crash")
-"""Faults the launcher causes (killing a process); the host only has the supervisor log them."""
 REPLY_MEMORY = 1024
 """Answered request ids remembered for retries."""
+TELEMETRY_HWM = 250
+"""Messages queued per telemetry subscriber: about 5 s of sim time at 24 ticks a second
+(a joints and a parts frame a tick, plus events); past it that subscriber misses messages."""
+PACE_FACTORS = (1e-3, 1e3)
+"""The real-time factors ``pace realtime`` accepts (sim seconds per wall second)."""
+UNREMEMBERED = (ControlCode.MALFORMED, ControlCode.UNKNOWN_COMMAND)
+"""Codes whose answers are not kept for retries: the request was never understood."""
 
 
 class CellHost:
@@ -96,19 +99,16 @@ class CellHost:
         self.pace = "fast"
         self.factor = 1.0
         self.paused = False
-        self._pause_replies: list[tuple[bytes, ControlReply]] = []
+        self._pause_replies: list[tuple[list[bytes], ControlReply]] = []
         self.shutdown_requested = False
         self.kpis: dict[str, Any] = {}
         self.acts: dict[str, RobotAct] = {}
         self.alive: set[str] = set()
-        self._pending: dict[str, bytes] = {}
-        """Forwarded request id -> client identity, until the supervisor answers."""
+        self._pending: dict[str, list[bytes]] = {}
+        """Forwarded request id -> client envelope, until the supervisor answers."""
         self._answered: collections.OrderedDict[str, ControlReply] = collections.OrderedDict()
         self._outbox: list[ControlRequest] = []
-        self._jams: dict[str, int] = {}
-        self._armed: dict[str, int] = {}
-        """Robots whose gripper lets go of the next part it carries: ticks it has held it."""
-        self._inject_seq = 0
+        self.faults = FaultInjector(world)
         self._pace_anchor: tuple[float, int] | None = None
         self._control: zmq.Socket[Any] | None = None
         self._telemetry: zmq.Socket[Any] | None = None
@@ -125,7 +125,9 @@ class CellHost:
             apply_server(self._control, self.keys_dir)
             apply_server(self._telemetry, self.keys_dir)
         self._control.bind(self.endpoints.control)
-        self._telemetry.setsockopt(zmq.SNDHWM, 100_000)
+        self._telemetry.setsockopt(zmq.SNDHWM, TELEMETRY_HWM)
+        # a full queue refuses the send instead of dropping quietly, so drops are counted
+        self._telemetry.setsockopt(zmq.XPUB_NODROP, 1)
         # every subscribe and unsubscribe reaches us, so the counts stay true
         self._telemetry.setsockopt(zmq.XPUB_VERBOSER, 1)
         self._telemetry.bind(self.endpoints.telemetry)
@@ -185,34 +187,29 @@ class CellHost:
 
     # ------------------------------------------------------------ control
 
-    def _send(self, ident: bytes, reply: ControlReply) -> None:
-        if reply.cmd_id:
+    def _send(self, ident: list[bytes], reply: ControlReply, *, first: bool = True) -> None:
+        """Answer the client at envelope ``ident``; a first answer is kept and counted."""
+        if first and not reply.ok:
+            bucket = "malformed" if reply.code == ControlCode.MALFORMED else "refused"
+            self.counters[bucket] += 1
+            self.counters[f"code:{reply.code}"] += 1
+        if first and reply.cmd_id and reply.code not in UNREMEMBERED:
             self._answered[reply.cmd_id] = reply
             while len(self._answered) > REPLY_MEMORY:
                 self._answered.popitem(last=False)
         if self._control is not None:
             try:
-                self._control.send_multipart([ident, encode(reply)], zmq.NOBLOCK)
+                self._control.send_multipart([*ident, encode(reply)], zmq.NOBLOCK)
             except zmq.ZMQError as exc:
-                log.warning("host: reply to %r lost: %s", ident, exc)
+                log.warning("host: reply to %r lost: %s", ident[0], exc)
 
-    def _error(self, ident: bytes, cmd_id: str, code: str, reason: str) -> None:
-        self.counters[code] += 1
+    def _error(self, ident: list[bytes], cmd_id: str, code: str, reason: str) -> None:
         self._send(ident, ControlReply(cmd_id=cmd_id, ok=False, code=code, reason=reason))
 
     def _request(self, frames: list[bytes], role: str | None) -> None:
-        ident = frames[0]
-        try:
-            if len(frames) != 2:
-                raise CodecError(f"expected 1 payload frame, got {len(frames) - 1}")
-            req = decode(frames[1])
-            if not isinstance(req, ControlRequest):
-                raise CodecError(f"expected a control_request, got {req.TAG}")
-        except CodecError as exc:
-            self._error(ident, "", "malformed", str(exc))
-            return
-        if not req.cmd_id:
-            self._error(ident, "", "bad_argument", "cmd_id must not be empty")
+        ident, req = read_request(frames)
+        if isinstance(req, Refusal):
+            self._error(ident, req.cmd_id, req.code, req.reason)
             return
         if not permits(role, req.command):
             why = f"the {role or 'unknown'} role may not send {req.command.value}"
@@ -221,7 +218,7 @@ class CellHost:
         done = self._answered.get(req.cmd_id)
         if done is not None:
             self.counters["retried"] += 1
-            self._send(ident, done)
+            self._send(ident, done, first=False)
             return
         if req.cmd_id in self._pending:
             self._pending[req.cmd_id] = ident  # a retry: answer wherever it came from last
@@ -229,7 +226,7 @@ class CellHost:
         self.counters[req.command.value] += 1
         self._handle(ident, req)
 
-    def _handle(self, ident: bytes, req: ControlRequest) -> None:
+    def _handle(self, ident: list[bytes], req: ControlRequest) -> None:
         cmd = req.command
         if cmd is ControlCommand.STATUS:
             self._send(ident, ControlReply(req.cmd_id, True, "ok", "", status=self.status()))
@@ -260,15 +257,17 @@ class CellHost:
             self._pending[req.cmd_id] = ident
             self._outbox.append(req)
 
-    def _pace(self, ident: bytes, req: ControlRequest) -> None:
+    def _pace(self, ident: list[bytes], req: ControlRequest) -> None:
         mode = req.action
         if mode not in PACES:
             self._error(
                 ident, req.cmd_id, "bad_argument", f"pace {mode!r} is not one of {', '.join(PACES)}"
             )
             return
-        if mode == "realtime" and not req.value > 0:
-            self._error(ident, req.cmd_id, "bad_argument", "realtime needs a factor > 0 in value")
+        low, high = PACE_FACTORS
+        if mode == Pace.REALTIME and not low <= req.value <= high:  # NaN fails this too
+            why = f"realtime needs a factor from {low:g} to {high:g} in value, not {req.value!r}"
+            self._error(ident, req.cmd_id, "bad_argument", why)
             return
         if mode == "pause":
             # answered once the clock has stopped (``held``): a request served while a tick
@@ -290,7 +289,7 @@ class CellHost:
         self._pace_anchor = None
         self._send(ident, ControlReply(req.cmd_id, True, "ok", f"pace {self.pace_name}"))
 
-    def _fault(self, ident: bytes, req: ControlRequest) -> None:
+    def _fault(self, ident: list[bytes], req: ControlRequest) -> None:
         if req.action in NOTED_FAULTS:
             why = f"{req.action} is injected by the launcher (a scenario file), not live"
             self._error(ident, req.cmd_id, "bad_argument", why)
@@ -324,60 +323,16 @@ class CellHost:
         cmd_id: str = "",
         permanent: bool = False,
     ) -> str:
-        """Inject a fault now; return "" or why it cannot be done.
+        """Inject a fault now; return "" or why it cannot be done (``sim.faulting``).
 
-        Physical faults act on the world at once; a robot fault goes to the
-        supervisor, which aborts the robot and clears it after ``duration_s``,
-        or never if ``permanent`` (the robot has failed for good).
+        The supervisor is told of every fault in its next ``world_sense`` (it
+        logs it, and aborts the robot for a robot fault).
         """
-        if kind in ("gripper_drop", ROBOT_FAULT) and target not in self.world.arms:
-            return f"no robot {target!r}"
-        if permanent and kind != ROBOT_FAULT:
-            return f"only a robot_fault can be permanent, not {kind}"
-        if kind == "gripper_drop":
-            if self.world.arms[target].holding:
-                self.world.drop(target)
-            else:
-                self._armed[target] = 0  # empty-handed: the next part it carries falls
-        elif kind == "conveyor_jam":
-            if target not in self.world.conveyors:
-                return f"no conveyor {target!r}"
-            if not duration_s > 0:
-                return "a jam needs a duration > 0 in value"
-            self.world.stop_conveyor(target, True)
-            self._jams[target] = self.world.t_ns + round(duration_s * 1e9)
-        elif kind == "slow_robot":
-            if target not in self.world.arms:
-                return f"no robot {target!r}"
-            if not duration_s > 0 or not factor > 1:
-                return "a slow robot needs a duration > 0 in value and a factor > 1"
-        elif kind == "sensor_blackout":
-            if target not in self.world.sensor_names():
-                return f"no sensor {target!r} (sensors: {', '.join(self.world.sensor_names())})"
-            if not duration_s > 0:
-                return "a blackout needs a duration > 0 in value"
-            self.world.blackout(target, round(duration_s * 1e9))
-        elif kind == ROBOT_FAULT:
-            if permanent and duration_s != 0:
-                return "a permanent robot fault has no duration: value must be 0"
-            if not permanent and not duration_s > 0:
-                return "a robot fault needs a duration > 0 in value (or permanent)"
-        elif kind == MESSAGE_LOSS:
-            if target not in self.world.arms:
-                return f"no robot {target!r}"
-            if not duration_s > 0 or not 0 < factor < 1:
-                return (
-                    "message loss needs a duration > 0 in value and a share from 0 to 1 in factor"
-                )
-        elif kind not in NOTED_FAULTS:
-            known = ", ".join((*PHYSICAL_FAULTS, ROBOT_FAULT, MESSAGE_LOSS))
-            return f"fault {kind!r} is not one of {known}"
-        # the supervisor logs every fault (and aborts the robot for a robot fault)
-        self._inject_seq += 1
-        cid = cmd_id or f"fault-{self._inject_seq}"
-        note = ControlRequest(
-            cid, ControlCommand.FAULT, target, kind, duration_s, factor, permanent=permanent
+        note = self.faults.inject(
+            kind, target, duration_s, factor=factor, cmd_id=cmd_id, permanent=permanent
         )
+        if isinstance(note, str):
+            return note
         self._outbox.append(note)
         self.counters[f"fault:{kind}"] += 1
         return ""
@@ -421,18 +376,12 @@ class CellHost:
     def after_advance(self) -> None:
         """Publish this tick's frames, end jams that are over, and keep the pace."""
         now = self.world.t_ns
-        for name, until in list(self._jams.items()):
-            if now >= until:
-                self.world.stop_conveyor(name, False)
-                del self._jams[name]
-        for robot, held in list(self._armed.items()):
-            if self.world.arms[robot].holding:
-                self._armed[robot] = held + 1
-                if held + 1 >= DROP_AFTER_TICKS:
-                    self.world.drop(robot)
-                    del self._armed[robot]
+        self.faults.after_advance()
+        # a frame nobody takes is not built, but it is counted: seq means the same on every topic
         if self.subscribed["joints"] > 0:
             self._publish("joints", JointsFrame(self.seq["joints"], now, self.arm_states()))
+        else:
+            self.seq["joints"] += 1
         if self.subscribed["parts"] > 0:
             poses, locations = [], []
             for pid, (_kind, location) in self.world.parts().items():
@@ -443,6 +392,8 @@ class CellHost:
             self._publish(
                 "parts", PartsFrame(self.seq["parts"], now, tuple(poses), tuple(locations))
             )
+        else:
+            self.seq["parts"] += 1
         self._keep_pace(now)
 
     def _keep_pace(self, now: int) -> None:
@@ -478,10 +429,18 @@ class CellHost:
         self.seq[topic] += 1
         if self._telemetry is None or self.subscribed[topic] <= 0:
             return
+        frames = [topic.encode(), encode(frame)]
         try:
-            self._telemetry.send_multipart([topic.encode(), encode(frame)], zmq.NOBLOCK)
+            self._telemetry.send_multipart(frames, zmq.NOBLOCK)
         except zmq.Again:
-            self.counters["telemetry_dropped"] += 1
+            # some subscriber's queue is full: it misses this one and, quietly, every one
+            # until it has read its queue down (a gap in its seq); the others still get them
+            self.counters["dropped"] += 1
+            self._telemetry.setsockopt(zmq.XPUB_NODROP, 0)
+            try:
+                self._telemetry.send_multipart(frames, zmq.NOBLOCK)
+            finally:
+                self._telemetry.setsockopt(zmq.XPUB_NODROP, 1)
 
     # ------------------------------------------------------------ views
 
@@ -531,7 +490,12 @@ class CellHost:
             units_completed=int(self.kpis.get("units_completed", 0)),
             units_in_progress=int(self.kpis.get("units_in_progress", 0)),
             ledger_balanced=bool(self.kpis.get("ledger_balanced", True)),
+            **self.counts(),
         )
+
+    def counts(self) -> dict[str, int]:
+        """Requests refused and malformed, telemetry messages dropped, since the start."""
+        return {k: self.counters[k] for k in ("refused", "malformed", "dropped")}
 
     def snapshot(self) -> dict[str, Any]:
         """The answer to ``snapshot``: enough to rebuild a view after a telemetry gap."""
@@ -556,7 +520,12 @@ class CellHost:
             "robots": robots,
             "parts": parts,
             "kpis": self.kpis,
-            "seq": dict(self.seq),
+            # the last seq made on each topic (-1 before the first): what this state includes
+            "seq": {topic: n - 1 for topic, n in self.seq.items()},
+            # what a fault may target besides the robots
+            "conveyors": sorted(self.world.conveyors),
+            "sensors": list(self.world.sensor_names()),
+            **self.counts(),
         }
 
 

@@ -10,6 +10,7 @@ for the agent's ``command_reply``.
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 from typing import TYPE_CHECKING
 
@@ -22,9 +23,11 @@ if TYPE_CHECKING:
     from supervisor.supervisor import RobotView, Supervisor
 
 MANUAL = (PackMLCommand.STOP, PackMLCommand.ABORT)
-"""Operator commands after which the supervisor leaves the robot alone."""
+"""Operator commands after which the supervisor leaves the robot alone (from when they are
+sent, so it does not restart the robot meanwhile; undone if the robot refuses)."""
 AUTOMATIC = (PackMLCommand.RESET, PackMLCommand.START, PackMLCommand.CLEAR)
-"""Operator commands that hand the robot back to the supervisor."""
+"""Operator commands that hand the robot back to the supervisor, once the robot accepts one:
+a refused Start leaves a robot an operator stopped stopped."""
 COMMAND_RETRY_NS = 2_000_000_000
 """Resend an unanswered command (same id) after this long (sim ns)."""
 NEVER_NS = 2**63 - 1
@@ -47,6 +50,8 @@ class _Waiting:
     refused: list[str]
     commands: dict[str, Command] = dataclasses.field(default_factory=dict)
     """What went to each robot, to send again (same id) if no answer comes."""
+    manual_before: dict[str, bool] = dataclasses.field(default_factory=dict)
+    """Each robot's ``manual`` before a MANUAL command, put back if the robot refuses it."""
     sent_ns: int = 0
 
 
@@ -61,13 +66,23 @@ class ControlDesk:
         """Agent command id -> control request id."""
         self.orders: list[dict[str, object]] = []
 
+    def in_flight(self, robot: str) -> bool:
+        """Whether an operator's command to ``robot`` waits for its answer.
+
+        The supervisor sends the robot nothing of its own meanwhile: its own
+        Clear after an operator's would only be refused.
+        """
+        return any(robot in w.robots for w in self.waiting.values())
+
     def take_replies(self) -> tuple[ControlReply, ...]:
         """Answers ready to go back to the host."""
         out, self.replies = tuple(self.replies), []
         return out
 
-    def _answer(self, req: ControlRequest, ok: bool, code: str, reason: str) -> None:
-        self.replies.append(ControlReply(req.cmd_id, ok, code, reason))
+    def _answer(
+        self, req: ControlRequest, ok: bool, code: str, reason: str, *, data: str = ""
+    ) -> None:
+        self.replies.append(ControlReply(req.cmd_id, ok, code, reason, data=data))
 
     def request(self, req: ControlRequest, out: Outbox) -> None:
         """Handle one routed request."""
@@ -121,10 +136,8 @@ class ControlDesk:
             robot = sup.robots[name]
             cmd_id = req.cmd_id if req.command is ControlCommand.ROBOT else f"{req.cmd_id}/{name}"
             if cmd in MANUAL:
+                wait.manual_before[name] = robot.manual
                 robot.manual = True
-            elif cmd in AUTOMATIC:
-                robot.manual = False
-                robot.clear_after_ns = 0  # the operator repaired it: a fault's wait is over
             wait.commands[name] = Command(cmd_id, name, cmd)
             out.send(name, wait.commands[name])
             self.by_cmd[cmd_id] = req.cmd_id
@@ -155,8 +168,20 @@ class ControlDesk:
         if wait is None:
             return True
         wait.robots.discard(robot)
+        view = self.sup.robots.get(robot)
         if not rep.accepted:
             wait.refused.append(f"{robot}: {rep.reason}")
+            if view is not None and robot in wait.manual_before:
+                view.manual = wait.manual_before[robot]
+        elif view is not None:
+            command = wait.commands[robot].command
+            if command in AUTOMATIC:
+                view.manual = False
+                view.clear_after_ns = 0  # the operator repaired it: a fault's wait is over
+            if rep.state is not view.state:
+                # its state_changed was lost: the reply says where the command took it, so the
+                # supervisor does not act on the state it left (as for a heartbeat)
+                self.sup._set_state(view, rep.state, "command_reply")
         if not wait.robots:
             del self.waiting[key]
             if wait.refused:
@@ -252,7 +277,11 @@ class ControlDesk:
         }
         self.orders.append(order)
         sup.events.write(sup.now, "order_added", **order)
-        self._answer(req, True, "ok", f"order {order['order']}: {int(count)} x {product}")
+        # the number a client follows the order by (kpis.orders) is data, not only words
+        data = json.dumps(order, sort_keys=True)
+        self._answer(
+            req, True, "ok", f"order {order['order']}: {int(count)} x {product}", data=data
+        )
 
     def shipped(self) -> None:
         """A unit shipped: it counts towards the oldest open order."""

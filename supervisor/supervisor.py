@@ -420,6 +420,8 @@ class Supervisor:
         for robot in self.robots.values():
             if not robot.alive or robot.state is None or robot.manual:
                 continue
+            if self.desk.in_flight(robot.spec.name):
+                continue  # an operator's command is on its way: its answer decides
             if robot.state is PackMLState.ABORTED and self.now < robot.clear_after_ns:
                 continue
             if robot.pending_cmd:

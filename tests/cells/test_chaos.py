@@ -8,10 +8,11 @@ from pathlib import Path
 import pytest
 
 from bus.cellspec import CellSpec
+from bus.enums import FaultKind
 from bus.errors import ConfigError
 from cells.audit import audit_run
 from cells.chaos import QUIET_END_S, WARM_UP_S, chaos_scenario
-from cells.faults import FaultKind, dump_scenario, parse_scenario
+from cells.faults import dump_scenario, parse_scenario
 from cells.launch import RunOptions, run_cell
 from cells.schema import load_cell
 from clients.cli import main

@@ -52,7 +52,10 @@ class Cell:
     def raw(self, frames: list[bytes], timeout_s: float = 30.0) -> ControlReply:
         self.sock.send_multipart(frames)
         assert self.sock.poll(int(timeout_s * 1000)), "no reply"
-        reply = decode(self.sock.recv())
+        got = self.sock.recv_multipart()
+        # frames that look like a REQ's (an empty delimiter first) are answered in kind
+        assert got[:-1] == ([b""] if len(frames) >= 2 and frames[0] == b"" else [])
+        reply = decode(got[-1])
         assert isinstance(reply, ControlReply)
         return reply
 

@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 
 from bus.cellspec import CellSpec
+from bus.enums import FaultKind
 from bus.errors import ConfigError
-from cells.faults import FaultKind, ScheduledFault, parse_scenario
+from cells.faults import ScheduledFault, parse_scenario
 from cells.launch import RunOptions, run_cell
 from cells.schema import PLACEHOLDERS, load_cell, parse_cell
 

@@ -9,9 +9,10 @@ from typing import Any
 import pytest
 
 from bus.cellspec import CellSpec
+from bus.enums import FaultKind
 from bus.errors import ConfigError
 from cells.audit import audit_run
-from cells.faults import FaultKind, ScheduledFault, parse_scenario
+from cells.faults import ScheduledFault, parse_scenario
 from cells.launch import RunOptions, run_cell
 from cells.schema import load_cell
 from supervisor.faultstats import FaultTracker

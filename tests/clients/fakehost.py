@@ -38,6 +38,9 @@ def cell_status(robots: int = 4, *, state: PackMLState = PackMLState.EXECUTE) ->
         units_completed=3,
         units_in_progress=2,
         ledger_balanced=True,
+        refused=2,
+        malformed=1,
+        dropped=5,
     )
 
 

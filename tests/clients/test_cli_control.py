@@ -33,6 +33,9 @@ def answer(req: ControlRequest) -> ControlReply:
             "parts": {"frame-0001": {"kind": "frame", "location": "fixture:F1"}},
             "kpis": {},
             "seq": {"joints": 4},
+            "refused": 7,
+            "malformed": 3,
+            "dropped": 0,
         }
         return ControlReply(req.cmd_id, True, "ok", "", data=json.dumps(data))
     if req.command in (ControlCommand.ROBOT, ControlCommand.CELL):
@@ -62,6 +65,7 @@ def test_status_prints_every_robot(
     code, out, err = run(capsys, "status", "--endpoint", base)
     assert code == 0 and err == ""
     assert "sim 12.5 s, pace fast: 3 units completed, 2 in progress, ledger balanced" in out
+    assert "requests refused 2, malformed 1; telemetry queue overflows (dropped) 5" in out
     for r in ("R1", "R2", "R3", "R4"):
         assert f"{r} " in out
 
@@ -227,6 +231,7 @@ def test_snapshot_prints_a_summary_or_the_json(
 ) -> None:
     code, out, _ = run(capsys, "snapshot", "--endpoint", base)
     assert code == 0 and "1 live parts (fixture 1)" in out and "Held" in out
+    assert "requests refused 7, malformed 3; telemetry queue overflows (dropped) 0" in out
     code, out, _ = run(capsys, "snapshot", "--endpoint", base, "--json")
     assert code == 0 and json.loads(out)["seq"] == {"joints": 4}
 

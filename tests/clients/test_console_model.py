@@ -239,6 +239,16 @@ def test_header_shows_sim_time_pace_and_gaps() -> None:
     assert "gaps 3 (lost 17)" in header and "malformed 2" in header
 
 
+def test_header_shows_what_the_cell_refused_and_dropped() -> None:
+    m = four_robot_model()
+    assert "cell: refused" not in text_of(m, width=200).splitlines()[0]  # not asked yet
+    m.apply_status(cell_status())
+    header = text_of(m, width=200).splitlines()[0]
+    assert "cell: refused 2 malformed 1 dropped 5" in header
+    m.apply_snapshot({"refused": 4, "malformed": 1, "dropped": 6})
+    assert "cell: refused 4 malformed 1 dropped 6" in text_of(m, width=200).splitlines()[0]
+
+
 def test_status_fills_in_pace_liveness_and_faults() -> None:
     m = four_robot_model()
     base = cell_status(4, state=PackMLState.HELD)

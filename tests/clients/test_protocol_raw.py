@@ -3,122 +3,26 @@
 If this test passes, a program in any language that follows the protocol
 page can steer a cell and follow its telemetry. It starts a real cell with
 ``lightsout run --endpoint ipc://DIR`` and then knows only what the page
-says: the socket names under DIR, the message maps and the codes.
+says: the socket names under DIR, the message maps and the codes. The rule
+by rule check of the page is ``test_protocol_conformance.py``; both share
+``rawkit``, which imports nothing of lightsout either.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
-import subprocess
-import sys
-import tempfile
-import time
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import msgpack
 import pytest
 import zmq
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.clients.rawkit import Cell, eventually
 
 pytestmark = pytest.mark.slow
-
-
-class Cell:
-    """A running cell and one DEALER on its control socket."""
-
-    def __init__(self, runs: Path) -> None:
-        self.dir = tempfile.mkdtemp(prefix="lo-raw-")
-        os.chmod(self.dir, 0o700)  # the directory guards ipc sockets
-        self.control = f"ipc://{self.dir}/control.sock"
-        self.telemetry = f"ipc://{self.dir}/telemetry.sock"
-        self.log = (runs / "cell.log").open("wb")
-        self.proc = subprocess.Popen(
-            [
-                *(sys.executable, "-m", "clients.cli", "run", "cells/assembly.toml"),
-                *("--duration", "3600", "--endpoint", f"ipc://{self.dir}"),
-                *("--runs-dir", str(runs), "-q"),
-            ],
-            cwd=ROOT,
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-        )
-        self.ctx: zmq.Context[Any] = zmq.Context()
-        self.sock = self.ctx.socket(zmq.DEALER)
-        self.sock.setsockopt(zmq.LINGER, 0)
-        self.sock.connect(self.control)
-
-    def send(self, payload: bytes, *more: bytes) -> None:
-        self.sock.send_multipart([payload, *more])
-
-    def receive(self, timeout_s: float = 10.0) -> dict[str, Any]:
-        assert self.sock.poll(int(timeout_s * 1000)), "no reply"
-        frames = self.sock.recv_multipart()
-        assert len(frames) == 1, "a reply is one frame"
-        reply = msgpack.unpackb(frames[0], raw=False)
-        assert isinstance(reply, dict)
-        return reply
-
-    def request(
-        self,
-        command: str,
-        target: str = "",
-        action: str = "",
-        value: float = 0.0,
-        *,
-        cmd_id: str | None = None,
-        timeout_s: float = 10.0,
-    ) -> dict[str, Any]:
-        cmd_id = cmd_id or uuid.uuid4().hex
-        req = {
-            "type": "control_request",
-            "v": 1,
-            "cmd_id": cmd_id,
-            "command": command,
-            "target": target,
-            "action": action,
-            "value": value,
-        }
-        self.send(msgpack.packb(req))
-        while True:  # skip late answers to requests given up on
-            reply = self.receive(timeout_s)
-            if reply["cmd_id"] == cmd_id:
-                return reply
-
-    def robots(self) -> dict[str, str]:
-        """Robot name to PackML state, from ``status``."""
-        reply = self.request("status")
-        return {r["robot"]: r["state"] for r in reply["status"]["robots"]}
-
-    def close(self) -> int:
-        try:
-            if self.proc.poll() is None:
-                self.request("shutdown")
-            return self.proc.wait(timeout=60)
-        finally:
-            if self.proc.poll() is None:
-                self.proc.kill()
-                self.proc.wait()
-            self.sock.close(0)
-            self.ctx.term()
-            self.log.close()
-            shutil.rmtree(self.dir, ignore_errors=True)
-
-
-def eventually(probe: Any, what: str, timeout_s: float = 60.0) -> Any:
-    """Call ``probe`` until it returns something truthy, or fail after ``timeout_s``."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        got = probe()
-        if got:
-            return got
-        time.sleep(0.05)  # between probes; the deadline bounds the wait
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.fixture(scope="module")

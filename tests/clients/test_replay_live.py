@@ -9,8 +9,9 @@ from typing import Any
 import pytest
 
 from bus.endpoints import private_ipc_base
+from bus.enums import FaultKind
 from bus.messages import JointsFrame
-from cells.faults import FaultKind, ScheduledFault
+from cells.faults import ScheduledFault
 from cells.launch import RunOptions, run_cell
 from cells.schema import load_cell
 from clients.bag import record

@@ -109,8 +109,33 @@ def test_an_operator_who_clears_it_hands_it_back() -> None:
     h.step(h.hb("R1", PackMLState.ABORTED))
     sent, _ = request(h, ControlRequest("op-1", ControlCommand.ROBOT, "R1", "Clear"))
     assert set(commands(sent)) == {PackMLCommand.CLEAR}
+    # until the robot answers, the supervisor sends it nothing of its own (no second Clear)
+    assert commands(h.step(h.hb("R1", PackMLState.ABORTED))) == []
+    h.k += 3 * 24  # even past the retry interval: only the operator's Clear is repeated
+    assert commands(h.step(h.hb("R1", PackMLState.ABORTED))) == [PackMLCommand.CLEAR]
+    sent = h.step(("R1", CommandReply("op-1", "R1", True, PackMLState.CLEARING, "")))
+    assert commands(sent) == []
     assert not failed_for_good(h.sup.robots["R1"])
     assert not h.sup.robots["R1"].manual  # from here the supervisor brings it up again
+    sent = h.step(h.hb("R1", PackMLState.STOPPED))
+    assert commands(sent) == [PackMLCommand.RESET]
+
+
+def test_a_start_the_robot_refuses_leaves_a_robot_an_operator_stopped_alone() -> None:
+    h = Harness()
+    h.step(h.hb("R1", PackMLState.EXECUTE))
+    sent, _ = request(h, ControlRequest("op-1", ControlCommand.ROBOT, "R1", "Stop"))
+    assert commands(sent) == [PackMLCommand.STOP]
+    h.step(("R1", CommandReply("op-1", "R1", True, PackMLState.STOPPING, "")))
+    h.step(h.hb("R1", PackMLState.STOPPED))
+    sent, _ = request(h, ControlRequest("op-2", ControlCommand.ROBOT, "R1", "Start"))
+    assert commands(sent) == [PackMLCommand.START]
+    why = "Start refused in state Stopped"
+    h.step(("R1", CommandReply("op-2", "R1", False, PackMLState.STOPPED, why)))
+    assert h.sup.robots["R1"].manual
+    for _ in range(3):  # the supervisor does not Reset it behind the operator's back
+        h.k += 24
+        assert commands(h.step(h.hb("R1", PackMLState.STOPPED))) == []
 
 
 def grasped_frame(h: Harness, robot: str) -> str:
