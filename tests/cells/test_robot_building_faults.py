@@ -86,18 +86,45 @@ def test_a_builder_killed_mid_assembly_leaves_the_arm_to_another(
     assert kpis["ledger_balanced"] is True
 
 
+@pytest.fixture(scope="module")
+def built_faults(cell: CellSpec, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One run as processes with faults on built robots, named in advance as a scenario may:
+    B1 (joins at 58 s, seed 1) faulted for 5 s at 75 s, B2's agent (82 s) killed at 95 s."""
+    out = tmp_path_factory.mktemp("built-faults")
+    faults = (
+        ScheduledFault(75.0, "B1", FaultKind.ROBOT_FAULT, duration_s=5.0),
+        ScheduledFault(95.0, "B2", FaultKind.AGENT_CRASH),
+    )
+    run_cell(cell, out, RunOptions(seed=1, duration_s=125, processes=True, faults=faults))
+    return out
+
+
 @pytest.mark.timeout(600)
-def test_faults_apply_to_a_built_robot(cell: CellSpec, tmp_path: Path) -> None:
-    """A robot fault on B1 (named in advance, as a scenario may) after it joined: it is
-    aborted, its work goes to others, it is cleared and comes back to Execute."""
-    fault = ScheduledFault(75.0, "B1", FaultKind.ROBOT_FAULT, duration_s=5.0)
-    kpis = run_cell(cell, tmp_path, RunOptions(seed=1, duration_s=110, faults=(fault,)))
-    log = events(tmp_path)
-    assert any(e["kind"] == "robot_added" and e["robot"] == "B1" for e in log)
+def test_a_robot_fault_applies_to_a_built_robot(built_faults: Path) -> None:
+    """Aborted, its work goes to others, cleared after the fault, back to Execute."""
+    log = events(built_faults)
     assert any(e["kind"] == "fault_injected" and e["target"] == "B1" for e in log)
     states = [e["dst"] for e in log if e["kind"] == "robot_state" and e["robot"] == "B1"]
     assert "Aborted" in states and states[-1] == "Execute"
+    kpis = json.loads((built_faults / "kpis.json").read_text())
     assert kpis["robots"]["B1"]["state"] == "Execute"
+
+
+@pytest.mark.timeout(600)
+def test_a_built_robots_agent_killed_is_restarted_like_any_other(built_faults: Path) -> None:
+    log = events(built_faults)
+    lost = [e for e in log if e["kind"] == "robot_lost" and e["robot"] == "B2"]
+    assert len(lost) == 1 and lost[0]["t_ns"] > 95e9
+    back = [
+        e["dst"]
+        for e in log
+        if e["kind"] == "robot_state" and e["robot"] == "B2" and e["t_ns"] > lost[0]["t_ns"]
+    ]
+    assert back[:5] == ["Stopped", "Resetting", "Idle", "Starting", "Execute"]
+    kpis = json.loads((built_faults / "kpis.json").read_text())
+    assert kpis["sim"]["restarts"].get("B2") == 1
+    assert kpis["robots"]["B2"]["state"] == "Execute"
+    assert (built_faults / "logs" / "B2.log").exists()
 
 
 @pytest.mark.slow
@@ -111,25 +138,3 @@ def test_a_chaos_run_of_the_robot_building_cell_passes_the_audit(
     # two windows of 120 s: the bay fills in the first, arms ship in the second
     checks = audit_run(tmp_path, window_s=120.0)
     assert all(c.ok for c in checks), [c for c in checks if not c.ok]
-
-
-@pytest.mark.timeout(600)
-def test_a_built_robots_agent_killed_is_restarted_like_any_other(
-    cell: CellSpec, tmp_path: Path
-) -> None:
-    kill = ScheduledFault(80.0, "B1", FaultKind.AGENT_CRASH)
-    kpis = run_cell(
-        cell, tmp_path, RunOptions(seed=1, duration_s=110, processes=True, faults=(kill,))
-    )
-    log = events(tmp_path)
-    lost = [e for e in log if e["kind"] == "robot_lost" and e["robot"] == "B1"]
-    assert len(lost) == 1 and lost[0]["t_ns"] > 80e9
-    back = [
-        e["dst"]
-        for e in log
-        if e["kind"] == "robot_state" and e["robot"] == "B1" and e["t_ns"] > lost[0]["t_ns"]
-    ]
-    assert back[:5] == ["Stopped", "Resetting", "Idle", "Starting", "Execute"]
-    assert kpis["sim"]["restarts"].get("B1") == 1
-    assert kpis["robots"]["B1"]["state"] == "Execute"
-    assert (tmp_path / "logs" / "B1.log").exists()
