@@ -518,7 +518,7 @@ class Pose3(Message):
 
 @message("arm_state")
 class ArmState(Message):
-    """One arm at a tick: joint names and positions, its base and tool frames, what it does."""
+    """One arm at a tick: joint names and positions, its base, tool and link frames, what it does."""
 
     robot: str
     names: tuple[str, ...]
@@ -529,6 +529,10 @@ class ArmState(Message):
     step: ExecStep
     op_id: str
     holding: str
+    links: tuple[str, ...] = ()
+    """The URDF names of the arm's links, root first (what ``link_poses`` lists)."""
+    link_poses: tuple[Pose3, ...] = ()
+    """Each link's URDF frame in the cell, as the world has it this tick (for bags and views)."""
 
 
 @message("joints_frame")

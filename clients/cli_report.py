@@ -35,7 +35,7 @@ def cmd_report(args: argparse.Namespace, console: Console) -> int:
 def cmd_record(args: argparse.Namespace, console: Console) -> int:
     """Record a running cell's telemetry to a ROS 2 bag until the run ends or Ctrl-C."""
     from bus.endpoints import Endpoints
-    from clients.bag import record
+    from clients.bag_record import record
 
     Endpoints.from_base(args.endpoint)  # a bad endpoint is an error before the bag exists
     cell = None

@@ -432,7 +432,8 @@ class CellHost:
                     self.world.drop(robot)
                     del self._armed[robot]
         if self.subscribed["joints"] > 0:
-            self._publish("joints", JointsFrame(self.seq["joints"], now, self.arm_states()))
+            arms = self.arm_states(links=True)
+            self._publish("joints", JointsFrame(self.seq["joints"], now, arms))
         if self.subscribed["parts"] > 0:
             poses, locations = [], []
             for pid, (_kind, location) in self.world.parts().items():
@@ -485,8 +486,12 @@ class CellHost:
 
     # ------------------------------------------------------------ views
 
-    def arm_states(self) -> tuple[ArmState, ...]:
-        """Every arm now: joints, base and tool frames, what it is doing."""
+    def arm_states(self, *, links: bool = False) -> tuple[ArmState, ...]:
+        """Every arm now: joints, base and tool frames, what it is doing.
+
+        ``links`` adds every link's frame (for the telemetry a bag draws the
+        arms from); a status or snapshot does without that forward kinematics.
+        """
         out = []
         for name in sorted(self.world.arms):
             arm = self.world.arms[name]
@@ -494,6 +499,7 @@ class CellHost:
             base = Pose3(b.x, b.y, b.z, *_yaw_quat(b.yaw))
             (x, y, z), (qx, qy, qz, qw) = arm.tcp()
             act = self.acts.get(name)
+            poses = tuple(Pose3(*xyz, *q) for xyz, q in arm.link_poses()) if links else ()
             out.append(
                 ArmState(
                     robot=name,
@@ -505,6 +511,8 @@ class CellHost:
                     step=act.step if act else ExecStep.WAITING,
                     op_id=act.op_id if act else "",
                     holding=arm.holding,
+                    links=arm.link_names if links else (),
+                    link_poses=poses,
                 )
             )
         return tuple(out)
