@@ -130,7 +130,9 @@ def run(
 
     def body() -> None:
         try:
-            out["res"] = record(base, tmp / "bag", cell=cell, ready=ready, ctx=ctx)
+            # where ``lightsout run --record`` puts it: in the run's directory
+            (tmp / "run").mkdir()
+            out["res"] = record(base, tmp / "run" / "bag", cell=cell, ready=ready, ctx=ctx)
         except BaseException as exc:  # the test thread must see it
             errors.append(exc)
             ready.set()
@@ -166,7 +168,7 @@ def run(
 @pytest.fixture(scope="module")
 def bag(run: tuple[Path, Any]) -> list[tuple[str, int, Any]]:
     """Every message of the bag: (topic, log time, decoded), by the mcap readers."""
-    (path,) = (run[0] / "bag").glob("*.mcap")
+    (path,) = (run[0] / "run" / "bag").glob("*.mcap")
     with path.open("rb") as fh:
         reader = make_reader(fh, decoder_factories=[DecoderFactory()])
         return [(ch.topic, m.log_time, d) for _s, ch, m, d in reader.iter_decoded_messages()]
@@ -320,3 +322,18 @@ def test_every_fault_is_on_the_diagnostics_until_it_is_over(
         assert during and after, (kind, during, after)
         final = [s for s in diags[-1][1].status if s.name.startswith(f"{target}: ")]
         assert final[0].level == 0, (kind, final[0].message)
+
+
+def test_the_report_draws_the_cell_from_the_bag(run: tuple[Path, Any], bag: list[Any]) -> None:
+    from clients.report import write_report
+    from clients.report_cell import read_snapshots
+
+    snaps = read_snapshots(run[0] / "run" / "bag")
+    assert len(snaps) == 3 and snaps[-1].t_ns == round(DURATION_S * NS)
+    for snap in snaps:
+        # every arm with a bone per URDF joint, belts, stations and the parts alive then
+        assert {len(b) for b in snap.arms.values()} == {7, 12}  # iiwa, panda
+        assert sum(b.part for b in snap.blocks) >= 1
+        assert sum(not b.part for b in snap.blocks) == 7  # 2 belts, 3 trays, 2 fixtures
+    page = write_report(run[0] / "run").read_text()
+    assert 'id="figure-cell"' in page and page.count("<svg") == 4
