@@ -75,6 +75,8 @@ class RobotRow:
     ops_failed: int | None = None
     alive: bool | None = None
     fault: str = ""
+    links: dict[str, tuple[float, float, float]] = dataclasses.field(default_factory=dict)
+    """Each link's position in the cell as last heard (live telemetry or a bag's tf tree)."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -149,6 +151,10 @@ class ConsoleModel:
                 arm.op_id,
                 arm.holding,
             )
+            if arm.links:
+                row.links = {
+                    n: (p.x, p.y, p.z) for n, p in zip(arm.links, arm.link_poses, strict=False)
+                }
 
     def _parts(self, msg: PartsFrame) -> None:
         self.t_ns = max(self.t_ns, msg.t_ns)

@@ -337,3 +337,46 @@ def test_the_report_draws_the_cell_from_the_bag(run: tuple[Path, Any], bag: list
         assert sum(not b.part for b in snap.blocks) == 7  # 2 belts, 3 trays, 2 fixtures
     page = write_report(run[0] / "run").read_text()
     assert 'id="figure-cell"' in page and page.count("<svg") == 4
+
+
+def test_the_replay_and_the_console_show_the_cell_the_bag_shows(
+    run: tuple[Path, dict[int, dict[str, list[Pose]]]], bag: list[Any]
+) -> None:
+    from bus.messages import JointsFrame, PartsFrame
+    from clients.console_model import ConsoleModel
+    from clients.replay import replay_frames
+
+    world_links = run[1]
+    live: set[str] = set()
+    for topic, _t, msg in bag:
+        if topic == "/cell/scene":
+            for m in msg.markers:
+                if m.ns == "parts":
+                    (live.discard if m.action == 2 else live.add)(m.header.frame_id[5:])
+    model = ConsoleModel()
+    last_parts: set[str] = set()
+    checked = 0
+    for frame in replay_frames(run[0] / "run" / "bag"):
+        model.feed(frame)
+        if isinstance(frame, PartsFrame):
+            last_parts = {p.part for p in frame.parts}
+        if isinstance(frame, JointsFrame) and frame.t_ns in world_links and frame.t_ns % NS == 0:
+            for arm in frame.arms:
+                want = world_links[frame.t_ns][arm.robot]
+                assert len(arm.link_poses) == len(want) == len(arm.links)
+                for got, w in zip(arm.link_poses, want, strict=True):
+                    assert close((got.x, got.y, got.z, got.qx, got.qy, got.qz, got.qw), w)
+            checked += 1
+    assert checked >= DURATION_S - 1
+    assert last_parts == live  # the parts the replay ends with are the scene's
+    end = world_links[max(world_links)]
+    for robot, row in model.robots.items():
+        assert len(row.links) == len(end[robot])
+        assert all(
+            max(abs(a - b) for a, b in zip(row.links[n], end[robot][i][:3], strict=False)) < 1e-6
+            for i, n in enumerate(row.links)
+        )
+    shown = {p for parts in model.stations.values() for p in parts}
+    shown |= {p for parts in model.joined.values() for p in parts} | set(model.joined)
+    held = {row.holding for row in model.robots.values()} - {""}
+    assert shown | held == live
