@@ -45,6 +45,8 @@ def _plain(value: Any) -> Any:
     if isinstance(value, enum.Enum):
         return value.value
     if isinstance(value, tuple):
+        if value and type(value[0]) is float:
+            return list(value)  # a tuple field holds one type: numbers need no conversion
         return [_plain(v) for v in value]
     return value
 

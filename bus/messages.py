@@ -531,8 +531,15 @@ class ArmState(Message):
     holding: str
     links: tuple[str, ...] = ()
     """The URDF names of the arm's links, root first (what ``link_poses`` lists)."""
-    link_poses: tuple[Pose3, ...] = ()
-    """Each link's URDF frame in the cell, as the world has it this tick (for bags and views)."""
+    link_poses: tuple[float, ...] = ()
+    """Each link's URDF frame in the cell as the world has it this tick, seven numbers a
+    link in ``links`` order (x, y, z, qx, qy, qz, qw): flat, as a tick's frame of
+    nested poses cost the host four times as much to encode."""
+
+    def poses(self) -> tuple[Pose3, ...]:
+        """``link_poses`` as one ``Pose3`` per link."""
+        v = self.link_poses
+        return tuple(Pose3(*v[i : i + 7]) for i in range(0, len(v) - 6, 7))
 
 
 @message("joints_frame")

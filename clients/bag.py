@@ -340,10 +340,10 @@ class BagRecorder:
             if tree is None:
                 # no URDF to lay the links out by (no cell given): each straight from the world
                 transforms.append(self._transform(t, f"{arm.robot}/base", arm.base))
-                for name, pose in zip(arm.links, arm.link_poses, strict=False):
+                for name, pose in zip(arm.links, arm.poses(), strict=False):
                     transforms.append(self._transform(t, f"{arm.robot}/{name}", pose))
             else:
-                for j in moving(tree, arm.links, arm.link_poses):
+                for j in moving(tree, arm.links, arm.poses()):
                     transforms.append(self._transform(t, j.child, j.origin, parent=j.parent))
             transforms.append(self._transform(t, f"{arm.robot}/tcp", arm.tcp))
         if transforms:

@@ -153,7 +153,7 @@ class ConsoleModel:
             )
             if arm.links:
                 row.links = {
-                    n: (p.x, p.y, p.z) for n, p in zip(arm.links, arm.link_poses, strict=False)
+                    n: (p.x, p.y, p.z) for n, p in zip(arm.links, arm.poses(), strict=False)
                 }
 
     def _parts(self, msg: PartsFrame) -> None:

@@ -108,17 +108,18 @@ class _Rebuild:
             pose = tf if pose is None else mul(tf, pose)
         return None
 
-    def _links(self, robot: str) -> tuple[tuple[str, ...], tuple[Pose3, ...]]:
+    def _links(self, robot: str) -> tuple[tuple[str, ...], tuple[float, ...]]:
         tree = self.trees.get(robot)
         if tree is None:
             return (), ()
         prefix = f"{robot}/"
-        names, poses = [], []
+        names: list[str] = []
+        poses: list[float] = []
         for link in tree.links:
-            pose = self.world(link)
-            if pose is not None:
+            p = self.world(link)
+            if p is not None:
                 names.append(link.removeprefix(prefix))
-                poses.append(pose)
+                poses += (p.x, p.y, p.z, p.qx, p.qy, p.qz, p.qw)
         return tuple(names), tuple(poses)
 
     def next_seq(self, topic: str) -> int:

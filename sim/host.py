@@ -499,7 +499,7 @@ class CellHost:
             base = Pose3(b.x, b.y, b.z, *_yaw_quat(b.yaw))
             (x, y, z), (qx, qy, qz, qw) = arm.tcp()
             act = self.acts.get(name)
-            poses = tuple(Pose3(*xyz, *q) for xyz, q in arm.link_poses()) if links else ()
+            poses = tuple(v for xyz, q in arm.link_poses() for v in (*xyz, *q)) if links else ()
             out.append(
                 ArmState(
                     robot=name,

@@ -363,8 +363,8 @@ def test_the_replay_and_the_console_show_the_cell_the_bag_shows(
         if isinstance(frame, JointsFrame) and frame.t_ns in world_links and frame.t_ns % NS == 0:
             for arm in frame.arms:
                 want = world_links[frame.t_ns][arm.robot]
-                assert len(arm.link_poses) == len(want) == len(arm.links)
-                for got, w in zip(arm.link_poses, want, strict=True):
+                assert len(arm.poses()) == len(want) == len(arm.links)
+                for got, w in zip(arm.poses(), want, strict=True):
                     assert close((got.x, got.y, got.z, got.qx, got.qy, got.qz, got.qw), w)
             checked += 1
     assert checked >= DURATION_S - 1
