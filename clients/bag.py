@@ -66,7 +66,7 @@ from bus.errors import ConfigError, LightsoutError
 from bus.messages import ArmState, EventFrame, JointsFrame, KpiFrame, Message, PartsFrame, Pose3
 from clients.bag_faults import STOPPING, ActiveFaults
 from clients.bag_scene import SceneMarkers
-from clients.bag_tf import IDENTITY, LinkTree, moving, parse_urdf
+from clients.bag_tf import IDENTITY, LinkTree, Mover, parse_urdf
 
 log = logging.getLogger(__name__)
 
@@ -200,6 +200,7 @@ class BagRecorder:
         self.last_t_ns = -1
         """The latest sim time written."""
         self._conns: dict[str, Connection] = {}
+        self._stamp: tuple[int, Any] = (-1, None)
         self._last_ns: dict[str, int] = {}
         self.faults = ActiveFaults()
         """The injected faults on now, from the events (and KPI snapshots) recorded."""
@@ -212,12 +213,14 @@ class BagRecorder:
         self.descriptions: dict[str, str] = {}
         """Each robot's URDF as the bag carries it."""
         self.trees: dict[str, LinkTree] = {}
+        self._movers: dict[str, Mover] = {}
         if cell is not None:
             from cells.models import robot_description
 
             for r in cell.robots:
                 self.descriptions[r.name] = robot_description(r.name, r.model)
                 self.trees[r.name] = parse_urdf(r.name, self.descriptions[r.name])
+                self._movers[r.name] = Mover(self.trees[r.name])
         self.scene = SceneMarkers(t, cell, WORLD)
         self._cell = cell
         self._writer: Writer | None = Writer(
@@ -336,15 +339,15 @@ class BagRecorder:
                 effort=np.zeros(0, dtype=np.float64),
             )
             self._put(f"/{arm.robot}/joint_states", JOINT_STATE, t, msg)
-            tree = self.trees.get(arm.robot)
-            if tree is None:
+            mover = self._movers.get(arm.robot)
+            if mover is None:
                 # no URDF to lay the links out by (no cell given): each straight from the world
                 transforms.append(self._transform(t, f"{arm.robot}/base", arm.base))
                 for name, pose in zip(arm.links, arm.poses(), strict=False):
                     transforms.append(self._transform(t, f"{arm.robot}/{name}", pose))
             else:
-                for j in moving(tree, arm.links, arm.poses()):
-                    transforms.append(self._transform(t, j.child, j.origin, parent=j.parent))
+                for parent, child, v in mover.moving(arm.links, arm.link_poses):
+                    transforms.append(self._transform(t, child, Pose3(*v), parent=parent))
             transforms.append(self._transform(t, f"{arm.robot}/tcp", arm.tcp))
         if transforms:
             self._put(TOPIC_TF, TF, t, self._TFMessage(transforms=transforms))
@@ -444,10 +447,14 @@ class BagRecorder:
     # ------------------------------------------------------------ helpers
 
     def _header(self, t_ns: int, frame_id: str) -> Any:
-        return self._Header(
-            stamp=self._Time(sec=t_ns // 1_000_000_000, nanosec=t_ns % 1_000_000_000),
-            frame_id=frame_id,
-        )
+        # one stamp per sim time: a tick writes dozens of headers (messages are immutable
+        # once serialized, so sharing it is safe)
+        if self._stamp[0] != t_ns:
+            self._stamp = (
+                t_ns,
+                self._Time(sec=t_ns // 1_000_000_000, nanosec=t_ns % 1_000_000_000),
+            )
+        return self._Header(stamp=self._stamp[1], frame_id=frame_id)
 
     def _transform(self, t_ns: int, child: str, p: Pose3, *, parent: str = WORLD) -> Any:
         return self._TransformStamped(

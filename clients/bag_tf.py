@@ -132,18 +132,65 @@ def relative(parent: Pose3, child: Pose3) -> Pose3:
     return mul(inverse(parent), child)
 
 
-def moving(tree: LinkTree, names: tuple[str, ...], poses: tuple[Pose3, ...]) -> list[Joint]:
-    """Each movable joint with its parent-to-child transform now, from the links' world poses.
+def relative7(a: tuple[float, ...], b: tuple[float, ...]) -> tuple[float, ...]:
+    """``b`` in ``a``'s frame, both (x, y, z, qx, qy, qz, qw) in the world: ``inverse(a) * b``.
 
-    ``names`` are the world's link names (without the robot's prefix), in the
-    order of ``poses``. A joint whose link the world did not report is left
-    out (the viewer shows the link where it last was).
+    Written out (no ``Pose3`` in between): the recorder does it for every
+    movable joint of every arm every tick.
     """
-    prefix = f"{tree.robot}/"
-    world = {prefix + n: p for n, p in zip(names, poses, strict=False)}
-    out = []
-    for j in tree.movable:
-        a, b = world.get(j.parent), world.get(j.child)
-        if a is not None and b is not None:
-            out.append(dataclasses.replace(j, origin=relative(a, b)))
-    return out
+    ax, ay, az, qx, qy, qz, qw = a
+    bx, by, bz, rx, ry, rz, rw = b
+    # rotate (b - a) by the conjugate of a's quaternion
+    dx, dy, dz = bx - ax, by - ay, bz - az
+    tx, ty, tz = 2 * (-qy * dz + qz * dy), 2 * (-qz * dx + qx * dz), 2 * (-qx * dy + qy * dx)
+    px = dx + qw * tx - qy * tz + qz * ty
+    py = dy + qw * ty - qz * tx + qx * tz
+    pz = dz + qw * tz - qx * ty + qy * tx
+    # conj(qa) * qb
+    return (
+        px,
+        py,
+        pz,
+        qw * rx - qx * rw - qy * rz + qz * ry,
+        qw * ry + qx * rz - qy * rw - qz * rx,
+        qw * rz - qx * ry + qy * rx - qz * rw,
+        qw * rw + qx * rx + qy * ry + qz * rz,
+    )
+
+
+class Mover:
+    """The movable joints' transforms of one arm from its flat link poses, fast.
+
+    Where each joint's parent and child sit in the telemetry's ``links`` is
+    worked out once per list of names (it never changes in a run).
+    """
+
+    def __init__(self, tree: LinkTree) -> None:
+        self.tree = tree
+        self._names: tuple[str, ...] | None = None
+        self._index: list[tuple[str, str, int, int]] = []
+
+    def moving(
+        self, names: tuple[str, ...], flat: tuple[float, ...]
+    ) -> list[tuple[str, str, tuple[float, ...]]]:
+        """(parent, child, parent-to-child transform) of each movable joint the world reported.
+
+        ``names`` are the world's link names (without the robot's prefix) and
+        ``flat`` their poses, seven numbers each; a joint whose link the world
+        did not report is left out (the viewer shows the link where it last was).
+        """
+        if names != self._names:
+            prefix = f"{self.tree.robot}/"
+            at = {prefix + n: i * 7 for i, n in enumerate(names)}
+            self._names = names
+            self._index = [
+                (j.parent, j.child, at[j.parent], at[j.child])
+                for j in self.tree.movable
+                if j.parent in at and j.child in at
+            ]
+        if len(flat) < 7 * len(names):
+            return []
+        return [
+            (parent, child, relative7(flat[i : i + 7], flat[k : k + 7]))
+            for parent, child, i, k in self._index
+        ]
