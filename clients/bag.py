@@ -64,6 +64,7 @@ from bus.cellspec import CellSpec
 from bus.enums import PackMLState
 from bus.errors import ConfigError, LightsoutError
 from bus.messages import ArmState, EventFrame, JointsFrame, KpiFrame, Message, PartsFrame, Pose3
+from clients.bag_cdr import Transform, tf_message
 from clients.bag_faults import STOPPING, ActiveFaults
 from clients.bag_scene import SceneMarkers
 from clients.bag_tf import IDENTITY, LinkTree, Mover, parse_urdf
@@ -329,7 +330,7 @@ class BagRecorder:
         clock = self._Time(sec=t // 1_000_000_000, nanosec=t % 1_000_000_000)
         self._put(TOPIC_CLOCK, CLOCK, t, self._Clock(clock=clock))
         header = self._header(t, "")
-        transforms = []
+        transforms: list[Transform] = []
         for arm in frame.arms:
             msg = self._JointState(
                 header=header,
@@ -342,15 +343,15 @@ class BagRecorder:
             mover = self._movers.get(arm.robot)
             if mover is None:
                 # no URDF to lay the links out by (no cell given): each straight from the world
-                transforms.append(self._transform(t, f"{arm.robot}/base", arm.base))
-                for name, pose in zip(arm.links, arm.poses(), strict=False):
-                    transforms.append(self._transform(t, f"{arm.robot}/{name}", pose))
+                transforms.append((WORLD, f"{arm.robot}/base", _seven(arm.base)))
+                lp = arm.link_poses
+                for i, name in enumerate(arm.links[: len(lp) // 7]):
+                    transforms.append((WORLD, f"{arm.robot}/{name}", lp[7 * i : 7 * i + 7]))
             else:
-                for parent, child, v in mover.moving(arm.links, arm.link_poses):
-                    transforms.append(self._transform(t, child, Pose3(*v), parent=parent))
-            transforms.append(self._transform(t, f"{arm.robot}/tcp", arm.tcp))
+                transforms += mover.moving(arm.links, arm.link_poses)
+            transforms.append((WORLD, f"{arm.robot}/tcp", _seven(arm.tcp)))
         if transforms:
-            self._put(TOPIC_TF, TF, t, self._TFMessage(transforms=transforms))
+            self._put_tf(t, transforms)
         self._arms = frame.arms
         if self.faults.tick(t):
             self._diag_key = None
@@ -358,12 +359,11 @@ class BagRecorder:
 
     def _parts(self, frame: PartsFrame) -> None:
         t = frame.t_ns
-        transforms = [
-            self._transform(t, f"part/{p.part}", Pose3(p.x, p.y, p.z, p.qx, p.qy, p.qz, p.qw))
-            for p in frame.parts
+        transforms: list[Transform] = [
+            (WORLD, f"part/{p.part}", (p.x, p.y, p.z, p.qx, p.qy, p.qz, p.qw)) for p in frame.parts
         ]
         if transforms:
-            self._put(TOPIC_TF, TF, t, self._TFMessage(transforms=transforms))
+            self._put_tf(t, transforms)
         where = {
             p.part: (p.kind, loc) for p, loc in zip(frame.parts, frame.locations, strict=False)
         }
@@ -477,7 +477,13 @@ class BagRecorder:
             self._conns[topic] = conn
         return conn
 
+    def _put_tf(self, t_ns: int, transforms: list[Transform]) -> None:
+        """``/tf`` at ``t_ns``, packed directly (``clients.bag_cdr``): the bulk of every tick."""
+        data = tf_message(t_ns // 1_000_000_000, t_ns % 1_000_000_000, transforms)
+        self._put(TOPIC_TF, TF, t_ns, data)
+
     def _put(self, topic: str, msgtype: str, t_ns: int, msg: object) -> None:
+        """Write ``msg`` (a message, or its CDR bytes already) on ``topic`` at ``t_ns``."""
         writer = self._writer
         assert writer is not None
         conn = self._conn(topic, msgtype)
@@ -488,5 +494,10 @@ class BagRecorder:
             t_ns = last
         self._last_ns[topic] = t_ns
         self.last_t_ns = max(self.last_t_ns, t_ns)
-        writer.write(conn, t_ns, self.store.serialize_cdr(msg, msgtype))
+        data = msg if isinstance(msg, bytes) else self.store.serialize_cdr(msg, msgtype)
+        writer.write(conn, t_ns, data)
         self.counts[topic] += 1
+
+
+def _seven(p: Pose3) -> tuple[float, float, float, float, float, float, float]:
+    return (p.x, p.y, p.z, p.qx, p.qy, p.qz, p.qw)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import xml.etree.ElementTree as ET
+from collections.abc import Sequence
 
 from bus.messages import Pose3
 
@@ -172,7 +173,7 @@ class Mover:
 
     def moving(
         self, names: tuple[str, ...], flat: tuple[float, ...]
-    ) -> list[tuple[str, str, tuple[float, ...]]]:
+    ) -> list[tuple[str, str, Sequence[float]]]:
         """(parent, child, parent-to-child transform) of each movable joint the world reported.
 
         ``names`` are the world's link names (without the robot's prefix) and

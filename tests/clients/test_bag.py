@@ -348,3 +348,39 @@ def read_all(path: Path) -> dict[str, list[tuple[int, Any]]]:
         for conn, t, raw in reader.messages():
             out.setdefault(conn.topic, []).append((t, store.deserialize_cdr(raw, conn.msgtype)))
     return out
+
+
+@pytest.mark.parametrize("count", [0, 1, 2, 5])
+def test_tf_is_packed_as_rosbags_serializes_it(count: int) -> None:
+    """The recorder packs ``/tf`` itself (its hot path): the bytes are rosbags' to the byte."""
+    import random
+
+    from clients.bag_cdr import tf_message
+
+    rng = random.Random(count)
+    store = _store()
+    t = store.types
+    items = [
+        (
+            "w" * rng.randint(0, 9),
+            "R1/" + "x" * rng.randint(0, 12),
+            [rng.random() for _ in range(7)],
+        )
+        for _ in range(count)
+    ]
+    msg = t["tf2_msgs/msg/TFMessage"](
+        transforms=[
+            t["geometry_msgs/msg/TransformStamped"](
+                header=t["std_msgs/msg/Header"](
+                    stamp=t["builtin_interfaces/msg/Time"](sec=3, nanosec=41_666_666), frame_id=p
+                ),
+                child_frame_id=c,
+                transform=t["geometry_msgs/msg/Transform"](
+                    translation=t["geometry_msgs/msg/Vector3"](x=v[0], y=v[1], z=v[2]),
+                    rotation=t["geometry_msgs/msg/Quaternion"](x=v[3], y=v[4], z=v[5], w=v[6]),
+                ),
+            )
+            for p, c, v in items
+        ]
+    )
+    assert tf_message(3, 41_666_666, items) == store.serialize_cdr(msg, "tf2_msgs/msg/TFMessage")
