@@ -110,13 +110,6 @@ def mul(a: Pose3, b: Pose3) -> Pose3:
     )
 
 
-def inverse(a: Pose3) -> Pose3:
-    """The frame whose product with ``a`` is the identity."""
-    conj = Pose3(0.0, 0.0, 0.0, -a.qx, -a.qy, -a.qz, a.qw)
-    x, y, z = _rotate(conj, -a.x, -a.y, -a.z)
-    return Pose3(x, y, z, conj.qx, conj.qy, conj.qz, conj.qw)
-
-
 def _rotate(q: Pose3, x: float, y: float, z: float) -> tuple[float, float, float]:
     qx, qy, qz, qw = q.qx, q.qy, q.qz, q.qw
     # v + 2w (u x v) + 2 u x (u x v), u the quaternion's vector part
@@ -126,11 +119,6 @@ def _rotate(q: Pose3, x: float, y: float, z: float) -> tuple[float, float, float
         y + qw * ty + qz * tx - qx * tz,
         z + qw * tz + qx * ty - qy * tx,
     )
-
-
-def relative(parent: Pose3, child: Pose3) -> Pose3:
-    """``child`` (a pose in the world) in ``parent``'s frame."""
-    return mul(inverse(parent), child)
 
 
 def relative7(a: tuple[float, ...], b: tuple[float, ...]) -> tuple[float, ...]:

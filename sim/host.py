@@ -70,6 +70,11 @@ NOTED_FAULTS = ("agent_crash", "supervisor_crash")
 """Faults the launcher causes (killing a process); the host only has the supervisor log them."""
 REPLY_MEMORY = 1024
 """Answered request ids remembered for retries."""
+TELEMETRY_LINGER_MS = 5000
+"""How long frames still queued for a subscriber are kept at close (wall ms). A recorder
+runs at idle priority and may be a second of sim time behind when the run ends; without
+this its last frames (and ``run_end``) were dropped with the socket. A subscriber that is
+gone holds nothing up; one that is stuck delays the end by at most this."""
 
 
 class CellHost:
@@ -131,10 +136,11 @@ class CellHost:
         self._telemetry.bind(self.endpoints.telemetry)
 
     def close(self) -> None:
-        """Close both sockets."""
-        for sock in (self._control, self._telemetry):
-            if sock is not None:
-                sock.close(0)
+        """Close both sockets; telemetry still queued goes out first (``TELEMETRY_LINGER_MS``)."""
+        if self._control is not None:
+            self._control.close(0)
+        if self._telemetry is not None:
+            self._telemetry.close(TELEMETRY_LINGER_MS)
         self._control = self._telemetry = None
         if self._auth is not None:
             self._auth.stop()
