@@ -167,7 +167,10 @@ class BagRecorder:
 
     ``cell`` (optional) names the robots up front, so their topics exist in
     the order of the cell file even before the first frame, and goes into the
-    bag's ``custom_data``. Call ``write`` per frame and ``close`` at the end
+    bag's ``custom_data``; it is also what the robot descriptions, the link
+    tree, the static frames and the scene's stations come from (without it,
+    each link's frame is written straight from ``world``, and the scene has
+    only the parts). Call ``write`` per frame and ``close`` at the end
     (or use it as a context manager); a bag that is not closed has no index
     and no ``metadata.yaml``.
     """
