@@ -166,8 +166,8 @@ def _compile(hint: Any) -> Conv:
         def seq(v: Any, d: int) -> tuple[Any, ...]:
             if not isinstance(v, list | tuple):
                 raise _Bad(f"expected a list, got {type(v).__name__}")
-            if plain is not None and all(type(x) is plain for x in v):
-                return tuple(v)  # the common case, checked at C speed
+            if plain is not None and set(map(type, v)) <= {plain}:
+                return tuple(v)  # the common case, checked at C speed (no generator)
             try:
                 return tuple(item(x, d) for x in v)
             except _Bad as bad:
