@@ -47,7 +47,6 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal
 
-import numpy as np
 from rosbags.interfaces import (
     Connection,
     Qos,
@@ -64,7 +63,8 @@ from bus.cellspec import CellSpec
 from bus.enums import PackMLState
 from bus.errors import ConfigError, LightsoutError
 from bus.messages import ArmState, EventFrame, JointsFrame, KpiFrame, Message, PartsFrame, Pose3
-from clients.bag_cdr import Transform, tf_message
+from clients.bag_cdr import Transform, joint_state, tf_message
+from clients.bag_cdr import clock as cdr_clock
 from clients.bag_faults import STOPPING, ActiveFaults
 from clients.bag_scene import SceneMarkers
 from clients.bag_tf import IDENTITY, LinkTree, Mover, parse_urdf
@@ -330,18 +330,12 @@ class BagRecorder:
 
     def _joints(self, frame: JointsFrame) -> None:
         t = frame.t_ns
-        clock = self._Time(sec=t // 1_000_000_000, nanosec=t % 1_000_000_000)
-        self._put(TOPIC_CLOCK, CLOCK, t, self._Clock(clock=clock))
-        header = self._header(t, "")
+        sec, nsec = t // 1_000_000_000, t % 1_000_000_000
+        self._put(TOPIC_CLOCK, CLOCK, t, cdr_clock(sec, nsec))
         transforms: list[Transform] = []
         for arm in frame.arms:
-            msg = self._JointState(
-                header=header,
-                name=list(arm.names),
-                position=np.asarray(arm.q, dtype=np.float64),
-                velocity=np.zeros(0, dtype=np.float64),
-                effort=np.zeros(0, dtype=np.float64),
-            )
+            # packed directly, like /tf (clients.bag_cdr): these are every tick's messages
+            msg = joint_state(sec, nsec, arm.names, arm.q)
             self._put(f"/{arm.robot}/joint_states", JOINT_STATE, t, msg)
             mover = self._movers.get(arm.robot)
             if mover is None:

@@ -44,3 +44,29 @@ def tf_message(sec: int, nanosec: int, transforms: Sequence[Transform]) -> bytes
         out += b"\x00" * (-(len(out) - 4) % 8)
         out += _POSE.pack(*pose)
     return bytes(out)
+
+
+def _align(out: bytearray, n: int) -> None:
+    out += b"\x00" * (-(len(out) - 4) % n)
+
+
+def joint_state(sec: int, nanosec: int, names: Sequence[str], position: Sequence[float]) -> bytes:
+    """``JointState`` with ``names`` and ``position`` (no velocity, no effort), empty frame id."""
+    out = bytearray(_HEADER)
+    out += _STAMP.pack(sec, nanosec)
+    _string(out, "")
+    out += _U32.pack(len(names))
+    for name in names:
+        _string(out, name)
+    out += _U32.pack(len(position))
+    if position:
+        _align(out, 8)
+        out += struct.pack(f"<{len(position)}d", *position)
+    out += _U32.pack(0)  # velocity
+    out += _U32.pack(0)  # effort
+    return bytes(out)
+
+
+def clock(sec: int, nanosec: int) -> bytes:
+    """``rosgraph_msgs/msg/Clock``."""
+    return _HEADER + _STAMP.pack(sec, nanosec)

@@ -384,3 +384,26 @@ def test_tf_is_packed_as_rosbags_serializes_it(count: int) -> None:
         ]
     )
     assert tf_message(3, 41_666_666, items) == store.serialize_cdr(msg, "tf2_msgs/msg/TFMessage")
+
+
+@pytest.mark.parametrize("count", [0, 1, 7])
+def test_joint_states_and_clock_are_packed_as_rosbags_serializes_them(count: int) -> None:
+    import numpy as np
+
+    from clients.bag_cdr import clock, joint_state
+
+    store = _store()
+    t = store.types
+    names = [f"joint_{'x' * i}" for i in range(count)]
+    q = [0.1 * i - 0.3 for i in range(count)]
+    stamp = t["builtin_interfaces/msg/Time"](sec=5, nanosec=7)
+    msg = t["sensor_msgs/msg/JointState"](
+        header=t["std_msgs/msg/Header"](stamp=stamp, frame_id=""),
+        name=names,
+        position=np.asarray(q, dtype=np.float64),
+        velocity=np.zeros(0, dtype=np.float64),
+        effort=np.zeros(0, dtype=np.float64),
+    )
+    assert joint_state(5, 7, names, q) == store.serialize_cdr(msg, "sensor_msgs/msg/JointState")
+    tick = t["rosgraph_msgs/msg/Clock"](clock=stamp)
+    assert clock(5, 7) == store.serialize_cdr(tick, "rosgraph_msgs/msg/Clock")
