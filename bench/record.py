@@ -30,9 +30,11 @@ run_console(sys.argv[1], console=console, stdin=open(os.devnull), max_s=float(sy
 """
 
 
-def _observer(kind: str, base: str, tmp: Path) -> subprocess.Popen[bytes] | None:
+def _observer(kind: str, base: str, tmp: Path, cell: CellSpec) -> subprocess.Popen[bytes] | None:
     if kind == "record":
+        # with the cell file, as ``lightsout run --record`` does: URDFs, link tree, scene
         cmd = [sys.executable, "-m", "clients.cli", "record", "--endpoint", base, str(tmp / "bag")]
+        cmd += ["--cell", cell.source]
     elif kind == "console":
         cmd = [sys.executable, "-c", CONSOLE, base, "600"]
     else:
@@ -47,7 +49,7 @@ def _rtf(cell: CellSpec, duration_s: float, seed: int, observer: str) -> tuple[f
     """Real-time factor with ``observer`` ("", "record" or "console") attached; bag messages."""
     base = private_ipc_base()
     with tempfile.TemporaryDirectory() as tmp:
-        proc = _observer(observer, base, Path(tmp))
+        proc = _observer(observer, base, Path(tmp), cell)
         opts = RunOptions(
             seed=seed, duration_s=duration_s, endpoint=base, subscribers=1 if proc else 0
         )

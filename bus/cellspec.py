@@ -71,6 +71,22 @@ cell leans, and a frame (the longest part) held at 5 degrees hangs 7 mm lower at
 corner, which a planner can still allow for when putting it down."""
 
 
+FIXTURE_FOOTPRINT = (0.16, 0.10)
+"""A fixture block's footprint (metres); it stands from the floor up to its pose's z."""
+TRAY_MARGIN = 0.015
+"""How much a tray is wider than its part on every side (metres)."""
+BELT_THICKNESS = 0.02
+"""Thickness of a belt slab below its top face (metres)."""
+FIXTURE_RGBA = (0.5, 0.5, 0.55, 1.0)
+TRAY_RGBA = (0.6, 0.55, 0.4, 1.0)
+STAND_RGBA = (0.35, 0.45, 0.6, 1.0)
+"""A test stand: a fixture's block in blue-grey."""
+MOUNT_RGBA = (0.3, 0.3, 0.3, 1.0)
+"""A mount point of a commissioning bay: a dark plate."""
+BELT_RGBA = (0.2, 0.2, 0.2, 1.0)
+"""Colours of fixtures, trays and belts: what the world draws and what a bag's scene shows."""
+
+
 class StationKind(enum.StrEnum):
     """Where along the flow a station sits."""
 

@@ -45,6 +45,8 @@ def _plain(value: Any) -> Any:
     if isinstance(value, enum.Enum):
         return value.value
     if isinstance(value, tuple):
+        if value and type(value[0]) is float:
+            return list(value)  # a tuple field holds one type: numbers need no conversion
         return [_plain(v) for v in value]
     return value
 
@@ -164,8 +166,8 @@ def _compile(hint: Any) -> Conv:
         def seq(v: Any, d: int) -> tuple[Any, ...]:
             if not isinstance(v, list | tuple):
                 raise _Bad(f"expected a list, got {type(v).__name__}")
-            if plain is not None and all(type(x) is plain for x in v):
-                return tuple(v)  # the common case, checked at C speed
+            if plain is not None and set(map(type, v)) <= {plain}:
+                return tuple(v)  # the common case, checked at C speed (no generator)
             try:
                 return tuple(item(x, d) for x in v)
             except _Bad as bad:

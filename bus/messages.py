@@ -587,7 +587,7 @@ class Pose3(Message):
 
 @message("arm_state")
 class ArmState(Message):
-    """One arm at a tick: joint names and positions, its base and tool frames, what it does."""
+    """One arm at a tick: joint names and positions, its base, tool and link frames, what it does."""
 
     robot: str
     names: tuple[str, ...]
@@ -598,6 +598,17 @@ class ArmState(Message):
     step: ExecStep
     op_id: str
     holding: str
+    links: tuple[str, ...] = ()
+    """The URDF names of the arm's links, root first (what ``link_poses`` lists)."""
+    link_poses: tuple[float, ...] = ()
+    """Each link's URDF frame in the cell as the world has it this tick, seven numbers a
+    link in ``links`` order (x, y, z, qx, qy, qz, qw): flat, as a tick's frame of
+    nested poses cost the host four times as much to encode."""
+
+    def poses(self) -> tuple[Pose3, ...]:
+        """``link_poses`` as one ``Pose3`` per link."""
+        v = self.link_poses
+        return tuple(Pose3(*v[i : i + 7]) for i in range(0, len(v) - 6, 7))
 
 
 @message("joints_frame")

@@ -35,19 +35,15 @@ def cmd_report(args: argparse.Namespace, console: Console) -> int:
 def cmd_record(args: argparse.Namespace, console: Console) -> int:
     """Record a running cell's telemetry to a ROS 2 bag until the run ends or Ctrl-C."""
     from bus.endpoints import Endpoints
-    from clients.bag import record
+    from clients.bag_record import record
 
     Endpoints.from_base(args.endpoint)  # a bad endpoint is an error before the bag exists
-    cell = None
-    if args.cell:
-        from cells.schema import load_cell
-
-        cell = load_cell(args.cell)
     out = Path(args.outdir)
     if out.exists():
         raise ConfigError(str(out), "", "exists already; a bag is never overwritten")
     console.print(f"recording {args.endpoint} to {out} (Ctrl-C to stop)", highlight=False)
-    res = record(args.endpoint, out, cell=cell, idle_s=args.idle)
+    # the cell file is read once subscribed: the cell waits for its recorder to subscribe
+    res = record(args.endpoint, out, cell_file=args.cell or None, idle_s=args.idle)
     counts = ", ".join(f"{t} {n}" for t, n in sorted(res.counts.items()) if n)
     console.print(
         f"{res.path}: {res.frames} frames to {res.last_t_ns / NS if res.last_t_ns >= 0 else 0:.2f} s "

@@ -77,6 +77,8 @@ class RobotRow:
     fault: str = ""
     built: str = ""
     """The serial of a robot built in the cell ("" for one of the cell file's)."""
+    links: dict[str, tuple[float, float, float]] = dataclasses.field(default_factory=dict)
+    """Each link's position in the cell as last heard (live telemetry or a bag's tf tree)."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -154,6 +156,10 @@ class ConsoleModel:
                 arm.op_id,
                 arm.holding,
             )
+            if arm.links:
+                row.links = {
+                    n: (p.x, p.y, p.z) for n, p in zip(arm.links, arm.poses(), strict=False)
+                }
 
     def _parts(self, msg: PartsFrame) -> None:
         self.t_ns = max(self.t_ns, msg.t_ns)

@@ -1,9 +1,12 @@
 """Play a recorded bag back through the console: ``lightsout replay BAG [--speed X]``.
 
 ``replay_frames`` rebuilds the telemetry frames a ``BagRecorder`` took from
-the bag's standard messages (joint states, tf, diagnostics, the cell's JSON
-topics), so anything that eats telemetry, the console's ``ConsoleModel``
-first, can be fed a past run as if it were live. ``run_replay`` paces them
+the bag's standard messages (joint states, tf and tf_static, the robot
+descriptions, the scene markers, diagnostics, the cell's JSON topics), so
+anything that eats telemetry, the console's ``ConsoleModel`` first, can be
+fed a past run as if it were live: each arm's links come back as the world
+had them (composed along the tf tree the URDF names), and the parts are the
+ones the scene shows. ``run_replay`` paces them
 by their sim time (``speed`` times the wall clock, or as fast as it can).
 """
 
@@ -33,7 +36,19 @@ from bus.messages import (
     PartsFrame,
     Pose3,
 )
-from clients.bag import STORE, TOPIC_DIAGNOSTICS, TOPIC_EVENTS, TOPIC_KPIS, TOPIC_PARTS, TOPIC_TF
+from clients.bag import (
+    STORE,
+    TOPIC_DIAGNOSTICS,
+    TOPIC_EVENTS,
+    TOPIC_KPIS,
+    TOPIC_PARTS,
+    TOPIC_SCENE,
+    TOPIC_TF,
+    TOPIC_TF_STATIC,
+    WORLD,
+)
+from clients.bag_scene import NS_PARTS
+from clients.bag_tf import LinkTree, mul, parse_urdf
 from clients.console_model import ConsoleModel
 
 NS = 1_000_000_000
@@ -71,10 +86,41 @@ class _Rebuild:
     """What the bag said so far: frames, poses, robot status, part locations."""
 
     def __init__(self) -> None:
-        self.frames: dict[str, Pose3] = {}
+        self.frames: dict[str, tuple[str, Pose3]] = {}
+        """Child frame -> (parent frame, transform), from ``/tf`` and ``/tf_static``."""
         self.status: dict[str, dict[str, str]] = {}
         self.where: dict[str, tuple[str, str]] = {}
+        self.trees: dict[str, LinkTree] = {}
+        self.scene: dict[str, str] | None = None
+        """Live parts (``part/<id>`` frame -> marker id) as ``/cell/scene`` last drew them."""
         self.seq: collections.Counter[str] = collections.Counter()
+
+    def world(self, frame: str) -> Pose3 | None:
+        """``frame``'s pose in ``world``, composed along the tree (None if it does not reach)."""
+        pose: Pose3 | None = None
+        for _ in range(64):  # deeper than any arm; a loop in a bad bag ends here
+            if frame == WORLD:
+                return pose or IDENTITY
+            link = self.frames.get(frame)
+            if link is None:
+                return None
+            frame, tf = link
+            pose = tf if pose is None else mul(tf, pose)
+        return None
+
+    def _links(self, robot: str) -> tuple[tuple[str, ...], tuple[float, ...]]:
+        tree = self.trees.get(robot)
+        if tree is None:
+            return (), ()
+        prefix = f"{robot}/"
+        names: list[str] = []
+        poses: list[float] = []
+        for link in tree.links:
+            p = self.world(link)
+            if p is not None:
+                names.append(link.removeprefix(prefix))
+                poses += (p.x, p.y, p.z, p.qx, p.qy, p.qz, p.qw)
+        return tuple(names), tuple(poses)
 
     def next_seq(self, topic: str) -> int:
         n = self.seq[topic]
@@ -87,16 +133,31 @@ class _Rebuild:
         parts_moved = False
         out: list[Message] = []
         for topic, msg in msgs:
-            if topic == TOPIC_TF:
+            if topic in (TOPIC_TF, TOPIC_TF_STATIC):
                 for tf in msg.transforms:
                     child = str(tf.child_frame_id)
-                    self.frames[child] = _pose(tf)
+                    self.frames[child] = (str(tf.header.frame_id), _pose(tf))
                     parts_moved |= child.startswith("part/")
+            elif topic.endswith("/robot_description"):
+                robot = topic.strip("/").split("/")[0]
+                self.trees[robot] = parse_urdf(robot, str(msg.data))
+            elif topic == TOPIC_SCENE:
+                scene = dict(self.scene or {})
+                for m in msg.markers:
+                    if m.ns == NS_PARTS:
+                        frame = str(m.header.frame_id)
+                        if m.action == m.DELETE:
+                            scene.pop(frame, None)
+                        else:
+                            scene[frame] = str(m.id)
+                self.scene = scene
+                parts_moved = True
             elif topic == TOPIC_DIAGNOSTICS:
                 for st in msg.status:
-                    self.status[str(st.hardware_id)] = {
-                        str(kv.key): str(kv.value) for kv in st.values
-                    }
+                    values = {str(kv.key): str(kv.value) for kv in st.values}
+                    robot = values.get("robot") or str(st.hardware_id)
+                    if robot:
+                        self.status[robot] = values
             elif topic == TOPIC_PARTS:
                 try:
                     data = json.loads(msg.data)
@@ -127,24 +188,29 @@ class _Rebuild:
             arms = []
             for robot, (names, q) in sorted(joints.items()):
                 st = self.status.get(robot, {})
+                links, link_poses = self._links(robot)
                 arms.append(
                     ArmState(
                         robot=robot,
                         names=names,
                         q=q,
-                        base=self.frames.get(f"{robot}/base", IDENTITY),
-                        tcp=self.frames.get(f"{robot}/tcp", IDENTITY),
+                        base=self.world(f"{robot}/base") or IDENTITY,
+                        tcp=self.world(f"{robot}/tcp") or IDENTITY,
                         state=_state(st.get("state", "")),
                         step=_step(st.get("step", "")),
                         op_id=st.get("op", ""),
                         holding=st.get("holding", ""),
+                        links=links,
+                        link_poses=link_poses,
                     )
                 )
             yield JointsFrame(self.next_seq("joints"), t_ns, tuple(arms))
         if parts_moved:
             poses, locations = [], []
             for part, (kind, loc) in sorted(self.where.items()):
-                p = self.frames.get(f"part/{part}")
+                if self.scene is not None and f"part/{part}" not in self.scene:
+                    continue  # the scene has it gone (shipped, scrapped) before its location
+                p = self.world(f"part/{part}")
                 if p is not None:
                     poses.append(PartPose(part, kind, p.x, p.y, p.z, p.qx, p.qy, p.qz, p.qw))
                     locations.append(loc)
@@ -174,8 +240,9 @@ def replay_frames(path: Path) -> Iterator[Message]:
         group_t = -1
         for conn, t, raw in reader.messages():
             topic = conn.topic
-            wanted = topic in (TOPIC_TF, TOPIC_DIAGNOSTICS, TOPIC_PARTS, TOPIC_EVENTS, TOPIC_KPIS)
-            if not (wanted or topic.endswith("/joint_states")):
+            wanted = topic in (TOPIC_TF, TOPIC_TF_STATIC, TOPIC_SCENE, TOPIC_DIAGNOSTICS)
+            wanted |= topic in (TOPIC_PARTS, TOPIC_EVENTS, TOPIC_KPIS)
+            if not (wanted or topic.endswith(("/joint_states", "/robot_description"))):
                 continue
             if t != group_t and group:
                 yield from state.group(group_t, group)

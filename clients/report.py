@@ -6,6 +6,8 @@ assets, the figures inlined as SVG, so it can be mailed, archived with the
 run, or opened on a machine with no network. Every number taken from
 ``kpis.json`` carries ``data-kpi`` (its path in the file) and ``data-value``
 (its JSON value), so a test, or a script, can check the page against the file.
+A recorded run (``RUN_DIR/bag``) also gets a picture of the cell drawn from
+the bag alone (``clients.report_cell``).
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ from clients.report_fleet import builds_robots, fleet_figure, genealogy_table
 from clients.report_plots import figures, to_svg
 
 REPORT = "report.html"
+BAG = "bag"
+"""Where ``lightsout run --record`` puts a run's bag; the report draws the cell from it."""
 MAX_FAULT_ROWS = 500
 """Faults listed in the table (all are drawn)."""
 
@@ -33,6 +37,9 @@ CAPTIONS = {
     "dotted line is the run's average throughput.",
     "flow": "Parts created, shipped and scrapped so far, and the work in progress between "
     "them (created = shipped + scrapped + WIP at every moment).",
+    "cell": "The cell at three sim times, drawn from the run's bag alone: each arm's links "
+    "(a line per URDF joint, from the tf tree; a ring at its base), belts, fixtures, trays "
+    "and every live part (the scene markers), from above (top) and in perspective (bottom).",
 }
 """What each figure shows, under it."""
 FLEET_CAPTION = (
@@ -109,6 +116,16 @@ def render(run: Run) -> str:
             f"<figcaption>{_e(FLEET_CAPTION)}</figcaption></figure>"
         )
         body.append(genealogy_table(run))
+    bag = run.path / BAG
+    if (bag / "metadata.yaml").is_file():
+        from clients.report_cell import cell_figure, read_snapshots
+
+        fig = cell_figure(read_snapshots(bag))
+        body.append("<h2>The cell, from its bag</h2>")
+        body.append(
+            f'<figure id="figure-cell">{to_svg(fig, key="cell")}'
+            f"<figcaption>{_e(CAPTIONS['cell'])}</figcaption></figure>"
+        )
     body.append("<h2>Faults</h2>")
     body.append(_fault_table(run))
     body.append(_definitions())

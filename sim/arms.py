@@ -57,6 +57,10 @@ class Arm:
         self.limits = [(float(infos[j][8]), float(infos[j][9])) for j in self.arm_joints]
         self.joint_names = tuple(infos[j][1].decode() for j in self.arm_joints)
         """The URDF names of the arm joints, in ``q`` order (for telemetry and bags)."""
+        root = p.getBodyInfo(self.body, physicsClientId=client)[0].decode()
+        self.link_names = (root, *(infos[j][12].decode() for j in range(n)))
+        """The URDF names of every link, root first, then link ``i`` of joint ``i``."""
+        self._links = list(range(n))
         # motors off: the arm only moves where we reset it
         p.setJointMotorControlArray(
             self.body,
@@ -129,6 +133,24 @@ class Arm:
             (pos[0] + m[2] * d, pos[1] + m[5] * d, pos[2] + m[8] * d),
             (orn[0], orn[1], orn[2], orn[3]),
         )
+
+    def link_poses(self) -> list[tuple[Vec3, Quat]]:
+        """Every link's URDF frame in the cell, in ``link_names`` order.
+
+        The root is the base pose the arm was loaded at (its frame, not
+        PyBullet's inertial frame); the rest are the world link frames of one
+        batched forward-kinematics call, so a tick costs one call per arm.
+        """
+        b = self.spec.base
+        qa, qb, qc, qd = yaw_quat(b.yaw)
+        out: list[tuple[Vec3, Quat]] = [((b.x, b.y, b.z), (qa, qb, qc, qd))]
+        states = p.getLinkStates(
+            self.body, self._links, computeForwardKinematics=True, physicsClientId=self.client
+        )
+        for st in states:
+            (x, y, z), (qa, qb, qc, qd) = st[4], st[5]
+            out.append(((x, y, z), (qa, qb, qc, qd)))
+        return out
 
     def tool_com(self) -> tuple[Vec3, Quat]:
         """The tool link's centre-of-mass frame (what constraint frames are relative to)."""

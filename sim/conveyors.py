@@ -14,11 +14,9 @@ import math
 
 import pybullet as p
 
-from bus.cellspec import ConveyorSpec, StationKind
+from bus.cellspec import BELT_RGBA, BELT_THICKNESS, ConveyorSpec, StationKind
 from sim.parts import Part, Placed, Quat, Vec3, half_along, static_box, to_frame, yaw_quat
 
-BELT_THICKNESS = 0.02
-"""Thickness of the belt slab below its top face (metres)."""
 STOP_THICKNESS = 0.01
 """Thickness of the end stop wall (metres)."""
 STOP_HEIGHT = 0.04
@@ -70,7 +68,7 @@ class Conveyor:
         self._orn = yaw_quat(self.yaw)
         half = (self.length / 2, spec.width / 2, BELT_THICKNESS / 2)
         self.belt = static_box(
-            client, half, (self._pos[0], self._pos[1], self._pos[2]), self.yaw, (0.2, 0.2, 0.2, 1)
+            client, half, (self._pos[0], self._pos[1], self._pos[2]), self.yaw, BELT_RGBA
         )
         wall = stop + STOP_THICKNESS / 2
         wall_pos = (

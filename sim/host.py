@@ -73,6 +73,11 @@ PACE_FACTORS = (1e-3, 1e3)
 """The real-time factors ``pace realtime`` accepts (sim seconds per wall second)."""
 UNREMEMBERED = (ControlCode.MALFORMED, ControlCode.UNKNOWN_COMMAND)
 """Codes whose answers are not kept for retries: the request was never understood."""
+TELEMETRY_LINGER_MS = 5000
+"""How long frames still queued for a subscriber are kept at close (wall ms). A recorder
+runs at idle priority and may be a second of sim time behind when the run ends; without
+this its last frames (and ``run_end``) were dropped with the socket. A subscriber that is
+gone holds nothing up; one that is stuck delays the end by at most this."""
 
 
 class CellHost:
@@ -133,10 +138,11 @@ class CellHost:
         self._telemetry.bind(self.endpoints.telemetry)
 
     def close(self) -> None:
-        """Close both sockets."""
-        for sock in (self._control, self._telemetry):
-            if sock is not None:
-                sock.close(0)
+        """Close both sockets; telemetry still queued goes out first (``TELEMETRY_LINGER_MS``)."""
+        if self._control is not None:
+            self._control.close(0)
+        if self._telemetry is not None:
+            self._telemetry.close(TELEMETRY_LINGER_MS)
         self._control = self._telemetry = None
         if self._auth is not None:
             self._auth.stop()
@@ -379,7 +385,8 @@ class CellHost:
         self.faults.after_advance()
         # a frame nobody takes is not built, but it is counted: seq means the same on every topic
         if self.subscribed["joints"] > 0:
-            self._publish("joints", JointsFrame(self.seq["joints"], now, self.arm_states()))
+            arms = self.arm_states(links=True)
+            self._publish("joints", JointsFrame(self.seq["joints"], now, arms))
         else:
             self.seq["joints"] += 1
         if self.subscribed["parts"] > 0:
@@ -444,8 +451,12 @@ class CellHost:
 
     # ------------------------------------------------------------ views
 
-    def arm_states(self) -> tuple[ArmState, ...]:
-        """Every arm now: joints, base and tool frames, what it is doing."""
+    def arm_states(self, *, links: bool = False) -> tuple[ArmState, ...]:
+        """Every arm now: joints, base and tool frames, what it is doing.
+
+        ``links`` adds every link's frame (for the telemetry a bag draws the
+        arms from); a status or snapshot does without that forward kinematics.
+        """
         out = []
         for name in sorted(self.world.arms):
             arm = self.world.arms[name]
@@ -453,6 +464,7 @@ class CellHost:
             base = Pose3(b.x, b.y, b.z, *_yaw_quat(b.yaw))
             (x, y, z), (qx, qy, qz, qw) = arm.tcp()
             act = self.acts.get(name)
+            poses = tuple(v for xyz, q in arm.link_poses() for v in (*xyz, *q)) if links else ()
             out.append(
                 ArmState(
                     robot=name,
@@ -464,6 +476,8 @@ class CellHost:
                     step=act.step if act else ExecStep.WAITING,
                     op_id=act.op_id if act else "",
                     holding=arm.holding,
+                    links=arm.link_names if links else (),
+                    link_poses=poses,
                 )
             )
         return tuple(out)

@@ -7,13 +7,19 @@ presence sensors), which these classes answer from a part's pose alone.
 
 from __future__ import annotations
 
-from bus.cellspec import FixtureSpec, PartKind, Pose
+from bus.cellspec import (
+    FIXTURE_FOOTPRINT,
+    FIXTURE_RGBA,
+    TRAY_MARGIN,
+    TRAY_RGBA,
+    FixtureSpec,
+    PartKind,
+    Pose,
+)
 from sim.parts import Part, Placed, Vec3, static_box, to_frame
 
-FIXTURE_HALF = (0.08, 0.05)
-"""Half footprint of a fixture block (metres): a 0.16 x 0.10 block."""
-TRAY_MARGIN = 0.015
-"""How much a tray is wider than its part on every side (metres)."""
+FIXTURE_HALF = (FIXTURE_FOOTPRINT[0] / 2, FIXTURE_FOOTPRINT[1] / 2)
+"""Half footprint of a fixture block (metres)."""
 REST_Z = 0.007
 """How far a part's bottom may be above (or below) a face and still rest on it (metres):
 more than the 5 mm a new part is dropped from, less than a frame's thickness, so a
@@ -37,7 +43,7 @@ class Fixture:
         client: int,
         spec: FixtureSpec,
         *,
-        rgba: tuple[float, float, float, float] = (0.5, 0.5, 0.55, 1),
+        rgba: tuple[float, float, float, float] = FIXTURE_RGBA,
     ) -> None:
         self.spec = spec
         self.name = spec.name
@@ -74,9 +80,7 @@ class Tray:
         self.pose = pose
         self.half = (kind.size[0] / 2 + TRAY_MARGIN, kind.size[1] / 2 + TRAY_MARGIN)
         half = (self.half[0], self.half[1], pose.z / 2)
-        self.body = static_box(
-            client, half, (pose.x, pose.y, pose.z / 2), pose.yaw, (0.6, 0.55, 0.4, 1)
-        )
+        self.body = static_box(client, half, (pose.x, pose.y, pose.z / 2), pose.yaw, TRAY_RGBA)
 
     def holds(self, part: Part, pos: Vec3) -> bool:
         """Whether ``part`` (centre ``pos``) rests on the tray."""

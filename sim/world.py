@@ -24,7 +24,7 @@ from collections.abc import Mapping
 import pybullet as p
 import pybullet_data
 
-from bus.cellspec import CellSpec, FeederSpec, FixtureSpec, Pose
+from bus.cellspec import MOUNT_RGBA, STAND_RGBA, CellSpec, FeederSpec, FixtureSpec, Pose
 from bus.enums import Grip, WorldEventKind
 from bus.messages import (
     Commission,
@@ -144,9 +144,9 @@ class World:
         for fx in sorted(self.cell.fixtures, key=lambda f: f.name):
             self.fixtures[fx.name] = Fixture(cid, fx)
         for st in sorted(self.cell.stands, key=lambda f: f.name):
-            self.stands[st.name] = Fixture(cid, st, rgba=(0.35, 0.45, 0.6, 1))
+            self.stands[st.name] = Fixture(cid, st, rgba=STAND_RGBA)
         for m in sorted(self.cell.mounts, key=lambda f: f.name):
-            self.mounts[m.name] = Fixture(cid, FixtureSpec(m.name, m.pose), rgba=(0.3, 0.3, 0.3, 1))
+            self.mounts[m.name] = Fixture(cid, FixtureSpec(m.name, m.pose), rgba=MOUNT_RGBA)
         for f in sorted(self.cell.feeders, key=lambda f: f.name):
             if f.pose is not None:
                 kind = self.cell.part_kind(f.part)

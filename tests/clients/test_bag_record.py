@@ -13,7 +13,7 @@ from rosbags.typesys import Stores, get_typestore
 
 from cells.launch import RunOptions, run_cell
 from cells.schema import load_cell
-from clients.bag import RecordResult, record
+from clients.bag_record import RecordResult, record
 from clients.cli import main
 from sim import World
 

@@ -43,7 +43,7 @@ def test_parts_events_and_kpis_come_back(bag: Path) -> None:
             (f.t_ns, f.data) for f in sent if isinstance(f, kind)
         ]
     events = [f for f in got if isinstance(f, EventFrame)]
-    assert [e.kind for e in events] == ["fault_injected", "robot_state"]
+    assert [e.kind for e in events] == ["note", "note"]
     parts_in = {f.t_ns: f for f in sent if isinstance(f, PartsFrame)}
     for f in (f for f in got if isinstance(f, PartsFrame)):
         assert f.parts == parts_in[f.t_ns].parts
@@ -60,7 +60,7 @@ def test_the_console_model_sees_the_run(bag: Path) -> None:
     assert set(model.robots) == {"R1", "R2"}
     assert model.robots["R2"].state == "Execute"
     assert json.loads(json.dumps(model.kpis)) == {"units_completed": 3}
-    assert [e.kind for e in model.events] == ["fault_injected", "robot_state"]
+    assert [e.kind for e in model.events] == ["note", "note"]
     assert "conveyor:infeed" in model.stations
     assert "R2" in out.getvalue()
 

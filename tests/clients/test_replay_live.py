@@ -14,7 +14,7 @@ from bus.messages import JointsFrame
 from cells.faults import ScheduledFault
 from cells.launch import RunOptions, run_cell
 from cells.schema import load_cell
-from clients.bag import record
+from clients.bag_record import record
 from clients.console_model import ConsoleModel
 from clients.control import Subscriber
 from clients.replay import replay_frames
