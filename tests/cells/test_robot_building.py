@@ -24,9 +24,9 @@ from tests.cells.test_schema import broken as schema_broken
 
 ROOT = Path(__file__).resolve().parents[2]
 CELL = ROOT / "cells" / "robot_building.toml"
-DURATION_S = 160.0
-"""Long enough for four arms (about 25 s each), one that fails its test, and work by the
-first built robots (seed 1)."""
+DURATION_S = 125.0
+"""Long enough for three robots built, an arm that fails its test on the way, and work by
+the first two built robots (seed 1)."""
 
 
 @pytest.fixture(scope="module")
