@@ -4,23 +4,17 @@ stand are in the scene, and round parts are drawn round. Read with the ``mcap`` 
 
 from __future__ import annotations
 
-import os
-import tempfile
-import threading
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
 import pytest
-import zmq
 from mcap.reader import make_reader
 from mcap_ros2.decoder import DecoderFactory
 
-from cells.launch import RunOptions, run_cell
 from cells.schema import load_cell
-from clients.bag_record import record
-from sim import World
-from tests.clients.test_bag_whole_cell import Pose, _tf, chain, close
+from tests.clients.bagkit import Pose, recorded_run
+from tests.clients.test_bag_whole_cell import _tf, chain, close
 
 ROOT = Path(__file__).resolve().parents[2]
 CELL = load_cell(ROOT / "cells" / "robot_building.toml")
@@ -31,42 +25,7 @@ DURATION_S = 70.0
 @pytest.fixture(scope="module")
 def recorded(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[Any], dict[int, Any]]:
     tmp = tmp_path_factory.mktemp("built-bag")
-    ipc = tempfile.mkdtemp(prefix="lo-")
-    os.chmod(ipc, 0o700)
-    base = f"ipc://{ipc}"
-    links: dict[int, dict[str, list[Pose]]] = {}
-
-    def watch(world: World) -> None:
-        links[world.t_ns] = {
-            n: [(*xyz, *q) for xyz, q in a.link_poses()] for n, a in world.arms.items()
-        }
-
-    ctx: zmq.Context[Any] = zmq.Context()
-    ready, errors = threading.Event(), []
-
-    def body() -> None:
-        try:
-            (tmp / "run").mkdir()
-            record(base, tmp / "run" / "bag", cell=CELL, ready=ready, ctx=ctx)
-        except BaseException as exc:  # the test thread must see it
-            errors.append(exc)
-            ready.set()
-
-    thread = threading.Thread(target=body)
-    thread.start()
-    try:
-        assert ready.wait(10)
-        opts = RunOptions(seed=1, duration_s=DURATION_S, endpoint=base, subscribers=1)
-        run_cell(CELL, tmp / "run", opts, watch=watch)
-        thread.join(timeout=120)
-        assert not thread.is_alive()
-    finally:
-        thread.join(timeout=10)
-        ctx.term()
-        for name in os.listdir(ipc):
-            os.unlink(os.path.join(ipc, name))
-        os.rmdir(ipc)
-    assert not errors, errors
+    _res, links = recorded_run(CELL, tmp / "run", seed=1, duration_s=DURATION_S)
     (path,) = (tmp / "run" / "bag").glob("*.mcap")
     with path.open("rb") as fh:
         reader = make_reader(fh, decoder_factories=[DecoderFactory()])

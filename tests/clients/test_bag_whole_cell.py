@@ -12,22 +12,19 @@ from __future__ import annotations
 
 import json
 import math
-import threading
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
 import pytest
-import zmq
 from mcap.reader import make_reader
 from mcap_ros2.decoder import DecoderFactory
 
 from bus.cellspec import CellSpec
 from cells.faults import FaultKind, ScheduledFault
-from cells.launch import RunOptions, run_cell
 from cells.schema import load_cell
-from clients.bag_record import RecordResult, record
-from sim import World
+from clients.bag_record import RecordResult
+from tests.clients.bagkit import Pose, recorded_run
 
 ROOT = Path(__file__).resolve().parents[2]
 NS = 1_000_000_000
@@ -51,9 +48,6 @@ GRACE_NS = 2 * NS
 KPI_LAG_NS = NS + NS // 24
 """A recovery the bag takes from the supervisor's fault list is known by its next snapshot."""
 WARN = 1
-
-
-Pose = tuple[float, float, float, float, float, float, float]
 
 
 def mul(a: Pose, b: Pose) -> Pose:
@@ -111,55 +105,11 @@ def run(
     cell: CellSpec, tmp_path_factory: pytest.TempPathFactory
 ) -> tuple[Path, dict[int, dict[str, list[Pose]]]]:
     """The recorded run: its directory and the world's link poses at every tick."""
-    import os
-    import tempfile
-
     tmp = tmp_path_factory.mktemp("whole")
-    ipc = tempfile.mkdtemp(prefix="lo-")
-    os.chmod(ipc, 0o700)
-    base = f"ipc://{ipc}"
-    links: dict[int, dict[str, list[Pose]]] = {}
-
-    def watch(world: World) -> None:
-        links[world.t_ns] = {
-            name: [(*xyz, *q) for xyz, q in arm.link_poses()] for name, arm in world.arms.items()
-        }
-
-    ctx: zmq.Context[Any] = zmq.Context()
-    ready, out, errors = threading.Event(), {}, []
-
-    def body() -> None:
-        try:
-            # where ``lightsout run --record`` puts it: in the run's directory
-            (tmp / "run").mkdir()
-            out["res"] = record(base, tmp / "run" / "bag", cell=cell, ready=ready, ctx=ctx)
-        except BaseException as exc:  # the test thread must see it
-            errors.append(exc)
-            ready.set()
-
-    thread = threading.Thread(target=body)
-    thread.start()
-    try:
-        assert ready.wait(10)
-        opts = RunOptions(
-            seed=1,
-            duration_s=DURATION_S,
-            processes=True,
-            endpoint=base,
-            subscribers=1,
-            faults=FAULTS,
-        )
-        run_cell(cell, tmp / "run", opts, watch=watch)
-        thread.join(timeout=120)
-        assert not thread.is_alive()
-    finally:
-        thread.join(timeout=10)
-        ctx.term()
-        for name in os.listdir(ipc):
-            os.unlink(os.path.join(ipc, name))
-        os.rmdir(ipc)
-    assert not errors, errors
-    res = out["res"]
+    # where ``lightsout run --record`` puts it: in the run's directory
+    res, links = recorded_run(
+        cell, tmp / "run", seed=1, duration_s=DURATION_S, processes=True, faults=FAULTS
+    )
     assert isinstance(res, RecordResult) and res.reason == "run_end"
     assert res.lost == 0 and res.malformed == 0
     return tmp, links
