@@ -56,7 +56,7 @@ from rosbags.interfaces import (
     QosReliability,
     QosTime,
 )
-from rosbags.rosbag2 import StoragePlugin, Writer, WriterError
+from rosbags.rosbag2 import Reader, ReaderError, StoragePlugin, Writer, WriterError
 from rosbags.typesys import Stores, get_typestore
 
 from bus.cellspec import CellSpec, RobotSpec
@@ -526,3 +526,14 @@ class BagRecorder:
 
 def _seven(p: Pose3) -> tuple[float, float, float, float, float, float, float]:
     return (p.x, p.y, p.z, p.qx, p.qy, p.qz, p.qw)
+
+
+def open_bag(path: Path) -> Reader:
+    """An opened rosbags ``Reader`` of the bag at ``path`` (replay and the report read with it),
+    or one ``ConfigError`` naming the bag and why it cannot be read."""
+    try:
+        reader = Reader(path)
+        reader.open()
+    except (ReaderError, OSError) as exc:
+        raise ConfigError(str(path), "", f"not a readable rosbag2: {exc}") from None
+    return reader

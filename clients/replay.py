@@ -21,7 +21,6 @@ from typing import Any
 
 from rich.console import Console
 from rich.live import Live
-from rosbags.rosbag2 import Reader, ReaderError
 from rosbags.typesys import get_typestore
 
 from bus.enums import ExecStep, PackMLState
@@ -46,6 +45,7 @@ from clients.bag import (
     TOPIC_TF,
     TOPIC_TF_STATIC,
     WORLD,
+    open_bag,
 )
 from clients.bag_scene import NS_PARTS
 from clients.bag_tf import LinkTree, mul, parse_urdf
@@ -230,11 +230,7 @@ def replay_frames(path: Path) -> Iterator[Message]:
         raise ConfigError(str(path), "", "no such bag")
     store = get_typestore(STORE)
     state = _Rebuild()
-    try:
-        reader = Reader(path)
-        reader.open()
-    except (ReaderError, OSError) as exc:
-        raise ConfigError(str(path), "", f"not a readable rosbag2: {exc}") from None
+    reader = open_bag(path)
     try:
         group: list[tuple[str, Any]] = []
         group_t = -1

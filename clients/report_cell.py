@@ -18,12 +18,10 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.patches import Polygon
 from mpl_toolkits.mplot3d.art3d import Poly3DCollection  # type: ignore[import-untyped]
-from rosbags.rosbag2 import Reader, ReaderError
 from rosbags.typesys import get_typestore
 
-from bus.errors import ConfigError
 from bus.messages import Pose3
-from clients.bag import STORE, TOPIC_SCENE, TOPIC_TF, TOPIC_TF_STATIC, WORLD
+from clients.bag import STORE, TOPIC_SCENE, TOPIC_TF, TOPIC_TF_STATIC, WORLD, open_bag
 from clients.bag_scene import NS_PARTS
 from clients.bag_tf import IDENTITY, mul, parse_urdf
 
@@ -77,11 +75,7 @@ def _world(frames: dict[str, tuple[str, Pose3]], frame: str) -> Pose3 | None:
 def read_snapshots(bag: Path, *, count: int = SNAPSHOTS) -> list[Snapshot]:
     """``count`` snapshots of the bag at ``bag``, from a tenth of the way in to its end."""
     store = get_typestore(STORE)
-    try:
-        reader = Reader(bag)
-        reader.open()
-    except (ReaderError, OSError) as exc:
-        raise ConfigError(str(bag), "", f"not a readable rosbag2: {exc}") from None
+    reader = open_bag(bag)
     try:
         by_topic = {c.topic: c for c in reader.connections}
 

@@ -562,15 +562,14 @@ class World:
             base = self._base_under(part, pos)
             if base is not None:
                 return f"unit:{base.id}", base
-        for name, fx in self.fixtures.items():
-            if fx.holds(part, pos):
-                return f"fixture:{name}", None
-        for name, st in self.stands.items():
-            if st.holds(part, pos):
-                return f"stand:{name}", None
-        for name, m in self.mounts.items():
-            if m.holds(part, pos):
-                return f"mount:{name}", None
+        for prefix, holders in (
+            ("fixture", self.fixtures),
+            ("stand", self.stands),
+            ("mount", self.mounts),
+        ):
+            for name, holder in holders.items():
+                if holder.holds(part, pos):
+                    return f"{prefix}:{name}", None
         for name, belt in self.conveyors.items():
             if belt.on_belt(part, pos):
                 return f"conveyor:{name}", None
