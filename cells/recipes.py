@@ -186,11 +186,11 @@ def _stacked(rt: _Table, recipe: RecipeSpec, kinds: dict[str, PartKind]) -> Reci
         below = [s for s in stacked if s.name in before[o.name]]
         height = sum(kinds[s.part].size[2] for s in below)
         if o.stack:
-            o = _replace(o, offset=(o.offset[0], o.offset[1], height))
+            o = dataclasses.replace(o, offset=(o.offset[0], o.offset[1], height))
         elif o.skill is Skill.INSPECT and height:
-            o = _replace(o, grip_dz=height)  # the camera looks from above the stack
+            o = dataclasses.replace(o, grip_dz=height)  # the camera looks from above the stack
         elif _moves_unit(o, recipe) and height:
-            o = _replace(o, grip_dz=height)
+            o = dataclasses.replace(o, grip_dz=height)
             late = [s.name for s in stacked if s.name not in before[o.name]]
             if late:
                 why = f"{o.name!r} moves the unit before {late[0]!r} is stacked on it"
@@ -206,10 +206,6 @@ def _stacked(rt: _Table, recipe: RecipeSpec, kinds: dict[str, PartKind]) -> Reci
         recipe.robot,
         recipe.overflow,
     )
-
-
-def _replace(op: OperationSpec, **kw: object) -> OperationSpec:
-    return dataclasses.replace(op, **kw)  # type: ignore[arg-type]
 
 
 def _moves_unit(op: OperationSpec, recipe: RecipeSpec) -> bool:

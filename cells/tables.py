@@ -68,8 +68,10 @@ def _str(t: _Table, k: str, v: Any) -> str:
 
 
 def _num(t: _Table, k: str, v: Any) -> float:
-    if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
+    if isinstance(v, bool) or not isinstance(v, int | float):
         raise t.fail(k, f"expected a number, got {_kind(v)}")
+    if not math.isfinite(v):
+        raise t.fail(k, f"expected a finite number, got {v}")
     return float(v)
 
 
