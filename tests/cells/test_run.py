@@ -17,6 +17,7 @@ from bus.messages import ErrorReply, Message
 from cells.launch import RunOptions, run_cell
 from cells.schema import load_cell
 from sim import World
+from tests.reference import first_difference
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -49,6 +50,7 @@ def test_one_process_run_builds_and_ships_phones(cell: CellSpec, tmp_path: Path)
     shipped = [e for e in log if e["kind"] == "unit_shipped"]
     assert len(shipped) == kpis["units_completed"]
     assert json.loads((tmp_path / "kpis.json").read_text()) == kpis
+    assert first_difference("assembly-seed1-120s", tmp_path) == "", "the reference run's log"
 
 
 @pytest.mark.timeout(600)
