@@ -43,9 +43,10 @@ from bus.messages import (
     Tick,
 )
 from bus.participant import Outbox
+from bus.simtime import NS
 from robots.errors import CommandRefused, SkillFailed
 from robots.kinematics import Kinematics
-from robots.motion import NS, Q, Trajectory
+from robots.motion import Q, Trajectory
 from robots.packml import PackML, Place
 from robots.plans import assumed_poses, plan_op
 from robots.skills import Outcome, SkillContext, SkillRun, Want

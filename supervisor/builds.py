@@ -19,8 +19,7 @@ import dataclasses
 from typing import Any
 
 from bus.cellspec import CellSpec, RobotSpec
-
-NS = 1_000_000_000
+from bus.simtime import NS
 
 
 @dataclasses.dataclass(slots=True)

@@ -23,9 +23,9 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from bus.enums import COMPLETED_EVENTS, PackMLState
+from bus.simtime import NS
 from bus.timebuckets import FAILURE_STATES, HOLD_STATES, LOST, REPAIRED_STATE
 
-NS = 1_000_000_000
 DETECT_GRACE_S = 2.0
 """A fault that lasts is detected while it lasts (or this soon after): a sign that comes later
 is of something else (a later fault on the same target)."""

@@ -12,8 +12,7 @@ import statistics
 from typing import Any
 
 from bus.enums import PackMLState
-
-NS = 1_000_000_000
+from bus.simtime import NS
 
 
 @dataclasses.dataclass(slots=True)

@@ -42,6 +42,7 @@ from bus.messages import (
     WorldSense,
 )
 from bus.participant import Outbox
+from bus.simtime import NS
 from supervisor import recovery
 from supervisor.auction import account, close_auctions, open_auctions
 from supervisor.builds import Builds
@@ -49,7 +50,7 @@ from supervisor.control import COMMAND_RETRY_NS, ControlDesk
 from supervisor.faultstats import FaultTracker
 from supervisor.inspection import judge
 from supervisor.journal import EventLog
-from supervisor.kpis import NS, Kpis, RobotStats
+from supervisor.kpis import Kpis, RobotStats
 from supervisor.ledger import Ledger, LedgerError
 from supervisor.plan import RETRY_NS, Op, OpState, Unit, finished, make_unit, refresh
 from supervisor.recovery import Rests

@@ -27,7 +27,7 @@ import dataclasses
 from typing import TYPE_CHECKING
 
 from bus.cellspec import CellSpec, StationKind
-from supervisor.kpis import NS
+from bus.simtime import NS
 
 if TYPE_CHECKING:
     from supervisor.journal import EventLog

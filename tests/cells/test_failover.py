@@ -12,13 +12,13 @@ import pytest
 from bus.cellspec import CellSpec
 from bus.enums import FaultKind
 from bus.errors import ConfigError
+from bus.simtime import NS
 from cells.faults import ScheduledFault, parse_scenario
 from cells.launch import RunOptions, run_cell
 from cells.schema import PLACEHOLDERS, load_cell, parse_cell
 
 ROOT = Path(__file__).resolve().parents[2]
 ASSEMBLY = ROOT / "cells" / "assembly.toml"
-NS = 1_000_000_000
 
 
 @pytest.fixture(scope="module")

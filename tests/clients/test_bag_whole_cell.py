@@ -21,13 +21,13 @@ from mcap.reader import make_reader
 from mcap_ros2.decoder import DecoderFactory
 
 from bus.cellspec import CellSpec
+from bus.simtime import NS
 from cells.faults import FaultKind, ScheduledFault
 from cells.schema import load_cell
 from clients.bag_record import RecordResult
 from tests.clients.bagkit import Pose, recorded_run
 
 ROOT = Path(__file__).resolve().parents[2]
-NS = 1_000_000_000
 DURATION_S = 60.0
 FAULTS = (
     ScheduledFault(3.0, "R4", FaultKind.ROBOT_FAULT, 4.0),

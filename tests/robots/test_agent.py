@@ -22,8 +22,8 @@ from bus.messages import (
     Revoke,
     StateChanged,
 )
+from bus.simtime import NS
 from robots.agent import ACTING_S, RobotAgent
-from robots.motion import NS
 from tests.robots.cellkit import (
     FA,
     IN,
