@@ -40,9 +40,7 @@ def test_one_process_run_builds_and_ships_phones(cell: CellSpec, tmp_path: Path)
     kpis = run(cell, tmp_path, seed=1, duration_s=120)
     assert kpis["units_completed"] >= 2
     assert kpis["ledger_balanced"] is True
-    led = kpis["ledger"]
-    assert led["created"] == led["shipped"] + led["scrapped"] + led["wip"]
-    assert led["shipped"] >= 4 * kpis["units_completed"]  # a phone is four parts
+    assert kpis["ledger"]["shipped"] >= 4 * kpis["units_completed"]  # a phone is four parts
     assert all(r["state"] == "Execute" for r in kpis["robots"].values())
     log = events(tmp_path)
     times = [e["t_ns"] for e in log]

@@ -24,7 +24,7 @@ from bus.messages import (
 )
 from bus.simtime import NS
 from robots.agent import ACTING_S, RobotAgent
-from tests.robots.cellkit import (
+from tests.kit.cells import (
     FA,
     IN,
     MakeRun,

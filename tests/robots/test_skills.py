@@ -16,7 +16,7 @@ from bus.simtime import NS
 from robots.fakes import FakeRun
 from robots.kinematics import Kinematics
 from robots.plans import APPROACH_M, CLEARANCE_M, hang, plan_pick_place
-from tests.robots.cellkit import FA, IN, MakeRun, assembly_cell, op, runs, to_execute, tray_and_unit
+from tests.kit.cells import FA, IN, MakeRun, assembly_cell, op, runs, to_execute, tray_and_unit
 
 S, C = PackMLState, PackMLCommand
 CELL = assembly_cell()

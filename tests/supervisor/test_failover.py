@@ -22,8 +22,8 @@ from bus.messages import (
     WorldSense,
 )
 from supervisor import Supervisor
-from supervisor.control import failed_for_good
-from tests.supervisor.test_supervisor import TICK, Harness
+from supervisor.fleet import failed_for_good
+from tests.kit.supervisor import TICK, Harness
 
 HOUR_TICKS = 3600 * 24
 
