@@ -13,14 +13,17 @@ import math
 from pathlib import Path
 from typing import Any
 
-from bus.enums import ExecStep, PackMLState, WorldEventKind
+from bus.enums import ExecStep, OpStatus, PackMLState, WorldEventKind
 from bus.messages import (
     Award,
     Bid,
     CallForBids,
+    ControlRequest,
     Envelope,
     Heartbeat,
     Message,
+    OpReport,
+    OpStarted,
     PartPose,
     SensorReading,
     Tick,
@@ -31,10 +34,14 @@ from bus.messages import (
 from cells.schema import load_cell
 from robots.fakes import FakeOutbox
 from supervisor import Supervisor
+from supervisor.plan import OpState
 
 ROOT = Path(__file__).resolve().parents[2]
 TICK = 1_000_000_000 // 24
 ROBOTS = ("R1", "R2", "R3", "R4")
+BATTERY_OP = "frame-0001/place_battery"
+REACHABLE = (0.6, 0.0, 0.0025)
+"""On the floor, 0.45 m from R2 and from R4 (both also reach F1); far from R1 and R3."""
 
 
 class Harness:
@@ -126,3 +133,59 @@ def until_called(w: Harness, op_id: str, ticks: int = 40) -> list[tuple[str, Mes
         if any(isinstance(m, CallForBids) and m.op.op_id == op_id for _, m in sent):
             return sent
     raise AssertionError(f"no call for bids for {op_id}")
+
+
+def loaded_unit(w: World) -> None:
+    """Frame-0001 started and loaded into F1; battery, board and screen on their trays."""
+    w.step()
+    spawns = tuple(
+        w.event(WorldEventKind.SPAWNED, pid, loc)
+        for pid, loc in (
+            ("frame-0001", "conveyor:infeed"),
+            ("battery-0001", "feeder:battery_tray"),
+            ("board-0001", "feeder:board_tray"),
+            ("screen-0001", "feeder:screen_tray"),
+        )
+    )
+    w.sensors["infeed.end"] = "frame-0001"
+    load = award(w, w.step(events=spawns), "R1")
+    w.sensors["infeed.end"] = ""
+    w.step(
+        ("R1", OpStarted(load.op.op_id, "R1", w.k * TICK)),
+        events=(w.event(WorldEventKind.GRASPED, "frame-0001", "gripper:R1"),),
+    )
+    in_f1 = lying("frame-0001", 0.0, 0.28, 0.154)
+    w.step(events=(w.event(WorldEventKind.SETTLED, "frame-0001", "fixture:F1", pose=in_f1),))
+    w.step(("R1", OpReport(load.op.op_id, "R1", OpStatus.DONE, "", w.k * TICK, None)))
+
+
+def battery_dropped(w: World, rest: WorldEvent | None = None) -> None:
+    """R2 picks battery-0001 for F1 and drops it; the world reports ``rest`` (by default:
+    flat on the floor where R2 and R4 reach it)."""
+    loaded_unit(w)
+    go = award(w, until_called(w, BATTERY_OP), "R2")
+    assert go.op.pick is None and go.op.src == "battery_tray"
+    w.step(
+        ("R2", OpStarted(BATTERY_OP, "R2", w.k * TICK)),
+        events=(w.event(WorldEventKind.GRASPED, "battery-0001", "gripper:R2"),),
+    )
+    dropped = "dropped battery-0001: gripper holds nothing"
+    w.step(("R2", OpReport(BATTERY_OP, "R2", OpStatus.FAILED, dropped, w.k * TICK, None)))
+    assert w.sup.ops[BATTERY_OP].state is OpState.READY
+    if rest is None:
+        rest = w.event(
+            WorldEventKind.SETTLED, "battery-0001", "floor", pose=lying("battery-0001", *REACHABLE)
+        )
+    w.step(events=(rest,))
+
+
+def request(h: Harness, req: ControlRequest) -> tuple[list[tuple[str, Message]], list[str]]:
+    """One tick whose world report carries a control request (as the cell host routes it).
+
+    Returns what the supervisor sent and the event-log lines it wrote.
+    """
+    sensors = tuple(SensorReading(s, p) for s, p in sorted(h.sensors.items()))
+    act = h.sup.step(Tick(h.k, h.k * TICK, (), WorldSense((), sensors, (req,))), [], h.out)
+    h.k += 1
+    assert isinstance(act, WorldAct)
+    return h.out.take(), list(act.events)

@@ -15,60 +15,21 @@ from bus.messages import (
     CallForBids,
     OpReport,
     OpStarted,
-    WorldEvent,
 )
 from supervisor import Supervisor
 from supervisor.plan import OpState
 from supervisor.recovery import MAX_RECOVERIES
-from tests.kit.supervisor import TICK, World, award, lying, until_called
-
-BATTERY_OP = "frame-0001/place_battery"
-REACHABLE = (0.6, 0.0, 0.0025)
-"""On the floor, 0.45 m from R2 and from R4 (both also reach F1); far from R1 and R3."""
-
-
-def loaded_unit(w: World) -> None:
-    """Frame-0001 started and loaded into F1; battery, board and screen on their trays."""
-    w.step()
-    spawns = tuple(
-        w.event(WorldEventKind.SPAWNED, pid, loc)
-        for pid, loc in (
-            ("frame-0001", "conveyor:infeed"),
-            ("battery-0001", "feeder:battery_tray"),
-            ("board-0001", "feeder:board_tray"),
-            ("screen-0001", "feeder:screen_tray"),
-        )
-    )
-    w.sensors["infeed.end"] = "frame-0001"
-    load = award(w, w.step(events=spawns), "R1")
-    w.sensors["infeed.end"] = ""
-    w.step(
-        ("R1", OpStarted(load.op.op_id, "R1", w.k * TICK)),
-        events=(w.event(WorldEventKind.GRASPED, "frame-0001", "gripper:R1"),),
-    )
-    in_f1 = lying("frame-0001", 0.0, 0.28, 0.154)
-    w.step(events=(w.event(WorldEventKind.SETTLED, "frame-0001", "fixture:F1", pose=in_f1),))
-    w.step(("R1", OpReport(load.op.op_id, "R1", OpStatus.DONE, "", w.k * TICK, None)))
-
-
-def battery_dropped(w: World, rest: WorldEvent | None = None) -> None:
-    """R2 picks battery-0001 for F1 and drops it; the world reports ``rest`` (by default:
-    flat on the floor where R2 and R4 reach it)."""
-    loaded_unit(w)
-    go = award(w, until_called(w, BATTERY_OP), "R2")
-    assert go.op.pick is None and go.op.src == "battery_tray"
-    w.step(
-        ("R2", OpStarted(BATTERY_OP, "R2", w.k * TICK)),
-        events=(w.event(WorldEventKind.GRASPED, "battery-0001", "gripper:R2"),),
-    )
-    dropped = "dropped battery-0001: gripper holds nothing"
-    w.step(("R2", OpReport(BATTERY_OP, "R2", OpStatus.FAILED, dropped, w.k * TICK, None)))
-    assert w.sup.ops[BATTERY_OP].state is OpState.READY
-    if rest is None:
-        rest = w.event(
-            WorldEventKind.SETTLED, "battery-0001", "floor", pose=lying("battery-0001", *REACHABLE)
-        )
-    w.step(events=(rest,))
+from tests.kit.supervisor import (
+    BATTERY_OP,
+    REACHABLE,
+    TICK,
+    World,
+    award,
+    battery_dropped,
+    loaded_unit,
+    lying,
+    until_called,
+)
 
 
 def test_a_part_that_fell_within_reach_is_picked_up_from_where_it_lies() -> None:
