@@ -71,7 +71,7 @@ def test_permanent_and_a_duration_together_are_refused(cell: CellSpec) -> None:
 def test_only_a_robot_fault_can_be_permanent(cell: CellSpec) -> None:
     err = refused(cell, at=1.0, target="outfeed", kind="conveyor_jam", permanent=True)
     assert err.key == "faults[0].permanent"
-    assert "only robot_fault can be permanent" in err.reason
+    assert "only a robot_fault can be permanent" in err.reason
 
 
 def test_permanent_must_be_a_boolean(cell: CellSpec) -> None:
