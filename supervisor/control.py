@@ -15,7 +15,7 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-from bus.enums import ControlCommand, PackMLCommand, PackMLState
+from bus.enums import ControlCommand, FaultKind, PackMLCommand, PackMLState
 from bus.messages import Command, CommandReply, ControlReply, ControlRequest, Degrade
 from bus.participant import Outbox
 from bus.simtime import NS, to_ns
@@ -206,19 +206,19 @@ class ControlDesk:
 
     def _fault(self, req: ControlRequest, out: Outbox) -> None:
         robots, now = self.fleet.views, self.time.ns
-        if req.action == "slow_robot" and req.target in robots:
+        if req.action == FaultKind.SLOW_ROBOT and req.target in robots:
             until = now + to_ns(req.value)
             out.send(req.target, Degrade(req.target, req.factor, until))
-        if req.action == "message_loss" and req.target in robots:
+        if req.action == FaultKind.MESSAGE_LOSS and req.target in robots:
             ticks = math.ceil(req.value * NS / self.tick_ns)
             out.impair(req.target, req.factor, self.time.tick + 1 + ticks)
         # what the kind was given besides its duration, logged with it
         extra: dict[str, float | bool] = {}
-        if req.action == "slow_robot":
+        if req.action == FaultKind.SLOW_ROBOT:
             extra["factor"] = req.factor
-        elif req.action == "message_loss":
+        elif req.action == FaultKind.MESSAGE_LOSS:
             extra["share"] = req.factor
-        elif req.action == "robot_fault" and req.permanent:
+        elif req.action == FaultKind.ROBOT_FAULT and req.permanent:
             extra["permanent"] = True
 
         def logged() -> None:
@@ -231,7 +231,7 @@ class ControlDesk:
                 **extra,
             )
 
-        if req.action != "robot_fault":
+        if req.action != FaultKind.ROBOT_FAULT:
             # done by the host or the launcher already (or just told the robot): logged here
             logged()
             self._answer(req, True, "ok", f"{req.action} on {req.target}")
