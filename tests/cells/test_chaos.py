@@ -14,16 +14,10 @@ from cells.audit import audit_run
 from cells.chaos import QUIET_END_S, WARM_UP_S, chaos_scenario
 from cells.faults import dump_scenario, parse_scenario
 from cells.launch import RunOptions, run_cell
-from cells.schema import load_cell
 from clients.cli import main
 from tests.reference import first_difference
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(scope="module")
-def cell() -> CellSpec:
-    return load_cell(ROOT / "cells" / "assembly.toml")
 
 
 def test_a_chaos_scenario_is_drawn_from_the_seed_with_every_kind(cell: CellSpec) -> None:

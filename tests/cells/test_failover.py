@@ -15,15 +15,10 @@ from bus.errors import ConfigError
 from bus.simtime import NS
 from cells.faults import ScheduledFault, parse_scenario
 from cells.launch import RunOptions, run_cell
-from cells.schema import PLACEHOLDERS, load_cell, parse_cell
+from cells.schema import PLACEHOLDERS, parse_cell
 
 ROOT = Path(__file__).resolve().parents[2]
 ASSEMBLY = ROOT / "cells" / "assembly.toml"
-
-
-@pytest.fixture(scope="module")
-def cell() -> CellSpec:
-    return load_cell(ASSEMBLY)
 
 
 def events(out: Path) -> list[dict[str, Any]]:

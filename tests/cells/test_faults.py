@@ -15,16 +15,10 @@ from bus.simtime import NS
 from cells.audit import audit_run
 from cells.faults import ScheduledFault, parse_scenario
 from cells.launch import RunOptions, run_cell
-from cells.schema import load_cell
 from supervisor.faultstats import FaultTracker
 from supervisor.reliability import figures
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(scope="module")
-def cell() -> CellSpec:
-    return load_cell(ROOT / "cells" / "assembly.toml")
 
 
 def events(out: Path) -> list[dict[str, Any]]:

@@ -15,16 +15,10 @@ from bus.codec import decode
 from bus.endpoints import Endpoints, private_ipc_base
 from bus.messages import ErrorReply, Message
 from cells.launch import RunOptions, run_cell
-from cells.schema import load_cell
 from sim import World
 from tests.reference import first_difference
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(scope="module")
-def cell() -> CellSpec:
-    return load_cell(ROOT / "cells" / "assembly.toml")
 
 
 def events(out: Path) -> list[dict[str, Any]]:
