@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from bench import control, drops, failover, fleet, record, rtf
+from bench import control, drops, failover, fleet, policy, record, rtf
 from cells.schema import load_cell
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -22,7 +22,7 @@ def main() -> int:
     ap.add_argument(
         "--duration",
         type=float,
-        help="sim seconds per measurement (default 60; failover: 900)",
+        help="sim seconds per measurement (default 60; failover: 900; policy: 600)",
     )
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument(
@@ -34,7 +34,7 @@ def main() -> int:
     )
     ap.add_argument(
         "--only",
-        choices=["rtf", "control", "record", "failover", "drops", "fleet"],
+        choices=["rtf", "control", "record", "failover", "drops", "fleet", "policy"],
         help="run one benchmark (drops only runs when asked: about 90 runs for --duration 130)",
     )
     ap.add_argument(
@@ -58,6 +58,8 @@ def main() -> int:
         _failover(console, args)
     if args.only in (None, "fleet"):
         _fleet(console, args)
+    if args.only in (None, "policy"):
+        _policy(console, args)
     return 0
 
 
@@ -195,6 +197,31 @@ def _failover(console: Console, args: argparse.Namespace) -> None:
         f"worst: {worst.robot} failed, ratio {value:.2f} "
         f"(goal >= {failover.GOAL:.2f} for every robot: {verdict})"
     )
+
+
+def _policy(console: Console, args: argparse.Namespace) -> None:
+    duration = _duration(args, policy.DURATION_S)
+    console.print(
+        f"allocation policies side by side: {duration:.0f} s of sim time per run "
+        f"(seed {args.seed}), one process"
+    )
+    table = Table(
+        title="units per hour by allocation policy",
+        caption="ratio: fcfs / contract_net; util: the robots' mean utilisation",
+    )
+    for col in ("cell", "contract_net", "fcfs", "ratio", "units", "util", "wall s"):
+        table.add_column(col, justify="left" if col == "cell" else "right")
+    for row in policy.run(duration, args.seed):
+        table.add_row(
+            row.cell,
+            f"{row.per_hour['contract_net']:.1f}",
+            f"{row.per_hour['fcfs']:.1f}",
+            f"{row.ratio:.2f}",
+            f"{row.units['contract_net']} / {row.units['fcfs']}",
+            f"{row.utilisation['contract_net']:.2f} / {row.utilisation['fcfs']:.2f}",
+            f"{row.wall_s:.0f}",
+        )
+    console.print(table)
 
 
 def _fleet(console: Console, args: argparse.Namespace) -> None:

@@ -338,6 +338,8 @@ class CellSpec:
     """Test stands (a unit is put on one to be tested)."""
     mounts: tuple[MountSpec, ...] = ()
     """Mount points of the commissioning bay (a tested arm becomes a robot on one)."""
+    policy: str = "contract_net"
+    """How the supervisor allocates work: ``contract_net`` or ``fcfs`` (``[cell] policy``)."""
 
     @property
     def recipes(self) -> tuple[RecipeSpec, ...]:

@@ -44,7 +44,8 @@ class EventKind(enum.StrEnum):
     AUCTION_FAILED = "auction_failed"
     """No robot bid for an operation; it is auctioned again later: ``op``."""
     OP_AWARDED = "op_awarded"
-    """An operation went to a robot: ``op``, ``robot``."""
+    """An operation went to a robot: ``op``, ``robot``, ``finish_ns`` (the winning bid; -1
+    under the ``fcfs`` policy, which takes no bids) and ``bids`` ([robot, finish_ns] each)."""
     OP_STARTED = "op_started"
     """The robot began moving for it: ``op``, ``robot``."""
     OP_DONE = "op_done"

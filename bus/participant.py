@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Mapping
 from typing import Any, Protocol
 
 import zmq
@@ -23,10 +24,29 @@ log = logging.getLogger(__name__)
 
 
 class Outbox(Protocol):
-    """Where a participant sends cell messages during a tick."""
+    """Where a participant sends cell messages during a tick, and what its link counted.
+
+    A participant reads the counters and impairs a link only through this
+    protocol, never by testing for the concrete ``Mailbox``: a test's outbox
+    that keeps the same counters exercises the same watchdogs.
+    """
+
+    malformed: int
+    """Frames received that were not valid messages (refused with an error reply)."""
+    late: int
+    """Messages that arrived after the tick they were counted for."""
+    missing: int
+    """Messages announced by the barrier that never arrived."""
+
+    @property
+    def gaps(self) -> Mapping[str, int]:
+        """Per sender: messages missing from its sequence so far (a lossy link)."""
 
     def send(self, dst: str, body: Message) -> bool:
         """Send ``body`` to ``dst``."""
+
+    def impair(self, peer: str, share: float, until_tick: int) -> None:
+        """Lose ``share`` of the messages to and from ``peer`` until ``until_tick`` (a fault)."""
 
 
 class Participant(Protocol):

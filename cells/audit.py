@@ -29,8 +29,8 @@ from typing import Any
 
 from bus.enums import COMPLETED_EVENTS
 from bus.errors import LightsoutError
+from bus.simtime import NS
 
-NS = 1_000_000_000
 RECOVERED_STATES = ("idle", "execute")
 WINDOW_S = 300.0
 

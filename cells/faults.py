@@ -25,20 +25,11 @@ from typing import Any
 from bus.cellspec import CellSpec
 from bus.enums import FaultKind
 from bus.errors import ConfigError
+from bus.faults import PERMANENT_HAS_NO_DURATION, problem
 
 PROCESS_KINDS = (FaultKind.AGENT_CRASH, FaultKind.SUPERVISOR_CRASH)
 """Kinds that kill a process, so they need ``--processes``."""
 
-TIMED = (
-    FaultKind.CONVEYOR_JAM,
-    FaultKind.ROBOT_FAULT,
-    FaultKind.SENSOR_BLACKOUT,
-    FaultKind.SLOW_ROBOT,
-    FaultKind.MESSAGE_LOSS,
-)
-"""Kinds that last ``duration`` seconds (so it must be > 0, unless permanent)."""
-PERMANENT_KINDS = (FaultKind.ROBOT_FAULT,)
-"""Kinds that may be ``permanent``: a robot that fails for good and never comes back."""
 KEYS = ("at", "target", "kind", "duration", "factor", "share", "permanent")
 """The keys of a ``[[faults]]`` entry."""
 DEFAULT_SHARE = 0.3
@@ -105,8 +96,6 @@ def parse_scenario(
         if at < 0:
             raise ConfigError(source, f"{key}.at", f"must not be negative, got {at:g}")
         duration = _number(source, f"{key}.duration", e.get("duration", 0.0))
-        if duration < 0:
-            raise ConfigError(source, f"{key}.duration", f"must not be negative, got {duration:g}")
         kind_text = e.get("kind")
         try:
             kind = FaultKind(kind_text)
@@ -135,35 +124,29 @@ def parse_scenario(
                 raise ConfigError(source, f"{key}.{own}", f"only a {owner.value} has a {own}")
         default = 2.0 if kind is FaultKind.SLOW_ROBOT else 0.0
         factor = _number(source, f"{key}.factor", e.get("factor", default))
-        if kind is FaultKind.SLOW_ROBOT and factor <= 1:
-            why = f"a slow robot needs a factor > 1, got {factor:g}"
-            raise ConfigError(source, f"{key}.factor", why)
         default = DEFAULT_SHARE if kind is FaultKind.MESSAGE_LOSS else 0.0
         share = _number(source, f"{key}.share", e.get("share", default))
-        if kind is FaultKind.MESSAGE_LOSS and not 0 < share < 1:
-            why = f"a share of messages lost is between 0 and 1, got {share:g}"
-            raise ConfigError(source, f"{key}.share", why)
-        permanent = _permanent(source, key, e, kind)
-        if kind in TIMED and duration <= 0 and not permanent:
-            raise ConfigError(source, f"{key}.duration", f"{kind.value} needs a duration > 0")
+        permanent = _permanent(source, key, e)
+        loss = kind is FaultKind.MESSAGE_LOSS
+        wrong = problem(
+            kind, duration_s=duration, factor=share if loss else factor, permanent=permanent
+        )
+        if wrong is not None:
+            field, why = wrong
+            raise ConfigError(
+                source, f"{key}.{'share' if field == 'factor' and loss else field}", why
+            )
+        if permanent and "duration" in e:
+            raise ConfigError(source, f"{key}.duration", PERMANENT_HAS_NO_DURATION)
         out.append(ScheduledFault(at, str(target), kind, duration, factor, share, permanent))
     return tuple(sorted(out, key=lambda f: (f.at_s, f.target, f.kind.value)))
 
 
-def _permanent(source: str, key: str, entry: dict[str, Any], kind: FaultKind) -> bool:
-    """``permanent``: a boolean, for a kind that can be permanent, never beside a duration."""
-    if "permanent" not in entry:
-        return False
-    value = entry["permanent"]
+def _permanent(source: str, key: str, entry: dict[str, Any]) -> bool:
+    """``permanent``: a boolean (which kinds may be permanent is ``bus.faults``' rule)."""
+    value = entry.get("permanent", False)
     if not isinstance(value, bool):
         raise ConfigError(source, f"{key}.permanent", f"expected true or false, got {value!r}")
-    if value and kind not in PERMANENT_KINDS:
-        kinds = ", ".join(k.value for k in PERMANENT_KINDS)
-        why = f"only {kinds} can be permanent, not {kind.value}"
-        raise ConfigError(source, f"{key}.permanent", why)
-    if value and "duration" in entry:
-        why = "a permanent fault has no duration: give one or the other"
-        raise ConfigError(source, f"{key}.duration", why)
     return value
 
 

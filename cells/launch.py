@@ -271,7 +271,7 @@ class Children:
         self.killed: list[tuple[int, str]] = []
         self.cmds = {
             "supervisor": node_command(
-                "supervisor", cell, base, seed=str(opts.seed), out=str(out_dir)
+                "supervisor", cell, base, seed=str(opts.seed), out=str(out_dir), policy=cell.policy
             )
         }
         for r in cell.robots:

@@ -19,7 +19,7 @@ from bus.errors import LightsoutError
 from bus.participant import run_participant
 from cells.schema import load_cell
 from robots import RobotAgent
-from supervisor import Supervisor
+from supervisor import POLICIES, Supervisor
 
 
 def run_agent(cell_path: str, robot: str, endpoint: str, *, mount: str = "") -> int:
@@ -48,13 +48,20 @@ def run_agent(cell_path: str, robot: str, endpoint: str, *, mount: str = "") -> 
 
 
 def run_supervisor(
-    cell_path: str, endpoint: str, *, seed: int, out: Path | None, restore: bool = False
+    cell_path: str,
+    endpoint: str,
+    *,
+    seed: int,
+    out: Path | None,
+    restore: bool = False,
+    policy: str = "",
 ) -> int:
-    """Run the supervisor until the clock shuts the cell down (``restore``: from its journal)."""
+    """Run the supervisor until the clock shuts the cell down (``restore``: from its journal;
+    ``policy``: the allocation policy, "" for the cell file's)."""
     cell = load_cell(cell_path)
     if restore and out is None:
         raise LightsoutError("--restore needs --out (the run directory with the journal)")
-    sup = Supervisor(cell, seed=seed, out_dir=out, restore=restore)
+    sup = Supervisor(cell, seed=seed, out_dir=out, restore=restore, policy=policy)
     ctx: zmq.Context[Any] = zmq.Context()
     try:
         return run_participant(
@@ -75,6 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--out", type=Path)
     ap.add_argument("--restore", action="store_true", help="carry on from the journal in --out")
+    ap.add_argument("--policy", default="", choices=["", *sorted(POLICIES)])
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     try:
@@ -83,7 +91,12 @@ def main(argv: list[str] | None = None) -> int:
                 ap.error("agent needs --robot")
             return run_agent(args.cell, args.robot, args.endpoint, mount=args.mount)
         return run_supervisor(
-            args.cell, args.endpoint, seed=args.seed, out=args.out, restore=args.restore
+            args.cell,
+            args.endpoint,
+            seed=args.seed,
+            out=args.out,
+            restore=args.restore,
+            policy=args.policy,
         )
     except LightsoutError as exc:
         print(f"error: {exc}", file=sys.stderr)

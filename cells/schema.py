@@ -39,6 +39,7 @@ from cells.tables import (
     _tables,
     _vec,
 )
+from supervisor.allocation import POLICIES
 
 MAX_START_S = 7 * 24 * 3600.0
 """A feeder's first part may wait at most a week of sim time."""
@@ -68,6 +69,9 @@ def parse_cell(data: dict[str, Any], *, source: str = "<cell>") -> CellSpec:
     physics_hz = head.get("physics_hz", _int, 240)
     control_hz = head.get("control_hz", _int, 24)
     heartbeat_s = head.get("heartbeat_s", _pos, 1.0)
+    policy = head.get("policy", _str, "contract_net")
+    if policy not in POLICIES:
+        raise head.fail("policy", f"{policy!r} is not one of {', '.join(sorted(POLICIES))}")
     head.close()
     if physics_hz % control_hz:
         raise ConfigError(source, "cell.control_hz", f"must divide physics_hz ({physics_hz})")
@@ -120,6 +124,7 @@ def parse_cell(data: dict[str, Any], *, source: str = "<cell>") -> CellSpec:
         others=tuple(recipes[1:]),
         stands=tuple(stands),
         mounts=tuple(mounts),
+        policy=policy,
     )
     _check_names(cell)
     check_recipes(cell)

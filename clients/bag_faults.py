@@ -21,7 +21,8 @@ import dataclasses
 import json
 from typing import Any
 
-NS = 1_000_000_000
+from bus.simtime import NS
+
 DETECT_GRACE_NS = 2 * NS
 """As ``supervisor.faultstats.DETECT_GRACE_S``: a sign later than this after a fault's end is not its."""
 PAIRED: dict[str, tuple[str, str, str]] = {

@@ -7,6 +7,7 @@ Each subcommand returns an exit code; a known error prints one line
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import os
 import signal
@@ -25,6 +26,7 @@ from bus.errors import LightsoutError
 from clients.args import positive, whole
 from clients.cli_control import add_commands
 from clients.cli_report import add_commands as add_report_commands
+from supervisor.allocation import POLICIES
 
 if TYPE_CHECKING:
     from cells.audit import Check
@@ -43,6 +45,8 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
     from clients.report import write_report
 
     cell = load_cell(args.cell)
+    if args.policy:
+        cell = dataclasses.replace(cell, policy=args.policy)
     faults = load_scenario(args.faults, cell) if args.faults else ()
     if args.chaos and not args.processes:
         why = "chaos kills agent and supervisor processes, so the cell must run with --processes"
@@ -176,6 +180,7 @@ def _run_with_console(args: argparse.Namespace, console: Console) -> int:
         ("--faults", args.faults),
         ("--chaos", args.chaos or None),
         ("--realtime", args.realtime or None),
+        ("--policy", args.policy),
     ):
         if value:
             cmd += [flag, str(value)]
@@ -303,6 +308,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="RATE",
         help="inject random faults of every kind, RATE per sim second (docs/faults.md); "
         "needs --processes; the run ends with its audit",
+    )
+    run.add_argument(
+        "--policy",
+        choices=sorted(POLICIES),
+        help="how the supervisor allocates work (default: the cell file's, else contract_net)",
     )
     run.add_argument("--name", help="run name (default CELL-seedN); results go to RUNS_DIR/NAME")
     run.add_argument("--runs-dir", default="runs", help="where runs are written (default runs/)")

@@ -42,10 +42,10 @@ from bus.messages import (
     PartsFrame,
 )
 from bus.security import ROLES, CurveKeys, create_key
+from bus.simtime import NS
 from clients.args import positive, whole
 from clients.control import ControlClient, ControlError, Subscriber, parse_command
 
-NS = 1_000_000_000
 COMMANDS = ", ".join(c.value.lower() for c in PackMLCommand)
 
 

@@ -18,9 +18,8 @@ from typing import Any
 from rich.console import Console
 
 from bus.errors import ConfigError
+from bus.simtime import NS
 from clients.args import positive
-
-NS = 1_000_000_000
 
 
 def cmd_report(args: argparse.Namespace, console: Console) -> int:

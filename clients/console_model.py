@@ -30,8 +30,7 @@ from bus.messages import (
     Message,
     PartsFrame,
 )
-
-NS = 1_000_000_000
+from bus.simtime import NS
 
 STATE_STYLE = {
     "Execute": "green",

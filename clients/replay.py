@@ -35,6 +35,7 @@ from bus.messages import (
     PartsFrame,
     Pose3,
 )
+from bus.simtime import NS
 from clients.bag import (
     STORE,
     TOPIC_DIAGNOSTICS,
@@ -51,7 +52,6 @@ from clients.bag_scene import NS_PARTS
 from clients.bag_tf import LinkTree, mul, parse_urdf
 from clients.console_model import ConsoleModel
 
-NS = 1_000_000_000
 IDENTITY = Pose3(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0)
 
 

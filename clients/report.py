@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from bus.errors import ConfigError
-from clients.report_data import NS, Run, fault_marks, has_figures, load_run, outages
+from bus.simtime import NS
+from clients.report_data import Run, fault_marks, has_figures, load_run, outages
 from clients.report_fleet import builds_robots, fleet_figure, genealogy_table
 from clients.report_plots import figures, to_svg
 

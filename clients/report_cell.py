@@ -21,11 +21,11 @@ from mpl_toolkits.mplot3d.art3d import Poly3DCollection  # type: ignore[import-u
 from rosbags.typesys import get_typestore
 
 from bus.messages import Pose3
+from bus.simtime import NS
 from clients.bag import STORE, TOPIC_SCENE, TOPIC_TF, TOPIC_TF_STATIC, WORLD, open_bag
 from clients.bag_scene import NS_PARTS
 from clients.bag_tf import IDENTITY, mul, parse_urdf
 
-NS = 1_000_000_000
 SNAPSHOTS = 3
 """Sim times drawn, spread over the run."""
 WINDOW_NS = NS // 4

@@ -25,9 +25,8 @@ from typing import Any
 
 from bus.enums import COMPLETED_EVENTS, PackMLState
 from bus.errors import ConfigError
+from bus.simtime import NS
 from bus.timebuckets import FAILURE_STATES, LOST
-
-NS = 1_000_000_000
 
 FIGURES = ("availability", "mtbf_s", "mttr_s", "oee", "faults", "by_fault_kind", "outages")
 """Keys of ``kpis.json`` the supervisor has written since it computes the ISO 22400-2 figures."""

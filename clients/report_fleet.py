@@ -14,7 +14,8 @@ from typing import Any
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from clients.report_data import NS, Run
+from bus.simtime import NS
+from clients.report_data import Run
 from clients.report_plots import WIDTH_IN, time_unit
 
 BIN_S = 300.0

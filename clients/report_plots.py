@@ -20,9 +20,9 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch, Rectangle
 from matplotlib.ticker import MaxNLocator
 
+from bus.simtime import NS
 from bus.timebuckets import LOST
 from clients.report_data import (
-    NS,
     Mark,
     Outage,
     Run,

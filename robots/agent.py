@@ -21,7 +21,6 @@ from collections.abc import Mapping
 from bus.cellspec import CellSpec, RobotSpec
 from bus.enums import ExecStep, Grip, OpStatus, PackMLState
 from bus.errors import ConfigError, PlanError
-from bus.mailbox import Mailbox
 from bus.messages import (
     Award,
     Bid,
@@ -43,9 +42,10 @@ from bus.messages import (
     Tick,
 )
 from bus.participant import Outbox
+from bus.simtime import NS
 from robots.errors import CommandRefused, SkillFailed
 from robots.kinematics import Kinematics
-from robots.motion import NS, Q, Trajectory
+from robots.motion import Q, Trajectory
 from robots.packml import PackML, Place
 from robots.plans import assumed_poses, plan_op
 from robots.skills import Outcome, SkillContext, SkillRun, Want
@@ -185,8 +185,7 @@ class RobotAgent:
         self.now = tick.t_ns
         self._out = out
         self._grip = Grip.NONE
-        if isinstance(out, Mailbox):
-            self._gaps = out.gaps.get(SUPERVISOR, 0)
+        self._gaps = out.gaps.get(SUPERVISOR, 0)
         try:
             sense = tick.sense if isinstance(tick.sense, RobotSense) else None
             if sense is not None:

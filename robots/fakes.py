@@ -63,15 +63,33 @@ class GripEvent:
 
 
 class FakeOutbox:
-    """Collects what a participant sends, in order."""
+    """Collects what a participant sends, in order; an ``Outbox`` with scripted counters.
+
+    A test sets ``gaps`` (and ``malformed``, ``late``, ``missing``) as a real
+    mailbox would count them; ``impair`` is recorded in ``impaired``, and
+    while a peer is impaired with a share of 1 nothing reaches it.
+    """
 
     def __init__(self) -> None:
         self.sent: list[tuple[str, Message]] = []
+        self.malformed = 0
+        self.late = 0
+        self.missing = 0
+        self.gaps: dict[str, int] = {}
+        self.impaired: dict[str, tuple[float, int]] = {}
+        """Peer -> (share, until tick) of the last ``impair``."""
 
     def send(self, dst: str, body: Message) -> bool:
-        """Record ``body`` for ``dst``."""
+        """Record ``body`` for ``dst`` (dropped, returning False, while ``dst`` is cut off)."""
+        share, _ = self.impaired.get(dst, (0.0, 0))
+        if share >= 1.0:
+            return False
         self.sent.append((dst, body))
         return True
+
+    def impair(self, peer: str, share: float, until_tick: int) -> None:
+        """Record a message-loss fault on the link to ``peer``."""
+        self.impaired[peer] = (share, until_tick)
 
     def take(self) -> list[tuple[str, Message]]:
         """Everything sent since the last take."""

@@ -14,10 +14,10 @@ import dataclasses
 from collections.abc import Sequence
 
 from bus.errors import PlanError
+from bus.simtime import NS
 
 Q = tuple[float, ...]
 
-NS = 1_000_000_000
 MIN_SEGMENT_S = 0.25
 """The shortest move: even a tiny correction takes this long."""
 

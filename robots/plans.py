@@ -19,8 +19,9 @@ from bus.cellspec import CellSpec, Pose
 from bus.enums import ExecStep, Skill
 from bus.errors import PlanError
 from bus.messages import Operation, PartPose
+from bus.simtime import NS
 from robots.kinematics import Kinematics, wrap
-from robots.motion import MIN_SEGMENT_S, NS, Q, move_ns
+from robots.motion import MIN_SEGMENT_S, Q, move_ns
 
 log = logging.getLogger(__name__)
 

@@ -22,9 +22,10 @@ from collections.abc import Callable, Generator
 from bus.cellspec import GRASP_TILT_MAX, CellSpec, Pose, RobotSpec
 from bus.enums import ExecStep, Grip, Skill
 from bus.messages import Inspection, Operation, PartPose, RobotSense
+from bus.simtime import NS
 from robots.errors import SkillFailed
 from robots.kinematics import Kinematics, wrap
-from robots.motion import NS, Q, Trajectory
+from robots.motion import Q, Trajectory
 from robots.plans import Leg, LegKind, Plan, part_pose, plan_op, station_pose
 
 log = logging.getLogger(__name__)

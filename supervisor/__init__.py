@@ -1,6 +1,8 @@
-"""The cell supervisor: recipes to operations, contract-net allocation, the ledger, KPIs."""
+"""The cell supervisor: recipes to operations, allocation policies, the ledger, KPIs."""
 
-from supervisor.ledger import Ledger, LedgerError
+from supervisor.allocation import POLICIES
+from supervisor.errors import LedgerError
+from supervisor.ledger import Ledger
 from supervisor.supervisor import Supervisor
 
-__all__ = ["Ledger", "LedgerError", "Supervisor"]
+__all__ = ["POLICIES", "Ledger", "LedgerError", "Supervisor"]

@@ -19,8 +19,7 @@ import dataclasses
 from typing import Any
 
 from bus.cellspec import CellSpec, RobotSpec
-
-NS = 1_000_000_000
+from bus.simtime import NS
 
 
 @dataclasses.dataclass(slots=True)
@@ -161,9 +160,8 @@ class Builds:
             "built": [dataclasses.asdict(b) for b in self.built],
         }
 
-    def restore(self, state: dict[str, Any]) -> list[RobotSpec]:
-        """Put a snapshot back; return the specs of the built robots in the fleet."""
+    def restore(self, state: dict[str, Any]) -> None:
+        """Put a snapshot back (``fleet()`` then names the built robots that joined)."""
         self.kept = dict(state.get("kept", {}))
         self.history = {u: [list(x) for x in h] for u, h in state.get("history", {}).items()}
         self.built = [Built(**b) for b in state.get("built", [])]
-        return self.fleet()

@@ -12,15 +12,16 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import Any
 
-from bus.enums import ControlCommand, PackMLCommand
-from bus.mailbox import Mailbox
+from bus.enums import ControlCommand, FaultKind, PackMLCommand, PackMLState
 from bus.messages import Command, CommandReply, ControlReply, ControlRequest, Degrade
 from bus.participant import Outbox
-
-if TYPE_CHECKING:
-    from supervisor.supervisor import RobotView, Supervisor
+from bus.simtime import NS, to_ns
+from supervisor.eventlog import EventLog
+from supervisor.fleet import COMMAND_RETRY_NS, NEVER_NS, Fleet, RobotView, failed_for_good
+from supervisor.view import SimTime
 
 MANUAL = (PackMLCommand.STOP, PackMLCommand.ABORT)
 """Operator commands after which the supervisor leaves the robot alone (from when they are
@@ -28,17 +29,8 @@ sent, so it does not restart the robot meanwhile; undone if the robot refuses)."
 AUTOMATIC = (PackMLCommand.RESET, PackMLCommand.START, PackMLCommand.CLEAR)
 """Operator commands that hand the robot back to the supervisor, once the robot accepts one:
 a refused Start leaves a robot an operator stopped stopped."""
-COMMAND_RETRY_NS = 2_000_000_000
-"""Resend an unanswered command (same id) after this long (sim ns)."""
-NEVER_NS = 2**63 - 1
-"""``RobotView.clear_after_ns`` of a robot that failed for good (a permanent
-``robot_fault``): no sim time reaches it, so the supervisor never clears the
-robot, and the value survives a restart from the journal like any other."""
-
-
-def failed_for_good(robot: RobotView) -> bool:
-    """Whether ``robot`` had a permanent fault and no operator has cleared it since."""
-    return robot.clear_after_ns == NEVER_NS
+StateHeard = Callable[[RobotView, PackMLState, str], None]
+"""How the desk tells the supervisor a robot's state it learnt from a command reply."""
 
 
 @dataclasses.dataclass(slots=True)
@@ -56,10 +48,24 @@ class _Waiting:
 
 
 class ControlDesk:
-    """Turns control requests into robot commands and answers."""
+    """Turns control requests into robot commands and answers; owns the orders."""
 
-    def __init__(self, sup: Supervisor) -> None:
-        self.sup = sup
+    def __init__(
+        self,
+        fleet: Fleet,
+        events: EventLog,
+        time: SimTime,
+        *,
+        tick_ns: int,
+        product: str,
+        state_heard: StateHeard,
+    ) -> None:
+        self.fleet = fleet
+        self.events = events
+        self.time = time
+        self.tick_ns = tick_ns
+        self.product = product
+        self.state_heard = state_heard
         self.replies: list[ControlReply] = []
         self.waiting: dict[str, _Waiting] = {}
         self.by_cmd: dict[str, str] = {}
@@ -84,11 +90,19 @@ class ControlDesk:
     ) -> None:
         self.replies.append(ControlReply(req.cmd_id, ok, code, reason, data=data))
 
+    def snapshot(self) -> dict[str, Any]:
+        """The orders, as plain data (requests in flight die with the process)."""
+        return {"orders": [dict(o) for o in self.orders]}
+
+    def restore(self, data: dict[str, Any]) -> None:
+        """Put back what ``snapshot`` wrote."""
+        self.orders = [dict(o) for o in data["orders"]]
+
     def request(self, req: ControlRequest, out: Outbox) -> None:
         """Handle one routed request."""
-        sup = self.sup
-        sup.events.write(
-            sup.now,
+        robots = self.fleet.views
+        self.events.write(
+            self.time.ns,
             "control",
             command=req.command.value,
             target=req.target,
@@ -109,7 +123,7 @@ class ControlDesk:
             if req.command is ControlCommand.ROBOT:
                 targets = [req.target]
             else:
-                targets = [n for n, r in sorted(sup.robots.items()) if r.alive]
+                targets = [n for n, r in sorted(robots.items()) if r.alive]
             self._command(req, cmd, targets, out)
         else:
             self._answer(
@@ -119,21 +133,21 @@ class ControlDesk:
     def _command(
         self, req: ControlRequest, cmd: PackMLCommand, targets: list[str], out: Outbox
     ) -> None:
-        sup = self.sup
-        unknown = [t for t in targets if t not in sup.robots]
+        robots = self.fleet.views
+        unknown = [t for t in targets if t not in robots]
         if unknown:
             self._answer(req, False, "unknown_robot", f"no robot {unknown[0]!r}")
             return
-        down = [t for t in targets if not sup.robots[t].alive]
+        down = [t for t in targets if not robots[t].alive]
         if down:
             self._answer(req, False, "unavailable", f"{', '.join(down)} not answering")
             return
         if not targets:
             self._answer(req, False, "unavailable", "no robot is answering")
             return
-        wait = _Waiting(req, set(), [], sent_ns=sup.now)
+        wait = _Waiting(req, set(), [], sent_ns=self.time.ns)
         for name in targets:
-            robot = sup.robots[name]
+            robot = robots[name]
             cmd_id = req.cmd_id if req.command is ControlCommand.ROBOT else f"{req.cmd_id}/{name}"
             if cmd in MANUAL:
                 wait.manual_before[name] = robot.manual
@@ -150,13 +164,13 @@ class ControlDesk:
         The agent answers a repeated id with its first answer, so a command
         is never applied twice.
         """
-        now = self.sup.now
+        now = self.time.ns
         for wait in self.waiting.values():
             if now - wait.sent_ns < COMMAND_RETRY_NS:
                 continue
             wait.sent_ns = now
             for name in sorted(wait.robots):
-                if self.sup.robots[name].alive:
+                if self.fleet.views[name].alive:
                     out.send(name, wait.commands[name])
 
     def reply(self, robot: str, rep: CommandReply) -> bool:
@@ -168,7 +182,7 @@ class ControlDesk:
         if wait is None:
             return True
         wait.robots.discard(robot)
-        view = self.sup.robots.get(robot)
+        view = self.fleet.views.get(robot)
         if not rep.accepted:
             wait.refused.append(f"{robot}: {rep.reason}")
             if view is not None and robot in wait.manual_before:
@@ -181,7 +195,7 @@ class ControlDesk:
             if rep.state is not view.state:
                 # its state_changed was lost: the reply says where the command took it, so the
                 # supervisor does not act on the state it left (as for a heartbeat)
-                self.sup._set_state(view, rep.state, "command_reply")
+                self.state_heard(view, rep.state, "command_reply")
         if not wait.robots:
             del self.waiting[key]
             if wait.refused:
@@ -191,25 +205,25 @@ class ControlDesk:
         return True
 
     def _fault(self, req: ControlRequest, out: Outbox) -> None:
-        sup = self.sup
-        if req.action == "slow_robot" and req.target in sup.robots:
-            until = sup.now + round(req.value * 1e9)
+        robots, now = self.fleet.views, self.time.ns
+        if req.action == FaultKind.SLOW_ROBOT and req.target in robots:
+            until = now + to_ns(req.value)
             out.send(req.target, Degrade(req.target, req.factor, until))
-        if req.action == "message_loss" and req.target in sup.robots and isinstance(out, Mailbox):
-            ticks = math.ceil(req.value * 1e9 / sup.cell.tick_ns)
-            out.impair(req.target, req.factor, sup.tick + 1 + ticks)
+        if req.action == FaultKind.MESSAGE_LOSS and req.target in robots:
+            ticks = math.ceil(req.value * NS / self.tick_ns)
+            out.impair(req.target, req.factor, self.time.tick + 1 + ticks)
         # what the kind was given besides its duration, logged with it
         extra: dict[str, float | bool] = {}
-        if req.action == "slow_robot":
+        if req.action == FaultKind.SLOW_ROBOT:
             extra["factor"] = req.factor
-        elif req.action == "message_loss":
+        elif req.action == FaultKind.MESSAGE_LOSS:
             extra["share"] = req.factor
-        elif req.action == "robot_fault" and req.permanent:
+        elif req.action == FaultKind.ROBOT_FAULT and req.permanent:
             extra["permanent"] = True
 
         def logged() -> None:
-            sup.events.write(
-                sup.now,
+            self.events.write(
+                now,
                 "fault_injected",
                 target=req.target,
                 fault=req.action,
@@ -217,12 +231,12 @@ class ControlDesk:
                 **extra,
             )
 
-        if req.action != "robot_fault":
+        if req.action != FaultKind.ROBOT_FAULT:
             # done by the host or the launcher already (or just told the robot): logged here
             logged()
             self._answer(req, True, "ok", f"{req.action} on {req.target}")
             return
-        robot = sup.robots.get(req.target)
+        robot = robots.get(req.target)
         if robot is None:
             self._answer(req, False, "unknown_robot", f"no robot {req.target!r}")
             return
@@ -232,7 +246,7 @@ class ControlDesk:
         if req.permanent:
             robot.clear_after_ns = NEVER_NS
         else:
-            robot.clear_after_ns = sup.now + round(max(req.value, 0.0) * 1e9)
+            robot.clear_after_ns = now + to_ns(max(req.value, 0.0))
         logged()
         abort = dataclasses.replace(
             req, command=ControlCommand.ROBOT, action=PackMLCommand.ABORT.value
@@ -250,14 +264,13 @@ class ControlDesk:
         to judge.)
         """
         kind, _, name = location.partition(":")
-        robot = self.sup.robots.get(name) if kind == "gripper" else None
+        robot = self.fleet.views.get(name) if kind == "gripper" else None
         if robot is not None and failed_for_good(robot):
             return f"held by {name}, failed for good"
         return ""
 
     def _order(self, req: ControlRequest) -> None:
-        sup = self.sup
-        product = sup.cell.recipe.product
+        product = self.product
         if req.action != product:
             self._answer(
                 req, False, "bad_argument", f"this cell makes {product!r}, not {req.action!r}"
@@ -276,7 +289,7 @@ class ControlDesk:
             "shipped": 0,
         }
         self.orders.append(order)
-        sup.events.write(sup.now, "order_added", **order)
+        self.events.write(self.time.ns, "order_added", **order)
         # the number a client follows the order by (kpis.orders) is data, not only words
         data = json.dumps(order, sort_keys=True)
         self._answer(

@@ -22,22 +22,24 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from bus.enums import COMPLETED_EVENTS, PackMLState
+from bus.enums import COMPLETED_EVENTS, FaultKind, PackMLState
+from bus.simtime import NS
 from bus.timebuckets import FAILURE_STATES, HOLD_STATES, LOST, REPAIRED_STATE
 
-NS = 1_000_000_000
 DETECT_GRACE_S = 2.0
 """A fault that lasts is detected while it lasts (or this soon after): a sign that comes later
 is of something else (a later fault on the same target)."""
-STOPPING = frozenset({"agent_crash", "robot_fault"})
+STOPPING = frozenset({FaultKind.AGENT_CRASH, FaultKind.ROBOT_FAULT})
 """Kinds that take their robot out of production: its outage starts at the fault."""
-CELL_KINDS = frozenset({"supervisor_crash", "conveyor_jam", "sensor_blackout"})
+CELL_KINDS = frozenset(
+    {FaultKind.SUPERVISOR_CRASH, FaultKind.CONVEYOR_JAM, FaultKind.SENSOR_BLACKOUT}
+)
 """Kinds that stop (part of) the cell rather than one robot: a cell outage while they last."""
 PAIRED: Mapping[str, tuple[str, str, str]] = {
-    "conveyor_jam": ("conveyor", "conveyor_jammed", "conveyor_cleared"),
-    "sensor_blackout": ("sensor", "sensor_stale", "sensor_restored"),
-    "slow_robot": ("robot", "robot_slow", "robot_speed_ok"),
-    "message_loss": ("robot", "link_lossy", "link_ok"),
+    FaultKind.CONVEYOR_JAM: ("conveyor", "conveyor_jammed", "conveyor_cleared"),
+    FaultKind.SENSOR_BLACKOUT: ("sensor", "sensor_stale", "sensor_restored"),
+    FaultKind.SLOW_ROBOT: ("robot", "robot_slow", "robot_speed_ok"),
+    FaultKind.MESSAGE_LOSS: ("robot", "link_lossy", "link_ok"),
 }
 """Kinds the supervisor reports with a pair of events: (field naming the target, detected, recovered)."""
 BACK_AT_WORK = frozenset({"op_awarded", "op_done", "op_settled"})
@@ -195,13 +197,13 @@ class FaultTracker:
         idx = len(self.faults)
         self.faults.append(fault)
         self._open.append(idx)
-        if kind == "gripper_drop" and target in self.robots:
+        if kind == FaultKind.GRIPPER_DROP and target in self.robots:
             log = self.robots[target]
             # holding nothing, the gripper lets go of the next part it carries: that
             # operation is only known when it fails
             fault.op = log.running[0] if log.running and log.holding else ""
             fault.part = log.holding
-        if kind == "supervisor_crash" and self._restart is not None:
+        if kind == FaultKind.SUPERVISOR_CRASH and self._restart is not None:
             # only the supervisor that came back can log the crash that killed it: the
             # crash came after its last journal commit and was detected by the restart
             t_back, out = self._restart
@@ -262,27 +264,27 @@ class FaultTracker:
         if f.kind in PAIRED:
             key, det, _rec = PAIRED[f.kind]
             return det if kind == det and _str(ev, key) == f.target else ""
-        if f.kind == "supervisor_crash":
+        if f.kind == FaultKind.SUPERVISOR_CRASH:
             return kind if kind == "supervisor_restored" else ""
         if kind == "part_moved":
             fell = _str(ev, "src") == f"gripper:{f.target}" and _str(ev, "dst") == "floor"
             part = _str(ev, "part")
-            if f.kind == "gripper_drop" and fell and f.part in ("", part):
+            if f.kind == FaultKind.GRIPPER_DROP and fell and f.part in ("", part):
                 f.part = part  # armed on an empty gripper: this is the part it let go
                 return "part_moved floor"
             return ""
         if _str(ev, "robot") != f.target:
             return ""
         dst = _str(ev, "dst")
-        if f.kind == "robot_fault" and kind == "robot_state" and dst in FAILURE_STATES:
+        if f.kind == FaultKind.ROBOT_FAULT and kind == "robot_state" and dst in FAILURE_STATES:
             return f"robot_state {dst}"
-        if f.kind == "agent_crash":
+        if f.kind == FaultKind.AGENT_CRASH:
             if kind == "robot_lost":
                 return kind
             # a restarted agent may report in before its silence was noticed
             if kind == "robot_state" and dst == PackMLState.STOPPED.value:
                 return f"robot_state {dst}" if _str(ev, "reason") == "heartbeat" else ""
-        if f.kind == "gripper_drop" and kind == "op_failed":
+        if f.kind == FaultKind.GRIPPER_DROP and kind == "op_failed":
             if f.op and _str(ev, "op") == f.op:
                 return kind
             detail = _str(ev, "detail").split()
@@ -298,13 +300,13 @@ class FaultTracker:
         if f.kind in PAIRED:
             key, _det, rec = PAIRED[f.kind]
             return rec if kind == rec and _str(ev, key) == f.target else ""
-        if f.kind == "supervisor_crash":
+        if f.kind == FaultKind.SUPERVISOR_CRASH:
             return kind if kind in BACK_AT_WORK else ""
         if f.kind in STOPPING:
             if kind == "robot_state" and _str(ev, "robot") == f.target:
                 return "robot_state Execute" if _str(ev, "dst") == REPAIRED_STATE else ""
             return ""
-        if f.kind == "gripper_drop":
+        if f.kind == FaultKind.GRIPPER_DROP:
             return _redone(f, kind, ev)
         return ""
 
@@ -346,7 +348,8 @@ class FaultTracker:
         """Robot states (with ``LOST``) and the outages they open and close."""
         if kind == "supervisor_restored":
             if any(
-                self.faults[i].kind == "supervisor_crash" and self.faults[i].detected_ns == t
+                self.faults[i].kind == FaultKind.SUPERVISOR_CRASH
+                and self.faults[i].detected_ns == t
                 for i in self._cell_down
             ):
                 return  # the outage of the crash this restart ends is open already
@@ -364,8 +367,10 @@ class FaultTracker:
             return
         if kind == "robot_lost":
             self._enter(log, t, LOST)
-            lossy = self._open_fault(robot, frozenset({"message_loss"}))
-            self._robot_down(robot, t, "message_loss" if lossy is not None else "lost", lossy)
+            lossy = self._open_fault(robot, frozenset({FaultKind.MESSAGE_LOSS}))
+            self._robot_down(
+                robot, t, FaultKind.MESSAGE_LOSS if lossy is not None else "lost", lossy
+            )
             return
         if kind != "robot_state":
             return

@@ -1,78 +1,102 @@
-"""The event log: one JSON object per line, in sim-time order, byte-stable.
+"""The supervisor's journal: SQLite (WAL), so a restarted supervisor loses nothing.
 
-Keys are sorted and floats are written as Python prints them, so the same run
-gives the same bytes (DESIGN principle 4); tests compare logs byte for byte.
-
-Observers (the fault tracker) see every record the log holds, the history a
-restored log starts with included, so what they derive from it survives a
-restart without a snapshot of its own.
+Every tick that changed anything, the supervisor appends the event-log lines
+it wrote and replaces one snapshot row with its whole state in one
+transaction. The journal knows no component's fields: each component
+(ledger, units and their operations, assignments, robots, KPI accumulators,
+sensors, rests, orders) writes its own ``snapshot()`` and reads it back with
+``restore()``; ``Snapshots`` only composes them by name. A supervisor started
+with ``restore=True`` reads the snapshot back and carries on from the last
+committed tick: the ledger, the open operations and the assignments come
+back exactly (a test compares them).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping, Sequence
+import sqlite3
 from pathlib import Path
-from typing import IO, Any
-
-Observer = Callable[[Mapping[str, Any]], None]
-"""Called with each record (``t_ns``, ``kind`` and the event's fields), in log order."""
+from typing import Any, Protocol
 
 
-class EventLog:
-    """Appends events to ``events.jsonl`` (or only counts them when ``path`` is None)."""
+class Component(Protocol):
+    """State with one owner that writes and reads its own snapshot."""
 
-    def __init__(
-        self,
-        path: Path | None,
-        *,
-        lines: list[str] | None = None,
-        observers: Sequence[Observer] = (),
-    ) -> None:
-        """Start ``path`` afresh, or with ``lines`` (a restored supervisor's history).
+    def snapshot(self) -> Any:
+        """The component's state as plain JSON-able data."""
 
-        ``observers`` are shown ``lines`` first, then every event written.
+    def restore(self, data: Any) -> None:
+        """Put back what ``snapshot`` wrote, into a freshly built component."""
+
+
+class Snapshots:
+    """The components a journal keeps, by name: their snapshots make one state row."""
+
+    def __init__(self, **components: Component) -> None:
+        self.components = components
+
+    def take(self) -> dict[str, Any]:
+        """Every component's snapshot, by name."""
+        return {name: part.snapshot() for name, part in self.components.items()}
+
+    def restore(self, state: dict[str, Any], *, done: tuple[str, ...] = ()) -> None:
+        """Give each component its part of ``state`` back, in the order they were named.
+
+        ``done``: components the caller restored already (ahead of the others).
         """
+        for name, part in self.components.items():
+            if name not in done:
+                part.restore(state[name])
+
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS events (seq INTEGER PRIMARY KEY, t_ns INTEGER NOT NULL, line TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS state (id INTEGER PRIMARY KEY CHECK (id = 1), tick INTEGER NOT NULL,
+                                  t_ns INTEGER NOT NULL, data TEXT NOT NULL);
+"""
+
+
+class Journal:
+    """The SQLite file beside ``events.jsonl``."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self.count = 0
-        self.fresh: list[str] = []
-        """Lines written since the last ``take_fresh`` (for telemetry)."""
-        self.observers = tuple(observers)
-        self._fh: IO[str] | None = None
-        if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self._fh = path.open("w", encoding="utf-8")
-        for line in lines or ():
-            if self._fh is not None:
-                self._fh.write(line + "\n")
-            if self.observers:
-                rec = json.loads(line)
-                for observe in self.observers:
-                    observe(rec)
+        # built on the launcher's thread, then used only by the supervisor's: one at a time
+        self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.executescript(SCHEMA)
 
-    def write(self, t_ns: int, kind: str, **fields: Any) -> None:
-        """Record one event at sim time ``t_ns``."""
-        self.count += 1
-        rec = {"t_ns": t_ns, "kind": kind, **fields}
-        line = json.dumps(rec, sort_keys=True, separators=(",", ":"))
-        self.fresh.append(line)
-        if self._fh is not None:
-            self._fh.write(line + "\n")
-        for observe in self.observers:
-            observe(rec)
+    def commit(self, tick: int, t_ns: int, lines: tuple[str, ...], state: dict[str, Any]) -> None:
+        """Append ``lines`` and replace the snapshot, atomically."""
+        with self.db:
+            self.db.execute("BEGIN")
+            self.db.executemany(
+                "INSERT INTO events (t_ns, line) VALUES (?, ?)", [(t_ns, line) for line in lines]
+            )
+            self.db.execute(
+                "INSERT OR REPLACE INTO state (id, tick, t_ns, data) VALUES (1, ?, ?, ?)",
+                (tick, t_ns, json.dumps(state, sort_keys=True, separators=(",", ":"))),
+            )
 
-    def take_fresh(self) -> tuple[str, ...]:
-        """The lines written since the last call."""
-        out, self.fresh = tuple(self.fresh), []
-        return out
+    def reset(self) -> None:
+        """Forget everything (a fresh run in a directory that held one)."""
+        with self.db:
+            self.db.execute("DELETE FROM events")
+            self.db.execute("DELETE FROM state")
 
-    def flush(self) -> None:
-        """Push buffered events to disk."""
-        if self._fh is not None:
-            self._fh.flush()
+    def load(self) -> tuple[int, int, dict[str, Any]] | None:
+        """The last committed (tick, t_ns, state), or None for an empty journal."""
+        row = self.db.execute("SELECT tick, t_ns, data FROM state WHERE id = 1").fetchone()
+        if row is None:
+            return None
+        return int(row[0]), int(row[1]), json.loads(row[2])
+
+    def lines(self) -> list[str]:
+        """Every event line, in order."""
+        return [r[0] for r in self.db.execute("SELECT line FROM events ORDER BY seq")]
 
     def close(self) -> None:
-        """Flush and close."""
-        if self._fh is not None:
-            self._fh.close()
-            self._fh = None
+        """Close the database."""
+        self.db.close()

@@ -12,8 +12,7 @@ import statistics
 from typing import Any
 
 from bus.enums import PackMLState
-
-NS = 1_000_000_000
+from bus.simtime import NS
 
 
 @dataclasses.dataclass(slots=True)
@@ -37,15 +36,36 @@ class RobotStats:
         self.state, self.since_ns = state, now_ns
 
 
+class Counters(dict[str, int]):
+    """What the supervisor counted and refused (stale bids, unknown parts, ...), by name."""
+
+    def snapshot(self) -> dict[str, int]:
+        """As plain data (the journal)."""
+        return dict(self)
+
+    def restore(self, data: dict[str, int]) -> None:
+        """Put back what ``snapshot`` wrote."""
+        self.update(data)
+
+
 class Kpis:
     """Accumulates the run's KPIs."""
 
     def __init__(self, robots: list[str]) -> None:
+        self.published_s = -1
+        """The sim second the KPIs were last published in (telemetry: once a second)."""
         self.robots = {r: RobotStats() for r in sorted(robots)}
         self.units_shipped = 0
         self.units_scrapped = 0
         self.cycle_ns: list[int] = []
         self.ship_times_ns: list[int] = []
+
+    def due(self, now_ns: int) -> bool:
+        """Whether a new sim second began since the KPIs were last published (then marked)."""
+        if now_ns // NS == self.published_s:
+            return False
+        self.published_s = now_ns // NS
+        return True
 
     def state(self, robot: str, state: PackMLState, now_ns: int) -> None:
         """A robot entered ``state``."""
@@ -75,6 +95,34 @@ class Kpis:
         self.units_shipped += 1
         self.cycle_ns.append(now_ns - created_ns)
         self.ship_times_ns.append(now_ns)
+
+    def snapshot(self) -> dict[str, Any]:
+        """The accumulators as plain data (the journal)."""
+        return {
+            "robots": {
+                name: {
+                    f.name: getattr(s, f.name).value if f.name == "state" else getattr(s, f.name)
+                    for f in dataclasses.fields(s)
+                }
+                for name, s in self.robots.items()
+            },
+            "units_shipped": self.units_shipped,
+            "units_scrapped": self.units_scrapped,
+            "cycle_ns": list(self.cycle_ns),
+            "ship_times_ns": list(self.ship_times_ns),
+            "published_s": self.published_s,
+        }
+
+    def restore(self, data: dict[str, Any]) -> None:
+        """Put back what ``snapshot`` wrote."""
+        for name, s in data["robots"].items():
+            st = RobotStats()
+            for key, value in s.items():
+                setattr(st, key, PackMLState(value) if key == "state" else value)
+            self.robots[name] = st
+        self.units_shipped, self.units_scrapped = data["units_shipped"], data["units_scrapped"]
+        self.cycle_ns, self.ship_times_ns = list(data["cycle_ns"]), list(data["ship_times_ns"])
+        self.published_s = data["published_s"]
 
     def report(self, now_ns: int, extra: dict[str, Any]) -> dict[str, Any]:
         """The KPI table as plain data (for ``kpis.json``)."""

@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import dataclasses
 from collections import Counter
+from typing import Any
+
+from supervisor.errors import LedgerError
 
 SHIPPED = "shipped"
 SCRAP = "scrap"
@@ -25,10 +28,6 @@ class PartRecord:
     part: str
     kind: str
     location: str
-
-
-class LedgerError(Exception):
-    """An impossible ledger change (a bug or a corrupt input), named precisely."""
 
 
 class Ledger:
@@ -107,6 +106,24 @@ class Ledger:
             and self.consumed == sum(1 for v in self.gone.values() if v == CONSUMED)
             and not (set(self.live) & set(self.gone))
         )
+
+    def snapshot(self) -> dict[str, Any]:
+        """Live parts, departed parts and totals, as plain data (the journal)."""
+        return {
+            "live": {p: [r.kind, r.location] for p, r in self.live.items()},
+            "gone": dict(self.gone),
+            "created": self.created,
+            "shipped": self.shipped,
+            "scrapped": self.scrapped,
+            "consumed": self.consumed,
+        }
+
+    def restore(self, data: dict[str, Any]) -> None:
+        """Put back what ``snapshot`` wrote."""
+        self.live = {p: PartRecord(p, kind, loc) for p, (kind, loc) in data["live"].items()}
+        self.gone = dict(data["gone"])
+        self.created, self.shipped = data["created"], data["shipped"]
+        self.scrapped, self.consumed = data["scrapped"], data.get("consumed", 0)
 
     def _live(self, part: str) -> PartRecord:
         rec = self.live.get(part)

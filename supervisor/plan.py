@@ -4,6 +4,11 @@ A unit is one product being built, named after its base part (the frame),
 bound to the fixture that holds it. Each recipe step becomes an ``Op`` of that
 unit, with its stations resolved (``fixture`` / ``unit`` become the unit's
 fixture) and its part bound when it is auctioned.
+
+An operation changes state only through ``Op.move``, along the edges of
+``TRANSITIONS`` (as a PackML machine changes state only by its table): an
+edge that is not there raises ``IllegalTransition``, so a bug that would do
+an operation twice, or revive a cancelled one, stops at the line that tries.
 """
 
 from __future__ import annotations
@@ -11,15 +16,13 @@ from __future__ import annotations
 import dataclasses
 import enum
 
-from bus.cellspec import OperationSpec, RecipeSpec
+from bus.cellspec import OperationSpec, Pose, RecipeSpec
 from bus.enums import Skill
 from bus.messages import Operation, PartPose
+from supervisor.errors import IllegalTransition
 
 PLACEHOLDERS = ("fixture", "unit")
 """Stand for the unit's fixture; ``mount`` stands for the mount point kept for the unit."""
-
-RETRY_NS = 500_000_000
-"""Wait after a failed auction or operation before trying it again (sim ns)."""
 
 
 class OpState(enum.StrEnum):
@@ -39,6 +42,24 @@ class OpState(enum.StrEnum):
     """Completed."""
     CANCELLED = "cancelled"
     """Dropped with its unit (the unit was scrapped)."""
+
+
+_S = OpState
+TRANSITIONS: dict[OpState, frozenset[OpState]] = {
+    _S.WAITING: frozenset({_S.READY, _S.CANCELLED}),
+    # READY -> AWARDED: a dispatcher that awards without bids; -> RUNNING: a robot the
+    # supervisor could not hear kept it (readopted); -> DONE: settled from what the world shows
+    _S.READY: frozenset({_S.AUCTION, _S.AWARDED, _S.RUNNING, _S.DONE, _S.CANCELLED}),
+    # AUCTION -> READY: nobody bid; -> RUNNING / DONE: an earlier holder readopted or reported it
+    _S.AUCTION: frozenset({_S.AWARDED, _S.READY, _S.RUNNING, _S.DONE, _S.CANCELLED}),
+    # AWARDED -> READY: the robot left Execute or was lost; -> RUNNING: it started (or another
+    # that held it before readopted it)
+    _S.AWARDED: frozenset({_S.RUNNING, _S.READY, _S.DONE, _S.CANCELLED}),
+    _S.RUNNING: frozenset({_S.DONE, _S.READY, _S.CANCELLED}),
+    _S.DONE: frozenset(),
+    _S.CANCELLED: frozenset(),
+}
+"""Every legal change of an operation's state (``Op.move``)."""
 
 
 @dataclasses.dataclass(slots=True)
@@ -67,6 +88,14 @@ class Op:
     base_kind: str = ""
     """The part kind of its unit's base (which recipe it belongs to)."""
 
+    def move(self, to: OpState) -> None:
+        """Change state along an edge of ``TRANSITIONS``; any other change raises."""
+        if to not in TRANSITIONS[self.state]:
+            raise IllegalTransition(
+                f"operation {self.op_id}: {self.state.value} -> {to.value} is not a legal change"
+            )
+        self.state = to
+
     @property
     def op_id(self) -> str:
         """Stable id: ``<unit>/<step>``."""
@@ -77,6 +106,14 @@ class Op:
         """The stations this operation occupies while it runs (a recovery picks off-station)."""
         src = "" if self.pick else self.src
         return tuple(s for s in (src, self.dst, self.at) if s)
+
+    @property
+    def pick_position(self) -> Pose | None:
+        """Where a recovery picks its part (None for an ordinary operation)."""
+        if not self.pick:
+            return None
+        x, y, z = self.pick[:3]
+        return Pose(x, y, z)
 
     def message(self, base_kind: str = "") -> Operation:
         """The operation as robots see it (``base_kind``: if the op does not know its own)."""
@@ -173,7 +210,7 @@ def refresh(unit: Unit) -> list[Op]:
     woke = []
     for op in unit.ops.values():
         if op.state is OpState.WAITING and set(op.spec.after) <= done:
-            op.state = OpState.READY
+            op.move(OpState.READY)
             woke.append(op)
     return woke
 

@@ -29,21 +29,22 @@ be picked: both are scrapped, unless they landed where they were going.
 The recovery is the same ``Op`` (same id, same place in the recipe), so it
 and the failed attempt can never both place the part: one record, one award
 at a time.
+
+This module only decides: ``decide`` and ``after_requeue`` read a
+``CellView`` and return a decision (``Wait``, ``AsIs``, ``Landed``,
+``Recover``, ``Scrap``); the supervisor applies it and logs it.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
-from typing import TYPE_CHECKING, Any
 
 from bus.cellspec import GRASP_TILT_MAX, Pose
-from bus.enums import Skill, WorldEventKind
-from bus.messages import PartPose, WorldEvent
+from bus.enums import Skill
 from supervisor.plan import Op
-
-if TYPE_CHECKING:
-    from supervisor.supervisor import Supervisor
+from supervisor.rests import Rest
+from supervisor.view import CellView
 
 MAX_RECOVERIES = 3
 """Recoveries of one operation before its part is given up and scrapped."""
@@ -56,136 +57,116 @@ PLACED_TILT = math.radians(2.0)
 STATION_PREFIXES = ("feeder", "conveyor", "fixture", "stand", "mount")
 """Ledger location prefixes that name a station (``feeder:battery_tray`` is the station
 ``battery_tray``)."""
+UNIT_FELL = "a unit that fell with its components is not shipped unseen"
+
+
+# ---------------------------------------------------------------- decisions
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
-class Rest:
-    """How the world last saw a part lie at rest."""
-
-    pose: PartPose
-    touching: tuple[str, ...]
-    blocked: bool
-
-    @property
-    def position(self) -> Pose:
-        """Its centre and its heading (the turn of its long side about z)."""
-        pp = self.pose
-        yaw = math.atan2(2.0 * (pp.qw * pp.qz + pp.qx * pp.qy), 1.0 - 2.0 * (pp.qy**2 + pp.qz**2))
-        return Pose(pp.x, pp.y, pp.z, yaw)
+class Wait:
+    """Not now: the part is still in a gripper (falling, or held by a robot not yet reset)."""
 
 
-class Rests:
-    """Where each loose part came to rest, from the world's events, until it is picked up."""
+@dataclasses.dataclass(frozen=True, slots=True)
+class AsIs:
+    """Allocate the operation as it stands.
 
-    def __init__(self) -> None:
-        self.parts: dict[str, Rest] = {}
-
-    def note(self, ev: WorldEvent) -> None:
-        """Follow one world event: a rest is recorded, a grasp or a retirement forgets it."""
-        if ev.kind in (WorldEventKind.SETTLED, WorldEventKind.ATTACHED) and ev.pose is not None:
-            self.parts[ev.part] = Rest(ev.pose, ev.touching, ev.blocked)
-        elif ev.kind in (WorldEventKind.GRASPED, WorldEventKind.RETIRED):
-            self.parts.pop(ev.part, None)
-
-    def get(self, part: str) -> Rest | None:
-        """How ``part`` last came to rest, if the world said."""
-        return self.parts.get(part)
-
-    def snapshot(self) -> dict[str, Any]:
-        """As plain JSON-able data, for the journal."""
-        return {
-            pid: {
-                "pose": [r.pose.x, r.pose.y, r.pose.z, r.pose.qx, r.pose.qy, r.pose.qz, r.pose.qw],
-                "kind": r.pose.kind,
-                "touching": list(r.touching),
-                "blocked": r.blocked,
-            }
-            for pid, r in sorted(self.parts.items())
-        }
-
-    def restore(self, data: dict[str, Any]) -> None:
-        """Put back what ``snapshot`` wrote."""
-        self.parts = {
-            pid: Rest(PartPose(pid, d["kind"], *d["pose"]), tuple(d["touching"]), d["blocked"])
-            for pid, d in data.items()
-        }
-
-
-# ---------------------------------------------------------------- deciding
-
-
-def ready(sup: Supervisor, op: Op) -> bool:
-    """Whether ``op`` may be auctioned now; first settles the fate of a part that fell.
-
-    Returns False while the part is still in a gripper (falling, or held by a
-    robot that has not let go yet) and when the operation was settled here
-    (done, or its unit scrapped). A scrapped component leaves the operation
-    ready, with no part: the auction takes the next one from the feeder.
+    ``at_station``: its part lies on its station again, so a recovery pose once
+    decided for it is dropped and it is picked there as usual.
     """
-    if op.spec.skill is not Skill.PICK_PLACE or not op.part or op.part not in sup.ledger.live:
-        return True
-    where = sup.ledger.location(op.part)
+
+    at_station: bool = False
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Landed:
+    """The part lies where the operation was to put it: the operation is in effect done."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Recover:
+    """Pick the part up where it lies (``pose``: x, y, z, qx, qy, qz, qw), called to ``robots``.
+
+    ``at`` and ``tilt_deg`` say where and how it lies, for the log.
+    """
+
+    pose: tuple[float, float, float, float, float, float, float]
+    robots: tuple[str, ...]
+    at: str
+    tilt_deg: float
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Scrap:
+    """Give the part up, for ``reason`` (``fell``: why a part that fell cannot be picked)."""
+
+    reason: str
+    fell: bool = True
+
+
+Decision = Wait | AsIs | Landed | Recover | Scrap
+
+
+def decide(view: CellView, op: Op) -> Decision:
+    """What becomes of a ready operation's part before it is allocated.
+
+    ``Wait`` while the part is still in a gripper; ``AsIs`` when nothing fell
+    (or it is back on its station, or a recovery is already decided and not
+    yet run); ``Landed`` when it lies where it was going; ``Recover`` when a
+    robot can pick it up where it lies; ``Scrap`` otherwise (a scrapped
+    component leaves the operation ready, with no part: the next one comes
+    from the feeder; a scrapped base part is its unit, scrapped with it).
+    """
+    if op.spec.skill is not Skill.PICK_PLACE or not op.part or not view.live(op.part):
+        return AsIs()
+    where = view.location(op.part)
     if where.startswith("gripper:"):
-        return False
+        return Wait()
     if _at_station(where, op.src):
-        op.pick = ()  # (back) where it is picked as usual
-        return True
-    rest = sup.rests.get(op.part)
-    if _landed(sup, op, where, rest):
-        sup.events.write(sup.now, "op_settled", op=op.op_id, robot="", how="landed")
-        sup.complete(op)
-        return False
+        return AsIs(at_station=True)
+    rest = view.rest(op.part)
+    if _landed(view, op, where, rest):
+        return Landed()
     if op.pick:
-        return True  # a recovery already decided, not yet run: it still lies there
-    why = _unpickable(sup, op, where, rest)
-    robots: list[str] = []
-    if not why:
-        assert rest is not None
-        robots = reaching(sup, op, rest.position)
-        if not robots:
-            why = "out of reach of every robot that could pick it"
+        return AsIs()  # a recovery already decided, not yet run: it still lies there
+    why = _unpickable(view, op, where, rest)
     if why:
-        scrap(sup, op, why)
-        return False  # next tick: the next part from the feeder (or nothing: unit scrapped)
+        return Scrap(why)
     assert rest is not None
+    robots = reaching(view, op, rest.position)
+    if not robots:
+        return Scrap("out of reach of every robot that could pick it")
     pp = rest.pose
-    op.pick = (pp.x, pp.y, pp.z, pp.qx, pp.qy, pp.qz, pp.qw)
-    op.recoveries += 1
-    sup.events.write(
-        sup.now,
-        "op_recovery",
-        op=op.op_id,
-        part=op.part,
-        at=where,
-        pose=[round(pp.x, 4), round(pp.y, 4), round(pp.z, 4)],
-        tilt_deg=round(math.degrees(pp.tilt), 1),
-        robots=robots,
-        recovery=op.recoveries,
+    return Recover(
+        (pp.x, pp.y, pp.z, pp.qx, pp.qy, pp.qz, pp.qw),
+        tuple(robots),
+        where,
+        round(math.degrees(pp.tilt), 1),
     )
-    return True
 
 
-def requeued(sup: Supervisor, op: Op) -> None:
-    """``op`` was given back: a recovery is decided afresh; a built unit in a gripper is scrapped.
+def after_requeue(view: CellView, op: Op) -> Scrap | None:
+    """``op`` was given back: a built unit still in a gripper is scrapped, wherever it lands.
 
     A unit whose operation ended while a gripper held it falls (a drop, or the
     robot opening its gripper when it is reset), and a unit that fell is not
-    shipped unseen, wherever it lands.
+    shipped unseen.
     """
-    op.pick = ()
     part = op.part
-    if op.spec.skill is not Skill.PICK_PLACE or part != op.unit or part not in sup.ledger.live:
-        return
-    if sup.ledger.location(part).startswith("gripper:") and sup.ledger.at(f"unit:{part}"):
-        scrap(sup, op, "a unit that fell with its components is not shipped unseen")
+    if op.spec.skill is not Skill.PICK_PLACE or part != op.unit or not view.live(part):
+        return None
+    if view.location(part).startswith("gripper:") and view.parts_at(f"unit:{part}"):
+        return Scrap(UNIT_FELL)
+    return None
 
 
-def reaching(sup: Supervisor, op: Op, pose: Pose) -> list[str]:
+def reaching(view: CellView, op: Op, pose: Pose) -> list[str]:
     """Live robots with the skill that reach ``pose`` and every other station of ``op``."""
-    stations = [sup.stations[s].pose for s in op.stations if s != op.src]
+    stations = [view.pose(s) for s in op.stations if s != op.src]
     return [
-        name
-        for name, r in sup.robots.items()
+        r.name
+        for r in view.robots()
         if r.alive
         and op.spec.skill in r.spec.capabilities
         and r.spec.reaches(pose)
@@ -193,45 +174,19 @@ def reaching(sup: Supervisor, op: Op, pose: Pose) -> list[str]:
     ]
 
 
-def pick_pose(op: Op) -> Pose | None:
-    """Where a recovery picks its part (None for an ordinary operation)."""
-    if not op.pick:
-        return None
-    x, y, z = op.pick[:3]
-    return Pose(x, y, z)
-
-
-def scrap(sup: Supervisor, op: Op, reason: str, *, fell: bool = True) -> None:
-    """Give up ``op``'s part: scrap it (its unit, if it is the unit's base) and take it out.
-
-    The operation stays ready with no part, so the next part comes from the feeder.
-    ``fell``: the reason is why a part that fell cannot be picked (logged as such).
-    """
-    unit = sup.units[op.unit]
-    why = f"fell: {reason}" if fell else reason
-    op.pick = ()
-    if op.part == unit.unit_id:
-        sup._scrap_unit(unit, f"{op.part} {why}")
-        return
-    sup.ledger.scrap(op.part)
-    sup._retire.append(op.part)
-    sup.events.write(sup.now, "part_scrapped", part=op.part, reason=why)
-    op.part = ""
-
-
 def _at_station(where: str, station: str) -> bool:
     prefix, _, name = where.partition(":")
     return bool(station) and prefix in STATION_PREFIXES and name == station
 
 
-def _landed(sup: Supervisor, op: Op, where: str, rest: Rest | None) -> bool:
+def _landed(view: CellView, op: Op, where: str, rest: Rest | None) -> bool:
     """Whether the part lies where ``op`` was to put it (so the operation is in effect done)."""
     if op.part == op.unit:
         return _at_station(where, op.dst)
     if where != f"unit:{op.unit}" or rest is None or rest.pose.tilt > PLACED_TILT:
         return False
-    base = sup.rests.get(op.unit)
-    unit = base.position if base is not None else sup.stations[op.dst].pose
+    base = view.rest(op.unit)
+    unit = base.position if base is not None else view.pose(op.dst)
     dx, dy, _ = op.spec.offset
     c, s = math.cos(unit.yaw), math.sin(unit.yaw)
     spot = (unit.x + c * dx - s * dy, unit.y + s * dx + c * dy)
@@ -243,10 +198,10 @@ def _landed(sup: Supervisor, op: Op, where: str, rest: Rest | None) -> bool:
     )
 
 
-def _unpickable(sup: Supervisor, op: Op, where: str, rest: Rest | None) -> str:
+def _unpickable(view: CellView, op: Op, where: str, rest: Rest | None) -> str:
     """Why the part cannot be picked up where it lies ("" if it can)."""
-    if op.part == op.unit and sup.ledger.at(f"unit:{op.unit}"):
-        return "a unit that fell with its components is not shipped unseen"
+    if op.part == op.unit and view.parts_at(f"unit:{op.unit}"):
+        return UNIT_FELL
     kind, _, name = where.partition(":")
     if kind == "unit":
         return f"it came to rest on unit {name}, which it was joined to"

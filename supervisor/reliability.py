@@ -27,10 +27,9 @@ import statistics
 from collections.abc import Iterable
 from typing import Any
 
+from bus.simtime import NS
 from bus.timebuckets import TimeBucket, bucket
 from supervisor.faultstats import CELL_KINDS, FaultTracker, Outage, RobotLog
-
-NS = 1_000_000_000
 
 
 def _secs(ns: float) -> float:

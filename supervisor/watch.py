@@ -24,13 +24,14 @@ which is what the fault KPIs pair with the injected faults.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from bus.cellspec import CellSpec, StationKind
-from supervisor.kpis import NS
+from bus.simtime import NS
 
 if TYPE_CHECKING:
-    from supervisor.journal import EventLog
+    from supervisor.eventlog import EventLog
 
 LINK_OK_NS = 10 * NS
 """A lossy link is fine again after this long without a gap ..."""
@@ -105,7 +106,7 @@ class Watch:
         link.beat_gaps = gaps
         self._gaps(robot, link, new, now_ns)
 
-    def socket_gaps(self, counts: dict[str, int], now_ns: int) -> None:
+    def socket_gaps(self, counts: Mapping[str, int], now_ns: int) -> None:
         """Our socket's per-sender gap counts now."""
         for robot, link in self.links.items():
             n = counts.get(robot, 0)

@@ -3,23 +3,14 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
 import zmq
 
 from bus.mailbox import Mailbox, lost_on_the_wire
 from bus.messages import Bid, Count, Tick
 
 _n = itertools.count()
-
-
-@pytest.fixture
-def ctx() -> Iterator[zmq.Context[Any]]:
-    c: zmq.Context[Any] = zmq.Context()
-    yield c
-    c.term()
 
 
 def exchange(ctx: zmq.Context[Any], share: float) -> tuple[list[int], list[int], Mailbox, Mailbox]:

@@ -14,15 +14,10 @@ from cells.audit import audit_run
 from cells.chaos import QUIET_END_S, WARM_UP_S, chaos_scenario
 from cells.faults import dump_scenario, parse_scenario
 from cells.launch import RunOptions, run_cell
-from cells.schema import load_cell
 from clients.cli import main
+from tests.reference import first_difference
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(scope="module")
-def cell() -> CellSpec:
-    return load_cell(ROOT / "cells" / "assembly.toml")
 
 
 def test_a_chaos_scenario_is_drawn_from_the_seed_with_every_kind(cell: CellSpec) -> None:
@@ -74,6 +69,8 @@ def test_a_chaos_run_keeps_every_promise(cell: CellSpec, tmp_path: Path, seed: i
     log = [json.loads(line) for line in (tmp_path / "events.jsonl").read_text().splitlines()]
     injected = {e["fault"] for e in log if e["kind"] == "fault_injected"}
     assert injected == {k.value for k in FaultKind}
+    if seed == 1:
+        assert first_difference("assembly-chaos-seed1-330s", tmp_path) == "", "the reference log"
     crashes = [f for f in faults if f.kind is FaultKind.AGENT_CRASH]
     assert len(kpis["sim"]["killed"]) == len(crashes) + sum(
         f.kind is FaultKind.SUPERVISOR_CRASH for f in faults

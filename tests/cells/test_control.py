@@ -18,6 +18,7 @@ from bus.codec import MAX_PAYLOAD, decode, encode
 from bus.endpoints import Endpoints, private_ipc_base
 from bus.enums import ControlCommand
 from bus.messages import ControlReply, ControlRequest
+from bus.simtime import NS
 from cells.launch import RunOptions, run_cell
 from cells.schema import load_cell
 
@@ -152,9 +153,14 @@ def test_after_all_that_the_cell_still_produces_and_the_ledger_balances(cell: Ce
     cell.request(ControlCommand.CELL, action="Start")
     start = cell.request(ControlCommand.STATUS).status
     assert start is not None
-    while True:
-        st_ = cell.request(ControlCommand.STATUS).status
-        assert st_ is not None
-        if st_.units_completed >= start.units_completed + 2:
-            break
+    # two more units within 120 s of sim time (a unit takes about 25 s): not forever
+    give_up_ns = start.t_ns + 120 * NS
+    st_ = start
+    while st_.units_completed < start.units_completed + 2:
+        assert st_.t_ns < give_up_ns, (
+            f"{st_.units_completed - start.units_completed} units in 120 s"
+        )
+        polled = cell.request(ControlCommand.STATUS).status
+        assert polled is not None
+        st_ = polled
     assert st_.ledger_balanced

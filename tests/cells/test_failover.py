@@ -12,18 +12,13 @@ import pytest
 from bus.cellspec import CellSpec
 from bus.enums import FaultKind
 from bus.errors import ConfigError
+from bus.simtime import NS
 from cells.faults import ScheduledFault, parse_scenario
 from cells.launch import RunOptions, run_cell
-from cells.schema import PLACEHOLDERS, load_cell, parse_cell
+from cells.schema import PLACEHOLDERS, parse_cell
 
 ROOT = Path(__file__).resolve().parents[2]
 ASSEMBLY = ROOT / "cells" / "assembly.toml"
-NS = 1_000_000_000
-
-
-@pytest.fixture(scope="module")
-def cell() -> CellSpec:
-    return load_cell(ASSEMBLY)
 
 
 def events(out: Path) -> list[dict[str, Any]]:
@@ -71,7 +66,7 @@ def test_permanent_and_a_duration_together_are_refused(cell: CellSpec) -> None:
 def test_only_a_robot_fault_can_be_permanent(cell: CellSpec) -> None:
     err = refused(cell, at=1.0, target="outfeed", kind="conveyor_jam", permanent=True)
     assert err.key == "faults[0].permanent"
-    assert "only robot_fault can be permanent" in err.reason
+    assert "only a robot_fault can be permanent" in err.reason
 
 
 def test_permanent_must_be_a_boolean(cell: CellSpec) -> None:

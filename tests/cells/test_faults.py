@@ -11,20 +11,14 @@ import pytest
 from bus.cellspec import CellSpec
 from bus.enums import FaultKind
 from bus.errors import ConfigError
+from bus.simtime import NS
 from cells.audit import audit_run
 from cells.faults import ScheduledFault, parse_scenario
 from cells.launch import RunOptions, run_cell
-from cells.schema import load_cell
 from supervisor.faultstats import FaultTracker
 from supervisor.reliability import figures
 
 ROOT = Path(__file__).resolve().parents[2]
-NS = 1_000_000_000
-
-
-@pytest.fixture(scope="module")
-def cell() -> CellSpec:
-    return load_cell(ROOT / "cells" / "assembly.toml")
 
 
 def events(out: Path) -> list[dict[str, Any]]:

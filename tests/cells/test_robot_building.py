@@ -21,6 +21,7 @@ from cells.schema import load_cell
 from sim import World
 from supervisor.inspection import worst_join
 from tests.cells.test_schema import broken as schema_broken
+from tests.reference import first_difference
 
 ROOT = Path(__file__).resolve().parents[2]
 CELL = ROOT / "cells" / "robot_building.toml"
@@ -113,6 +114,7 @@ def test_a_built_robot_is_an_agent_in_the_log_and_in_both_modes_alike(
     a = (threads / "events.jsonl").read_bytes()
     b = (processes / "events.jsonl").read_bytes()
     assert a == b, "the same seed gives the same log, new agents included, in both modes"
+    assert first_difference("robot_building-seed1-125s", threads) == ""
     log = [json.loads(line) for line in a.decode().splitlines()]
     added = [e["robot"] for e in log if e["kind"] == "robot_added"]
     joined = [e["robot"] for e in log if e["kind"] == "robot_joined" and e["robot"] in added]

@@ -15,15 +15,10 @@ from bus.codec import decode
 from bus.endpoints import Endpoints, private_ipc_base
 from bus.messages import ErrorReply, Message
 from cells.launch import RunOptions, run_cell
-from cells.schema import load_cell
 from sim import World
+from tests.reference import first_difference
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(scope="module")
-def cell() -> CellSpec:
-    return load_cell(ROOT / "cells" / "assembly.toml")
 
 
 def events(out: Path) -> list[dict[str, Any]]:
@@ -39,9 +34,7 @@ def test_one_process_run_builds_and_ships_phones(cell: CellSpec, tmp_path: Path)
     kpis = run(cell, tmp_path, seed=1, duration_s=120)
     assert kpis["units_completed"] >= 2
     assert kpis["ledger_balanced"] is True
-    led = kpis["ledger"]
-    assert led["created"] == led["shipped"] + led["scrapped"] + led["wip"]
-    assert led["shipped"] >= 4 * kpis["units_completed"]  # a phone is four parts
+    assert kpis["ledger"]["shipped"] >= 4 * kpis["units_completed"]  # a phone is four parts
     assert all(r["state"] == "Execute" for r in kpis["robots"].values())
     log = events(tmp_path)
     times = [e["t_ns"] for e in log]
@@ -49,6 +42,7 @@ def test_one_process_run_builds_and_ships_phones(cell: CellSpec, tmp_path: Path)
     shipped = [e for e in log if e["kind"] == "unit_shipped"]
     assert len(shipped) == kpis["units_completed"]
     assert json.loads((tmp_path / "kpis.json").read_text()) == kpis
+    assert first_difference("assembly-seed1-120s", tmp_path) == "", "the reference run's log"
 
 
 @pytest.mark.timeout(600)

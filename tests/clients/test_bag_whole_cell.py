@@ -21,13 +21,12 @@ from mcap.reader import make_reader
 from mcap_ros2.decoder import DecoderFactory
 
 from bus.cellspec import CellSpec
+from bus.simtime import NS
 from cells.faults import FaultKind, ScheduledFault
-from cells.schema import load_cell
 from clients.bag_record import RecordResult
 from tests.clients.bagkit import Pose, recorded_run
 
 ROOT = Path(__file__).resolve().parents[2]
-NS = 1_000_000_000
 DURATION_S = 60.0
 FAULTS = (
     ScheduledFault(3.0, "R4", FaultKind.ROBOT_FAULT, 4.0),
@@ -93,11 +92,6 @@ def close(a: Pose, b: Pose) -> bool:
     pos = max(abs(a[i] - b[i]) for i in range(3)) < 1e-6
     dot = abs(sum(a[i] * b[i] for i in range(3, 7)))
     return pos and math.isclose(dot, 1.0, abs_tol=1e-6)
-
-
-@pytest.fixture(scope="module")
-def cell() -> CellSpec:
-    return load_cell(ROOT / "cells" / "assembly.toml")
 
 
 @pytest.fixture(scope="module")

@@ -21,11 +21,11 @@ from bus.messages import (
     Pose3,
     RobotStatus,
 )
+from bus.simtime import NS
 from clients.console_model import ConsoleModel
 from tests.clients.fakehost import cell_status
 
 ORIGIN = Pose3(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0)
-NS = 1_000_000_000
 
 
 def arm(

@@ -130,9 +130,8 @@ def test_part_flow_ends_where_the_ledger_does(real_run: Path) -> None:
     for key in ("created", "shipped", "scrapped", "wip"):
         assert flow.columns[key][-1] == led[key], key
     assert list(flow.t_ns) == sorted(flow.t_ns)
-    for i in range(len(flow.t_ns)):
-        c = flow.columns
-        assert c["created"][i] == c["shipped"][i] + c["scrapped"][i] + c["wip"][i]
+    # (wip is drawn as created - shipped - scrapped: what can fail is a part leaving twice)
+    assert min(flow.columns["wip"]) >= 0, "never more parts left than were created"
 
 
 def test_throughput_bins_count_every_shipped_unit(real_run: Path) -> None:

@@ -22,9 +22,9 @@ from bus.messages import (
     Revoke,
     StateChanged,
 )
+from bus.simtime import NS
 from robots.agent import ACTING_S, RobotAgent
-from robots.motion import NS
-from tests.robots.cellkit import (
+from tests.kit.cells import (
     FA,
     IN,
     MakeRun,

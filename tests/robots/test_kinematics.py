@@ -11,7 +11,7 @@ import pytest
 from bus.cellspec import MODEL_REACH, Pose, RobotModel, RobotSpec
 from bus.errors import PlanError
 from robots.kinematics import Kinematics, wrap
-from tests.robots.cellkit import PP, assembly_cell
+from tests.kit.cells import PP, assembly_cell
 
 
 @pytest.fixture(params=list(RobotModel), ids=str)

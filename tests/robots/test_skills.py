@@ -12,11 +12,11 @@ import pytest
 from bus.cellspec import Pose
 from bus.enums import ExecStep, Grip, OpStatus, PackMLCommand, PackMLState
 from bus.messages import Award, Bid, CallForBids, Command, OpReport, OpStarted, PartPose
+from bus.simtime import NS
 from robots.fakes import FakeRun
 from robots.kinematics import Kinematics
-from robots.motion import NS
 from robots.plans import APPROACH_M, CLEARANCE_M, hang, plan_pick_place
-from tests.robots.cellkit import FA, IN, MakeRun, assembly_cell, op, runs, to_execute, tray_and_unit
+from tests.kit.cells import FA, IN, MakeRun, assembly_cell, op, runs, to_execute, tray_and_unit
 
 S, C = PackMLState, PackMLCommand
 CELL = assembly_cell()

@@ -18,20 +18,13 @@ from bus.cellspec import (
     MODEL_TOOL,
     MODEL_URDF,
     CellSpec,
-    ConveyorSpec,
-    FeederSpec,
-    FixtureSpec,
     OperationSpec,
-    PartKind,
-    Pose,
     RecipeSpec,
-    RobotModel,
-    RobotSpec,
-    StationKind,
 )
 from bus.enums import Grip, Skill
 from bus.messages import RobotAct
 from sim.world import World
+from tests.kit.cells import assembly_cell
 
 ALL = (Skill.PICK_PLACE, Skill.FASTEN, Skill.INSPECT)
 
@@ -41,33 +34,11 @@ def make_cell(**changes: object) -> CellSpec:
 
     The world tests pin their geometry to it; ``cells/assembly.toml`` has since
     been laid out so that any one arm can fail (``tests/cells/test_failover.py``).
+    It is the kit's hand-built cell (``tests.kit.cells``) with every arm able to do
+    every step and a three-step recipe.
     """
-    robots = (
-        RobotSpec("R1", RobotModel.IIWA, Pose(-0.65, 0.0, 0.0), ALL, 1.5),
-        RobotSpec("R2", RobotModel.PANDA, Pose(0.0, 0.65, 0.0), ALL, 1.5),
-        RobotSpec("R3", RobotModel.PANDA, Pose(0.0, -0.65, 0.0), ALL, 1.5),
-        RobotSpec("R4", RobotModel.IIWA, Pose(0.65, 0.0, 0.0), ALL, 1.5),
-    )
-    parts = (
-        PartKind("frame", (0.15, 0.075, 0.008), 0.05, (0.25, 0.25, 0.3, 1.0)),
-        PartKind("battery", (0.07, 0.06, 0.005), 0.045, (0.1, 0.45, 0.15, 1.0)),
-        PartKind("board", (0.07, 0.06, 0.003), 0.02, (0.1, 0.3, 0.7, 1.0)),
-        PartKind("screen", (0.15, 0.075, 0.003), 0.03, (0.05, 0.05, 0.05, 1.0)),
-    )
-    conveyors = (
-        ConveyorSpec("infeed", StationKind.INFEED, (-1.6, 0.55), (-0.42, 0.55), 0.15, 0.12, 0.1),
-        ConveyorSpec("outfeed", StationKind.OUTFEED, (0.42, -0.55), (1.6, -0.55), 0.15, 0.12, 0.15),
-    )
-    feeders = (
-        FeederSpec("frames", "frame", "infeed", None, 10.0, 3.0, 4),
-        FeederSpec("battery_tray", "battery", "", Pose(-0.22, 0.0, 0.15), 1.0, 0.0, 1),
-        FeederSpec("board_tray", "board", "", Pose(0.0, 0.0, 0.15), 1.0, 0.0, 1),
-        FeederSpec("screen_tray", "screen", "", Pose(0.22, 0.0, 0.15), 1.0, 0.0, 1),
-    )
-    fixtures = (
-        FixtureSpec("F1", Pose(0.0, 0.28, 0.15)),
-        FixtureSpec("F2", Pose(0.0, -0.28, 0.15)),
-    )
+    base = assembly_cell()
+    robots = tuple(dataclasses.replace(r, capabilities=ALL) for r in base.robots)
     op = OperationSpec
     recipe = RecipeSpec(
         "phone",
@@ -78,19 +49,7 @@ def make_cell(**changes: object) -> CellSpec:
             op("fasten", Skill.FASTEN, "", "", "", "unit", ("place_battery",)),
         ),
     )
-    cell = CellSpec(
-        name="assembly",
-        source="<tests>",
-        physics_hz=240,
-        control_hz=24,
-        heartbeat_s=1.0,
-        robots=robots,
-        parts=parts,
-        conveyors=conveyors,
-        feeders=feeders,
-        fixtures=fixtures,
-        recipe=recipe,
-    )
+    cell = dataclasses.replace(base, source="<tests>", robots=robots, recipe=recipe)
     return dataclasses.replace(cell, **changes)  # type: ignore[arg-type]
 
 

@@ -44,8 +44,8 @@ def test_a_timed_robot_fault_is_not_permanent(host: CellHost) -> None:
 @pytest.mark.parametrize(
     ("kind", "duration", "permanent", "problem"),
     [
-        ("robot_fault", 5.0, True, "a permanent robot fault has no duration: value must be 0"),
-        ("robot_fault", 0.0, False, "a robot fault needs a duration > 0 in value (or permanent)"),
+        ("robot_fault", 5.0, True, "a permanent fault has no duration: give one or the other"),
+        ("robot_fault", 0.0, False, "robot_fault needs a duration > 0 (or permanent)"),
         ("gripper_drop", 0.0, True, "only a robot_fault can be permanent, not gripper_drop"),
         ("conveyor_jam", 5.0, True, "only a robot_fault can be permanent, not conveyor_jam"),
     ],

@@ -56,13 +56,6 @@ class Fake(threading.Thread):
 
 
 @pytest.fixture
-def ctx() -> Iterator[zmq.Context[Any]]:
-    c: zmq.Context[Any] = zmq.Context()
-    yield c
-    c.term()
-
-
-@pytest.fixture
 def servers(ctx: zmq.Context[Any]) -> Iterator[list[SimServer]]:
     """Servers to shut down after the test (before the context is terminated)."""
     out: list[SimServer] = []

@@ -15,29 +15,13 @@ from bus.messages import (
     Message,
     OpReport,
     OpStarted,
-    SensorReading,
-    Tick,
-    WorldAct,
     WorldEvent,
-    WorldSense,
 )
 from supervisor import Supervisor
-from supervisor.control import failed_for_good
-from tests.supervisor.test_supervisor import TICK, Harness
+from supervisor.fleet import failed_for_good
+from tests.kit.supervisor import TICK, Harness, request
 
 HOUR_TICKS = 3600 * 24
-
-
-def request(h: Harness, req: ControlRequest) -> tuple[list[tuple[str, Message]], list[str]]:
-    """One tick whose world report carries a control request (as the cell host routes it).
-
-    Returns what the supervisor sent and the event-log lines it wrote.
-    """
-    sensors = tuple(SensorReading(s, p) for s, p in sorted(h.sensors.items()))
-    act = h.sup.step(Tick(h.k, h.k * TICK, (), WorldSense((), sensors, (req,))), [], h.out)
-    h.k += 1
-    assert isinstance(act, WorldAct)
-    return h.out.take(), list(act.events)
 
 
 def fault(h: Harness, robot: str, *, permanent: bool, duration_s: float = 0.0) -> list[str]:

@@ -13,7 +13,7 @@ from supervisor import Supervisor
 from supervisor.faultstats import FaultTracker
 from supervisor.reliability import figures
 from tests.clients.runkit import fault_events
-from tests.supervisor.test_supervisor import Harness
+from tests.kit.supervisor import Harness
 
 S = 1_000_000_000
 ROBOTS = ("R1", "R2", "R3", "R4")

@@ -6,142 +6,30 @@ rest, how it lies) and the robots' messages are scripted.
 
 from __future__ import annotations
 
-import json
-import math
 from pathlib import Path
 from typing import Any
 
-from bus.enums import OpStatus, PackMLState, WorldEventKind
+from bus.enums import OpStatus, WorldEventKind
 from bus.messages import (
-    Award,
     Bid,
     CallForBids,
-    Envelope,
-    Message,
     OpReport,
     OpStarted,
-    PartPose,
-    SensorReading,
-    Tick,
-    WorldAct,
-    WorldEvent,
-    WorldSense,
 )
 from supervisor import Supervisor
 from supervisor.plan import OpState
 from supervisor.recovery import MAX_RECOVERIES
-from supervisor.store import snapshot
-from tests.supervisor.test_supervisor import TICK, Harness
-
-ROBOTS = ("R1", "R2", "R3", "R4")
-BATTERY_OP = "frame-0001/place_battery"
-REACHABLE = (0.6, 0.0, 0.0025)
-"""On the floor, 0.45 m from R2 and from R4 (both also reach F1); far from R1 and R3."""
-
-
-class World(Harness):
-    """The supervisor with a scripted world: every robot in Execute, events by hand.
-
-    Keeps what the supervisor asked of the world (``retired``) and its event log.
-    """
-
-    def __init__(self, out_dir: Path | None = None) -> None:
-        super().__init__(out_dir)
-        self.retired: list[str] = []
-        self.lines: list[str] = []
-
-    def step(
-        self, *msgs: tuple[str, Message], events: tuple[WorldEvent, ...] = ()
-    ) -> list[tuple[str, Message]]:
-        beats = [self.hb(r, PackMLState.EXECUTE) for r in ROBOTS if self.k % 24 == 0]
-        inbox = [
-            Envelope(src, "supervisor", self.k - 1, i, m)
-            for i, (src, m) in enumerate([*beats, *msgs])
-        ]
-        readings = tuple(SensorReading(s, p) for s, p in sorted(self.sensors.items()))
-        act = self.sup.step(
-            Tick(self.k, self.k * TICK, (), WorldSense(events, readings)), inbox, self.out
-        )
-        assert isinstance(act, WorldAct)
-        self.retired += act.retire
-        self.lines += act.events
-        self.k += 1
-        return self.out.take()
-
-    def event(self, kind: WorldEventKind, part: str, where: str, **rest: Any) -> WorldEvent:
-        return WorldEvent(self.k * TICK, kind, part, part.split("-")[0], where, "", **rest)
-
-    def log(self, kind: str) -> list[dict[str, Any]]:
-        return [e for e in map(json.loads, self.lines) if e["kind"] == kind]
-
-
-def lying(part: str, x: float, y: float, z: float, *, tilt_deg: float = 0.0) -> PartPose:
-    """A part at rest at (x, y, z), tilted about its own x axis by ``tilt_deg``."""
-    h = math.radians(tilt_deg) / 2
-    return PartPose(part, part.split("-")[0], x, y, z, math.sin(h), 0.0, 0.0, math.cos(h))
-
-
-def award(w: World, sent: list[tuple[str, Message]], robot: str) -> Award:
-    """Let ``robot`` win the auction called in ``sent``; return its award."""
-    calls = [m for _, m in sent if isinstance(m, CallForBids)]
-    assert calls, sent
-    op_id = calls[0].op.op_id
-    w.step()
-    got = w.step((robot, Bid(op_id, robot, w.k * TICK + 10**9)))
-    return next(m for _, m in got if isinstance(m, Award))
-
-
-def until_called(w: World, op_id: str, ticks: int = 40) -> list[tuple[str, Message]]:
-    """Step until a call for bids for ``op_id`` goes out; return everything sent then."""
-    for _ in range(ticks):
-        sent = w.step()
-        if any(isinstance(m, CallForBids) and m.op.op_id == op_id for _, m in sent):
-            return sent
-    raise AssertionError(f"no call for bids for {op_id}")
-
-
-def loaded_unit(w: World) -> None:
-    """Frame-0001 started and loaded into F1; battery, board and screen on their trays."""
-    w.step()
-    spawns = tuple(
-        w.event(WorldEventKind.SPAWNED, pid, loc)
-        for pid, loc in (
-            ("frame-0001", "conveyor:infeed"),
-            ("battery-0001", "feeder:battery_tray"),
-            ("board-0001", "feeder:board_tray"),
-            ("screen-0001", "feeder:screen_tray"),
-        )
-    )
-    w.sensors["infeed.end"] = "frame-0001"
-    load = award(w, w.step(events=spawns), "R1")
-    w.sensors["infeed.end"] = ""
-    w.step(
-        ("R1", OpStarted(load.op.op_id, "R1", w.k * TICK)),
-        events=(w.event(WorldEventKind.GRASPED, "frame-0001", "gripper:R1"),),
-    )
-    in_f1 = lying("frame-0001", 0.0, 0.28, 0.154)
-    w.step(events=(w.event(WorldEventKind.SETTLED, "frame-0001", "fixture:F1", pose=in_f1),))
-    w.step(("R1", OpReport(load.op.op_id, "R1", OpStatus.DONE, "", w.k * TICK, None)))
-
-
-def battery_dropped(w: World, rest: WorldEvent | None = None) -> None:
-    """R2 picks battery-0001 for F1 and drops it; the world reports ``rest`` (by default:
-    flat on the floor where R2 and R4 reach it)."""
-    loaded_unit(w)
-    go = award(w, until_called(w, BATTERY_OP), "R2")
-    assert go.op.pick is None and go.op.src == "battery_tray"
-    w.step(
-        ("R2", OpStarted(BATTERY_OP, "R2", w.k * TICK)),
-        events=(w.event(WorldEventKind.GRASPED, "battery-0001", "gripper:R2"),),
-    )
-    dropped = "dropped battery-0001: gripper holds nothing"
-    w.step(("R2", OpReport(BATTERY_OP, "R2", OpStatus.FAILED, dropped, w.k * TICK, None)))
-    assert w.sup.ops[BATTERY_OP].state is OpState.READY
-    if rest is None:
-        rest = w.event(
-            WorldEventKind.SETTLED, "battery-0001", "floor", pose=lying("battery-0001", *REACHABLE)
-        )
-    w.step(events=(rest,))
+from tests.kit.supervisor import (
+    BATTERY_OP,
+    REACHABLE,
+    TICK,
+    World,
+    award,
+    battery_dropped,
+    loaded_unit,
+    lying,
+    until_called,
+)
 
 
 def test_a_part_that_fell_within_reach_is_picked_up_from_where_it_lies() -> None:
@@ -310,7 +198,7 @@ def test_a_built_unit_dropped_while_unloading_is_scrapped_at_once() -> None:
     loaded_unit(w)
     unit = w.sup.units["frame-0001"]
     for name in ("place_battery", "place_board", "place_screen", "fasten", "inspect"):
-        w.sup.release(unit.op(name))  # as if built: skip ahead to the unload
+        w.sup.assignments.release(unit.op(name))  # as if built: skip ahead to the unload
         unit.op(name).state = OpState.DONE
     w.step(events=(w.event(WorldEventKind.ATTACHED, "battery-0001", "unit:frame-0001"),))
     unload = unit.op("unload")
@@ -329,12 +217,14 @@ def test_the_journal_keeps_how_parts_lie_and_a_decided_recovery(tmp_path: Path) 
     w = World(out_dir=tmp_path)
     battery_dropped(w)
     until_called(w, BATTERY_OP)
-    before = snapshot(w.sup)
-    assert before["units"]["frame-0001"]["ops"]["place_battery"]["pick"][:3] == list(REACHABLE)
+    before = w.sup.snapshots.take()
+    assert before["units"]["units"]["frame-0001"]["ops"]["place_battery"]["pick"][:3] == list(
+        REACHABLE
+    )
     assert "battery-0001" in before["rests"]
     w.sup.close()
     again = Supervisor(w.sup.cell, out_dir=tmp_path, restore=True)
-    after = snapshot(again)
+    after = again.snapshots.take()
     again.close()
     assert after == before
     assert (

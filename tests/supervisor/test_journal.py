@@ -7,8 +7,7 @@ from pathlib import Path
 from bus.enums import PackMLState, WorldEventKind
 from bus.messages import Bid, CallForBids, OpStarted, WorldEvent
 from supervisor import Supervisor
-from supervisor.store import snapshot
-from tests.supervisor.test_supervisor import TICK, Harness
+from tests.kit.supervisor import TICK, Harness
 
 
 def test_restore_gives_back_ledger_operations_and_assignments_exactly(tmp_path: Path) -> None:
@@ -32,13 +31,13 @@ def test_restore_gives_back_ledger_operations_and_assignments_exactly(tmp_path: 
         h.k * TICK, WorldEventKind.GRASPED, "frame-0001", "frame", "gripper:R1", "R1"
     )
     h.step(events=(moved,))
-    before = snapshot(h.sup)
-    assert before["units"]["frame-0001"]["ops"]["load_frame"]["robot"] == "R1"
+    before = h.sup.snapshots.take()
+    assert before["units"]["units"]["frame-0001"]["ops"]["load_frame"]["robot"] == "R1"
 
     h.sup.close()  # as good as killed: nothing more is written
 
     again = Supervisor(h.sup.cell, out_dir=tmp_path, restore=True)
-    after = snapshot(again)
+    after = again.snapshots.take()
     again.close()
     assert after == before
     assert again.ledger.location("frame-0001") == "gripper:R1"

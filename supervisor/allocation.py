@@ -1,0 +1,144 @@
+"""Allocation policies: who gets each ready operation, decided from a read-only view.
+
+A policy never changes state. For each operation that could start now (its
+part is there, its stations are free) ``offer`` returns a decision, and each
+tick ``close`` returns the decisions on calls for bids that are over; the
+supervisor applies them (``supervisor.dispatch``) and logs each with its
+reason. Two policies ship:
+
+* ``ContractNet`` (``contract_net``, the default): every ready operation is
+  called to the robots that are in Execute, have the skill, reach all its
+  places and have room in their queue; each bids its finish time. Two ticks
+  later (the call reaches them at k+1, their bids come back at k+2) the
+  earliest finish wins, ties to the lower name.
+* ``FirstComeFirstServed`` (``fcfs``): each ready operation, in the order
+  units started and steps come, goes straight to the first idle capable
+  robot (in the cell file's order) that reaches it; no bids, no wait.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Protocol
+
+from bus.enums import PackMLState
+from bus.errors import ConfigError
+from supervisor.plan import Op, OpState
+from supervisor.view import CellView, RobotInfo
+
+AUCTION_TICKS = 2
+"""A call for bids sent at tick k is answered at k+1 and read at k+2."""
+QUEUE_MAX = 2
+"""A robot holds at most this many operations (one running, one queued)."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Call:
+    """Call for bids on ``op_id`` to ``robots``."""
+
+    op_id: str
+    robots: tuple[str, ...]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Assign:
+    """Give ``op_id`` to ``robot``; ``finish_ns`` and ``bids`` (robot, finish) say why.
+
+    ``finish_ns`` is -1 for a policy that awards without bids.
+    """
+
+    op_id: str
+    robot: str
+    finish_ns: int = -1
+    bids: tuple[tuple[str, int], ...] = ()
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Unanswered:
+    """No robot bid for ``op_id``: it is ready again after a while."""
+
+    op_id: str
+
+
+Decision = Call | Assign | Unanswered
+
+
+class AllocationPolicy(Protocol):
+    """What the supervisor asks of an allocation policy."""
+
+    name: str
+
+    def offer(self, view: CellView, op: Op) -> Call | Assign | None:
+        """What to do with ``op``, ready with its part there and its stations free (None: wait)."""
+
+    def close(self, view: CellView) -> list[Assign | Unanswered]:
+        """Decisions on the calls for bids that are due, in a fixed order."""
+
+
+def in_production(robot: RobotInfo) -> bool:
+    """Whether ``robot`` answers and is in Execute."""
+    return robot.alive and robot.state is PackMLState.EXECUTE
+
+
+class ContractNet:
+    """Call for bids, earliest finish wins (ties to the lower robot name)."""
+
+    name = "contract_net"
+
+    def offer(self, view: CellView, op: Op) -> Call | None:
+        robots = tuple(
+            r.name
+            for r in view.robots()
+            if in_production(r) and len(view.queue(r.name)) < QUEUE_MAX and view.able(r, op)
+        )
+        return Call(op.op_id, robots) if robots else None
+
+    def close(self, view: CellView) -> list[Assign | Unanswered]:
+        out: list[Assign | Unanswered] = []
+        for op_id in view.calls():
+            op = view.op(op_id)
+            if op.state is not OpState.AUCTION or view.tick < op.auction_tick + AUCTION_TICKS:
+                continue
+            bids = sorted(b for b in view.bids(op_id) if _alive(view, b[1]))
+            if not bids:
+                out.append(Unanswered(op_id))
+                continue
+            finish, winner = bids[0]
+            out.append(Assign(op_id, winner, finish, tuple((r, f) for f, r in bids)))
+        return out
+
+
+class FirstComeFirstServed:
+    """Each ready operation to the first idle robot that can do it; no bids."""
+
+    name = "fcfs"
+
+    def offer(self, view: CellView, op: Op) -> Assign | None:
+        for r in view.robots():
+            if in_production(r) and not view.queue(r.name) and view.able(r, op):
+                return Assign(op.op_id, r.name)
+        return None
+
+    def close(self, view: CellView) -> list[Assign | Unanswered]:
+        return []  # it calls for no bids
+
+
+POLICIES: dict[str, type[ContractNet] | type[FirstComeFirstServed]] = {
+    ContractNet.name: ContractNet,
+    FirstComeFirstServed.name: FirstComeFirstServed,
+}
+"""Allocation policies by the name a cell file or ``--policy`` gives."""
+
+
+def make_policy(name: str, *, source: str = "--policy") -> AllocationPolicy:
+    """The policy called ``name``; a ConfigError naming the choices otherwise."""
+    cls = POLICIES.get(name)
+    if cls is None:
+        choices = ", ".join(sorted(POLICIES))
+        raise ConfigError(source, "policy", f"{name!r} is not a policy (one of {choices})")
+    return cls()
+
+
+def _alive(view: CellView, name: str) -> bool:
+    robot = view.robot(name)
+    return robot is not None and robot.alive
