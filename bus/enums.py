@@ -182,6 +182,9 @@ class ControlCode(enum.StrEnum):
     """The clock is paused, so a command the supervisor decides cannot be decided: ``pace run``."""
     FORBIDDEN = "forbidden"
     """The client's CURVE key's role does not allow the command."""
+    BUSY = "busy"
+    """The client sent more than 32 requests in one tick, or has 16 still unanswered: it is
+    refused until it slows down (a flood of one client never slows the cell)."""
 
 
 class Pace(enum.StrEnum):

@@ -18,6 +18,7 @@ from bus.clock import ClockClient
 from bus.endpoints import Endpoints
 from bus.mailbox import Mailbox
 from bus.messages import Envelope, Message, Shutdown, Tick
+from bus.trust import LiveKeys, NodeKeys, start_zap, stop_zap
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +53,8 @@ def run_participant(
     guard_s: float = 10.0,
     stop: threading.Event | None = None,
     peers: int = 1,
+    node: NodeKeys | None = None,
+    live: LiveKeys | None = None,
 ) -> int:
     """Join the clock and step ``part`` until Shutdown; return an exit code.
 
@@ -61,9 +64,16 @@ def run_participant(
 
     Gives up (exit code 3) if the clock says nothing for ``silence_s`` seconds
     of wall time: a cell whose clock died must not leave orphans behind.
+
+    ``node``: this participant's CURVE keys (a ``tcp://`` cell with keys); the
+    hub also needs ``live``, the participant keys it admits on the cell bus.
     """
-    clock = ClockClient(ctx, endpoints.clock, part.name, role=part.role)
-    mailbox = Mailbox(ctx, endpoints.cell, part.name, hub=hub, guard_s=guard_s)
+    if hub and node is not None and live is not None:
+        start_zap(ctx, live)
+    clock = ClockClient(ctx, endpoints.clock, part.name, role=part.role, keys=node)
+    mailbox = Mailbox(
+        ctx, endpoints.cell, part.name, hub=hub, guard_s=guard_s, node=node, live=live
+    )
     mailbox.setup()
     mailbox.wait_connected(peers, silence_s)
     clock.setup()
@@ -86,6 +96,8 @@ def run_participant(
     finally:
         clock.close()
         mailbox.close()
+        if hub and node is not None and live is not None:
+            stop_zap(ctx)
     return code
 
 

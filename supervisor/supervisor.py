@@ -179,6 +179,11 @@ class Supervisor:
                 "malformed": out.malformed,
                 "late": out.late,
                 "missing": out.missing,
+                # refused by key, stamped too far ahead, past the per-sender cap (peers untrusted)
+                "refused": out.refused,
+                "ahead": out.ahead,
+                "flooded": out.flooded,
+                "handshakes_failed": out.handshakes_failed,
             }
         requests: tuple[ControlRequest, ...] = ()
         if isinstance(tick.sense, WorldSense):
