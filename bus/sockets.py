@@ -8,10 +8,10 @@ import zmq
 
 from bus.codec import MAX_PAYLOAD
 
-MAX_FRAME = MAX_PAYLOAD
-"""Largest message a socket takes in (bytes, ``zmq.MAXMSGSIZE``): set before any read, so
-ZeroMQ drops the connection of a peer that sends more instead of buffering it whole. The
-codec refuses anything larger anyway."""
+MAX_FRAME = 2 * MAX_PAYLOAD
+"""Largest message a socket takes in (bytes, ``zmq.MAXMSGSIZE``, 2 MiB): set before any read,
+so ZeroMQ drops the connection of a peer that sends more instead of buffering it whole. A
+payload between the codec's 1 MiB and this still gets its clear ``malformed`` answer."""
 
 
 def make_socket(

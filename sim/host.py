@@ -75,8 +75,11 @@ PACE_FACTORS = (1e-3, 1e3)
 """The real-time factors ``pace realtime`` accepts (sim seconds per wall second)."""
 MAX_CONTROL_PER_POLL = 64
 """Control requests handled per poll: a flood never keeps the clock from its barrier."""
-MAX_PER_CLIENT_TICK = 32
-"""Requests one client (key, or connection without keys) may send per tick; past it: ``busy``."""
+MAX_PER_CLIENT_TICK = 64
+"""Requests one client (key, or connection without keys) may send per tick (and per
+``CLIENT_WINDOW_S`` of wall time, so a paused or slow clock still serves); past it: ``busy``."""
+CLIENT_WINDOW_S = 0.1
+"""The longest wall-time window the per-client cap counts over."""
 MAX_UNANSWERED = 16
 """Requests of one client waiting for the supervisor (or a pause) at once; past it: ``busy``."""
 MAX_SUBS_PER_POLL = 256
@@ -132,6 +135,7 @@ class CellHost:
         )
         """(client key, request id) -> first answer: one key's ids never answer another's."""
         self._per_client: collections.Counter[str] = collections.Counter()
+        self._window = 0.0
         self._current = ""
         """The key of the client whose request is being handled ("" without keys)."""
         self._status: tuple[int, CellStatus] | None = None
@@ -266,6 +270,10 @@ class CellHost:
         self._current = user
         # who a client is for the caps: its key, or (without keys) its connection
         client = user or ident[0].hex()
+        now = time.monotonic()
+        if now - self._window > CLIENT_WINDOW_S:
+            self._per_client.clear()
+            self._window = now
         self._per_client[client] += 1
         if len(self._per_client) > 4096:  # connections come from peers: bounded too
             self._per_client = collections.Counter({client: self._per_client[client]})
@@ -469,6 +477,7 @@ class CellHost:
         """Publish this tick's frames, end jams that are over, and keep the pace."""
         now = self.world.t_ns
         self._per_client.clear()  # the per-tick request cap starts again
+        self._window = time.monotonic()
         self.faults.after_advance()
         # a frame nobody takes is not built, but it is counted: seq means the same on every topic
         if self.subscribed["joints"] > 0:
