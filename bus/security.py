@@ -62,6 +62,10 @@ REQUIRED_ROLE: dict[ControlCommand, str] = {
 """The least role that may send each control request."""
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+SAFE_NAME = _NAME
+"""Names that become file names or socket identities (keys, runs, cells, robots, stations):
+they cannot climb out of a directory, hide a separator or grow without bound."""
+SAFE_NAME_RULE = "a name is a letter or digit, then letters, digits, _ and - (up to 64)"
 _Z85_KEY = re.compile(r"^[0-9A-Za-z.\-:+=^!/*?&<>()\[\]{}@%$#]{40}$")
 
 

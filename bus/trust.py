@@ -32,6 +32,7 @@ import secrets
 import threading
 import time
 import tomllib
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +45,7 @@ from bus.security import (
     _NAME,
     _Z85_KEY,
     ROLES,
+    SAFE_NAME_RULE,
     SERVER,
     _load,
     _private_dir,
@@ -75,7 +77,7 @@ def safe_name(name: str, what: str, where: str = "name") -> str:
     separator.
     """
     if not isinstance(name, str) or not _NAME.match(name):
-        raise ConfigError(where, str(name)[:80], f"{what}: letters, digits, _ and - (up to 64)")
+        raise ConfigError(where, str(name)[:80], f"{what}: {SAFE_NAME_RULE}")
     return name
 
 
@@ -188,6 +190,15 @@ def route_id(name: str) -> bytes:
     return f"{name}/{secrets.token_hex(6)}".encode()
 
 
+_LIVE: weakref.WeakSet[LiveKeys] = weakref.WeakSet()
+
+
+def reload_all() -> None:
+    """Make every key list of this process re-read its files (the SIGHUP handler)."""
+    for keys in list(_LIVE):
+        keys.reload_soon()
+
+
 class LiveKeys:
     """The client roles and participant names of a keys directory, re-read when they change.
 
@@ -211,6 +222,7 @@ class LiveKeys:
         self._forced = threading.Event()
         server_keys(keys_dir)  # fail now, not at the first handshake
         self.refresh(force=True)
+        _LIVE.add(self)
 
     def _files(self) -> tuple[Path, Path]:
         return (

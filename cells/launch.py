@@ -30,10 +30,16 @@ from typing import Any
 import zmq
 
 from bus.cellspec import CellSpec
-from bus.endpoints import Endpoints, ensure_ipc_dir, private_ipc_base, remove_ipc
+from bus.endpoints import (
+    Endpoints,
+    check_tcp_keys,
+    ensure_ipc_dir,
+    private_ipc_base,
+    remove_ipc,
+)
 from bus.errors import ConfigError, LightsoutError
 from bus.participant import Participant, run_participant
-from bus.trust import LiveKeys, NodeKeys, ensure_participants
+from bus.trust import LiveKeys, NodeKeys, ensure_participants, safe_name
 from cells.commission import Commissioner
 from cells.faults import PROCESS_KINDS, ScheduledFault
 from robots import RobotAgent
@@ -80,7 +86,12 @@ class RunOptions:
 
 
 def run_dir(root: Path, name: str) -> Path:
-    """``root/name``, or ``root/name-2``, ``-3``... so an earlier run is never overwritten."""
+    """``root/name``, or ``root/name-2``, ``-3``... so an earlier run is never overwritten.
+
+    ``name`` is a safe name (``bus.security.SAFE_NAME``), so the run is always a
+    directory right under ``root``, never beside or above it.
+    """
+    safe_name(name, "a run name", "--name")
     path = root / name
     n = 2
     while path.exists():
@@ -98,14 +109,7 @@ def run_cell(
     watch: Watch | None = None,
 ) -> dict[str, Any]:
     """Run ``cell`` for ``opts.duration_s`` of sim time; return the KPIs."""
-    if (
-        opts.endpoint
-        and opts.endpoint.startswith("tcp://")
-        and opts.keys_dir is None
-        and not opts.insecure
-    ):
-        why = "a tcp endpoint needs --keys DIR (lightsout keys create), or --insecure"
-        raise ConfigError("--endpoint", opts.endpoint, why)
+    check_tcp_keys(opts.endpoint, opts.keys_dir, opts.insecure)
     needs = sorted({f.kind.value for f in opts.faults if f.kind in PROCESS_KINDS})
     if needs and not opts.processes:
         raise ConfigError(

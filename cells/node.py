@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -100,6 +102,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--restore", action="store_true", help="carry on from the journal in --out")
     ap.add_argument("--keys", type=Path, help="keys directory: sign with this participant's key")
     args = ap.parse_args(argv)
+    os.umask(0o077)  # the journal and results are the owner's alone
+    if args.keys:
+        from bus.trust import reload_all
+
+        signal.signal(signal.SIGHUP, lambda signum, frame: reload_all())
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     try:
         if args.role == "agent":
