@@ -404,6 +404,9 @@ class Mailbox:
                         "src", "%s: envelope from %r signed by %s", self.name, msg.src[:64], who
                     )
                     return None
+                if msg.tick > self.tick + MAX_AHEAD:
+                    self.ahead += 1  # before the route moves: a stale sender never steals it
+                    return None
                 self._routes[user] = ident  # a name's route moves only to its own key
             elif self.hub and msg.src != ident.decode(errors="replace"):
                 raise CodecError(f"envelope from {msg.src!r} on connection {ident!r}")
