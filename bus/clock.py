@@ -51,8 +51,11 @@ MAX_PER_POLL = 256
 """Messages read from the clock socket per poll: a flood never keeps the barrier from
 looking at its deadline or the control socket."""
 MAX_PER_PEER_TICK = 8
-"""Messages taken from one connection per tick (a Join and a Done need two); past it the
-rest of that tick are dropped unread and counted in ``flooded``."""
+"""Messages taken from one connection per tick, and per ``PEER_WINDOW_S`` of wall time (a
+Join and a Done need two); past it the rest are dropped unread and counted in ``flooded``."""
+PEER_WINDOW_S = 0.1
+"""The longest wall-time window the per-connection cap counts over (before the first tick,
+or while a tick waits long, a peer is not muted for good)."""
 MAX_COUNT = 100_000
 """Most cell messages a ``Done`` may say it sent to one peer in a tick."""
 MAX_ROLE = 64
@@ -90,6 +93,7 @@ class ClockServer:
         self._routes: dict[str, bytes] = {}
         """Member name to the routing id of its authenticated connection."""
         self._per_peer: dict[bytes, int] = {}
+        self._window = 0.0
         self._warn = RateLog(log)
         self.watch: HandshakeWatch | None = None
         """With keys: the connections turned away (no key, an unknown or revoked one)."""
@@ -153,7 +157,7 @@ class ClockServer:
         """
         sock = self._require()
         expect = self._expect
-        self._per_peer = {}
+        self._per_peer, self._window = {}, time.monotonic()
         for name in sorted(self.members):
             counts = tuple(Count(s, n) for s, n in sorted(expect.get(name, {}).items()) if n)
             tick = Tick(tick=k, t_ns=t_ns, expect=counts, sense=senses.get(name))
@@ -293,6 +297,9 @@ class ClockServer:
         self, frames: list[bytes], k: int | None, dones: dict[str, Done], user: str | None
     ) -> None:
         ident = frames[0]
+        now = time.monotonic()
+        if now - self._window > PEER_WINDOW_S:
+            self._per_peer, self._window = {}, now
         seen = self._per_peer.get(ident, 0) + 1
         if seen > MAX_PER_PEER_TICK:
             self.flooded += 1
