@@ -31,6 +31,8 @@ if TYPE_CHECKING:
 
 PACE_FACTORS = (1e-3, 1e3)
 """The real-time factors ``--realtime`` takes (as ``pace realtime`` does, ``sim.host``)."""
+WRITERS = ("run", "sim", "record", "agent", "supervisor")
+"""The subcommands that write runs, journals, logs or bags: owner-only (umask 077)."""
 MAX_CHAOS_RATE = 10.0
 """The most random faults per sim second ``--chaos`` injects."""
 
@@ -386,8 +388,9 @@ def main(argv: list[str] | None = None) -> int:
         from bus.trust import reload_all
 
         signal.signal(signal.SIGHUP, lambda signum, frame: reload_all())
-    # runs, journals, logs and bags are the owner's alone (they name keys, parts, faults)
-    os.umask(0o077)
+    if args.command in WRITERS:
+        # runs, journals, logs and bags are the owner's alone (they name keys, parts, faults)
+        os.umask(0o077)
     try:
         code: int = args.func(args, console)
         return code
