@@ -169,8 +169,15 @@ def test_lightsout_sim_over_tcp_needs_keys_or_insecure(
     assert "--keys" in line and "--insecure" in line
     # with --insecure it starts, waits for its participants, and says who did not come
     line = one_error(
-        ["sim", str(ASSEMBLY), "--endpoint", "tcp://127.0.0.1:47310", "--insecure"]
-        + ["--join-timeout", "0.3"],
+        [
+            "sim",
+            str(ASSEMBLY),
+            "--endpoint",
+            "tcp://127.0.0.1:47310",
+            "--insecure",
+            "--join-timeout",
+            "0.3",
+        ],
         capsys,
     )
     assert "not joined within" in line
