@@ -29,7 +29,7 @@ from typing import Any
 
 import zmq
 
-from bus.codec import CodecError, decode, encode
+from bus.codec import CodecError, decode, encode, non_finite
 from bus.errors import ConfigError
 from bus.messages import Count, Done, ErrorReply, Join, Message, Shutdown, Tick
 from bus.security import server_keys
@@ -334,7 +334,7 @@ class ClockServer:
             if name is None or msg.name != name or self._routes.get(name, ident) != ident:
                 self._refuse(ident, "bad_done", f"a Done for {msg.name[:64]!r} from another key")
                 return
-            problem = self._check_sent(msg)
+            problem = self._check_sent(msg) or _finite(msg)
             if problem:
                 self._refuse(ident, "bad_done", problem)
                 return
@@ -354,6 +354,11 @@ class ClockServer:
             if c.peer not in self.members and c.peer not in self._rejoin:
                 return f"sent to {c.peer[:64]!r}, who is not in the barrier"
         return ""
+
+
+def _finite(done: Done) -> str:
+    bad = non_finite(done)
+    return f"{bad} is not a finite number" if bad else ""
 
 
 def _join_ok(join: Join) -> bool:

@@ -21,7 +21,7 @@ from typing import Any
 import zmq
 from zmq.utils.monitor import recv_monitor_message
 
-from bus.codec import CodecError, decode, encode
+from bus.codec import CodecError, decode, encode, non_finite
 from bus.messages import Count, Envelope, ErrorReply, Message, Tick
 from bus.sockets import make_socket
 from bus.trust import HandshakeWatch, LiveKeys, NodeKeys, RateLog, route_id, user_of
@@ -395,7 +395,10 @@ class Mailbox:
             if not isinstance(msg, Envelope):
                 raise CodecError(f"expected an envelope, got {msg.TAG}")
             if msg.dst != self.name:
-                raise CodecError(f"envelope for {msg.dst!r} reached {self.name!r}")
+                raise CodecError(f"envelope for {msg.dst[:64]!r} reached {self.name!r}")
+            bad = non_finite(msg)
+            if bad:
+                raise CodecError(f"{bad} is not a finite number")
             if self.hub and self.node is not None:
                 if user is None or msg.src != user:
                     self.refused += 1
