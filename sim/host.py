@@ -141,6 +141,8 @@ class CellHost:
         self._status: tuple[int, CellStatus] | None = None
         self._warn = RateLog(log)
         self._watches: dict[str, HandshakeWatch] = {}
+        self._clients: set[str] = set()
+        self._dead_watch = (0, 0)
         self.clock_counts: dict[str, int] = {}
         """The clock's refusals (``ClockServer.counts``), set by the sim server each tick."""
         self._outbox: list[ControlRequest] = []
@@ -154,24 +156,69 @@ class CellHost:
     def setup(self) -> None:
         """Bind the control ROUTER and the telemetry XPUB (as CURVE servers, with keys)."""
         self._control = make_socket(self.ctx, zmq.ROUTER)
-        self._telemetry = make_socket(self.ctx, zmq.XPUB)
         if self.keys_dir is not None:
             # only keys listed in roles.toml pass the handshake; the role rules the commands
             if self.live is None:
                 self.live = LiveKeys(self.keys_dir, self.world.cell.name)
             start_zap(self.ctx, self.live)
             self._zap = True
-            for name, sock in (("control", self._control), ("telemetry", self._telemetry)):
-                apply_server(sock, self.keys_dir)
-                sock.zap_domain = CLIENTS.encode()
-                self._watches[name] = HandshakeWatch(sock)
+            self._guard(self._control, "control")
+            self._clients = set(self.live.roles)
         self._control.bind(self.endpoints.control)
-        self._telemetry.setsockopt(zmq.SNDHWM, TELEMETRY_HWM)
+        self._telemetry = self._bind_telemetry()
+
+    def _guard(self, sock: zmq.Socket[Any], name: str) -> None:
+        assert self.keys_dir is not None
+        apply_server(sock, self.keys_dir)
+        sock.zap_domain = CLIENTS.encode()
+        self._watches[name] = HandshakeWatch(sock)
+
+    def _bind_telemetry(self) -> zmq.Socket[Any]:
+        sock = make_socket(self.ctx, zmq.XPUB)
+        if self.keys_dir is not None:
+            self._guard(sock, "telemetry")
+        sock.setsockopt(zmq.SNDHWM, TELEMETRY_HWM)
         # a full queue refuses the send instead of dropping quietly, so drops are counted
-        self._telemetry.setsockopt(zmq.XPUB_NODROP, 1)
+        sock.setsockopt(zmq.XPUB_NODROP, 1)
         # every subscribe and unsubscribe reaches us, so the counts stay true
-        self._telemetry.setsockopt(zmq.XPUB_VERBOSER, 1)
-        self._telemetry.bind(self.endpoints.telemetry)
+        sock.setsockopt(zmq.XPUB_VERBOSER, 1)
+        for _ in range(50):  # the old socket's listener may take a moment to go
+            try:
+                sock.bind(self.endpoints.telemetry)
+                break
+            except zmq.ZMQError:
+                time.sleep(0.02)
+        else:
+            sock.bind(self.endpoints.telemetry)
+        return sock
+
+    def _revoked(self) -> None:
+        """A client key was taken out of ``roles.toml``: its subscriptions end too.
+
+        An XPUB cannot drop one subscriber, so the socket is bound anew: every
+        subscriber reconnects (ZeroMQ does it, and subscribes again) and the
+        handshake turns the revoked key away. The others see a gap in ``seq``
+        and recover it as after any gap (``snapshot``).
+        """
+        if self.live is None or self._telemetry is None:
+            return
+        self.live.refresh()
+        now = set(self.live.roles)
+        gone, self._clients = self._clients - now, now
+        if not gone:
+            return
+        watch = self._watches.pop("telemetry", None)
+        old = self._telemetry
+        if watch is not None:
+            watch.close(old)
+            watch.count()
+            failed, gone_conns = self._dead_watch
+            self._dead_watch = (failed + watch.failed, gone_conns + watch.disconnected)
+        old.close(0)
+        self.subscribed.clear()
+        self._telemetry = self._bind_telemetry()
+        self.counters["telemetry_rebound"] += 1
+        log.warning("host: %d client key(s) revoked; telemetry bound anew", len(gone))
 
     def close(self) -> None:
         """Close both sockets; telemetry still queued goes out first (``TELEMETRY_LINGER_MS``)."""
@@ -478,6 +525,8 @@ class CellHost:
         now = self.world.t_ns
         self._per_client.clear()  # the per-tick request cap starts again
         self._window = time.monotonic()
+        if self.live is not None:
+            self._revoked()
         self.faults.after_advance()
         # a frame nobody takes is not built, but it is counted: seq means the same on every topic
         if self.subscribed["joints"] > 0:
@@ -634,8 +683,10 @@ class CellHost:
         out = {f"clock_{k}": v for k, v in sorted(self.clock_counts.items())}
         for name, watch in sorted(self._watches.items()):
             watch.count()
-            out[f"{name}_handshakes_failed"] = watch.failed
-            out[f"{name}_disconnected"] = watch.disconnected
+            before = self._dead_watch if name == "telemetry" else (0, 0)
+            out[f"{name}_handshakes_failed"] = watch.failed + before[0]
+            out[f"{name}_disconnected"] = watch.disconnected + before[1]
+        out["telemetry_rebound"] = self.counters["telemetry_rebound"]
         out["control_flooded"] = self.counters["flooded"]
         out["control_busy"] = self.counters["code:busy"]
         out["bad_kpis"] = self.counters["bad_kpis"]

@@ -35,7 +35,7 @@ from bus.messages import Bid, Count, Done, Envelope, Inspection, Join, OpReport
 from bus.security import CurveKeys, create_key
 from bus.trust import cell_keys_dir
 from cells.audit import audit_run
-from clients.control import ControlClient, ControlError, NoAnswer
+from clients.control import ControlClient, ControlError, NoAnswer, Subscriber
 from tests.clients.rawkit import eventually, free_tcp_base
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -365,7 +365,10 @@ def _req(command: str, action: str, value: float, cmd_id: str) -> Any:
 def test_a_key_removed_from_roles_toml_is_refused_while_the_cell_runs(cell: Cell) -> None:
     create_key(cell.keys, "temp", "operator")  # added while the cell runs: let in from now on
     eventually(lambda: _status_ok(cell, "temp"), "the new key to be let in", 30)
-    with cell.client("temp", timeout_s=2, retries=3) as t:
+    temp_sub = Subscriber(cell.base, curve=CurveKeys.from_files(cell.keys / "temp.key_secret"))
+    view_sub = Subscriber(cell.base, curve=CurveKeys.from_files(cell.keys / "view.key_secret"))
+    with temp_sub, view_sub, cell.client("temp", timeout_s=2, retries=3) as t:
+        eventually(lambda: temp_sub.poll(0.2), "telemetry for the new key")
         assert t.status().t_ns > 0
         roles = cell.keys / "roles.toml"
         text = roles.read_text()
@@ -374,6 +377,12 @@ def test_a_key_removed_from_roles_toml_is_refused_while_the_cell_runs(cell: Cell
         roles.write_text(text[:start] + (text[end + 1 :] if end > 0 else ""))
         os.kill(cell.proc.pid, signal.SIGHUP)  # re-read now (the mtime would within 0.5 s)
         eventually(lambda: _forbidden(t), "the open connection's requests to be refused", 10)
+        # its subscription ends too (the telemetry socket is bound anew); a viewer's goes on
+        eventually(lambda: not temp_sub.poll(1.0), "the revoked key's telemetry to stop", 20)
+        view_sub.poll(0)
+        eventually(lambda: view_sub.poll(0.2), "the viewer's telemetry to come back", 20)
+        assert not temp_sub.poll(1.0)
+    assert cell.security()["telemetry_rebound"] >= 1
     assert not _status_ok(cell, "temp")  # a new connection: turned away at the handshake
     assert cell.proc.poll() is None  # SIGHUP re-read the keys; it did not end the run
 
