@@ -92,8 +92,13 @@ def _drops(console: Console, args: argparse.Namespace) -> None:
 def _record(console: Console, args: argparse.Namespace) -> None:
     cell = load_cell(args.cell)
     rows = record.run(cell, _duration(args), args.seed)
-    table = Table(title="recording a ROS 2 bag (real-time factor, sim s / wall s)")
-    for col in ("what", "RTF", "ratio to plain", "note"):
+    _ratios(console, "recording a ROS 2 bag", "plain", rows)
+
+
+def _ratios(console: Console, title: str, first: str, rows: list[tuple[str, float, str]]) -> None:
+    """Real-time factors as a table, each beside its ratio to the first row's."""
+    table = Table(title=f"{title} (real-time factor, sim s / wall s)")
+    for col in ("what", "RTF", f"ratio to {first}", "note"):
         table.add_column(col, justify="left" if col in ("what", "note") else "right")
     for name, value, note in rows:
         table.add_row(name, f"{value:.2f}", f"{value / rows[0][1]:.3f}", note)
@@ -107,13 +112,7 @@ def _curve(console: Console, args: argparse.Namespace) -> None:
         f"CURVE on every socket: {cell.name} with --processes over tcp, {duration:.0f} s of "
         f"sim time each (seed {args.seed}), without keys and with them, one after the other"
     )
-    rows = curve.run(cell, duration, args.seed)
-    table = Table(title="cost of CURVE (real-time factor, sim s / wall s)")
-    for col in ("what", "RTF", "ratio to no CURVE", "note"):
-        table.add_column(col, justify="left" if col in ("what", "note") else "right")
-    for name, value, note in rows:
-        table.add_row(name, f"{value:.2f}", f"{value / rows[0][1]:.3f}", note)
-    console.print(table)
+    _ratios(console, "cost of CURVE", "no CURVE", curve.run(cell, duration, args.seed))
 
 
 def _control(console: Console) -> None:

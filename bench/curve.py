@@ -11,32 +11,14 @@ changes who may speak, never what the cell does).
 
 from __future__ import annotations
 
-import socket
 import tempfile
 import time
 from pathlib import Path
 
 from bus.cellspec import CellSpec
+from bus.endpoints import free_loopback_base
 from bus.security import create_key
 from cells.launch import RunOptions, run_cell
-
-
-def _free_base() -> str:
-    """A tcp base whose four ports are free now."""
-    for _ in range(50):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = int(s.getsockname()[1])
-        if port > 65000:
-            continue
-        try:
-            for p in range(port, port + 4):
-                with socket.socket() as s:
-                    s.bind(("127.0.0.1", p))
-        except OSError:
-            continue
-        return f"tcp://127.0.0.1:{port}"
-    raise RuntimeError("no four free ports on loopback")
 
 
 def _one(cell: CellSpec, duration_s: float, seed: int, keys: Path | None, out: Path) -> float:
@@ -44,7 +26,7 @@ def _one(cell: CellSpec, duration_s: float, seed: int, keys: Path | None, out: P
         seed=seed,
         duration_s=duration_s,
         processes=True,
-        endpoint=_free_base(),
+        endpoint=free_loopback_base(),
         keys_dir=keys,
         insecure=keys is None,
     )

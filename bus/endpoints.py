@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
+import socket
 import stat
 import tempfile
 
@@ -129,3 +130,22 @@ def check_tcp_keys(base: str | None, keys: object, insecure: bool) -> None:
     if base and base.startswith("tcp://") and keys is None and not insecure:
         why = "a tcp endpoint needs --keys DIR (lightsout keys create), or --insecure"
         raise ConfigError("--endpoint", base, why)
+
+
+def free_loopback_base() -> str:
+    """A ``tcp://127.0.0.1:PORT`` base whose four ports (PORT .. PORT+3) are free now
+    (for benchmarks and tests that start a cell over tcp on this host)."""
+    for _ in range(50):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = int(s.getsockname()[1])
+        if port > 65000:
+            continue
+        try:
+            for p in range(port, port + 4):
+                with socket.socket() as s:
+                    s.bind(("127.0.0.1", p))
+        except OSError:
+            continue
+        return f"tcp://127.0.0.1:{port}"
+    raise RuntimeError("no four free ports on loopback")

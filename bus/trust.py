@@ -31,7 +31,6 @@ import os
 import secrets
 import threading
 import time
-import tomllib
 import weakref
 from pathlib import Path
 from typing import Any
@@ -51,6 +50,7 @@ from bus.security import (
     _private_dir,
     ensure_server_keys,
     read_roles,
+    read_toml,
     server_keys,
 )
 
@@ -89,12 +89,7 @@ def cell_keys_dir(keys_dir: str | Path, cell: str) -> Path:
 def read_participants(keys_dir: str | Path, cell: str) -> dict[str, str]:
     """Public key (Z85 text) to participant name, from the cell's ``participants.toml``."""
     path = cell_keys_dir(keys_dir, cell) / PARTICIPANTS_FILE
-    if not path.exists():
-        return {}
-    try:
-        doc = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigError(str(path), "", f"not readable TOML: {exc}") from None
+    doc = read_toml(path)
     out: dict[str, str] = {}
     for name, entry in doc.items():
         public = entry.get("public") if isinstance(entry, dict) else None
