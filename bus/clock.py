@@ -39,6 +39,7 @@ from bus.trust import (
     HandshakeWatch,
     LiveKeys,
     NodeKeys,
+    Quota,
     RateLog,
     route_id,
     safe_name,
@@ -92,8 +93,7 @@ class ClockServer:
         """Messages dropped unread: past ``MAX_PER_PEER_TICK`` from one connection in a tick."""
         self._routes: dict[str, bytes] = {}
         """Member name to the routing id of its authenticated connection."""
-        self._per_peer: dict[bytes, int] = {}
-        self._window = 0.0
+        self._quota = Quota(PEER_WINDOW_S)
         self._warn = RateLog(log)
         self.watch: HandshakeWatch | None = None
         """With keys: the connections turned away (no key, an unknown or revoked one)."""
@@ -157,7 +157,7 @@ class ClockServer:
         """
         sock = self._require()
         expect = self._expect
-        self._per_peer, self._window = {}, time.monotonic()
+        self._quota.reset()
         for name in sorted(self.members):
             counts = tuple(Count(s, n) for s, n in sorted(expect.get(name, {}).items()) if n)
             tick = Tick(tick=k, t_ns=t_ns, expect=counts, sense=senses.get(name))
@@ -297,15 +297,9 @@ class ClockServer:
         self, frames: list[bytes], k: int | None, dones: dict[str, Done], user: str | None
     ) -> None:
         ident = frames[0]
-        now = time.monotonic()
-        if now - self._window > PEER_WINDOW_S:
-            self._per_peer, self._window = {}, now
-        seen = self._per_peer.get(ident, 0) + 1
-        if seen > MAX_PER_PEER_TICK:
+        if self._quota.take(ident) > MAX_PER_PEER_TICK:
             self.flooded += 1
             return
-        if len(self._per_peer) < 4096:  # routing ids come from peers: bounded too
-            self._per_peer[ident] = seen
         try:
             if len(frames) != 2:
                 raise CodecError(f"expected 1 payload frame, got {len(frames) - 1}")

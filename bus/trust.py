@@ -397,3 +397,34 @@ class HandshakeWatch:
                     sock.disable_monitor()
             self._monitor.close(0)
             self._monitor = None
+
+
+class Quota:
+    """Messages counted per sender over a tick, or ``window_s`` of wall time if shorter.
+
+    ``take`` says how many this sender has sent in the current window (this
+    one included); the caller refuses past its limit. ``reset`` starts a new
+    window (a tick has passed). Senders come from peers, so their number is
+    bounded too.
+    """
+
+    def __init__(self, window_s: float = 0.1, max_senders: int = 4096) -> None:
+        self.window_s = window_s
+        self.max_senders = max_senders
+        self._seen: dict[Any, int] = {}
+        self._since = 0.0
+
+    def reset(self) -> None:
+        """A new window starts now."""
+        self._seen, self._since = {}, time.monotonic()
+
+    def take(self, sender: Any) -> int:
+        """Count one message of ``sender``; how many it has sent in this window."""
+        now = time.monotonic()
+        if now - self._since > self.window_s:
+            self._seen, self._since = {}, now
+        n = self._seen.get(sender, 0) + 1
+        if n == 1 and len(self._seen) >= self.max_senders:
+            self._seen = {}
+        self._seen[sender] = n
+        return n

@@ -57,7 +57,17 @@ from bus.messages import (
 )
 from bus.security import apply_server, permits
 from bus.sockets import make_socket
-from bus.trust import CLIENTS, HUB, HandshakeWatch, LiveKeys, RateLog, start_zap, stop_zap, user_of
+from bus.trust import (
+    CLIENTS,
+    HUB,
+    HandshakeWatch,
+    LiveKeys,
+    Quota,
+    RateLog,
+    start_zap,
+    stop_zap,
+    user_of,
+)
 from sim.faulting import NOTED_FAULTS, ROBOT_FAULT, FaultInjector
 from sim.requests import Refusal, read_request
 from sim.world import World
@@ -134,8 +144,7 @@ class CellHost:
             collections.OrderedDict()
         )
         """(client key, request id) -> first answer: one key's ids never answer another's."""
-        self._per_client: collections.Counter[str] = collections.Counter()
-        self._window = 0.0
+        self._quota = Quota(CLIENT_WINDOW_S)
         self._current = ""
         """The key of the client whose request is being handled ("" without keys)."""
         self._status: tuple[int, CellStatus] | None = None
@@ -317,16 +326,10 @@ class CellHost:
         self._current = user
         # who a client is for the caps: its key, or (without keys) its connection
         client = user or ident[0].hex()
-        now = time.monotonic()
-        if now - self._window > CLIENT_WINDOW_S:
-            self._per_client.clear()
-            self._window = now
-        self._per_client[client] += 1
-        if len(self._per_client) > 4096:  # connections come from peers: bounded too
-            self._per_client = collections.Counter({client: self._per_client[client]})
-        if self._per_client[client] > MAX_PER_CLIENT_TICK:
+        sent = self._quota.take(client)
+        if sent > MAX_PER_CLIENT_TICK:
             self.counters["flooded"] += 1
-            if self._per_client[client] == MAX_PER_CLIENT_TICK + 1:  # say so once a tick
+            if sent == MAX_PER_CLIENT_TICK + 1:  # say so once a tick
                 why = f"more than {MAX_PER_CLIENT_TICK} requests in one tick; slow down"
                 self._error(ident, "" if isinstance(req, Refusal) else req.cmd_id, "busy", why)
             return
@@ -523,8 +526,7 @@ class CellHost:
     def after_advance(self) -> None:
         """Publish this tick's frames, end jams that are over, and keep the pace."""
         now = self.world.t_ns
-        self._per_client.clear()  # the per-tick request cap starts again
-        self._window = time.monotonic()
+        self._quota.reset()  # the per-tick request cap starts again
         if self.live is not None:
             self._revoked()
         self.faults.after_advance()
