@@ -382,6 +382,10 @@ class CellHost:
         elif cmd is ControlCommand.FAULT:
             self._fault(ident, req)
         elif cmd in FORWARDED:
+            problem = _forwardable(req)
+            if problem:
+                self._error(ident, req.cmd_id, "bad_argument", problem)
+                return
             if cmd is ControlCommand.ROBOT and req.target not in self.world.arms:
                 self._error(ident, req.cmd_id, "unknown_robot", f"no robot {req.target!r}")
                 return
@@ -727,6 +731,24 @@ class CellHost:
             "sensors": list(self.world.sensor_names()),
             **self.counts(),
         }
+
+
+MAX_FORWARDED_TEXT = 256
+"""Longest ``target`` or ``action`` routed to the supervisor (it writes them to its log)."""
+MAX_FORWARDED_VALUE = 1e6
+"""Largest ``value`` or ``factor`` routed to the supervisor."""
+
+
+def _forwardable(req: ControlRequest) -> str:
+    """Why ``req`` must not reach the supervisor (a peer's values are checked first), or ""."""
+    for name in ("target", "action"):
+        if len(getattr(req, name)) > MAX_FORWARDED_TEXT:
+            return f"{name} is longer than {MAX_FORWARDED_TEXT} characters"
+    for name in ("value", "factor"):
+        v = getattr(req, name)
+        if not abs(v) <= MAX_FORWARDED_VALUE:  # NaN fails this too
+            return f"{name} must be a finite number of at most {MAX_FORWARDED_VALUE:g}, not {v!r}"
+    return ""
 
 
 def _json_map(text: str) -> dict[str, Any] | None:

@@ -179,7 +179,8 @@ def test_the_control_socket_answers_hostile_requests_with_a_code_and_reason(
     rig.host.held()
     rig.host.paused = False  # a pause is answered once held; run again for the next one
     if cmd_id in rig.host._pending:
-        pass  # forwarded to the supervisor (none here), to be answered by it
+        # forwarded to the supervisor (none here): only values it can take get there
+        assert abs(value) <= 1e6 and abs(factor) <= 1e6 and len(target) <= 256
     elif sock.poll(1000):
         reply = decode(sock.recv())
         assert isinstance(reply, ControlReply)
