@@ -202,7 +202,10 @@ class LiveKeys:
     says so once).
     """
 
-    def __init__(self, keys_dir: str | Path, cell: str) -> None:
+    def __init__(self, keys_dir: str | Path, cell: str, *, server: bool = True) -> None:
+        """``server``: this process binds the clock, control and telemetry (the cell host), so
+        the keys must hold the host's secret key; the supervisor's process needs only the
+        participants' public keys."""
         self.keys_dir = Path(keys_dir)
         self.cell = cell
         self.roles: dict[str, str] = {}
@@ -215,7 +218,8 @@ class LiveKeys:
         self._checked = 0.0
         self._lock = threading.Lock()
         self._forced = threading.Event()
-        server_keys(keys_dir)  # fail now, not at the first handshake
+        if server:
+            server_keys(keys_dir)  # fail now, not at the first handshake
         self.refresh(force=True)
         _LIVE.add(self)
 

@@ -70,7 +70,7 @@ def run_supervisor(
     """
     cell = load_cell(cell_path)
     node = NodeKeys.load(keys, cell.name, "supervisor") if keys else None
-    live = LiveKeys(keys, cell.name) if keys else None
+    live = LiveKeys(keys, cell.name, server=False) if keys else None
     if restore and out is None:
         raise LightsoutError("--restore needs --out (the run directory with the journal)")
     sup = Supervisor(cell, seed=seed, out_dir=out, restore=restore)
