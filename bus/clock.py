@@ -93,6 +93,8 @@ class ClockServer:
         """Messages dropped unread: past ``MAX_PER_PEER_TICK`` from one connection in a tick."""
         self._routes: dict[str, bytes] = {}
         """Member name to the routing id of its authenticated connection."""
+        self._known: set[str] = set()
+        """Every name that ever joined (a Done may count messages to one that is away)."""
         self._quota = Quota(PEER_WINDOW_S)
         self._warn = RateLog(log)
         self.watch: HandshakeWatch | None = None
@@ -318,6 +320,7 @@ class ClockServer:
                 self._refuse(ident, "bad_join", "a Join's name or role is not a safe name")
                 return
             self._routes[name] = ident  # handover: only ever to a connection with this key
+            self._known.add(name)
             if name in self._rejoin:
                 self._held[name] = msg  # restarted: let in at its tick
                 return
@@ -340,13 +343,16 @@ class ClockServer:
 
     def _check_sent(self, done: Done) -> str:
         """Why ``done.sent`` cannot be believed, or "": counts are what receivers wait for."""
-        if len(done.sent) > len(self.members) + 1:
-            return f"sent lists {len(done.sent)} peers; the barrier has {len(self.members)}"
+        # a peer may be away (dropped, restarting) and still be written to: any name that
+        # ever joined, or is due back, is one; the counts are bounded by the participants
+        known = self._known
+        if len(done.sent) > len(known) + len(self._rejoin) + 1:
+            return f"sent lists {len(done.sent)} peers; the cell has {len(known)}"
         for c in done.sent:
             if not 0 <= c.n <= MAX_COUNT:
                 return f"sent {c.n} to {c.peer[:64]!r}: counts are 0 to {MAX_COUNT}"
-            if c.peer not in self.members and c.peer not in self._rejoin:
-                return f"sent to {c.peer[:64]!r}, who is not in the barrier"
+            if c.peer not in known and c.peer not in self._rejoin:
+                return f"sent to {c.peer[:64]!r}, who never joined the barrier"
         return ""
 
 
