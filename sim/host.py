@@ -88,6 +88,10 @@ MAX_CONTROL_PER_POLL = 64
 MAX_PER_CLIENT_TICK = 64
 """Requests one client (key, or connection without keys) may send per tick (and per
 ``CLIENT_WINDOW_S`` of wall time, so a paused or slow clock still serves); past it: ``busy``."""
+BUSY_ANSWERS = 4
+"""Past the cap a client is answered ``busy`` up to this many times the cap in the same
+window (a cheap answer, so a client that backs off is never left waiting); past that its
+requests are dropped unanswered."""
 CLIENT_WINDOW_S = 0.1
 """The longest wall-time window the per-client cap counts over."""
 MAX_UNANSWERED = 16
@@ -329,7 +333,7 @@ class CellHost:
         sent = self._quota.take(client)
         if sent > MAX_PER_CLIENT_TICK:
             self.counters["flooded"] += 1
-            if sent == MAX_PER_CLIENT_TICK + 1:  # say so once a tick
+            if sent <= BUSY_ANSWERS * MAX_PER_CLIENT_TICK:  # a polite client hears why
                 why = f"more than {MAX_PER_CLIENT_TICK} requests in one tick; slow down"
                 self._error(ident, "" if isinstance(req, Refusal) else req.cmd_id, "busy", why)
             return

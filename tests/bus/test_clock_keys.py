@@ -20,7 +20,6 @@ from bus.endpoints import Endpoints, free_loopback_base
 from bus.messages import Count, Done, ErrorReply, Join, Tick
 from bus.trust import LiveKeys, NodeKeys, Quota, create_participant, start_zap, stop_zap
 
-
 OPEN: list[Any] = []
 
 

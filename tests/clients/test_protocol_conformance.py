@@ -500,9 +500,9 @@ def test_curve_roles_forbid_and_unknown_keys_hear_nothing(tmp_path: Path) -> Non
 
 
 def test_busy_for_a_client_that_sends_too_much_at_once(cell: Cell) -> None:
-    """A burst past the per-client cap is answered ``busy`` once, the rest unread; then it is
-    served again (the cap counts per tick and per 0.1 s of wall time)."""
-    burst = [request_map("status") for _ in range(200)]
+    """A burst past the per-client cap is answered ``busy``, and past four times the cap not at
+    all; then it is served again (the cap counts per tick and per 0.1 s of wall time)."""
+    burst = [request_map("status") for _ in range(400)]
     assert cell.request("pace", "", "pause")["ok"]  # no tick restarts the count
     try:
         time.sleep(0.2)  # the burst opens a window of its own
