@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from bench import control, drops, failover, fleet, policy, record, rtf
+from bench import control, curve, drops, failover, fleet, policy, record, rtf
 from cells.schema import load_cell
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -34,7 +34,7 @@ def main() -> int:
     )
     ap.add_argument(
         "--only",
-        choices=["rtf", "control", "record", "failover", "drops", "fleet", "policy"],
+        choices=["rtf", "control", "record", "curve", "failover", "drops", "fleet", "policy"],
         help="run one benchmark (drops only runs when asked: about 90 runs for --duration 130)",
     )
     ap.add_argument(
@@ -52,6 +52,8 @@ def main() -> int:
         _record(console, args)
     if args.only in (None, "control"):
         _control(console)
+    if args.only in (None, "curve"):
+        _curve(console, args)
     if args.only == "drops":
         _drops(console, args)
     if args.only in (None, "failover"):
@@ -92,12 +94,27 @@ def _drops(console: Console, args: argparse.Namespace) -> None:
 def _record(console: Console, args: argparse.Namespace) -> None:
     cell = load_cell(args.cell)
     rows = record.run(cell, _duration(args), args.seed)
-    table = Table(title="recording a ROS 2 bag (real-time factor, sim s / wall s)")
-    for col in ("what", "RTF", "ratio to plain", "note"):
+    _ratios(console, "recording a ROS 2 bag", "plain", rows)
+
+
+def _ratios(console: Console, title: str, first: str, rows: list[tuple[str, float, str]]) -> None:
+    """Real-time factors as a table, each beside its ratio to the first row's."""
+    table = Table(title=f"{title} (real-time factor, sim s / wall s)")
+    for col in ("what", "RTF", f"ratio to {first}", "note"):
         table.add_column(col, justify="left" if col in ("what", "note") else "right")
     for name, value, note in rows:
         table.add_row(name, f"{value:.2f}", f"{value / rows[0][1]:.3f}", note)
     console.print(table)
+
+
+def _curve(console: Console, args: argparse.Namespace) -> None:
+    cell = load_cell(args.cell)
+    duration = _duration(args)
+    console.print(
+        f"CURVE on every socket: {cell.name} with --processes over tcp, {duration:.0f} s of "
+        f"sim time each (seed {args.seed}), without keys and with them, one after the other"
+    )
+    _ratios(console, "cost of CURVE", "no CURVE", curve.run(cell, duration, args.seed))
 
 
 def _control(console: Console) -> None:

@@ -20,6 +20,7 @@ sim time, and a run with killed processes is as reproducible as one without.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
@@ -28,20 +29,56 @@ from typing import Any
 
 import zmq
 
-from bus.codec import CodecError, decode, encode
+from bus.codec import CodecError, decode, encode, non_finite
+from bus.errors import ConfigError
 from bus.messages import Count, Done, ErrorReply, Join, Message, Shutdown, Tick
+from bus.security import server_keys
 from bus.sockets import make_socket
+from bus.trust import (
+    PARTICIPANTS,
+    HandshakeWatch,
+    LiveKeys,
+    NodeKeys,
+    Quota,
+    RateLog,
+    route_id,
+    safe_name,
+    user_of,
+)
 
 log = logging.getLogger(__name__)
+
+MAX_PER_POLL = 256
+"""Messages read from the clock socket per poll: a flood never keeps the barrier from
+looking at its deadline or the control socket."""
+MAX_PER_PEER_TICK = 8
+"""Messages taken from one connection per tick, and per ``PEER_WINDOW_S`` of wall time (a
+Join and a Done need two); past it the rest are dropped unread and counted in ``flooded``."""
+PEER_WINDOW_S = 0.1
+"""The longest wall-time window the per-connection cap counts over (before the first tick,
+or while a tick waits long, a peer is not muted for good)."""
+MAX_COUNT = 100_000
+"""Most cell messages a ``Done`` may say it sent to one peer in a tick."""
+MAX_ROLE = 64
+"""Longest ``Join.role``."""
 
 
 class ClockServer:
     """The clock owner's side of the barrier."""
 
-    def __init__(self, ctx: zmq.Context[Any], endpoint: str, *, guard_s: float = 10.0) -> None:
+    def __init__(
+        self,
+        ctx: zmq.Context[Any],
+        endpoint: str,
+        *,
+        guard_s: float = 10.0,
+        keys: LiveKeys | None = None,
+    ) -> None:
+        """``keys``: bind as a CURVE server; each name is then bound to its participant key."""
         self.ctx = ctx
         self.endpoint = endpoint
         self.guard_s = guard_s
+        self.keys = keys
         self.members: dict[str, str] = {}
         """Members in the barrier: name to role."""
         self.joined: list[Join] = []
@@ -50,6 +87,18 @@ class ClockServer:
         """Members dropped by the wall-clock guard since the last ``take_dropped``."""
         self.malformed = 0
         """Messages on the clock socket that could not be decoded."""
+        self.refused = 0
+        """Well-formed messages refused: a name that is not the sender's key's, a bad count."""
+        self.flooded = 0
+        """Messages dropped unread: past ``MAX_PER_PEER_TICK`` from one connection in a tick."""
+        self._routes: dict[str, bytes] = {}
+        """Member name to the routing id of its authenticated connection."""
+        self._known: set[str] = set()
+        """Every name that ever joined (a Done may count messages to one that is away)."""
+        self._quota = Quota(PEER_WINDOW_S)
+        self._warn = RateLog(log)
+        self.watch: HandshakeWatch | None = None
+        """With keys: the connections turned away (no key, an unknown or revoked one)."""
         self._expect: dict[str, dict[str, int]] = {}
         self._sock: zmq.Socket[Any] | None = None
         self._rejoin: dict[str, int] = {}
@@ -60,7 +109,30 @@ class ClockServer:
     def setup(self) -> None:
         """Bind the clock socket."""
         self._sock = make_socket(self.ctx, zmq.ROUTER)
+        if self.keys is not None:
+            public, secret = server_keys(self.keys.keys_dir)
+            self._sock.curve_secretkey, self._sock.curve_publickey = secret, public
+            self._sock.curve_server = True
+            self._sock.zap_domain = PARTICIPANTS.encode()
+            # a name moves to a new connection only on a Join signed by its own key
+            self._sock.setsockopt(zmq.ROUTER_HANDOVER, 0)
+            self.watch = HandshakeWatch(self._sock)
         self._sock.bind(self.endpoint)
+
+    def counts(self) -> dict[str, int]:
+        """What the clock refused so far (for the run's stats and the cell's snapshot)."""
+        if self.watch is not None:
+            self.watch.count()
+        return {
+            "malformed": self.malformed,
+            "refused": self.refused,
+            "flooded": self.flooded,
+            "handshakes_failed": self.watch.failed if self.watch else 0,
+            "disconnected": self.watch.disconnected if self.watch else 0,
+        }
+
+    def _route(self, name: str) -> bytes:
+        return self._routes.get(name, name.encode())
 
     def wait_for(self, names: Iterable[str], timeout_s: float) -> set[str]:
         """Wait until every name in ``names`` has joined, or ``timeout_s``; return the missing."""
@@ -87,10 +159,11 @@ class ClockServer:
         """
         sock = self._require()
         expect = self._expect
+        self._quota.reset()
         for name in sorted(self.members):
             counts = tuple(Count(s, n) for s, n in sorted(expect.get(name, {}).items()) if n)
             tick = Tick(tick=k, t_ns=t_ns, expect=counts, sense=senses.get(name))
-            sock.send_multipart([name.encode(), encode(tick)])
+            sock.send_multipart([self._route(name), encode(tick)])
         dones: dict[str, Done] = {}
         waiting = set(self.members)
         deadline = time.monotonic() + self.guard_s
@@ -149,7 +222,7 @@ class ClockServer:
         """Tell every member the run is over, and those held back to rejoin later too."""
         sock = self._require()
         for name in sorted({*self.members, *self._held}):
-            sock.send_multipart([name.encode(), encode(Shutdown(t_ns=t_ns, reason=reason))])
+            sock.send_multipart([self._route(name), encode(Shutdown(t_ns=t_ns, reason=reason))])
 
     def pending(self) -> list[str]:
         """Names due to (re)join at a later tick that have not been let in yet."""
@@ -157,6 +230,9 @@ class ClockServer:
 
     def close(self) -> None:
         """Close the socket."""
+        if self.watch is not None:
+            self.watch.close(self._sock)
+            self.watch = None
         if self._sock is not None:
             self._sock.close(0)
             self._sock = None
@@ -196,33 +272,55 @@ class ClockServer:
                 side[1]()
             if sock not in ready:
                 return
-        while True:
+        for _ in range(MAX_PER_POLL):
             try:
-                frames = sock.recv_multipart(zmq.NOBLOCK)
+                if self.keys is None:
+                    frames = sock.recv_multipart(zmq.NOBLOCK)
+                    user = None
+                else:
+                    raw = sock.recv_multipart(zmq.NOBLOCK, copy=False)
+                    frames, user = [f.bytes for f in raw], self.keys.name(user_of(raw[-1]))
             except zmq.Again:
                 return
-            self._handle(frames, k, dones)
+            self._handle(frames, k, dones, user)
 
-    def _handle(self, frames: list[bytes], k: int | None, dones: dict[str, Done]) -> None:
-        sock = self._require()
+    def _refuse(self, ident: bytes, code: str, why: str, *, malformed: bool = False) -> None:
+        """Count, log (rate-limited) and answer a refused message."""
+        if malformed:
+            self.malformed += 1
+        else:
+            self.refused += 1
+        self._warn.warn(code, "clock: %s from %r: %s", code, ident[:80], why)
+        reply = encode(ErrorReply(code=code, reason=why[:200]))
+        with contextlib.suppress(zmq.ZMQError):
+            self._require().send_multipart([ident, reply], zmq.NOBLOCK)
+
+    def _handle(
+        self, frames: list[bytes], k: int | None, dones: dict[str, Done], user: str | None
+    ) -> None:
         ident = frames[0]
+        if self._quota.take(ident) > MAX_PER_PEER_TICK:
+            self.flooded += 1
+            return
         try:
             if len(frames) != 2:
                 raise CodecError(f"expected 1 payload frame, got {len(frames) - 1}")
             msg = decode(frames[1])
         except CodecError as exc:
-            self.malformed += 1
-            log.warning("clock: malformed message from %r: %s", ident, exc)
-            sock.send_multipart([ident, encode(ErrorReply(code="malformed", reason=str(exc)))])
+            self._refuse(ident, "malformed", str(exc), malformed=True)
             return
-        name = ident.decode(errors="replace")
+        # with keys, a connection's name is its key's; without, its identity (ipc, inproc)
+        name = user if self.keys is not None else ident.decode(errors="replace")
         if isinstance(msg, Join):
-            if msg.name != name:
-                self.malformed += 1
-                why = f"identity {name!r} joined as {msg.name!r}"
-                reply = ErrorReply(code="bad_join", reason=why)
-                sock.send_multipart([ident, encode(reply)])
+            if name is None or msg.name != name:
+                why = f"{'a key of no participant' if name is None else name!r} joined as "
+                self._refuse(ident, "bad_join", f"{why}{msg.name[:64]!r}")
                 return
+            if not _join_ok(msg):
+                self._refuse(ident, "bad_join", "a Join's name or role is not a safe name")
+                return
+            self._routes[name] = ident  # handover: only ever to a connection with this key
+            self._known.add(name)
             if name in self._rejoin:
                 self._held[name] = msg  # restarted: let in at its tick
                 return
@@ -230,28 +328,74 @@ class ClockServer:
             self.joined.append(msg)
             log.info("clock: %s (%s, pid %d) joined", name, msg.role, msg.pid)
         elif isinstance(msg, Done):
-            if name in self.members and msg.name == name and msg.tick == k:
+            if name is None or msg.name != name or self._routes.get(name, ident) != ident:
+                self._refuse(ident, "bad_done", f"a Done for {msg.name[:64]!r} from another key")
+                return
+            problem = self._check_sent(msg) or _finite(msg)
+            if problem:
+                self._refuse(ident, "bad_done", problem)
+                return
+            if name in self.members and msg.tick == k:
                 dones[name] = msg
             # a Done for another tick (a late answer after a drop) is stale: ignored
         else:
-            self.malformed += 1
-            reply = ErrorReply(code="unexpected", reason=f"{msg.TAG} is not a clock message")
-            sock.send_multipart([ident, encode(reply)])
+            self._refuse(ident, "unexpected", f"{msg.TAG} is not a clock message", malformed=True)
+
+    def _check_sent(self, done: Done) -> str:
+        """Why ``done.sent`` cannot be believed, or "": counts are what receivers wait for."""
+        # a peer may be away (dropped, restarting) and still be written to: any name that
+        # ever joined, or is due back, is one; the counts are bounded by the participants
+        known = self._known
+        if len(done.sent) > len(known) + len(self._rejoin) + 1:
+            return f"sent lists {len(done.sent)} peers; the cell has {len(known)}"
+        for c in done.sent:
+            if not 0 <= c.n <= MAX_COUNT:
+                return f"sent {c.n} to {c.peer[:64]!r}: counts are 0 to {MAX_COUNT}"
+            if c.peer not in known and c.peer not in self._rejoin:
+                return f"sent to {c.peer[:64]!r}, who never joined the barrier"
+        return ""
+
+
+def _finite(done: Done) -> str:
+    bad = non_finite(done)
+    return f"{bad} is not a finite number" if bad else ""
+
+
+def _join_ok(join: Join) -> bool:
+    try:
+        safe_name(join.name, "a participant name")
+    except ConfigError:
+        return False
+    return 0 < len(join.role) <= MAX_ROLE and join.role.isidentifier()
 
 
 class ClockClient:
     """A participant's side of the barrier."""
 
-    def __init__(self, ctx: zmq.Context[Any], endpoint: str, name: str, *, role: str) -> None:
+    def __init__(
+        self,
+        ctx: zmq.Context[Any],
+        endpoint: str,
+        name: str,
+        *,
+        role: str,
+        keys: NodeKeys | None = None,
+    ) -> None:
+        """``keys``: connect as a CURVE client with this participant's own key pair."""
         self.ctx = ctx
         self.endpoint = endpoint
         self.name = name
         self.role = role
+        self.keys = keys
         self._sock: zmq.Socket[Any] | None = None
 
     def setup(self) -> None:
         """Connect and ask to join the barrier."""
-        self._sock = make_socket(self.ctx, zmq.DEALER, identity=self.name)
+        if self.keys is None:
+            self._sock = make_socket(self.ctx, zmq.DEALER, identity=self.name)
+        else:
+            self._sock = make_socket(self.ctx, zmq.DEALER, identity=route_id(self.name))
+            self.keys.client(self._sock, self.keys.clock_public)
         self._sock.connect(self.endpoint)
         self._sock.send(encode(Join(name=self.name, role=self.role, pid=os.getpid())))
 

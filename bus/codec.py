@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import math
 import types
 import typing
 from collections.abc import Callable
@@ -239,3 +240,32 @@ def peek(data: bytes) -> dict[str, Any] | None:
     if not isinstance(obj, dict):
         return None
     return {k: v for k, v in obj.items() if isinstance(k, str)}
+
+
+def non_finite(msg: Message, where: str = "") -> str:
+    """The dotted path of the first NaN or infinity in ``msg`` (and what it nests), or "".
+
+    The codec takes any float, since a control request's out-of-range value
+    deserves its own answer (``bad_argument``); what participants send on the
+    clock and the cell bus is checked with this before it is used.
+    """
+    for name in _names(type(msg)):
+        value = getattr(msg, name)
+        path = f"{where}.{name}" if where else f"{msg.TAG}.{name}"
+        if type(value) is float:
+            if not math.isfinite(value):
+                return path
+        elif isinstance(value, Message):
+            got = non_finite(value, path)
+            if got:
+                return got
+        elif isinstance(value, tuple) and value:
+            if type(value[0]) is float:
+                if not all(map(math.isfinite, value)):
+                    return f"{path}[]"
+            elif isinstance(value[0], Message):
+                for item in value:
+                    got = non_finite(item, f"{path}[]")
+                    if got:
+                        return got
+    return ""

@@ -10,6 +10,8 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
+import socket
+import stat
 import tempfile
 
 from bus.errors import ConfigError
@@ -62,12 +64,32 @@ class Endpoints:
 
 
 def ensure_ipc_dir(base: str) -> bool:
-    """For an ``ipc://DIR`` base, make DIR (mode 0700) if it is missing; whether it did."""
+    """For an ``ipc://DIR`` base, make DIR (mode 0700) if it is missing; whether it did.
+
+    A DIR that is there must be this user's and writable by nobody else: whoever can
+    write in it can put a socket of their own where a client looks for the cell's.
+    """
     scheme, _, rest = base.partition("://")
-    if scheme == "ipc" and rest and not os.path.isdir(rest):
+    if scheme != "ipc" or not rest:
+        return False
+    if not os.path.lexists(rest):
         os.makedirs(rest, mode=0o700, exist_ok=True)
+        os.chmod(rest, 0o700)
         return True
+    check_ipc_dir(rest)
     return False
+
+
+def check_ipc_dir(path: str) -> None:
+    """A ``ConfigError`` unless ``path`` is a real directory of this user that others cannot write."""
+    st = os.lstat(path)
+    if stat.S_ISLNK(st.st_mode) or not stat.S_ISDIR(st.st_mode):
+        raise ConfigError("--endpoint", f"ipc://{path}", "not a directory (or a symbolic link)")
+    if st.st_uid != os.getuid():
+        raise ConfigError("--endpoint", f"ipc://{path}", "the directory is another user's")
+    if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        why = f"others may write in the directory (mode {stat.S_IMODE(st.st_mode):o}); chmod 700"
+        raise ConfigError("--endpoint", f"ipc://{path}", why)
 
 
 def remove_ipc(base: str, *, remove_dir: bool = False) -> None:
@@ -97,3 +119,33 @@ def private_ipc_base(prefix: str = "lightsout-") -> str:
     path = tempfile.mkdtemp(prefix=prefix)
     os.chmod(path, 0o700)
     return f"ipc://{path}"
+
+
+def check_tcp_keys(base: str | None, keys: object, insecure: bool) -> None:
+    """A ``ConfigError`` for a ``tcp://`` base with no keys, unless ``insecure`` was asked for.
+
+    Over tcp anyone who can reach the host can reach the sockets; only CURVE
+    (``--keys``) tells the cell's own processes and clients from the rest.
+    """
+    if base and base.startswith("tcp://") and keys is None and not insecure:
+        why = "a tcp endpoint needs --keys DIR (lightsout keys create), or --insecure"
+        raise ConfigError("--endpoint", base, why)
+
+
+def free_loopback_base() -> str:
+    """A ``tcp://127.0.0.1:PORT`` base whose four ports (PORT .. PORT+3) are free now
+    (for benchmarks and tests that start a cell over tcp on this host)."""
+    for _ in range(50):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = int(s.getsockname()[1])
+        if port > 65000:
+            continue
+        try:
+            for p in range(port, port + 4):
+                with socket.socket() as s:
+                    s.bind(("127.0.0.1", p))
+        except OSError:
+            continue
+        return f"tcp://127.0.0.1:{port}"
+    raise RuntimeError("no four free ports on loopback")

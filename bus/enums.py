@@ -182,6 +182,10 @@ class ControlCode(enum.StrEnum):
     """The clock is paused, so a command the supervisor decides cannot be decided: ``pace run``."""
     FORBIDDEN = "forbidden"
     """The client's CURVE key's role does not allow the command."""
+    BUSY = "busy"
+    """The client sent more than 64 requests in one tick (or 0.1 s), or has 16 still
+    unanswered: it is refused until it slows down (a flood of one client never slows the
+    cell). Past 256 in the same window its requests are dropped without an answer."""
 
 
 class Pace(enum.StrEnum):

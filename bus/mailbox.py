@@ -21,11 +21,24 @@ from typing import Any
 import zmq
 from zmq.utils.monitor import recv_monitor_message
 
-from bus.codec import CodecError, decode, encode
+from bus.codec import CodecError, decode, encode, non_finite
 from bus.messages import Count, Envelope, ErrorReply, Message, Tick
 from bus.sockets import make_socket
+from bus.trust import HandshakeWatch, LiveKeys, NodeKeys, RateLog, route_id, user_of
 
 log = logging.getLogger(__name__)
+
+MAX_AHEAD = 4
+"""Ticks ahead of the receiver an envelope may be stamped (a sender is at most one ahead);
+one stamped further is dropped and counted in ``ahead``, never queued."""
+MAX_PENDING = 20_000
+"""Envelopes held for a later tick, at most; past it they are dropped and counted."""
+MAX_PER_POLL = 4096
+"""Messages read per pass over the socket, so a flood cannot keep the receiver reading."""
+MAX_PER_SENDER_TICK = 512
+"""Envelopes taken from one sender for one tick beyond what the barrier promised."""
+HELLO = b""
+"""The one frame a spoke sends on connecting under CURVE: its route, signed by its key."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -60,7 +73,10 @@ class Mailbox:
         hub: bool,
         hub_name: str = "supervisor",
         guard_s: float = 10.0,
+        node: NodeKeys | None = None,
+        live: LiveKeys | None = None,
     ) -> None:
+        """``node`` (and, for the hub, ``live``): CURVE, each envelope's src bound to its key."""
         self.ctx = ctx
         self.endpoint = endpoint
         self.name = name
@@ -81,6 +97,19 @@ class Mailbox:
         """Messages an impaired link lost (both ways), as the fault injected them."""
         self.gaps: dict[str, int] = {}
         """Per sender: messages missing from its sequence (lost on the way), as the receiver sees."""
+        self.refused = 0
+        """Envelopes whose src is not the name of the key that sent them (dropped)."""
+        self.ahead = 0
+        """Envelopes stamped too far ahead, or past the pending bound (dropped)."""
+        self.flooded = 0
+        """Envelopes past ``MAX_PER_SENDER_TICK`` from one sender in a tick (dropped)."""
+        self.node = node
+        self.live = live
+        self._routes: dict[str, bytes] = {}
+        self._backlog: list[tuple[list[bytes], str | None]] = []
+        self._warn = RateLog(log)
+        self.watch: HandshakeWatch | None = None
+        """The hub with keys: connections turned away (watched once the spokes are in)."""
         self._impaired: dict[str, Impairment] = {}
         self._last_seq: dict[str, int] = {}
         self._sock: zmq.Socket[Any] | None = None
@@ -92,18 +121,28 @@ class Mailbox:
 
     def setup(self) -> None:
         """Bind (hub) or connect (spoke), watching for the connections' handshakes."""
+        node = self.node
         if self.hub:
             self._sock = make_socket(self.ctx, zmq.ROUTER)
             self._sock.setsockopt(zmq.ROUTER_MANDATORY, 1)
-            self._sock.setsockopt(zmq.ROUTER_HANDOVER, 1)  # a restarted spoke takes its name back
-        else:
+            # a restarted spoke takes its name back: without keys by its identity, with keys
+            # only by a message signed with its own key (``_routes``)
+            self._sock.setsockopt(zmq.ROUTER_HANDOVER, 0 if node else 1)
+            if node is not None:
+                node.serve(self._sock)
+        elif node is None:
             self._sock = make_socket(self.ctx, zmq.DEALER, identity=self.name)
+        else:
+            self._sock = make_socket(self.ctx, zmq.DEALER, identity=route_id(self.name))
+            node.client(self._sock, node.hub_public)
         if not self.endpoint.startswith("inproc://"):
             self._monitor = self._sock.get_monitor_socket(zmq.EVENT_HANDSHAKE_SUCCEEDED)
         if self.hub:
             self._sock.bind(self.endpoint)
         else:
             self._sock.connect(self.endpoint)
+            if node is not None:
+                self._sock.send(HELLO)  # queued until the handshake is done
 
     def wait_connected(self, peers: int, timeout_s: float) -> bool:
         """Wait until ``peers`` connections have completed their handshake; False on timeout.
@@ -119,6 +158,11 @@ class Mailbox:
         if monitor is None:
             return True
         deadline = time.monotonic() + timeout_s
+        if self.hub and self.node is not None:
+            self._disable_monitor()
+            ok = self._wait_routes(peers, deadline)
+            self.watch = HandshakeWatch(self._require())
+            return ok
         try:
             while self._handshakes < peers:
                 left = deadline - time.monotonic()
@@ -136,12 +180,65 @@ class Mailbox:
                     self._handshakes += 1
             return True
         finally:
+            self._disable_monitor()
+
+    def _disable_monitor(self) -> None:
+        if self._monitor is not None:
             self._require().disable_monitor()
-            monitor.close(0)
+            self._monitor.close(0)
             self._monitor = None
+
+    def _wait_routes(self, peers: int, deadline: float) -> bool:
+        """Under CURVE, the hub waits for ``peers`` spokes' hellos (it addresses them by route)."""
+        sock = self._require()
+        while len(self._routes) < peers:
+            left = deadline - time.monotonic()
+            if left <= 0 or not sock.poll(int(left * 1000) + 1):
+                log.warning("%s: %d of %d spoke(s) said hello", self.name, len(self._routes), peers)
+                return False
+            for frames, user in self._recv(sock):
+                if not self._hello(frames, user):
+                    self._backlog.append((frames, user))
+        return True
+
+    def _recv(self, sock: zmq.Socket[Any]) -> list[tuple[list[bytes], str | None]]:
+        """Up to ``MAX_PER_POLL`` messages waiting, with their sender's participant name."""
+        out: list[tuple[list[bytes], str | None]] = []
+        for _ in range(MAX_PER_POLL):
+            try:
+                if self.live is None:
+                    out.append((sock.recv_multipart(zmq.NOBLOCK), None))
+                    continue
+                raw = sock.recv_multipart(zmq.NOBLOCK, copy=False)
+            except zmq.Again:
+                break
+            out.append(([f.bytes for f in raw], self.live.name(user_of(raw[-1]))))
+        return out
+
+    def _hello(self, frames: list[bytes], user: str | None) -> bool:
+        """Learn a spoke's route from a hello; whether ``frames`` was one."""
+        if len(frames) != 2 or frames[1] != HELLO:
+            return False
+        if user is None:
+            self.refused += 1
+            self._warn.warn("hello", "%s: a hello from a key of no participant", self.name)
+        else:
+            self._routes[user] = frames[0]
+        return True
+
+    @property
+    def handshakes_failed(self) -> int:
+        """Connections to the hub turned away (no key, or a key of no participant)."""
+        if self.watch is None:
+            return 0
+        self.watch.count()
+        return self.watch.failed
 
     def close(self) -> None:
         """Close the socket."""
+        if self.watch is not None:
+            self.watch.close(self._sock)
+            self.watch = None
         if self._monitor is not None:
             self._monitor.close(0)
             self._monitor = None
@@ -186,7 +283,7 @@ class Mailbox:
         payload = encode(env)
         try:
             if self.hub:
-                sock.send_multipart([dst.encode(), payload], zmq.NOBLOCK)
+                sock.send_multipart([self._routes.get(dst, dst.encode()), payload], zmq.NOBLOCK)
             else:
                 if dst != self.hub_name:
                     raise ValueError(f"{self.name} can only send to {self.hub_name}, not {dst}")
@@ -212,10 +309,18 @@ class Mailbox:
         got: dict[str, int] = {}
         batch: list[Envelope] = []
         keep: list[Envelope] = []
+
+        def take(env: Envelope) -> None:
+            n = got.get(env.src, 0)
+            if n >= max(need.get(env.src, 0), MAX_PER_SENDER_TICK):
+                self.flooded += 1
+                return
+            batch.append(env)
+            got[env.src] = n + 1
+
         for env in self._pending:
             if env.tick == want:
-                batch.append(env)
-                got[env.src] = got.get(env.src, 0) + 1
+                take(env)
             elif env.tick > want:
                 keep.append(env)
             else:
@@ -230,8 +335,12 @@ class Mailbox:
         while True:
             for env in self._drain(sock):
                 if env.tick == want:
-                    batch.append(env)
-                    got[env.src] = got.get(env.src, 0) + 1
+                    take(env)
+                elif env.tick > want + MAX_AHEAD or len(self._pending) >= MAX_PENDING:
+                    self.ahead += 1
+                    self._warn.warn(
+                        "ahead", "%s: envelope for tick %d dropped", self.name, env.tick
+                    )
                 elif env.tick > want:
                     self._pending.append(env)
                 else:
@@ -264,17 +373,19 @@ class Mailbox:
 
     def _drain(self, sock: zmq.Socket[Any]) -> list[Envelope]:
         out: list[Envelope] = []
-        while True:
-            try:
-                frames = sock.recv_multipart(zmq.NOBLOCK)
-            except zmq.Again:
-                return out
-            env = self._check(sock, frames)
+        got, self._backlog = [*self._backlog, *self._recv(sock)], []
+        for frames, user in got:
+            if self.hub and self.node is not None and self._hello(frames, user):
+                continue
+            env = self._check(sock, frames, user)
             if env is not None:
                 self.peers.add(env.src)
                 out.append(env)
+        return out
 
-    def _check(self, sock: zmq.Socket[Any], frames: list[bytes]) -> Envelope | None:
+    def _check(
+        self, sock: zmq.Socket[Any], frames: list[bytes], user: str | None = None
+    ) -> Envelope | None:
         ident = frames[0] if self.hub else b""
         body = frames[1:] if self.hub else frames
         try:
@@ -284,12 +395,27 @@ class Mailbox:
             if not isinstance(msg, Envelope):
                 raise CodecError(f"expected an envelope, got {msg.TAG}")
             if msg.dst != self.name:
-                raise CodecError(f"envelope for {msg.dst!r} reached {self.name!r}")
-            if self.hub and msg.src != ident.decode(errors="replace"):
+                raise CodecError(f"envelope for {msg.dst[:64]!r} reached {self.name!r}")
+            bad = non_finite(msg)
+            if bad:
+                raise CodecError(f"{bad} is not a finite number")
+            if self.hub and self.node is not None:
+                if user is None or msg.src != user:
+                    self.refused += 1
+                    who = user or "a key of no participant"
+                    self._warn.warn(
+                        "src", "%s: envelope from %r signed by %s", self.name, msg.src[:64], who
+                    )
+                    return None
+                if msg.tick > self.tick + MAX_AHEAD:
+                    self.ahead += 1  # before the route moves: a stale sender never steals it
+                    return None
+                self._routes[user] = ident  # a name's route moves only to its own key
+            elif self.hub and msg.src != ident.decode(errors="replace"):
                 raise CodecError(f"envelope from {msg.src!r} on connection {ident!r}")
         except CodecError as exc:
             self.malformed += 1
-            log.warning("%s: malformed message dropped: %s", self.name, exc)
+            self._warn.warn("malformed", "%s: malformed message dropped: %s", self.name, exc)
             if self.hub:
                 reply = encode(ErrorReply(code="malformed", reason=str(exc)))
                 with contextlib.suppress(zmq.ZMQError):

@@ -19,6 +19,7 @@ from bus.clock import ClockClient
 from bus.endpoints import Endpoints
 from bus.mailbox import Mailbox
 from bus.messages import Envelope, Message, Shutdown, Tick
+from bus.trust import LiveKeys, NodeKeys, start_zap, stop_zap
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +38,16 @@ class Outbox(Protocol):
     """Messages that arrived after the tick they were counted for."""
     missing: int
     """Messages announced by the barrier that never arrived."""
+    refused: int
+    """Messages refused because their sender's name is not bound to the key that sent them."""
+    ahead: int
+    """Envelopes stamped too far ahead, or past the pending bound (dropped)."""
+    flooded: int
+    """Messages past a sender's per-tick cap (dropped)."""
+
+    @property
+    def handshakes_failed(self) -> int:
+        """Connections turned away at the handshake (no key, or a key of no participant)."""
 
     @property
     def gaps(self) -> Mapping[str, int]:
@@ -72,6 +83,8 @@ def run_participant(
     guard_s: float = 10.0,
     stop: threading.Event | None = None,
     peers: int = 1,
+    node: NodeKeys | None = None,
+    live: LiveKeys | None = None,
 ) -> int:
     """Join the clock and step ``part`` until Shutdown; return an exit code.
 
@@ -81,9 +94,16 @@ def run_participant(
 
     Gives up (exit code 3) if the clock says nothing for ``silence_s`` seconds
     of wall time: a cell whose clock died must not leave orphans behind.
+
+    ``node``: this participant's CURVE keys (a ``tcp://`` cell with keys); the
+    hub also needs ``live``, the participant keys it admits on the cell bus.
     """
-    clock = ClockClient(ctx, endpoints.clock, part.name, role=part.role)
-    mailbox = Mailbox(ctx, endpoints.cell, part.name, hub=hub, guard_s=guard_s)
+    if hub and node is not None and live is not None:
+        start_zap(ctx, live)
+    clock = ClockClient(ctx, endpoints.clock, part.name, role=part.role, keys=node)
+    mailbox = Mailbox(
+        ctx, endpoints.cell, part.name, hub=hub, guard_s=guard_s, node=node, live=live
+    )
     mailbox.setup()
     mailbox.wait_connected(peers, silence_s)
     clock.setup()
@@ -106,6 +126,8 @@ def run_participant(
     finally:
         clock.close()
         mailbox.close()
+        if hub and node is not None and live is not None:
+            stop_zap(ctx)
     return code
 
 

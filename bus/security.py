@@ -62,6 +62,10 @@ REQUIRED_ROLE: dict[ControlCommand, str] = {
 """The least role that may send each control request."""
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+SAFE_NAME = _NAME
+"""Names that become file names or socket identities (keys, runs, cells, robots, stations):
+they cannot climb out of a directory, hide a separator or grow without bound."""
+SAFE_NAME_RULE = "a name is a letter or digit, then letters, digits, _ and - (up to 64)"
 _Z85_KEY = re.compile(r"^[0-9A-Za-z.\-:+=^!/*?&<>()\[\]{}@%$#]{40}$")
 
 
@@ -141,13 +145,18 @@ def read_roles(keys_dir: str | Path) -> dict[str, str]:
     return {entry["public"]: entry["role"] for entry in _read_entries(path).values()}
 
 
-def _read_entries(path: Path) -> dict[str, dict[str, str]]:
+def read_toml(path: Path) -> dict[str, Any]:
+    """A keys file's TOML ({} if it is missing), or a ``ConfigError`` naming it."""
     if not path.exists():
         return {}
     try:
-        doc = tomllib.loads(path.read_text(encoding="utf-8"))
+        return tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(str(path), "", f"not readable TOML: {exc}") from None
+
+
+def _read_entries(path: Path) -> dict[str, dict[str, str]]:
+    doc = read_toml(path)
     entries: dict[str, dict[str, str]] = {}
     for name, entry in doc.items():
         if not isinstance(entry, dict):

@@ -150,9 +150,16 @@ def _permanent(source: str, key: str, entry: dict[str, Any]) -> bool:
     return value
 
 
+MAX_SCENARIO_NUMBER = 1e6
+"""The largest number a scenario file takes (seconds of sim time: about 11 days; as
+``sim.faulting`` bounds a live fault's duration)."""
+
+
 def _number(source: str, key: str, value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise ConfigError(source, key, f"expected a number, got {value!r}")
+        raise ConfigError(source, key, f"expected a finite number, got {value!r}"[:200])
+    if abs(value) > MAX_SCENARIO_NUMBER:
+        raise ConfigError(source, key, f"at most {MAX_SCENARIO_NUMBER:g}, got {value:g}")
     return float(value)
 
 

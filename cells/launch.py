@@ -30,9 +30,16 @@ from typing import Any
 import zmq
 
 from bus.cellspec import CellSpec
-from bus.endpoints import Endpoints, ensure_ipc_dir, private_ipc_base, remove_ipc
+from bus.endpoints import (
+    Endpoints,
+    check_tcp_keys,
+    ensure_ipc_dir,
+    private_ipc_base,
+    remove_ipc,
+)
 from bus.errors import ConfigError, LightsoutError
 from bus.participant import Participant, run_participant
+from bus.trust import LiveKeys, NodeKeys, ensure_participants, safe_name
 from cells.commission import Commissioner
 from cells.faults import PROCESS_KINDS, ScheduledFault
 from robots import RobotAgent
@@ -79,7 +86,12 @@ class RunOptions:
 
 
 def run_dir(root: Path, name: str) -> Path:
-    """``root/name``, or ``root/name-2``, ``-3``... so an earlier run is never overwritten."""
+    """``root/name``, or ``root/name-2``, ``-3``... so an earlier run is never overwritten.
+
+    ``name`` is a safe name (``bus.security.SAFE_NAME``), so the run is always a
+    directory right under ``root``, never beside or above it.
+    """
+    safe_name(name, "a run name", "--name")
     path = root / name
     n = 2
     while path.exists():
@@ -97,14 +109,7 @@ def run_cell(
     watch: Watch | None = None,
 ) -> dict[str, Any]:
     """Run ``cell`` for ``opts.duration_s`` of sim time; return the KPIs."""
-    if (
-        opts.endpoint
-        and opts.endpoint.startswith("tcp://")
-        and opts.keys_dir is None
-        and not opts.insecure
-    ):
-        why = "a tcp endpoint needs --keys DIR (lightsout keys create), or --insecure"
-        raise ConfigError("--endpoint", opts.endpoint, why)
+    check_tcp_keys(opts.endpoint, opts.keys_dir, opts.insecure)
     needs = sorted({f.kind.value for f in opts.faults if f.kind in PROCESS_KINDS})
     if needs and not opts.processes:
         raise ConfigError(
@@ -114,6 +119,11 @@ def run_cell(
     if opts.endpoint:
         Endpoints.from_base(opts.endpoint)  # a bad endpoint is one clear error
         made = ensure_ipc_dir(opts.endpoint)
+    if _signed(opts):
+        assert opts.keys_dir is not None
+        # each participant signs with a key of its own, made here if the keys lack it
+        names = ["supervisor", *(r.name for r in cell.robots)]
+        ensure_participants(opts.keys_dir, cell.name, names)
     out_dir.mkdir(parents=True, exist_ok=True)
     try:
         if opts.processes:
@@ -123,6 +133,18 @@ def run_cell(
         # however the run ends (done, shut down, interrupted, failed), its sockets go
         if opts.endpoint:
             remove_ipc(opts.endpoint, remove_dir=made)
+
+
+def _signed(opts: RunOptions) -> bool:
+    """Whether the clock and the cell bus run CURVE with participant keys: keys, off inproc."""
+    return opts.keys_dir is not None and not (opts.endpoint or "inproc://").startswith("inproc:")
+
+
+def _node_keys(opts: RunOptions, cell: CellSpec, name: str) -> NodeKeys | None:
+    if not _signed(opts) or opts.keys_dir is None:
+        return None
+    ensure_participants(opts.keys_dir, cell.name, [name])
+    return NodeKeys.load(opts.keys_dir, cell.name, name)
 
 
 def _server(
@@ -202,9 +224,19 @@ def _run_threads(
 
         return body
 
+    live = LiveKeys(opts.keys_dir, cell.name) if _signed(opts) and opts.keys_dir else None
+
     def thread(part: Participant, *, hub: bool) -> threading.Thread:
         run = functools.partial(
-            run_participant, part, ctx, endpoints, hub=hub, guard_s=opts.guard_s, stop=stop
+            run_participant,
+            part,
+            ctx,
+            endpoints,
+            hub=hub,
+            guard_s=opts.guard_s,
+            stop=stop,
+            node=_node_keys(opts, cell, part.name),
+            live=live if hub else None,
         )
         return threading.Thread(target=guarded(run), name=part.name, daemon=True)
 
@@ -264,6 +296,8 @@ class Children:
 
     def __init__(self, cell: CellSpec, base: str, out_dir: Path, opts: RunOptions) -> None:
         self.cell, self.base = cell, base
+        self.keys = {"keys": str(opts.keys_dir)} if _signed(opts) else {}
+        self.opts = opts
         self.logs = out_dir / "logs"
         self.logs.mkdir(parents=True, exist_ok=True)
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
@@ -271,11 +305,17 @@ class Children:
         self.killed: list[tuple[int, str]] = []
         self.cmds = {
             "supervisor": node_command(
-                "supervisor", cell, base, seed=str(opts.seed), out=str(out_dir), policy=cell.policy
+                "supervisor",
+                cell,
+                base,
+                seed=str(opts.seed),
+                out=str(out_dir),
+                policy=cell.policy,
+                **self.keys,
             )
         }
         for r in cell.robots:
-            self.cmds[r.name] = node_command("agent", cell, base, robot=r.name)
+            self.cmds[r.name] = node_command("agent", cell, base, robot=r.name, **self.keys)
         self.kills = sorted(
             (round(f.at_s * 1e9), f.target) for f in opts.faults if f.kind in PROCESS_KINDS
         )
@@ -284,7 +324,10 @@ class Children:
 
     def add_built(self, name: str, mount: str) -> None:
         """A robot built in the cell passed its check: start its agent (and restart it as any)."""
-        self.cmds[name] = node_command("agent", self.cell, self.base, robot=name, mount=mount)
+        _node_keys(self.opts, self.cell, name)  # its key pair, before it starts
+        self.cmds[name] = node_command(
+            "agent", self.cell, self.base, robot=name, mount=mount, **self.keys
+        )
         self.start(name)
 
     def start(self, name: str, *, restore: bool = False) -> None:
@@ -400,6 +443,8 @@ def sim_stats(server: SimServer) -> dict[str, Any]:
         "world": dict(sorted(server.world.counters.items())),
         # the control socket's refused and malformed requests, telemetry queue overflows
         "control": server.host.counts() if server.host is not None else {},
+        # every socket's refusals: names not bound to their key, floods, handshakes turned away
+        "security": server.host.security() if server.host is not None else {},
     }
 
 

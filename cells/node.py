@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -17,16 +19,20 @@ import zmq
 from bus.endpoints import Endpoints
 from bus.errors import LightsoutError
 from bus.participant import run_participant
+from bus.trust import LiveKeys, NodeKeys
 from cells.schema import load_cell
 from robots import RobotAgent
 from supervisor import POLICIES, Supervisor
 
 
-def run_agent(cell_path: str, robot: str, endpoint: str, *, mount: str = "") -> int:
+def run_agent(
+    cell_path: str, robot: str, endpoint: str, *, mount: str = "", keys: Path | None = None
+) -> int:
     """Run one robot agent until the clock shuts the cell down.
 
     ``mount``: the robot was built in the cell and stands on this mount point
-    (its spec comes from the cell's robot-building recipe).
+    (its spec comes from the cell's robot-building recipe). ``keys``: sign
+    with the robot's participant key pair from that keys directory (tcp).
     """
     cell = load_cell(cell_path)
     spec = None
@@ -37,11 +43,12 @@ def run_agent(cell_path: str, robot: str, endpoint: str, *, mount: str = "") -> 
             raise LightsoutError(f"{cell_path}: no mount {mount!r} or no robot recipe") from None
     elif robot not in {r.name for r in cell.robots}:
         raise LightsoutError(f"{cell_path}: no robot {robot!r} in this cell")
+    node = NodeKeys.load(keys, cell.name, robot) if keys else None
     agent = RobotAgent(cell, robot, spec=spec)
     agent.setup()
     ctx: zmq.Context[Any] = zmq.Context()
     try:
-        return run_participant(agent, ctx, Endpoints.from_base(endpoint), hub=False)
+        return run_participant(agent, ctx, Endpoints.from_base(endpoint), hub=False, node=node)
     finally:
         agent.shutdown()
         ctx.term()
@@ -55,17 +62,30 @@ def run_supervisor(
     out: Path | None,
     restore: bool = False,
     policy: str = "",
+    keys: Path | None = None,
 ) -> int:
     """Run the supervisor until the clock shuts the cell down (``restore``: from its journal;
-    ``policy``: the allocation policy, "" for the cell file's)."""
+    ``policy``: the allocation policy, "" for the cell file's).
+
+    ``keys``: serve the cell bus with the supervisor's participant key pair,
+    admitting only the cell's participant keys (tcp).
+    """
     cell = load_cell(cell_path)
+    node = NodeKeys.load(keys, cell.name, "supervisor") if keys else None
+    live = LiveKeys(keys, cell.name, server=False) if keys else None
     if restore and out is None:
         raise LightsoutError("--restore needs --out (the run directory with the journal)")
     sup = Supervisor(cell, seed=seed, out_dir=out, restore=restore, policy=policy)
     ctx: zmq.Context[Any] = zmq.Context()
     try:
         return run_participant(
-            sup, ctx, Endpoints.from_base(endpoint), hub=True, peers=len(cell.robots)
+            sup,
+            ctx,
+            Endpoints.from_base(endpoint),
+            hub=True,
+            peers=len(cell.robots),
+            node=node,
+            live=live,
         )
     finally:
         ctx.term()
@@ -83,13 +103,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path)
     ap.add_argument("--restore", action="store_true", help="carry on from the journal in --out")
     ap.add_argument("--policy", default="", choices=["", *sorted(POLICIES)])
+    ap.add_argument("--keys", type=Path, help="keys directory: sign with this participant's key")
     args = ap.parse_args(argv)
+    os.umask(0o077)  # the journal and results are the owner's alone
+    if args.keys:
+        from bus.trust import reload_all
+
+        signal.signal(signal.SIGHUP, lambda signum, frame: reload_all())
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     try:
         if args.role == "agent":
             if not args.robot:
                 ap.error("agent needs --robot")
-            return run_agent(args.cell, args.robot, args.endpoint, mount=args.mount)
+            return run_agent(args.cell, args.robot, args.endpoint, mount=args.mount, keys=args.keys)
         return run_supervisor(
             args.cell,
             args.endpoint,
@@ -97,6 +123,7 @@ def main(argv: list[str] | None = None) -> int:
             out=args.out,
             restore=args.restore,
             policy=args.policy,
+            keys=args.keys,
         )
     except LightsoutError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -25,6 +25,7 @@ from bus.cellspec import (
 )
 from bus.enums import Skill
 from bus.errors import ConfigError
+from bus.security import SAFE_NAME, SAFE_NAME_RULE
 from cells.recipes import PLACEHOLDERS, check_recipes, parse_recipes
 from cells.tables import (
     _array,
@@ -44,6 +45,12 @@ from supervisor.allocation import POLICIES
 MAX_START_S = 7 * 24 * 3600.0
 """A feeder's first part may wait at most a week of sim time."""
 SHAPES = ("box", "cylinder")
+MAX_PHYSICS_HZ = 2400
+"""Physics steps per sim second, at most (the default is 240): more only ever hangs a run."""
+MAX_CONTROL_HZ = 240
+"""Control ticks per sim second, at most (the default is 24)."""
+MAX_HEARTBEAT_S = 3600.0
+"""The longest heartbeat interval."""
 """The shapes a part kind may have."""
 
 
@@ -72,6 +79,15 @@ def parse_cell(data: dict[str, Any], *, source: str = "<cell>") -> CellSpec:
     policy = head.get("policy", _str, "contract_net")
     if policy not in POLICIES:
         raise head.fail("policy", f"{policy!r} is not one of {', '.join(sorted(POLICIES))}")
+    for key, value, most in (
+        ("physics_hz", physics_hz, MAX_PHYSICS_HZ),
+        ("control_hz", control_hz, MAX_CONTROL_HZ),
+        ("heartbeat_s", heartbeat_s, MAX_HEARTBEAT_S),
+    ):
+        if value > most:
+            raise head.fail(key, f"at most {most:g}, got {value:g}")
+    if not SAFE_NAME.match(name):
+        raise head.fail("name", f"{name[:80]!r}: {SAFE_NAME_RULE}")
     head.close()
     if physics_hz % control_hz:
         raise ConfigError(source, "cell.control_hz", f"must divide physics_hz ({physics_hz})")
@@ -219,6 +235,8 @@ def _check_names(cell: CellSpec) -> None:
         ("mount", [f.name for f in cell.mounts]),
     ):
         for n in names:
+            if not SAFE_NAME.match(n):
+                raise ConfigError(cell.source, f"{kind}s", f"{n[:80]!r}: {SAFE_NAME_RULE}")
             if n in seen or n in PLACEHOLDERS or n == "supervisor":
                 why = f"name {n!r} is already used by a {seen.get(n, 'reserved word')}"
                 raise ConfigError(cell.source, f"{kind}s", why)

@@ -67,11 +67,20 @@ def _str(t: _Table, k: str, v: Any) -> str:
     return v
 
 
+MAX_NUMBER = 1e7
+"""The largest magnitude any number of a cell file may have (metres, seconds, kilograms...):
+past it a value only ever overflows or hangs something."""
+MAX_INT = 1_000_000
+"""The largest whole number of a cell file (counts, rates in Hz)."""
+
+
 def _num(t: _Table, k: str, v: Any) -> float:
     if isinstance(v, bool) or not isinstance(v, int | float):
         raise t.fail(k, f"expected a number, got {_kind(v)}")
     if not math.isfinite(v):
         raise t.fail(k, f"expected a finite number, got {v}")
+    if abs(v) > MAX_NUMBER:
+        raise t.fail(k, f"at most {MAX_NUMBER:g} in size, got {v:g}")
     return float(v)
 
 
@@ -92,6 +101,8 @@ def _nonneg(t: _Table, k: str, v: Any) -> float:
 def _int(t: _Table, k: str, v: Any) -> int:
     if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
         raise t.fail(k, f"expected a positive integer, got {v!r}")
+    if v > MAX_INT:
+        raise t.fail(k, f"at most {MAX_INT}, got {v}")
     return v
 
 

@@ -23,13 +23,20 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from bus.errors import LightsoutError
-from clients.args import positive, whole
+from clients.args import positive, whole, within
 from clients.cli_control import add_commands
 from clients.cli_report import add_commands as add_report_commands
 from supervisor.allocation import POLICIES
 
 if TYPE_CHECKING:
     from cells.audit import Check
+
+PACE_FACTORS = (1e-3, 1e3)
+"""The real-time factors ``--realtime`` takes (as ``pace realtime`` does, ``sim.host``)."""
+WRITERS = ("run", "sim", "record", "agent", "supervisor")
+"""The subcommands that write runs, journals, logs or bags: owner-only (umask 077)."""
+MAX_CHAOS_RATE = 10.0
+"""The most random faults per sim second ``--chaos`` injects."""
 
 
 def cmd_run(args: argparse.Namespace, console: Console) -> int:
@@ -228,20 +235,23 @@ def cmd_node(args: argparse.Namespace, console: Console) -> int:
     """Run one participant process (agent or supervisor) of a cell started elsewhere."""
     from cells.node import run_agent, run_supervisor
 
+    keys = Path(args.keys) if args.keys else None
     if args.command == "agent":
-        return run_agent(args.cell, args.robot, args.endpoint)
-    return run_supervisor(args.cell, args.endpoint, seed=args.seed, out=args.out)
+        return run_agent(args.cell, args.robot, args.endpoint, keys=keys)
+    return run_supervisor(args.cell, args.endpoint, seed=args.seed, out=args.out, keys=keys)
 
 
 def cmd_sim(args: argparse.Namespace, console: Console) -> int:
     """Run only the sim server (world and clock); participants connect to it."""
     import zmq
 
-    from bus.endpoints import Endpoints, ensure_ipc_dir
+    from bus.endpoints import Endpoints, check_tcp_keys, ensure_ipc_dir
     from cells.schema import load_cell
     from sim import SimServer
 
     cell = load_cell(args.cell)
+    check_tcp_keys(args.endpoint, args.keys, args.insecure)
+    Endpoints.from_base(args.endpoint)  # a bad endpoint is one clear error
     ensure_ipc_dir(args.endpoint)
     ctx: zmq.Context[Any] = zmq.Context()
     server = SimServer(
@@ -280,7 +290,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--endpoint", help="base endpoint (inproc://NAME, ipc://DIR, tcp://HOST:PORT)")
     run.add_argument(
         "--realtime",
-        type=positive,
+        type=within(*PACE_FACTORS),
         nargs="?",
         const=1.0,
         default=0.0,
@@ -304,7 +314,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--chaos",
-        type=positive,
+        type=within(1e-6, MAX_CHAOS_RATE),
         metavar="RATE",
         help="inject random faults of every kind, RATE per sim second (docs/faults.md); "
         "needs --processes; the run ends with its audit",
@@ -341,14 +351,16 @@ def build_parser() -> argparse.ArgumentParser:
     simp.add_argument("--seed", type=whole(0), default=1)
     simp.add_argument("--join-timeout", type=positive, default=300.0)
     simp.add_argument(
-        "--keys", metavar="DIR", help="CURVE keys and roles guarding control and telemetry"
+        "--keys", metavar="DIR", help="CURVE keys: roles for clients, participant keys per cell"
     )
+    simp.add_argument("--insecure", action="store_true", help="allow a tcp endpoint without --keys")
     simp.set_defaults(func=cmd_sim)
 
     agent = sub.add_parser("agent", help="run one robot agent process")
     agent.add_argument("cell")
     agent.add_argument("--robot", required=True)
     agent.add_argument("--endpoint", required=True)
+    agent.add_argument("--keys", metavar="DIR", help="sign with the robot's participant key")
     agent.set_defaults(func=cmd_node)
 
     supv = sub.add_parser("supervisor", help="run the supervisor process")
@@ -356,6 +368,7 @@ def build_parser() -> argparse.ArgumentParser:
     supv.add_argument("--endpoint", required=True)
     supv.add_argument("--seed", type=whole(0), default=1)
     supv.add_argument("--out", type=Path, help="directory for kpis.json and events.jsonl")
+    supv.add_argument("--keys", metavar="DIR", help="sign with the supervisor's participant key")
     supv.set_defaults(func=cmd_node)
 
     add_commands(sub)  # status, robot, cell, fault, pace, order, snapshot, watch, console, keys
@@ -380,6 +393,14 @@ def main(argv: list[str] | None = None) -> int:
     # run still closes its sockets and removes its ipc files
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, _terminated)
+    if getattr(args, "keys", None):
+        # with keys, SIGHUP re-reads roles.toml and the participant keys instead (revocation)
+        from bus.trust import reload_all
+
+        signal.signal(signal.SIGHUP, lambda signum, frame: reload_all())
+    if args.command in WRITERS:
+        # runs, journals, logs and bags are the owner's alone (they name keys, parts, faults)
+        os.umask(0o077)
     try:
         code: int = args.func(args, console)
         return code

@@ -43,7 +43,7 @@ from bus.messages import (
 )
 from bus.security import ROLES, CurveKeys, create_key
 from bus.simtime import NS
-from clients.args import positive, whole
+from clients.args import positive, whole, within
 from clients.control import ControlClient, ControlError, Subscriber, parse_command
 
 COMMANDS = ", ".join(c.value.lower() for c in PackMLCommand)
@@ -329,7 +329,11 @@ def cmd_console(args: argparse.Namespace, console: Console) -> int:
 
 
 def cmd_keys_create(args: argparse.Namespace, console: Console) -> int:
-    """Make a client key pair with a role (and the cell host's pair if missing)."""
+    """Make a client key pair with a role, or a cell's participant pair (and the host's pair)."""
+    if args.role == PARTICIPANT:
+        return _participant_key(args, console)
+    if args.cell:
+        raise ConfigError("--cell", args.cell, "only a participant key belongs to one cell")
     info = create_key(Path(args.dir), args.name, args.role, force=args.force)
     if args.json:
         _emit(
@@ -347,6 +351,39 @@ def cmd_keys_create(args: argparse.Namespace, console: Console) -> int:
             f"{info.name} ({info.role}): {info.public_file}, {info.secret_file}\n"
             f"public key {info.public}, listed in {info.roles_file}\n"
             f"connect with --key {info.secret_file} (server key: {info.public_file.parent}/server.key)",
+            markup=False,
+            highlight=False,
+        )
+    return 0
+
+
+PARTICIPANT = "participant"
+"""``keys create --role participant``: a key pair of one cell's supervisor or robot."""
+
+
+def _participant_key(args: argparse.Namespace, console: Console) -> int:
+    from bus.trust import create_participant, read_participants
+
+    if not args.cell:
+        raise ConfigError("--cell", "", "a participant key belongs to one cell: give --cell NAME")
+    secret = create_participant(Path(args.dir), args.cell, args.name, force=args.force)
+    public = next(
+        k for k, n in read_participants(Path(args.dir), args.cell).items() if n == args.name
+    )
+    if args.json:
+        _emit(
+            {
+                "name": args.name,
+                "role": PARTICIPANT,
+                "cell": args.cell,
+                "public": public,
+                "secret_file": str(secret),
+            }
+        )
+    else:
+        console.print(
+            f"{args.name} (participant of {args.cell}): {secret}\npublic key {public}, "
+            f"listed in {secret.parent / 'participants.toml'}",
             markup=False,
             highlight=False,
         )
@@ -436,7 +473,10 @@ def add_commands(sub: Any) -> None:
     p = sub.add_parser("pace", parents=[common], help="pause, run or pace the clock")
     p.add_argument("mode", help=f"one of {', '.join(PACES)}")
     p.add_argument(
-        "--factor", type=positive, default=1.0, help="realtime: sim seconds per wall second"
+        "--factor",
+        type=within(1e-3, 1e3),
+        default=1.0,
+        help="realtime: sim seconds per wall second (0.001 to 1000)",
     )
     p.set_defaults(func=cmd_pace)
 
@@ -477,9 +517,14 @@ def add_commands(sub: Any) -> None:
 
     p = sub.add_parser("keys", help="CurveZMQ keys and roles for tcp:// cells")
     ksub = p.add_subparsers(dest="keys_command", required=True)
-    q = ksub.add_parser("create", help="make a client key pair with a role")
+    q = ksub.add_parser("create", help="make a client key pair with a role, or a participant's")
     q.add_argument("name", help="letters, digits, _ and -")
-    q.add_argument("--role", required=True, help=f"one of {', '.join(ROLES)}")
+    q.add_argument(
+        "--role",
+        required=True,
+        help=f"one of {', '.join(ROLES)}, or {PARTICIPANT} (a cell's supervisor or robot)",
+    )
+    q.add_argument("--cell", help=f"{PARTICIPANT}: the cell (its name in the cell file)")
     q.add_argument("--dir", default="keys", help="keys directory (default keys/)")
     q.add_argument("--force", action="store_true", help="replace a key of that name")
     q.add_argument("--json", action="store_true", help="machine-readable output")

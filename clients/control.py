@@ -26,7 +26,7 @@ import zmq
 
 from bus.codec import MAX_PAYLOAD, CodecError, decode, encode, from_wire
 from bus.endpoints import Endpoints
-from bus.enums import ControlCommand, PackMLCommand
+from bus.enums import ControlCode, ControlCommand, PackMLCommand
 from bus.errors import ConfigError, LightsoutError, ProtocolError
 from bus.messages import (
     TOPICS,
@@ -44,6 +44,9 @@ from bus.sockets import make_socket
 
 log = logging.getLogger(__name__)
 
+BUSY_RETRIES = 8
+"""Times a request answered ``busy`` (this client sent too much too fast) is sent again,
+after a growing pause (20 ms, 40 ms, ... up to 1 s), before the client gives up."""
 
 TOPIC_TYPES: dict[str, type[Message]] = {
     "joints": JointsFrame,
@@ -245,15 +248,21 @@ class ControlClient:
     def _exchange(self, req: ControlRequest, what: str) -> ControlReply:
         sock = self._require()
         payload = encode(req)
-        for _attempt in range(self.retries + 1):
+        attempt, busy = 0, 0
+        while attempt <= self.retries:
             try:
                 sock.send(payload, zmq.NOBLOCK)
                 self.sent += 1
             except zmq.Again:
                 pass  # the queue to the host is full: as good as no answer this time
             reply = self._wait(req.cmd_id, time.monotonic() + self.timeout_s)
+            if reply is not None and reply.code == ControlCode.BUSY and busy < BUSY_RETRIES:
+                busy += 1  # the host asks this client to slow down: back off, then again
+                time.sleep(min(1.0, 0.02 * 2**busy))
+                continue
             if reply is not None:
                 return reply
+            attempt += 1
             log.info("control: no answer to %s (%s) yet; sending again", what, req.cmd_id)
         tries = self.retries + 1
         raise NoAnswer(

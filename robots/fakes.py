@@ -75,6 +75,10 @@ class FakeOutbox:
         self.malformed = 0
         self.late = 0
         self.missing = 0
+        self.refused = 0
+        self.ahead = 0
+        self.flooded = 0
+        self.handshakes_failed = 0
         self.gaps: dict[str, int] = {}
         self.impaired: dict[str, tuple[float, int]] = {}
         """Peer -> (share, until tick) of the last ``impair``."""

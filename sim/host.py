@@ -24,6 +24,7 @@ sockets:
 from __future__ import annotations
 
 import collections
+import dataclasses
 import json
 import logging
 import math
@@ -34,7 +35,7 @@ from typing import Any
 
 import zmq
 
-from bus.codec import encode
+from bus.codec import MAX_PAYLOAD, encode
 from bus.endpoints import Endpoints
 from bus.enums import ControlCode, ControlCommand, ExecStep, Pace, PackMLCommand, PackMLState
 from bus.messages import (
@@ -54,8 +55,19 @@ from bus.messages import (
     RobotStatus,
     WorldAct,
 )
-from bus.security import apply_server, permits, role_of, start_auth
+from bus.security import apply_server, permits
 from bus.sockets import make_socket
+from bus.trust import (
+    CLIENTS,
+    HUB,
+    HandshakeWatch,
+    LiveKeys,
+    Quota,
+    RateLog,
+    start_zap,
+    stop_zap,
+    user_of,
+)
 from sim.faulting import NOTED_FAULTS, ROBOT_FAULT, FaultInjector
 from sim.requests import Refusal, read_request
 from sim.world import World
@@ -71,7 +83,22 @@ TELEMETRY_HWM = 250
 (a joints and a parts frame a tick, plus events); past it that subscriber misses messages."""
 PACE_FACTORS = (1e-3, 1e3)
 """The real-time factors ``pace realtime`` accepts (sim seconds per wall second)."""
-UNREMEMBERED = (ControlCode.MALFORMED, ControlCode.UNKNOWN_COMMAND)
+MAX_CONTROL_PER_POLL = 64
+"""Control requests handled per poll: a flood never keeps the clock from its barrier."""
+MAX_PER_CLIENT_TICK = 64
+"""Requests one client (key, or connection without keys) may send per tick (and per
+``CLIENT_WINDOW_S`` of wall time, so a paused or slow clock still serves); past it: ``busy``."""
+BUSY_ANSWERS = 4
+"""Past the cap a client is answered ``busy`` up to this many times the cap in the same
+window (a cheap answer, so a client that backs off is never left waiting); past that its
+requests are dropped unanswered."""
+CLIENT_WINDOW_S = 0.1
+"""The longest wall-time window the per-client cap counts over."""
+MAX_UNANSWERED = 16
+"""Requests of one client waiting for the supervisor (or a pause) at once; past it: ``busy``."""
+MAX_SUBS_PER_POLL = 256
+"""Subscription messages read from the telemetry socket per poll."""
+UNREMEMBERED = (ControlCode.MALFORMED, ControlCode.UNKNOWN_COMMAND, ControlCode.BUSY)
 """Codes whose answers are not kept for retries: the request was never understood."""
 TELEMETRY_LINGER_MS = 5000
 """How long frames still queued for a subscriber are kept at close (wall ms). A recorder
@@ -90,28 +117,47 @@ class CellHost:
         world: World,
         *,
         keys_dir: Path | None = None,
+        live: LiveKeys | None = None,
     ) -> None:
-        """``keys_dir`` (keys made by ``lightsout keys create``) turns on CURVE and roles."""
+        """``keys_dir`` (keys made by ``lightsout keys create``) turns on CURVE and roles.
+
+        ``live``: the keys as the rest of the cell host reads them (made from
+        ``keys_dir`` if not given); each request's role is looked up in them
+        anew, so a key removed from ``roles.toml`` is refused from then on.
+        """
         self.ctx = ctx
         self.endpoints = endpoints
         self.world = world
         self.keys_dir = keys_dir
-        self.roles: dict[str, str] = {}
-        self._auth: Any = None
+        self.live = live
+        self._zap = False
         self.seq = dict.fromkeys(TOPICS, 0)
         self.subscribed: collections.Counter[str] = collections.Counter()
         self.counters: collections.Counter[str] = collections.Counter()
         self.pace = "fast"
         self.factor = 1.0
         self.paused = False
-        self._pause_replies: list[tuple[list[bytes], ControlReply]] = []
+        self._pause_replies: list[tuple[str, list[bytes], ControlReply]] = []
         self.shutdown_requested = False
         self.kpis: dict[str, Any] = {}
         self.acts: dict[str, RobotAct] = {}
         self.alive: set[str] = set()
-        self._pending: dict[str, list[bytes]] = {}
-        """Forwarded request id -> client envelope, until the supervisor answers."""
-        self._answered: collections.OrderedDict[str, ControlReply] = collections.OrderedDict()
+        self._pending: dict[str, tuple[str, list[bytes]]] = {}
+        """Forwarded request id -> (client key, envelope), until the supervisor answers."""
+        self._answered: collections.OrderedDict[tuple[str, str], ControlReply] = (
+            collections.OrderedDict()
+        )
+        """(client key, request id) -> first answer: one key's ids never answer another's."""
+        self._quota = Quota(CLIENT_WINDOW_S)
+        self._current = ""
+        """The key of the client whose request is being handled ("" without keys)."""
+        self._status: tuple[int, CellStatus] | None = None
+        self._warn = RateLog(log)
+        self._watches: dict[str, HandshakeWatch] = {}
+        self._clients: set[str] = set()
+        self._dead_watch = (0, 0)
+        self.clock_counts: dict[str, int] = {}
+        """The clock's refusals (``ClockServer.counts``), set by the sim server each tick."""
         self._outbox: list[ControlRequest] = []
         self.faults = FaultInjector(world)
         self._pace_anchor: tuple[float, int] | None = None
@@ -123,30 +169,83 @@ class CellHost:
     def setup(self) -> None:
         """Bind the control ROUTER and the telemetry XPUB (as CURVE servers, with keys)."""
         self._control = make_socket(self.ctx, zmq.ROUTER)
-        self._telemetry = make_socket(self.ctx, zmq.XPUB)
         if self.keys_dir is not None:
             # only keys listed in roles.toml pass the handshake; the role rules the commands
-            self._auth, self.roles = start_auth(self.ctx, self.keys_dir)
-            apply_server(self._control, self.keys_dir)
-            apply_server(self._telemetry, self.keys_dir)
+            if self.live is None:
+                self.live = LiveKeys(self.keys_dir, self.world.cell.name)
+            start_zap(self.ctx, self.live)
+            self._zap = True
+            self._guard(self._control, "control")
+            self._clients = set(self.live.roles)
         self._control.bind(self.endpoints.control)
-        self._telemetry.setsockopt(zmq.SNDHWM, TELEMETRY_HWM)
+        self._telemetry = self._bind_telemetry()
+
+    def _guard(self, sock: zmq.Socket[Any], name: str) -> None:
+        assert self.keys_dir is not None
+        apply_server(sock, self.keys_dir)
+        sock.zap_domain = CLIENTS.encode()
+        self._watches[name] = HandshakeWatch(sock)
+
+    def _bind_telemetry(self) -> zmq.Socket[Any]:
+        sock = make_socket(self.ctx, zmq.XPUB)
+        if self.keys_dir is not None:
+            self._guard(sock, "telemetry")
+        sock.setsockopt(zmq.SNDHWM, TELEMETRY_HWM)
         # a full queue refuses the send instead of dropping quietly, so drops are counted
-        self._telemetry.setsockopt(zmq.XPUB_NODROP, 1)
+        sock.setsockopt(zmq.XPUB_NODROP, 1)
         # every subscribe and unsubscribe reaches us, so the counts stay true
-        self._telemetry.setsockopt(zmq.XPUB_VERBOSER, 1)
-        self._telemetry.bind(self.endpoints.telemetry)
+        sock.setsockopt(zmq.XPUB_VERBOSER, 1)
+        for _ in range(50):  # the old socket's listener may take a moment to go
+            try:
+                sock.bind(self.endpoints.telemetry)
+                break
+            except zmq.ZMQError:
+                time.sleep(0.02)
+        else:
+            sock.bind(self.endpoints.telemetry)
+        return sock
+
+    def _revoked(self) -> None:
+        """A client key was taken out of ``roles.toml``: its subscriptions end too.
+
+        An XPUB cannot drop one subscriber, so the socket is bound anew: every
+        subscriber reconnects (ZeroMQ does it, and subscribes again) and the
+        handshake turns the revoked key away. The others see a gap in ``seq``
+        and recover it as after any gap (``snapshot``).
+        """
+        if self.live is None or self._telemetry is None:
+            return
+        self.live.refresh()
+        now = set(self.live.roles)
+        gone, self._clients = self._clients - now, now
+        if not gone:
+            return
+        watch = self._watches.pop("telemetry", None)
+        old = self._telemetry
+        if watch is not None:
+            watch.close(old)
+            watch.count()
+            failed, gone_conns = self._dead_watch
+            self._dead_watch = (failed + watch.failed, gone_conns + watch.disconnected)
+        old.close(0)
+        self.subscribed.clear()
+        self._telemetry = self._bind_telemetry()
+        self.counters["telemetry_rebound"] += 1
+        log.warning("host: %d client key(s) revoked; telemetry bound anew", len(gone))
 
     def close(self) -> None:
         """Close both sockets; telemetry still queued goes out first (``TELEMETRY_LINGER_MS``)."""
+        for name, watch in self._watches.items():
+            watch.close(self._control if name == "control" else self._telemetry)
+        self._watches.clear()
         if self._control is not None:
             self._control.close(0)
         if self._telemetry is not None:
             self._telemetry.close(TELEMETRY_LINGER_MS)
         self._control = self._telemetry = None
-        if self._auth is not None:
-            self._auth.stop()
-            self._auth = None
+        if self._zap:
+            stop_zap(self.ctx)
+            self._zap = False
 
     def wait_subscribers(self, count: int, timeout_s: float) -> bool:
         """Wait until ``count`` subscriptions to every topic have arrived (e.g. a recorder)."""
@@ -173,7 +272,7 @@ class CellHost:
         poller.register(ctl, zmq.POLLIN)
         poller.register(tel, zmq.POLLIN)
         ready = dict(poller.poll(int(timeout_s * 1000)))
-        while tel in ready:
+        for _ in range(MAX_SUBS_PER_POLL if tel in ready else 0):
             try:
                 frame = tel.recv(zmq.NOBLOCK)
             except zmq.Again:
@@ -182,38 +281,62 @@ class CellHost:
                 topic = frame[1:].decode(errors="replace")
                 for t in TOPICS if not topic else [t for t in TOPICS if t.startswith(topic)]:
                     self.subscribed[t] += 1 if frame[:1] == b"\x01" else -1
-        while ctl in ready:
+        for _ in range(MAX_CONTROL_PER_POLL if ctl in ready else 0):
             try:
                 raw = ctl.recv_multipart(zmq.NOBLOCK, copy=False)
             except zmq.Again:
                 break
             # with CURVE, every frame carries its sender's ZAP User-Id: its public key
-            role = role_of(raw[-1], self.roles) if self.keys_dir is not None else "admin"
-            self._request([f.bytes for f in raw], role)
+            user = user_of(raw[-1]) if self.live is not None else None
+            role = self.live.role(user) if self.live is not None else "admin"
+            self._request([f.bytes for f in raw], role, user or "")
 
     # ------------------------------------------------------------ control
 
-    def _send(self, ident: list[bytes], reply: ControlReply, *, first: bool = True) -> None:
-        """Answer the client at envelope ``ident``; a first answer is kept and counted."""
+    def _send(
+        self,
+        ident: list[bytes],
+        reply: ControlReply,
+        *,
+        first: bool = True,
+        user: str | None = None,
+    ) -> None:
+        """Answer the client at envelope ``ident``; a first answer is kept and counted.
+
+        It is kept for ``user`` (the client key; default: the one whose request is
+        being handled), so a retry with that id gets it again, but only from that key.
+        """
+        if user is None:
+            user = self._current
         if first and not reply.ok:
             bucket = "malformed" if reply.code == ControlCode.MALFORMED else "refused"
             self.counters[bucket] += 1
             self.counters[f"code:{reply.code}"] += 1
         if first and reply.cmd_id and reply.code not in UNREMEMBERED:
-            self._answered[reply.cmd_id] = reply
+            self._answered[(user, reply.cmd_id)] = reply
             while len(self._answered) > REPLY_MEMORY:
                 self._answered.popitem(last=False)
         if self._control is not None:
             try:
                 self._control.send_multipart([*ident, encode(reply)], zmq.NOBLOCK)
             except zmq.ZMQError as exc:
-                log.warning("host: reply to %r lost: %s", ident[0], exc)
+                self._warn.warn("lost", "host: reply to %r lost: %s", ident[0][:64], exc)
 
     def _error(self, ident: list[bytes], cmd_id: str, code: str, reason: str) -> None:
         self._send(ident, ControlReply(cmd_id=cmd_id, ok=False, code=code, reason=reason))
 
-    def _request(self, frames: list[bytes], role: str | None) -> None:
+    def _request(self, frames: list[bytes], role: str | None, user: str = "") -> None:
         ident, req = read_request(frames)
+        self._current = user
+        # who a client is for the caps: its key, or (without keys) its connection
+        client = user or ident[0].hex()
+        sent = self._quota.take(client)
+        if sent > MAX_PER_CLIENT_TICK:
+            self.counters["flooded"] += 1
+            if sent <= BUSY_ANSWERS * MAX_PER_CLIENT_TICK:  # a polite client hears why
+                why = f"more than {MAX_PER_CLIENT_TICK} requests in one tick; slow down"
+                self._error(ident, "" if isinstance(req, Refusal) else req.cmd_id, "busy", why)
+            return
         if isinstance(req, Refusal):
             self._error(ident, req.cmd_id, req.code, req.reason)
             return
@@ -221,13 +344,27 @@ class CellHost:
             why = f"the {role or 'unknown'} role may not send {req.command.value}"
             self._error(ident, req.cmd_id, "forbidden", why)
             return
-        done = self._answered.get(req.cmd_id)
+        done = self._answered.get((user, req.cmd_id))
         if done is not None:
             self.counters["retried"] += 1
             self._send(ident, done, first=False)
             return
-        if req.cmd_id in self._pending:
-            self._pending[req.cmd_id] = ident  # a retry: answer wherever it came from last
+        owner = self._pending.get(req.cmd_id)
+        if owner is not None:
+            if owner[0] != user:
+                why = "that cmd_id is in use by another client's request"
+                self._error(ident, req.cmd_id, "bad_argument", why)
+                return
+            self._pending[req.cmd_id] = (user, ident)  # a retry: answer where it came from last
+            return
+        waiting = sum(1 for u, _ in self._pending.values() if u == user) + sum(
+            1 for u, _, _ in self._pause_replies if u == user
+        )
+        if waiting >= MAX_UNANSWERED:
+            why = (
+                f"{waiting} requests of this client are still unanswered (at most {MAX_UNANSWERED})"
+            )
+            self._error(ident, req.cmd_id, "busy", why)
             return
         self.counters[req.command.value] += 1
         self._handle(ident, req)
@@ -249,6 +386,10 @@ class CellHost:
         elif cmd is ControlCommand.FAULT:
             self._fault(ident, req)
         elif cmd in FORWARDED:
+            problem = _forwardable(req)
+            if problem:
+                self._error(ident, req.cmd_id, "bad_argument", problem)
+                return
             if cmd is ControlCommand.ROBOT and req.target not in self.world.arms:
                 self._error(ident, req.cmd_id, "unknown_robot", f"no robot {req.target!r}")
                 return
@@ -260,7 +401,7 @@ class CellHost:
                     ident, req.cmd_id, "bad_argument", f"{req.action!r} is not one of {known}"
                 )
                 return
-            self._pending[req.cmd_id] = ident
+            self._pending[req.cmd_id] = (self._current, ident)
             self._outbox.append(req)
 
     def _pace(self, ident: list[bytes], req: ControlRequest) -> None:
@@ -281,7 +422,11 @@ class CellHost:
             self.paused = True
             self._pace_anchor = None
             self._pause_replies.append(
-                (ident, ControlReply(req.cmd_id, True, "ok", f"pace {self.pace_name}"))
+                (
+                    self._current,
+                    ident,
+                    ControlReply(req.cmd_id, True, "ok", f"pace {self.pace_name}"),
+                )
             )
             return
         if mode == "run":
@@ -301,7 +446,8 @@ class CellHost:
             self._error(ident, req.cmd_id, "bad_argument", why)
             return
         if req.action == ROBOT_FAULT and req.target in self.world.arms:
-            self._pending[req.cmd_id] = ident  # the supervisor answers when the robot has aborted
+            # the supervisor answers when the robot has aborted
+            self._pending[req.cmd_id] = (self._current, ident)
         problem = self.inject(
             req.action,
             req.target,
@@ -345,8 +491,8 @@ class CellHost:
 
     def held(self) -> None:
         """The clock has stopped between two ticks: answer the requests to pause it."""
-        for ident, reply in self._pause_replies:
-            self._send(ident, reply)
+        for user, ident, reply in self._pause_replies:
+            self._send(ident, reply, user=user)
         self._pause_replies = []
 
     @property
@@ -366,22 +512,31 @@ class CellHost:
     def after_dones(self, acts: dict[str, Message | None]) -> None:
         """Take what the participants said this tick: robot activity, supervisor output."""
         for name, act in acts.items():
-            if isinstance(act, RobotAct):
+            if isinstance(act, RobotAct) and act.robot == name:
                 self.acts[name] = act
-            elif isinstance(act, WorldAct):
+            elif isinstance(act, WorldAct) and name == HUB:
                 for line in act.events:
                     self._publish_event(line)
                 if act.kpis:
-                    self.kpis = json.loads(act.kpis)
-                    self._publish("kpis", KpiFrame(self.seq["kpis"], self.world.t_ns, act.kpis))
+                    kpis = _json_map(act.kpis)
+                    if kpis is None:
+                        self.counters["bad_kpis"] += 1
+                        self._warn.warn("kpis", "host: the supervisor's KPIs are not a JSON map")
+                    else:
+                        self.kpis = kpis
+                        frame = KpiFrame(self.seq["kpis"], self.world.t_ns, act.kpis)
+                        self._publish("kpis", frame)
                 for reply in act.replies:
-                    ident = self._pending.pop(reply.cmd_id, None)
-                    if ident is not None:
-                        self._send(ident, reply)
+                    owner = self._pending.pop(reply.cmd_id, None)
+                    if owner is not None:
+                        self._send(owner[1], reply, user=owner[0])
 
     def after_advance(self) -> None:
         """Publish this tick's frames, end jams that are over, and keep the pace."""
         now = self.world.t_ns
+        self._quota.reset()  # the per-tick request cap starts again
+        if self.live is not None:
+            self._revoked()
         self.faults.after_advance()
         # a frame nobody takes is not built, but it is counted: seq means the same on every topic
         if self.subscribed["joints"] > 0:
@@ -424,12 +579,17 @@ class CellHost:
         self._publish_event(line)
 
     def _publish_event(self, line: str) -> None:
+        rec = _json_map(line)
+        t_ns, kind = (rec or {}).get("t_ns"), (rec or {}).get("kind")
+        if not isinstance(t_ns, int) or isinstance(t_ns, bool) or not isinstance(kind, str):
+            self.counters["bad_events"] += 1
+            self._warn.warn("event", "host: an event line without t_ns and kind: %.80r", line)
+            return
         self.counters["events"] += 1
         if self.subscribed["events"] <= 0:
             self.seq["events"] += 1
             return
-        rec = json.loads(line)
-        frame = EventFrame(self.seq["events"], int(rec["t_ns"]), str(rec["kind"]), line)
+        frame = EventFrame(self.seq["events"], t_ns, kind[:64], line)
         self._publish("events", frame)
 
     def _publish(self, topic: str, frame: Message) -> None:
@@ -483,7 +643,24 @@ class CellHost:
         return tuple(out)
 
     def status(self) -> CellStatus:
-        """The answer to ``status``."""
+        """The answer to ``status``: made once per sim instant, however many clients ask."""
+        if self._status is not None and self._status[0] == self.world.t_ns:
+            rtf = self.factor if self.pace == "realtime" else 0.0
+            c = self.counts()
+            return dataclasses.replace(
+                self._status[1],
+                pace=self.pace_name,
+                rtf=rtf,
+                refused=c["refused"],
+                malformed=c["malformed"],
+                dropped=c["dropped"],
+            )
+        made = self._make_status()
+        self._status = (self.world.t_ns, made)
+        return made
+
+    def _make_status(self) -> CellStatus:
+        faults = _get(self.kpis, "robots")
         robots = tuple(
             RobotStatus(
                 robot=a.robot,
@@ -492,7 +669,7 @@ class CellHost:
                 op_id=a.op_id,
                 holding=a.holding,
                 alive=a.robot in self.alive,
-                fault=str(self.kpis.get("robots", {}).get(a.robot, {}).get("fault", "")),
+                fault=str(_get(_get(faults, a.robot), "fault") or "")[:200],
             )
             for a in self.arm_states()
         )
@@ -501,15 +678,30 @@ class CellHost:
             pace=self.pace_name,
             rtf=self.factor if self.pace == "realtime" else 0.0,
             robots=robots,
-            units_completed=int(self.kpis.get("units_completed", 0)),
-            units_in_progress=int(self.kpis.get("units_in_progress", 0)),
-            ledger_balanced=bool(self.kpis.get("ledger_balanced", True)),
+            units_completed=_count(self.kpis.get("units_completed")),
+            units_in_progress=_count(self.kpis.get("units_in_progress")),
+            ledger_balanced=self.kpis.get("ledger_balanced", True) is True,
             **self.counts(),
         )
 
     def counts(self) -> dict[str, int]:
         """Requests refused and malformed, telemetry messages dropped, since the start."""
         return {k: self.counters[k] for k in ("refused", "malformed", "dropped")}
+
+    def security(self) -> dict[str, int]:
+        """Refusals by socket: the clock's, and the control and telemetry handshakes and caps."""
+        out = {f"clock_{k}": v for k, v in sorted(self.clock_counts.items())}
+        for name, watch in sorted(self._watches.items()):
+            watch.count()
+            before = self._dead_watch if name == "telemetry" else (0, 0)
+            out[f"{name}_handshakes_failed"] = watch.failed + before[0]
+            out[f"{name}_disconnected"] = watch.disconnected + before[1]
+        out["telemetry_rebound"] = self.counters["telemetry_rebound"]
+        out["control_flooded"] = self.counters["flooded"]
+        out["control_busy"] = self.counters["code:busy"]
+        out["bad_kpis"] = self.counters["bad_kpis"]
+        out["bad_events"] = self.counters["bad_events"]
+        return out
 
     def snapshot(self) -> dict[str, Any]:
         """The answer to ``snapshot``: enough to rebuild a view after a telemetry gap."""
@@ -536,11 +728,53 @@ class CellHost:
             "kpis": self.kpis,
             # the last seq made on each topic (-1 before the first): what this state includes
             "seq": {topic: n - 1 for topic, n in self.seq.items()},
+            # what every socket turned away or refused (docs/protocol.md, "Security")
+            "security": self.security(),
             # what a fault may target besides the robots
             "conveyors": sorted(self.world.conveyors),
             "sensors": list(self.world.sensor_names()),
             **self.counts(),
         }
+
+
+MAX_FORWARDED_TEXT = 256
+"""Longest ``target`` or ``action`` routed to the supervisor (it writes them to its log)."""
+MAX_FORWARDED_VALUE = 1e6
+"""Largest ``value`` or ``factor`` routed to the supervisor."""
+
+
+def _forwardable(req: ControlRequest) -> str:
+    """Why ``req`` must not reach the supervisor (a peer's values are checked first), or ""."""
+    for name in ("target", "action"):
+        if len(getattr(req, name)) > MAX_FORWARDED_TEXT:
+            return f"{name} is longer than {MAX_FORWARDED_TEXT} characters"
+    for name in ("value", "factor"):
+        v = getattr(req, name)
+        if not abs(v) <= MAX_FORWARDED_VALUE:  # NaN fails this too
+            return f"{name} must be a finite number of at most {MAX_FORWARDED_VALUE:g}, not {v!r}"
+    return ""
+
+
+def _json_map(text: str) -> dict[str, Any] | None:
+    """``text`` parsed as a JSON object, or None (the supervisor is a peer: never trusted)."""
+    if len(text) > MAX_PAYLOAD:
+        return None
+    try:
+        obj = json.loads(text)
+    except (ValueError, RecursionError):
+        return None
+    return obj if isinstance(obj, dict) else None
+
+
+def _get(obj: object, key: str) -> Any:
+    return obj.get(key) if isinstance(obj, dict) else None
+
+
+def _count(value: object) -> int:
+    """A KPI count as a whole number from 0 up (anything else counts as 0)."""
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**53:
+        return value
+    return 0
 
 
 def _yaw_quat(yaw: float) -> tuple[float, float, float, float]:

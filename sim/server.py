@@ -23,6 +23,7 @@ from bus.clock import ClockServer
 from bus.endpoints import Endpoints
 from bus.errors import LightsoutError
 from bus.messages import Message, RobotAct, WorldAct
+from bus.trust import LiveKeys, start_zap, stop_zap
 from sim.host import CellHost
 from sim.world import World
 
@@ -76,15 +77,25 @@ class SimServer:
         self._ctx = ctx
         self._own_ctx = ctx is None
         self.clock: ClockServer | None = None
+        self.live: LiveKeys | None = None
+        """The keys every socket of this process checks (re-read as they change), with keys."""
 
     def setup(self) -> None:
         """Build the world and bind the clock."""
         if self._ctx is None:
             self._ctx = zmq.Context()
         self.world.setup()
-        self.clock = ClockServer(self._ctx, self.endpoints.clock, guard_s=self.guard_s)
+        if self.keys_dir is not None:
+            # one ZAP handler for the clock, control and telemetry sockets, before any bind
+            self.live = LiveKeys(self.keys_dir, self.cell.name)
+            start_zap(self._ctx, self.live)
+        self.clock = ClockServer(
+            self._ctx, self.endpoints.clock, guard_s=self.guard_s, keys=self.live
+        )
         self.clock.setup()
-        self.host = CellHost(self._ctx, self.endpoints, self.world, keys_dir=self.keys_dir)
+        self.host = CellHost(
+            self._ctx, self.endpoints, self.world, keys_dir=self.keys_dir, live=self.live
+        )
         self.host.setup()
         if self.pace_realtime > 0:
             self.host.pace, self.host.factor = "realtime", self.pace_realtime
@@ -127,6 +138,7 @@ class SimServer:
                 senses[SUPERVISOR] = dataclasses.replace(sense, requests=host.take_requests())
             dones = clock.tick(k, world.t_ns, senses, side=host.side())
             host.alive = set(clock.members)
+            host.clock_counts = clock.counts()
             host.after_dones({name: done.act for name, done in sorted(dones.items())})
             for name in sorted(dones):
                 self._apply(name, dones[name].act)
@@ -159,6 +171,9 @@ class SimServer:
         if self.clock is not None:
             self.clock.close()
             self.clock = None
+        if self.live is not None and self._ctx is not None:
+            stop_zap(self._ctx)
+            self.live = None
         self.world.shutdown()
         if self._own_ctx and self._ctx is not None:
             self._ctx.term()

@@ -227,7 +227,16 @@ class Supervisor:
         now = tick.t_ns
         if self.resync_at == 0:
             self._restored()
-        self.bus_counters = {"malformed": out.malformed, "late": out.late, "missing": out.missing}
+        self.bus_counters = {
+            "malformed": out.malformed,
+            "late": out.late,
+            "missing": out.missing,
+            # refused by key, stamped too far ahead, past the per-sender cap (peers untrusted)
+            "refused": out.refused,
+            "ahead": out.ahead,
+            "flooded": out.flooded,
+            "handshakes_failed": out.handshakes_failed,
+        }
         requests: tuple[ControlRequest, ...] = ()
         if isinstance(tick.sense, WorldSense):
             for ev in tick.sense.events:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -64,7 +65,12 @@ class Cell:
         self, command: ControlCommand, target: str = "", action: str = "", value: float = 0.0
     ) -> ControlReply:
         req = ControlRequest(uuid.uuid4().hex, command, target, action, value)
-        return self.raw([encode(req)])
+        for pause in (0.02, 0.05, 0.1, 0.2, 0.5, 1.0):
+            reply = self.raw([encode(req)])
+            if reply.code != "busy":  # asked too often in one tick: back off, ask again
+                return reply
+            time.sleep(pause)
+        return reply
 
 
 @pytest.fixture(scope="module")

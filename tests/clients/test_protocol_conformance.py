@@ -499,6 +499,27 @@ def test_curve_roles_forbid_and_unknown_keys_hear_nothing(tmp_path: Path) -> Non
         assert c.close() == 0
 
 
+def test_busy_for_a_client_that_sends_too_much_at_once(cell: Cell) -> None:
+    """A burst past the per-client cap is answered ``busy``, and past four times the cap not at
+    all; then it is served again (the cap counts per tick and per 0.1 s of wall time)."""
+    burst = [request_map("status") for _ in range(400)]
+    assert cell.request("pace", "", "pause")["ok"]  # no tick restarts the count
+    try:
+        time.sleep(0.2)  # the burst opens a window of its own
+        for fields in burst:
+            cell.send(pack(fields))
+        replies = []
+        while cell.sock.poll(1000):
+            replies.append(unpack(cell.sock.recv()))
+        busy = [r for r in replies if r["code"] == "busy"]
+        assert busy and len(replies) < len(burst)
+        expect(busy[0], "busy", "a burst of 200 status requests")
+        time.sleep(0.2)
+        assert cell.request("status")["ok"]
+    finally:
+        assert cell.request("pace", "", "run")["ok"]
+
+
 # ---------------------------------------------------------------- Codes, again
 
 
@@ -512,6 +533,7 @@ CODE_TESTS = {
     "test_unavailable_for_a_robot_that_is_not_answering",
     "test_faults_of_every_live_kind_and_their_arguments",
     "test_curve_roles_forbid_and_unknown_keys_hear_nothing",
+    "test_busy_for_a_client_that_sends_too_much_at_once",
 }
 """The tests that reach the codes (``expect``)."""
 
