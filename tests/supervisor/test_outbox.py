@@ -41,5 +41,14 @@ def test_gaps_counted_by_the_outbox_wake_the_watchdog() -> None:
 def test_the_outbox_counters_reach_the_kpis() -> None:
     h = Harness()
     h.out.malformed, h.out.late, h.out.missing = 2, 1, 5
+    h.out.refused, h.out.ahead, h.out.flooded, h.out.handshakes_failed = 3, 4, 6, 7
     h.step()
-    assert h.sup.report()["bus"] == {"late": 1, "malformed": 2, "missing": 5}
+    assert h.sup.report()["bus"] == {
+        "late": 1,
+        "malformed": 2,
+        "missing": 5,
+        "refused": 3,
+        "ahead": 4,
+        "flooded": 6,
+        "handshakes_failed": 7,
+    }
