@@ -28,6 +28,8 @@ from bus.errors import ConfigError
 
 PROCESS_KINDS = (FaultKind.AGENT_CRASH, FaultKind.SUPERVISOR_CRASH)
 """Kinds that kill a process, so they need ``--processes``."""
+FREEZE_KINDS = (FaultKind.AGENT_FREEZE, FaultKind.SUPERVISOR_FREEZE)
+"""Kinds that stop a process (SIGSTOP) for wall seconds: they need ``--processes`` too."""
 
 TIMED = (
     FaultKind.CONVEYOR_JAM,
@@ -35,6 +37,7 @@ TIMED = (
     FaultKind.SENSOR_BLACKOUT,
     FaultKind.SLOW_ROBOT,
     FaultKind.MESSAGE_LOSS,
+    *FREEZE_KINDS,
 )
 """Kinds that last ``duration`` seconds (so it must be > 0, unless permanent)."""
 PERMANENT_KINDS = (FaultKind.ROBOT_FAULT,)
@@ -116,7 +119,7 @@ def parse_scenario(
                 source, f"{key}.kind", f"{kind_text!r} is not one of {known}"
             ) from None
         target = e.get("target")
-        if kind is FaultKind.SUPERVISOR_CRASH:
+        if kind in (FaultKind.SUPERVISOR_CRASH, FaultKind.SUPERVISOR_FREEZE):
             allowed = {"supervisor"}
         elif kind is FaultKind.CONVEYOR_JAM:
             allowed = conveyors

@@ -8,7 +8,10 @@ Two modes, same code (DESIGN principle 2):
   separate OS process (``python -m cells.node ...``) over ``ipc://`` (or any
   ``endpoint`` given), each its own pybullet client and zmq context.
 
-Either way the run ends with ``kpis.json`` and ``events.jsonl`` in ``out_dir``.
+Either way the run ends with ``kpis.json``, ``events.jsonl`` and ``world.jsonl``
+in ``out_dir``, and starts with ``run.json`` (``cells.lifecycle``): on SIGTERM
+and SIGINT too, which end the run as its duration would. ``opts.resume``
+carries on a run from its journal (``cells.resume``).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -34,21 +38,27 @@ from bus.endpoints import Endpoints, ensure_ipc_dir, private_ipc_base, remove_ip
 from bus.errors import ConfigError, LightsoutError
 from bus.participant import Participant, run_participant
 from cells.commission import Commissioner
-from cells.faults import PROCESS_KINDS, ScheduledFault
+from cells.faults import FREEZE_KINDS, PROCESS_KINDS, ScheduledFault
+from cells.lifecycle import RunMeta, Signals, WorldRecords, die_with_parent, write_meta
+from cells.resume import write_off
 from robots import RobotAgent
 from sim import SimServer, World
 from supervisor import Supervisor
 
 log = logging.getLogger(__name__)
 
+NS = 1_000_000_000
 _RUNS = itertools.count(1)
 
 RESTART_S = 5.0
 """Sim seconds from a process's death to its restarted self joining the clock.
 
-Fixed in sim time (the clock waits for it), so the same scenario gives the
-same event log however long the restart takes on the wall; longer than the 3
-heartbeat intervals in which the supervisor notices a robot is gone.
+Fixed in sim time, so the same scenario gives the same event log however long
+the restart takes on the wall; longer than the 3 heartbeat intervals in which
+the supervisor notices a robot is gone. The clock keeps running meanwhile
+(the dead process is dropped as soon as it is seen dead, not after the
+guard); it waits only if the restarted process is still starting up when its
+tick comes, and that wait is measured (``kpis.json`` ``sim.restart_wait_s``).
 """
 
 Progress = Callable[[int, int], None]
@@ -76,6 +86,17 @@ class RunOptions:
     """CURVE keys and roles (``lightsout keys create``) guarding control and telemetry."""
     insecure: bool = False
     """Allow a ``tcp://`` endpoint without keys (benchmarks, trusted networks)."""
+    resume: Resume | None = None
+    """Carry on the run in ``out_dir`` from its journal (``cells.resume``)."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Resume:
+    """Where a resumed run carries on: the tick after its journal's last, part ids after its
+    ledger's (``cells.resume.resume_point``)."""
+
+    tick: int
+    last_ids: dict[str, int]
 
 
 def run_dir(root: Path, name: str) -> Path:
@@ -105,7 +126,7 @@ def run_cell(
     ):
         why = "a tcp endpoint needs --keys DIR (lightsout keys create), or --insecure"
         raise ConfigError("--endpoint", opts.endpoint, why)
-    needs = sorted({f.kind.value for f in opts.faults if f.kind in PROCESS_KINDS})
+    needs = sorted({f.kind.value for f in opts.faults if f.kind in (*PROCESS_KINDS, *FREEZE_KINDS)})
     if needs and not opts.processes:
         raise ConfigError(
             "--faults", needs[0], "kills a process, so the cell must run with --processes"
@@ -115,10 +136,15 @@ def run_cell(
         Endpoints.from_base(opts.endpoint)  # a bad endpoint is one clear error
         made = ensure_ipc_dir(opts.endpoint)
     out_dir.mkdir(parents=True, exist_ok=True)
+    if opts.resume is None:
+        meta = RunMeta(cell.source, opts.seed, opts.duration_s, opts.processes)
+        write_meta(out_dir, cell, meta, opts.faults)
+    signals = Signals()
     try:
-        if opts.processes:
-            return _run_processes(cell, out_dir, opts, progress, watch)
-        return _run_threads(cell, out_dir, opts, progress, watch)
+        with signals.installed():
+            if opts.processes:
+                return _run_processes(cell, out_dir, opts, progress, watch, signals)
+            return _run_threads(cell, out_dir, opts, progress, watch, signals)
     finally:
         # however the run ends (done, shut down, interrupted, failed), its sockets go
         if opts.endpoint:
@@ -133,12 +159,18 @@ def _server(
     progress: Progress | None,
     watch: Watch | None,
     hooks: list[Callable[[SimServer], None]] | None = None,
+    *,
+    records: WorldRecords,
+    signals: Signals,
 ) -> SimServer:
-    """The sim server, calling ``progress``, ``watch`` and ``hooks`` after each tick."""
+    """The sim server, calling ``progress``, ``watch`` and ``hooks`` after each tick, writing
+    the world's records, and ending the run when a signal asks."""
     server: SimServer
     pending = list(opts.faults)
 
     def on_tick(t_ns: int, total_ns: int) -> None:
+        records.write(server.world.take_records())
+        server.stop_reason = signals.reason
         while pending and pending[0].at_s * 1e9 <= t_ns:
             _inject(server, pending.pop(0))
         for hook in hooks or ():
@@ -162,6 +194,8 @@ def _server(
     )
     if opts.realtime > 0:
         server.pace_realtime = opts.realtime
+    if opts.resume is not None:
+        server.carry_on(opts.resume.tick, opts.resume.last_ids)
     return server
 
 
@@ -171,11 +205,15 @@ def _run_threads(
     opts: RunOptions,
     progress: Progress | None,
     watch: Watch | None,
+    signals: Signals,
 ) -> dict[str, Any]:
     base = opts.endpoint or f"inproc://lightsout-{os.getpid()}-{next(_RUNS)}"
     endpoints = Endpoints.from_base(base)
     ctx: zmq.Context[Any] = zmq.Context()
-    supervisor = Supervisor(cell, seed=opts.seed, out_dir=out_dir)
+    resuming = opts.resume is not None
+    supervisor = Supervisor(cell, seed=opts.seed, out_dir=out_dir, restore=resuming)
+    if resuming:
+        write_off(supervisor)
     agents = [RobotAgent(cell, r.name) for r in cell.robots]
     errors: list[BaseException] = []
     stop = threading.Event()
@@ -190,7 +228,18 @@ def _run_threads(
         threads[-1].start()
 
     commissioner = Commissioner(cell, start_built)
-    server = _server(cell, endpoints, ctx, opts, progress, watch, [commissioner])
+    records = WorldRecords(out_dir / "world.jsonl", append=resuming)
+    server = _server(
+        cell,
+        endpoints,
+        ctx,
+        opts,
+        progress,
+        watch,
+        [commissioner],
+        records=records,
+        signals=signals,
+    )
 
     def guarded(fn: Callable[[], object]) -> Callable[[], None]:
         def body() -> None:
@@ -217,7 +266,7 @@ def _run_threads(
         for t in threads:
             t.start()
         server.run()
-        stats = sim_stats(server)
+        stats = sim_stats(server, signals)
     except BaseException:
         stop.set()  # interrupted or failed: the participants leave at once, not after a guard
         raise
@@ -225,6 +274,7 @@ def _run_threads(
         for t in threads:
             t.join(timeout=30)
         stop.set()
+        records.close()
         commissioner.close()
         server.shutdown()
         for agent in agents:
@@ -258,8 +308,12 @@ class Children:
     """The participant processes: started, watched every tick, restarted when they die.
 
     A process that dies is taken out of the barrier at once (no wall-clock
-    wait) and started again: an agent comes back through Stopped, Resetting
-    and Idle; the supervisor comes back from its journal (``--restore``).
+    wait: the clock asks ``gone`` while it waits) and started again: an agent
+    comes back through Stopped, Resetting and Idle; the supervisor comes back
+    from its journal (``--restore``). A process the clock's guard dropped
+    (frozen: SIGSTOP, a hung call) is killed and restarted the same way, so a
+    freeze is a crash, and a frozen supervisor is replaced, never lost. Every
+    child dies with the launcher (``die_with_parent``, and ``--parent``).
     """
 
     def __init__(self, cell: CellSpec, base: str, out_dir: Path, opts: RunOptions) -> None:
@@ -279,25 +333,42 @@ class Children:
         self.kills = sorted(
             (round(f.at_s * 1e9), f.target) for f in opts.faults if f.kind in PROCESS_KINDS
         )
+        self.freezes = sorted(
+            (round(f.at_s * 1e9), f.target, f.duration_s)
+            for f in opts.faults
+            if f.kind in FREEZE_KINDS
+        )
+        self.thaw: list[tuple[float, str]] = []
+        """Frozen children and the wall time (monotonic) they get SIGCONT."""
+        self.frozen: list[tuple[int, str, float]] = []
         self.stopping = False
         self.restart_ticks = round(RESTART_S * 1e9 / cell.tick_ns)
+        self.resuming = opts.resume is not None
 
     def add_built(self, name: str, mount: str) -> None:
         """A robot built in the cell passed its check: start its agent (and restart it as any)."""
         self.cmds[name] = node_command("agent", self.cell, self.base, robot=name, mount=mount)
         self.start(name)
 
-    def start(self, name: str, *, restore: bool = False) -> None:
-        cmd = self.cmds[name] + (["--restore"] if restore else [])
+    def start(self, name: str, *, restore: bool = False, resume: bool = False) -> None:
+        cmd = self.cmds[name] + ["--parent", str(os.getpid())]
+        cmd += ["--restore"] if restore or resume else []
+        cmd += ["--resume"] if resume else []
         with (self.logs / f"{name}.log").open("ab") as fh:
-            self.procs[name] = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT)
+            self.procs[name] = subprocess.Popen(
+                cmd, stdout=fh, stderr=subprocess.STDOUT, preexec_fn=die_with_parent
+            )
 
     def start_all(self) -> None:
         for name in self.cmds:
-            self.start(name)
+            self.start(name, resume=self.resuming and name == "supervisor")
+
+    def gone(self) -> list[str]:
+        """Children that have exited (the clock drops them without waiting out its guard)."""
+        return [n for n, p in self.procs.items() if p.poll() is not None]
 
     def check(self, server: SimServer) -> None:
-        """Per tick: kill what the scenario says, restart what died."""
+        """Per tick: kill and freeze what the scenario says, restart what died or froze."""
         now = server.world.t_ns
         while self.kills and self.kills[0][0] <= now:
             _, name = self.kills.pop(0)
@@ -307,6 +378,16 @@ class Children:
                 proc.wait()
                 self.killed.append((now, name))
                 log.warning("killed %s (SIGKILL) at %.3f s", name, now / 1e9)
+        self._freeze(now)
+        silent = server.clock.silent if server.clock is not None else []
+        dropped, silent[:] = list(silent), []
+        for name in dropped:
+            proc = self.procs.get(name)
+            if proc is not None and proc.poll() is None and not self.stopping:
+                # dropped by the guard but alive: frozen or hung; a fresh one resyncs
+                log.warning("%s stopped answering at %.3f s; killing it", name, now / 1e9)
+                proc.kill()
+                proc.wait()
         for name, proc in list(self.procs.items()):
             if self.stopping or proc.poll() is None:
                 continue
@@ -319,6 +400,28 @@ class Children:
             self.restarts[name] = self.restarts.get(name, 0) + 1
             self.start(name, restore=name == "supervisor")
 
+    def _freeze(self, now: int) -> None:
+        """SIGSTOP the scenario's ``process_freeze`` targets; SIGCONT them when it is over.
+
+        A freeze lasts wall seconds (a stopped process stops the wall, not sim time):
+        shorter than the clock's guard it only stands the cell still; longer, the guard
+        drops the process and ``check`` replaces it.
+        """
+        while self.freezes and self.freezes[0][0] <= now:
+            _, name, wall_s = self.freezes.pop(0)
+            proc = self.procs.get(name)
+            if proc is not None and proc.poll() is None:
+                proc.send_signal(signal.SIGSTOP)
+                self.thaw.append((time.monotonic() + wall_s, name))
+                self.frozen.append((now, name, wall_s))
+                log.warning("froze %s (SIGSTOP) at %.3f s for %g s", name, now / 1e9, wall_s)
+        for due, name in list(self.thaw):
+            proc = self.procs.get(name)
+            if time.monotonic() >= due or proc is None or proc.poll() is not None:
+                self.thaw.remove((due, name))
+                if proc is not None and proc.poll() is None:
+                    proc.send_signal(signal.SIGCONT)
+
     def finish(self, late: list[str] | None = None) -> None:
         """After the last tick: wait for every process to write its results and leave.
 
@@ -326,6 +429,9 @@ class Children:
         new robot's); they never took part in it, so they are stopped, not waited for.
         """
         self.stopping = True
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGCONT)  # one still frozen must wake to finish
         for name in late or ():
             proc = self.procs.pop(name, None)
             if proc is not None and proc.poll() is None:
@@ -360,23 +466,33 @@ def _run_processes(
     opts: RunOptions,
     progress: Progress | None,
     watch: Watch | None,
+    signals: Signals,
 ) -> dict[str, Any]:
     base = opts.endpoint or private_ipc_base()
     endpoints = Endpoints.from_base(base)
     ctx: zmq.Context[Any] = zmq.Context()
     children = Children(cell, base, out_dir, opts)
     commissioner = Commissioner(cell, children.add_built)
-    server = _server(cell, endpoints, ctx, opts, progress, watch, [commissioner, children.check])
+    records = WorldRecords(out_dir / "world.jsonl", append=opts.resume is not None)
+    hooks = [commissioner, children.check]
+    server = _server(
+        cell, endpoints, ctx, opts, progress, watch, hooks, records=records, signals=signals
+    )
+    server.gone = children.gone
+    end_ns = 0
     try:
         server.setup()
         children.start_all()
         server.run()
-        stats = sim_stats(server)
+        end_ns = server.world.t_ns
+        stats = sim_stats(server, signals)
         stats["restarts"] = dict(sorted(children.restarts.items()))
         stats["killed"] = [[t, name] for t, name in children.killed]
+        stats["frozen"] = [[t, name, s] for t, name, s in children.frozen]
         children.finish(server.clock.pending() if server.clock is not None else [])
     finally:
         children.kill_all()
+        records.close()
         commissioner.close()
         server.shutdown()
         ctx.term()
@@ -384,15 +500,23 @@ def _run_processes(
             remove_ipc(base, remove_dir=True)
     kpis = out_dir / "kpis.json"
     if not kpis.exists():
-        raise LightsoutError(f"the supervisor wrote no {kpis}")
+        # the supervisor was down when the run ended: its journal still has everything
+        log.warning("the supervisor wrote no kpis.json; writing it from its journal")
+        final = Supervisor(cell, seed=opts.seed, out_dir=out_dir, restore=True)
+        final.finish(end_ns, stats["exit_reason"])
     result: dict[str, Any] = json.loads(kpis.read_text(encoding="utf-8"))
     return _with_sim_stats(out_dir, result, stats)
 
 
-def sim_stats(server: SimServer) -> dict[str, Any]:
-    """What the sim side counted: ticks, refused input, dropped participants."""
+def sim_stats(server: SimServer, signals: Signals) -> dict[str, Any]:
+    """What the sim side counted: ticks, refused input, dropped participants, restart waits."""
     clock = server.clock
+    waits: dict[str, list[float]] = {}
+    for name, wait_s in clock.waits if clock is not None else ():
+        waits.setdefault(name, []).append(wait_s)
     return {
+        "exit_reason": signals.reason or server.reason,
+        "restart_wait_s": dict(sorted(waits.items())),
         "ticks": server.ticks,
         "clock_malformed": clock.malformed if clock is not None else 0,
         "malformed_acts": server.malformed_acts,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,8 @@ import zmq
 from bus.endpoints import Endpoints
 from bus.errors import LightsoutError
 from bus.participant import run_participant
+from cells.lifecycle import watch_parent
+from cells.resume import write_off
 from cells.schema import load_cell
 from robots import RobotAgent
 from supervisor import Supervisor
@@ -48,13 +51,22 @@ def run_agent(cell_path: str, robot: str, endpoint: str, *, mount: str = "") -> 
 
 
 def run_supervisor(
-    cell_path: str, endpoint: str, *, seed: int, out: Path | None, restore: bool = False
+    cell_path: str,
+    endpoint: str,
+    *,
+    seed: int,
+    out: Path | None,
+    restore: bool = False,
+    resume: bool = False,
 ) -> int:
-    """Run the supervisor until the clock shuts the cell down (``restore``: from its journal)."""
+    """Run the supervisor until the clock shuts the cell down (``restore``: from its journal;
+    ``resume``: and write off what a rebuilt world does not hold, ``cells.resume``)."""
     cell = load_cell(cell_path)
-    if restore and out is None:
+    if (restore or resume) and out is None:
         raise LightsoutError("--restore needs --out (the run directory with the journal)")
-    sup = Supervisor(cell, seed=seed, out_dir=out, restore=restore)
+    sup = Supervisor(cell, seed=seed, out_dir=out, restore=restore or resume)
+    if resume:
+        write_off(sup)
     ctx: zmq.Context[Any] = zmq.Context()
     try:
         return run_participant(
@@ -75,15 +87,28 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--out", type=Path)
     ap.add_argument("--restore", action="store_true", help="carry on from the journal in --out")
+    ap.add_argument("--resume", action="store_true", help="--restore for lightsout resume")
+    ap.add_argument(
+        "--parent", type=int, help="exit as soon as this process (the launcher) is gone"
+    )
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    if args.parent is not None:
+        if os.getppid() != args.parent:
+            return 4  # the launcher died before this process came up
+        watch_parent(args.parent)
     try:
         if args.role == "agent":
             if not args.robot:
                 ap.error("agent needs --robot")
             return run_agent(args.cell, args.robot, args.endpoint, mount=args.mount)
         return run_supervisor(
-            args.cell, args.endpoint, seed=args.seed, out=args.out, restore=args.restore
+            args.cell,
+            args.endpoint,
+            seed=args.seed,
+            out=args.out,
+            restore=args.restore,
+            resume=args.resume,
         )
     except LightsoutError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -114,8 +114,36 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
         console.print(f"bag:     {Path(args.record) if args.record else out / 'bag'}")
     if chaos:
         console.print(f"chaos:   {len(chaos)} faults, {out / 'chaos.toml'}")
-        return print_audit(audit_run(out), console)
-    return 0
+        code = print_audit(audit_run(out), console)
+        return code or stopped(kpis, console)
+    return stopped(kpis, console)
+
+
+def stopped(kpis: dict[str, Any], console: Console) -> int:
+    """0 for a run that reached its end; 128 + the signal for one a signal ended (results
+    written all the same)."""
+    reason = str(kpis.get("sim", {}).get("exit_reason", ""))
+    if not reason.startswith("signal "):
+        return 0
+    console.print(f"stopped: {reason} at {kpis.get('duration_s', 0):g} s of sim time")
+    return 128 + int(getattr(signal, reason.removeprefix("signal "), 0))
+
+
+def cmd_resume(args: argparse.Namespace, console: Console) -> int:
+    """Carry a crashed or killed run on from its journal (``cells.resume``)."""
+    from cells.audit import audit_run
+    from cells.resume import resume_run
+    from clients.kpi_table import print_kpis
+    from clients.report import write_report
+
+    out = Path(args.run)
+    processes = True if args.processes else (False if args.one_process else None)
+    kpis = resume_run(out, processes=processes)
+    print_kpis(kpis, console)
+    console.print(f"results: {out / 'kpis.json'}")
+    console.print(f"report:  {write_report(out)}")
+    code = print_audit(audit_run(out), console) if args.audit else 0
+    return code or stopped(kpis, console)
 
 
 def print_audit(checks: list[Check], console: Console) -> int:
@@ -225,7 +253,9 @@ def cmd_node(args: argparse.Namespace, console: Console) -> int:
 
     if args.command == "agent":
         return run_agent(args.cell, args.robot, args.endpoint)
-    return run_supervisor(args.cell, args.endpoint, seed=args.seed, out=args.out)
+    return run_supervisor(
+        args.cell, args.endpoint, seed=args.seed, out=args.out, restore=args.restore
+    )
 
 
 def cmd_sim(args: argparse.Namespace, console: Console) -> int:
@@ -320,6 +350,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     aud.set_defaults(func=cmd_audit)
 
+    res = sub.add_parser("resume", help="carry a killed run on from its journal to its duration")
+    res.add_argument("run", help="the run directory, e.g. runs/assembly-seed1")
+    mode = res.add_mutually_exclusive_group()
+    mode.add_argument("--processes", action="store_true", help="resume with one process each")
+    mode.add_argument("--one-process", action="store_true", help="resume in one process")
+    res.add_argument("--audit", action="store_true", help="audit the whole run when it ends")
+    res.set_defaults(func=cmd_resume)
+
     val = sub.add_parser("validate", help="check a cell file")
     val.add_argument("cell")
     val.set_defaults(func=cmd_validate)
@@ -346,6 +384,9 @@ def build_parser() -> argparse.ArgumentParser:
     supv.add_argument("--endpoint", required=True)
     supv.add_argument("--seed", type=whole(0), default=1)
     supv.add_argument("--out", type=Path, help="directory for kpis.json and events.jsonl")
+    supv.add_argument(
+        "--restore", action="store_true", help="carry on from the journal in --out (a restart)"
+    )
     supv.set_defaults(func=cmd_node)
 
     add_commands(sub)  # status, robot, cell, fault, pace, order, snapshot, watch, console, keys

@@ -22,7 +22,7 @@ ROBOT_FAULT = "robot_fault"
 """A robot fault: the supervisor aborts the robot (the arm stops where it is)."""
 DROP_AFTER_TICKS = 12
 """An armed gripper drop lets go this many control ticks after the grasp: lifted, moving."""
-NOTED_FAULTS = ("agent_crash", "supervisor_crash")
+NOTED_FAULTS = ("agent_crash", "supervisor_crash", "agent_freeze", "supervisor_freeze")
 """Faults the launcher causes (killing a process); the host only has the supervisor log them."""
 MAX_DURATION_S = 1e6
 """Longest fault accepted (about 11.6 days of sim time): a longer one is a mistake, and an

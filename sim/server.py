@@ -76,6 +76,18 @@ class SimServer:
         self._ctx = ctx
         self._own_ctx = ctx is None
         self.clock: ClockServer | None = None
+        self.gone: Callable[[], list[str]] | None = None
+        """Members known to be dead (the launcher's exited children), dropped without a wait."""
+        self.reason = ""
+        """Why the run ended (after ``run``)."""
+        self.stop_reason = ""
+        """Set (e.g. by a signal handler) to end the run after the current tick, with this reason."""
+
+    def carry_on(self, tick: int, last_ids: dict[str, int]) -> None:
+        """Before ``setup``: a resumed run starts at control ``tick`` with a world that numbers
+        its parts after ``last_ids`` (the ledger's), so no id of the run is used twice."""
+        self.ticks = tick
+        self.world.carry_on(tick, last_ids)
 
     def setup(self) -> None:
         """Build the world and bind the clock."""
@@ -103,7 +115,7 @@ class SimServer:
         host = self._host()
         if self.subscribers and not host.wait_subscribers(self.subscribers, self.join_timeout_s):
             raise LightsoutError(f"sim: {self.subscribers} telemetry subscriber(s) did not come")
-        k = 0
+        k = self.ticks  # 0, or the tick a resumed run carries on from
         reason = "duration reached"
         while world.t_ns < self.duration_ns:
             host.poll(0)
@@ -113,6 +125,9 @@ class SimServer:
             host.held()
             if host.shutdown_requested:
                 reason = "shutdown requested"
+                break
+            if self.stop_reason:
+                reason = self.stop_reason
                 break
             clock.admit(k, self.join_timeout_s)
             for j in clock.take_joins():
@@ -125,7 +140,7 @@ class SimServer:
             if SUPERVISOR in members:
                 sense = world.world_sense()
                 senses[SUPERVISOR] = dataclasses.replace(sense, requests=host.take_requests())
-            dones = clock.tick(k, world.t_ns, senses, side=host.side())
+            dones = clock.tick(k, world.t_ns, senses, side=host.side(), gone=self.gone)
             host.alive = set(clock.members)
             host.after_dones({name: done.act for name, done in sorted(dones.items())})
             for name in sorted(dones):
@@ -137,6 +152,7 @@ class SimServer:
             self.ticks = k
             if self.on_tick is not None:
                 self.on_tick(world.t_ns, self.duration_ns)
+        self.reason = reason
         host.run_end(reason)
         clock.shutdown(world.t_ns, reason)
         log.info("sim: %d ticks, %.3f s of sim time; done", k, world.t_ns / 1e9)
