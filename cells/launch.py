@@ -43,6 +43,7 @@ from cells.lifecycle import RunMeta, Signals, WorldRecords, die_with_parent, wri
 from cells.resume import write_off
 from robots import RobotAgent
 from sim import SimServer, World
+from sim.rebuild import KeptUnit
 from supervisor import Supervisor
 
 log = logging.getLogger(__name__)
@@ -97,6 +98,8 @@ class Resume:
 
     tick: int
     last_ids: dict[str, int]
+    units: tuple[KeptUnit, ...] = ()
+    """The units kept in their fixtures (the world rebuilds them)."""
 
 
 def run_dir(root: Path, name: str) -> Path:
@@ -195,7 +198,7 @@ def _server(
     if opts.realtime > 0:
         server.pace_realtime = opts.realtime
     if opts.resume is not None:
-        server.carry_on(opts.resume.tick, opts.resume.last_ids)
+        server.carry_on(opts.resume.tick, opts.resume.last_ids, opts.resume.units)
     return server
 
 

@@ -10,18 +10,23 @@ journal (``journal.sqlite``, WAL: every committed tick is there), the
    in (or the one asked), with the faults of its scenario still to come;
 2. builds a fresh world at that sim time, numbering parts after the
    ledger's, so no id is used twice;
-3. restores the supervisor from the journal (``events.jsonl`` is rewritten
+3. rebuilds the units that stood in their fixtures, as the ledger has them
+   (``sim.rebuild``: same ids, parts where the recipe puts them, fastened if
+   they were);
+4. restores the supervisor from the journal (``events.jsonl`` is rewritten
    from the journal's lines, so log and state agree) and **writes off** what
-   the new world does not hold (``write_off``): every unit in progress and
-   every live part is scrapped, with its reason in the log. The world and the
-   ledger then agree (both hold no work in progress) and the ledger balances;
-   the feeders fill the new world and the robots, fresh agents, come up from
+   the new world does not hold (``write_off``): parts on belts and trays, in
+   grippers or on the floor, and units not in a fixture are scrapped with
+   their reason in the log, and a step whose part went goes back to the
+   auction. The world and the ledger then agree and the ledger balances; the
+   feeders fill the new world and the robots, fresh agents, come up from
    Stopped as restarted ones do;
-4. appends to ``world.jsonl``, and ends as any run: ``kpis.json``, the
+5. appends to ``world.jsonl``, and ends as any run: ``kpis.json``, the
    report; the combined log passes the audit.
 
-What is lost is the work in progress at the cut (a unit or two per fixture
-in the assembly cell) and the few seconds the robots take to come up.
+What is lost is what was on the move at the cut (a part or a unit in a
+gripper, parts waiting on belts and trays, refilled at once) and the few
+seconds the robots take to come up.
 """
 
 from __future__ import annotations
@@ -31,7 +36,9 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from bus.cellspec import CellSpec
 from bus.errors import LightsoutError
+from sim.rebuild import KeptUnit
 
 if TYPE_CHECKING:
     from supervisor import Supervisor
@@ -42,22 +49,43 @@ _ID = re.compile(r"^(?P<kind>.+)-(?P<n>\d+)$")
 
 
 def write_off(sup: Supervisor) -> None:
-    """Scrap every unit in progress and every live part of a supervisor restored for a resume.
+    """Make a supervisor restored for a resume agree with the rebuilt world.
 
-    The events are logged at the journal's last commit time, before the restored
-    supervisor's ``supervisor_restored`` (whose ledger is then empty, as the world's).
+    The units standing in their fixtures are kept (``kept_units``: the world
+    rebuilds them); every other unit in progress and every other live part is
+    scrapped, and an unfinished step whose part is scrapped goes back to the
+    auction for a fresh one. Logged at the journal's last commit time, before the
+    restored supervisor's ``supervisor_restored``.
     """
+    from supervisor.plan import OpState
+    from supervisor.store import snapshot
+
     restored = getattr(sup, "restored_from", None)
     if restored is None:
         raise LightsoutError("nothing to resume: the journal is empty")
     sup.now = restored[1]
+    kept = kept_units(snapshot(sup), sup.cell)
+    keep = {u.unit for u in kept} | {m[0] for u in kept for m in u.members}
     for uid in sorted(sup.units):
         unit = sup.units[uid]
-        if unit.finished_ns < 0:
+        if unit.finished_ns < 0 and uid not in keep:
             sup._scrap_unit(unit, WRITE_OFF)
+    open_states = (OpState.DONE, OpState.CANCELLED)
+    for op in sorted(sup.ops.values(), key=lambda o: o.op_id):
+        if op.state in open_states or not op.part or op.part in keep:
+            continue
+        sup.release(op)  # its part is not in the new world: a fresh one comes
+        if op.state not in (OpState.WAITING, OpState.READY):
+            op.attempts += 1
+            sup.events.write(
+                sup.now, "op_requeued", op=op.op_id, reason=WRITE_OFF, attempts=op.attempts
+            )
+            op.state = OpState.READY
+        op.robot, op.part, op.pick = "", "", ()
     for part in sorted(sup.ledger.live):
-        sup.ledger.scrap(part)
-        sup.events.write(sup.now, "part_scrapped", part=part, reason=WRITE_OFF)
+        if part not in keep:
+            sup.ledger.scrap(part)
+            sup.events.write(sup.now, "part_scrapped", part=part, reason=WRITE_OFF)
     sup._retire = []  # the new world never held them
     sup.sensors = {}
     sup.bids = {}
@@ -65,8 +93,32 @@ def write_off(sup: Supervisor) -> None:
         robot.ops = []
 
 
-def resume_point(run_dir: Path) -> tuple[int, int, dict[str, int]]:
-    """(last committed tick, its sim time, each part kind's highest number) from the journal."""
+def kept_units(state: dict[str, Any], cell: CellSpec) -> tuple[KeptUnit, ...]:
+    """The units of a journal's ``state`` a resumed world rebuilds: unfinished, the base in
+    its fixture, and every part joined to it placed by one of its steps."""
+    live: dict[str, list[str]] = state["ledger"]["live"]
+    out = []
+    for uid, u in sorted(state["units"].items()):
+        where = live.get(uid, ["", ""])[1]
+        if u["finished_ns"] >= 0 or u["rejected"] or not where.startswith("fixture:"):
+            continue
+        specs = {s.name: s for s in cell.recipe_for(u.get("base_kind") or cell.recipe.base).ops}
+        joined = {p for p, (_kind, loc) in live.items() if loc == f"unit:{uid}"}
+        members = [
+            (o["part"], live[o["part"]][0], specs[name].offset)
+            for name, o in u["ops"].items()
+            if o["part"] in joined
+        ]
+        if {m[0] for m in members} != joined:
+            continue  # a part on it no step put there: not a unit to trust
+        fastened = uid in state["fastened"]
+        out.append(KeptUnit(uid, live[uid][0], where.split(":", 1)[1], tuple(members), fastened))
+    return tuple(out)
+
+
+def resume_point(run_dir: Path) -> tuple[int, int, dict[str, int], dict[str, Any]]:
+    """(last committed tick, its sim time, each part kind's highest number, the state) from
+    the journal."""
     from supervisor.store import Journal
 
     path = run_dir / "journal.sqlite"
@@ -86,7 +138,7 @@ def resume_point(run_dir: Path) -> tuple[int, int, dict[str, int]]:
         m = _ID.match(pid)
         if m:
             last[m["kind"]] = max(last.get(m["kind"], 0), int(m["n"]))
-    return tick, t_ns, last
+    return tick, t_ns, last, state
 
 
 def load_meta(run_dir: Path) -> dict[str, Any]:
@@ -102,6 +154,16 @@ def load_meta(run_dir: Path) -> dict[str, Any]:
     return meta
 
 
+def _unfinished(run_dir: Path) -> bool:
+    """Whether the run was cut off: no ``kpis.json``, or one a signal ended early."""
+    try:
+        kpis = json.loads((run_dir / "kpis.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return True
+    reason = kpis.get("sim", {}).get("exit_reason", "") if isinstance(kpis, dict) else ""
+    return isinstance(reason, str) and reason.startswith("signal ")
+
+
 def resume_run(
     run_dir: Path, *, processes: bool | None = None, progress: Any = None
 ) -> dict[str, Any]:
@@ -112,9 +174,9 @@ def resume_run(
 
     meta = load_meta(run_dir)
     cell = load_cell(str(meta["cell"]))
-    tick, t_ns, last = resume_point(run_dir)
+    tick, t_ns, last, state = resume_point(run_dir)
     duration = float(meta["duration_s"])
-    if t_ns >= duration * 1e9 or (run_dir / "kpis.json").exists():
+    if t_ns >= duration * 1e9 or not _unfinished(run_dir):
         raise LightsoutError(f"{run_dir}: the run finished; nothing to resume")
     scenario = run_dir / "scenario.toml"
     faults = load_scenario(scenario, cell) if scenario.exists() else ()
@@ -125,6 +187,6 @@ def resume_run(
         duration_s=duration,
         processes=bool(meta.get("processes")) if processes is None else processes,
         faults=tuple(f for f in faults if f.at_s * 1e9 >= start_ns),
-        resume=Resume(start, last),
+        resume=Resume(start, last, kept_units(state, cell)),
     )
     return run_cell(cell, run_dir, opts, progress=progress)

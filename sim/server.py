@@ -24,6 +24,7 @@ from bus.endpoints import Endpoints
 from bus.errors import LightsoutError
 from bus.messages import Message, RobotAct, WorldAct
 from sim.host import CellHost
+from sim.rebuild import KeptUnit, rebuild
 from sim.world import World
 
 log = logging.getLogger(__name__)
@@ -80,20 +81,26 @@ class SimServer:
         """Members known to be dead (the launcher's exited children), dropped without a wait."""
         self.reason = ""
         """Why the run ended (after ``run``)."""
+        self._kept: tuple[KeptUnit, ...] = ()
         self.stop_reason = ""
         """Set (e.g. by a signal handler) to end the run after the current tick, with this reason."""
 
-    def carry_on(self, tick: int, last_ids: dict[str, int]) -> None:
+    def carry_on(
+        self, tick: int, last_ids: dict[str, int], units: tuple[KeptUnit, ...] = ()
+    ) -> None:
         """Before ``setup``: a resumed run starts at control ``tick`` with a world that numbers
-        its parts after ``last_ids`` (the ledger's), so no id of the run is used twice."""
+        its parts after ``last_ids`` (the ledger's), so no id of the run is used twice, and
+        holds ``units`` in their fixtures again."""
         self.ticks = tick
         self.world.carry_on(tick, last_ids)
+        self._kept = units
 
     def setup(self) -> None:
         """Build the world and bind the clock."""
         if self._ctx is None:
             self._ctx = zmq.Context()
         self.world.setup()
+        rebuild(self.world, self._kept)
         self.clock = ClockServer(self._ctx, self.endpoints.clock, guard_s=self.guard_s)
         self.clock.setup()
         self.host = CellHost(self._ctx, self.endpoints, self.world, keys_dir=self.keys_dir)
