@@ -33,12 +33,13 @@ RANGES: dict[FaultKind, tuple[float, float]] = {
     FaultKind.SENSOR_BLACKOUT: (5.0, 20.0),
     FaultKind.SLOW_ROBOT: (30.0, 90.0),
     FaultKind.MESSAGE_LOSS: (20.0, 60.0),
-    FaultKind.AGENT_FREEZE: (3.0, 15.0),
-    FaultKind.SUPERVISOR_FREEZE: (3.0, 15.0),
+    FaultKind.AGENT_FREEZE: (12.0, 20.0),
+    FaultKind.SUPERVISOR_FREEZE: (12.0, 20.0),
 }
 """Duration ranges of the kinds that last: sim seconds, but wall seconds for a freeze (a
-stopped process stops the wall, not sim time; past the clock's guard, 10 s unless told,
-it is dropped and restarted, shorter it only stands the cell still)."""
+stopped process stops the wall, not sim time). Every freeze outlasts the clock's default
+guard (10 s), so it is dropped, killed and restarted at the tick it froze on: a freeze
+near the guard could go either way and the run would not replay the same."""
 
 SLOW_FACTOR = (2.0, 4.0)
 LOSS_SHARE = (0.1, 0.4)

@@ -140,7 +140,7 @@ def run_cell(
         made = ensure_ipc_dir(opts.endpoint)
     out_dir.mkdir(parents=True, exist_ok=True)
     if opts.resume is None:
-        meta = RunMeta(cell.source, opts.seed, opts.duration_s, opts.processes)
+        meta = RunMeta(cell.source, opts.seed, opts.duration_s, opts.processes, opts.guard_s)
         write_meta(out_dir, cell, meta, opts.faults)
     signals = Signals()
     try:

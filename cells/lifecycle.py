@@ -51,6 +51,7 @@ class RunMeta:
     seed: int
     duration_s: float
     processes: bool
+    guard_s: float
 
 
 def write_meta(

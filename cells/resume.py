@@ -10,13 +10,14 @@ journal (``journal.sqlite``, WAL: every committed tick is there), the
    in (or the one asked), with the faults of its scenario still to come;
 2. builds a fresh world at that sim time, numbering parts after the
    ledger's, so no id is used twice;
-3. rebuilds the units that stood in their fixtures, as the ledger has them
+3. rebuilds the units that stood in their fixtures or rode an outfeed belt
+   (put back where the belt takes units on), as the ledger has them
    (``sim.rebuild``: same ids, parts where the recipe puts them, fastened if
    they were);
 4. restores the supervisor from the journal (``events.jsonl`` is rewritten
    from the journal's lines, so log and state agree) and **writes off** what
    the new world does not hold (``write_off``): parts on belts and trays, in
-   grippers or on the floor, and units not in a fixture are scrapped with
+   grippers or on the floor, and units in a gripper are scrapped with
    their reason in the log, and a step whose part went goes back to the
    auction. The world and the ledger then agree and the ledger balances; the
    feeders fill the new world and the robots, fresh agents, come up from
@@ -36,7 +37,7 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bus.cellspec import CellSpec
+from bus.cellspec import CellSpec, StationKind
 from bus.errors import LightsoutError
 from sim.rebuild import KeptUnit
 
@@ -94,13 +95,19 @@ def write_off(sup: Supervisor) -> None:
 
 
 def kept_units(state: dict[str, Any], cell: CellSpec) -> tuple[KeptUnit, ...]:
-    """The units of a journal's ``state`` a resumed world rebuilds: unfinished, the base in
-    its fixture, and every part joined to it placed by one of its steps."""
+    """The units of a journal's ``state`` a resumed world rebuilds: not shipped, the base in
+    its fixture or on an outfeed belt (one a belt: two would stand on one spot), and every
+    part joined to it placed by one of its steps."""
     live: dict[str, list[str]] = state["ledger"]["live"]
+    outfeeds = {f"conveyor:{c.name}" for c in cell.conveyors if c.role is StationKind.OUTFEED}
     out = []
     for uid, u in sorted(state["units"].items()):
         where = live.get(uid, ["", ""])[1]
-        if u["finished_ns"] >= 0 or u["rejected"] or not where.startswith("fixture:"):
+        if u["finished_ns"] >= 0 or u["rejected"]:
+            continue
+        if not where.startswith("fixture:") and where not in outfeeds:
+            continue
+        if where in outfeeds and any(k.location == where for k in out):
             continue
         specs = {s.name: s for s in cell.recipe_for(u.get("base_kind") or cell.recipe.base).ops}
         joined = {p for p, (_kind, loc) in live.items() if loc == f"unit:{uid}"}
@@ -112,7 +119,7 @@ def kept_units(state: dict[str, Any], cell: CellSpec) -> tuple[KeptUnit, ...]:
         if {m[0] for m in members} != joined:
             continue  # a part on it no step put there: not a unit to trust
         fastened = uid in state["fastened"]
-        out.append(KeptUnit(uid, live[uid][0], where.split(":", 1)[1], tuple(members), fastened))
+        out.append(KeptUnit(uid, live[uid][0], where, tuple(members), fastened))
     return tuple(out)
 
 
@@ -187,6 +194,7 @@ def resume_run(
         duration_s=duration,
         processes=bool(meta.get("processes")) if processes is None else processes,
         faults=tuple(f for f in faults if f.at_s * 1e9 >= start_ns),
+        guard_s=float(meta.get("guard_s", RunOptions.guard_s)),
         resume=Resume(start, last, kept_units(state, cell)),
     )
     return run_cell(cell, run_dir, opts, progress=progress)

@@ -80,6 +80,7 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
         subscribers=1 if recorder else 0,
         keys_dir=Path(args.keys) if args.keys else None,
         insecure=args.insecure,
+        guard_s=args.guard,
     )
     mode = "processes over " + (args.endpoint or "ipc://") if args.processes else "one process"
     console.print(
@@ -333,6 +334,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="RATE",
         help="inject random faults of every kind, RATE per sim second (docs/faults.md); "
         "needs --processes; the run ends with its audit",
+    )
+    run.add_argument(
+        "--guard",
+        type=positive,
+        default=10.0,
+        metavar="S",
+        help="wall seconds a participant may stay silent before it is dropped (and, with "
+        "--processes, killed and restarted; default 10)",
     )
     run.add_argument("--name", help="run name (default CELL-seedN); results go to RUNS_DIR/NAME")
     run.add_argument("--runs-dir", default="runs", help="where runs are written (default runs/)")
