@@ -432,9 +432,9 @@ class Children:
         new robot's); they never took part in it, so they are stopped, not waited for.
         """
         self.stopping = True
-        for proc in self.procs.values():
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGCONT)  # one still frozen must wake to finish
+        for child in self.procs.values():
+            if child.poll() is None:
+                child.send_signal(signal.SIGCONT)  # one still frozen must wake to finish
         for name in late or ():
             proc = self.procs.pop(name, None)
             if proc is not None and proc.poll() is None:
@@ -477,7 +477,7 @@ def _run_processes(
     children = Children(cell, base, out_dir, opts)
     commissioner = Commissioner(cell, children.add_built)
     records = WorldRecords(out_dir / "world.jsonl", append=opts.resume is not None)
-    hooks = [commissioner, children.check]
+    hooks: list[Callable[[SimServer], None]] = [commissioner, children.check]
     server = _server(
         cell, endpoints, ctx, opts, progress, watch, hooks, records=records, signals=signals
     )

@@ -105,8 +105,8 @@ class Signals:
         try:
             yield self
         finally:
-            for sig, old in self._old.items():
-                signal.signal(sig, old)
+            for signum, old in self._old.items():
+                signal.signal(signum, old)
             self._old.clear()
 
     def _handle(self, signum: int, frame: object) -> None:

@@ -100,7 +100,7 @@ def kept_units(state: dict[str, Any], cell: CellSpec) -> tuple[KeptUnit, ...]:
     part joined to it placed by one of its steps."""
     live: dict[str, list[str]] = state["ledger"]["live"]
     outfeeds = {f"conveyor:{c.name}" for c in cell.conveyors if c.role is StationKind.OUTFEED}
-    out = []
+    out: list[KeptUnit] = []
     for uid, u in sorted(state["units"].items()):
         where = live.get(uid, ["", ""])[1]
         if u["finished_ns"] >= 0 or u["rejected"]:
@@ -146,6 +146,25 @@ def resume_point(run_dir: Path) -> tuple[int, int, dict[str, int], dict[str, Any
         if m:
             last[m["kind"]] = max(last.get(m["kind"], 0), int(m["n"]))
     return tick, t_ns, last, state
+
+
+def journal_time(run_dir: Path) -> float:
+    """Sim seconds of the journal's last commit, read without disturbing a live run (0 if
+    there is none yet): how far a run, live or cut off, has got."""
+    import sqlite3
+
+    path = run_dir / "journal.sqlite"
+    if not path.exists():
+        return 0.0
+    try:
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=1)
+        try:
+            row = db.execute("SELECT t_ns FROM state WHERE id = 1").fetchone()
+        finally:
+            db.close()
+    except sqlite3.Error:
+        return 0.0
+    return float(row[0]) / 1e9 if row else 0.0
 
 
 def load_meta(run_dir: Path) -> dict[str, Any]:
@@ -194,7 +213,7 @@ def resume_run(
         duration_s=duration,
         processes=bool(meta.get("processes")) if processes is None else processes,
         faults=tuple(f for f in faults if f.at_s * 1e9 >= start_ns),
-        guard_s=float(meta.get("guard_s", RunOptions.guard_s)),
+        guard_s=float(meta.get("guard_s", 10.0)),
         resume=Resume(start, last, kept_units(state, cell)),
     )
     return run_cell(cell, run_dir, opts, progress=progress)

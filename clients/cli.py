@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 
 def cmd_run(args: argparse.Namespace, console: Console) -> int:
     """Run a cell headless and print its KPIs."""
-    from bus.endpoints import private_ipc_base
+    from bus.endpoints import private_ipc_base, remove_ipc
     from bus.errors import ConfigError
     from cells.audit import audit_run
     from cells.chaos import chaos_scenario
@@ -106,6 +106,8 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
         finally:
             if recorder is not None and recorder.wait(timeout=120) != 0:
                 console.print(f"[red]the recorder exited with {recorder.returncode}[/red]")
+            if endpoint and endpoint != args.endpoint:
+                remove_ipc(endpoint, remove_dir=True)  # the directory made here for the recorder
         bar.update(task, completed=args.duration)
     print_kpis(kpis, console)
     console.print(f"results: {out / 'kpis.json'}")
@@ -189,7 +191,7 @@ def _run_with_console(args: argparse.Namespace, console: Console) -> int:
     fast as it would alone. Quitting the console ends the run (its results are
     written as at the end of its duration).
     """
-    from bus.endpoints import private_ipc_base
+    from bus.endpoints import private_ipc_base, remove_ipc
     from clients.console import run_console
     from clients.control import ControlClient
 
@@ -224,6 +226,8 @@ def _run_with_console(args: argparse.Namespace, console: Console) -> int:
                 except LightsoutError:
                     cell.terminate()
             cell.wait(timeout=120)
+            if not args.endpoint:
+                remove_ipc(base, remove_dir=True)
             log.seek(0)
             sys.stdout.write(log.read().decode(errors="replace"))
     return cell.returncode

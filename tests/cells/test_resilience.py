@@ -25,7 +25,6 @@ import json
 import os
 import shutil
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -35,6 +34,7 @@ from typing import Any
 import pytest
 
 from cells.audit import Check, audit_run
+from cells.resume import journal_time
 
 ROOT = Path(__file__).resolve().parents[2]
 NS = 1_000_000_000
@@ -47,19 +47,6 @@ SHIP_WITHIN_S = 30.0
 
 def cli(*args: str) -> list[str]:
     return [sys.executable, "-m", "clients.cli", *args]
-
-
-def journal_s(run: Path) -> float:
-    """The sim time of the journal's last commit (0 before the first)."""
-    try:
-        db = sqlite3.connect(f"file:{run / 'journal.sqlite'}?mode=ro", uri=True, timeout=1)
-        try:
-            row = db.execute("SELECT t_ns FROM state WHERE id = 1").fetchone()
-        finally:
-            db.close()
-    except sqlite3.Error:
-        return 0.0
-    return row[0] / NS if row else 0.0
 
 
 def session(sid: int) -> list[int]:
@@ -102,7 +89,7 @@ class Segment:
         self.sid = self.proc.pid
 
     def until(self, run: Path, sim_s: float) -> float:
-        while (now := journal_s(run)) < sim_s:
+        while (now := journal_time(run)) < sim_s:
             assert self.proc.poll() is None, f"the launcher exited with {self.proc.returncode}"
             time.sleep(0.05)
         return now
