@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import ctypes.util
 import dataclasses
 import json
 import logging
@@ -39,6 +38,8 @@ from cells.faults import ScheduledFault, dump_scenario
 log = logging.getLogger(__name__)
 
 PR_SET_PDEATHSIG = 1
+_LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform.startswith("linux") else None
+"""The C library (its ``prctl``), loaded in the launcher, before any fork."""
 WATCH_S = 0.5
 """How often an orphan watchdog looks at its parent's pid."""
 
@@ -119,12 +120,12 @@ class Signals:
 
 
 def die_with_parent() -> None:
-    """In a child, before exec: the kernel kills this process when its parent dies (Linux)."""
-    libc_name = ctypes.util.find_library("c")
-    if not sys.platform.startswith("linux") or libc_name is None:
-        return
-    libc = ctypes.CDLL(libc_name, use_errno=True)
-    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    """In a child, before exec: the kernel kills this process when its parent dies (Linux).
+
+    Only calls the C library loaded at import (a ``preexec_fn`` must not load libraries,
+    spawn anything or take locks between fork and exec)."""
+    if _LIBC is not None:
+        _LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
 
 
 def watch_parent(parent: int | None = None) -> threading.Thread:

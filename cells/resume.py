@@ -11,13 +11,15 @@ journal (``journal.sqlite``, WAL: every committed tick is there), the
 2. builds a fresh world at that sim time, numbering parts after the
    ledger's, so no id is used twice;
 3. rebuilds the units that stood in their fixtures or rode an outfeed belt
-   (put back where the belt takes units on), as the ledger has them
+   (put back where the belt takes units on), and finished units in the
+   gripper unloading them (put back in their fixture, the unload given out
+   again), as the ledger has them
    (``sim.rebuild``: same ids, parts where the recipe puts them, fastened if
    they were);
 4. restores the supervisor from the journal (``events.jsonl`` is rewritten
    from the journal's lines, so log and state agree) and **writes off** what
    the new world does not hold (``write_off``): parts on belts and trays, in
-   grippers or on the floor, and units in a gripper are scrapped with
+   grippers or on the floor, and other units in a gripper are scrapped with
    their reason in the log, and a step whose part went goes back to the
    auction. The world and the ledger then agree and the ledger balances; the
    feeders fill the new world and the robots, fresh agents, come up from
@@ -43,6 +45,7 @@ from sim.rebuild import KeptUnit
 
 if TYPE_CHECKING:
     from supervisor import Supervisor
+    from supervisor.plan import Op
 
 WRITE_OFF = "resumed: the world was rebuilt without it"
 """The reason logged for each unit and part a resume writes off."""
@@ -67,6 +70,13 @@ def write_off(sup: Supervisor) -> None:
     sup.now = restored[1]
     kept = kept_units(snapshot(sup), sup.cell)
     keep = {u.unit for u in kept} | {m[0] for u in kept for m in u.members}
+    for u in kept:
+        old = sup.ledger.move(u.unit, u.location)
+        if old != u.location:  # finished, in the gripper that was unloading it: back in place
+            sup.events.write(sup.now, "part_moved", part=u.unit, src=old, dst=u.location)
+            for op in sup.units[u.unit].ops.values():
+                if op.part == u.unit and op.state not in (OpState.DONE, OpState.CANCELLED):
+                    _again(sup, op)
     for uid in sorted(sup.units):
         unit = sup.units[uid]
         if unit.finished_ns < 0 and uid not in keep:
@@ -75,14 +85,8 @@ def write_off(sup: Supervisor) -> None:
     for op in sorted(sup.ops.values(), key=lambda o: o.op_id):
         if op.state in open_states or not op.part or op.part in keep:
             continue
-        sup.release(op)  # its part is not in the new world: a fresh one comes
-        if op.state not in (OpState.WAITING, OpState.READY):
-            op.attempts += 1
-            sup.events.write(
-                sup.now, "op_requeued", op=op.op_id, reason=WRITE_OFF, attempts=op.attempts
-            )
-            op.state = OpState.READY
-        op.robot, op.part, op.pick = "", "", ()
+        _again(sup, op)
+        op.part = ""  # its part is not in the new world: a fresh one comes
     for part in sorted(sup.ledger.live):
         if part not in keep:
             sup.ledger.scrap(part)
@@ -94,10 +98,25 @@ def write_off(sup: Supervisor) -> None:
         robot.ops = []
 
 
+def _again(sup: Supervisor, op: Op) -> None:
+    """Give ``op`` back to the auction (the robot it was given to is a fresh agent now)."""
+    from supervisor.plan import OpState
+
+    sup.release(op)
+    if op.state not in (OpState.WAITING, OpState.READY):
+        op.attempts += 1
+        sup.events.write(
+            sup.now, "op_requeued", op=op.op_id, reason=WRITE_OFF, attempts=op.attempts
+        )
+        op.state = OpState.READY
+    op.robot, op.pick = "", ()
+
+
 def kept_units(state: dict[str, Any], cell: CellSpec) -> tuple[KeptUnit, ...]:
     """The units of a journal's ``state`` a resumed world rebuilds: not shipped, the base in
-    its fixture or on an outfeed belt (one a belt: two would stand on one spot), and every
-    part joined to it placed by one of its steps."""
+    its fixture or on an outfeed belt (one a belt: two would stand on one spot), or a unit
+    whose every other step is done in the gripper unloading it (put back in its fixture),
+    and every part joined to it placed by one of its steps."""
     live: dict[str, list[str]] = state["ledger"]["live"]
     outfeeds = {f"conveyor:{c.name}" for c in cell.conveyors if c.role is StationKind.OUTFEED}
     out: list[KeptUnit] = []
@@ -105,6 +124,12 @@ def kept_units(state: dict[str, Any], cell: CellSpec) -> tuple[KeptUnit, ...]:
         where = live.get(uid, ["", ""])[1]
         if u["finished_ns"] >= 0 or u["rejected"]:
             continue
+        if where.startswith("gripper:") and _unloading(u, uid):
+            where = f"fixture:{u['fixture']}"
+            if any(k.location == where for k in out) or any(
+                loc == where for _kind, loc in live.values()
+            ):
+                continue
         if not where.startswith("fixture:") and where not in outfeeds:
             continue
         if where in outfeeds and any(k.location == where for k in out):
@@ -121,6 +146,12 @@ def kept_units(state: dict[str, Any], cell: CellSpec) -> tuple[KeptUnit, ...]:
         fastened = uid in state["fastened"]
         out.append(KeptUnit(uid, live[uid][0], where, tuple(members), fastened))
     return tuple(out)
+
+
+def _unloading(unit: dict[str, Any], uid: str) -> bool:
+    """Whether the only step of ``unit`` not done is the one moving the unit itself."""
+    open_ops = [o for o in unit["ops"].values() if o["state"] not in ("done", "cancelled")]
+    return len(open_ops) == 1 and open_ops[0]["part"] == uid
 
 
 def resume_point(run_dir: Path) -> tuple[int, int, dict[str, int], dict[str, Any]]:

@@ -38,7 +38,7 @@ from cells.resume import journal_time
 
 ROOT = Path(__file__).resolve().parents[2]
 NS = 1_000_000_000
-DURATION = 230
+DURATION = 170
 GUARD_S = 3.0
 FREEZE_S = 5.0
 WINDOW_S = 60.0
@@ -124,15 +124,15 @@ def story(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     args = ["run", "cells/assembly.toml", "--processes", "--duration", str(DURATION)]
     args += ["--guard", str(GUARD_S), "--runs-dir", str(runs), "--name", "cell", "-q"]
     seg = Segment(cli(*args), log)
-    for at, role, robot in ((25, "agent", "R2"), (45, "supervisor", ""), (65, "sim", "")):
+    for at, role, robot in ((20, "agent", "R2"), (35, "supervisor", ""), (50, "sim", "")):
         t = seg.until(run, at)
         seg.freeze(seg.sid if role == "sim" else child(seg.sid, role, robot))
         faults.append((f"SIGSTOP {role} {robot}".strip(), t))
-    for at, role, robot in ((85, "agent", "R3"), (105, "supervisor", "")):
+    for at, role, robot in ((65, "agent", "R3"), (80, "supervisor", "")):
         t = seg.until(run, at)
         os.kill(child(seg.sid, role, robot), signal.SIGKILL)
         faults.append((f"SIGKILL {role} {robot}".strip(), t))
-    for at, how in ((125, "SIGTERM"), (145, "SIGINT"), (165, "SIGKILL"), (185, "power")):
+    for at, how in ((95, "SIGTERM"), (110, "SIGINT"), (125, "SIGKILL"), (140, "power")):
         t = seg.until(run, at)
         if how == "power":
             os.killpg(seg.sid, signal.SIGKILL)
