@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from bus.cellspec import CellSpec
-from cells import launch
+from cells import children
 from cells.launch import RunOptions, run_cell
 from cells.resume import journal_time
 
@@ -82,15 +82,15 @@ def stalls(cell: CellSpec, *, watch_dead: bool) -> list[Stall]:
                 # from another thread, a moment later: the launcher does not know it happened
                 threading.Timer(0.05, os.kill, (pid, signal.SIGKILL)).start()
 
-    gone = launch.Children.gone
+    gone = children.Children.gone
     if not watch_dead:
-        launch.Children.gone = lambda self: []  # type: ignore[method-assign]
+        children.Children.gone = lambda self: []  # type: ignore[method-assign]
     try:
         with tempfile.TemporaryDirectory(prefix="lo-restarts-") as tmp:
             opts = RunOptions(seed=1, duration_s=STALL_DURATION_S, processes=True)
             kpis = run_cell(cell, Path(tmp) / "run", opts, progress=progress)
     finally:
-        launch.Children.gone = gone  # type: ignore[method-assign]
+        children.Children.gone = gone  # type: ignore[method-assign]
     waits: dict[str, list[float]] = kpis["sim"]["restart_wait_s"]
     out = []
     for at, name in KILLS:
