@@ -10,7 +10,7 @@ One run carries every fault, in turn, far enough apart not to interfere
 3. ``lightsout resume``, ended by SIGKILL of the launcher alone (its children
    must follow it within two seconds);
 4. ``lightsout resume``, ended by SIGKILL of the whole process group (power loss);
-5. ``lightsout resume`` to the end.
+5. ``lightsout resume --one-process`` to the end (a run resumes in either mode).
 
 After each: a unit ships within 30 s of sim time, the ledger balances, no
 process is left 5 s after the end, ``kpis.json`` and the report exist where
@@ -148,7 +148,9 @@ def story(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         faults.append((how, t))
         if gentle:
             (run / "report.html").unlink()  # the next end must write it again
-        seg = Segment(cli("resume", str(run), "--processes"), log)
+        # the last stretch in one process: a run resumes in either mode
+        mode = "--one-process" if how == "power" else "--processes"
+        seg = Segment(cli("resume", str(run), mode), log)
     code = seg.end()
     orphans, gone_s = seg.left()
     ends["end"] = {"code": code, "orphans": orphans, "gone_s": gone_s}
