@@ -151,7 +151,8 @@ class ClockServer:
         """Before tick ``k``: let in the members due back, waiting for their Join; return them.
 
         One that has not joined within ``timeout_s`` of wall time is given up
-        (it may still join later, the ordinary way).
+        and named in ``silent`` (hung while starting, or frozen: the launcher
+        replaces it); it may still join later, the ordinary way.
         """
         due = sorted(n for n, at in self._rejoin.items() if at <= k)
         deadline = time.monotonic() + timeout_s
@@ -165,6 +166,7 @@ class ClockServer:
             join = self._held.pop(name, None)
             if join is None:
                 log.error("clock: %s did not come back within %.0f s", name, timeout_s)
+                self.silent.append(name)
                 continue
             self.members[name] = join.role
             self.joined.append(join)

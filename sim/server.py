@@ -29,6 +29,12 @@ from sim.world import World
 
 log = logging.getLogger(__name__)
 
+ADMIT_S = 30.0
+"""Wall seconds the clock waits, at its tick, for a restarted member to join before it gives
+it up (and the launcher replaces it): longer than a freeze of a process still starting up
+(chaos freezes last up to 20 s) plus its start-up, well short of the 60 s of clock silence
+after which every participant leaves."""
+
 SUPERVISOR = "supervisor"
 """The clock name of the cell supervisor; every other member is a robot."""
 
@@ -136,7 +142,7 @@ class SimServer:
             if self.stop_reason:
                 reason = self.stop_reason
                 break
-            clock.admit(k, self.join_timeout_s)
+            clock.admit(k, min(self.join_timeout_s, ADMIT_S))
             for j in clock.take_joins():
                 log.info("sim: %s (%s) is in the barrier at tick %d", j.name, j.role, k)
             members = clock.members
