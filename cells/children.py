@@ -13,6 +13,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -170,12 +171,24 @@ class Children:
             fault = self.freezes.pop(0)
             name, wall_s = fault.target, fault.duration_s
             proc = self.procs.get(name)
-            if proc is not None and proc.poll() is None:
+            starting = server.clock is not None and name in server.clock.pending()
+            if proc is not None and proc.poll() is None and starting:
+                # restarted and not back in the barrier yet: frozen, it would hold the clock
+                # at its tick until given up, so it is replaced now, at this tick
+                proc.kill()
+                proc.wait()
+                self.frozen.append((now, name, wall_s))
+                log.warning("froze %s at %.3f s while it started up: replacing it", name, now / 1e9)
+            elif proc is not None and proc.poll() is None:
                 proc.send_signal(signal.SIGSTOP)
+                # continued on the wall clock, not at a tick: the ticks wait for it
+                timer = threading.Timer(wall_s, _cont, (proc,))
+                timer.daemon = True
+                timer.start()
                 self.thaw.append((time.monotonic() + wall_s, name))
                 self.frozen.append((now, name, wall_s))
                 log.warning("froze %s (SIGSTOP) at %.3f s for %g s", name, now / 1e9, wall_s)
-            if name == SUPERVISOR:
+            if name == SUPERVISOR and not starting:
                 self.noted[name] = fault
             else:
                 inject(server, fault)
@@ -183,8 +196,6 @@ class Children:
             proc = self.procs.get(name)
             if time.monotonic() >= due or proc is None or proc.poll() is not None:
                 self.thaw.remove((due, name))
-                if proc is not None and proc.poll() is None:
-                    proc.send_signal(signal.SIGCONT)
                 if name in self.noted:
                     inject(server, self.noted.pop(name))
 
@@ -216,6 +227,12 @@ class Children:
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
+
+
+def _cont(proc: subprocess.Popen[bytes]) -> None:
+    """End a freeze (from a timer thread): SIGCONT, unless the process is gone."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGCONT)
 
 
 def node_command(role: str, cell: CellSpec, endpoint: str, **extra: str) -> list[str]:
