@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from bench import control, curve, drops, failover, fleet, policy, record, rtf
+from bench import control, curve, drops, failover, fleet, policy, record, restarts, rtf
 from cells.schema import load_cell
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -34,7 +34,17 @@ def main() -> int:
     )
     ap.add_argument(
         "--only",
-        choices=["rtf", "control", "record", "curve", "failover", "drops", "fleet", "policy"],
+        choices=[
+            "rtf",
+            "control",
+            "record",
+            "curve",
+            "failover",
+            "drops",
+            "fleet",
+            "policy",
+            "restarts",
+        ],
         help="run one benchmark (drops only runs when asked: about 90 runs for --duration 130)",
     )
     ap.add_argument(
@@ -62,7 +72,32 @@ def main() -> int:
         _fleet(console, args)
     if args.only in (None, "policy"):
         _policy(console, args)
+    if args.only == "restarts":
+        _restarts(console, args)
     return 0
+
+
+def _restarts(console: Console, args: argparse.Namespace) -> None:
+    """The wall-clock stall per restart before and after, then a cut-off run resumed."""
+    cell = load_cell(args.cell)
+    console.print(f"restarts of {cell.name}: processes killed from outside, before and after")
+    before = restarts.stalls(cell, watch_dead=False)
+    after = restarts.stalls(cell, watch_dead=True)
+    table = Table(title="wall-clock stall per restart (s)")
+    for col in ("killed", "before", "after", "ratio after/before", "join wait after"):
+        table.add_column(col, justify="left" if col == "killed" else "right")
+    for b, a in zip(before, after, strict=True):
+        ratio = a.stall_s / b.stall_s if b.stall_s else 0.0
+        table.add_row(
+            b.target, f"{b.stall_s:.2f}", f"{a.stall_s:.2f}", f"{ratio:.2f}", f"{a.join_wait_s:.2f}"
+        )
+    console.print(table)
+    duration = _duration(args, 600.0)
+    alone, cut, at = restarts.resumed(args.cell, duration)
+    console.print(
+        f"resume: {duration:.0f} s one process, killed (whole group) at {at:.0f} s and resumed: "
+        f"{cut} units against {alone} left alone (ratio {cut / alone if alone else 0:.3f})"
+    )
 
 
 def _duration(args: argparse.Namespace, default: float = 60.0) -> float:

@@ -61,6 +61,11 @@ MAX_COUNT = 100_000
 """Most cell messages a ``Done`` may say it sent to one peer in a tick."""
 MAX_ROLE = 64
 """Longest ``Join.role``."""
+GONE_CHECK_MS = 50
+"""While the barrier waits, how often it asks which members are known to be dead."""
+FROZEN_S = 2.0
+"""A wait that overran its timeout by this much wall time means the clock's own process
+was stopped; the guard does not count that time against the members."""
 
 
 class ClockServer:
@@ -105,6 +110,11 @@ class ClockServer:
         """Restarted members and the tick they come back at."""
         self._held: dict[str, Join] = {}
         """Their Joins, held until that tick."""
+        self.silent: list[str] = []
+        """Members the guard dropped (silent, not known dead), for the launcher to replace."""
+        self.waits: list[tuple[str, float]] = []
+        """Wall seconds the cell stood still at each rejoin, waiting for a restarted member's
+        Join (0 when it was ready in time): the wall-clock cost of a restart."""
 
     def setup(self) -> None:
         """Bind the clock socket."""
@@ -150,12 +160,16 @@ class ClockServer:
         senses: dict[str, Message | None],
         *,
         side: tuple[zmq.Socket[Any], Callable[[], None]] | None = None,
+        gone: Callable[[], Iterable[str]] | None = None,
     ) -> dict[str, Done]:
         """Run tick ``k``: send every member its Tick, gather every Done (or drop the silent).
 
         ``side`` is another socket and its handler, served while the barrier
         waits (the cell host's control socket: a request is answered within
-        the tick, not only between ticks).
+        the tick, not only between ticks). ``gone`` names members known to be
+        dead (the launcher's children that exited): asked every
+        ``GONE_CHECK_MS`` while waiting, they are dropped at once, so a killed
+        process never stands the cell still for the guard.
         """
         sock = self._require()
         expect = self._expect
@@ -168,14 +182,29 @@ class ClockServer:
         waiting = set(self.members)
         deadline = time.monotonic() + self.guard_s
         while waiting:
-            left = deadline - time.monotonic()
+            for name in sorted(waiting & set(gone() if gone is not None else ())):
+                self.drop(name)  # its process is dead: no guard to wait out
+            waiting &= set(self.members)
+            if not waiting:
+                break
+            before = time.monotonic()
+            left = deadline - before
             if left <= 0:
-                for name in sorted(waiting):
+                # answers already queued count: read them before judging anyone silent
+                self._poll(0, k, dones, side)
+                for name in sorted(waiting - set(dones)):
                     log.warning("clock: %s missed tick %d; dropped from the barrier", name, k)
                     self.members.pop(name, None)
                     self.dropped.append(name)
+                    self.silent.append(name)
                 break
-            self._poll(int(left * 1000) + 1, k, dones, side)
+            wait_ms = min(int(left * 1000) + 1, GONE_CHECK_MS if gone is not None else 1 << 30)
+            self._poll(wait_ms, k, dones, side)
+            overslept = time.monotonic() - before - wait_ms / 1000
+            if overslept > FROZEN_S:
+                # this process itself was stopped (SIGSTOP, a suspended VM): the members
+                # were not silent for that long, so the guard starts again
+                deadline = time.monotonic() + self.guard_s
             waiting -= set(dones)
             waiting &= set(self.members)
         nxt: dict[str, dict[str, int]] = {}
@@ -194,18 +223,22 @@ class ClockServer:
         """Before tick ``k``: let in the members due back, waiting for their Join; return them.
 
         One that has not joined within ``timeout_s`` of wall time is given up
-        (it may still join later, the ordinary way).
+        and named in ``silent`` (hung while starting, or frozen: the launcher
+        replaces it); it may still join later, the ordinary way.
         """
         due = sorted(n for n, at in self._rejoin.items() if at <= k)
         deadline = time.monotonic() + timeout_s
         back = []
         for name in due:
+            start = time.monotonic()
             while name not in self._held and time.monotonic() < deadline:
                 self._poll(int(max(1, (deadline - time.monotonic()) * 1000)), None, {})
+            self.waits.append((name, round(time.monotonic() - start, 3)))
             del self._rejoin[name]
             join = self._held.pop(name, None)
             if join is None:
                 log.error("clock: %s did not come back within %.0f s", name, timeout_s)
+                self.silent.append(name)
                 continue
             self.members[name] = join.role
             self.joined.append(join)

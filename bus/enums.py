@@ -259,6 +259,12 @@ class FaultKind(enum.StrEnum):
     MESSAGE_LOSS = "message_loss"
     """A ``share`` (``factor``, between 0 and 1) of the messages between the supervisor and the
     robot is lost, both ways, for ``duration`` seconds."""
+    AGENT_FREEZE = "agent_freeze"
+    """The robot's agent process is stopped (SIGSTOP) for ``duration`` seconds of wall time,
+    then continued; past the clock's guard it is dropped, killed and restarted. Scenario only."""
+    SUPERVISOR_FREEZE = "supervisor_freeze"
+    """The supervisor process is stopped (SIGSTOP) for ``duration`` wall seconds; past the
+    clock's guard it is dropped, killed and restarted from its journal. Scenario only."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -290,6 +296,8 @@ FAULT_ARGS: dict[FaultKind, FaultArgs] = {
     ),
     FaultKind.AGENT_CRASH: FaultArgs(FaultTarget.ROBOT, "unused", live=False),
     FaultKind.SUPERVISOR_CRASH: FaultArgs(FaultTarget.SUPERVISOR, "unused", live=False),
+    FaultKind.AGENT_FREEZE: FaultArgs(FaultTarget.ROBOT, "wall seconds, > 0", live=False),
+    FaultKind.SUPERVISOR_FREEZE: FaultArgs(FaultTarget.SUPERVISOR, "wall seconds, > 0", live=False),
 }
 """Every fault kind's arguments; ``bus.describe`` writes them into docs/protocol.md."""
 

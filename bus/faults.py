@@ -19,6 +19,8 @@ TIMED = (
     FaultKind.SENSOR_BLACKOUT,
     FaultKind.SLOW_ROBOT,
     FaultKind.MESSAGE_LOSS,
+    FaultKind.AGENT_FREEZE,
+    FaultKind.SUPERVISOR_FREEZE,
 )
 """Kinds that last ``duration`` seconds (so it must be > 0, unless permanent)."""
 PERMANENT_KINDS = (FaultKind.ROBOT_FAULT,)

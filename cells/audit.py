@@ -9,12 +9,17 @@ can judge any run, live or old, without trusting the supervisor's own totals:
 * **no operation done twice**: each operation completes at most once, each
   unit is fastened and shipped at most once, no shipped unit holds two parts
   of one kind;
-* **robots recovered**: every robot ends in Idle or Execute, unless a fault
-  failed it for good (``permanent``);
+* **robots recovered**: no robot ends the run down, judged from the outages
+  in the log (``cells.crosscheck``), unless a fault failed it for good
+  (``permanent``); and every robot ``kpis.json`` lists ends in Idle or Execute;
 * **throughput in every window**: every whole window (300 s by default) of
   the run completes at least one unit (ships it, or commissions the arm as a
   robot). A cell that builds robots has nowhere to put an arm once every
   mount point of its bay holds one: windows after that are not judged.
+
+and the cross-checks of ``cells.crosscheck``: sim time monotone, every
+operation's physical minimum respected, the world's own records
+(``world.jsonl``) showing every operation done, restored runs producing.
 
 ``lightsout audit RUN_DIR`` prints it; a ``--chaos`` run ends with it.
 """
@@ -30,6 +35,7 @@ from typing import Any
 from bus.enums import COMPLETED_EVENTS
 from bus.errors import LightsoutError
 from bus.simtime import NS
+from cells import crosscheck
 
 RECOVERED_STATES = ("idle", "execute")
 WINDOW_S = 300.0
@@ -70,7 +76,42 @@ def audit_run(run_dir: Path, *, window_s: float = WINDOW_S) -> list[Check]:
         done_once(events),
         robots_recovered(events, kpis),
         throughput_windows(events, kpis, window_s),
+        time_monotone(events),
+        *physical_checks(run_dir, events),
+        restored_producing(events, kpis),
     ]
+
+
+def time_monotone(events: list[dict[str, Any]]) -> Check:
+    ok, detail = crosscheck.monotone(events)
+    return Check("sim time monotone", ok, detail)
+
+
+def physical_checks(run_dir: Path, events: list[dict[str, Any]]) -> list[Check]:
+    """Operations no faster than physics allows, and each seen by the world itself."""
+    names = ("operations physically possible", "the world saw every operation")
+    try:
+        meta = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
+        skills = crosscheck.step_skills(str(meta["cell"]))
+    except (OSError, ValueError, KeyError, TypeError, LightsoutError) as exc:
+        why = f"cannot judge without the run's cell (run.json): {exc}"
+        return [Check(n, False, why) for n in names]
+    ops = crosscheck.operations(events, skills)
+    fast = crosscheck.physical(ops)
+    out = [Check(names[0], not fast, "; ".join(fast[:5]) or f"{len(ops)} operations timed")]
+    world = crosscheck.load_world(run_dir)
+    if world is None:
+        return [*out, Check(names[1], False, "no world.jsonl: the world's records are missing")]
+    blind = crosscheck.unseen(ops, world)
+    detail = "; ".join(blind[:5]) or f"{len(ops)} operations against {len(world)} world records"
+    return [*out, Check(names[1], not blind, detail)]
+
+
+def restored_producing(events: list[dict[str, Any]], kpis: dict[str, Any]) -> Check:
+    end = round(float(kpis.get("duration_s", 0.0)) * NS)
+    bad, n = crosscheck.restored_producing(events, end)
+    detail = "; ".join(bad) or f"{n} restarts, each producing within {crosscheck.RESTORED_S:g} s"
+    return Check("restored runs produce", not bad, detail)
 
 
 def ledger_balanced(kpis: dict[str, Any]) -> Check:
@@ -160,7 +201,8 @@ def done_once(events: list[dict[str, Any]]) -> Check:
 
 
 def robots_recovered(events: list[dict[str, Any]], kpis: dict[str, Any]) -> Check:
-    """Every robot in Idle or Execute at the end, unless failed for good."""
+    """No robot down at the end by the log's outages, nor by ``kpis.json``, unless failed
+    for good."""
     failed = {
         str(e.get("target"))
         for e in events
@@ -169,6 +211,8 @@ def robots_recovered(events: list[dict[str, Any]], kpis: dict[str, Any]) -> Chec
     robots = kpis.get("robots", {})
     states = {name: str(r.get("state", "")).lower() for name, r in sorted(robots.items())}
     bad = [f"{n} {s}" for n, s in states.items() if s not in RECOVERED_STATES and n not in failed]
+    down, _ = crosscheck.down_at_end(events, failed)
+    bad += down
     detail = ", ".join(
         f"{n} {s}" + (" (failed for good)" if n in failed else "") for n, s in states.items()
     )

@@ -33,8 +33,14 @@ RANGES: dict[FaultKind, tuple[float, float]] = {
     FaultKind.SENSOR_BLACKOUT: (5.0, 20.0),
     FaultKind.SLOW_ROBOT: (30.0, 90.0),
     FaultKind.MESSAGE_LOSS: (20.0, 60.0),
+    FaultKind.AGENT_FREEZE: (12.0, 20.0),
+    FaultKind.SUPERVISOR_FREEZE: (12.0, 20.0),
 }
-"""Duration ranges (sim seconds) of the kinds that last."""
+"""Duration ranges of the kinds that last: sim seconds, but wall seconds for a freeze (a
+stopped process stops the wall, not sim time). Every freeze outlasts the clock's default
+guard (10 s), so it is dropped, killed and restarted at the tick it froze on: a freeze
+near the guard could go either way and the run would not replay the same."""
+
 SLOW_FACTOR = (2.0, 4.0)
 LOSS_SHARE = (0.1, 0.4)
 MAX_RATE = 1.0
@@ -61,6 +67,7 @@ def chaos_scenario(
     )
     targets = {
         FaultKind.SUPERVISOR_CRASH: ["supervisor"],
+        FaultKind.SUPERVISOR_FREEZE: ["supervisor"],
         FaultKind.CONVEYOR_JAM: conveyors,
         FaultKind.SENSOR_BLACKOUT: sensors,
     }

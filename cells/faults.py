@@ -29,6 +29,8 @@ from bus.faults import PERMANENT_HAS_NO_DURATION, problem
 
 PROCESS_KINDS = (FaultKind.AGENT_CRASH, FaultKind.SUPERVISOR_CRASH)
 """Kinds that kill a process, so they need ``--processes``."""
+FREEZE_KINDS = (FaultKind.AGENT_FREEZE, FaultKind.SUPERVISOR_FREEZE)
+"""Kinds that stop a process (SIGSTOP) for wall seconds: they need ``--processes`` too."""
 
 KEYS = ("at", "target", "kind", "duration", "factor", "share", "permanent")
 """The keys of a ``[[faults]]`` entry."""
@@ -105,7 +107,7 @@ def parse_scenario(
                 source, f"{key}.kind", f"{kind_text!r} is not one of {known}"
             ) from None
         target = e.get("target")
-        if kind is FaultKind.SUPERVISOR_CRASH:
+        if kind in (FaultKind.SUPERVISOR_CRASH, FaultKind.SUPERVISOR_FREEZE):
             allowed = {"supervisor"}
         elif kind is FaultKind.CONVEYOR_JAM:
             allowed = conveyors

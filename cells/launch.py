@@ -8,7 +8,10 @@ Two modes, same code (DESIGN principle 2):
   separate OS process (``python -m cells.node ...``) over ``ipc://`` (or any
   ``endpoint`` given), each its own pybullet client and zmq context.
 
-Either way the run ends with ``kpis.json`` and ``events.jsonl`` in ``out_dir``.
+Either way the run ends with ``kpis.json``, ``events.jsonl`` and ``world.jsonl``
+in ``out_dir``, and starts with ``run.json`` (``cells.lifecycle``): on SIGTERM
+and SIGINT too, which end the run as its duration would. ``opts.resume``
+carries on a run from its journal (``cells.resume``).
 """
 
 from __future__ import annotations
@@ -19,9 +22,6 @@ import itertools
 import json
 import logging
 import os
-import signal
-import subprocess
-import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -37,26 +37,23 @@ from bus.endpoints import (
     private_ipc_base,
     remove_ipc,
 )
-from bus.errors import ConfigError, LightsoutError
+from bus.errors import ConfigError
 from bus.participant import Participant, run_participant
-from bus.trust import LiveKeys, NodeKeys, ensure_participants, safe_name
+from bus.trust import LiveKeys, ensure_participants, safe_name
+from cells.children import Children, inject, node_keys, signed
 from cells.commission import Commissioner
-from cells.faults import PROCESS_KINDS, ScheduledFault
+from cells.faults import FREEZE_KINDS, PROCESS_KINDS, ScheduledFault
+from cells.lifecycle import RunMeta, Signals, WorldRecords, write_meta
+from cells.resume import write_off
 from robots import RobotAgent
 from sim import SimServer, World
+from sim.rebuild import KeptUnit
 from supervisor import Supervisor
 
 log = logging.getLogger(__name__)
 
+NS = 1_000_000_000
 _RUNS = itertools.count(1)
-
-RESTART_S = 5.0
-"""Sim seconds from a process's death to its restarted self joining the clock.
-
-Fixed in sim time (the clock waits for it), so the same scenario gives the
-same event log however long the restart takes on the wall; longer than the 3
-heartbeat intervals in which the supervisor notices a robot is gone.
-"""
 
 Progress = Callable[[int, int], None]
 Watch = Callable[[World], None]
@@ -83,6 +80,19 @@ class RunOptions:
     """CURVE keys and roles (``lightsout keys create``) guarding control and telemetry."""
     insecure: bool = False
     """Allow a ``tcp://`` endpoint without keys (benchmarks, trusted networks)."""
+    resume: Resume | None = None
+    """Carry on the run in ``out_dir`` from its journal (``cells.resume``)."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Resume:
+    """Where a resumed run carries on: the tick after its journal's last, part ids after its
+    ledger's (``cells.resume.resume_point``)."""
+
+    tick: int
+    last_ids: dict[str, int]
+    units: tuple[KeptUnit, ...] = ()
+    """The units kept in their fixtures (the world rebuilds them)."""
 
 
 def run_dir(root: Path, name: str) -> Path:
@@ -110,7 +120,7 @@ def run_cell(
 ) -> dict[str, Any]:
     """Run ``cell`` for ``opts.duration_s`` of sim time; return the KPIs."""
     check_tcp_keys(opts.endpoint, opts.keys_dir, opts.insecure)
-    needs = sorted({f.kind.value for f in opts.faults if f.kind in PROCESS_KINDS})
+    needs = sorted({f.kind.value for f in opts.faults if f.kind in (*PROCESS_KINDS, *FREEZE_KINDS)})
     if needs and not opts.processes:
         raise ConfigError(
             "--faults", needs[0], "kills a process, so the cell must run with --processes"
@@ -119,32 +129,25 @@ def run_cell(
     if opts.endpoint:
         Endpoints.from_base(opts.endpoint)  # a bad endpoint is one clear error
         made = ensure_ipc_dir(opts.endpoint)
-    if _signed(opts):
+    if signed(opts):
         assert opts.keys_dir is not None
         # each participant signs with a key of its own, made here if the keys lack it
         names = ["supervisor", *(r.name for r in cell.robots)]
         ensure_participants(opts.keys_dir, cell.name, names)
     out_dir.mkdir(parents=True, exist_ok=True)
+    if opts.resume is None:
+        meta = RunMeta(cell.source, opts.seed, opts.duration_s, opts.processes, opts.guard_s)
+        write_meta(out_dir, cell, meta, opts.faults)
+    signals = Signals()
     try:
-        if opts.processes:
-            return _run_processes(cell, out_dir, opts, progress, watch)
-        return _run_threads(cell, out_dir, opts, progress, watch)
+        with signals.installed():
+            if opts.processes:
+                return _run_processes(cell, out_dir, opts, progress, watch, signals)
+            return _run_threads(cell, out_dir, opts, progress, watch, signals)
     finally:
         # however the run ends (done, shut down, interrupted, failed), its sockets go
         if opts.endpoint:
             remove_ipc(opts.endpoint, remove_dir=made)
-
-
-def _signed(opts: RunOptions) -> bool:
-    """Whether the clock and the cell bus run CURVE with participant keys: keys, off inproc."""
-    return opts.keys_dir is not None and not (opts.endpoint or "inproc://").startswith("inproc:")
-
-
-def _node_keys(opts: RunOptions, cell: CellSpec, name: str) -> NodeKeys | None:
-    if not _signed(opts) or opts.keys_dir is None:
-        return None
-    ensure_participants(opts.keys_dir, cell.name, [name])
-    return NodeKeys.load(opts.keys_dir, cell.name, name)
 
 
 def _server(
@@ -155,14 +158,20 @@ def _server(
     progress: Progress | None,
     watch: Watch | None,
     hooks: list[Callable[[SimServer], None]] | None = None,
+    *,
+    records: WorldRecords,
+    signals: Signals,
 ) -> SimServer:
-    """The sim server, calling ``progress``, ``watch`` and ``hooks`` after each tick."""
+    """The sim server, calling ``progress``, ``watch`` and ``hooks`` after each tick, writing
+    the world's records, and ending the run when a signal asks."""
     server: SimServer
-    pending = list(opts.faults)
+    pending = [f for f in opts.faults if f.kind not in FREEZE_KINDS]  # Children's to note
 
     def on_tick(t_ns: int, total_ns: int) -> None:
+        records.write(server.world.take_records())
+        server.stop_reason = signals.reason
         while pending and pending[0].at_s * 1e9 <= t_ns:
-            _inject(server, pending.pop(0))
+            inject(server, pending.pop(0))
         for hook in hooks or ():
             hook(server)
         if progress is not None:
@@ -184,6 +193,8 @@ def _server(
     )
     if opts.realtime > 0:
         server.pace_realtime = opts.realtime
+    if opts.resume is not None:
+        server.carry_on(opts.resume.tick, opts.resume.last_ids, opts.resume.units)
     return server
 
 
@@ -193,11 +204,15 @@ def _run_threads(
     opts: RunOptions,
     progress: Progress | None,
     watch: Watch | None,
+    signals: Signals,
 ) -> dict[str, Any]:
     base = opts.endpoint or f"inproc://lightsout-{os.getpid()}-{next(_RUNS)}"
     endpoints = Endpoints.from_base(base)
     ctx: zmq.Context[Any] = zmq.Context()
-    supervisor = Supervisor(cell, seed=opts.seed, out_dir=out_dir)
+    resuming = opts.resume is not None
+    supervisor = Supervisor(cell, seed=opts.seed, out_dir=out_dir, restore=resuming)
+    if resuming:
+        write_off(supervisor)
     agents = [RobotAgent(cell, r.name) for r in cell.robots]
     errors: list[BaseException] = []
     stop = threading.Event()
@@ -212,7 +227,18 @@ def _run_threads(
         threads[-1].start()
 
     commissioner = Commissioner(cell, start_built)
-    server = _server(cell, endpoints, ctx, opts, progress, watch, [commissioner])
+    records = WorldRecords(out_dir / "world.jsonl", append=resuming)
+    server = _server(
+        cell,
+        endpoints,
+        ctx,
+        opts,
+        progress,
+        watch,
+        [commissioner],
+        records=records,
+        signals=signals,
+    )
 
     def guarded(fn: Callable[[], object]) -> Callable[[], None]:
         def body() -> None:
@@ -224,7 +250,7 @@ def _run_threads(
 
         return body
 
-    live = LiveKeys(opts.keys_dir, cell.name) if _signed(opts) and opts.keys_dir else None
+    live = LiveKeys(opts.keys_dir, cell.name) if signed(opts) and opts.keys_dir else None
 
     def thread(part: Participant, *, hub: bool) -> threading.Thread:
         run = functools.partial(
@@ -235,7 +261,7 @@ def _run_threads(
             hub=hub,
             guard_s=opts.guard_s,
             stop=stop,
-            node=_node_keys(opts, cell, part.name),
+            node=node_keys(opts, cell, part.name),
             live=live if hub else None,
         )
         return threading.Thread(target=guarded(run), name=part.name, daemon=True)
@@ -249,7 +275,7 @@ def _run_threads(
         for t in threads:
             t.start()
         server.run()
-        stats = sim_stats(server)
+        stats = sim_stats(server, signals)
     except BaseException:
         stop.set()  # interrupted or failed: the participants leave at once, not after a guard
         raise
@@ -257,6 +283,7 @@ def _run_threads(
         for t in threads:
             t.join(timeout=30)
         stop.set()
+        records.close()
         commissioner.close()
         server.shutdown()
         for agent in agents:
@@ -267,159 +294,39 @@ def _run_threads(
     return _with_sim_stats(out_dir, supervisor.result, stats)
 
 
-def _inject(server: SimServer, fault: ScheduledFault) -> None:
-    """Apply a physical or robot fault through the cell host; log process faults there too.
-
-    (``Children`` kills the processes; the host only has the supervisor log it.)
-    """
-    host = server.host
-    if host is None:
-        return
-    problem = host.inject(
-        fault.kind.value,
-        fault.target,
-        fault.duration_s,
-        factor=fault.amount,
-        permanent=fault.permanent,
-    )
-    if problem:
-        log.warning("fault %s on %s not injected: %s", fault.kind.value, fault.target, problem)
-
-
-class Children:
-    """The participant processes: started, watched every tick, restarted when they die.
-
-    A process that dies is taken out of the barrier at once (no wall-clock
-    wait) and started again: an agent comes back through Stopped, Resetting
-    and Idle; the supervisor comes back from its journal (``--restore``).
-    """
-
-    def __init__(self, cell: CellSpec, base: str, out_dir: Path, opts: RunOptions) -> None:
-        self.cell, self.base = cell, base
-        self.keys = {"keys": str(opts.keys_dir)} if _signed(opts) else {}
-        self.opts = opts
-        self.logs = out_dir / "logs"
-        self.logs.mkdir(parents=True, exist_ok=True)
-        self.procs: dict[str, subprocess.Popen[bytes]] = {}
-        self.restarts: dict[str, int] = {}
-        self.killed: list[tuple[int, str]] = []
-        self.cmds = {
-            "supervisor": node_command(
-                "supervisor",
-                cell,
-                base,
-                seed=str(opts.seed),
-                out=str(out_dir),
-                policy=cell.policy,
-                **self.keys,
-            )
-        }
-        for r in cell.robots:
-            self.cmds[r.name] = node_command("agent", cell, base, robot=r.name, **self.keys)
-        self.kills = sorted(
-            (round(f.at_s * 1e9), f.target) for f in opts.faults if f.kind in PROCESS_KINDS
-        )
-        self.stopping = False
-        self.restart_ticks = round(RESTART_S * 1e9 / cell.tick_ns)
-
-    def add_built(self, name: str, mount: str) -> None:
-        """A robot built in the cell passed its check: start its agent (and restart it as any)."""
-        _node_keys(self.opts, self.cell, name)  # its key pair, before it starts
-        self.cmds[name] = node_command(
-            "agent", self.cell, self.base, robot=name, mount=mount, **self.keys
-        )
-        self.start(name)
-
-    def start(self, name: str, *, restore: bool = False) -> None:
-        cmd = self.cmds[name] + (["--restore"] if restore else [])
-        with (self.logs / f"{name}.log").open("ab") as fh:
-            self.procs[name] = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT)
-
-    def start_all(self) -> None:
-        for name in self.cmds:
-            self.start(name)
-
-    def check(self, server: SimServer) -> None:
-        """Per tick: kill what the scenario says, restart what died."""
-        now = server.world.t_ns
-        while self.kills and self.kills[0][0] <= now:
-            _, name = self.kills.pop(0)
-            proc = self.procs.get(name)
-            if proc is not None and proc.poll() is None:
-                proc.send_signal(signal.SIGKILL)
-                proc.wait()
-                self.killed.append((now, name))
-                log.warning("killed %s (SIGKILL) at %.3f s", name, now / 1e9)
-        for name, proc in list(self.procs.items()):
-            if self.stopping or proc.poll() is None:
-                continue
-            log.warning(
-                "%s exited with %s at %.3f s; restarting it", name, proc.returncode, now / 1e9
-            )
-            if server.clock is not None:
-                server.clock.drop(name)
-                server.clock.rejoin_at(name, server.ticks + self.restart_ticks)
-            self.restarts[name] = self.restarts.get(name, 0) + 1
-            self.start(name, restore=name == "supervisor")
-
-    def finish(self, late: list[str] | None = None) -> None:
-        """After the last tick: wait for every process to write its results and leave.
-
-        ``late``: processes due to join the clock after the run ended (restarted, or a
-        new robot's); they never took part in it, so they are stopped, not waited for.
-        """
-        self.stopping = True
-        for name in late or ():
-            proc = self.procs.pop(name, None)
-            if proc is not None and proc.poll() is None:
-                proc.kill()
-                proc.wait()
-        for name, proc in self.procs.items():
-            code = proc.wait(timeout=60)
-            if code != 0:
-                raise LightsoutError(
-                    f"{name} exited with {code}; see {self.logs / (name + '.log')}"
-                )
-
-    def kill_all(self) -> None:
-        self.stopping = True
-        for proc in self.procs.values():
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-
-
-def node_command(role: str, cell: CellSpec, endpoint: str, **extra: str) -> list[str]:
-    """The command line that starts one participant process."""
-    cmd = [sys.executable, "-m", "cells.node", role, cell.source, "--endpoint", endpoint]
-    for k, v in extra.items():
-        cmd += [f"--{k.replace('_', '-')}", v]
-    return cmd
-
-
 def _run_processes(
     cell: CellSpec,
     out_dir: Path,
     opts: RunOptions,
     progress: Progress | None,
     watch: Watch | None,
+    signals: Signals,
 ) -> dict[str, Any]:
     base = opts.endpoint or private_ipc_base()
     endpoints = Endpoints.from_base(base)
     ctx: zmq.Context[Any] = zmq.Context()
     children = Children(cell, base, out_dir, opts)
     commissioner = Commissioner(cell, children.add_built)
-    server = _server(cell, endpoints, ctx, opts, progress, watch, [commissioner, children.check])
+    records = WorldRecords(out_dir / "world.jsonl", append=opts.resume is not None)
+    hooks: list[Callable[[SimServer], None]] = [commissioner, children.check]
+    server = _server(
+        cell, endpoints, ctx, opts, progress, watch, hooks, records=records, signals=signals
+    )
+    server.gone = children.gone
+    end_ns = 0
     try:
         server.setup()
         children.start_all()
         server.run()
-        stats = sim_stats(server)
+        end_ns = server.world.t_ns
+        stats = sim_stats(server, signals)
         stats["restarts"] = dict(sorted(children.restarts.items()))
         stats["killed"] = [[t, name] for t, name in children.killed]
+        stats["frozen"] = [[t, name, s] for t, name, s in children.frozen]
         children.finish(server.clock.pending() if server.clock is not None else [])
     finally:
         children.kill_all()
+        records.close()
         commissioner.close()
         server.shutdown()
         ctx.term()
@@ -427,15 +334,23 @@ def _run_processes(
             remove_ipc(base, remove_dir=True)
     kpis = out_dir / "kpis.json"
     if not kpis.exists():
-        raise LightsoutError(f"the supervisor wrote no {kpis}")
+        # the supervisor was down when the run ended: its journal still has everything
+        log.warning("the supervisor wrote no kpis.json; writing it from its journal")
+        final = Supervisor(cell, seed=opts.seed, out_dir=out_dir, restore=True)
+        final.finish(end_ns, stats["exit_reason"])
     result: dict[str, Any] = json.loads(kpis.read_text(encoding="utf-8"))
     return _with_sim_stats(out_dir, result, stats)
 
 
-def sim_stats(server: SimServer) -> dict[str, Any]:
-    """What the sim side counted: ticks, refused input, dropped participants."""
+def sim_stats(server: SimServer, signals: Signals) -> dict[str, Any]:
+    """What the sim side counted: ticks, refused input, dropped participants, restart waits."""
     clock = server.clock
+    waits: dict[str, list[float]] = {}
+    for name, wait_s in clock.waits if clock is not None else ():
+        waits.setdefault(name, []).append(wait_s)
     return {
+        "exit_reason": signals.reason or server.reason,
+        "restart_wait_s": dict(sorted(waits.items())),
         "ticks": server.ticks,
         "clock_malformed": clock.malformed if clock is not None else 0,
         "malformed_acts": server.malformed_acts,

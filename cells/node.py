@@ -20,6 +20,8 @@ from bus.endpoints import Endpoints
 from bus.errors import LightsoutError
 from bus.participant import run_participant
 from bus.trust import LiveKeys, NodeKeys
+from cells.lifecycle import watch_parent
+from cells.resume import write_off
 from cells.schema import load_cell
 from robots import RobotAgent
 from supervisor import POLICIES, Supervisor
@@ -63,8 +65,10 @@ def run_supervisor(
     restore: bool = False,
     policy: str = "",
     keys: Path | None = None,
+    resume: bool = False,
 ) -> int:
     """Run the supervisor until the clock shuts the cell down (``restore``: from its journal;
+    ``resume``: and write off what a rebuilt world does not hold, ``cells.resume``;
     ``policy``: the allocation policy, "" for the cell file's).
 
     ``keys``: serve the cell bus with the supervisor's participant key pair,
@@ -73,9 +77,11 @@ def run_supervisor(
     cell = load_cell(cell_path)
     node = NodeKeys.load(keys, cell.name, "supervisor") if keys else None
     live = LiveKeys(keys, cell.name, server=False) if keys else None
-    if restore and out is None:
+    if (restore or resume) and out is None:
         raise LightsoutError("--restore needs --out (the run directory with the journal)")
-    sup = Supervisor(cell, seed=seed, out_dir=out, restore=restore, policy=policy)
+    sup = Supervisor(cell, seed=seed, out_dir=out, restore=restore or resume, policy=policy)
+    if resume:
+        write_off(sup)
     ctx: zmq.Context[Any] = zmq.Context()
     try:
         return run_participant(
@@ -104,6 +110,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--restore", action="store_true", help="carry on from the journal in --out")
     ap.add_argument("--policy", default="", choices=["", *sorted(POLICIES)])
     ap.add_argument("--keys", type=Path, help="keys directory: sign with this participant's key")
+    ap.add_argument("--resume", action="store_true", help="--restore for lightsout resume")
+    ap.add_argument(
+        "--parent", type=int, help="exit as soon as this process (the launcher) is gone"
+    )
     args = ap.parse_args(argv)
     os.umask(0o077)  # the journal and results are the owner's alone
     if args.keys:
@@ -111,6 +121,10 @@ def main(argv: list[str] | None = None) -> int:
 
         signal.signal(signal.SIGHUP, lambda signum, frame: reload_all())
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    if args.parent is not None:
+        if os.getppid() != args.parent:
+            return 4  # the launcher died before this process came up
+        watch_parent(args.parent)
     try:
         if args.role == "agent":
             if not args.robot:
@@ -124,6 +138,7 @@ def main(argv: list[str] | None = None) -> int:
             restore=args.restore,
             policy=args.policy,
             keys=args.keys,
+            resume=args.resume,
         )
     except LightsoutError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -41,7 +41,7 @@ MAX_CHAOS_RATE = 10.0
 
 def cmd_run(args: argparse.Namespace, console: Console) -> int:
     """Run a cell headless and print its KPIs."""
-    from bus.endpoints import private_ipc_base
+    from bus.endpoints import private_ipc_base, remove_ipc
     from bus.errors import ConfigError
     from cells.audit import audit_run
     from cells.chaos import chaos_scenario
@@ -91,6 +91,7 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
         subscribers=1 if recorder else 0,
         keys_dir=Path(args.keys) if args.keys else None,
         insecure=args.insecure,
+        guard_s=args.guard,
     )
     mode = "processes over " + (args.endpoint or "ipc://") if args.processes else "one process"
     console.print(
@@ -116,6 +117,8 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
         finally:
             if recorder is not None and recorder.wait(timeout=120) != 0:
                 console.print(f"[red]the recorder exited with {recorder.returncode}[/red]")
+            if endpoint and endpoint != args.endpoint:
+                remove_ipc(endpoint, remove_dir=True)  # the directory made here for the recorder
         bar.update(task, completed=args.duration)
     print_kpis(kpis, console)
     console.print(f"results: {out / 'kpis.json'}")
@@ -125,8 +128,36 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
         console.print(f"bag:     {Path(args.record) if args.record else out / 'bag'}")
     if chaos:
         console.print(f"chaos:   {len(chaos)} faults, {out / 'chaos.toml'}")
-        return print_audit(audit_run(out), console)
-    return 0
+        code = print_audit(audit_run(out), console)
+        return code or stopped(kpis, console)
+    return stopped(kpis, console)
+
+
+def stopped(kpis: dict[str, Any], console: Console) -> int:
+    """0 for a run that reached its end; 128 + the signal for one a signal ended (results
+    written all the same)."""
+    reason = str(kpis.get("sim", {}).get("exit_reason", ""))
+    if not reason.startswith("signal "):
+        return 0
+    console.print(f"stopped: {reason} at {kpis.get('duration_s', 0):g} s of sim time")
+    return 128 + int(getattr(signal, reason.removeprefix("signal "), 0))
+
+
+def cmd_resume(args: argparse.Namespace, console: Console) -> int:
+    """Carry a crashed or killed run on from its journal (``cells.resume``)."""
+    from cells.audit import audit_run
+    from cells.resume import resume_run
+    from clients.kpi_table import print_kpis
+    from clients.report import write_report
+
+    out = Path(args.run)
+    processes = True if args.processes else (False if args.one_process else None)
+    kpis = resume_run(out, processes=processes)
+    print_kpis(kpis, console)
+    console.print(f"results: {out / 'kpis.json'}")
+    console.print(f"report:  {write_report(out)}")
+    code = print_audit(audit_run(out), console) if args.audit else 0
+    return code or stopped(kpis, console)
 
 
 def print_audit(checks: list[Check], console: Console) -> int:
@@ -171,7 +202,7 @@ def _run_with_console(args: argparse.Namespace, console: Console) -> int:
     fast as it would alone. Quitting the console ends the run (its results are
     written as at the end of its duration).
     """
-    from bus.endpoints import private_ipc_base
+    from bus.endpoints import private_ipc_base, remove_ipc
     from clients.console import run_console
     from clients.control import ControlClient
 
@@ -207,6 +238,8 @@ def _run_with_console(args: argparse.Namespace, console: Console) -> int:
                 except LightsoutError:
                     cell.terminate()
             cell.wait(timeout=120)
+            if not args.endpoint:
+                remove_ipc(base, remove_dir=True)
             log.seek(0)
             sys.stdout.write(log.read().decode(errors="replace"))
     return cell.returncode
@@ -238,7 +271,9 @@ def cmd_node(args: argparse.Namespace, console: Console) -> int:
     keys = Path(args.keys) if args.keys else None
     if args.command == "agent":
         return run_agent(args.cell, args.robot, args.endpoint, keys=keys)
-    return run_supervisor(args.cell, args.endpoint, seed=args.seed, out=args.out, keys=keys)
+    return run_supervisor(
+        args.cell, args.endpoint, seed=args.seed, out=args.out, restore=args.restore, keys=keys
+    )
 
 
 def cmd_sim(args: argparse.Namespace, console: Console) -> int:
@@ -324,6 +359,14 @@ def build_parser() -> argparse.ArgumentParser:
         choices=sorted(POLICIES),
         help="how the supervisor allocates work (default: the cell file's, else contract_net)",
     )
+    run.add_argument(
+        "--guard",
+        type=positive,
+        default=10.0,
+        metavar="S",
+        help="wall seconds a participant may stay silent before it is dropped (and, with "
+        "--processes, killed and restarted; default 10)",
+    )
     run.add_argument("--name", help="run name (default CELL-seedN); results go to RUNS_DIR/NAME")
     run.add_argument("--runs-dir", default="runs", help="where runs are written (default runs/)")
     run.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
@@ -339,6 +382,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="throughput must be above zero in every window of S sim seconds (default 300)",
     )
     aud.set_defaults(func=cmd_audit)
+
+    res = sub.add_parser("resume", help="carry a killed run on from its journal to its duration")
+    res.add_argument("run", help="the run directory, e.g. runs/assembly-seed1")
+    mode = res.add_mutually_exclusive_group()
+    mode.add_argument("--processes", action="store_true", help="resume with one process each")
+    mode.add_argument("--one-process", action="store_true", help="resume in one process")
+    res.add_argument("--audit", action="store_true", help="audit the whole run when it ends")
+    res.set_defaults(func=cmd_resume)
 
     val = sub.add_parser("validate", help="check a cell file")
     val.add_argument("cell")
@@ -369,6 +420,9 @@ def build_parser() -> argparse.ArgumentParser:
     supv.add_argument("--seed", type=whole(0), default=1)
     supv.add_argument("--out", type=Path, help="directory for kpis.json and events.jsonl")
     supv.add_argument("--keys", metavar="DIR", help="sign with the supervisor's participant key")
+    supv.add_argument(
+        "--restore", action="store_true", help="carry on from the journal in --out (a restart)"
+    )
     supv.set_defaults(func=cmd_node)
 
     add_commands(sub)  # status, robot, cell, fault, pace, order, snapshot, watch, console, keys

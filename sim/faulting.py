@@ -25,7 +25,7 @@ ROBOT_FAULT = K.ROBOT_FAULT
 """A robot fault: the supervisor aborts the robot (the arm stops where it is)."""
 DROP_AFTER_TICKS = 12
 """An armed gripper drop lets go this many control ticks after the grasp: lifted, moving."""
-NOTED_FAULTS = (K.AGENT_CRASH, K.SUPERVISOR_CRASH)
+NOTED_FAULTS = (K.AGENT_CRASH, K.SUPERVISOR_CRASH, K.AGENT_FREEZE, K.SUPERVISOR_FREEZE)
 """Faults the launcher causes (killing a process); the host only has the supervisor log them."""
 
 

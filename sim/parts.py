@@ -75,6 +75,11 @@ class PartFactory:
         self._shapes: dict[str, tuple[int, int]] = {}
         self._counters: dict[str, int] = {}
 
+    def carry_on(self, last: Mapping[str, int]) -> None:
+        """Number each kind's parts after ``last[kind]`` (a resumed run's ids stay unique)."""
+        for kind, n in last.items():
+            self._counters[kind] = max(self._counters.get(kind, 0), n)
+
     def next_id(self, kind: str) -> str:
         """The next deterministic id for ``kind``: ``frame-0001``, ``frame-0002``, ..."""
         n = self._counters.get(kind, 0) + 1

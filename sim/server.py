@@ -25,9 +25,16 @@ from bus.errors import LightsoutError
 from bus.messages import Message, RobotAct, WorldAct
 from bus.trust import LiveKeys, start_zap, stop_zap
 from sim.host import CellHost
+from sim.rebuild import KeptUnit, rebuild
 from sim.world import World
 
 log = logging.getLogger(__name__)
+
+ADMIT_S = 30.0
+"""Wall seconds the clock waits, at its tick, for a restarted member to join before it gives
+it up (and the launcher replaces it): longer than a freeze of a process still starting up
+(chaos freezes last up to 20 s) plus its start-up, well short of the 60 s of clock silence
+after which every participant leaves."""
 
 SUPERVISOR = "supervisor"
 """The clock name of the cell supervisor; every other member is a robot."""
@@ -79,12 +86,30 @@ class SimServer:
         self.clock: ClockServer | None = None
         self.live: LiveKeys | None = None
         """The keys every socket of this process checks (re-read as they change), with keys."""
+        self.gone: Callable[[], list[str]] | None = None
+        """Members known to be dead (the launcher's exited children), dropped without a wait."""
+        self.reason = ""
+        """Why the run ended (after ``run``)."""
+        self._kept: tuple[KeptUnit, ...] = ()
+        self.stop_reason = ""
+        """Set (e.g. by a signal handler) to end the run after the current tick, with this reason."""
+
+    def carry_on(
+        self, tick: int, last_ids: dict[str, int], units: tuple[KeptUnit, ...] = ()
+    ) -> None:
+        """Before ``setup``: a resumed run starts at control ``tick`` with a world that numbers
+        its parts after ``last_ids`` (the ledger's), so no id of the run is used twice, and
+        holds ``units`` in their fixtures again."""
+        self.ticks = tick
+        self.world.carry_on(tick, last_ids)
+        self._kept = units
 
     def setup(self) -> None:
         """Build the world and bind the clock."""
         if self._ctx is None:
             self._ctx = zmq.Context()
         self.world.setup()
+        rebuild(self.world, self._kept)
         if self.keys_dir is not None:
             # one ZAP handler for the clock, control and telemetry sockets, before any bind
             self.live = LiveKeys(self.keys_dir, self.cell.name)
@@ -114,7 +139,7 @@ class SimServer:
         host = self._host()
         if self.subscribers and not host.wait_subscribers(self.subscribers, self.join_timeout_s):
             raise LightsoutError(f"sim: {self.subscribers} telemetry subscriber(s) did not come")
-        k = 0
+        k = self.ticks  # 0, or the tick a resumed run carries on from
         reason = "duration reached"
         while world.t_ns < self.duration_ns:
             host.poll(0)
@@ -125,7 +150,10 @@ class SimServer:
             if host.shutdown_requested:
                 reason = "shutdown requested"
                 break
-            clock.admit(k, self.join_timeout_s)
+            if self.stop_reason:
+                reason = self.stop_reason
+                break
+            clock.admit(k, min(self.join_timeout_s, ADMIT_S))
             for j in clock.take_joins():
                 log.info("sim: %s (%s) is in the barrier at tick %d", j.name, j.role, k)
             members = clock.members
@@ -136,7 +164,7 @@ class SimServer:
             if SUPERVISOR in members:
                 sense = world.world_sense()
                 senses[SUPERVISOR] = dataclasses.replace(sense, requests=host.take_requests())
-            dones = clock.tick(k, world.t_ns, senses, side=host.side())
+            dones = clock.tick(k, world.t_ns, senses, side=host.side(), gone=self.gone)
             host.alive = set(clock.members)
             host.clock_counts = clock.counts()
             host.after_dones({name: done.act for name, done in sorted(dones.items())})
@@ -149,6 +177,7 @@ class SimServer:
             self.ticks = k
             if self.on_tick is not None:
                 self.on_tick(world.t_ns, self.duration_ns)
+        self.reason = reason
         host.run_end(reason)
         clock.shutdown(world.t_ns, reason)
         log.info("sim: %d ticks, %.3f s of sim time; done", k, world.t_ns / 1e9)

@@ -20,6 +20,7 @@ import math
 import random
 import types
 from collections.abc import Mapping
+from typing import Any
 
 import pybullet as p
 import pybullet_data
@@ -115,8 +116,21 @@ class World:
         self._sensors: dict[str, str] = {}
         self._observe: dict[str, tuple[str, ...]] = {}
         self._inspect: dict[str, str] = {}
+        self._id_floor: dict[str, int] = {}
+        self.records: list[dict[str, Any]] = []
+        """What the arms did, as the world saw it (grasps, releases, fastenings,
+        inspections, with the part or unit and whether it took): the run's own
+        evidence, kept apart from the supervisor's log so an audit can check one
+        against the other. Taken with ``take_records``."""
 
     # ------------------------------------------------------------ lifecycle
+
+    def carry_on(self, ticks: int, last_ids: Mapping[str, int]) -> None:
+        """Before ``setup``: start at control tick ``ticks`` (a resumed run), numbering each
+        kind's parts after ``last_ids[kind]``."""
+        self._ticks = ticks
+        self._t_ns = ticks * 1_000_000_000 // self.cell.control_hz
+        self._id_floor = dict(last_ids)
 
     def setup(self) -> None:
         """Connect a headless PyBullet client and build the cell; make the t=0 parts."""
@@ -131,6 +145,7 @@ class World:
         )
         p.loadURDF("plane.urdf", physicsClientId=cid)
         self._factory = PartFactory(cid, multibody=self._base_kinds)
+        self._factory.carry_on(self._id_floor)
         self._groups = UnitGroups(cid)
         for r in sorted(self.cell.robots, key=lambda r: r.name):
             self.arms[r.name] = Arm(cid, r)
@@ -180,10 +195,14 @@ class World:
             return False
         if act.grip is Grip.GRASP:
             self._grasp(arm)
+            self._record(arm.name, "grasp", arm.holding)
         elif act.grip is Grip.RELEASE:
+            self._record(arm.name, "release", arm.holding)
             self._release(arm)
         if act.fasten:
             self._fasten(arm, act.fasten)
+            base = self._parts.get(act.fasten)
+            self._record(arm.name, "fasten", act.fasten, ok=bool(base and base.fastened))
         if act.inspect:
             self._inspect[arm.name] = act.inspect
         if act.observe:
@@ -308,6 +327,9 @@ class World:
         )
         unit = self._inspect.pop(name, "")
         inspection = self._inspection(arm, unit) if unit else None
+        if inspection is not None:
+            # the camera saw the unit only if the arm moved it over the unit (in reach)
+            self._record(name, "inspect", unit, ok=bool(inspection.kinds))
         return RobotSense(
             robot=name, q=arm.q, holding=arm.holding, seen=seen, inspection=inspection
         )
@@ -493,6 +515,17 @@ class World:
         for sensor, seen in self._sensors.items():
             if seen in ids:
                 self._sensors[sensor] = ""
+
+    def _record(self, robot: str, what: str, target: str, *, ok: bool | None = None) -> None:
+        rec: dict[str, Any] = {"t_ns": self._t_ns, "robot": robot, "act": what, "target": target}
+        if ok is not None:
+            rec["ok"] = ok
+        self.records.append(rec)
+
+    def take_records(self) -> list[dict[str, Any]]:
+        """The arms' records since the last call (``records``)."""
+        out, self.records = self.records, []
+        return out
 
     # ------------------------------------------------------------ once per tick
 

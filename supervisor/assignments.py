@@ -107,6 +107,12 @@ class Assignments:
         op.move(OpState.READY)
         op.not_before_ns = now_ns + RETRY_NS
 
+    def forget_holders(self) -> None:
+        """Every robot is a fresh agent (a resumed run): no queue holds anything and no bid
+        stands; the operations keep their state until what the robots say settles them."""
+        self.bids = {}
+        self.queues = {}
+
     def snapshot(self) -> dict[str, Any]:
         """As plain data (the journal)."""
         return {

@@ -54,6 +54,10 @@ class Sensors:
                 self.stale.discard(sensor)
                 self.events.write(now_ns, "sensor_restored", sensor=sensor)
 
+    def forget_readings(self) -> None:
+        """A world rebuilt (a resumed run): no part is seen anywhere until a sensor says so."""
+        self.parts = {}
+
     def snapshot(self) -> dict[str, Any]:
         """As plain data (the journal)."""
         return {"parts": dict(self.parts), "seen": dict(self.seen), "stale": sorted(self.stale)}

@@ -55,24 +55,47 @@ def test_chaos_without_processes_is_refused(tmp_path: Path) -> None:
     assert not list(tmp_path.iterdir())  # nothing written
 
 
-@pytest.mark.timeout(900)
-@pytest.mark.parametrize("seed", [1, 2, 3])
-def test_a_chaos_run_keeps_every_promise(cell: CellSpec, tmp_path: Path, seed: int) -> None:
-    """A short chaos run in real processes: every kind injected, the audit passes."""
-    faults = chaos_scenario(cell, 0.06, 330, seed)
+@pytest.fixture(scope="module")
+def chaos_runs(cell: CellSpec, tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    """A short chaos run in real processes, freezes included, and its rerun."""
+    faults = chaos_scenario(cell, 0.06, 330, 1)
     assert {f.kind for f in faults} == set(FaultKind), "the seed must draw every kind"
-    kpis = run_cell(
-        cell, tmp_path, RunOptions(seed=seed, duration_s=330, processes=True, faults=faults)
-    )
-    checks = audit_run(tmp_path, window_s=110)
+    dirs = []
+    for n in (1, 2):
+        out = tmp_path_factory.mktemp(f"chaos{n}")
+        # a 5 s guard: each freeze (12 s or more) costs 5 s of wall time, not 10
+        opts = RunOptions(seed=1, duration_s=330, processes=True, faults=faults, guard_s=5.0)
+        run_cell(cell, out, opts)
+        dirs.append(out)
+    return dirs
+
+
+@pytest.mark.timeout(900)
+def test_a_chaos_run_keeps_every_promise(cell: CellSpec, chaos_runs: list[Path]) -> None:
+    """Every kind injected (freezes of an agent and of the supervisor too), the audit passes."""
+    out = chaos_runs[0]
+    faults = chaos_scenario(cell, 0.06, 330, 1)
+    kpis = json.loads((out / "kpis.json").read_text())
+    checks = audit_run(out, window_s=110)
     assert [c.name for c in checks if not c.ok] == [], [c for c in checks if not c.ok]
-    log = [json.loads(line) for line in (tmp_path / "events.jsonl").read_text().splitlines()]
+    log = [json.loads(line) for line in (out / "events.jsonl").read_text().splitlines()]
     injected = {e["fault"] for e in log if e["kind"] == "fault_injected"}
     assert injected == {k.value for k in FaultKind}
-    if seed == 1:
-        assert first_difference("assembly-chaos-seed1-330s", tmp_path) == "", "the reference log"
-    crashes = [f for f in faults if f.kind is FaultKind.AGENT_CRASH]
-    assert len(kpis["sim"]["killed"]) == len(crashes) + sum(
-        f.kind is FaultKind.SUPERVISOR_CRASH for f in faults
+    assert first_difference("assembly-chaos-seed1-330s", out) == "", "the reference log"
+    crashes = [f for f in faults if f.kind in (FaultKind.AGENT_CRASH, FaultKind.SUPERVISOR_CRASH)]
+    assert len(kpis["sim"]["killed"]) == len(crashes)
+    freezes = [f for f in faults if f.kind in (FaultKind.AGENT_FREEZE, FaultKind.SUPERVISOR_FREEZE)]
+    frozen = kpis["sim"]["frozen"]  # at the first tick boundary at or after each fault
+    assert [name for _t, name, _s in frozen] == [f.target for f in freezes]
+    assert all(
+        0 <= t - f.at_s * 1e9 < cell.tick_ns for (t, _n, _s), f in zip(frozen, freezes, strict=True)
     )
+    # each freeze outlasted the guard: dropped, killed and restarted (the supervisor restored)
+    assert sorted(kpis["sim"]["dropped"]) == sorted(f.target for f in (*crashes, *freezes))
     assert kpis["units_completed"] >= 5
+
+
+@pytest.mark.timeout(900)
+def test_a_chaos_run_with_freezes_replays_byte_for_byte(chaos_runs: list[Path]) -> None:
+    first, again = ((d / "events.jsonl").read_bytes() for d in chaos_runs)
+    assert first == again

@@ -132,9 +132,11 @@ def test_a_built_robots_agent_killed_is_restarted_like_any_other(built_faults: P
 def test_a_chaos_run_of_the_robot_building_cell_passes_the_audit(
     cell: CellSpec, tmp_path: Path
 ) -> None:
-    faults = chaos_scenario(cell, 0.06, 240.0, 1)
+    faults = chaos_scenario(cell, 0.06, 240.0, 17)
     assert {f.kind for f in faults} == set(FaultKind), "every kind, while arms are built"
-    run_cell(cell, tmp_path, RunOptions(seed=1, duration_s=240, processes=True, faults=faults))
+    # a 5 s guard: a freeze (12 s or more) is dropped and replaced after 5 s of wall time
+    opts = RunOptions(seed=1, duration_s=240, processes=True, faults=faults, guard_s=5.0)
+    run_cell(cell, tmp_path, opts)
     # two windows of 120 s: the bay fills in the first, arms ship in the second
     checks = audit_run(tmp_path, window_s=120.0)
     assert all(c.ok for c in checks), [c for c in checks if not c.ok]
