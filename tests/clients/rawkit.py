@@ -250,7 +250,8 @@ def read_certificate(path: Path) -> dict[str, bytes]:
 
 
 def free_tcp_base() -> str:
-    """A ``tcp://127.0.0.1:PORT`` base whose four ports (PORT .. PORT+3) are free now."""
+    """A ``tcp://127.0.0.1:PORT`` base whose four ports (PORT .. PORT+3) are free now (its
+    own copy of ``bus.endpoints.free_loopback_base``: this kit uses none of the project's code)."""
     for _ in range(50):
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))

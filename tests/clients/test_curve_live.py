@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 import time
@@ -12,31 +11,12 @@ from pathlib import Path
 import pytest
 import zmq.auth
 
+from bus.endpoints import free_loopback_base
 from bus.enums import PackMLCommand, PackMLState
 from bus.security import CurveKeys, create_key
 from clients.control import ControlClient, ControlError, NoAnswer, Subscriber
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def free_base() -> str:
-    """A tcp base whose four ports (base .. base+3) are free now."""
-    for _ in range(50):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        if port > 65000:
-            continue
-        ok = True
-        for p in range(port, port + 4):
-            with socket.socket() as s:
-                try:
-                    s.bind(("127.0.0.1", p))
-                except OSError:
-                    ok = False
-        if ok:
-            return f"tcp://127.0.0.1:{port}"
-    raise RuntimeError("no four free ports")
 
 
 class SecureCell:
@@ -50,7 +30,7 @@ class SecureCell:
         self.stranger = CurveKeys.from_files(
             stranger / "stranger.key_secret", self.keys / "server.key"
         )
-        self.base = free_base()
+        self.base = free_loopback_base()
         cmd = [sys.executable, "-m", "clients.cli", "run", str(ROOT / "cells" / "assembly.toml")]
         cmd += ["--duration", "3600", "--endpoint", self.base, "--keys", str(self.keys)]
         cmd += ["-q", "--runs-dir", str(tmp / "runs"), "--realtime", "4"]
