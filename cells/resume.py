@@ -35,12 +35,15 @@ seconds the robots take to come up.
 from __future__ import annotations
 
 import json
+import math
 import re
+import sqlite3
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bus.cellspec import CellSpec, StationKind
 from bus.errors import LightsoutError
+from cells.tables import MAX_NUMBER
 from sim.rebuild import KeptUnit
 
 if TYPE_CHECKING:
@@ -145,6 +148,15 @@ def kept_units(state: dict[str, Any], cell: CellSpec) -> tuple[KeptUnit, ...]:
     return tuple(out)
 
 
+def _kept(state: dict[str, Any], cell: CellSpec, run_dir: Path) -> tuple[KeptUnit, ...]:
+    """``kept_units``, or one clear error for a journal whose state does not fit the cell."""
+    try:
+        return kept_units(state, cell)
+    except (KeyError, TypeError, ValueError, IndexError) as exc:
+        why = f"its state does not fit {cell.source} ({type(exc).__name__}: {exc})"
+        raise LightsoutError(f"{run_dir / 'journal.sqlite'}: {why}") from None
+
+
 def _unloading(unit: dict[str, Any], uid: str) -> bool:
     """Whether the only step of ``unit`` not done is the one moving the unit itself."""
     open_ops = [o for o in unit["ops"].values() if o["state"] not in ("done", "cancelled")]
@@ -159,28 +171,32 @@ def resume_point(run_dir: Path) -> tuple[int, int, dict[str, int], dict[str, Any
     path = run_dir / "journal.sqlite"
     if not path.exists():
         raise LightsoutError(f"{run_dir}: no journal.sqlite: not a run directory")
-    journal = Journal(path)
     try:
-        saved = journal.load()
-    finally:
-        journal.close()
+        journal = Journal(path)
+        try:
+            saved = journal.load()
+        finally:
+            journal.close()
+    except (sqlite3.Error, ValueError) as exc:  # a damaged file, or a state row not JSON
+        raise LightsoutError(f"{path}: not a journal this can read ({exc})") from None
     if saved is None:
         raise LightsoutError(f"{run_dir}: the journal is empty: nothing to resume")
     tick, t_ns, state = saved
     last: dict[str, int] = {}
-    led = state.get("ledger", {})
-    for pid in [*led.get("live", {}), *led.get("gone", {})]:
-        m = _ID.match(pid)
-        if m:
-            last[m["kind"]] = max(last.get(m["kind"], 0), int(m["n"]))
+    try:
+        led = state["ledger"]
+        for pid in [*led["live"], *led["gone"]]:
+            m = _ID.match(pid)
+            if m:
+                last[m["kind"]] = max(last.get(m["kind"], 0), int(m["n"]))
+    except (KeyError, TypeError) as exc:
+        raise LightsoutError(f"{path}: its state is not what a supervisor writes ({exc})") from None
     return tick, t_ns, last, state
 
 
 def journal_time(run_dir: Path) -> float:
     """Sim seconds of the journal's last commit, read without disturbing a live run (0 if
     there is none yet): how far a run, live or cut off, has got."""
-    import sqlite3
-
     path = run_dir / "journal.sqlite"
     if not path.exists():
         return 0.0
@@ -195,17 +211,47 @@ def journal_time(run_dir: Path) -> float:
     return float(row[0]) / 1e9 if row else 0.0
 
 
+MAX_SEED = 2**32 - 1
+"""The largest seed a run takes (as ``lightsout run --seed``)."""
+
+
 def load_meta(run_dir: Path) -> dict[str, Any]:
-    """``run.json`` (how the run was started), or one clear error."""
+    """``run.json`` (how the run was started), checked, or one clear error.
+
+    The file is read back from disk, so it is checked as any input is: a hand-edited
+    or damaged one (a seed that is not a whole number, a duration of 1e300 or NaN)
+    is refused naming the key, never turned into a traceback mid-resume.
+    """
+    path = run_dir / "run.json"
     try:
-        meta = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
+        meta = json.loads(path.read_text(encoding="utf-8"))
         if not isinstance(meta, dict) or not {"cell", "seed", "duration_s"} <= set(meta):
             raise ValueError("missing keys")
     except OSError as exc:
         raise LightsoutError(f"{run_dir}: cannot read run.json ({exc.strerror})") from None
     except ValueError as exc:
-        raise LightsoutError(f"{run_dir}/run.json: not what a run writes ({exc})") from None
+        raise LightsoutError(f"{path}: not what a run writes ({exc})") from None
+    problem = _meta_problem(meta)
+    if problem:
+        raise LightsoutError(f"{path}: {problem}")
     return meta
+
+
+def _meta_problem(meta: dict[str, Any]) -> str:
+    """What is wrong with ``run.json``'s values, or "" if nothing."""
+    if not isinstance(meta["cell"], str) or not meta["cell"]:
+        return "cell: expected the cell file's path"
+    seed = meta["seed"]
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+        return f"seed: expected a whole number from 0 to {MAX_SEED}, got {seed!r:.40}"
+    for key, default in (("duration_s", 0.0), ("guard_s", 10.0)):
+        value: Any = meta.get(key, default)
+        number = isinstance(value, int | float) and not isinstance(value, bool)
+        if not number or not math.isfinite(value) or not 0 < value <= MAX_NUMBER:
+            return f"{key}: expected seconds above 0 and at most {MAX_NUMBER:g}, got {value!r:.40}"
+    if not isinstance(meta.get("processes", False), bool):
+        return "processes: expected true or false"
+    return ""
 
 
 def _unfinished(run_dir: Path) -> bool:
@@ -242,6 +288,6 @@ def resume_run(
         processes=bool(meta.get("processes")) if processes is None else processes,
         faults=tuple(f for f in faults if f.at_s * 1e9 >= start_ns),
         guard_s=float(meta.get("guard_s", 10.0)),
-        resume=Resume(start, last, kept_units(state, cell)),
+        resume=Resume(start, last, _kept(state, cell, run_dir)),
     )
     return run_cell(cell, run_dir, opts, progress=progress)

@@ -3,7 +3,9 @@ without keys: each is one line naming the file and key (or the flag) and exit 2.
 
 from __future__ import annotations
 
+import json
 import os
+import sqlite3
 import stat
 from pathlib import Path
 
@@ -11,9 +13,11 @@ import pytest
 
 from bus.endpoints import ensure_ipc_dir
 from bus.errors import ConfigError
+from bus.simtime import NS
 from bus.trust import LiveKeys, create_participant, read_participants
 from cells.launch import run_dir
 from clients.cli import main
+from supervisor.journal import SCHEMA
 
 ROOT = Path(__file__).resolve().parents[2]
 ASSEMBLY = ROOT / "cells" / "assembly.toml"
@@ -181,3 +185,46 @@ def test_lightsout_sim_over_tcp_needs_keys_or_insecure(
         capsys,
     )
     assert "not joined within" in line
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("seed", "abc"),
+        ("seed", 1e300),
+        ("seed", -1),
+        ("duration_s", 1e300),
+        ("duration_s", float("nan")),
+        ("guard_s", -5),
+        ("processes", "yes"),
+        ("cell", 5),
+    ],
+)
+def test_a_damaged_run_json_is_one_line_naming_its_key_when_resuming(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], key: str, value: object
+) -> None:
+    """``run.json`` is read back from disk, so ``lightsout resume`` checks it as any input."""
+    meta: dict[str, object] = {"cell": str(ASSEMBLY), "seed": 1, "duration_s": 60.0}
+    meta[key] = value
+    (tmp_path / "run.json").write_text(json.dumps(meta))
+    line = one_error(["resume", str(tmp_path)], capsys)
+    assert "run.json" in line and f"{key}:" in line
+
+
+@pytest.mark.parametrize("state", [None, "not json", '{"x": 1}'])
+def test_a_damaged_journal_is_one_line_naming_it_when_resuming(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], state: str | None
+) -> None:
+    """Garbage for a file, a state row that is not JSON, or one no supervisor wrote."""
+    meta = {"cell": str(ASSEMBLY), "seed": 1, "duration_s": 60.0}
+    (tmp_path / "run.json").write_text(json.dumps(meta))
+    path = tmp_path / "journal.sqlite"
+    if state is None:
+        path.write_bytes(os.urandom(4096))
+    else:
+        db = sqlite3.connect(path)
+        db.executescript(SCHEMA)
+        db.execute("INSERT INTO state (id, tick, t_ns, data) VALUES (1, 24, ?, ?)", (NS, state))
+        db.commit()
+        db.close()
+    assert "journal.sqlite" in one_error(["resume", str(tmp_path)], capsys)
