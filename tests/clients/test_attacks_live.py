@@ -33,9 +33,11 @@ from bus.endpoints import Endpoints
 from bus.enums import OpStatus
 from bus.messages import Bid, Count, Done, Envelope, Inspection, Join, OpReport
 from bus.security import CurveKeys, create_key
+from bus.simtime import NS
 from bus.trust import cell_keys_dir
 from cells.audit import audit_run
 from clients.control import ControlClient, ControlError, NoAnswer, Subscriber
+from sim.host import CLIENT_WINDOW_S, MAX_PER_CLIENT_TICK
 from tests.clients.rawkit import eventually, free_tcp_base
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -331,17 +333,26 @@ def test_far_future_envelopes_are_dropped_not_queued(cell: Cell) -> None:
 def test_a_viewer_flooding_status_does_not_stop_the_clock(cell: Cell) -> None:
     with cell.client() as v:
         sock = v._require()
-        t0 = cell.t_ns()
+        t0, wall0 = cell.t_ns(), time.monotonic()
         for i in range(3000):
             req = {"type": "control_request", "v": 1, "cmd_id": f"flood-{i}"}
             req.update(command="status", target="", action="", value=0.0)
             spray(sock, msgpack.packb(req))
         during = cell.t_ns()  # another client is answered during the flood
         got = replies(sock, 2.0)
+        wall = time.monotonic() - wall0  # to the last answer, and 0.2 s with none
+    # the periods the cap counts over: ticks (each answer says when it was made) and windows
+    answered_ns = max((r.get("status") or {}).get("t_ns", t0) for r in got)
+    windows = (answered_ns - t0) * 24 // NS + wall / CLIENT_WINDOW_S + 1  # 24 Hz cell
     assert during > t0  # the sim moved while the flood was being served
     codes = {r["code"] for r in got}
-    assert codes <= {"ok", "busy"} and len(got) < 3000
-    assert cell.security()["control_flooded"] > 0
+    assert codes <= {"ok", "busy"}
+    # served at a bounded rate however slow the host is (on a loaded machine it drains the
+    # flood over many ticks and windows, and may answer all of it): the cap per tick and
+    # per window of wall time holds
+    assert sum(r["code"] == "ok" for r in got) <= MAX_PER_CLIENT_TICK * windows
+    if len(got) < 3000:  # some went unanswered: the cap dropped them, and counted them
+        assert cell.security()["control_flooded"] > 0
     cell.advances("a status flood")
 
 
