@@ -340,6 +340,13 @@ class CellSpec:
     """Mount points of the commissioning bay (a tested arm becomes a robot on one)."""
     policy: str = "contract_net"
     """How the supervisor allocates work: ``contract_net`` or ``fcfs`` (``[cell] policy``)."""
+    sync: str = "event"
+    """How the clock runs (``[cell] sync``, ``--sync``): ``event`` opens a tick only for the
+    participants that must act then; ``tick`` opens every tick for everyone (the fixed-rate
+    reference)."""
+    max_step_s: float = 0.5
+    """Under the event clock, the longest a participant goes without a tick, in sim seconds
+    (``[cell] max_step_s``): the bound on how late a watchdog or a live request is seen."""
 
     @property
     def recipes(self) -> tuple[RecipeSpec, ...]:

@@ -1,14 +1,21 @@
-"""The lock-step clock: the world ticks only when every participant is done.
+"""The clock: the world steps on only when every participant ticked is done.
 
 The clock owner (the sim server) binds a ROUTER; each participant (agents, the
-supervisor) connects a DEALER named after itself. Per control tick:
+supervisor) connects a DEALER named after itself. At a control tick ``k``:
 
-1. the clock sends ``Tick(k, t, expect, sense)`` to every member, where
-   ``expect`` lists, per sender, how many cell messages that sender addressed
-   to this member during tick ``k-1`` (the causal barrier);
+1. the clock sends ``Tick(k, t, expect, sense)`` to every member ticked now,
+   where ``expect`` lists, per sender, how many cell messages that sender
+   addressed to this member during tick ``k-1`` (the causal barrier);
 2. each member reads exactly those messages, acts, sends its own messages and
-   answers ``Done(k, sent, act)``;
-3. the clock steps physics to ``t + tick`` and starts ``k+1``.
+   answers ``Done(k, sent, act, wake_ns)``;
+3. the clock steps physics to ``t + tick`` and goes on to ``k+1``.
+
+Under the fixed-rate barrier every member is ticked at every tick. Under the event
+clock (``due``) a member is ticked only when it must act: its ``wake_ns`` has come, a
+peer wrote to it during the tick before, the world has news for it, or it has gone
+``max_step_ns`` without a tick. That is the conservative lookahead of Chandy-Misra-Bryant
+simulation: no member can be reached by anything before the time it named, so skipping
+it changes nothing, and the event log is the one the fixed-rate barrier gives.
 
 A member that does not answer within ``guard_s`` seconds of wall time is
 dropped from the barrier (a dead process never freezes the cell); it may join
@@ -115,6 +122,18 @@ class ClockServer:
         self.waits: list[tuple[str, float]] = []
         """Wall seconds the cell stood still at each rejoin, waiting for a restarted member's
         Join (0 when it was ready in time): the wall-clock cost of a restart."""
+        self._wake: dict[str, int] = {}
+        """Each member's ``Done.wake_ns`` of its last tick (none yet: due at once)."""
+        self._last: dict[str, int] = {}
+        """The sim time of each member's last tick."""
+        self.opened = 0
+        """Ticks sent to members so far (each is one Tick/Done round trip)."""
+        self.messages = 0
+        """Cell-bus messages the members said they sent, so far."""
+        self.max_step_ns = 1 << 62
+        """The event clock's longest gap between a member's ticks (the sim server sets it)."""
+        self._earliest = 0
+        """No member is due before this sim time unless it is owed messages (``due``)."""
 
     def setup(self) -> None:
         """Bind the clock socket."""
@@ -161,8 +180,12 @@ class ClockServer:
         *,
         side: tuple[zmq.Socket[Any], Callable[[], None]] | None = None,
         gone: Callable[[], Iterable[str]] | None = None,
+        only: set[str] | None = None,
     ) -> dict[str, Done]:
         """Run tick ``k``: send every member its Tick, gather every Done (or drop the silent).
+
+        ``only`` (the event clock): tick just these members, and those owed messages; the
+        rest sit this tick out.
 
         ``side`` is another socket and its handler, served while the barrier
         waits (the cell host's control socket: a request is answered within
@@ -174,12 +197,17 @@ class ClockServer:
         sock = self._require()
         expect = self._expect
         self._quota.reset()
-        for name in sorted(self.members):
+        targets = set(self.members)
+        if only is not None:
+            # whoever is owed messages is ticked now: they are stamped for this tick only
+            targets &= {*only, *self.owed()}
+        for name in sorted(targets):
             counts = tuple(Count(s, n) for s, n in sorted(expect.get(name, {}).items()) if n)
             tick = Tick(tick=k, t_ns=t_ns, expect=counts, sense=senses.get(name))
             sock.send_multipart([self._route(name), encode(tick)])
+        self.opened += len(targets)
         dones: dict[str, Done] = {}
-        waiting = set(self.members)
+        waiting = set(targets)
         deadline = time.monotonic() + self.guard_s
         while waiting:
             for name in sorted(waiting & set(gone() if gone is not None else ())):
@@ -211,8 +239,42 @@ class ClockServer:
         for sender, done in dones.items():
             for c in done.sent:
                 nxt.setdefault(c.peer, {})[sender] = c.n
+                self.messages += c.n
+            self._wake[sender], self._last[sender] = done.wake_ns, t_ns
         self._expect = nxt
+        self._earliest = min(
+            (
+                min(self._wake.get(n, 0), self._last[n] + self.max_step_ns)
+                if n in self._last
+                else 0
+                for n in self.members
+            ),
+            default=0,
+        )
         return dones
+
+    def owed(self) -> set[str]:
+        """Members that cell messages were sent to during the last tick."""
+        return {n for n, counts in self._expect.items() if any(counts.values())}
+
+    def due(self, t_ns: int) -> set[str]:
+        """The members the event clock must tick at ``t_ns``: those owed messages, those whose
+        wake time has come, those new to the barrier, and any not ticked for ``max_step_ns``."""
+        max_step_ns = self.max_step_ns
+        if not self._expect and t_ns < self._earliest:
+            return set()  # the common case of a jump: nobody is due, and nothing is owed
+        owed = self.owed()
+        out = set()
+        for name in self.members:
+            last = self._last.get(name)
+            if (
+                name in owed
+                or last is None
+                or self._wake.get(name, 0) <= t_ns
+                or t_ns - last >= max_step_ns
+            ):
+                out.add(name)
+        return out
 
     def rejoin_at(self, name: str, tick: int) -> None:
         """``name`` (restarted) is let in at ``tick``, not before, and waited for then."""
@@ -241,9 +303,16 @@ class ClockServer:
                 self.silent.append(name)
                 continue
             self.members[name] = join.role
+            self._fresh(name)
             self.joined.append(join)
             back.append(name)
         return back
+
+    def _fresh(self, name: str) -> None:
+        """A member (back) in the barrier is ticked at the next tick, whatever it said before."""
+        self._wake.pop(name, None)
+        self._last.pop(name, None)
+        self._earliest = 0
 
     def drop(self, name: str) -> None:
         """Take ``name`` out of the barrier now (its process is known to be dead)."""
@@ -358,6 +427,7 @@ class ClockServer:
                 self._held[name] = msg  # restarted: let in at its tick
                 return
             self.members[name] = msg.role
+            self._fresh(name)
             self.joined.append(msg)
             log.info("clock: %s (%s, pid %d) joined", name, msg.role, msg.pid)
         elif isinstance(msg, Done):
@@ -450,12 +520,14 @@ class ClockClient:
             if isinstance(msg, ErrorReply):
                 log.error("%s: clock refused: %s %s", self.name, msg.code, msg.reason)
 
-    def done(self, tick: int, sent: tuple[Count, ...], act: Message | None) -> None:
-        """Close ``tick``; never blocks (with no clock to take it, the Done is dropped)."""
+    def done(
+        self, tick: int, sent: tuple[Count, ...], act: Message | None, wake_ns: int = 0
+    ) -> None:
+        """Close ``tick``, saying when we must be ticked again (``wake_ns``, 0: next tick);
+        never blocks (with no clock to take it, the Done is dropped)."""
         try:
-            self._require().send(
-                encode(Done(tick=tick, name=self.name, sent=sent, act=act)), zmq.NOBLOCK
-            )
+            done = Done(tick=tick, name=self.name, sent=sent, act=act, wake_ns=wake_ns)
+            self._require().send(encode(done), zmq.NOBLOCK)
         except zmq.Again:
             log.warning("%s: the clock is not there to take Done %d", self.name, tick)
 

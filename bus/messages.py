@@ -103,6 +103,9 @@ class Done(Message):
     name: str
     sent: tuple[Count, ...]
     act: Message | None
+    wake_ns: int = 0
+    """The earliest sim time this participant must be ticked again unless a message or a
+    world event it watches reaches it first (the event clock's lookahead); 0: every tick."""
 
 
 @message("shutdown")
@@ -179,6 +182,17 @@ class RobotSense(Message):
     inspection: Inspection | None
 
 
+@message("path_segment")
+class PathSegment(Message):
+    """A stretch of a planned motion: from ``q0`` at ``t0_ns`` to ``q1`` at ``t1_ns`` under the
+    quintic time law (``bus.path``)."""
+
+    t0_ns: int
+    t1_ns: int
+    q0: tuple[float, ...]
+    q1: tuple[float, ...]
+
+
 @message("robot_act")
 class RobotAct(Message):
     """A robot's command to the world for the coming tick.
@@ -187,6 +201,14 @@ class RobotAct(Message):
     interpolates per physics step); ``observe`` asks for the poses of parts;
     ``fasten`` / ``inspect`` name a unit to act on ("" for none). ``state``,
     ``step`` and ``op_id`` say what the robot is doing, for telemetry.
+
+    ``path`` (shifted by ``path_shift_ns``) is the whole motion the arm is on, numbered
+    ``path_id`` by the robot: for every later tick the clock does not open for this robot,
+    the world takes the target of the tick at ``t`` as the path's pose at ``t`` plus one
+    tick (``bus.path.path_at``), and holds ``q`` once the path is over. The segments come
+    with the first act of a motion; later acts of the same motion carry its ``path_id``
+    only. ``path_id`` 0 is no motion: a Hold, an Abort or a new plan cuts a path short at
+    that act's tick.
     """
 
     robot: str
@@ -198,6 +220,9 @@ class RobotAct(Message):
     state: PackMLState = PackMLState.STOPPED
     step: ExecStep = ExecStep.WAITING
     op_id: str = ""
+    path_id: int = 0
+    path: tuple[PathSegment, ...] = ()
+    path_shift_ns: int = 0
 
 
 # ---------------------------------------------------------------- world <-> supervisor
@@ -238,6 +263,16 @@ class SensorReading(Message):
     part: str
 
 
+@message("sensor_quiet")
+class SensorQuiet(Message):
+    """A sensor that reports nothing now (a blackout), and the sim time it last reported: the
+    supervisor, which the event clock may not have ticked since, judges its silence from
+    that, not from when it last heard it."""
+
+    sensor: str
+    last_ns: int
+
+
 @message("commission_check")
 class CommissionCheck(Message):
     """The commissioning check of a robot built in the cell, run on the new arm in the world.
@@ -270,6 +305,7 @@ class WorldSense(Message):
     sensors: tuple[SensorReading, ...]
     requests: tuple[ControlRequest, ...] = ()
     checks: tuple[CommissionCheck, ...] = ()
+    quiet: tuple[SensorQuiet, ...] = ()
 
 
 @message("commission")

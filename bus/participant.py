@@ -69,6 +69,10 @@ class Participant(Protocol):
     def step(self, tick: Tick, inbox: list[Envelope], out: Outbox) -> Message | None:
         """Handle one tick: the inbox in order, then act; return the world command."""
 
+    def wake(self) -> int:
+        """After ``step``: the earliest sim time it must be stepped again unless a message
+        or a world event it watches comes first (the event clock's lookahead; 0: next tick)."""
+
     def finish(self, t_ns: int, reason: str) -> None:
         """The run ended at ``t_ns``: write results."""
 
@@ -122,7 +126,7 @@ def run_participant(
                 break
             inbox = mailbox.collect(msg)
             act = part.step(msg, inbox, mailbox)
-            clock.done(msg.tick, mailbox.take_counts(), act)
+            clock.done(msg.tick, mailbox.take_counts(), act, part.wake())
     finally:
         clock.close()
         mailbox.close()

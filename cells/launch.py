@@ -352,6 +352,11 @@ def sim_stats(server: SimServer, signals: Signals) -> dict[str, Any]:
         "exit_reason": signals.reason or server.reason,
         "restart_wait_s": dict(sorted(waits.items())),
         "ticks": server.ticks,
+        "sync": server.cell.sync,
+        # ticks at which anyone was ticked, Tick/Done round trips, cell-bus messages
+        "opened_ticks": server.opened_ticks,
+        "round_trips": clock.opened if clock is not None else 0,
+        "bus_messages": clock.messages if clock is not None else 0,
         "clock_malformed": clock.malformed if clock is not None else 0,
         "malformed_acts": server.malformed_acts,
         "dropped": list(server.dropped),

@@ -45,13 +45,17 @@ from supervisor.allocation import POLICIES
 MAX_START_S = 7 * 24 * 3600.0
 """A feeder's first part may wait at most a week of sim time."""
 SHAPES = ("box", "cylinder")
+"""The shapes a part kind may have."""
 MAX_PHYSICS_HZ = 2400
 """Physics steps per sim second, at most (the default is 240): more only ever hangs a run."""
 MAX_CONTROL_HZ = 240
 """Control ticks per sim second, at most (the default is 24)."""
 MAX_HEARTBEAT_S = 3600.0
 """The longest heartbeat interval."""
-"""The shapes a part kind may have."""
+MAX_STEP_S = 60.0
+"""The longest jump of the event clock a cell file may ask for."""
+SYNCS = ("event", "tick")
+"""The clock's modes (``[cell] sync``)."""
 
 
 def load_cell(path: str | Path) -> CellSpec:
@@ -79,10 +83,15 @@ def parse_cell(data: dict[str, Any], *, source: str = "<cell>") -> CellSpec:
     policy = head.get("policy", _str, "contract_net")
     if policy not in POLICIES:
         raise head.fail("policy", f"{policy!r} is not one of {', '.join(sorted(POLICIES))}")
+    sync = head.get("sync", _str, "event")
+    if sync not in SYNCS:
+        raise head.fail("sync", f"{sync!r} is not one of {', '.join(SYNCS)}")
+    max_step_s = head.get("max_step_s", _pos, 0.5)
     for key, value, most in (
         ("physics_hz", physics_hz, MAX_PHYSICS_HZ),
         ("control_hz", control_hz, MAX_CONTROL_HZ),
         ("heartbeat_s", heartbeat_s, MAX_HEARTBEAT_S),
+        ("max_step_s", max_step_s, MAX_STEP_S),
     ):
         if value > most:
             raise head.fail(key, f"at most {most:g}, got {value:g}")
@@ -141,6 +150,8 @@ def parse_cell(data: dict[str, Any], *, source: str = "<cell>") -> CellSpec:
         stands=tuple(stands),
         mounts=tuple(mounts),
         policy=policy,
+        sync=sync,
+        max_step_s=max_step_s,
     )
     _check_names(cell)
     check_recipes(cell)

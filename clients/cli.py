@@ -23,6 +23,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from bus.errors import LightsoutError
+from cells.schema import SYNCS
 from clients.args import positive, whole, within
 from clients.cli_control import add_commands
 from clients.cli_report import add_commands as add_report_commands
@@ -54,6 +55,8 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
     cell = load_cell(args.cell)
     if args.policy:
         cell = dataclasses.replace(cell, policy=args.policy)
+    if args.sync:
+        cell = dataclasses.replace(cell, sync=args.sync)
     faults = load_scenario(args.faults, cell) if args.faults else ()
     if args.chaos and not args.processes:
         why = "chaos kills agent and supervisor processes, so the cell must run with --processes"
@@ -219,6 +222,7 @@ def _run_with_console(args: argparse.Namespace, console: Console) -> int:
         ("--chaos", args.chaos or None),
         ("--realtime", args.realtime or None),
         ("--policy", args.policy),
+        ("--sync", args.sync),
     ):
         if value:
             cmd += [flag, str(value)]
@@ -358,6 +362,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--policy",
         choices=sorted(POLICIES),
         help="how the supervisor allocates work (default: the cell file's, else contract_net)",
+    )
+    run.add_argument(
+        "--sync",
+        choices=SYNCS,
+        help="event: the clock ticks a participant only when it must act (the default); "
+        "tick: everyone every control tick, the fixed-rate reference (docs/protocol.md)",
     )
     run.add_argument(
         "--guard",

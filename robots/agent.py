@@ -34,6 +34,7 @@ from bus.messages import (
     Operation,
     OpReport,
     OpStarted,
+    PathSegment,
     ReportAck,
     Revoke,
     RobotAct,
@@ -147,6 +148,15 @@ class RobotAgent:
         self._acting_motion: Trajectory | None = None
         self._grip = Grip.NONE
         self._next_heartbeat: int | None = None
+        self._wake_ns = 0
+        self._tick = -1
+        """The last tick stepped."""
+        self._changes = 0
+        """State changes so far (a step that changed the state is stepped again next tick)."""
+        self._path: tuple[Trajectory, int] | None = None
+        """The motion last sent to the world, and its shift then."""
+        self._paths = 0
+        """Motions sent so far (each one's ``RobotAct.path_id``)."""
 
     # ------------------------------------------------------------ lifecycle
 
@@ -186,6 +196,8 @@ class RobotAgent:
         self._out = out
         self._grip = Grip.NONE
         self._gaps = out.gaps.get(SUPERVISOR, 0)
+        changes = self._changes
+        self._caught_up(tick.tick)
         try:
             sense = tick.sense if isinstance(tick.sense, RobotSense) else None
             if sense is not None:
@@ -202,6 +214,8 @@ class RobotAgent:
             self._out = None
         if want.q is not None:
             self.q_cmd = want.q
+        self._wake_ns = self._next_wake(want, changed=self._changes != changes)
+        path_id, path, shift = self._motion()
         return RobotAct(
             robot=self.name,
             q=self.q_cmd,
@@ -212,7 +226,68 @@ class RobotAgent:
             state=self.state,
             step=self.packml.step,
             op_id=self.op_id,
+            path_id=path_id,
+            path=path,
+            path_shift_ns=shift,
         )
+
+    def _caught_up(self, k: int) -> None:
+        """Ticks went by without us (the event clock): the world moved the arm along the
+        motion we sent, so the last target is that motion's pose at the end of the tick
+        before this one, as if we had sent it ourselves; a skill plans on from there."""
+        if self._path is None or k <= self._tick + 1:
+            self._tick = k
+            return
+        self._tick = k
+        traj = self._path[0]
+        q = traj.at((k - 1) * NS // self.cell.control_hz + self.cell.tick_ns)
+        self.q_cmd = q
+        if self._running is not None and self._running.run.ctx.motion is traj:
+            self._running.run.ctx.q = q
+
+    def wake(self) -> int:
+        """When the last step says it must be stepped again (``bus.participant``)."""
+        return self._wake_ns
+
+    def _next_wake(self, want: Want, *, changed: bool) -> int:
+        """The earliest sim time the agent must act again unless a message or a change of
+        its gripper's hold reaches it first: the end of an acting state, the running skill's
+        next point (a trajectory's end, a grasp's deadline), the next heartbeat; the next
+        tick whenever the state just changed or work waits to start."""
+        nxt = self.now + self.cell.tick_ns
+        if changed or self._next_heartbeat is None:
+            return nxt
+        if self.packml.acting:
+            wake = self._acting_until
+        elif self.state is not S.EXECUTE:
+            wake = self._next_heartbeat
+        elif self._running is None:
+            wake = nxt if self._queue else self._next_heartbeat
+        elif self._running.run.paused:
+            wake = self._next_heartbeat
+        else:
+            wake = want.wake_ns or nxt
+        return max(nxt, min(wake, self._next_heartbeat))
+
+    def _motion(self) -> tuple[int, tuple[PathSegment, ...], int]:
+        """The motion the arm is on, for the world to follow between our ticks: its number,
+        its segments and its shift (``RobotAct.path_id``).
+
+        The segments go once per motion (and again, as a new motion, after a Hold shifted
+        it); later acts name it by number only. No motion (0) stops the world following.
+        """
+        traj = self._acting_motion
+        if traj is None and self._running is not None and self.state is S.EXECUTE:
+            traj = self._running.run.ctx.motion
+        if traj is None or traj.paused or traj.done(self.now + self.cell.tick_ns):
+            self._path = None
+            return 0, (), 0
+        if self._path is not None and self._path[0] is traj and self._path[1] == traj.shift_ns:
+            return self._paths, (), traj.shift_ns
+        self._paths += 1
+        self._path = (traj, traj.shift_ns)
+        segments = tuple(PathSegment(g.t0_ns, g.t1_ns, g.q0, g.q1) for g in traj.segments)
+        return self._paths, segments, traj.shift_ns
 
     @property
     def speed(self) -> float:
@@ -422,6 +497,7 @@ class RobotAgent:
         new = S.EXECUTE if isinstance(dst, ExecStep) else dst
         if old is new:
             return
+        self._changes += 1
         self._send(StateChanged(self.name, self.now, old, new, reason))
         run = self._running
         if new in ACTING_S:

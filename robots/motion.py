@@ -14,22 +14,13 @@ import dataclasses
 from collections.abc import Sequence
 
 from bus.errors import PlanError
+from bus.path import path_at, segment_at
 from bus.simtime import NS
 
 Q = tuple[float, ...]
 
 MIN_SEGMENT_S = 0.25
 """The shortest move: even a tiny correction takes this long."""
-
-
-def smoothstep5(s: float) -> float:
-    """The quintic time law on [0, 1]: zero velocity and acceleration at both ends."""
-    if s <= 0.0:
-        return 0.0
-    if s >= 1.0:
-        return 1.0
-    # clamped: rounding can overshoot 1 by an ulp or two just below s = 1
-    return min(1.0, s * s * s * (10.0 + s * (-15.0 + 6.0 * s)))
 
 
 def move_ns(q0: Sequence[float], q1: Sequence[float], speed: float, min_s: float) -> int:
@@ -53,9 +44,7 @@ class Segment:
 
     def at(self, t_ns: int) -> Q:
         """Joint positions at ``t_ns`` (clamped to the segment)."""
-        span = self.t1_ns - self.t0_ns
-        s = 1.0 if span <= 0 else smoothstep5((t_ns - self.t0_ns) / span)
-        return tuple(a + (b - a) * s for a, b in zip(self.q0, self.q1, strict=True))
+        return segment_at(self, t_ns)
 
 
 class Trajectory:
@@ -128,6 +117,11 @@ class Trajectory:
         return self._planned_end + self._shift_ns
 
     @property
+    def shift_ns(self) -> int:
+        """How far Holds resumed so far have pushed the rest of it back."""
+        return self._shift_ns
+
+    @property
     def paused(self) -> bool:
         """Whether it is frozen by ``pause``."""
         return self._paused_at is not None
@@ -136,11 +130,7 @@ class Trajectory:
         """Joint positions at sim time ``t_ns`` (held at the ends and while paused)."""
         if self._paused_at is not None:
             t_ns = min(t_ns, self._paused_at)
-        t = t_ns - self._shift_ns
-        for seg in self.segments:
-            if t < seg.t1_ns:
-                return seg.at(t) if t > seg.t0_ns else seg.q0
-        return self.final_q
+        return path_at(self.segments, self._shift_ns, t_ns, self.final_q)
 
     def done(self, t_ns: int) -> bool:
         """Whether the trajectory has ended by ``t_ns`` (never while paused)."""

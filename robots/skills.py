@@ -54,6 +54,9 @@ class Want:
     observe: tuple[str, ...] = ()
     fasten: str = ""
     inspect: str = ""
+    wake_ns: int = 0
+    """The program needs no step before this sim time unless the gripper's hold changes
+    (the event clock's lookahead; 0: the next tick)."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -309,7 +312,7 @@ def _follow(
     ctx.motion = traj
     try:
         while True:
-            sense = yield Want(q=traj.at(ctx.now + ctx.tick_ns))
+            sense = yield Want(q=traj.at(ctx.now + ctx.tick_ns), wake_ns=traj.end_ns)
             if carrying and sense.holding != carrying:
                 raise SkillFailed(f"dropped {carrying}: gripper holds {sense.holding or 'nothing'}")
             if traj.done(ctx.now):
@@ -339,10 +342,12 @@ def _ticks(ctx: SkillContext, seconds: float) -> int:
 def _grasp(ctx: SkillContext, leg: Leg) -> Generator[Want, RobotSense, None]:
     """Close on the part and wait, standing still, until the world says it is held."""
     sense = yield Want(grip=Grip.GRASP)
-    for _ in range(_ticks(ctx, leg.hold_s) + SETTLE_TICKS):
-        if sense.holding == leg.target:
-            return
-        sense = yield Want()
+    # looked at every tick until ``last`` (or until the hold changes, under the event clock)
+    last = ctx.now + (_ticks(ctx, leg.hold_s) + SETTLE_TICKS) * ctx.tick_ns
+    while sense.holding != leg.target:
+        if ctx.now >= last:
+            break
+        sense = yield Want(wake_ns=last)
     if sense.holding == leg.target:
         return
     held = f"holding {sense.holding}" if sense.holding else "nothing in the gripper"
@@ -352,10 +357,9 @@ def _grasp(ctx: SkillContext, leg: Leg) -> Generator[Want, RobotSense, None]:
 def _release(ctx: SkillContext, leg: Leg) -> Generator[Want, RobotSense, None]:
     """Open, wait until the part is let go, then give it a moment to settle."""
     sense = yield Want(grip=Grip.RELEASE)
-    for _ in range(SETTLE_TICKS):
-        if sense.holding != leg.target:
-            break
-        sense = yield Want()
+    last = ctx.now + SETTLE_TICKS * ctx.tick_ns
+    while sense.holding == leg.target and ctx.now < last:
+        sense = yield Want(wake_ns=last)
     if sense.holding == leg.target:
         raise SkillFailed(f"release failed: still holding {leg.target}")
     yield from _still(ctx, leg.hold_s)

@@ -502,6 +502,10 @@ class CellHost:
             return "paused"
         return "fast" if self.pace == "fast" else f"realtime x{self.factor:g}"
 
+    def has_requests(self) -> bool:
+        """Whether requests wait for the supervisor (the event clock ticks it for them)."""
+        return bool(self._outbox)
+
     def take_requests(self) -> tuple[ControlRequest, ...]:
         """Requests for the supervisor, to go in its next ``world_sense``."""
         out, self._outbox = tuple(self._outbox), []

@@ -1,10 +1,11 @@
 """The sim server: owns the world and the lock-step clock, and runs the cell's ticks.
 
-Per control tick (DESIGN principle 3): every member gets a ``Tick`` carrying
-what the world senses for it (a ``RobotSense`` for a robot, a ``WorldSense``
-for the supervisor); the clock gathers every ``Done``; the acts are applied in
-sorted participant order (so the run is reproducible); physics advances one
-tick. A participant that stops answering is dropped by the clock's wall-clock
+Per control tick (DESIGN principle 3): every member due (all of them under
+``sync = "tick"``, see ``bus.clock``) gets a ``Tick`` carrying what the world
+senses for it (a ``RobotSense`` for a robot, a ``WorldSense`` for the
+supervisor); the clock gathers every ``Done``; the acts are applied in sorted
+participant order (so the run is reproducible); every robot not ticked follows
+the motion it sent; physics advances one tick. A participant that stops answering is dropped by the clock's wall-clock
 guard, so a dead process never freezes the cell.
 """
 
@@ -22,7 +23,7 @@ from bus.cellspec import CellSpec
 from bus.clock import ClockServer
 from bus.endpoints import Endpoints
 from bus.errors import LightsoutError
-from bus.messages import Message, RobotAct, WorldAct
+from bus.messages import Done, Message, RobotAct, WorldAct
 from bus.trust import LiveKeys, start_zap, stop_zap
 from sim.host import CellHost
 from sim.rebuild import KeptUnit, rebuild
@@ -93,6 +94,13 @@ class SimServer:
         self._kept: tuple[KeptUnit, ...] = ()
         self.stop_reason = ""
         """Set (e.g. by a signal handler) to end the run after the current tick, with this reason."""
+        self.opened_ticks = 0
+        """Control ticks at which the clock opened a tick for anyone (all of them under
+        ``sync = "tick"``)."""
+        self._sensed: dict[str, str] = {}
+        """What each robot last sensed in its gripper (a change wakes it)."""
+        self._view: tuple[tuple[str, str], ...] | None = None
+        """What the supervisor last read of the sensors (a change wakes it)."""
 
     def carry_on(
         self, tick: int, last_ids: dict[str, int], units: tuple[KeptUnit, ...] = ()
@@ -118,6 +126,7 @@ class SimServer:
             self._ctx, self.endpoints.clock, guard_s=self.guard_s, keys=self.live
         )
         self.clock.setup()
+        self.clock.max_step_ns = round(self.cell.max_step_s * 1e9)
         self.host = CellHost(
             self._ctx, self.endpoints, self.world, keys_dir=self.keys_dir, live=self.live
         )
@@ -156,21 +165,31 @@ class SimServer:
             clock.admit(k, min(self.join_timeout_s, ADMIT_S))
             for j in clock.take_joins():
                 log.info("sim: %s (%s) is in the barrier at tick %d", j.name, j.role, k)
-            members = clock.members
-            # a sense is only taken for a member, so nothing is lost while one is away
-            senses: dict[str, Message | None] = {
-                r: world.robot_sense(r) for r in self.robots if r in members
-            }
-            if SUPERVISOR in members:
-                sense = world.world_sense()
-                senses[SUPERVISOR] = dataclasses.replace(sense, requests=host.take_requests())
-            dones = clock.tick(k, world.t_ns, senses, side=host.side(), gone=self.gone)
-            host.alive = set(clock.members)
-            host.clock_counts = clock.counts()
-            host.after_dones({name: done.act for name, done in sorted(dones.items())})
-            for name in sorted(dones):
-                self._apply(name, dones[name].act)
-            self.dropped.extend(clock.take_dropped())
+            due = self._due(clock)
+            dones: dict[str, Done] = {}
+            if due:
+                # a sense is only taken for a member ticked now, so nothing is lost meanwhile
+                senses: dict[str, Message | None] = {}
+                for r in sorted(due & set(self.robots)):
+                    sensed = senses[r] = world.robot_sense(r)
+                    self._sensed[r] = sensed.holding
+                if SUPERVISOR in due:
+                    self._view = world.sensor_view()
+                    sense = world.world_sense()
+                    senses[SUPERVISOR] = dataclasses.replace(sense, requests=host.take_requests())
+                dones = clock.tick(
+                    k, world.t_ns, senses, side=host.side(), gone=self.gone, only=due
+                )
+                self.opened_ticks += 1
+                host.alive = set(clock.members)
+                host.clock_counts = clock.counts()
+                host.after_dones({name: done.act for name, done in sorted(dones.items())})
+                for name in sorted(dones):
+                    self._apply(name, dones[name].act)
+                self.dropped.extend(clock.take_dropped())
+            for r in self.robots:
+                if r not in dones and r in clock.members:
+                    world.follow(r)  # not ticked: its arm goes on along its path
             world.advance()
             host.after_advance()
             k += 1
@@ -182,6 +201,24 @@ class SimServer:
         clock.shutdown(world.t_ns, reason)
         log.info("sim: %d ticks, %.3f s of sim time; done", k, world.t_ns / 1e9)
         return 0
+
+    def _due(self, clock: ClockServer) -> set[str]:
+        """Who is ticked now: everyone (``sync = "tick"``), else the members the clock finds
+        due and those the world has news for (a gripper that changed, an answer to a look,
+        events or changed sensors, a control request for the supervisor)."""
+        members = set(clock.members)
+        if self.cell.sync == "tick":
+            return members
+        world, t = self.world, self.world.t_ns
+        due = clock.due(t)
+        for r in self.robots:
+            if r in members and world.robot_news(r, self._sensed.get(r, "")):
+                due.add(r)
+        if SUPERVISOR in members and (
+            self._view is None or world.news(self._view) or self._host().has_requests()
+        ):
+            due.add(SUPERVISOR)
+        return due
 
     def admit_robot(self, name: str, ticks_ahead: int) -> None:
         """A robot built in the cell passed its check: it is sensed and may act from now on,

@@ -33,13 +33,16 @@ from bus.messages import (
     Inspection,
     MemberPose,
     PartPose,
+    PathSegment,
     RobotAct,
     RobotSense,
+    SensorQuiet,
     SensorReading,
     WorldAct,
     WorldEvent,
     WorldSense,
 )
+from bus.path import path_at, path_end, path_problem
 from sim.arms import Arm
 from sim.conveyors import Conveyor
 from sim.feeders import Feeders
@@ -117,6 +120,13 @@ class World:
         self._observe: dict[str, tuple[str, ...]] = {}
         self._inspect: dict[str, str] = {}
         self._id_floor: dict[str, int] = {}
+        self._paths: dict[str, tuple[int, tuple[PathSegment, ...], int]] = {}
+        """Each robot's path (number, segments, shift), followed between its ticks."""
+        self._heard: dict[str, int] = {}
+        """When each sensor last reported (a blacked-out one stops): its silence is judged
+        from this, however long the supervisor went without a tick."""
+        self._view: tuple[tuple[str, str], ...] = ()
+        """What the sensors say now, as the supervisor would read it (for ``news``)."""
         self.records: list[dict[str, Any]] = []
         """What the arms did, as the world saw it (grasps, releases, fastenings,
         inspections, with the part or unit and whether it took): the run's own
@@ -213,7 +223,62 @@ class World:
             log.warning("world: %s: joint target refused: %s", arm.name, q)
             return False
         arm.target = q
+        return self._take_path(arm, act)
+
+    def _take_path(self, arm: Arm, act: RobotAct) -> bool:
+        """Keep, replace or drop the path ``arm`` follows between its robot's ticks."""
+        had = self._paths.get(arm.name)
+        if act.path_id <= 0:
+            self._paths.pop(arm.name, None)
+            return True
+        if not act.path:
+            if had is None or had[0] != act.path_id:
+                # a motion we were never sent (its first act lost): stand, do not guess
+                self.counters["unknown_path"] += int(had is not None)
+                self._paths.pop(arm.name, None)
+            return True
+        why = path_problem(act.path, len(arm.arm_joints))
+        if why:
+            self.counters["refused_path"] += 1
+            log.warning("world: %s: path refused: %s", arm.name, why)
+            self._paths.pop(arm.name, None)
+            return False
+        self._paths[arm.name] = (act.path_id, act.path, act.path_shift_ns)
         return True
+
+    def follow(self, robot: str) -> None:
+        """Robot ``robot`` has no act this tick (the clock did not open it for the robot): its
+        target is its path's pose at the end of the tick, what its agent would have sent."""
+        arm, path = self.arms.get(robot), self._paths.get(robot)
+        if arm is None or path is None:
+            return
+        _id, segments, shift = path
+        q = path_at(segments, shift, self._t_ns + self.cell.tick_ns, segments[-1].q1)
+        checked = arm.validate(q)
+        if isinstance(checked, str):  # a path is checked when it comes: not reachable
+            self._paths.pop(robot, None)
+            return
+        arm.target = checked
+        if self._t_ns + self.cell.tick_ns >= path_end(segments, shift):
+            del self._paths[robot]  # over: the target stays at its end
+
+    def robot_news(self, robot: str, holding: str) -> bool:
+        """Whether robot ``robot`` must be ticked now, whatever it asked: its gripper holds
+        something else than ``holding`` (what it last sensed: a grasp took, a part dropped),
+        or an observe or inspect of its is answered."""
+        arm = self.arms.get(robot)
+        if arm is None:
+            return False
+        return arm.holding != holding or robot in self._observe or robot in self._inspect
+
+    def news(self, view: tuple[tuple[str, str], ...]) -> bool:
+        """Whether the supervisor must be ticked now: events or checks wait for it, or the
+        sensors say something else than ``view`` (what it last read, from ``sensor_view``)."""
+        return bool(self._events or self._checks) or view != self._view
+
+    def sensor_view(self) -> tuple[tuple[str, str], ...]:
+        """What the sensors say now: (sensor, part) of every one reporting, sorted."""
+        return self._view
 
     def apply_world(self, act: WorldAct) -> None:
         """Take the supervisor's act: retire parts (and whatever is joined to them), and make
@@ -341,11 +406,15 @@ class World:
         """
         events, self._events = tuple(self._events), []
         checks, self._checks = tuple(self._checks), []
-        dark = {s for s, until in self._blackouts.items() if self._t_ns < until}
+        dark = self._dark()
         sensors = tuple(
             SensorReading(s, pid) for s, pid in sorted(self._sensors.items()) if s not in dark
         )
-        return WorldSense(events=events, sensors=sensors, checks=checks)
+        quiet = tuple(SensorQuiet(s, self._heard[s]) for s in sorted(dark) if s in self._heard)
+        return WorldSense(events=events, sensors=sensors, checks=checks, quiet=quiet)
+
+    def _dark(self) -> set[str]:
+        return {s for s, until in self._blackouts.items() if self._t_ns < until}
 
     def sensor_names(self) -> tuple[str, ...]:
         """Every presence sensor of the cell."""
@@ -356,6 +425,7 @@ class World:
     def blackout(self, sensor: str, duration_ns: int) -> None:
         """Fault hook: ``sensor`` reports nothing for ``duration_ns`` of sim time."""
         self._blackouts[sensor] = self._t_ns + duration_ns
+        self._view = tuple(v for v in self._view if v[0] != sensor)
 
     def part_pose(self, pid: str) -> PartPose | None:
         """Where part ``pid`` is (centre and orientation), or None if it is not in the world."""
@@ -666,6 +736,11 @@ class World:
             for name, holder in holders.items():
                 readings[name] = holder.sensor(free)
         self._sensors = readings
+        dark = self._dark() if self._blackouts else set()
+        for sensor in readings:
+            if sensor not in dark:
+                self._heard[sensor] = self._t_ns
+        self._view = tuple((s, pid) for s, pid in sorted(readings.items()) if s not in dark)
 
     # ------------------------------------------------------------ helpers
 

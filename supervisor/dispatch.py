@@ -51,6 +51,8 @@ class Dispatcher:
         self.kpis = kpis
         self.events = events
         self.tick_ns = tick_ns
+        self._accounted: tuple[int, dict[str, str]] = (-1, {})
+        """When idle time was last booked, and which robots were starved or blocked then."""
 
     def close(self, out: Outbox) -> None:
         """Apply the policy's decisions on the calls for bids that are over."""
@@ -99,8 +101,24 @@ class Dispatcher:
                     self._award(op, decision, out)
 
     def account(self) -> None:
-        """Sample starved and blocked time for robots idle in Execute."""
+        """Book starved and blocked time for robots idle in Execute.
+
+        The tick just opened goes to what each robot is now; the ticks since the step
+        before (the event clock skipped them: nothing changed meanwhile, or the
+        supervisor would have been ticked) to what it was then.
+        """
+        now = self.view.now
+        last, before = self._accounted
+        skipped = max(0, now - last - self.tick_ns) if last >= 0 else 0
+        for name, why in before.items():
+            stats = self.kpis.robots.get(name)
+            if stats is not None and skipped:
+                if why == "blocked":
+                    stats.blocked_ns += skipped
+                else:
+                    stats.starved_ns += skipped
         ready = [o for o in self.units.ops.values() if o.state is OpState.READY]
+        idle: dict[str, str] = {}
         for robot in self.fleet:
             if not robot.alive or robot.state is not PackMLState.EXECUTE:
                 continue
@@ -110,8 +128,11 @@ class Dispatcher:
             stats = self.kpis.robots[robot.name]
             if any(self.view.busy(o.stations) for o in doable):
                 stats.blocked_ns += self.tick_ns
+                idle[robot.name] = "blocked"
             else:
                 stats.starved_ns += self.tick_ns
+                idle[robot.name] = "starved"
+        self._accounted = (now, idle)
 
     def _recovered(self, op: Op) -> bool:
         """Apply the recovery policy's decision on ``op``; whether it may be allocated now."""

@@ -33,6 +33,12 @@ class Sensors:
         self.parts[reading.sensor] = reading.part
         self.seen[reading.sensor] = now_ns
 
+    def quiet(self, sensor: str, last_ns: int) -> None:
+        """The world says ``sensor`` reports nothing now and last reported at ``last_ns``
+        (this supervisor may not have been ticked since: its silence is judged from then)."""
+        if last_ns > self.seen.get(sensor, -1):
+            self.seen[sensor] = last_ns
+
     def at_end(self, station: str) -> str:
         """The part the sensor at the end of ``station`` sees, or "" (none, or stale)."""
         if self.blind(station):

@@ -55,6 +55,7 @@ from supervisor.flow import Flow
 from supervisor.journal import Journal, Snapshots
 from supervisor.kpis import Counters, Kpis, RobotStats
 from supervisor.ledger import Ledger
+from supervisor.lookahead import deadlines, next_wake
 from supervisor.plan import Op, OpState
 from supervisor.reliability import add_figures
 from supervisor.rests import Rests
@@ -245,6 +246,8 @@ class Supervisor:
                 self._checked(check)
             for reading in tick.sense.sensors:
                 self.sensors.read(reading, now)
+            for quiet in tick.sense.quiet:
+                self.sensors.quiet(quiet.sensor, quiet.last_ns)
             self.sensors.watch(now)
             requests = tick.sense.requests
         for env in inbox:
@@ -284,6 +287,23 @@ class Supervisor:
             replies=self.desk.take_replies(),
             commission=commission,
         )
+
+    def wake(self) -> int:
+        """When the supervisor must be ticked again for a timer of its own
+        (``supervisor.lookahead``); messages and world news tick it besides."""
+        now = self.time.ns
+        times = deadlines(
+            now,
+            control_hz=self.cell.control_hz,
+            heartbeat_s=self.cell.heartbeat_s,
+            units=self.units,
+            fleet=self.fleet,
+            desk=self.desk,
+            sensors=self.sensors,
+            watch=self.watch,
+            resync_at=self.resync_at,
+        )
+        return next_wake(now, self.cell.tick_ns, times)
 
     def finish(self, t_ns: int, reason: str) -> None:
         """Write ``kpis.json`` and close the event log."""

@@ -52,6 +52,9 @@ class Chatty:
                 out.send(peer, Bid(op_id="x", robot=self.name, finish_ns=tick.tick * 10 + i))
         return None
 
+    def wake(self) -> int:
+        return 0  # every tick
+
     def finish(self, t_ns: int, reason: str) -> None:
         self.finished = True
 

@@ -7,8 +7,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bus.errors import PlanError
+from bus.path import smoothstep5
 from bus.simtime import NS
-from robots.motion import MIN_SEGMENT_S, Trajectory, move_ns, smoothstep5
+from robots.motion import MIN_SEGMENT_S, Trajectory, move_ns
 
 Q0 = (0.0, 0.0, 0.0)
 Q1 = (1.5, -0.3, 0.2)
