@@ -75,6 +75,9 @@ ACTING_S: Mapping[PackMLState, float] = {
 REPLY_MEMORY = 256
 """Command replies (and operation reports) remembered for idempotent retries (oldest first out)."""
 
+ESTIMATES_KEPT = 32
+"""Estimates remembered (a bid's, for the award that follows it)."""
+
 UNACKED_MAX = 64
 """Operation reports kept for re-sending until the supervisor acknowledges them."""
 
@@ -148,6 +151,10 @@ class RobotAgent:
         self._acting_motion: Trajectory | None = None
         self._grip = Grip.NONE
         self._next_heartbeat: int | None = None
+        self._estimates: collections.OrderedDict[
+            tuple[Operation, Q, float], tuple[int, Q] | PlanError
+        ] = collections.OrderedDict()
+        """Plans' durations and end poses by (operation, start pose, speed), newest last."""
         self._wake_ns = 0
         self._tick = -1
         """The last tick stepped."""
@@ -395,11 +402,34 @@ class RobotAgent:
         return ""
 
     def estimate(self, op: Operation, from_q: Q) -> tuple[int, Q]:
-        """How long ``op`` takes from arm pose ``from_q``, and where the arm ends (PlanError if not)."""
-        part, unit = assumed_poses(self.cell, op)
-        tilt = op.pick.tilt if op.pick is not None else 0.0
-        plan = plan_op(self.kin, self.cell, op, from_q, part, unit, tilt=tilt)
-        return plan.duration_ns(self.speed, self.cell.tick_ns), plan.end_q
+        """How long ``op`` takes from arm pose ``from_q``, and where the arm ends (PlanError if not).
+
+        A plan is a pure function of the operation, the start pose and the speed, so the
+        one made for a bid serves the award that follows it (IK is most of an agent's cost).
+        """
+        key = (op, from_q, self.speed)
+        known = self._estimates.get(key)
+        if known is not None:
+            self._estimates.move_to_end(key)
+            if isinstance(known, PlanError):
+                raise known
+            return known
+        try:
+            part, unit = assumed_poses(self.cell, op)
+            tilt = op.pick.tilt if op.pick is not None else 0.0
+            plan = plan_op(self.kin, self.cell, op, from_q, part, unit, tilt=tilt)
+            found: tuple[int, Q] | PlanError = (
+                plan.duration_ns(self.speed, self.cell.tick_ns),
+                plan.end_q,
+            )
+        except PlanError as exc:
+            found = exc
+        self._estimates[key] = found
+        while len(self._estimates) > ESTIMATES_KEPT:
+            self._estimates.popitem(last=False)
+        if isinstance(found, PlanError):
+            raise found
+        return found
 
     def _free_at(self) -> tuple[int, Q]:
         """When and in which pose the arm is done with what it already has."""
