@@ -308,6 +308,13 @@ class ClockServer:
             back.append(name)
         return back
 
+    def poke(self, name: str) -> None:
+        """Tick ``name`` at the next tick whatever it said (the launcher froze its process: the
+        cell stands still for it then, as under the fixed-rate barrier)."""
+        if name in self._wake:
+            self._wake[name] = 0
+            self._earliest = 0
+
     def _fresh(self, name: str) -> None:
         """A member (back) in the barrier is ticked at the next tick, whatever it said before."""
         self._wake.pop(name, None)

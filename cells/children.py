@@ -206,6 +206,8 @@ class Children:
                 log.warning("froze %s at %.3f s while it started up: replacing it", name, now / 1e9)
             elif proc is not None and proc.poll() is None:
                 proc.send_signal(signal.SIGSTOP)
+                if server.clock is not None:
+                    server.clock.poke(name)  # waited for at the next tick, in either sync mode
                 # continued on the wall clock, not at a tick: the ticks wait for it
                 timer = threading.Timer(wall_s, _cont, (proc,))
                 timer.daemon = True
