@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from bus.cellspec import CellSpec
 from bus.simtime import NS
 from supervisor.allocation import AUCTION_TICKS
 from supervisor.control import ControlDesk
@@ -33,9 +34,7 @@ def tick_at(tick: int, control_hz: int) -> int:
 
 def deadlines(
     now: int,
-    *,
-    control_hz: int,
-    heartbeat_s: float,
+    cell: CellSpec,
     units: Units,
     fleet: Fleet,
     desk: ControlDesk,
@@ -44,6 +43,7 @@ def deadlines(
     resync_at: int,
 ) -> Iterable[int]:
     """Every sim time after ``now`` at which a timer of the supervisor runs out."""
+    control_hz, heartbeat_s = cell.control_hz, cell.heartbeat_s
     for op in units.ops.values():
         if op.state is OpState.AUCTION:
             yield tick_at(op.auction_tick + AUCTION_TICKS, control_hz)

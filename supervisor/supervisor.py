@@ -55,7 +55,7 @@ from supervisor.flow import Flow
 from supervisor.journal import Journal, Snapshots
 from supervisor.kpis import Counters, Kpis, RobotStats
 from supervisor.ledger import Ledger
-from supervisor.lookahead import deadlines, next_wake
+from supervisor.lookahead import deadlines, next_wake, tick_at
 from supervisor.plan import Op, OpState
 from supervisor.reliability import add_figures
 from supervisor.rests import Rests
@@ -255,7 +255,8 @@ class Supervisor:
             self._message(env.src, env.body, out)
         self.watch.socket_gaps(out.gaps, now)
         self.watch.links_ok(now)
-        self.watch.conveyors(self.sensors.parts, self.sensors.stale, now)
+        before = tick_at(tick.tick - 1, self.cell.control_hz)
+        self.watch.conveyors(self.sensors.parts, self.sensors.stale, now, before)
         for req in requests:
             self.desk.request(req, out)
         self.desk.resend(out)
@@ -291,23 +292,14 @@ class Supervisor:
     def wake(self) -> int:
         """When the supervisor must be ticked again for a timer of its own
         (``supervisor.lookahead``); messages and world news tick it besides."""
-        now = self.time.ns
-        times = deadlines(
-            now,
-            control_hz=self.cell.control_hz,
-            heartbeat_s=self.cell.heartbeat_s,
-            units=self.units,
-            fleet=self.fleet,
-            desk=self.desk,
-            sensors=self.sensors,
-            watch=self.watch,
-            resync_at=self.resync_at,
-        )
-        return next_wake(now, self.cell.tick_ns, times)
+        now, parts = self.time.ns, (self.units, self.fleet, self.desk, self.sensors, self.watch)
+        return next_wake(now, self.cell.tick_ns, deadlines(now, self.cell, *parts, self.resync_at))
 
     def finish(self, t_ns: int, reason: str) -> None:
         """Write ``kpis.json`` and close the event log."""
+        # the last control tick before the end, ticked or not (a resume goes on after it)
         self.time.ns = t_ns
+        self.time.tick = max(self.time.tick, -(-t_ns * self.cell.control_hz // NS) - 1)
         self.events.write(t_ns, "run_end", reason=reason)
         self.result = self.report()
         if self.journal is not None:

@@ -89,6 +89,8 @@ class Watch:
         self.on_belt: dict[str, tuple[str, int]] = {}
         """Part -> (conveyor, since when) for parts riding a belt."""
         self.jammed: set[str] = set()
+        self._saw: dict[str, tuple[bool, int]] = {}
+        """Per belt: whether its end sensor saw a part when last checked, and when."""
 
     # ------------------------------------------------------------ links
 
@@ -213,23 +215,31 @@ class Watch:
         """A part left the cell (shipped, scrapped)."""
         self.on_belt.pop(part, None)
 
-    def conveyors(self, at_end: dict[str, str], blind: set[str], now_ns: int) -> None:
+    def conveyors(
+        self, at_end: dict[str, str], blind: set[str], now_ns: int, before_ns: int = -1
+    ) -> None:
         """Check every belt: ``at_end`` is what each end sensor sees, ``blind`` the stale ones.
 
         A belt is jammed when a part has ridden it for longer than its travel
         time allows while its end sensor sees nothing; it is clear again when a
-        part reaches the end (or none is left on it).
+        part reaches the end (or none is left on it). ``before_ns`` is the sim time
+        of the tick before this one: an end sensor that saw a part when last
+        checked, ticks ago (the event clock skipped them), saw it until then, since
+        any change of a sensor is a tick of ours.
         """
         for name, travel in sorted(self.travel_ns.items()):
             sensor = f"{name}.end"
             if sensor in blind:
                 continue
             arrived = bool(at_end.get(sensor, ""))
-            if arrived:
+            saw, checked = self._saw.get(name, (False, now_ns))
+            self._saw[name] = (arrived, now_ns)
+            delivered = now_ns if arrived else before_ns if saw and checked < before_ns else -1
+            if delivered >= 0:
                 # the belt delivers: parts behind the one at the stop are queued, not late
                 for part, (belt, _) in self.on_belt.items():
                     if belt == name:
-                        self.on_belt[part] = (belt, now_ns)
+                        self.on_belt[part] = (belt, delivered)
             riding = [since for belt, since in self.on_belt.values() if belt == name]
             if name in self.jammed:
                 if arrived or not riding:

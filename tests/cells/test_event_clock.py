@@ -55,6 +55,12 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
                 pytest.fail(f"{ROBOT} never ran an operation")
             sent["op"] = r.op_id
             assert client.robot(ROBOT, "hold").ok
+            deadline = time.monotonic() + 60  # Holding takes a moment of sim time to be Held
+            while time.monotonic() < deadline:
+                st = client.status()
+                if next(x for x in st.robots if x.robot == ROBOT).state is PackMLState.HELD:
+                    break
+                time.sleep(0.005)
             assert client.robot(ROBOT, "unhold").ok
     finally:
         thread.join(300)
