@@ -61,7 +61,7 @@ def cmd_sweep(args: argparse.Namespace, console: Console) -> int:
         chaos_rate=args.chaos or 0.0,
         processes=args.processes,
         guard_s=args.guard,
-        command=shlex.join(["lightsout", *sys.argv[2:]]) if sys.argv[1:2] == ["sweep"] else "",
+        command=shlex.join(["lightsout", *sys.argv[1:]]),
     )
     where = args.cluster or f"a local cluster of {args.workers} worker processes"
     console.print(

@@ -275,7 +275,7 @@ def failed_row(job: Job, error: str) -> dict[str, Any]:
 def cluster(address: str | None, *, workers: int) -> Iterator[Any]:
     """A Dask client: of a ``LocalCluster`` of ``workers`` processes, or of the scheduler at
     ``address`` (which must answer within ``CONNECT_S``, else one clear error)."""
-    from distributed import Client, LocalCluster
+    from distributed import Client
 
     # the scheduler runs in this process; its INFO lines are noise unless -v asked for them
     quiet = logging.getLogger().getEffectiveLevel() > logging.INFO
@@ -289,18 +289,30 @@ def cluster(address: str | None, *, workers: int) -> Iterator[Any]:
         with client:
             yield client
         return
-    local = LocalCluster(
-        n_workers=workers,
-        threads_per_worker=1,
-        processes=True,
-        dashboard_address=None,
-        silence_logs=logging.ERROR,
-    )
+    local = local_cluster(workers)
     try:
         with Client(local, set_as_default=False) as client:
             yield client
     finally:
         local.close()
+
+
+def local_cluster(workers: int) -> Any:
+    """A ``LocalCluster`` of ``workers`` processes of one thread each (a run is one core's work).
+
+    No dashboard (it needs bokeh) and its scheduler's HTTP port is any free one,
+    so two sweeps on one machine never contend for 8787.
+    """
+    from distributed import LocalCluster
+
+    return LocalCluster(
+        n_workers=workers,
+        threads_per_worker=1,
+        processes=True,
+        dashboard_address=None,
+        scheduler_kwargs={"dashboard": False, "dashboard_address": "127.0.0.1:0"},
+        silence_logs=logging.ERROR,
+    )
 
 
 Progress = Callable[[dict[str, Any]], None]
