@@ -31,6 +31,7 @@ from typing import Any
 from bus.cellspec import CellSpec, OperationSpec, RecipeSpec
 from bus.enums import FaultKind
 from bus.errors import ConfigError
+from bus.eventkinds import EventKind as K
 from cells.faults import ScheduledFault
 
 FORMAT = "lightsout-calibration"
@@ -40,6 +41,17 @@ MAX_SAMPLES = 2000
 """The most samples kept per distribution (an even subsample of the sorted samples beyond)."""
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
 NS = 1_000_000_000
+FATES = {
+    K.OP_RECOVERY: "recovered",
+    K.OP_SETTLED: "settled in place",
+    K.PART_SCRAPPED: "scrapped",
+    K.UNIT_SCRAPPED: "scrapped",
+    K.AUCTION: "picked again where it fell",
+    K.OP_DONE: "done",
+}
+"""What became of a dropped part: the first of these events about it or its operation."""
+_ENDED = (K.OP_FAILED, K.OP_REQUEUED, K.OP_SETTLED, K.OP_REFUSED)
+"""Events that end an attempt at an operation without it being done."""
 DROP_WARM_UP_S = 5.0
 """No calibration drop before this (the robots are still starting)."""
 
@@ -83,7 +95,7 @@ def drop_scenario(
 
 def distribution(samples: Iterable[float]) -> dict[str, Any]:
     """Count, mean, sd, min, quantiles, max and the (sorted) samples to draw from."""
-    xs = sorted(samples)
+    xs = sorted(round(x, 6) for x in samples)  # sim ticks of 1/24 s; a microsecond is plenty
     n = len(xs)
     mean = math.fsum(xs) / n
     sd = math.sqrt(math.fsum((x - mean) ** 2 for x in xs) / (n - 1)) if n > 1 else 0.0
@@ -92,7 +104,7 @@ def distribution(samples: Iterable[float]) -> dict[str, Any]:
     for q in QUANTILES:
         out[f"p{round(q * 100):02d}"] = round(_quantile(xs, q), 6)
     out["max"] = xs[-1]
-    out["samples"] = [round(x, 6) for x in kept]
+    out["samples"] = kept
     return out
 
 
@@ -145,14 +157,14 @@ class _Log:
 
     def feed(self, e: dict[str, Any]) -> None:
         kind, t = e["kind"], e["t_ns"] / NS
-        if kind == "part_created":
+        if kind == K.PART_CREATED:
             self.kinds[e["part"]] = e["part_kind"]
-        elif kind == "unit_started":
+        elif kind == K.UNIT_STARTED:
             self.unit_fixture[e["unit"]] = e["fixture"]
             self.station[e["unit"]] = e["fixture"]
-        elif kind == "op_recovery":
+        elif kind == K.OP_RECOVERY:
             self.recovering[e["op"]] = str(e.get("at", "floor"))
-        elif kind == "op_started":
+        elif kind == K.OP_STARTED:
             unit, spec = self.step(e["op"])
             if spec is not None:
                 src, dst = self.stations(unit, spec)
@@ -166,7 +178,7 @@ class _Log:
                     "dst": dst,
                     "unit": unit,
                 }
-        elif kind == "op_done":
+        elif kind == K.OP_DONE:
             run = self.open.pop(e["op"], None)
             if run is not None and run["robot"] == e["robot"]:
                 op: OperationSpec = run["op"]
@@ -176,22 +188,15 @@ class _Log:
                 for phase in ("grasp_s", "release_s"):
                     if phase in run:
                         got.setdefault(phase, []).append(run[phase])
-        elif kind in ("op_failed", "op_requeued", "op_settled", "op_withdrawn"):
+        elif kind in _ENDED:
             run = self.open.pop(e["op"], None)
             detail = str(e.get("detail", ""))
-            if kind == "op_failed" and run is not None and detail.startswith("dropped "):
+            if kind == K.OP_FAILED and run is not None and detail.startswith("dropped "):
                 part = detail.split()[1].rstrip(":")
                 self.pending[part] = {**run, "part": part, "t_drop": t}
-        elif kind == "part_moved":
+        elif kind == K.PART_MOVED:
             self._moved(e, t)
-        if kind in (
-            "op_recovery",
-            "op_settled",
-            "part_scrapped",
-            "unit_scrapped",
-            "op_done",
-            "auction",
-        ):
+        if kind in FATES:
             self._fate(e)
 
     def _moved(self, e: dict[str, Any], t: float) -> None:
@@ -225,15 +230,7 @@ class _Log:
             mine = e.get("op") == f["op_id"] or part in (e.get("part"), e.get("unit"))
             if not mine and part not in e.get("parts", ()):
                 continue
-            fate = {
-                "op_recovery": "recovered",
-                "op_settled": "settled in place",
-                "part_scrapped": "scrapped",
-                "unit_scrapped": "scrapped",
-                "auction": "picked again where it fell",
-                "op_done": "done",
-            }[e["kind"]]
-            f["rec"]["fate"] = fate
+            f["rec"]["fate"] = FATES[e["kind"]]
             del self.following[part]
 
 

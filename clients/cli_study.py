@@ -45,6 +45,7 @@ def cmd_sweep(args: argparse.Namespace, console: Console) -> int:
     """Run a cell over seeds and variants on a Dask cluster; write its table and report."""
     from cells.launch import run_dir
     from clients.sweep import cluster, plan_sweep
+    from clients.sweep_report import write_report
 
     _physics_only(args.fidelity)
     out = Path(args.out) if args.out else None
@@ -69,17 +70,33 @@ def cmd_sweep(args: argparse.Namespace, console: Console) -> int:
         f"variants = {len(plan.jobs)} runs of {args.duration:g} s sim, on {where}"
     )
     with cluster(args.cluster, workers=args.workers) as client:
-        return _sweep_on(plan, client, console, quiet=args.quiet)
+        start = time.perf_counter()
+        rows = _gather(plan, client, console, quiet=args.quiet)
+    variants = [(v.id, v.label) for v in plan.variants]
+    md, png = write_report(
+        rows,
+        plan.out,
+        variants=variants,
+        title=plan.cell,
+        command=plan.command,
+        wall_s=time.perf_counter() - start,
+    )
+    _print_means(rows, variants, console)
+    console.print(f"table:  {plan.out / 'sweep.csv'}")
+    console.print(f"report: {md} ({png.name})")
+    failed = [r for r in rows if r.get("status") != "ok"]
+    for r in failed[:10]:
+        console.print(f"[red]failed[/red] {r['variant']} seed {r['seed']}: {r.get('error', '')}")
+    return 1 if failed else 0
 
 
-def _sweep_on(plan: Any, client: Any, console: Console, *, quiet: bool) -> int:
-    """Run the planned sweep on ``client`` with a progress bar; write its results."""
+def _gather(plan: Any, client: Any, console: Console, *, quiet: bool) -> list[dict[str, Any]]:
+    """Run the planned sweep on ``client`` with a progress bar; its rows, also in ``sweep.csv``."""
     from clients.sweep import run_sweep
-    from clients.sweep_report import write_report, write_table
+    from clients.sweep_report import write_table
 
     plan.out.mkdir(parents=True, exist_ok=True)
     rows: list[dict[str, Any]] = []
-    start = time.perf_counter()
     with Progress(
         TextColumn("[progress.description]{task.description}"),
         BarColumn(),
@@ -103,23 +120,8 @@ def _sweep_on(plan: Any, client: Any, console: Console, *, quiet: bool) -> int:
             # interrupted or not, what finished is in the table (in the plan's order)
             order = {(j.variant, j.seed): i for i, j in enumerate(plan.jobs)}
             rows.sort(key=lambda r: order.get((r["variant"], r["seed"]), 0))
-            table = write_table(rows, plan.out / "sweep.csv")
-    variants = [(v.id, v.label) for v in plan.variants]
-    md, png = write_report(
-        rows,
-        plan.out,
-        variants=variants,
-        title=plan.cell,
-        command=plan.command,
-        wall_s=time.perf_counter() - start,
-    )
-    _print_means(rows, variants, console)
-    console.print(f"table:  {table}")
-    console.print(f"report: {md} ({png.name})")
-    failed = [r for r in rows if r.get("status") != "ok"]
-    for r in failed[:10]:
-        console.print(f"[red]failed[/red] {r['variant']} seed {r['seed']}: {r.get('error', '')}")
-    return 1 if failed else 0
+            write_table(rows, plan.out / "sweep.csv")
+    return rows
 
 
 def _print_means(
@@ -184,9 +186,11 @@ def cmd_calibrate(args: argparse.Namespace, console: Console) -> int:
             f"sim, {args.drop_rate:g} gripper drops per sim second"
         )
         with cluster(None, workers=args.workers) as client:
-            code = _sweep_on(plan, client, console, quiet=args.quiet)
-        if code:
-            raise LightsoutError("a calibration run failed; no calibration written")
+            rows = _gather(plan, client, console, quiet=args.quiet)
+        failed = next((r for r in rows if r.get("status") != "ok"), None)
+        if failed is not None:
+            why = f"the run of seed {failed['seed']} failed ({failed.get('error')})"
+            raise LightsoutError(f"{why}; no calibration written")
         measured = measure([Path(j.out) for j in jobs], variant.cell)
         made = {
             "duration_s": args.duration,

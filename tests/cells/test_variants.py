@@ -37,7 +37,10 @@ def test_two_keys_with_two_values_make_every_combination() -> None:
     vs = make_variants(CELL, sets)
     assert len(vs) == 4
     assert sorted((v.cell.robots[0].speed, v.cell.robots[1].speed) for v in vs) == [
-        (1, 1), (1, 2), (2, 1), (2, 2),
+        (1, 1),
+        (1, 2),
+        (2, 1),
+        (2, 2),
     ]
 
 

@@ -78,7 +78,9 @@ def solo(alone: dict[int, Path], seed: int) -> Path:
 
 
 @pytest.fixture(scope="module")
-def swept(dask_cluster: Any, alone: dict[int, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
+def swept(
+    dask_cluster: Any, alone: dict[int, Path], tmp_path_factory: pytest.TempPathFactory
+) -> Path:
     """``lightsout sweep --cluster`` of the seeds, on the module's cluster."""
     cluster, _ = dask_cluster
     out = tmp_path_factory.mktemp("sweep") / "sw"
