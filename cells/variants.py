@@ -33,7 +33,7 @@ import tomli_w
 
 from bus.cellspec import CellSpec
 from bus.errors import ConfigError
-from cells.schema import parse_cell
+from cells.schema import parse_cell, read_cell_file
 
 _TOKEN = re.compile(r"[^.\[\]]+")
 _KEY = re.compile(r"^[A-Za-z0-9_\-]+(\[\d+\])?(\.[A-Za-z0-9_\-]+(\[\d+\])?)*$")
@@ -84,14 +84,7 @@ def parse_sets(given: list[str]) -> list[tuple[str, list[str]]]:
 def make_variants(path: str | Path, given: list[str]) -> list[Variant]:
     """Every variant of the cell file at ``path`` the ``--set`` options make, validated."""
     source = str(path)
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(source, "", f"cannot read: {exc.strerror or exc}") from None
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(source, "", f"not valid TOML: {exc}") from None
+    text, data = read_cell_file(path)
     grouped = parse_sets(given)
     count = 1
     for _, values in grouped:

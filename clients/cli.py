@@ -23,7 +23,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from bus.errors import LightsoutError
-from clients.args import positive, whole, within
+from clients.args import MAX_CHAOS_RATE, positive, whole, within
 from clients.cli_control import add_commands
 from clients.cli_report import add_commands as add_report_commands
 from clients.cli_study import add_commands as add_study_commands
@@ -36,8 +36,6 @@ PACE_FACTORS = (1e-3, 1e3)
 """The real-time factors ``--realtime`` takes (as ``pace realtime`` does, ``sim.host``)."""
 WRITERS = ("run", "sim", "record", "agent", "supervisor", "sweep", "calibrate")
 """The subcommands that write runs, journals, logs or bags: owner-only (umask 077)."""
-MAX_CHAOS_RATE = 10.0
-"""The most random faults per sim second ``--chaos`` injects."""
 
 
 def cmd_run(args: argparse.Namespace, console: Console) -> int:

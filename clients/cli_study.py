@@ -34,9 +34,8 @@ from rich.progress import (
 from rich.table import Table
 
 from bus.errors import LightsoutError
-from clients.args import positive, whole, within
+from clients.args import MAX_CHAOS_RATE, positive, whole, within
 
-MAX_CHAOS_RATE = 10.0
 FIDELITIES = ("physics", "events")
 MAX_WORKERS = 256
 

@@ -145,12 +145,12 @@ def test_a_worker_killed_mid_sweep_loses_no_run(
             for addr, keys in client.processing().items():
                 for job in plan.jobs:
                     run = Path(job.out)
-                    if job.key in keys and (run / "events.jsonl").exists():
-                        if not (run / "row.json").exists():
-                            pid = client.run(os.getpid, workers=[addr])[addr]
-                            os.kill(pid, signal.SIGKILL)
-                            killed.append(job.key)
-                            return
+                    started = (run / "events.jsonl").exists()
+                    if job.key in keys and started and not (run / "row.json").exists():
+                        pid = client.run(os.getpid, workers=[addr])[addr]
+                        os.kill(pid, signal.SIGKILL)
+                        killed.append(job.key)
+                        return
             time.sleep(0.05)
 
     got = run_sweep(plan, client, on_row=kill_one)
