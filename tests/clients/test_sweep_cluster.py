@@ -187,3 +187,14 @@ def test_bad_input_is_one_line_and_writes_nothing(
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: ") and says in err[0], err
     assert list(tmp_path.iterdir()) == []  # no sweeps/ directory, nothing half-written
+
+
+def test_a_sweep_never_writes_over_another(tmp_path: Path, capsys: Any) -> None:
+    out = tmp_path / "earlier"
+    out.mkdir()
+    (out / "sweep.csv").write_text("kept\n", encoding="utf-8")
+    assert main(["sweep", CELL, "--seeds", "1", "--out", str(out), "-q"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"error: --out: {out}: exists already; a sweep is never overwritten"]
+    assert [p.name for p in out.iterdir()] == ["sweep.csv"]
+    assert (out / "sweep.csv").read_text(encoding="utf-8") == "kept\n"
