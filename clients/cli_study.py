@@ -16,7 +16,6 @@ import argparse
 import os
 import shlex
 import shutil
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -61,7 +60,7 @@ def cmd_sweep(args: argparse.Namespace, console: Console) -> int:
         chaos_rate=args.chaos or 0.0,
         processes=args.processes,
         guard_s=args.guard,
-        command=shlex.join(["lightsout", *sys.argv[1:]]),
+        command=_command(args),
     )
     where = args.cluster or f"a local cluster of {args.workers} worker processes"
     console.print(
@@ -87,6 +86,28 @@ def cmd_sweep(args: argparse.Namespace, console: Console) -> int:
     for r in failed[:10]:
         console.print(f"[red]failed[/red] {r['variant']} seed {r['seed']}: {r.get('error', '')}")
     return 1 if failed else 0
+
+
+def _command(args: argparse.Namespace) -> str:
+    """The sweep as a command line (the report's first line): what makes it again."""
+    argv = [
+        "lightsout",
+        "sweep",
+        args.cell,
+        "--seeds",
+        args.seeds,
+        "--duration",
+        f"{args.duration:g}",
+    ]
+    for text in args.set or ():
+        argv += ["--set", text]
+    if args.faults:
+        argv += ["--faults", args.faults]
+    if args.chaos:
+        argv += ["--chaos", f"{args.chaos:g}"]
+    if args.processes:
+        argv.append("--processes")
+    return shlex.join(argv)
 
 
 def _gather(plan: Any, client: Any, console: Console, *, quiet: bool) -> list[dict[str, Any]]:

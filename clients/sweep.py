@@ -149,6 +149,7 @@ def plan_sweep(
     command: str = "",
 ) -> Plan:
     """Check everything a sweep takes (cell, ``--set``, seeds, faults, output) and plan its jobs."""
+    out = out.absolute()  # the workers' working directory need not be this one
     seed_list = parse_seeds(seeds)
     variants = make_variants(cell_path, sets)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):

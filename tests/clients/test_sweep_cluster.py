@@ -4,8 +4,9 @@ One ``LocalCluster`` of two worker processes serves the module. ``swept`` runs
 ``lightsout sweep`` against it (``--cluster``) while the same seeds run alone
 as ``lightsout run`` processes beside it; ``killed`` sweeps the same seeds
 again through ``clients.sweep`` and SIGKILLs the worker that is in the middle
-of a run. Runs are 20 s of sim time: every agent boots, bids and works, and
-the event logs hold a few hundred lines each to compare byte for byte.
+of a run. Runs are 15 s of sim time: every agent boots, the first frame is
+auctioned, carried and fixed, and the event logs hold a hundred-odd lines
+each to compare byte for byte.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from clients.sweep import local_cluster, plan_sweep, run_sweep
 ROOT = Path(__file__).resolve().parents[2]
 CELL = str(ROOT / "cells" / "assembly.toml")
 SEEDS = (1, 2, 3)
-DURATION = "20"
+DURATION = "15"
 POLL_S = 120.0
 
 pytestmark = pytest.mark.timeout(300)
@@ -125,6 +126,7 @@ def test_a_sweep_writes_its_table_and_report(swept: Path) -> None:
     md = (swept / "report.md").read_text(encoding="utf-8")
     assert "| utilisation | share (mean of robots) | 3 |" in md
     assert "95% CI" in md and "sweep.png" in md
+    assert "`lightsout sweep " in md and f"--seeds 1-3 --duration {DURATION}`" in md
     assert (swept / "sweep.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 

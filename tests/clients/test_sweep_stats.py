@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
+from typing import Any
 
 import pytest
 
 from clients.stats import difference, summarize, t_cdf, t_quantile
+from clients.sweep_report import write_report
 
 
 @pytest.mark.parametrize(
@@ -42,3 +45,21 @@ def test_welch_s_difference_of_means() -> None:
     assert not d.significant
     far = difference(a, summarize([13.0, 14.0, 15.0, 16.0, 17.0]))
     assert far.significant and far.lo > 0
+
+
+def test_the_report_compares_variants_and_leaves_failed_runs_out(tmp_path: Path) -> None:
+    rows: list[dict[str, Any]] = []
+    for vid, tputs in (("v1", (100, 110, 120)), ("v2", (130, 140, 150))):
+        for seed, tput in enumerate(tputs, 1):
+            rows.append({"variant": vid, "seed": seed, "status": "ok", "throughput_per_hour": tput})
+    rows.append({"variant": "v2", "seed": 4, "status": "failed", "error": "boom"})
+    variants = [("v1", "cell.policy=contract_net"), ("v2", "cell.policy=fcfs")]
+    md, png = write_report(rows, tmp_path, variants=variants, title="t", command="c", wall_s=1.0)
+    text = md.read_text(encoding="utf-8")
+    assert "7 runs (6 finished, 1 failed)" in text
+    # v2 - v1 = 30 units/h; Welch: se = sqrt(100/3 + 100/3), df = 4, t = 2.7764
+    half = 2.7764451 * math.sqrt(200 / 3)
+    assert f"**30.00 [{30 - half:.2f}, {30 + half:.2f}]**" in text
+    assert "| throughput | units / h | 3 | 110.00 | [85.16, 134.84] |" in text
+    assert "| v2 | 4 | boom |" in text
+    assert png.read_bytes()[:4] == b"\x89PNG"
