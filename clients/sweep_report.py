@@ -196,14 +196,17 @@ def _picture(
         for i, (vid, _) in enumerate(variants):
             ys = [y for y in values(rows, vid, k) if not math.isnan(y)]
             # a deterministic spread of the points across their column, so equal values show
-            xs = [i - 0.3 + 0.25 * ((j * 0.618) % 1) for j in range(len(ys))]
+            xs = [i - 0.35 + 0.3 * ((j * 0.618) % 1) for j in range(len(ys))]
             ax.scatter(xs, ys, s=9, alpha=0.5, color=f"C{i % 10}", linewidths=0)
             s = stats[vid][k]
             if s.n:
                 err = [[s.mean - s.lo], [s.hi - s.mean]] if s.n > 1 else None
-                ax.errorbar([i + 0.15], [s.mean], yerr=err, fmt="o", color="black", capsize=4)
+                ax.errorbar([i + 0.2], [s.mean], yerr=err, fmt="o", color="black", capsize=4)
+        if not any(stats[vid][k].n for vid, _ in variants):
+            ax.text(0.5, 0.5, "no run reached it", transform=ax.transAxes, ha="center")
         ax.set_title(f"{TITLES[k]} ({UNITS[k]})", fontsize=10)
         ax.set_xticks(range(len(variants)), [vid for vid, _ in variants])
+        ax.set_xlim(-0.6, len(variants) - 0.4)
         ax.grid(axis="y", alpha=0.3)
     fig.suptitle(f"each run (points) and the mean with its {LEVEL:.0%} interval (black)")
     fig.savefig(path, dpi=90)
