@@ -50,6 +50,8 @@ MAX_SEEDS = 100_000
 MAX_SEED = 2**32 - 1
 CONNECT_S = 5.0
 """How long ``--cluster ADDRESS`` is waited for before it is called unreachable."""
+WORKERS_S = 30.0
+"""How long a scheduler without workers is waited on for its first (else the sweep would hang)."""
 KPIS = (
     "units",
     "throughput_per_hour",
@@ -288,6 +290,11 @@ def cluster(address: str | None, *, workers: int) -> Iterator[Any]:
             why = f"no Dask scheduler answered within {CONNECT_S:g} s ({str(exc).splitlines()[0][:120]})"
             raise ConfigError("--cluster", address[:120], why) from None
         with client:
+            try:
+                client.wait_for_workers(1, timeout=WORKERS_S)
+            except TimeoutError:
+                why = f"the scheduler has had no worker for {WORKERS_S:g} s (start `dask worker`)"
+                raise ConfigError("--cluster", address[:120], why) from None
             yield client
         return
     local = local_cluster(workers)
