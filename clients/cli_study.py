@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import shlex
 import shutil
 import tempfile
@@ -42,14 +43,15 @@ MAX_WORKERS = 256
 def cmd_sweep(args: argparse.Namespace, console: Console) -> int:
     """Run a cell over seeds and variants on a Dask cluster; write its table and report."""
     from cells.launch import run_dir
-    from clients.sweep import cluster, plan_sweep
+    from clients.sweep import cluster, parse_seeds, plan_sweep
     from clients.sweep_report import write_report
 
     _physics_only(args.fidelity)
+    seeds = parse_seeds(args.seeds)  # first: the default directory is named after them
     out = Path(args.out) if args.out else None
     if out is None:
-        name = Path(args.cell).name.removesuffix(".toml")
-        out = run_dir(Path(args.sweeps_dir), f"{name}-seeds{args.seeds.replace(',', '_')}"[:80])
+        name = f"{Path(args.cell).name.removesuffix('.toml')}-seeds{seeds[0]}-{seeds[-1]}"
+        out = run_dir(Path(args.sweeps_dir), re.sub(r"[^A-Za-z0-9_.-]", "_", name)[:80])
     plan = plan_sweep(
         args.cell,
         seeds=args.seeds,
