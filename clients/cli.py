@@ -62,7 +62,9 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
     faults, chaos = planned.faults, planned.chaos
     if args.console:
         return _run_with_console(args, console)
-    name = args.name or f"{cell.name}-seed{args.seed}" + (f"-chaos{args.chaos:g}" if chaos else "")
+    # a run name takes no dot: chaos 0.02 names the run ...-chaos0_02
+    rate = f"-chaos{args.chaos:g}".replace(".", "_") if chaos else ""
+    name = args.name or f"{cell.name}-seed{args.seed}{rate}"
     out = run_dir(Path(args.runs_dir), name)
     if chaos:
         write_chaos(

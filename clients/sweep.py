@@ -169,7 +169,7 @@ def plan_sweep(
                 processes=processes,
             )
             note = f"lightsout run {cell_path} --seed {seed} --duration {duration_s:g}" + (
-                f" --chaos {chaos_rate:g}" if chaos_rate else ""
+                f" --processes --chaos {chaos_rate:g}" if chaos_rate else ""
             )
             run = out / "runs" / f"{v.id}-seed{seed}"
             jobs.append(
