@@ -48,7 +48,7 @@ log = logging.getLogger(__name__)
 MAX_SEEDS = 100_000
 """The most seeds one sweep runs (per variant)."""
 MAX_SEED = 2**32 - 1
-CONNECT_S = 5.0
+CONNECT_S = 3.0
 """How long ``--cluster ADDRESS`` is waited for before it is called unreachable."""
 WORKERS_S = 30.0
 """How long a scheduler without workers is waited on for its first (else the sweep would hang)."""
