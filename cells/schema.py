@@ -60,16 +60,21 @@ SYNCS = ("event", "tick")
 
 def load_cell(path: str | Path) -> CellSpec:
     """Read and validate a cell file."""
+    _text, data = read_cell_file(path)
+    return parse_cell(data, source=str(path))
+
+
+def read_cell_file(path: str | Path) -> tuple[str, dict[str, Any]]:
+    """A cell file's text and its TOML, not yet validated (``cells.variants`` edits it first)."""
     source = str(path)
     try:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(source, "", f"cannot read: {exc.strerror or exc}") from None
     try:
-        data = tomllib.loads(text)
+        return text, tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(source, "", f"not valid TOML: {exc}") from None
-    return parse_cell(data, source=source)
 
 
 def parse_cell(data: dict[str, Any], *, source: str = "<cell>") -> CellSpec:

@@ -15,6 +15,8 @@ MAX_NUMBER = 1e7
 factor only ever overflows something."""
 MAX_WHOLE = 2**32 - 1
 """The largest whole number (seeds, counts) any option takes."""
+MAX_CHAOS_RATE = 10.0
+"""The most random faults per sim second ``--chaos`` injects (``run`` and ``sweep``)."""
 
 
 def _number(text: str) -> float:

@@ -24,9 +24,10 @@ from rich.table import Table
 
 from bus.errors import LightsoutError
 from cells.schema import SYNCS
-from clients.args import positive, whole, within
+from clients.args import MAX_CHAOS_RATE, positive, whole, within
 from clients.cli_control import add_commands
 from clients.cli_report import add_commands as add_report_commands
+from clients.cli_study import add_commands as add_study_commands
 from supervisor.allocation import POLICIES
 
 if TYPE_CHECKING:
@@ -34,19 +35,15 @@ if TYPE_CHECKING:
 
 PACE_FACTORS = (1e-3, 1e3)
 """The real-time factors ``--realtime`` takes (as ``pace realtime`` does, ``sim.host``)."""
-WRITERS = ("run", "sim", "record", "agent", "supervisor")
+WRITERS = ("run", "sim", "record", "agent", "supervisor", "sweep")
 """The subcommands that write runs, journals, logs or bags: owner-only (umask 077)."""
-MAX_CHAOS_RATE = 10.0
-"""The most random faults per sim second ``--chaos`` injects."""
 
 
 def cmd_run(args: argparse.Namespace, console: Console) -> int:
     """Run a cell headless and print its KPIs."""
     from bus.endpoints import private_ipc_base, remove_ipc
-    from bus.errors import ConfigError
     from cells.audit import audit_run
-    from cells.chaos import chaos_scenario
-    from cells.faults import dump_scenario, load_scenario
+    from cells.headless import plan_faults, write_chaos
     from cells.launch import RunOptions, run_cell, run_dir
     from cells.schema import load_cell
     from clients.kpi_table import print_kpis
@@ -57,20 +54,25 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
         cell = dataclasses.replace(cell, policy=args.policy)
     if args.sync:
         cell = dataclasses.replace(cell, sync=args.sync)
-    faults = load_scenario(args.faults, cell) if args.faults else ()
-    if args.chaos and not args.processes:
-        why = "chaos kills agent and supervisor processes, so the cell must run with --processes"
-        raise ConfigError("--chaos", str(args.chaos), why)
-    chaos = chaos_scenario(cell, args.chaos, args.duration, args.seed) if args.chaos else ()
+    planned = plan_faults(
+        cell,
+        scenario=args.faults,
+        chaos_rate=args.chaos or 0.0,
+        duration_s=args.duration,
+        seed=args.seed,
+        processes=args.processes,
+    )
+    faults, chaos = planned.faults, planned.chaos
     if args.console:
         return _run_with_console(args, console)
-    name = args.name or f"{cell.name}-seed{args.seed}" + (f"-chaos{args.chaos:g}" if chaos else "")
+    # a run name takes no dot: chaos 0.02 names the run ...-chaos0_02
+    rate = f"-chaos{args.chaos:g}".replace(".", "_") if chaos else ""
+    name = args.name or f"{cell.name}-seed{args.seed}{rate}"
     out = run_dir(Path(args.runs_dir), name)
     if chaos:
-        out.mkdir(parents=True)
-        note = f"lightsout run {args.cell} --chaos {args.chaos:g} --seed {args.seed}"
-        (out / "chaos.toml").write_text(dump_scenario(chaos, note), encoding="utf-8")
-        faults = tuple(sorted((*faults, *chaos), key=lambda f: (f.at_s, f.target, f.kind.value)))
+        write_chaos(
+            out, planned, f"lightsout run {args.cell} --chaos {args.chaos:g} --seed {args.seed}"
+        )
     endpoint = args.endpoint
     recorder = None
     if args.record is not None:
@@ -437,6 +439,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_commands(sub)  # status, robot, cell, fault, pace, order, snapshot, watch, console, keys
     add_report_commands(sub)  # report, record, replay
+    add_study_commands(sub)  # sweep, calibrate
     return ap
 
 
