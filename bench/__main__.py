@@ -195,8 +195,8 @@ def _memory(console: Console, args: argparse.Namespace) -> None:
     )
 
     def on_sample(t_s: float, rss: dict[str, int]) -> None:
-        total = sum(rss.values()) / 1024
-        console.log(f"{t_s:6.0f} s sim: {len(rss)} processes, {total:.0f} MB resident in all")
+        each = ", ".join(f"{n} {kb / 1024:.1f}" for n, kb in rss.items())
+        console.log(f"{t_s:6.0f} s sim, MB: {each}")
 
     memory.print_soak(console, memory.soak(cell, duration, args.seed, on_sample=on_sample))
 
