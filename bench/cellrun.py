@@ -5,7 +5,10 @@ its own (a process that ran the cell before would carry that run's peak into
 the next). It runs the cell with ``cells.launch.run_cell``, as ``lightsout run``
 does, and prints one JSON line:
 
-* ``rtf``: sim seconds per wall second of ``run_cell``;
+* ``rtf``: sim seconds per wall second of ``run_cell``; ``cpu_s``: the CPU
+  seconds it cost, this process's and its children's (every participant
+  process has exited by then), which a loaded machine disturbs far less than
+  the wall;
 * ``ticks``, ``answers``, ``bus``, ``acts``: the barrier's round trips (control
   ticks opened), the ``Done`` answers gathered, the cell-bus messages those
   answers said were sent (the causal barrier's counts) and the acts (joint
@@ -26,6 +29,7 @@ import argparse
 import dataclasses
 import functools
 import json
+import resource
 import sys
 import tempfile
 import time
@@ -90,6 +94,15 @@ def tapped(traffic: Traffic) -> Iterator[None]:
         ClockServer.tick = original  # type: ignore[method-assign]
 
 
+def cpu_s() -> float:
+    """CPU seconds (user and system) of this process and of its children that have exited."""
+    me, kids = (
+        resource.getrusage(resource.RUSAGE_SELF),
+        resource.getrusage(resource.RUSAGE_CHILDREN),
+    )
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
 def measure(
     cell_path: str, duration_s: float, seed: int, *, processes: bool, sync: str
 ) -> dict[str, Any]:
@@ -101,12 +114,15 @@ def measure(
         opts = dataclasses.replace(opts, **given)
     traffic = Traffic()
     with tempfile.TemporaryDirectory() as tmp, PeakWatch() as peaks, tapped(traffic):
+        cpu0 = cpu_s()
         t0 = time.perf_counter()
         kpis = run_cell(cell, Path(tmp), opts)
         wall = time.perf_counter() - t0
+        cpu = cpu_s() - cpu0
     return {
         "rtf": duration_s / wall,
         "wall_s": wall,
+        "cpu_s": cpu,
         "units": int(kpis["units_completed"]),
         "balanced": bool(kpis["ledger_balanced"]),
         **dataclasses.asdict(traffic),

@@ -1,9 +1,10 @@
 """Memory of a run's processes, read from outside by pid (Linux ``/proc``).
 
 The benchmarks never change the processes they measure: they find the
-launcher's descendants by walking ``/proc/*/stat`` for parent pids, name each
-from its command line (``python -m cells.node agent CELL ... --robot R2`` is
-``R2``, the supervisor's is ``supervisor``) and read ``VmRSS`` (resident now)
+launcher's descendants by walking ``/proc/*/stat`` for parent pids, name the
+participants among them from their command lines (``python -m cells.node
+agent CELL ... --robot R2`` is ``R2``, the supervisor's is ``supervisor``;
+any other is left out) and read ``VmRSS`` (resident now)
 or ``VmHWM`` (the peak so far) from ``/proc/PID/status``. A process that exits
 between two reads is simply missing from the second.
 """
@@ -61,27 +62,29 @@ def children(pid: int) -> list[int]:
     return sorted(out)
 
 
-def name_of(pid: int) -> str:
-    """A participant's name from its command line: the robot, ``supervisor``, or the program."""
+def name_of(pid: int) -> str | None:
+    """A participant's name from its command line (the robot, or ``supervisor``); None for any
+    other process (one gone, or a child forked that has not yet run its program: it is still a
+    copy of its parent, with the parent's pages)."""
     try:
         raw = (PROC / str(pid) / "cmdline").read_bytes()
     except OSError:
-        return f"pid {pid}"
+        return None
     argv = [a.decode(errors="replace") for a in raw.split(b"\0") if a]
-    if "cells.node" in argv:
-        if "--robot" in argv[:-1]:
-            return argv[argv.index("--robot") + 1]
-        if "supervisor" in argv:
-            return "supervisor"
-    return Path(argv[0]).name if argv else f"pid {pid}"
+    if "cells.node" not in argv:
+        return None
+    if "--robot" in argv[:-1]:
+        return argv[argv.index("--robot") + 1]
+    return "supervisor" if "supervisor" in argv else None
 
 
 def tree(root: int, *, root_name: str = HOST) -> dict[str, int]:
-    """Name -> pid of ``root`` and its descendants (later duplicates get ``#pid``)."""
+    """Name -> pid of ``root`` and of the participants among its descendants."""
     out = {root_name: root}
     for pid in children(root):
         name = name_of(pid)
-        out[name if name not in out else f"{name}#{pid}"] = pid
+        if name is not None:
+            out[name if name not in out else f"{name}#{pid}"] = pid
     return out
 
 

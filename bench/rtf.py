@@ -61,6 +61,7 @@ class Run:
     acts: int
     peak_kb: dict[str, int]
     wall_s: float
+    cpu_s: float
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -71,6 +72,9 @@ class CellFigures:
     duration_s: float
     bare: float
     world: float
+    bare_cpu: float
+    """Sim seconds per CPU second of the bare steps (and below, of ``world.advance``)."""
+    world_cpu: float
     runs: dict[tuple[str, bool], Run | None]
     """(sync, processes) -> the run, or None where the launcher has no such barrier."""
 
@@ -80,25 +84,27 @@ class CellFigures:
         return None if r is None else r.rtf / self.bare
 
 
-def _world_rtf(cell: CellSpec, duration_s: float, seed: int) -> tuple[float, float]:
+def _world_rtf(cell: CellSpec, duration_s: float, seed: int) -> tuple[float, float, float, float]:
+    """Bare and ``world.advance`` real-time factors, by the wall and by CPU time."""
     world = World(cell, seed=seed)
     world.setup()
     try:
         ticks = int(duration_s * cell.control_hz)
         for _ in range(ticks):  # let the feeders fill the belt and trays first
             world.advance()
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         for _ in range(ticks):
             world.advance()
-        world_wall = time.perf_counter() - t0
+        world_wall, world_cpu = time.perf_counter() - t0, time.process_time() - c0
         steps = ticks * cell.steps_per_tick
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         for _ in range(steps):
             p.stepSimulation(physicsClientId=world.client)
-        bare_wall = time.perf_counter() - t0
+        bare_wall, bare_cpu = time.perf_counter() - t0, time.process_time() - c0
     finally:
         world.shutdown()
-    return duration_s / bare_wall, duration_s / world_wall
+    d = duration_s
+    return d / bare_wall, d / world_wall, d / bare_cpu, d / world_cpu
 
 
 def cell_run(cell: CellSpec, duration_s: float, seed: int, *, processes: bool, sync: str) -> Run:
@@ -127,7 +133,7 @@ def run(
     for cell in cells:
         if on_run is not None:
             on_run(f"{cell.name}: bare and world.advance")
-        bare, world = _world_rtf(cell, duration_s, seed)
+        bare, world, bare_cpu, world_cpu = _world_rtf(cell, duration_s, seed)
         runs: dict[tuple[str, bool], Run | None] = {}
         for processes in (False, True):
             for sync in SYNCS:
@@ -140,7 +146,7 @@ def run(
                 runs[sync, processes] = cell_run(
                     cell, duration_s, seed, processes=processes, sync=sync
                 )
-        out.append(CellFigures(cell, duration_s, bare, world, runs))
+        out.append(CellFigures(cell, duration_s, bare, world, bare_cpu, world_cpu, runs))
     return out
 
 
@@ -157,21 +163,42 @@ def print_tables(console: Console, figs: list[CellFigures], seed: int) -> None:
     duration = figs[0].duration_s if figs else 0.0
     table = Table(
         title=f"real-time factor (sim s / wall s), {duration:g} s of sim time each, seed {seed}",
-        caption="/ bare: to bare pybullet of the same cell; per sim s: trips, the barrier's "
+        caption="/ bare: to bare pybullet of the same cell; CPU RTF: sim s per CPU s of every "
+        "process of the run (a loaded machine disturbs it less); per sim s: trips, the barrier's "
         "round trips (ticks opened); bus, cell-bus messages (the barrier's counts); acts, "
-        "acts (joint targets) the agents sent in their answers",
+        "the acts carried in the answers (joint targets, the supervisor's world commands)",
     )
-    cols = ("what", "sync", "RTF", "/ bare", "trips/s", "bus/s", "acts/s", "units")
+    cols = (
+        "what",
+        "sync",
+        "RTF",
+        "/ bare",
+        "CPU RTF",
+        "/ bare",
+        "trips/s",
+        "bus/s",
+        "acts/s",
+        "units",
+    )
     for col in cols:
         table.add_column(col, justify="left" if col in ("what", "sync") else "right")
     for fig in figs:
         table.add_row(f"[bold]{fig.cell.name}[/bold] ({len(fig.cell.robots)} robots)")
-        table.add_row("bare pybullet", "-", f"{fig.bare:.2f}", "1.000")
-        table.add_row("world.advance", "-", f"{fig.world:.2f}", f"{fig.world / fig.bare:.3f}")
+        table.add_row(
+            "bare pybullet", "-", f"{fig.bare:.2f}", "1.000", f"{fig.bare_cpu:.2f}", "1.000"
+        )
+        table.add_row(
+            "world.advance",
+            "-",
+            f"{fig.world:.2f}",
+            f"{fig.world / fig.bare:.3f}",
+            f"{fig.world_cpu:.2f}",
+            f"{fig.world_cpu / fig.bare_cpu:.3f}",
+        )
         for (sync, processes), r in fig.runs.items():
             what = "--processes" if processes else "one process"
             if r is None:
-                table.add_row(what, sync, "n/a", "n/a", "n/a", "n/a", "n/a", "")
+                table.add_row(what, sync, *["n/a"] * 7, "")
                 continue
             d = fig.duration_s
             table.add_row(
@@ -179,6 +206,8 @@ def print_tables(console: Console, figs: list[CellFigures], seed: int) -> None:
                 sync,
                 f"{r.rtf:.2f}",
                 f"{r.rtf / fig.bare:.3f}",
+                f"{d / r.cpu_s:.2f}",
+                f"{d / r.cpu_s / fig.bare_cpu:.3f}",
                 f"{r.ticks / d:.1f}",
                 f"{r.bus / d:.1f}",
                 f"{r.acts / d:.1f}",
