@@ -141,7 +141,8 @@ def _follow(
 
     The first sample is taken at the first answer (just after start-up); then
     one per boundary, labelled with the boundary (the cell may be a little
-    past it: a second of wall time is a few seconds of sim time).
+    past it: a second of wall time is a few seconds of sim time); the last
+    one may come a little before the end, labelled with its own time.
     """
     due = 0.0
     with ControlClient(endpoint, timeout_s=2.0, retries=0) as client:
@@ -151,11 +152,15 @@ def _follow(
             except (ControlError, LightsoutError):
                 time.sleep(POLL_S)  # not bound yet, or already shutting down
                 continue
-            if t_s >= due and due <= duration_s:
+            # the run ends at the last boundary, perhaps between two questions: that sample
+            # is taken in the last tenth of an interval, at the sim time it was taken
+            closing = due >= duration_s and t_s >= duration_s - every_s / 10
+            if due <= duration_s and (t_s >= due or closing):
+                at = due if t_s >= due else float(round(t_s))
                 rss = procmem.sample(proc.pid, "VmRSS")
-                samples[due] = rss
+                samples[at] = rss
                 if on_sample is not None:
-                    on_sample(due, rss)
+                    on_sample(at, rss)
                 due += every_s
             time.sleep(POLL_S)
 
