@@ -58,7 +58,14 @@ def main() -> int:
         default="0.3,0.7",
         help="drops: where in each carry to drop the part (comma-separated fractions)",
     )
+    ap.add_argument(
+        "--sync",
+        choices=("tick", "event"),
+        help="memory: the barrier of the soak (default: the launcher's own)",
+    )
     args = ap.parse_args()
+    if args.sync and args.sync not in sync_modes():
+        ap.error(f"--sync {args.sync}: this launcher has no such barrier yet")
     chosen_cells = [args.cell] if args.cell else [str(c) for c in rtf.CELLS]
     args.cell = args.cell or str(ROOT / "cells" / "assembly.toml")
     if args.only == "failover" and not 0 < args.fail_at < _duration(args, failover.DURATION_S):
@@ -189,8 +196,9 @@ def _rtf(console: Console, args: argparse.Namespace, paths: list[str]) -> None:
 def _memory(console: Console, args: argparse.Namespace) -> None:
     cell = load_cell(args.cell)
     duration = _duration(args, 3600.0)
+    sync = f"--sync {args.sync}" if args.sync else "the launcher's default barrier"
     console.print(
-        f"memory soak of {cell.name}: --processes for {duration:.0f} s of sim time (seed "
+        f"memory soak of {cell.name}: --processes, {sync}, for {duration:.0f} s of sim time (seed "
         f"{args.seed}), every process's RSS read from /proc every {memory.EVERY_S:.0f} s of sim time"
     )
 
@@ -198,7 +206,8 @@ def _memory(console: Console, args: argparse.Namespace) -> None:
         each = ", ".join(f"{n} {kb / 1024:.1f}" for n, kb in rss.items())
         console.log(f"{t_s:6.0f} s sim, MB: {each}")
 
-    memory.print_soak(console, memory.soak(cell, duration, args.seed, on_sample=on_sample))
+    result = memory.soak(cell, duration, args.seed, sync=args.sync or "", on_sample=on_sample)
+    memory.print_soak(console, result)
 
 
 def _failover(console: Console, args: argparse.Namespace) -> None:

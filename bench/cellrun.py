@@ -50,10 +50,14 @@ DEFAULT_SYNC = "tick"
 """The fixed-rate barrier: what every launcher runs, with or without the option."""
 
 
+def has_sync_option() -> bool:
+    """Whether the launcher takes ``--sync`` (``RunOptions.sync``)."""
+    return SYNC_FIELD in {f.name for f in dataclasses.fields(RunOptions)}
+
+
 def sync_modes() -> tuple[str, ...]:
     """The barriers this launcher can run: ``tick``, and ``event`` once ``--sync`` exists."""
-    fields = {f.name for f in dataclasses.fields(RunOptions)}
-    return (DEFAULT_SYNC, "event") if SYNC_FIELD in fields else (DEFAULT_SYNC,)
+    return (DEFAULT_SYNC, "event") if has_sync_option() else (DEFAULT_SYNC,)
 
 
 @dataclasses.dataclass(slots=True)
@@ -109,7 +113,7 @@ def measure(
     """Run the cell once; return the figures the module docstring lists."""
     cell = load_cell(cell_path)
     opts = RunOptions(seed=seed, duration_s=duration_s, processes=processes)
-    if SYNC_FIELD in {f.name for f in dataclasses.fields(RunOptions)}:
+    if has_sync_option():
         given: dict[str, Any] = {SYNC_FIELD: sync}  # the option lands with the event clock
         opts = dataclasses.replace(opts, **given)
     traffic = Traffic()

@@ -34,6 +34,7 @@ from rich.console import Console
 from rich.table import Table
 
 from bench import procmem
+from bench.cellrun import has_sync_option
 from bus.cellspec import CellSpec
 from bus.errors import LightsoutError
 from clients.control import ControlClient, ControlError
@@ -98,9 +99,13 @@ def soak(
     seed: int,
     *,
     every_s: float = EVERY_S,
+    sync: str = "",
     on_sample: Callable[[float, dict[str, int]], None] | None = None,
 ) -> Soak:
-    """Run ``cell`` with ``--processes`` for ``duration_s`` and sample every process's RSS."""
+    """Run ``cell`` with ``--processes`` for ``duration_s`` and sample every process's RSS.
+
+    ``sync``: the barrier, passed on as ``--sync`` ("" leaves the launcher's default).
+    """
     if not procmem.available():
         raise LightsoutError("the memory soak reads /proc: it needs Linux")
     with tempfile.TemporaryDirectory(prefix="lightsout-soak-") as tmp:
@@ -108,6 +113,7 @@ def soak(
         cmd = [sys.executable, "-m", "clients.cli", "run", cell.source, "--processes", "-q"]
         cmd += ["--duration", f"{duration_s:g}", "--seed", str(seed), "--endpoint", endpoint]
         cmd += ["--runs-dir", tmp, "--name", "soak"]
+        cmd += ["--sync", sync] if sync and has_sync_option() else []  # else: tick, the only one
         samples: dict[float, dict[str, int]] = {}
         t0 = time.perf_counter()
         with open(os.path.join(tmp, "launcher.log"), "wb") as log:
