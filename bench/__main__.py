@@ -11,6 +11,7 @@ from rich.table import Table
 
 from bench import control, curve, drops, failover, fleet, memory, policy, record, restarts, rtf
 from bench.cellrun import sync_modes
+from bus.errors import LightsoutError
 from cells.schema import load_cell
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -71,6 +72,16 @@ def main() -> int:
     if args.only == "failover" and not 0 < args.fail_at < _duration(args, failover.DURATION_S):
         ap.error("--fail-at must fall inside the run (0 < --fail-at < --duration)")
     console = Console()
+    try:
+        _measure(console, args, chosen_cells)
+    except LightsoutError as exc:  # a bad cell file, a failed run: one line, exit 2
+        console.print(f"error: {exc}", markup=False, highlight=False)
+        return 2
+    return 0
+
+
+def _measure(console: Console, args: argparse.Namespace, chosen_cells: list[str]) -> None:
+    """Run the benchmarks ``--only`` names (all but the long ones if it names none)."""
     if args.only in (None, "rtf"):
         _rtf(console, args, chosen_cells)
     if args.only in (None, "record"):
@@ -91,7 +102,6 @@ def main() -> int:
         _restarts(console, args)
     if args.only == "memory":
         _memory(console, args)
-    return 0
 
 
 def _restarts(console: Console, args: argparse.Namespace) -> None:
