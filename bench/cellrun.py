@@ -9,18 +9,21 @@ does, and prints one JSON line:
   seconds it cost, this process's and its children's (every participant
   process has exited by then), which a loaded machine disturbs far less than
   the wall;
-* ``ticks``, ``answers``, ``bus``, ``acts``: the barrier's round trips (control
-  ticks opened), the ``Done`` answers gathered, the cell-bus messages those
-  answers said were sent (the causal barrier's counts) and the acts (joint
-  targets, grasps) they carried, counted by wrapping the clock's ``tick`` in
-  this process: the participants are not touched;
+* ``opened``, ``trips``, ``bus``, ``acts``: the ticks the barrier opened,
+  its Tick/Done round trips (one per participant ticked), the cell-bus
+  messages the answers said were sent (the causal barrier's counts) and the
+  acts (joint targets, the supervisor's world commands) they carried. The
+  first three from ``kpis.json``'s ``sim`` block where the clock keeps them,
+  else (and the acts always) counted by wrapping the clock's ``tick`` in this
+  process: the participants are not touched;
 * ``peak_kb``: every process's peak RSS (``bench.procmem.PeakWatch``). Not
   ``getrusage(RUSAGE_CHILDREN)``: a child forked to ``exec`` a node briefly
   shares this process's pages, so the kernel's figure is this process's size
   at the fork, not the node's.
 
-``--sync`` is passed to the launcher only if it takes one (``RunOptions.sync``);
-asked for a mode the launcher does not have, the worker says so and exits 2.
+``--sync`` sets the cell's barrier (``[cell] sync``) as ``lightsout run --sync``
+does, where cells have one; asked for a barrier this code does not have, the
+worker says so and exits 2.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.procmem import PeakWatch
+from bus.cellspec import CellSpec
 from bus.clock import ClockServer
 from bus.errors import LightsoutError
 from cells.launch import RunOptions, run_cell
@@ -51,8 +55,8 @@ DEFAULT_SYNC = "tick"
 
 
 def has_sync_option() -> bool:
-    """Whether the launcher takes ``--sync`` (``RunOptions.sync``)."""
-    return SYNC_FIELD in {f.name for f in dataclasses.fields(RunOptions)}
+    """Whether the cell has a barrier to choose (``[cell] sync``, ``lightsout run --sync``)."""
+    return SYNC_FIELD in {f.name for f in dataclasses.fields(CellSpec)}
 
 
 def sync_modes() -> tuple[str, ...]:
@@ -112,10 +116,10 @@ def measure(
 ) -> dict[str, Any]:
     """Run the cell once; return the figures the module docstring lists."""
     cell = load_cell(cell_path)
+    if has_sync_option():  # as ``lightsout run --sync`` does: only the clock's host reads it
+        given: dict[str, Any] = {SYNC_FIELD: sync}
+        cell = dataclasses.replace(cell, **given)
     opts = RunOptions(seed=seed, duration_s=duration_s, processes=processes)
-    if has_sync_option():
-        given: dict[str, Any] = {SYNC_FIELD: sync}  # the option lands with the event clock
-        opts = dataclasses.replace(opts, **given)
     traffic = Traffic()
     with tempfile.TemporaryDirectory() as tmp, PeakWatch() as peaks, tapped(traffic):
         cpu0 = cpu_s()
@@ -123,13 +127,17 @@ def measure(
         kpis = run_cell(cell, Path(tmp), opts)
         wall = time.perf_counter() - t0
         cpu = cpu_s() - cpu0
+    sim = kpis.get("sim", {})  # the clock's own counts, where it keeps them
     return {
+        "opened": int(sim.get("opened_ticks", traffic.ticks)),
+        "trips": int(sim.get("round_trips", traffic.answers)),
+        "bus": int(sim.get("bus_messages", traffic.bus)),
+        "acts": traffic.acts,
         "rtf": duration_s / wall,
         "wall_s": wall,
         "cpu_s": cpu,
         "units": int(kpis["units_completed"]),
         "balanced": bool(kpis["ledger_balanced"]),
-        **dataclasses.asdict(traffic),
         "peak_kb": peaks.peaks,
     }
 

@@ -55,8 +55,8 @@ class Run:
     rtf: float
     units: int
     balanced: bool
-    ticks: int
-    answers: int
+    opened: int
+    trips: int
     bus: int
     acts: int
     peak_kb: dict[str, int]
@@ -164,8 +164,9 @@ def print_tables(console: Console, figs: list[CellFigures], seed: int) -> None:
     table = Table(
         title=f"real-time factor (sim s / wall s), {duration:g} s of sim time each, seed {seed}",
         caption="/ bare: to bare pybullet of the same cell; CPU RTF: sim s per CPU s of every "
-        "process of the run (a loaded machine disturbs it less); per sim s: trips, the barrier's "
-        "round trips (ticks opened); bus, cell-bus messages (the barrier's counts); acts, "
+        "process of the run (a loaded machine disturbs it less); per sim s: ticks the barrier "
+        "opened; trips, its Tick/Done round trips (all participants); bus, cell-bus messages "
+        "(the barrier's counts); acts, "
         "the acts carried in the answers (joint targets, the supervisor's world commands)",
     )
     cols = (
@@ -175,6 +176,7 @@ def print_tables(console: Console, figs: list[CellFigures], seed: int) -> None:
         "/ bare",
         "CPU RTF",
         "/ bare",
+        "ticks/s",
         "trips/s",
         "bus/s",
         "acts/s",
@@ -198,7 +200,7 @@ def print_tables(console: Console, figs: list[CellFigures], seed: int) -> None:
         for (sync, processes), r in fig.runs.items():
             what = "--processes" if processes else "one process"
             if r is None:
-                table.add_row(what, sync, *["n/a"] * 7, "")
+                table.add_row(what, sync, *["n/a"] * 8, "")
                 continue
             d = fig.duration_s
             table.add_row(
@@ -208,7 +210,8 @@ def print_tables(console: Console, figs: list[CellFigures], seed: int) -> None:
                 f"{r.rtf / fig.bare:.3f}",
                 f"{d / r.cpu_s:.2f}",
                 f"{d / r.cpu_s / fig.bare_cpu:.3f}",
-                f"{r.ticks / d:.1f}",
+                f"{r.opened / d:.1f}",
+                f"{r.trips / d:.1f}",
                 f"{r.bus / d:.1f}",
                 f"{r.acts / d:.1f}",
                 f"{r.units}" + ("" if r.balanced else " [red]NOT balanced[/red]"),
