@@ -9,7 +9,9 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from bench import control, curve, drops, failover, fleet, policy, record, restarts, rtf
+from bench import control, curve, drops, failover, fleet, memory, policy, record, restarts, rtf
+from bench.cellrun import sync_modes
+from bus.errors import LightsoutError
 from cells.schema import load_cell
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -18,11 +20,14 @@ ROOT = Path(__file__).resolve().parents[1]
 def main() -> int:
     """Parse arguments, measure, print."""
     ap = argparse.ArgumentParser(prog="python -m bench")
-    ap.add_argument("--cell", default=str(ROOT / "cells" / "assembly.toml"))
+    ap.add_argument(
+        "--cell",
+        help="cell file (default cells/assembly.toml; rtf: the 4-, 8- and 12-robot assembly cells)",
+    )
     ap.add_argument(
         "--duration",
         type=float,
-        help="sim seconds per measurement (default 60; failover: 900; policy: 600)",
+        help="sim seconds per measurement (default 60; failover: 900; policy: 600; memory: 3600)",
     )
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument(
@@ -44,20 +49,41 @@ def main() -> int:
             "fleet",
             "policy",
             "restarts",
+            "memory",
         ],
-        help="run one benchmark (drops only runs when asked: about 90 runs for --duration 130)",
+        help="run one benchmark (drops and memory only run when asked: about 90 runs for "
+        "--duration 130; an hour of sim time)",
     )
     ap.add_argument(
         "--fractions",
         default="0.3,0.7",
         help="drops: where in each carry to drop the part (comma-separated fractions)",
     )
+    ap.add_argument(
+        "--sync",
+        choices=("tick", "event"),
+        help="memory: the barrier of the soak (default: the launcher's own)",
+    )
     args = ap.parse_args()
+    if args.sync and args.sync not in sync_modes():
+        ap.error(f"--sync {args.sync}: this launcher has no such barrier yet")
+    chosen_cells = [args.cell] if args.cell else [str(c) for c in rtf.CELLS]
+    args.cell = args.cell or str(ROOT / "cells" / "assembly.toml")
     if args.only == "failover" and not 0 < args.fail_at < _duration(args, failover.DURATION_S):
         ap.error("--fail-at must fall inside the run (0 < --fail-at < --duration)")
     console = Console()
+    try:
+        _measure(console, args, chosen_cells)
+    except LightsoutError as exc:  # a bad cell file, a failed run: one line, exit 2
+        console.print(f"error: {exc}", markup=False, highlight=False)
+        return 2
+    return 0
+
+
+def _measure(console: Console, args: argparse.Namespace, chosen_cells: list[str]) -> None:
+    """Run the benchmarks ``--only`` names (all but the long ones if it names none)."""
     if args.only in (None, "rtf"):
-        _rtf(console, args)
+        _rtf(console, args, chosen_cells)
     if args.only in (None, "record"):
         _record(console, args)
     if args.only in (None, "control"):
@@ -74,7 +100,8 @@ def main() -> int:
         _policy(console, args)
     if args.only == "restarts":
         _restarts(console, args)
-    return 0
+    if args.only == "memory":
+        _memory(console, args)
 
 
 def _restarts(console: Console, args: argparse.Namespace) -> None:
@@ -164,20 +191,33 @@ def _control(console: Console) -> None:
     console.print(table)
 
 
-def _rtf(console: Console, args: argparse.Namespace) -> None:
-    cell = load_cell(args.cell)
+def _rtf(console: Console, args: argparse.Namespace, paths: list[str]) -> None:
+    cells = [load_cell(p) for p in paths]
     duration = _duration(args)
+    names = ", ".join(f"{c.name} ({len(c.robots)} robots)" for c in cells)
     console.print(
-        f"real-time factor of {cell.name}, {duration:.0f} s of sim time each (seed {args.seed})"
+        f"real-time factor of {names}: {duration:.0f} s of sim time each (seed {args.seed}); "
+        f"barriers here: {', '.join(sync_modes())}"
     )
-    rows = rtf.run(cell, duration, args.seed)
-    bare = rows[0][1]
-    table = Table(title="real-time factor (sim s / wall s)")
-    for col in ("what", "RTF", "ratio to bare", "note"):
-        table.add_column(col, justify="left" if col in ("what", "note") else "right")
-    for name, value, note in rows:
-        table.add_row(name, f"{value:.2f}", f"{value / bare:.3f}", note)
-    console.print(table)
+    figs = rtf.run(cells, duration, args.seed, on_run=lambda what: console.log(what))
+    rtf.print_tables(console, figs, args.seed)
+
+
+def _memory(console: Console, args: argparse.Namespace) -> None:
+    cell = load_cell(args.cell)
+    duration = _duration(args, 3600.0)
+    sync = f"--sync {args.sync}" if args.sync else "the launcher's default barrier"
+    console.print(
+        f"memory soak of {cell.name}: --processes, {sync}, for {duration:.0f} s of sim time (seed "
+        f"{args.seed}), every process's RSS read from /proc every {memory.EVERY_S:.0f} s of sim time"
+    )
+
+    def on_sample(t_s: float, rss: dict[str, int]) -> None:
+        each = ", ".join(f"{n} {kb / 1024:.1f}" for n, kb in rss.items())
+        console.log(f"{t_s:6.0f} s sim, MB: {each}")
+
+    result = memory.soak(cell, duration, args.seed, sync=args.sync or "", on_sample=on_sample)
+    memory.print_soak(console, result)
 
 
 def _failover(console: Console, args: argparse.Namespace) -> None:
