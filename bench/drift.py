@@ -109,7 +109,5 @@ def measure(seed: int = 1) -> list[Method]:
         for _ in range(NOISE_SERIES):
             alarms += false_alarms(make(), _series(rng, 0.0, NOISE_SAMPLES))
         wall = time.perf_counter() - t0
-        out.append(
-            Method(make.method, settings, ds, NOISE_SERIES * NOISE_SAMPLES, alarms, wall)
-        )
+        out.append(Method(make.method, settings, ds, NOISE_SERIES * NOISE_SAMPLES, alarms, wall))
     return out

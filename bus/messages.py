@@ -259,17 +259,28 @@ class CommissionCheck(Message):
     """Whether it joins the run (a robot that passed too near the run's end does not)."""
 
 
+@message("joint_tracking")
+class JointTracking(Message):
+    """A robot's joint tracking errors as its drives report them: measured minus commanded
+    position, radians, one per arm joint in ``q`` order."""
+
+    robot: str
+    errors: tuple[float, ...]
+
+
 @message("world_sense")
 class WorldSense(Message):
     """The world's report to the supervisor: events since the last tick and all sensors.
 
-    ``checks`` are commissioning checks of built robots finished since the last tick.
+    ``checks`` are commissioning checks of built robots finished since the last tick;
+    ``tracking`` every robot's joint tracking errors, once per sim second (empty between).
     """
 
     events: tuple[WorldEvent, ...]
     sensors: tuple[SensorReading, ...]
     requests: tuple[ControlRequest, ...] = ()
     checks: tuple[CommissionCheck, ...] = ()
+    tracking: tuple[JointTracking, ...] = ()
 
 
 @message("commission")

@@ -58,14 +58,21 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
     if args.chaos and not args.processes:
         why = "chaos kills agent and supervisor processes, so the cell must run with --processes"
         raise ConfigError("--chaos", str(args.chaos), why)
-    chaos = chaos_scenario(cell, args.chaos, args.duration, args.seed) if args.chaos else ()
+    if args.wear and not args.chaos:
+        raise ConfigError("--wear", "", "--wear adds the degrading kinds to --chaos: give --chaos")
+    chaos = (
+        chaos_scenario(cell, args.chaos, args.duration, args.seed, wear=args.wear)
+        if args.chaos
+        else ()
+    )
     if args.console:
         return _run_with_console(args, console)
     name = args.name or f"{cell.name}-seed{args.seed}" + (f"-chaos{args.chaos:g}" if chaos else "")
     out = run_dir(Path(args.runs_dir), name)
     if chaos:
         out.mkdir(parents=True)
-        note = f"lightsout run {args.cell} --chaos {args.chaos:g} --seed {args.seed}"
+        wear = " --wear" if args.wear else ""
+        note = f"lightsout run {args.cell} --chaos {args.chaos:g}{wear} --seed {args.seed}"
         (out / "chaos.toml").write_text(dump_scenario(chaos, note), encoding="utf-8")
         faults = tuple(sorted((*faults, *chaos), key=lambda f: (f.at_s, f.target, f.kind.value)))
     endpoint = args.endpoint
@@ -224,6 +231,8 @@ def _run_with_console(args: argparse.Namespace, console: Console) -> int:
             cmd += [flag, str(value)]
     if args.processes:
         cmd.append("--processes")
+    if args.wear:
+        cmd.append("--wear")
     if args.record is not None:
         cmd += ["--record", *([args.record] if args.record else [])]
     with tempfile.TemporaryFile() as log:
@@ -353,6 +362,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="RATE",
         help="inject random faults of every kind, RATE per sim second (docs/faults.md); "
         "needs --processes; the run ends with its audit",
+    )
+    run.add_argument(
+        "--wear",
+        action="store_true",
+        help="with --chaos: the degrading kinds too (joint drift, gripper, belt wear, creep)",
     )
     run.add_argument(
         "--policy",

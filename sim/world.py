@@ -57,6 +57,7 @@ from sim.parts import (
     to_frame,
 )
 from sim.stations import Fixture, Tray
+from sim.wear import Tracking
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +97,8 @@ class World:
         self.fixtures: dict[str, Fixture] = {}
         self.trays: dict[str, Tray] = {}
         self._rng = random.Random(seed)
+        self.tracking = Tracking(seed)
+        """The drives' tracking errors, reported to the supervisor once a second."""
         self._t_ns = 0
         self._ticks = 0
         self._feeders = Feeders(cell, self.conveyors, self.trays, self._rng)
@@ -345,7 +348,8 @@ class World:
         sensors = tuple(
             SensorReading(s, pid) for s, pid in sorted(self._sensors.items()) if s not in dark
         )
-        return WorldSense(events=events, sensors=sensors, checks=checks)
+        tracking = self.tracking.readings(self._t_ns, self.arms)
+        return WorldSense(events=events, sensors=sensors, checks=checks, tracking=tracking)
 
     def sensor_names(self) -> tuple[str, ...]:
         """Every presence sensor of the cell."""

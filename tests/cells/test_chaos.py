@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from bus.cellspec import CellSpec
-from bus.enums import FaultKind
+from bus.enums import DEGRADING_KINDS, FaultKind
 from bus.errors import ConfigError
 from cells.audit import audit_run
-from cells.chaos import QUIET_END_S, WARM_UP_S, chaos_scenario
+from cells.chaos import CLASSIC_KINDS, QUIET_END_S, WARM_UP_S, chaos_scenario
 from cells.faults import dump_scenario, parse_scenario
 from cells.launch import RunOptions, run_cell
 from clients.cli import main
@@ -25,7 +25,7 @@ def test_a_chaos_scenario_is_drawn_from_the_seed_with_every_kind(cell: CellSpec)
     assert faults == chaos_scenario(cell, 0.02, 1800, seed=7)
     assert faults != chaos_scenario(cell, 0.02, 1800, seed=8)
     assert 20 <= len(faults) <= 55  # about 0.02 x 1720 s = 34
-    assert {f.kind for f in faults} == set(FaultKind)
+    assert {f.kind for f in faults} == set(CLASSIC_KINDS)
     for f in faults:
         assert f.at_s >= WARM_UP_S
         assert f.at_s + f.duration_s <= 1800 - QUIET_END_S + 1e-6
@@ -33,6 +33,23 @@ def test_a_chaos_scenario_is_drawn_from_the_seed_with_every_kind(cell: CellSpec)
     import tomllib
 
     again = parse_scenario(tomllib.loads(dump_scenario(faults, "a comment")), cell, source="x")
+    assert again == faults
+
+
+def test_chaos_with_wear_draws_the_degrading_kinds_too(cell: CellSpec) -> None:
+    import tomllib
+
+    plain = chaos_scenario(cell, 0.02, 1800, seed=7)
+    faults = chaos_scenario(cell, 0.02, 1800, seed=7, wear=True)
+    assert {f.kind for f in faults} == set(FaultKind)
+    assert faults != plain  # the rounds are longer, so the draws differ
+    for f in faults:
+        if f.kind in DEGRADING_KINDS:
+            assert f.duration_s > 0
+            assert f.kind is not FaultKind.CYCLE_CREEP or f.factor > 1
+            if f.kind in (FaultKind.GRIPPER_WEAR, FaultKind.BELT_WEAR):
+                assert 0 < f.share < 1
+    again = parse_scenario(tomllib.loads(dump_scenario(faults)), cell, source="x")
     assert again == faults
 
 
