@@ -72,3 +72,12 @@ def problem(
     if kind is FaultKind.MESSAGE_LOSS and not 0 < factor < 1:
         return "factor", f"a share of messages lost is between 0 and 1, got {factor:g}"
     return None
+
+
+def wear_share(t_ns: int, start_ns: int, end_ns: int) -> float:
+    """How far a wear has grown at ``t_ns``: 0 at its start, 1 at its end and after (linear).
+
+    One rule for every degrading kind, whoever applies it (the world a belt's or a gripper's,
+    the supervisor a cycle creep's).
+    """
+    return min(max((t_ns - start_ns) / max(end_ns - start_ns, 1), 0.0), 1.0)

@@ -31,6 +31,7 @@ import dataclasses
 import math
 import random
 
+from bus.faults import wear_share
 from bus.messages import JointTracking
 from bus.simtime import NS
 from sim.arms import Arm
@@ -75,8 +76,7 @@ class Ramp:
 
     def at(self, t_ns: int) -> float:
         """The share at sim time ``t_ns``."""
-        span = max(self.end_ns - self.start_ns, 1)
-        return self.full * min(max((t_ns - self.start_ns) / span, 0.0), 1.0)
+        return self.full * wear_share(t_ns, self.start_ns, self.end_ns)
 
 
 class Wear:

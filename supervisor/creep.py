@@ -13,13 +13,14 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from bus.faults import wear_share
 from bus.messages import Degrade
 from bus.participant import Outbox
 from bus.simtime import NS
+from supervisor.fleet import NEVER_NS
 
 SEND_EVERY_NS = NS
 """How often a creeping robot is told its slowdown (sim time)."""
-NEVER_NS = 2**63 - 1
 
 
 @dataclasses.dataclass(slots=True)
@@ -33,8 +34,7 @@ class Creep:
 
     def at(self, t_ns: int) -> float:
         """The slowdown at sim time ``t_ns``."""
-        share = min(max((t_ns - self.start_ns) / max(self.end_ns - self.start_ns, 1), 0.0), 1.0)
-        return 1.0 + (self.factor - 1.0) * share
+        return 1.0 + (self.factor - 1.0) * wear_share(t_ns, self.start_ns, self.end_ns)
 
 
 class Creeps:
@@ -53,7 +53,7 @@ class Creeps:
             c = self.robots[robot]
             if now_ns >= c.next_ns:
                 c.next_ns = now_ns + SEND_EVERY_NS
-                out.send(robot, Degrade(robot, round(c.at(now_ns), 4), NEVER_NS))
+                out.send(robot, Degrade(robot, round(c.at(now_ns), 4), NEVER_NS))  # wear stays
 
     def snapshot(self) -> dict[str, Any]:
         """As plain data."""

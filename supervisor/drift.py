@@ -176,7 +176,10 @@ def robust_mean_sigma(xs: list[float], min_sigma: float = 0.0) -> tuple[float, f
     """Mean and standard deviation of ``xs`` without its outliers (see the module docstring)."""
     med = statistics.median(xs)
     mad = 1.4826 * statistics.median(abs(x - med) for x in xs)
-    kept = [x for x in xs if abs(x - med) <= OUTLIER_MADS * mad] if mad > 0 else list(xs)
+    # with no spread at all around the median (more than half the samples alike: a series of
+    # 0/1 outcomes, times quantized to ticks) whatever differs from the median is the outlier
+    kept = [x for x in xs if abs(x - med) <= OUTLIER_MADS * mad] if mad > 0 else []
+    kept = kept or [x for x in xs if x == med]
     if len(kept) < 2:
         kept = list(xs)
     mean = statistics.fmean(kept)
@@ -184,7 +187,62 @@ def robust_mean_sigma(xs: list[float], min_sigma: float = 0.0) -> tuple[float, f
     return mean, max(sigma, min_sigma, REL_SIGMA_FLOOR * abs(mean), ABS_SIGMA_FLOOR)
 
 
-class Cusum:
+class _Standardized:
+    """What both statistics share: the baseline, the samples judged since the last restart,
+    and the alarm's evidence."""
+
+    method = ""
+
+    def __init__(self, threshold: float, sides: Sides, learn: int, min_sigma: float) -> None:
+        self.threshold, self.sides = threshold, sides
+        self.baseline = Baseline(learn, min_sigma=min_sigma)
+        self.n = 0
+        self.total = 0.0
+
+    def _z(self, x: float) -> float | None:
+        """``x`` standardized, once the baseline is learned (None while it learns ``x``)."""
+        if not self.baseline.add(x):
+            return None
+        self.n += 1
+        self.total += x
+        return self.baseline.z(x)
+
+    def _crossed(self, stats: list[tuple[str, float]]) -> Alarm | None:
+        """The alarm of the first statistic over the threshold (and a restart), or None."""
+        for direction, stat in stats:
+            if stat > self.threshold:
+                b = self.baseline
+                alarm = Alarm(
+                    self.method,
+                    direction,
+                    stat,
+                    self.threshold,
+                    self.n,
+                    b.mean,
+                    b.sigma,
+                    self.total / self.n,
+                )
+                self._restart()
+                return alarm
+        return None
+
+    def _restart(self) -> None:
+        self.n, self.total = 0, 0.0
+
+    def reset(self) -> None:
+        """Forget the sums and the baseline."""
+        self._restart()
+        self.baseline.reset()
+
+    def _snapshot(self, **sums: Any) -> dict[str, Any]:
+        return {"baseline": self.baseline.snapshot(), "n": self.n, "total": self.total, **sums}
+
+    def _restore(self, data: Mapping[str, Any]) -> None:
+        self.baseline.restore(data["baseline"])
+        self.n, self.total = int(data["n"]), float(data["total"])
+
+
+class Cusum(_Standardized):
     """Tabular CUSUM on standardized samples (``k``, ``h`` in baseline sigmas)."""
 
     method = "cusum"
@@ -200,63 +258,36 @@ class Cusum:
     ) -> None:
         if not (k >= 0 and h > 0):
             raise ValueError(f"CUSUM needs k >= 0 and h > 0, got k={k}, h={h}")
-        self.k, self.h, self.sides = k, h, sides
-        self.baseline = Baseline(learn, min_sigma=min_sigma)
+        super().__init__(h, sides, learn, min_sigma)
+        self.k, self.h = k, h
         self.up = 0.0
         self.down = 0.0
-        self.n = 0
-        self.total = 0.0
 
     def update(self, x: float) -> Alarm | None:
         """One sample: the sums move; an alarm (and a restart at 0) if one crosses ``h``."""
-        if not self.baseline.add(x):
+        z = self._z(x)
+        if z is None:
             return None
-        z = self.baseline.z(x)
-        self.n += 1
-        self.total += x
         self.up = max(0.0, self.up + z - self.k)
         if self.sides == "both":
             self.down = max(0.0, self.down - z - self.k)
-        for direction, stat in (("up", self.up), ("down", self.down)):
-            if stat > self.h:
-                alarm = self._alarm(direction, stat)
-                self._restart()
-                return alarm
-        return None
-
-    def _alarm(self, direction: str, stat: float) -> Alarm:
-        b = self.baseline
-        return Alarm(
-            self.method, direction, stat, self.h, self.n, b.mean, b.sigma, self.total / self.n
-        )
+        return self._crossed([("up", self.up), ("down", self.down)])
 
     def _restart(self) -> None:
-        self.up = self.down = self.total = 0.0
-        self.n = 0
-
-    def reset(self) -> None:
-        """Forget the sums and the baseline."""
-        self._restart()
-        self.baseline.reset()
+        super()._restart()
+        self.up = self.down = 0.0
 
     def snapshot(self) -> dict[str, Any]:
         """As plain data."""
-        return {
-            "baseline": self.baseline.snapshot(),
-            "up": self.up,
-            "down": self.down,
-            "n": self.n,
-            "total": self.total,
-        }
+        return self._snapshot(up=self.up, down=self.down)
 
     def restore(self, data: Mapping[str, Any]) -> None:
         """Put back what ``snapshot`` wrote."""
-        self.baseline.restore(data["baseline"])
+        self._restore(data)
         self.up, self.down = float(data["up"]), float(data["down"])
-        self.n, self.total = int(data["n"]), float(data["total"])
 
 
-class PageHinkley:
+class PageHinkley(_Standardized):
     """Page-Hinkley on standardized samples against their running mean (``delta``, ``lam``
     in baseline sigmas)."""
 
@@ -273,21 +304,17 @@ class PageHinkley:
     ) -> None:
         if not (delta >= 0 and lam > 0):
             raise ValueError(f"Page-Hinkley needs delta >= 0 and lambda > 0, got {delta}, {lam}")
-        self.delta, self.lam, self.sides = delta, lam, sides
-        self.baseline = Baseline(learn, min_sigma=min_sigma)
-        self.n = 0
+        super().__init__(lam, sides, learn, min_sigma)
+        self.delta, self.lam = delta, lam
         self.zsum = 0.0
-        self.total = 0.0
         self.m_up = self.min_up = 0.0
         self.m_down = self.max_down = 0.0
 
     def update(self, x: float) -> Alarm | None:
         """One sample: the cumulative deviations move; an alarm (and a restart) past ``lam``."""
-        if not self.baseline.add(x):
+        z = self._z(x)
+        if z is None:
             return None
-        z = self.baseline.z(x)
-        self.n += 1
-        self.total += x
         self.zsum += z
         zbar = self.zsum / self.n
         self.m_up += z - zbar - self.delta
@@ -297,57 +324,41 @@ class PageHinkley:
             self.m_down += z - zbar + self.delta
             self.max_down = max(self.max_down, self.m_down)
             stats.append(("down", self.max_down - self.m_down))
-        for direction, stat in stats:
-            if stat > self.lam:
-                b = self.baseline
-                alarm = Alarm(
-                    self.method,
-                    direction,
-                    stat,
-                    self.lam,
-                    self.n,
-                    b.mean,
-                    b.sigma,
-                    self.total / self.n,
-                )
-                self._restart()
-                return alarm
-        return None
+        return self._crossed(stats)
 
     def _restart(self) -> None:
-        self.n = 0
-        self.zsum = self.total = 0.0
+        super()._restart()
+        self.zsum = 0.0
         self.m_up = self.min_up = self.m_down = self.max_down = 0.0
-
-    def reset(self) -> None:
-        """Forget the sums and the baseline."""
-        self._restart()
-        self.baseline.reset()
 
     def snapshot(self) -> dict[str, Any]:
         """As plain data."""
-        return {
-            "baseline": self.baseline.snapshot(),
-            "n": self.n,
-            "zsum": self.zsum,
-            "total": self.total,
-            "m": [self.m_up, self.min_up, self.m_down, self.max_down],
-        }
+        return self._snapshot(
+            zsum=self.zsum, m=[self.m_up, self.min_up, self.m_down, self.max_down]
+        )
 
     def restore(self, data: Mapping[str, Any]) -> None:
         """Put back what ``snapshot`` wrote."""
-        self.baseline.restore(data["baseline"])
-        self.n = int(data["n"])
-        self.zsum, self.total = float(data["zsum"]), float(data["total"])
+        self._restore(data)
+        self.zsum = float(data["zsum"])
         self.m_up, self.min_up, self.m_down, self.max_down = (float(v) for v in data["m"])
 
 
-def make_detector(method: str, *, sides: Sides = "up", learn: int = LEARN) -> Detector:
-    """A detector with the default settings by its method's name (``cusum``, ``page_hinkley``)."""
+def make_detector(
+    method: str,
+    *,
+    sides: Sides = "up",
+    learn: int = LEARN,
+    min_sigma: float = 0.0,
+    threshold: float = 0.0,
+) -> Detector:
+    """A detector by its method's name (``cusum``, ``page_hinkley``): the default settings,
+    but for ``threshold`` (``h`` or ``lambda``; 0 for the default)."""
     if method == Cusum.method:
-        return Cusum(sides=sides, learn=learn)
+        return Cusum(sides=sides, learn=learn, min_sigma=min_sigma, h=threshold or CUSUM_H)
     if method == PageHinkley.method:
-        return PageHinkley(sides=sides, learn=learn)
+        lam = threshold or PH_LAMBDA
+        return PageHinkley(sides=sides, learn=learn, min_sigma=min_sigma, lam=lam)
     raise ValueError(f"no drift statistic {method!r} (cusum, page_hinkley)")
 
 

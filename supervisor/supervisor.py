@@ -52,6 +52,7 @@ from supervisor.eventlog import EventLog
 from supervisor.faultstats import FaultTracker
 from supervisor.fleet import Fleet, RobotView
 from supervisor.flow import Flow
+from supervisor.health import Health
 from supervisor.journal import Journal, Snapshots
 from supervisor.kpis import Counters, Kpis, RobotStats
 from supervisor.ledger import Ledger
@@ -108,17 +109,19 @@ class Supervisor:
             self.journal.reset()
         self.faults = FaultTracker(r.name for r in cell.robots)
         """Faults, outages and robot timelines from the event log (rebuilt from its history)."""
+        self.units = Units(cell)
+        self.health = Health((r.name for r in cell.robots), op_of=lambda op: self.units.ops.get(op))
+        """Self-diagnosis: drift in tracking errors, operation times, carries and belt transits."""
         self.events = EventLog(
             out_dir / "events.jsonl" if out_dir else None,
             lines=history,
-            observers=(self.faults.feed,),
+            observers=(self.faults.feed, self.health.feed),
         )
         self.counters = Counters(dict.fromkeys(COUNTERS, 0))
         self.ledger = Ledger()
         self.kpis = Kpis([r.name for r in cell.robots])
         self.fleet = Fleet(list(cell.robots), self.events)
         self.watch = Watch(cell, self.events)
-        self.units = Units(cell)
         self.assignments = Assignments()
         self.sensors = Sensors(self.events)
         self.rests = Rests()
@@ -191,6 +194,7 @@ class Supervisor:
             sensors=self.sensors,
             rests=self.rests,
             desk=self.desk,
+            health=self.health,
             counters=self.counters,
             events=self.events,
         )
@@ -245,6 +249,7 @@ class Supervisor:
                 self._checked(check)
             for reading in tick.sense.sensors:
                 self.sensors.read(reading, now)
+            self.health.tracking(tick.sense.tracking, now)
             self.sensors.watch(now)
             requests = tick.sense.requests
         for env in inbox:
@@ -270,6 +275,7 @@ class Supervisor:
         self.dispatch.open(out)
         self.dispatch.account()
         retire, self.work.retire = tuple(self.work.retire), []
+        self.health.judge(self.events, now)
         kpis = ""
         if self.kpis.due(now):
             kpis = json.dumps(self.report(), sort_keys=True)
@@ -327,6 +333,7 @@ class Supervisor:
             "orders": [dict(o) for o in self.desk.orders],
             "counters": dict(sorted(self.counters.items())),
             "bus": dict(sorted(self.bus_counters.items())),
+            "health": self.health.report(),
         }
         if self.builds.active:
             extra.update(self.builds.report(len(self.cell.robots)))
@@ -376,6 +383,7 @@ class Supervisor:
 
     def _world_event(self, ev: WorldEvent) -> None:
         self.rests.note(ev)
+        self.health.world_event(ev)
         fields = {"part": ev.part, "part_kind": ev.part_kind, "location": ev.location}
         try:
             if ev.kind is WorldEventKind.SPAWNED:
@@ -435,6 +443,7 @@ class Supervisor:
         self.kpis.robots.setdefault(name, RobotStats())
         self.faults.add_robot(name)
         self.watch.add_robot(name)
+        self.health.add_robot(name)
 
     # ------------------------------------------------------------------ robots
 

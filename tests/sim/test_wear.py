@@ -19,14 +19,6 @@ from sim.world import World
 from tests.sim.simkit import Driver, make_cell
 
 
-@pytest.fixture
-def world() -> Iterator[World]:
-    w = World(make_cell(), seed=0)
-    w.setup()
-    yield w
-    w.shutdown()
-
-
 @pytest.fixture(scope="module")
 def still_world() -> Iterator[World]:
     """One world for the checks that change nothing in it."""
