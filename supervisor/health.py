@@ -16,7 +16,8 @@ on each:
   carry done. A rise names the robot's **gripper** (cause ``gripper_wear``).
 * **belt transits** (a part put on a belt to its arrival at the end, from the
   world's events), only for parts whose ride the end sensor never blocked (a
-  part queued behind another is not slow, it waits). A rise names the
+  part queued behind another is not slow, it waits) and that rode through no
+  jam the supervisor saw. A rise names the
   **belt** (cause ``belt_wear``).
 
 A series' alarm becomes a ``diagnosis`` event with its evidence: the
@@ -32,7 +33,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import Any
 
 from bus.enums import Skill, WorldEventKind
@@ -102,12 +103,15 @@ class Health:
         robots: Iterable[str],
         *,
         op_of: Callable[[str], Op | None],
+        jammed: Callable[[], Collection[str]] = frozenset,
         method: str = "cusum",
     ) -> None:
-        """``op_of`` finds an operation by id (its step and stations); ``method`` is the
-        drift statistic (``cusum`` or ``page_hinkley``)."""
+        """``op_of`` finds an operation by id (its step and stations); ``jammed`` says which
+        belts the supervisor holds for jammed now (a ride through a jam is no transit);
+        ``method`` is the drift statistic (``cusum`` or ``page_hinkley``)."""
         self.robots = set(robots)
         self.op_of = op_of
+        self.jammed = jammed
         self.method = method
         make_detector(method)  # an unknown method fails here, not at the first sample
         self.detectors: dict[str, Detector] = {}
@@ -227,6 +231,10 @@ class Health:
 
     def judge(self, events: EventLog, now_ns: int) -> None:
         """Write the diagnoses of the alarms seen since the last call (once a tick)."""
+        jammed = self.jammed()
+        for ride in self.riding.values():
+            if ride[0] in jammed:
+                ride[2] = False  # it rode through a jam: its time says nothing of the belt
         pending, self._pending = self._pending, []
         for p in pending:
             name = f"{p.target}/{p.part}"

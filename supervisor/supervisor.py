@@ -110,7 +110,11 @@ class Supervisor:
         self.faults = FaultTracker(r.name for r in cell.robots)
         """Faults, outages and robot timelines from the event log (rebuilt from its history)."""
         self.units = Units(cell)
-        self.health = Health((r.name for r in cell.robots), op_of=lambda op: self.units.ops.get(op))
+        self.health = Health(
+            (r.name for r in cell.robots),
+            op_of=lambda op: self.units.ops.get(op),
+            jammed=lambda: self.watch.jammed,
+        )
         """Self-diagnosis: drift in tracking errors, operation times, carries and belt transits."""
         self.events = EventLog(
             out_dir / "events.jsonl" if out_dir else None,
