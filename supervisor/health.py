@@ -118,6 +118,8 @@ class Health:
         self.recent: dict[str, deque[float]] = {}
         self.learned: dict[str, list[float]] = {}
         """Per robot and step: the first times (``KEY_LEARN``), then their mean alone."""
+        self.times: dict[str, list[float]] = {}
+        """Per robot and step: [operations done, their mean time] (the bottleneck's input)."""
         self.started: dict[str, list[Any]] = {}
         """Operations running: id -> [robot, start time]."""
         self.riding: dict[str, list[Any]] = {}
@@ -200,6 +202,8 @@ class Health:
 
     def _op_time(self, robot: str, op: Op, seconds: float, t_ns: int) -> None:
         step = f"{robot}/{op.spec.name}"
+        n, mean = self.times.get(step, (0.0, 0.0))
+        self.times[step] = [n + 1, mean + (seconds - mean) / (n + 1)]
         learned = self.learned.setdefault(step, [])
         if len(learned) < KEY_LEARN:
             learned.append(seconds)
@@ -266,6 +270,14 @@ class Health:
 
     # ------------------------------------------------------------------ report, journal
 
+    def op_times(self) -> dict[str, dict[str, float]]:
+        """Operation name -> robot -> its mean time so far (s)."""
+        out: dict[str, dict[str, float]] = {}
+        for step, (_n, mean) in sorted(self.times.items()):
+            robot, _, name = step.partition("/")
+            out.setdefault(name, {})[robot] = mean
+        return out
+
     def report(self) -> dict[str, Any]:
         """Per target: each series' baseline and state, and the diagnoses (for ``kpis.json``)."""
         out: dict[str, Any] = {}
@@ -289,6 +301,7 @@ class Health:
             "detectors": {k: d.snapshot() for k, d in sorted(self.detectors.items())},
             "recent": {k: list(v) for k, v in sorted(self.recent.items())},
             "learned": dict(sorted(self.learned.items())),
+            "times": dict(sorted(self.times.items())),
             "started": dict(sorted(self.started.items())),
             "riding": dict(sorted(self.riding.items())),
             "at_end": dict(sorted(self.at_end.items())),
@@ -306,6 +319,7 @@ class Health:
             self.detectors[key] = det
         self.recent = {k: deque(v, maxlen=RECENT) for k, v in data["recent"].items()}
         self.learned = {k: [float(x) for x in v] for k, v in data["learned"].items()}
+        self.times = {k: [float(x) for x in v] for k, v in data.get("times", {}).items()}
         self.started = {k: list(v) for k, v in data["started"].items()}
         self.riding = {k: list(v) for k, v in data["riding"].items()}
         self.at_end = dict(data["at_end"])

@@ -44,13 +44,14 @@ from bus.participant import Outbox
 from bus.simtime import NS
 from supervisor.allocation import make_policy
 from supervisor.assignments import Assignments
+from supervisor.bottleneck import analyse
 from supervisor.builds import Builds
 from supervisor.control import ControlDesk
 from supervisor.dispatch import Dispatcher
 from supervisor.errors import LedgerError
 from supervisor.eventlog import EventLog
 from supervisor.faultstats import FaultTracker
-from supervisor.fleet import Fleet, RobotView
+from supervisor.fleet import Fleet, RobotView, failed_for_good
 from supervisor.flow import Flow
 from supervisor.health import Health
 from supervisor.journal import Journal, Snapshots
@@ -341,7 +342,11 @@ class Supervisor:
         }
         if self.builds.active:
             extra.update(self.builds.report(len(self.cell.robots)))
-        return add_figures(self.kpis.report(self.time.ns, extra), self.faults, self.time.ns)
+        out = add_figures(self.kpis.report(self.time.ns, extra), self.faults, self.time.ns)
+        up = [name for name, view in self.fleet.views.items() if not failed_for_good(view)]
+        rate = float(out.get("throughput_per_hour") or 0.0)
+        out["bottleneck"] = analyse(self.cell, self.health.op_times(), up, rate)
+        return out
 
     # ------------------------------------------------------------------ the journal
 

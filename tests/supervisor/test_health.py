@@ -15,6 +15,7 @@ from bus.messages import JointTracking, WorldEvent
 from bus.simtime import NS
 from cells.faults import ScheduledFault
 from cells.launch import RunOptions, run_cell
+from clients.report import write_report
 from supervisor.eventlog import EventLog
 from supervisor.health import Health
 
@@ -78,6 +79,25 @@ def test_the_kpis_list_the_diagnoses_and_count_the_wear_detected(
     for kind in ("joint_drift", "gripper_wear", "cycle_creep"):
         assert by_kind[kind]["detected_by"] == "diagnosis"
         assert by_kind[kind]["detection_s"] > 0
+    # the bottleneck from the times learned: R4 failed for good, so three robots remain
+    neck = kpis["bottleneck"]
+    assert neck["missing_times"] == [] and neck["binding"] in neck["resources_per_hour"]
+    assert neck["bound_per_hour"] == min(neck["resources_per_hour"].values())
+    assert 0 < neck["throughput_over_bound"] <= 1.0
+
+
+@pytest.mark.timeout(900)
+def test_the_report_shows_each_diagnosis_and_the_bottleneck(
+    worn: tuple[Path, dict[str, Any]],
+) -> None:
+    out, kpis = worn
+    page = write_report(out).read_text()
+    table = page[page.index('<table id="diagnoses">') :]
+    table = table[: table.index("</table>")]
+    assert table.count("<tr><td>") == 3
+    for cause in ("joint_drift", "gripper_wear", "cycle_creep"):
+        assert cause in table
+    assert '<table id="bottleneck">' in page and f"<b>{kpis['bottleneck']['binding']}</b>" in page
 
 
 # ---------------------------------------------------------------- the model on fed inputs
@@ -119,6 +139,19 @@ def test_a_part_that_queued_behind_another_is_no_transit() -> None:
     series = health.report()["targets"]["infeed"]["series"]
     det = health.detectors["transits:infeed/belt"]
     assert "transits/belt" in series and len(det.baseline.samples) == 1  # a's, not b's
+
+
+def test_a_ride_through_a_jam_is_no_transit() -> None:
+    jammed: set[str] = set()
+    health = Health(["R1"], op_of=lambda op: None, jammed=lambda: jammed)
+    health.world_event(belt_event(0.0, WorldEventKind.SETTLED, "a", "conveyor:outfeed"))
+    jammed.add("outfeed")
+    health.judge(EventLog(None), 5 * NS)
+    jammed.clear()
+    health.world_event(belt_event(30.0, WorldEventKind.ARRIVED, "a", "conveyor:outfeed"))
+    health.world_event(belt_event(31.0, WorldEventKind.RETIRED, "a", "retired"))
+    ride(health, "b", 40.0, 6.0)
+    assert health.detectors["transits:outfeed/belt"].baseline.samples == [6.0]  # b's only
 
 
 def test_reports_from_no_drive_are_refused_and_counted() -> None:
