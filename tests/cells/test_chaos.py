@@ -72,6 +72,15 @@ def test_chaos_without_processes_is_refused(tmp_path: Path) -> None:
     assert not list(tmp_path.iterdir())  # nothing written
 
 
+def test_wear_without_chaos_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cell_file = str(ROOT / "cells/assembly.toml")
+    code = main(["run", cell_file, "--wear", "--processes", "--runs-dir", str(tmp_path), "-q"])
+    assert code == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("error: --wear") and "--chaos" in line
+    assert not list(tmp_path.iterdir())
+
+
 @pytest.fixture(scope="module")
 def chaos_runs(cell: CellSpec, tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     """A short chaos run in real processes, freezes included, and its rerun."""
