@@ -68,19 +68,26 @@ class Series:
     learn: int
     min_sigma: float
     threshold: float
+    cap: float = 0.0
 
 
 SERIES: Mapping[str, Series] = {
     "tracking": Series("joint", "joint_drift", "tracking error (rad)", "both", 30, 0.0, 20.0),
-    "ops": Series("motion", "cycle_creep", "operation time / learned time", "up", 6, 0.03, 10.0),
+    "ops": Series(
+        "motion", "cycle_creep", "operation time / learned time", "up", 6, 0.1, 10.0, 4.0
+    ),
     "carries": Series("gripper", "gripper_wear", "part lost per carry (0/1)", "up", 5, 0.15, 10.0),
-    "transits": Series("belt", "belt_wear", "transit time (s)", "up", 5, 0.25, 10.0),
+    "transits": Series("belt", "belt_wear", "transit time (s)", "up", 5, 0.25, 10.0, 4.0),
 }
-"""The four series: what a drift names, how much is learned first, the sigma floor (a
-series' resolution: 3% of an operation's time; a loss a carry counts as if losses varied
-by 0.15, so one lost part is no alarm and two within about ten carries are; a quarter
-second of transit), and the threshold (``h`` / ``lambda``, baseline sigmas). Tracking is
-judged with h = 20: 28 joint series a cell, one sample a second each."""
+"""The four series: what a drift names, how much is learned first, the sigma floor, the
+threshold (``h`` / ``lambda``, baseline sigmas) and the cap on a sample's score. The floors:
+a tenth of an operation's time (a step's time differs by about that between the two
+fixtures, and a baseline learned where most ratios were exactly 1 must not make that an
+alarm); a loss a carry counts as if losses varied by 0.15, so one lost part is no alarm
+and two within about ten carries are; a quarter second of transit. Operation times and
+transits are capped at 4 sigmas: one operation that waited out a restart, one part that
+rode through a short jam, is never an alarm alone; three in a row are. Tracking is judged
+with h = 20: 28 joint series a cell, one sample a second each."""
 
 
 @dataclasses.dataclass(slots=True)
@@ -231,6 +238,7 @@ class Health:
             learn=spec.learn,
             min_sigma=spec.min_sigma,
             threshold=spec.threshold,
+            cap=spec.cap,
         )
 
     def judge(self, events: EventLog, now_ns: int) -> None:
