@@ -11,6 +11,11 @@ on each:
   each operation's time over the time learned for the same step (its first
   ``KEY_LEARN``), so one series per robot mixes every step it does. A rise names the robot's **motion** (cause
   ``cycle_creep``).
+* **bids** (``op_awarded`` in the log): per robot, the time each bid of an idle
+  robot plans for the operation over its first plan for the same step. The
+  agent plans at its real speed, so a slowing robot's plans slow too, and it
+  keeps bidding when the auctions no longer give it work (when its measured
+  times stop coming). A rise names its **motion** too.
 * **carries** (``op_done`` / ``op_failed`` of a pick-and-place): per robot, 1
   for a part lost from the gripper (``dropped`` or ``grasp missed``), 0 for a
   carry done. A rise names the robot's **gripper** (cause ``gripper_wear``).
@@ -22,8 +27,10 @@ on each:
 
 A series' alarm becomes a ``diagnosis`` event with its evidence: the
 statistic, its threshold, the baseline, the samples judged and the last
-values. One diagnosis per target and component, until ``reset`` (what
-maintenance will call). Alarms are collected while the log is observed and
+values. One diagnosis per target, the first cause found, until ``reset``
+(what maintenance will call): what drifts after it is most often its effect
+(a robot whose gripper loses parts plans longer moves, picking them up
+again; a drifting joint misses grasps). Alarms are collected while the log is observed and
 written by ``judge`` once a tick, so an observer never writes to the log it
 observes. The component snapshots and restores itself for the journal.
 """
@@ -76,6 +83,9 @@ SERIES: Mapping[str, Series] = {
     "ops": Series(
         "motion", "cycle_creep", "operation time / learned time", "up", 6, 0.1, 10.0, 4.0
     ),
+    "bids": Series(
+        "motion", "cycle_creep", "planned operation time / first plan", "up", 20, 0.2, 10.0, 4.0
+    ),
     "carries": Series("gripper", "gripper_wear", "part lost per carry (0/1)", "up", 5, 0.15, 10.0),
     "transits": Series("belt", "belt_wear", "transit time (s)", "up", 5, 0.25, 10.0, 4.0),
 }
@@ -83,7 +93,8 @@ SERIES: Mapping[str, Series] = {
 threshold (``h`` / ``lambda``, baseline sigmas) and the cap on a sample's score. The floors:
 a tenth of an operation's time (a step's time differs by about that between the two
 fixtures, and a baseline learned where most ratios were exactly 1 must not make that an
-alarm); a loss a carry counts as if losses varied by 0.15, so one lost part is no alarm
+alarm; a plan starts from wherever the robot stands, so bids vary twice as much and are
+plentiful: 20 of them are learned); a loss a carry counts as if losses varied by 0.15, so one lost part is no alarm
 and two within about ten carries are; a quarter second of transit. Operation times and
 transits are capped at 4 sigmas: one operation that waited out a restart, one part that
 rode through a short jam, is never an alarm alone; three in a row are. Tracking is judged
@@ -125,6 +136,8 @@ class Health:
         self.recent: dict[str, deque[float]] = {}
         self.learned: dict[str, list[float]] = {}
         """Per robot and step: the first times (``KEY_LEARN``), then their mean alone."""
+        self.bid_learned: dict[str, float] = {}
+        """Per robot and step: the time its first bid planned (the bids' reference)."""
         self.times: dict[str, list[float]] = {}
         """Per robot and step: [operations done, their mean time] (the bottleneck's input)."""
         self.started: dict[str, list[Any]] = {}
@@ -150,6 +163,9 @@ class Health:
         op_id, robot = str(rec.get("op", "")), str(rec.get("robot", ""))
         if not isinstance(t, int) or robot not in self.robots:
             return
+        if kind == "op_awarded":
+            self._bids(op_id, rec.get("bids"), t)
+            return
         if kind == "op_started":
             self.started[op_id] = [robot, t]
             return
@@ -166,6 +182,25 @@ class Health:
                 self._sample("carries", robot, "gripper", float(lost), t)
         if kind == "op_done" and began is not None and began[0] == robot:
             self._op_time(robot, op, (t - int(began[1])) / NS, t)
+
+    def _bids(self, op_id: str, bids: Any, t_ns: int) -> None:
+        """Every idle bidder's planned time for the operation, against its first plan for the
+        step: a robot that slows plans slower, and keeps bidding when it wins nothing."""
+        op = self.op_of(op_id)
+        if op is None or op.pick or not isinstance(bids, list):
+            return
+        busy = {str(r) for r, _t in self.started.values()}
+        for bid in bids:
+            if not (isinstance(bid, list) and len(bid) == 2 and isinstance(bid[1], int)):
+                continue
+            robot = str(bid[0])
+            if robot in self.robots and robot not in busy and bid[1] > t_ns:
+                step, planned = f"{robot}/{op.spec.name}", (bid[1] - t_ns) / NS
+                ref = self.bid_learned.get(step)
+                if ref is None:
+                    self.bid_learned[step] = planned  # the first plan: the reference
+                else:
+                    self._sample("bids", robot, "motion", planned / ref, t_ns)
 
     def tracking(self, reports: Iterable[JointTracking], now_ns: int) -> None:
         """The drives' tracking errors (validated: a robot of the cell, finite, bounded)."""
@@ -249,9 +284,8 @@ class Health:
                 ride[2] = False  # it rode through a jam: its time says nothing of the belt
         pending, self._pending = self._pending, []
         for p in pending:
-            name = f"{p.target}/{p.part}"
-            if name in self.diagnosed:
-                continue
+            if any(n.partition("/")[0] == p.target for n in self.diagnosed):
+                continue  # one cause a target: what drifts after it is most often its effect
             spec = SERIES[p.kind]
             who = {"robot": p.target} if p.kind != "transits" else {"conveyor": p.target}
             fields: dict[str, Any] = {
@@ -263,7 +297,11 @@ class Health:
                 "evidence": {**p.alarm.evidence(), "learned_over": spec.learn},
                 "recent": p.recent,
             }
-            self.diagnosed[name] = {"t_ns": now_ns, "cause": spec.cause, "component": p.part}
+            self.diagnosed[f"{p.target}/{p.part}"] = {
+                "t_ns": now_ns,
+                "cause": spec.cause,
+                "component": p.part,
+            }
             events.write(now_ns, "diagnosis", **fields)
 
     def reset(self, target: str) -> None:
@@ -271,8 +309,9 @@ class Health:
         for key, det in self.detectors.items():
             if key.partition(":")[2].partition("/")[0] == target:
                 det.reset()
-        for step in [s for s in self.learned if s.partition("/")[0] == target]:
-            del self.learned[step]
+        for learned in (self.learned, self.bid_learned):
+            for step in [s for s in learned if s.partition("/")[0] == target]:
+                del learned[step]
         for name in [n for n in self.diagnosed if n.partition("/")[0] == target]:
             del self.diagnosed[name]
 
@@ -310,6 +349,7 @@ class Health:
             "recent": {k: list(v) for k, v in sorted(self.recent.items())},
             "learned": dict(sorted(self.learned.items())),
             "times": dict(sorted(self.times.items())),
+            "bid_learned": dict(sorted(self.bid_learned.items())),
             "started": dict(sorted(self.started.items())),
             "riding": dict(sorted(self.riding.items())),
             "at_end": dict(sorted(self.at_end.items())),
@@ -328,6 +368,7 @@ class Health:
         self.recent = {k: deque(v, maxlen=RECENT) for k, v in data["recent"].items()}
         self.learned = {k: [float(x) for x in v] for k, v in data["learned"].items()}
         self.times = {k: [float(x) for x in v] for k, v in data.get("times", {}).items()}
+        self.bid_learned = {k: float(v) for k, v in data.get("bid_learned", {}).items()}
         self.started = {k: list(v) for k, v in data["started"].items()}
         self.riding = {k: list(v) for k, v in data["riding"].items()}
         self.at_end = dict(data["at_end"])

@@ -18,6 +18,7 @@ from cells.launch import RunOptions, run_cell
 from clients.report import write_report
 from supervisor.eventlog import EventLog
 from supervisor.health import Health
+from supervisor.plan import Op
 
 WEAR = (
     ScheduledFault(40.0, "R4", FaultKind.JOINT_DRIFT, 60.0, joint=3),
@@ -189,3 +190,20 @@ def test_a_restored_model_diagnoses_as_the_one_that_ran_on() -> None:
     assert [json.loads(line)["component"] for line in expected] == ["joint 2"]
     again.reset("R1")
     assert again.diagnosed == {} and not again.detectors["tracking:R1/joint 2"].baseline.ready
+
+
+def test_a_robot_that_wins_nothing_is_still_seen_slowing_in_its_bids(cell: CellSpec) -> None:
+    """Its plans slow as it does; its measured times never come, its bids do."""
+    spec = cell.recipe.ops[1]  # place_battery
+    op = Op(unit="frame-0001", spec=spec, src="battery_tray", dst="unit", at="F1")
+    health = Health(["R1", "R2"], op_of=lambda _id: op)
+    log = EventLog(None)
+    for i in range(30):
+        t = (10 + 5 * i) * NS
+        slow = 1.0 + (0.1 * (i - 15) if i > 15 else 0.0) + 0.02 * (i % 3)
+        bids = [["R2", t + 2 * NS], ["R1", t + round(2.2 * slow * NS)]]
+        health.feed({"kind": "op_awarded", "t_ns": t, "op": op.op_id, "robot": "R2", "bids": bids})
+        health.judge(log, t)
+    (diag,) = [json.loads(line) for line in log.take_fresh()]
+    assert (diag["robot"], diag["component"], diag["cause"]) == ("R1", "motion", "cycle_creep")
+    assert diag["quantity"].startswith("planned") and diag["t_ns"] > 85 * NS
