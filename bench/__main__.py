@@ -9,7 +9,19 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from bench import control, curve, drops, failover, fleet, memory, policy, record, restarts, rtf
+from bench import (
+    control,
+    curve,
+    drift,
+    drops,
+    failover,
+    fleet,
+    memory,
+    policy,
+    record,
+    restarts,
+    rtf,
+)
 from bench.cellrun import sync_modes
 from bus.errors import LightsoutError
 from cells.schema import load_cell
@@ -50,6 +62,7 @@ def main() -> int:
             "policy",
             "restarts",
             "memory",
+            "drift",
         ],
         help="run one benchmark (drops and memory only run when asked: about 90 runs for "
         "--duration 130; an hour of sim time)",
@@ -102,6 +115,34 @@ def _measure(console: Console, args: argparse.Namespace, chosen_cells: list[str]
         _restarts(console, args)
     if args.only == "memory":
         _memory(console, args)
+    if args.only in (None, "drift"):
+        _drift(console, args)
+    return 0
+
+
+def _drift(console: Console, args: argparse.Namespace) -> None:
+    """CUSUM and Page-Hinkley at their defaults: delay to a shift and false-alarm rate."""
+    methods = drift.measure(args.seed)
+    console.print(
+        f"drift statistics on seeded Gaussian series (seed {args.seed}): baseline of "
+        f"{drift.LEARN} samples, shift {drift.IN_CONTROL} samples later, {drift.SERIES} series "
+        f"per shift; false alarms over {drift.NOISE_SERIES} x {drift.NOISE_SAMPLES} samples"
+    )
+    table = Table(title="samples from the shift to the alarm (mean / median / p95, missed)")
+    table.add_column("shift (sigma)", justify="right")
+    for m in methods:
+        table.add_column(f"{m.name} ({m.settings})", justify="right")
+    table.add_column("ratio PH/CUSUM (mean)", justify="right")
+    cusum, ph = methods
+    for a, b in zip(cusum.delays, ph.delays, strict=True):
+        cells = [f"{d.mean:.1f} / {d.median:.0f} / {d.p95:.0f}, {d.missed}" for d in (a, b)]
+        table.add_row(f"{a.shift:g}", *cells, f"{b.mean / a.mean:.2f}")
+    table.add_row(
+        "false alarms",
+        *(f"{m.false_alarms} in {m.samples}: 1 per {m.arl0:.0f}" for m in methods),
+        f"{ph.arl0 / cusum.arl0:.2f} (ARL0)",
+    )
+    console.print(table)
 
 
 def _restarts(console: Console, args: argparse.Namespace) -> None:

@@ -265,6 +265,28 @@ class FaultKind(enum.StrEnum):
     SUPERVISOR_FREEZE = "supervisor_freeze"
     """The supervisor process is stopped (SIGSTOP) for ``duration`` wall seconds; past the
     clock's guard it is dropped, killed and restarted from its journal. Scenario only."""
+    JOINT_DRIFT = "joint_drift"
+    """Wear: one joint's tracking error grows by Brownian motion with drift; where it reaches
+    the drive's limit the robot faults for good. ``duration``: the mean time to that failure;
+    ``factor``: the joint (1 to 7; 0 draws one from the seed)."""
+    GRIPPER_WEAR = "gripper_wear"
+    """Wear: the share of carries in which the part slips or drops out grows from 0 to
+    ``factor`` over ``duration`` seconds, and stays."""
+    BELT_WEAR = "belt_wear"
+    """Wear: the belt loses a share (``factor``, between 0 and 1) of its speed, gradually over
+    ``duration`` seconds, and stays that slow."""
+    CYCLE_CREEP = "cycle_creep"
+    """Wear: the robot's motions slow gradually, to ``factor`` (> 1) times longer at the end
+    of ``duration`` seconds, and stay that slow."""
+
+
+DEGRADING_KINDS = (
+    FaultKind.JOINT_DRIFT,
+    FaultKind.GRIPPER_WEAR,
+    FaultKind.BELT_WEAR,
+    FaultKind.CYCLE_CREEP,
+)
+"""Faults that grow over their ``duration`` rather than strike at once (``docs/faults.md``)."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -298,6 +320,20 @@ FAULT_ARGS: dict[FaultKind, FaultArgs] = {
     FaultKind.SUPERVISOR_CRASH: FaultArgs(FaultTarget.SUPERVISOR, "unused", live=False),
     FaultKind.AGENT_FREEZE: FaultArgs(FaultTarget.ROBOT, "wall seconds, > 0", live=False),
     FaultKind.SUPERVISOR_FREEZE: FaultArgs(FaultTarget.SUPERVISOR, "wall seconds, > 0", live=False),
+    FaultKind.JOINT_DRIFT: FaultArgs(
+        FaultTarget.ROBOT,
+        "mean time to the hard failure in s, > 0",
+        factor="the joint, 1 to 7 (0: drawn from the seed)",
+    ),
+    FaultKind.GRIPPER_WEAR: FaultArgs(
+        FaultTarget.ROBOT, "seconds to full wear, > 0", factor="share of carries lost, (0, 1]"
+    ),
+    FaultKind.BELT_WEAR: FaultArgs(
+        FaultTarget.CONVEYOR, "seconds to full wear, > 0", factor="share of speed lost, (0, 1)"
+    ),
+    FaultKind.CYCLE_CREEP: FaultArgs(
+        FaultTarget.ROBOT, "seconds to full wear, > 0", factor="how many times slower, > 1"
+    ),
 }
 """Every fault kind's arguments; ``bus.describe`` writes them into docs/protocol.md."""
 

@@ -88,6 +88,11 @@ class EventKind(enum.StrEnum):
     """A robot's motions take longer than planned: ``robot``, ``ratio``."""
     ROBOT_SPEED_OK = "robot_speed_ok"
     """A slow robot is back to its planned speed: ``robot``."""
+    DIAGNOSIS = "diagnosis"
+    """Self-diagnosis found a drift (``supervisor.health``): ``target``, ``robot`` or
+    ``conveyor``, ``component`` (``joint N``, ``gripper``, ``motion``, ``belt``), ``cause``
+    (the wear it points to), ``quantity``, ``evidence`` (the statistic, its threshold, the
+    baseline, the samples judged) and ``recent`` (the series' last values)."""
     LINK_LOSSY = "link_lossy"
     """Messages to or from a robot go missing: ``robot``, ``lost``."""
     LINK_OK = "link_ok"

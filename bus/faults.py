@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 
-from bus.enums import FaultKind
+from bus.enums import DEGRADING_KINDS, FaultKind
 
 TIMED = (
     FaultKind.CONVEYOR_JAM,
@@ -21,6 +21,7 @@ TIMED = (
     FaultKind.MESSAGE_LOSS,
     FaultKind.AGENT_FREEZE,
     FaultKind.SUPERVISOR_FREEZE,
+    *DEGRADING_KINDS,
 )
 """Kinds that last ``duration`` seconds (so it must be > 0, unless permanent)."""
 PERMANENT_KINDS = (FaultKind.ROBOT_FAULT,)
@@ -28,6 +29,9 @@ PERMANENT_KINDS = (FaultKind.ROBOT_FAULT,)
 MAX_DURATION_S = 1e6
 """Longest fault accepted (about 11.6 days of sim time): a longer one is a mistake, and an
 infinite one cannot be turned into nanoseconds."""
+MAX_JOINT = 7
+"""The most joints an arm of the cell has (iiwa and panda: 7): a ``joint_drift``'s joint is
+1 to this (0: drawn from the seed)."""
 MAX_SLOWDOWN = 100.0
 """The largest ``slow_robot`` factor accepted."""
 PERMANENT_HAS_NO_DURATION = "a permanent fault has no duration: give one or the other"
@@ -38,8 +42,9 @@ def problem(
 ) -> tuple[str, str] | None:
     """What is wrong with a fault's fields, as (field, reason), or None if nothing.
 
-    ``field`` is ``duration``, ``factor`` (a slow robot's slowdown, or the share of
-    messages a ``message_loss`` loses) or ``permanent``.
+    ``field`` is ``duration``, ``factor`` (a slow robot's or a creeping one's slowdown, the
+    share of messages a ``message_loss`` loses, the share a wear reaches, a drifting joint)
+    or ``permanent``.
     """
     if duration_s < 0:
         return "duration", f"must not be negative, got {duration_s:g}"
@@ -53,9 +58,26 @@ def problem(
     if kind in TIMED and not permanent and not duration_s > 0:
         also = " (or permanent)" if kind in PERMANENT_KINDS else ""
         return "duration", f"{kind.value} needs a duration > 0{also}"
-    if kind is FaultKind.SLOW_ROBOT and not 1 < factor <= MAX_SLOWDOWN:
-        why = f"a slow robot needs a factor > 1 and at most {MAX_SLOWDOWN:g}, got {factor:g}"
+    if kind in (FaultKind.SLOW_ROBOT, FaultKind.CYCLE_CREEP) and not 1 < factor <= MAX_SLOWDOWN:
+        what = "a slow robot" if kind is FaultKind.SLOW_ROBOT else "a cycle creep"
+        why = f"{what} needs a factor > 1 and at most {MAX_SLOWDOWN:g}, got {factor:g}"
+        return "factor", why
+    if kind is FaultKind.GRIPPER_WEAR and not 0 < factor <= 1:
+        return "factor", f"a share of carries lost is above 0 and at most 1, got {factor:g}"
+    if kind is FaultKind.BELT_WEAR and not 0 < factor < 1:
+        return "factor", f"a share of belt speed lost is between 0 and 1, got {factor:g}"
+    if kind is FaultKind.JOINT_DRIFT and not (0 <= factor <= MAX_JOINT and factor == int(factor)):
+        why = f"a joint is a whole number from 1 to {MAX_JOINT} (0: drawn), got {factor:g}"
         return "factor", why
     if kind is FaultKind.MESSAGE_LOSS and not 0 < factor < 1:
         return "factor", f"a share of messages lost is between 0 and 1, got {factor:g}"
     return None
+
+
+def wear_share(t_ns: int, start_ns: int, end_ns: int) -> float:
+    """How far a wear has grown at ``t_ns``: 0 at its start, 1 at its end and after (linear).
+
+    One rule for every degrading kind, whoever applies it (the world a belt's or a gripper's,
+    the supervisor a cycle creep's).
+    """
+    return min(max((t_ns - start_ns) / max(end_ns - start_ns, 1), 0.0), 1.0)

@@ -294,11 +294,21 @@ class CommissionCheck(Message):
     """Whether it joins the run (a robot that passed too near the run's end does not)."""
 
 
+@message("joint_tracking")
+class JointTracking(Message):
+    """A robot's joint tracking errors as its drives report them: measured minus commanded
+    position, radians, one per arm joint in ``q`` order."""
+
+    robot: str
+    errors: tuple[float, ...]
+
+
 @message("world_sense")
 class WorldSense(Message):
     """The world's report to the supervisor: events since the last tick and all sensors.
 
-    ``checks`` are commissioning checks of built robots finished since the last tick.
+    ``checks`` are commissioning checks of built robots finished since the last tick;
+    ``tracking`` every robot's joint tracking errors, once per sim second (empty between).
     """
 
     events: tuple[WorldEvent, ...]
@@ -306,6 +316,7 @@ class WorldSense(Message):
     requests: tuple[ControlRequest, ...] = ()
     checks: tuple[CommissionCheck, ...] = ()
     quiet: tuple[SensorQuiet, ...] = ()
+    tracking: tuple[JointTracking, ...] = ()
 
 
 @message("commission")

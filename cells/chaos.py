@@ -10,8 +10,14 @@ drawn from the ranges in ``RANGES``. Nothing starts in the first
 ``QUIET_END_S`` before the end, so the run ends with the cell recovered and
 the audit (``cells.audit``) can ask that of it.
 
+With ``--wear`` the rounds take the degrading kinds too (``joint_drift``,
+``gripper_wear``, ``belt_wear``, ``cycle_creep``; their durations and shares
+from ``WEAR_RANGES``). A wear does not end: it stays at its worst once its
+duration is over, and a drifting joint that reaches its trip ends as a
+permanent robot fault (the audit accepts a robot that failed for good).
+
 The same cell, rate, duration and seed give the same faults (and so, the
-same event log).
+same event log); without ``--wear`` the same as before the wear kinds existed.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ from __future__ import annotations
 import random
 
 from bus.cellspec import CellSpec
-from bus.enums import FaultKind
+from bus.enums import DEGRADING_KINDS, FaultKind
 from bus.errors import ConfigError
 from cells.faults import ScheduledFault
 
@@ -41,6 +47,19 @@ stopped process stops the wall, not sim time). Every freeze outlasts the clock's
 guard (10 s), so it is dropped, killed and restarted at the tick it froze on: a freeze
 near the guard could go either way and the run would not replay the same."""
 
+CLASSIC_KINDS = tuple(k for k in FaultKind if k not in DEGRADING_KINDS)
+"""The kinds of every round without ``--wear``, in their order (the shuffle depends on it)."""
+WEAR_RANGES: dict[FaultKind, tuple[float, float]] = {
+    FaultKind.JOINT_DRIFT: (120.0, 600.0),
+    FaultKind.GRIPPER_WEAR: (60.0, 300.0),
+    FaultKind.BELT_WEAR: (60.0, 300.0),
+    FaultKind.CYCLE_CREEP: (60.0, 300.0),
+}
+"""Durations of the degrading kinds: sim seconds to full wear (for a drifting joint, the
+mean time to its trip). Not cut at the quiet end: wear outlasts its duration anyway."""
+WEAR_SHARE = (0.2, 0.6)
+"""The share a worn gripper (of carries) or belt (of speed) loses at full wear."""
+CREEP_FACTOR = (1.5, 3.0)
 SLOW_FACTOR = (2.0, 4.0)
 LOSS_SHARE = (0.1, 0.4)
 MAX_RATE = 1.0
@@ -48,9 +67,10 @@ MAX_RATE = 1.0
 
 
 def chaos_scenario(
-    cell: CellSpec, rate: float, duration_s: float, seed: int
+    cell: CellSpec, rate: float, duration_s: float, seed: int, *, wear: bool = False
 ) -> tuple[ScheduledFault, ...]:
-    """Random faults of every kind at ``rate`` per sim second over a run of ``duration_s``."""
+    """Random faults of every kind at ``rate`` per sim second over a run of ``duration_s``
+    (with ``wear``, the degrading kinds among them)."""
     if not 0 < rate <= MAX_RATE:
         raise ConfigError("--chaos", str(rate), f"a rate from 0 to {MAX_RATE:g} faults per second")
     latest = duration_s - QUIET_END_S
@@ -69,6 +89,7 @@ def chaos_scenario(
         FaultKind.SUPERVISOR_CRASH: ["supervisor"],
         FaultKind.SUPERVISOR_FREEZE: ["supervisor"],
         FaultKind.CONVEYOR_JAM: conveyors,
+        FaultKind.BELT_WEAR: conveyors,
         FaultKind.SENSOR_BLACKOUT: sensors,
     }
     out: list[ScheduledFault] = []
@@ -79,7 +100,7 @@ def chaos_scenario(
         if t >= latest:
             break
         if not round_:
-            round_ = list(FaultKind)
+            round_ = [*CLASSIC_KINDS, *(DEGRADING_KINDS if wear else ())]
             rng.shuffle(round_)
         kind = round_.pop()
         target = rng.choice(targets.get(kind, robots))
@@ -93,5 +114,11 @@ def chaos_scenario(
             share = round(rng.uniform(*LOSS_SHARE), 2)
         at = round(t, 3)
         duration = round(max(duration, 0.001), 3) if kind in RANGES else 0.0
+        if kind in WEAR_RANGES:
+            duration = round(rng.uniform(*WEAR_RANGES[kind]), 3)
+        if kind in (FaultKind.GRIPPER_WEAR, FaultKind.BELT_WEAR):
+            share = round(rng.uniform(*WEAR_SHARE), 2)
+        if kind is FaultKind.CYCLE_CREEP:
+            factor = round(rng.uniform(*CREEP_FACTOR), 2)
         out.append(ScheduledFault(at, target, kind, duration, factor, share))
     return tuple(out)

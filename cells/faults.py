@@ -8,6 +8,9 @@ A scenario file is a list of ``[[faults]]`` tables::
     kind = "supervisor_crash"
     duration = 0.0        # seconds the fault lasts, where the kind has a duration
     # permanent = true    # robot_fault only, instead of duration: never cleared
+    # factor = 2.0        # slow_robot, cycle_creep: how many times slower
+    # share = 0.3         # message_loss, gripper_wear, belt_wear: the share lost
+    # joint = 2           # joint_drift: which joint drifts (1 to 7; default drawn)
 
 ``docs/faults.md`` describes each kind. A bad file (unknown kind, unknown
 target, negative time, wrong type) fails at load with one line naming the file,
@@ -32,10 +35,17 @@ PROCESS_KINDS = (FaultKind.AGENT_CRASH, FaultKind.SUPERVISOR_CRASH)
 FREEZE_KINDS = (FaultKind.AGENT_FREEZE, FaultKind.SUPERVISOR_FREEZE)
 """Kinds that stop a process (SIGSTOP) for wall seconds: they need ``--processes`` too."""
 
-KEYS = ("at", "target", "kind", "duration", "factor", "share", "permanent")
+KEYS = ("at", "target", "kind", "duration", "factor", "share", "permanent", "joint")
 """The keys of a ``[[faults]]`` entry."""
 DEFAULT_SHARE = 0.3
 """The share of messages a ``message_loss`` loses unless the scenario says."""
+DEFAULT_WEAR_SHARE = 0.5
+"""The share a ``gripper_wear`` (of carries) or a ``belt_wear`` (of speed) reaches unless the
+scenario says."""
+SHARE_KINDS = (FaultKind.MESSAGE_LOSS, FaultKind.GRIPPER_WEAR, FaultKind.BELT_WEAR)
+"""Kinds whose parameter is a ``share``."""
+FACTOR_KINDS = (FaultKind.SLOW_ROBOT, FaultKind.CYCLE_CREEP)
+"""Kinds whose parameter is a slowdown ``factor``."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -49,14 +59,21 @@ class ScheduledFault:
     factor: float = 0.0
     """How many times slower (``slow_robot``)."""
     share: float = 0.0
-    """The share of messages lost, from 0 to 1 (``message_loss``)."""
+    """The share lost, from 0 to 1: of messages (``message_loss``), of carries at full wear
+    (``gripper_wear``), of belt speed at full wear (``belt_wear``)."""
     permanent: bool = False
     """Never cleared (``robot_fault``): the robot stays Aborted, its work goes to the others."""
+    joint: int = 0
+    """The joint that drifts, 1 to 7 (``joint_drift``; 0: drawn from the seed)."""
 
     @property
     def amount(self) -> float:
         """The kind's own parameter as the control protocol carries it (``control_request.factor``)."""
-        return self.share if self.kind is FaultKind.MESSAGE_LOSS else self.factor
+        if self.kind in SHARE_KINDS:
+            return self.share
+        if self.kind is FaultKind.JOINT_DRIFT:
+            return float(self.joint)
+        return self.factor
 
 
 def load_scenario(path: str | Path, cell: CellSpec) -> tuple[ScheduledFault, ...]:
@@ -109,7 +126,7 @@ def parse_scenario(
         target = e.get("target")
         if kind in (FaultKind.SUPERVISOR_CRASH, FaultKind.SUPERVISOR_FREEZE):
             allowed = {"supervisor"}
-        elif kind is FaultKind.CONVEYOR_JAM:
+        elif kind in (FaultKind.CONVEYOR_JAM, FaultKind.BELT_WEAR):
             allowed = conveyors
         elif kind is FaultKind.SENSOR_BLACKOUT:
             allowed = sensors
@@ -121,26 +138,35 @@ def parse_scenario(
                 f"{key}.target",
                 f"{target!r} is not one of {', '.join(sorted(allowed))} (for {kind.value})",
             )
-        for own, owner in (("factor", FaultKind.SLOW_ROBOT), ("share", FaultKind.MESSAGE_LOSS)):
-            if own in e and kind is not owner:
-                raise ConfigError(source, f"{key}.{own}", f"only a {owner.value} has a {own}")
-        default = 2.0 if kind is FaultKind.SLOW_ROBOT else 0.0
+        owners = (
+            ("factor", FACTOR_KINDS),
+            ("share", SHARE_KINDS),
+            ("joint", (FaultKind.JOINT_DRIFT,)),
+        )
+        for own, kinds in owners:
+            if own in e and kind not in kinds:
+                names = " or ".join(k.value for k in kinds)
+                raise ConfigError(source, f"{key}.{own}", f"only a {names} has a {own}")
+        default = 2.0 if kind in FACTOR_KINDS else 0.0
         factor = _number(source, f"{key}.factor", e.get("factor", default))
         default = DEFAULT_SHARE if kind is FaultKind.MESSAGE_LOSS else 0.0
+        if kind in (FaultKind.GRIPPER_WEAR, FaultKind.BELT_WEAR):
+            default = DEFAULT_WEAR_SHARE
         share = _number(source, f"{key}.share", e.get("share", default))
+        joint = _number(source, f"{key}.joint", e.get("joint", 0))
         permanent = _permanent(source, key, e)
-        loss = kind is FaultKind.MESSAGE_LOSS
-        wrong = problem(
-            kind, duration_s=duration, factor=share if loss else factor, permanent=permanent
-        )
+        own = "share" if kind in SHARE_KINDS else "factor"
+        own = "joint" if kind is FaultKind.JOINT_DRIFT else own
+        amount = {"share": share, "joint": joint, "factor": factor}[own]
+        wrong = problem(kind, duration_s=duration, factor=amount, permanent=permanent)
         if wrong is not None:
             field, why = wrong
-            raise ConfigError(
-                source, f"{key}.{'share' if field == 'factor' and loss else field}", why
-            )
+            raise ConfigError(source, f"{key}.{own if field == 'factor' else field}", why)
         if permanent and "duration" in e:
             raise ConfigError(source, f"{key}.duration", PERMANENT_HAS_NO_DURATION)
-        out.append(ScheduledFault(at, str(target), kind, duration, factor, share, permanent))
+        out.append(
+            ScheduledFault(at, str(target), kind, duration, factor, share, permanent, int(joint))
+        )
     return tuple(sorted(out, key=lambda f: (f.at_s, f.target, f.kind.value)))
 
 
@@ -178,10 +204,12 @@ def dump_scenario(faults: tuple[ScheduledFault, ...], comment: str = "") -> str:
         ]
         if f.duration_s:
             out.append(f"duration = {f.duration_s!r}")
-        if f.kind is FaultKind.SLOW_ROBOT:
+        if f.kind in FACTOR_KINDS:
             out.append(f"factor = {f.factor!r}")
-        if f.kind is FaultKind.MESSAGE_LOSS:
+        if f.kind in SHARE_KINDS:
             out.append(f"share = {f.share!r}")
+        if f.joint:
+            out.append(f"joint = {f.joint}")
         if f.permanent:
             out.append("permanent = true")
     return "\n".join(out) + "\n"

@@ -35,13 +35,17 @@ def plan_faults(
     duration_s: float,
     seed: int,
     processes: bool,
+    wear: bool = False,
 ) -> RunFaults:
-    """The scenario file's faults and the chaos drawn for ``seed``, or one clear error."""
+    """The scenario file's faults and the chaos drawn for ``seed`` (with the degrading kinds
+    too if ``wear``), or one clear error."""
     given = load_scenario(scenario, cell) if scenario else ()
     if chaos_rate and not processes:
         why = "chaos kills agent and supervisor processes, so the cell must run with --processes"
         raise ConfigError("--chaos", str(chaos_rate), why)
-    chaos = chaos_scenario(cell, chaos_rate, duration_s, seed) if chaos_rate else ()
+    if wear and not chaos_rate:
+        raise ConfigError("--wear", "", "--wear adds the degrading kinds to --chaos: give --chaos")
+    chaos = chaos_scenario(cell, chaos_rate, duration_s, seed, wear=wear) if chaos_rate else ()
     merged = tuple(sorted((*given, *chaos), key=lambda f: (f.at_s, f.target, f.kind.value)))
     return RunFaults(merged, chaos)
 

@@ -61,6 +61,7 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
         duration_s=args.duration,
         seed=args.seed,
         processes=args.processes,
+        wear=args.wear,
     )
     faults, chaos = planned.faults, planned.chaos
     if args.console:
@@ -70,9 +71,9 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
     name = args.name or f"{cell.name}-seed{args.seed}{rate}"
     out = run_dir(Path(args.runs_dir), name)
     if chaos:
-        write_chaos(
-            out, planned, f"lightsout run {args.cell} --chaos {args.chaos:g} --seed {args.seed}"
-        )
+        wear = " --wear" if args.wear else ""
+        note = f"lightsout run {args.cell} --chaos {args.chaos:g}{wear} --seed {args.seed}"
+        write_chaos(out, planned, note)
     endpoint = args.endpoint
     recorder = None
     if args.record is not None:
@@ -230,6 +231,8 @@ def _run_with_console(args: argparse.Namespace, console: Console) -> int:
             cmd += [flag, str(value)]
     if args.processes:
         cmd.append("--processes")
+    if args.wear:
+        cmd.append("--wear")
     if args.record is not None:
         cmd += ["--record", *([args.record] if args.record else [])]
     with tempfile.TemporaryFile() as log:
@@ -359,6 +362,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="RATE",
         help="inject random faults of every kind, RATE per sim second (docs/faults.md); "
         "needs --processes; the run ends with its audit",
+    )
+    run.add_argument(
+        "--wear",
+        action="store_true",
+        help="with --chaos: the degrading kinds too (joint drift, gripper, belt wear, creep)",
     )
     run.add_argument(
         "--policy",

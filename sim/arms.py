@@ -80,6 +80,10 @@ class Arm:
         """The grasp constraint (-1 for none)."""
         self.holding = ""
         """The part held ("" for none)."""
+        self.drift = [0.0] * len(self.arm_joints)
+        """Each joint's tracking error (radians): the drive holds it this far off its command,
+        so the links, the tool and a carried part are where ``q + drift`` puts them
+        (a ``joint_drift`` fault grows it, ``sim.wear``)."""
         self._plan: list[tuple[list[list[float]], list[list[float]]]] = []
         self._reset(self.q, (0.0,) * len(self.q))
 
@@ -99,6 +103,9 @@ class Arm:
         to where the next reset puts them.
         """
         start, target = self.q, self.target
+        if any(self.drift):
+            start = tuple(s + d for s, d in zip(start, self.drift, strict=True))
+            target = tuple(t + d for t, d in zip(target, self.drift, strict=True))
         vel = [[(t - s) / tick_s] for s, t in zip(start, target, strict=True)]
         fingers = FINGER_CLOSED if self.closed else FINGER_OPEN
         vel += [[0.0]] * len(self.finger_joints)

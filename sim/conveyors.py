@@ -80,6 +80,14 @@ class Conveyor:
         self.stop_body = static_box(client, wall_half, wall_pos, self.yaw, (0.8, 0.5, 0.1, 1))
         self._vel = [c * spec.speed, s * spec.speed, 0.0]
         self._zero = [0.0, 0.0, 0.0]
+        self.speed = spec.speed
+        """The belt's speed now (m/s): the cell file's, less what wear took (``sim.wear``)."""
+
+    def set_speed(self, speed: float) -> None:
+        """Run the belt at ``speed`` (m/s) from the next physics step (a worn belt is slower)."""
+        c, s = self.dir
+        self.speed = speed
+        self._vel = [c * speed, s * speed, 0.0]
 
     def hold(self) -> None:
         """Before a physics step: belt back in place, moving at belt speed (or still)."""

@@ -1,8 +1,10 @@
 """Faults the cell host applies to the world itself, checked before anything is done.
 
 Physical faults (a gripper drop, a jammed belt, a blind sensor) act on the
-world at once; a slow robot, a lossy link and a robot fault are the
-supervisor's to apply. Every fault, applied here or not, becomes a note for
+world at once; wear (a drifting joint, a worn gripper or belt, ``sim.wear``)
+starts now and grows every tick; a slow or creeping robot, a lossy link and a
+robot fault are the supervisor's to apply. A drive tripped by a drifting
+joint becomes a permanent robot fault, noted like any other. Every fault, applied here or not, becomes a note for
 the supervisor, which logs it. A fault's arguments come from a control
 client, so each is checked (kind, target, finite numbers in bounds) and a
 bad one is answered with why, never raised.
@@ -10,10 +12,11 @@ bad one is answered with why, never raised.
 
 from __future__ import annotations
 
-from bus.enums import ControlCommand, FaultKind
+from bus.enums import DEGRADING_KINDS, ControlCommand, FaultKind
 from bus.faults import problem
 from bus.messages import ControlRequest
 from bus.simtime import to_ns
+from sim.wear import Wear
 from sim.world import World
 
 K = FaultKind
@@ -38,6 +41,7 @@ class FaultInjector:
         """Jammed conveyors: the sim time their jam ends."""
         self.armed: dict[str, int] = {}
         """Robots whose gripper lets go of the next part it carries: ticks it has held it."""
+        self.wear = Wear(world.seed)
         self._seq = 0
 
     def inject(
@@ -59,12 +63,14 @@ class FaultInjector:
         try:
             fault = FaultKind(kind)
         except ValueError:
-            known = ", ".join((*PHYSICAL_FAULTS, ROBOT_FAULT, MESSAGE_LOSS))
+            known = ", ".join((*PHYSICAL_FAULTS, ROBOT_FAULT, MESSAGE_LOSS, *DEGRADING_KINDS))
             return f"fault {kind!r} is not one of {known}"
         robot = fault in (K.GRIPPER_DROP, K.SLOW_ROBOT, ROBOT_FAULT, MESSAGE_LOSS)
+        robot = robot or fault in (K.JOINT_DRIFT, K.GRIPPER_WEAR, K.CYCLE_CREEP)
         if robot and target not in self.world.arms:
             return f"no robot {target!r}"
-        if fault is K.CONVEYOR_JAM and target not in self.world.conveyors:
+        belt = fault in (K.CONVEYOR_JAM, K.BELT_WEAR)
+        if belt and target not in self.world.conveyors:
             return f"no conveyor {target!r} (conveyors: {', '.join(sorted(self.world.conveyors))})"
         if fault is K.SENSOR_BLACKOUT and target not in self.world.sensor_names():
             return f"no sensor {target!r} (sensors: {', '.join(self.world.sensor_names())})"
@@ -81,15 +87,43 @@ class FaultInjector:
             self.jams[target] = self.world.t_ns + to_ns(duration_s)
         elif fault is K.SENSOR_BLACKOUT:
             self.world.blackout(target, to_ns(duration_s))
+        elif fault is K.JOINT_DRIFT:
+            arm = self.world.arms[target]
+            if factor > len(arm.arm_joints):
+                return f"{target} has {len(arm.arm_joints)} joints, not {factor:g}"
+            factor = float(self.wear.joint_drift(arm, int(factor), duration_s))
+        elif fault is K.GRIPPER_WEAR:
+            self.wear.gripper_wear(target, self.world.t_ns, to_ns(duration_s), factor)
+        elif fault is K.BELT_WEAR:
+            conveyor = self.world.conveyors[target]
+            self.wear.belt_wear(conveyor, self.world.t_ns, to_ns(duration_s), factor)
         self._seq += 1
         cid = cmd_id or f"fault-{self._seq}"
         return ControlRequest(
             cid, ControlCommand.FAULT, target, kind, duration_s, factor, permanent=permanent
         )
 
-    def after_advance(self) -> None:
-        """After a physics step: end the jams that are over, let armed grippers go."""
+    def after_advance(self) -> list[ControlRequest]:
+        """After a control tick: end the jams that are over, let armed and worn grippers go,
+        grow every wear. Returns the notes of robot faults it caused (a tripped drive)."""
         now = self.world.t_ns
+        tripped, letting_go = self.wear.step(now, self.world.arms, self.world.conveyors)
+        for robot in letting_go:
+            self.world.drop(robot)
+        notes = []
+        for robot in tripped:
+            self._seq += 1
+            notes.append(
+                ControlRequest(
+                    f"fault-{self._seq}",
+                    ControlCommand.FAULT,
+                    robot,
+                    ROBOT_FAULT.value,
+                    0.0,
+                    0.0,
+                    permanent=True,
+                )
+            )
         for name, until in list(self.jams.items()):
             if now >= until:
                 self.world.stop_conveyor(name, False)
@@ -100,3 +134,4 @@ class FaultInjector:
                 if held + 1 >= DROP_AFTER_TICKS:
                     self.world.drop(robot)
                     del self.armed[robot]
+        return notes

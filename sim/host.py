@@ -541,7 +541,7 @@ class CellHost:
         self._quota.reset()  # the per-tick request cap starts again
         if self.live is not None:
             self._revoked()
-        self.faults.after_advance()
+        self._outbox.extend(self.faults.after_advance())  # a tripped drive is a robot fault
         # a frame nobody takes is not built, but it is counted: seq means the same on every topic
         if self.subscribed["joints"] > 0:
             arms = self.arm_states(links=True)

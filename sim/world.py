@@ -60,6 +60,7 @@ from sim.parts import (
     to_frame,
 )
 from sim.stations import Fixture, Tray
+from sim.wear import Tracking
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +100,8 @@ class World:
         self.fixtures: dict[str, Fixture] = {}
         self.trays: dict[str, Tray] = {}
         self._rng = random.Random(seed)
+        self.tracking = Tracking(seed)
+        """The drives' tracking errors, reported to the supervisor once a second."""
         self._t_ns = 0
         self._ticks = 0
         self._feeders = Feeders(cell, self.conveyors, self.trays, self._rng)
@@ -411,7 +414,10 @@ class World:
             SensorReading(s, pid) for s, pid in sorted(self._sensors.items()) if s not in dark
         )
         quiet = tuple(SensorQuiet(s, self._heard[s]) for s in sorted(dark) if s in self._heard)
-        return WorldSense(events=events, sensors=sensors, checks=checks, quiet=quiet)
+        tracking = self.tracking.readings(self._t_ns, self.arms)
+        return WorldSense(
+            events=events, sensors=sensors, checks=checks, quiet=quiet, tracking=tracking
+        )
 
     def _dark(self) -> set[str]:
         return {s for s, until in self._blackouts.items() if self._t_ns < until}

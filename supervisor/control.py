@@ -19,6 +19,7 @@ from bus.enums import ControlCommand, FaultKind, PackMLCommand, PackMLState
 from bus.messages import Command, CommandReply, ControlReply, ControlRequest, Degrade
 from bus.participant import Outbox
 from bus.simtime import NS, to_ns
+from supervisor.creep import Creeps
 from supervisor.eventlog import EventLog
 from supervisor.fleet import COMMAND_RETRY_NS, NEVER_NS, Fleet, RobotView, failed_for_good
 from supervisor.view import SimTime
@@ -71,6 +72,8 @@ class ControlDesk:
         self.by_cmd: dict[str, str] = {}
         """Agent command id -> control request id."""
         self.orders: list[dict[str, object]] = []
+        self.creeps = Creeps()
+        """Robots whose cycle creeps (``cycle_creep``): told their slowdown every second."""
 
     def in_flight(self, robot: str) -> bool:
         """Whether an operator's command to ``robot`` waits for its answer.
@@ -91,12 +94,14 @@ class ControlDesk:
         self.replies.append(ControlReply(req.cmd_id, ok, code, reason, data=data))
 
     def snapshot(self) -> dict[str, Any]:
-        """The orders, as plain data (requests in flight die with the process)."""
-        return {"orders": [dict(o) for o in self.orders]}
+        """The orders and the creeping robots, as plain data (requests in flight die with the
+        process)."""
+        return {"orders": [dict(o) for o in self.orders], "creeps": self.creeps.snapshot()}
 
     def restore(self, data: dict[str, Any]) -> None:
         """Put back what ``snapshot`` wrote."""
         self.orders = [dict(o) for o in data["orders"]]
+        self.creeps.restore(data.get("creeps", {}))
 
     def request(self, req: ControlRequest, out: Outbox) -> None:
         """Handle one routed request."""
@@ -165,6 +170,7 @@ class ControlDesk:
         is never applied twice.
         """
         now = self.time.ns
+        self.creeps.send(out, now)
         for wait in self.waiting.values():
             if now - wait.sent_ns < COMMAND_RETRY_NS:
                 continue
@@ -212,12 +218,16 @@ class ControlDesk:
         if req.action == FaultKind.MESSAGE_LOSS and req.target in robots:
             ticks = math.ceil(req.value * NS / self.tick_ns)
             out.impair(req.target, req.factor, self.time.tick + 1 + ticks)
+        if req.action == FaultKind.CYCLE_CREEP and req.target in robots:
+            self.creeps.start(req.target, now, to_ns(req.value), req.factor)
         # what the kind was given besides its duration, logged with it
         extra: dict[str, float | bool] = {}
-        if req.action == FaultKind.SLOW_ROBOT:
+        if req.action in (FaultKind.SLOW_ROBOT, FaultKind.CYCLE_CREEP):
             extra["factor"] = req.factor
-        elif req.action == FaultKind.MESSAGE_LOSS:
+        elif req.action in (FaultKind.MESSAGE_LOSS, FaultKind.GRIPPER_WEAR, FaultKind.BELT_WEAR):
             extra["share"] = req.factor
+        elif req.action == FaultKind.JOINT_DRIFT:
+            extra["joint"] = int(req.factor)
         elif req.action == FaultKind.ROBOT_FAULT and req.permanent:
             extra["permanent"] = True
 

@@ -22,7 +22,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from bus.enums import COMPLETED_EVENTS, FaultKind, PackMLState
+from bus.enums import COMPLETED_EVENTS, DEGRADING_KINDS, FaultKind, PackMLState
 from bus.simtime import NS
 from bus.timebuckets import FAILURE_STATES, HOLD_STATES, LOST, REPAIRED_STATE
 
@@ -245,7 +245,9 @@ class FaultTracker:
                     for d in detected
                 ):
                     continue  # one sign, one fault: the latest open one of its kind there
-                if f.duration_s > 0 and t > f.at_ns + round((f.duration_s + DETECT_GRACE_S) * NS):
+                lasts = f.kind in DEGRADING_KINDS  # a wear stays once grown: never over
+                late = t > f.at_ns + round((f.duration_s + DETECT_GRACE_S) * NS)
+                if f.duration_s > 0 and late and not lasts:
                     continue  # over before anything showed: not detected
                 label = self._detects(f, kind, ev)
                 if label:
@@ -264,6 +266,10 @@ class FaultTracker:
         if f.kind in PAIRED:
             key, det, _rec = PAIRED[f.kind]
             return det if kind == det and _str(ev, key) == f.target else ""
+        if f.kind in DEGRADING_KINDS:
+            # self-diagnosis naming the worn target and the right cause (supervisor.health)
+            named = kind == "diagnosis" and _str(ev, "target") == f.target
+            return "diagnosis" if named and _str(ev, "cause") == f.kind else ""
         if f.kind == FaultKind.SUPERVISOR_CRASH:
             return kind if kind == "supervisor_restored" else ""
         if kind == "part_moved":

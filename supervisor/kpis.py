@@ -12,6 +12,7 @@ import statistics
 from typing import Any
 
 from bus.enums import PackMLState
+from bus.participant import Outbox
 from bus.simtime import NS
 
 
@@ -156,3 +157,18 @@ class Kpis:
         }
         out.update(extra)
         return out
+
+
+def link_counters(out: Outbox) -> dict[str, int]:
+    """What the supervisor's cell-bus link counted (for the KPIs): malformed, late and
+    missing messages; refused by key, stamped too far ahead, past the per-sender cap (peers
+    are untrusted); handshakes turned away."""
+    return {
+        "malformed": out.malformed,
+        "late": out.late,
+        "missing": out.missing,
+        "refused": out.refused,
+        "ahead": out.ahead,
+        "flooded": out.flooded,
+        "handshakes_failed": out.handshakes_failed,
+    }

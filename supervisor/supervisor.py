@@ -44,16 +44,18 @@ from bus.participant import Outbox
 from bus.simtime import NS
 from supervisor.allocation import make_policy
 from supervisor.assignments import Assignments
+from supervisor.bottleneck import analyse
 from supervisor.builds import Builds
 from supervisor.control import ControlDesk
 from supervisor.dispatch import Dispatcher
 from supervisor.errors import LedgerError
 from supervisor.eventlog import EventLog
 from supervisor.faultstats import FaultTracker
-from supervisor.fleet import Fleet, RobotView
+from supervisor.fleet import Fleet, RobotView, failed_for_good
 from supervisor.flow import Flow
+from supervisor.health import Health
 from supervisor.journal import Journal, Snapshots
-from supervisor.kpis import Counters, Kpis, RobotStats
+from supervisor.kpis import Counters, Kpis, RobotStats, link_counters
 from supervisor.ledger import Ledger
 from supervisor.lookahead import deadlines, next_wake, tick_at
 from supervisor.plan import Op, OpState
@@ -109,17 +111,23 @@ class Supervisor:
             self.journal.reset()
         self.faults = FaultTracker(r.name for r in cell.robots)
         """Faults, outages and robot timelines from the event log (rebuilt from its history)."""
+        self.units = Units(cell)
+        self.health = Health(
+            (r.name for r in cell.robots),
+            op_of=lambda op: self.units.ops.get(op),
+            jammed=lambda: self.watch.jammed,
+        )
+        """Self-diagnosis: drift in tracking errors, operation times, carries and belt transits."""
         self.events = EventLog(
             out_dir / "events.jsonl" if out_dir else None,
             lines=history,
-            observers=(self.faults.feed,),
+            observers=(self.faults.feed, self.health.feed),
         )
         self.counters = Counters(dict.fromkeys(COUNTERS, 0))
         self.ledger = Ledger()
         self.kpis = Kpis([r.name for r in cell.robots])
         self.fleet = Fleet(list(cell.robots), self.events)
         self.watch = Watch(cell, self.events)
-        self.units = Units(cell)
         self.assignments = Assignments()
         self.sensors = Sensors(self.events)
         self.rests = Rests()
@@ -192,6 +200,7 @@ class Supervisor:
             sensors=self.sensors,
             rests=self.rests,
             desk=self.desk,
+            health=self.health,
             counters=self.counters,
             events=self.events,
         )
@@ -228,16 +237,7 @@ class Supervisor:
         now = tick.t_ns
         if self.resync_at == 0:
             self._restored()
-        self.bus_counters = {
-            "malformed": out.malformed,
-            "late": out.late,
-            "missing": out.missing,
-            # refused by key, stamped too far ahead, past the per-sender cap (peers untrusted)
-            "refused": out.refused,
-            "ahead": out.ahead,
-            "flooded": out.flooded,
-            "handshakes_failed": out.handshakes_failed,
-        }
+        self.bus_counters = link_counters(out)
         requests: tuple[ControlRequest, ...] = ()
         if isinstance(tick.sense, WorldSense):
             for ev in tick.sense.events:
@@ -248,6 +248,7 @@ class Supervisor:
                 self.sensors.read(reading, now)
             for quiet in tick.sense.quiet:
                 self.sensors.quiet(quiet.sensor, quiet.last_ns)
+            self.health.tracking(tick.sense.tracking, now)
             self.sensors.watch(now)
             requests = tick.sense.requests
         for env in inbox:
@@ -274,6 +275,7 @@ class Supervisor:
         self.dispatch.open(out)
         self.dispatch.account()
         retire, self.work.retire = tuple(self.work.retire), []
+        self.health.judge(self.events, now)
         kpis = ""
         if self.kpis.due(now):
             kpis = json.dumps(self.report(), sort_keys=True)
@@ -339,10 +341,15 @@ class Supervisor:
             "orders": [dict(o) for o in self.desk.orders],
             "counters": dict(sorted(self.counters.items())),
             "bus": dict(sorted(self.bus_counters.items())),
+            "health": self.health.report(),
         }
         if self.builds.active:
             extra.update(self.builds.report(len(self.cell.robots)))
-        return add_figures(self.kpis.report(self.time.ns, extra), self.faults, self.time.ns)
+        out = add_figures(self.kpis.report(self.time.ns, extra), self.faults, self.time.ns)
+        up = [name for name, view in self.fleet.views.items() if not failed_for_good(view)]
+        rate = float(out.get("throughput_per_hour") or 0.0)
+        out["bottleneck"] = analyse(self.cell, self.health.op_times(), up, rate)
+        return out
 
     # ------------------------------------------------------------------ the journal
 
@@ -388,6 +395,7 @@ class Supervisor:
 
     def _world_event(self, ev: WorldEvent) -> None:
         self.rests.note(ev)
+        self.health.world_event(ev)
         fields = {"part": ev.part, "part_kind": ev.part_kind, "location": ev.location}
         try:
             if ev.kind is WorldEventKind.SPAWNED:
@@ -447,6 +455,7 @@ class Supervisor:
         self.kpis.robots.setdefault(name, RobotStats())
         self.faults.add_robot(name)
         self.watch.add_robot(name)
+        self.health.add_robot(name)
 
     # ------------------------------------------------------------------ robots
 

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from bus.cellspec import CellSpec
-from bus.enums import FaultKind
+from bus.enums import DEGRADING_KINDS, FaultKind
 from bus.errors import ConfigError
 from cells.audit import audit_run
-from cells.chaos import QUIET_END_S, WARM_UP_S, chaos_scenario
+from cells.chaos import CLASSIC_KINDS, QUIET_END_S, WARM_UP_S, chaos_scenario
 from cells.faults import dump_scenario, parse_scenario
 from cells.launch import RunOptions, run_cell
 from clients.cli import main
@@ -25,7 +25,7 @@ def test_a_chaos_scenario_is_drawn_from_the_seed_with_every_kind(cell: CellSpec)
     assert faults == chaos_scenario(cell, 0.02, 1800, seed=7)
     assert faults != chaos_scenario(cell, 0.02, 1800, seed=8)
     assert 20 <= len(faults) <= 55  # about 0.02 x 1720 s = 34
-    assert {f.kind for f in faults} == set(FaultKind)
+    assert {f.kind for f in faults} == set(CLASSIC_KINDS)
     for f in faults:
         assert f.at_s >= WARM_UP_S
         assert f.at_s + f.duration_s <= 1800 - QUIET_END_S + 1e-6
@@ -33,6 +33,23 @@ def test_a_chaos_scenario_is_drawn_from_the_seed_with_every_kind(cell: CellSpec)
     import tomllib
 
     again = parse_scenario(tomllib.loads(dump_scenario(faults, "a comment")), cell, source="x")
+    assert again == faults
+
+
+def test_chaos_with_wear_draws_the_degrading_kinds_too(cell: CellSpec) -> None:
+    import tomllib
+
+    plain = chaos_scenario(cell, 0.02, 1800, seed=7)
+    faults = chaos_scenario(cell, 0.02, 1800, seed=7, wear=True)
+    assert {f.kind for f in faults} == set(FaultKind)
+    assert faults != plain  # the rounds are longer, so the draws differ
+    for f in faults:
+        if f.kind in DEGRADING_KINDS:
+            assert f.duration_s > 0
+            assert f.kind is not FaultKind.CYCLE_CREEP or f.factor > 1
+            if f.kind in (FaultKind.GRIPPER_WEAR, FaultKind.BELT_WEAR):
+                assert 0 < f.share < 1
+    again = parse_scenario(tomllib.loads(dump_scenario(faults)), cell, source="x")
     assert again == faults
 
 
@@ -55,11 +72,20 @@ def test_chaos_without_processes_is_refused(tmp_path: Path) -> None:
     assert not list(tmp_path.iterdir())  # nothing written
 
 
+def test_wear_without_chaos_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cell_file = str(ROOT / "cells/assembly.toml")
+    code = main(["run", cell_file, "--wear", "--processes", "--runs-dir", str(tmp_path), "-q"])
+    assert code == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("error: --wear") and "--chaos" in line
+    assert not list(tmp_path.iterdir())
+
+
 @pytest.fixture(scope="module")
 def chaos_runs(cell: CellSpec, tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     """A short chaos run in real processes, freezes included, and its rerun."""
     faults = chaos_scenario(cell, 0.06, 330, 1)
-    assert {f.kind for f in faults} == set(FaultKind), "the seed must draw every kind"
+    assert {f.kind for f in faults} == set(CLASSIC_KINDS), "the seed must draw every kind"
     dirs = []
     for n in (1, 2):
         out = tmp_path_factory.mktemp(f"chaos{n}")
@@ -80,7 +106,7 @@ def test_a_chaos_run_keeps_every_promise(cell: CellSpec, chaos_runs: list[Path])
     assert [c.name for c in checks if not c.ok] == [], [c for c in checks if not c.ok]
     log = [json.loads(line) for line in (out / "events.jsonl").read_text().splitlines()]
     injected = {e["fault"] for e in log if e["kind"] == "fault_injected"}
-    assert injected == {k.value for k in FaultKind}
+    assert injected == {k.value for k in CLASSIC_KINDS}
     assert first_difference("assembly-chaos-seed1-330s", out) == "", "the reference log"
     crashes = [f for f in faults if f.kind in (FaultKind.AGENT_CRASH, FaultKind.SUPERVISOR_CRASH)]
     assert len(kpis["sim"]["killed"]) == len(crashes)

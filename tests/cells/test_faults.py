@@ -189,7 +189,8 @@ def test_a_slow_robot_takes_its_factor_from_the_file(cell: CellSpec) -> None:
 def test_unknown_key_lists_the_known_ones(cell: CellSpec) -> None:
     err = scenario(cell, at=1.0, target="R1", kind="robot_fault", duration=1.0, severity=3)
     assert err.key == "faults[0].severity"
-    assert err.reason == "unknown key (known: at, target, kind, duration, factor, share, permanent)"
+    known = "at, target, kind, duration, factor, share, permanent, joint"
+    assert err.reason == f"unknown key (known: {known})"
 
 
 def bid_seconds(log: list[dict[str, Any]], robot: str, after_ns: int) -> list[float]:

@@ -43,6 +43,13 @@ def test_one_process_run_builds_and_ships_phones(cell: CellSpec, tmp_path: Path)
     assert len(shipped) == kpis["units_completed"]
     assert json.loads((tmp_path / "kpis.json").read_text()) == kpis
     assert first_difference("assembly-seed1-120s", tmp_path) == "", "the reference run's log"
+    # a run without faults is diagnosed with nothing, though every robot's drives and gripper
+    # were judged against a learned baseline (supervisor.health)
+    assert not [e for e in log if e["kind"] == "diagnosis"]
+    for robot in kpis["robots"]:
+        series = kpis["health"]["targets"][robot]["series"]
+        assert series["tracking/joint 1"]["learned"] and series["carries/gripper"]["learned"]
+        assert kpis["health"]["targets"][robot]["diagnoses"] == []
 
 
 @pytest.mark.timeout(600)

@@ -24,14 +24,6 @@ TICKS_PER_S = 24
 
 
 @pytest.fixture
-def world() -> Iterator[World]:
-    w = World(make_cell(), seed=0)
-    w.setup()
-    yield w
-    w.shutdown()
-
-
-@pytest.fixture
 def r2(world: World) -> Iterator[Driver]:
     d = Driver(world, "R2")
     yield d

@@ -1,0 +1,378 @@
+"""Self-diagnosis: a health model per robot, gripper and belt, from what the supervisor hears.
+
+Nothing here is told what fault was injected. It reads four series the
+supervisor already gets and keeps one drift statistic (``supervisor.drift``)
+on each:
+
+* **joint tracking** (``world_sense.tracking``, once a second): per robot and
+  joint, the drive's tracking error, two-sided. A drift names the **joint**
+  (cause ``joint_drift``).
+* **operation times** (``op_started`` to ``op_done`` in the log): per robot,
+  each operation's time over the time learned for the same step (its first
+  ``KEY_LEARN``), so one series per robot mixes every step it does. A rise names the robot's **motion** (cause
+  ``cycle_creep``).
+* **bids** (``op_awarded`` in the log): per robot, the time each bid of an idle
+  robot plans for the operation over its first plan for the same step. The
+  agent plans at its real speed, so a slowing robot's plans slow too, and it
+  keeps bidding when the auctions no longer give it work (when its measured
+  times stop coming). A rise names its **motion** too.
+* **carries** (``op_done`` / ``op_failed`` of a pick-and-place): per robot, 1
+  for a part lost from the gripper (``dropped`` or ``grasp missed``), 0 for a
+  carry done. A rise names the robot's **gripper** (cause ``gripper_wear``).
+* **belt transits** (a part put on a belt to its arrival at the end, from the
+  world's events), only for parts whose ride the end sensor never blocked (a
+  part queued behind another is not slow, it waits) and that rode through no
+  jam the supervisor saw. A rise names the
+  **belt** (cause ``belt_wear``).
+
+A series' alarm becomes a ``diagnosis`` event with its evidence: the
+statistic, its threshold, the baseline, the samples judged and the last
+values. One diagnosis per target, the first cause found, until ``reset``
+(what maintenance will call): what drifts after it is most often its effect
+(a robot whose gripper loses parts plans longer moves, picking them up
+again; a drifting joint misses grasps). Alarms are collected while the log is observed and
+written by ``judge`` once a tick, so an observer never writes to the log it
+observes. The component snapshots and restores itself for the journal.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections import deque
+from collections.abc import Callable, Collection, Iterable, Mapping
+from typing import Any
+
+from bus.enums import Skill, WorldEventKind
+from bus.faults import MAX_JOINT
+from bus.messages import JointTracking, WorldEvent
+from bus.simtime import NS
+from supervisor.drift import Alarm, Detector, Sides, make_detector
+from supervisor.eventlog import EventLog
+from supervisor.plan import Op
+
+KEY_LEARN = 1
+"""Operations of one step averaged into its learned time. One, and per step rather than per
+step and stations: a robot of the assembly cell runs a step about once a unit, so a finer
+key would take most of a shift to learn; the series' own baseline learns how much a step's
+time varies between stations (about 10% between the two fixtures)."""
+RECENT = 16
+"""Last values of each series kept, and logged with a diagnosis (the chart's data)."""
+MAX_TRACKING_RAD = 1.0
+"""A reported tracking error beyond this (radians) is not a drive's report: refused, counted."""
+LOST = ("dropped ", "grasp missed")
+"""How an agent's failure detail begins when the part left the gripper (``robots.skills``)."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Series:
+    """How one kind of series is judged."""
+
+    component: str
+    cause: str
+    quantity: str
+    sides: Sides
+    learn: int
+    min_sigma: float
+    threshold: float
+    cap: float = 0.0
+
+
+SERIES: Mapping[str, Series] = {
+    "tracking": Series("joint", "joint_drift", "tracking error (rad)", "both", 30, 0.0, 20.0),
+    "ops": Series(
+        "motion", "cycle_creep", "operation time / learned time", "up", 6, 0.1, 10.0, 4.0
+    ),
+    "bids": Series(
+        "motion", "cycle_creep", "planned operation time / first plan", "up", 20, 0.2, 10.0, 4.0
+    ),
+    "carries": Series("gripper", "gripper_wear", "part lost per carry (0/1)", "up", 5, 0.15, 10.0),
+    "transits": Series("belt", "belt_wear", "transit time (s)", "up", 5, 0.25, 10.0, 4.0),
+}
+"""The four series: what a drift names, how much is learned first, the sigma floor, the
+threshold (``h`` / ``lambda``, baseline sigmas) and the cap on a sample's score. The floors:
+a tenth of an operation's time (a step's time differs by about that between the two
+fixtures, and a baseline learned where most ratios were exactly 1 must not make that an
+alarm; a plan starts from wherever the robot stands, so bids vary twice as much and are
+plentiful: 20 of them are learned); a loss a carry counts as if losses varied by 0.15, so one lost part is no alarm
+and two within about ten carries are; a quarter second of transit. Operation times and
+transits are capped at 4 sigmas: one operation that waited out a restart, one part that
+rode through a short jam, is never an alarm alone; three in a row are. Tracking is judged
+with h = 20: 28 joint series a cell, one sample a second each."""
+
+
+@dataclasses.dataclass(slots=True)
+class _Pending:
+    """An alarm seen while observing, to be written at the next ``judge``."""
+
+    t_ns: int
+    kind: str
+    target: str
+    part: str
+    alarm: Alarm
+    recent: list[float]
+
+
+class Health:
+    """The health model: one drift statistic per series, diagnoses in the event log."""
+
+    def __init__(
+        self,
+        robots: Iterable[str],
+        *,
+        op_of: Callable[[str], Op | None],
+        jammed: Callable[[], Collection[str]] = frozenset,
+        method: str = "cusum",
+    ) -> None:
+        """``op_of`` finds an operation by id (its step and stations); ``jammed`` says which
+        belts the supervisor holds for jammed now (a ride through a jam is no transit);
+        ``method`` is the drift statistic (``cusum`` or ``page_hinkley``)."""
+        self.robots = set(robots)
+        self.op_of = op_of
+        self.jammed = jammed
+        self.method = method
+        make_detector(method)  # an unknown method fails here, not at the first sample
+        self.detectors: dict[str, Detector] = {}
+        self.recent: dict[str, deque[float]] = {}
+        self.learned: dict[str, list[float]] = {}
+        """Per robot and step: the first times (``KEY_LEARN``), then their mean alone."""
+        self.bid_learned: dict[str, float] = {}
+        """Per robot and step: the time its first bid planned (the bids' reference)."""
+        self.times: dict[str, list[float]] = {}
+        """Per robot and step: [operations done, their mean time] (the bottleneck's input)."""
+        self.started: dict[str, list[Any]] = {}
+        """Operations running: id -> [robot, start time]."""
+        self.riding: dict[str, list[Any]] = {}
+        """Parts on a belt: id -> [belt, since, clean] (clean: the end was free all along)."""
+        self.at_end: dict[str, str] = {}
+        """Belt -> the part its end sensor sees ("" or absent: none)."""
+        self.diagnosed: dict[str, dict[str, Any]] = {}
+        """``target/part`` -> the diagnosis, once made."""
+        self.refused = 0
+        self._pending: list[_Pending] = []
+
+    def add_robot(self, name: str) -> None:
+        """A robot built in the cell joins: its series start from nothing."""
+        self.robots.add(name)
+
+    # ------------------------------------------------------------------ inputs
+
+    def feed(self, rec: Mapping[str, Any]) -> None:
+        """An event-log observer: operation times and carries from the robots' reports."""
+        kind, t = rec.get("kind"), rec.get("t_ns")
+        op_id, robot = str(rec.get("op", "")), str(rec.get("robot", ""))
+        if not isinstance(t, int) or robot not in self.robots:
+            return
+        if kind == "op_awarded":
+            self._bids(op_id, rec.get("bids"), t)
+            return
+        if kind == "op_started":
+            self.started[op_id] = [robot, t]
+            return
+        if kind not in ("op_done", "op_failed"):
+            return
+        began = self.started.pop(op_id, None)
+        op = self.op_of(op_id)
+        if op is None or op.pick:
+            return  # unknown, or a recovery picking off-station: not a usual time
+        if op.spec.skill is Skill.PICK_PLACE:
+            detail = str(rec.get("detail", ""))
+            lost = kind == "op_failed" and detail.startswith(LOST)
+            if kind == "op_done" or lost:
+                self._sample("carries", robot, "gripper", float(lost), t)
+        if kind == "op_done" and began is not None and began[0] == robot:
+            self._op_time(robot, op, (t - int(began[1])) / NS, t)
+
+    def _bids(self, op_id: str, bids: Any, t_ns: int) -> None:
+        """Every idle bidder's planned time for the operation, against its first plan for the
+        step: a robot that slows plans slower, and keeps bidding when it wins nothing."""
+        op = self.op_of(op_id)
+        if op is None or op.pick or not isinstance(bids, list):
+            return
+        busy = {str(r) for r, _t in self.started.values()}
+        for bid in bids:
+            if not (isinstance(bid, list) and len(bid) == 2 and isinstance(bid[1], int)):
+                continue
+            robot = str(bid[0])
+            if robot in self.robots and robot not in busy and bid[1] > t_ns:
+                step, planned = f"{robot}/{op.spec.name}", (bid[1] - t_ns) / NS
+                ref = self.bid_learned.get(step)
+                if ref is None:
+                    self.bid_learned[step] = planned  # the first plan: the reference
+                else:
+                    self._sample("bids", robot, "motion", planned / ref, t_ns)
+
+    def tracking(self, reports: Iterable[JointTracking], now_ns: int) -> None:
+        """The drives' tracking errors (validated: a robot of the cell, finite, bounded)."""
+        for rep in reports:
+            errors = rep.errors
+            ok = (
+                rep.robot in self.robots
+                and len(errors) <= MAX_JOINT
+                and all(math.isfinite(e) and abs(e) <= MAX_TRACKING_RAD for e in errors)
+            )
+            if not ok:
+                self.refused += 1
+                continue
+            for j, e in enumerate(errors, start=1):
+                self._sample("tracking", rep.robot, f"joint {j}", e, now_ns)
+
+    def world_event(self, ev: WorldEvent) -> None:
+        """Belt transits from the world's events: on a belt, at its end, off it."""
+        part, loc = ev.part, ev.location
+        belt = loc.partition(":")[2] if loc.startswith("conveyor:") else ""
+        ride = self.riding.get(part)
+        if ev.kind is WorldEventKind.ARRIVED and belt:
+            if ride is not None and ride[0] == belt:
+                del self.riding[part]
+                if ride[2]:
+                    self._sample("transits", belt, "belt", (ev.t_ns - int(ride[1])) / NS, ev.t_ns)
+            self.at_end[belt] = part
+            for other in self.riding.values():
+                if other[0] == belt:
+                    other[2] = False  # it may queue behind the part at the end
+            return
+        if ride is not None and ride[0] != belt:
+            del self.riding[part]
+        for name, seen in list(self.at_end.items()):
+            if seen == part and belt != name:
+                del self.at_end[name]  # it left the end: the belt runs free again
+        if belt and part not in self.riding:
+            self.riding[part] = [belt, ev.t_ns, not self.at_end.get(belt)]
+
+    # ------------------------------------------------------------------ judging
+
+    def _op_time(self, robot: str, op: Op, seconds: float, t_ns: int) -> None:
+        step = f"{robot}/{op.spec.name}"
+        n, mean = self.times.get(step, (0.0, 0.0))
+        self.times[step] = [n + 1, mean + (seconds - mean) / (n + 1)]
+        learned = self.learned.setdefault(step, [])
+        if len(learned) < KEY_LEARN:
+            learned.append(seconds)
+            if len(learned) == KEY_LEARN:
+                self.learned[step] = learned = [*learned, sum(learned) / KEY_LEARN]
+            return
+        self._sample("ops", robot, "motion", seconds / learned[-1], t_ns)
+
+    def _sample(self, kind: str, target: str, part: str, x: float, t_ns: int) -> None:
+        key = f"{kind}:{target}/{part}"
+        det = self.detectors.get(key)
+        if det is None:
+            det = self.detectors[key] = self._detector(kind)
+            self.recent[key] = deque(maxlen=RECENT)
+        self.recent[key].append(round(x, 6))
+        alarm = det.update(x)
+        if alarm is not None and f"{target}/{part}" not in self.diagnosed:
+            self._pending.append(_Pending(t_ns, kind, target, part, alarm, list(self.recent[key])))
+
+    def _detector(self, kind: str) -> Detector:
+        spec = SERIES[kind]
+        return make_detector(
+            self.method,
+            sides=spec.sides,
+            learn=spec.learn,
+            min_sigma=spec.min_sigma,
+            threshold=spec.threshold,
+            cap=spec.cap,
+        )
+
+    def judge(self, events: EventLog, now_ns: int) -> None:
+        """Write the diagnoses of the alarms seen since the last call (once a tick)."""
+        jammed = self.jammed()
+        for ride in self.riding.values():
+            if ride[0] in jammed:
+                ride[2] = False  # it rode through a jam: its time says nothing of the belt
+        pending, self._pending = self._pending, []
+        for p in pending:
+            if any(n.partition("/")[0] == p.target for n in self.diagnosed):
+                continue  # one cause a target: what drifts after it is most often its effect
+            spec = SERIES[p.kind]
+            who = {"robot": p.target} if p.kind != "transits" else {"conveyor": p.target}
+            fields: dict[str, Any] = {
+                **who,
+                "target": p.target,
+                "component": p.part,
+                "cause": spec.cause,
+                "quantity": spec.quantity,
+                "evidence": {**p.alarm.evidence(), "learned_over": spec.learn},
+                "recent": p.recent,
+            }
+            self.diagnosed[f"{p.target}/{p.part}"] = {
+                "t_ns": now_ns,
+                "cause": spec.cause,
+                "component": p.part,
+            }
+            events.write(now_ns, "diagnosis", **fields)
+
+    def reset(self, target: str) -> None:
+        """``target`` was maintained: its series learn their baselines again, its diagnoses go."""
+        for key, det in self.detectors.items():
+            if key.partition(":")[2].partition("/")[0] == target:
+                det.reset()
+        for learned in (self.learned, self.bid_learned):
+            for step in [s for s in learned if s.partition("/")[0] == target]:
+                del learned[step]
+        for name in [n for n in self.diagnosed if n.partition("/")[0] == target]:
+            del self.diagnosed[name]
+
+    # ------------------------------------------------------------------ report, journal
+
+    def op_times(self) -> dict[str, dict[str, float]]:
+        """Operation name -> robot -> its mean time so far (s)."""
+        out: dict[str, dict[str, float]] = {}
+        for step, (_n, mean) in sorted(self.times.items()):
+            robot, _, name = step.partition("/")
+            out.setdefault(name, {})[robot] = mean
+        return out
+
+    def report(self) -> dict[str, Any]:
+        """Per target: each series' baseline and state, and the diagnoses (for ``kpis.json``)."""
+        out: dict[str, Any] = {}
+        for key in sorted(self.detectors):
+            kind, _, name = key.partition(":")
+            target, _, part = name.partition("/")
+            b = self.detectors[key].baseline
+            out.setdefault(target, {"series": {}, "diagnoses": []})["series"][f"{kind}/{part}"] = {
+                "learned": b.ready,
+                "mean": float(f"{b.mean:.6g}"),
+                "sigma": float(f"{b.sigma:.6g}"),
+            }
+        for name, diag in sorted(self.diagnosed.items()):
+            target = name.partition("/")[0]
+            out.setdefault(target, {"series": {}, "diagnoses": []})["diagnoses"].append(diag)
+        return {"method": self.method, "targets": out, "refused_reports": self.refused}
+
+    def snapshot(self) -> dict[str, Any]:
+        """Every series' statistic and the bookkeeping around it, as plain data."""
+        return {
+            "detectors": {k: d.snapshot() for k, d in sorted(self.detectors.items())},
+            "recent": {k: list(v) for k, v in sorted(self.recent.items())},
+            "learned": dict(sorted(self.learned.items())),
+            "times": dict(sorted(self.times.items())),
+            "bid_learned": dict(sorted(self.bid_learned.items())),
+            "started": dict(sorted(self.started.items())),
+            "riding": dict(sorted(self.riding.items())),
+            "at_end": dict(sorted(self.at_end.items())),
+            "diagnosed": dict(sorted(self.diagnosed.items())),
+            "robots": sorted(self.robots),
+            "refused": self.refused,
+        }
+
+    def restore(self, data: dict[str, Any]) -> None:
+        """Put back what ``snapshot`` wrote (what the log's history fed is replaced)."""
+        self.detectors = {}
+        for key, snap in data["detectors"].items():
+            det = self._detector(key.partition(":")[0])
+            det.restore(snap)
+            self.detectors[key] = det
+        self.recent = {k: deque(v, maxlen=RECENT) for k, v in data["recent"].items()}
+        self.learned = {k: [float(x) for x in v] for k, v in data["learned"].items()}
+        self.times = {k: [float(x) for x in v] for k, v in data.get("times", {}).items()}
+        self.bid_learned = {k: float(v) for k, v in data.get("bid_learned", {}).items()}
+        self.started = {k: list(v) for k, v in data["started"].items()}
+        self.riding = {k: list(v) for k, v in data["riding"].items()}
+        self.at_end = dict(data["at_end"])
+        self.diagnosed = {k: dict(v) for k, v in data["diagnosed"].items()}
+        self.robots |= set(data["robots"])
+        self.refused = int(data["refused"])
+        self._pending = []
