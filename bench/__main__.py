@@ -21,6 +21,7 @@ from bench import (
     record,
     restarts,
     rtf,
+    timeshare,
 )
 from bench.cellrun import sync_modes
 from bus.errors import LightsoutError
@@ -63,6 +64,7 @@ def main() -> int:
             "restarts",
             "memory",
             "drift",
+            "profile",
         ],
         help="run one benchmark (drops and memory only run when asked: about 90 runs for "
         "--duration 130; an hour of sim time)",
@@ -117,6 +119,8 @@ def _measure(console: Console, args: argparse.Namespace, chosen_cells: list[str]
         _memory(console, args)
     if args.only in (None, "drift"):
         _drift(console, args)
+    if args.only in (None, "profile"):
+        _profile(console, args)
     return 0
 
 
@@ -242,6 +246,23 @@ def _rtf(console: Console, args: argparse.Namespace, paths: list[str]) -> None:
     )
     figs = rtf.run(cells, duration, args.seed, on_run=lambda what: console.log(what))
     rtf.print_tables(console, figs, args.seed)
+
+
+def _profile(console: Console, args: argparse.Namespace) -> None:
+    """Where each mode's wall time goes (``bench.timeshare``), one row per mode."""
+    cell = load_cell(args.cell)
+    duration = _duration(args)
+    console.print(
+        f"where the wall time of {cell.name} goes: {duration:.0f} s of sim time (seed {args.seed})"
+        ", shares of each run's wall time"
+    )
+    rows = timeshare.run(cell, duration, args.seed)
+    cols = ["physics", "participants", "agents", "supervisor", "messaging", "loop and start-up"]
+    table = Table("mode", "wall s", "rtf", *cols)
+    for mode, got in rows:
+        shares = [f"{got[c]:.0%}" if c in got else "" for c in cols]
+        table.add_row(mode, f"{got['wall_s']:.1f}", f"{got['rtf']:.1f}", *shares)
+    console.print(table)
 
 
 def _memory(console: Console, args: argparse.Namespace) -> None:
