@@ -253,6 +253,11 @@ class ClockServer:
         )
         return dones
 
+    def skip(self) -> None:
+        """Nobody was ticked at this tick (the event clock jumped over it): what was owed then
+        to a member away from the barrier is not owed at any later tick."""
+        self._expect = {}
+
     def owed(self) -> set[str]:
         """Members that cell messages were sent to during the last tick."""
         return {n for n, counts in self._expect.items() if any(counts.values())}

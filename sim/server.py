@@ -187,6 +187,8 @@ class SimServer:
                 for name in sorted(dones):
                     self._apply(name, dones[name].act)
                 self.dropped.extend(clock.take_dropped())
+            else:
+                clock.skip()
             for r in self.robots:
                 if r not in dones and r in clock.members:
                     world.follow(r)  # not ticked: its arm goes on along its path

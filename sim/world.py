@@ -432,6 +432,9 @@ class World:
         """Fault hook: ``sensor`` reports nothing for ``duration_ns`` of sim time."""
         self._blackouts[sensor] = self._t_ns + duration_ns
         self._view = tuple(v for v in self._view if v[0] != sensor)
+        if self._heard.get(sensor) == self._t_ns:
+            # its reading of now is never handed out: it last reported at the tick before
+            self._heard[sensor] = (self._ticks - 1) * 1_000_000_000 // self.cell.control_hz
 
     def part_pose(self, pid: str) -> PartPose | None:
         """Where part ``pid`` is (centre and orientation), or None if it is not in the world."""
