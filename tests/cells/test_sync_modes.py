@@ -1,11 +1,11 @@
 """The event clock against the fixed-rate barrier: the same run, fault by fault.
 
-One scenario with every fault kind that runs in one process (a robot fault, a drop, a
-jammed belt, a blacked-out sensor, a slow robot, a lossy link), run under
+One 600 s scenario with every fault kind that runs in one process (a robot fault, a drop,
+a jammed belt, a blacked-out sensor, a slow robot, a lossy link), run under
 ``sync = "tick"`` and under ``sync = "event"`` with the same seed. The event clock skips
 every tick at which nobody must act, so it must give the very same event log, byte for
-byte, and the same KPIs, while doing a fraction of the round trips. The second event
-run checks that the event clock is reproducible by itself too.
+byte, and the same KPIs, while doing a fraction of the round trips. (That each mode is
+reproducible by itself, the reference runs show: ``test_run`` and ``test_chaos``.)
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from cells.launch import RunOptions, run_cell
 from cells.schema import load_cell
 
 ROOT = Path(__file__).resolve().parents[2]
-DURATION_S = 240.0
+DURATION_S = 600.0
 FAULTS = (
     ScheduledFault(30.0, "R3", FaultKind.GRIPPER_DROP),
     ScheduledFault(45.0, "infeed.end", FaultKind.SENSOR_BLACKOUT, duration_s=2.0),
@@ -43,7 +43,7 @@ def _run(out: Path, sync: str) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any]]:
     base = tmp_path_factory.mktemp("sync")
-    return {name: _run(base / name, name.rstrip("2")) for name in ("tick", "event", "event2")}
+    return {name: _run(base / name, name) for name in ("tick", "event")}
 
 
 def test_both_modes_detect_the_same_faults(runs: dict[str, dict[str, Any]]) -> None:
@@ -65,7 +65,6 @@ def test_the_event_clock_gives_the_fixed_rate_log_byte_for_byte(
         a, b = tick.decode().splitlines(), event.decode().splitlines()
         first = next(i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y)
         pytest.fail(f"line {first + 1} differs:\ntick:  {a[first]}\nevent: {b[first]}")
-    assert runs["event2"]["log"] == event, "the event clock is reproducible"
 
 
 def test_the_kpis_agree_within_three_percent(runs: dict[str, dict[str, Any]]) -> None:
