@@ -1,6 +1,6 @@
 """The event clock against the fixed-rate barrier: the same run, fault by fault.
 
-One 600 s scenario with every fault kind that runs in one process (a robot fault, a drop,
+One 300 s scenario with every fault kind that runs in one process (a robot fault, a drop,
 a jammed belt, a blacked-out sensor, a slow robot, a lossy link), run under
 ``sync = "tick"`` and under ``sync = "event"`` with the same seed. The event clock skips
 every tick at which nobody must act, so it must give the very same event log, byte for
@@ -23,7 +23,7 @@ from cells.launch import RunOptions, run_cell
 from cells.schema import load_cell
 
 ROOT = Path(__file__).resolve().parents[2]
-DURATION_S = 600.0
+DURATION_S = 300.0
 FAULTS = (
     ScheduledFault(30.0, "R3", FaultKind.GRIPPER_DROP),
     ScheduledFault(45.0, "infeed.end", FaultKind.SENSOR_BLACKOUT, duration_s=2.0),
