@@ -426,6 +426,12 @@ class CellSpec:
         """Length of a control tick in nanoseconds of sim time."""
         return 1_000_000_000 // self.control_hz
 
+    def tick_at(self, tick: int) -> int:
+        """The sim time of control tick ``tick``, counted from the tick number so it never
+        drifts by rounding (1e9 / 24 is not whole): the world, the agents and the
+        supervisor all place ticks with this."""
+        return tick * 1_000_000_000 // self.control_hz
+
     def robot(self, name: str) -> RobotSpec:
         """The robot called ``name``."""
         for r in self.robots:

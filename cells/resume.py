@@ -281,7 +281,7 @@ def resume_run(
     scenario = run_dir / "scenario.toml"
     faults = load_scenario(scenario, cell) if scenario.exists() else ()
     start = tick + 1
-    start_ns = start * 1_000_000_000 // cell.control_hz
+    start_ns = cell.tick_at(start)
     opts = RunOptions(
         seed=int(meta["seed"]),
         duration_s=duration,

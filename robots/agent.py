@@ -247,7 +247,7 @@ class RobotAgent:
             return
         self._tick = k
         traj = self._path[0]
-        q = traj.at((k - 1) * NS // self.cell.control_hz + self.cell.tick_ns)
+        q = traj.at(self.cell.tick_at(k - 1) + self.cell.tick_ns)
         self.q_cmd = q
         if self._running is not None and self._running.run.ctx.motion is traj:
             self._running.run.ctx.q = q

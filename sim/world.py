@@ -142,7 +142,7 @@ class World:
         """Before ``setup``: start at control tick ``ticks`` (a resumed run), numbering each
         kind's parts after ``last_ids[kind]``."""
         self._ticks = ticks
-        self._t_ns = ticks * 1_000_000_000 // self.cell.control_hz
+        self._t_ns = self.cell.tick_at(ticks)
         self._id_floor = dict(last_ids)
 
     def setup(self) -> None:
@@ -382,7 +382,7 @@ class World:
             arm.end_tick()
         # from the tick count, so sim time never drifts by rounding (1e9 / 24 is not whole)
         self._ticks += 1
-        self._t_ns = self._ticks * 1_000_000_000 // self.cell.control_hz
+        self._t_ns = self.cell.tick_at(self._ticks)
         self._after_tick()
 
     # ------------------------------------------------------------ sensing
@@ -434,7 +434,7 @@ class World:
         self._view = tuple(v for v in self._view if v[0] != sensor)
         if self._heard.get(sensor) == self._t_ns:
             # its reading of now is never handed out: it last reported at the tick before
-            self._heard[sensor] = (self._ticks - 1) * 1_000_000_000 // self.cell.control_hz
+            self._heard[sensor] = self.cell.tick_at(self._ticks - 1)
 
     def part_pose(self, pid: str) -> PartPose | None:
         """Where part ``pid`` is (centre and orientation), or None if it is not in the world."""

@@ -27,11 +27,6 @@ FAR_NS = 1 << 62
 """No deadline at all (the clock's ``max_step_s`` still bounds the wait)."""
 
 
-def tick_at(tick: int, control_hz: int) -> int:
-    """The sim time of control tick ``tick`` (as the world counts it)."""
-    return tick * NS // control_hz
-
-
 def deadlines(
     now: int,
     cell: CellSpec,
@@ -43,10 +38,10 @@ def deadlines(
     resync_at: int,
 ) -> Iterable[int]:
     """Every sim time after ``now`` at which a timer of the supervisor runs out."""
-    control_hz, heartbeat_s = cell.control_hz, cell.heartbeat_s
+    heartbeat_s = cell.heartbeat_s
     for op in units.ops.values():
         if op.state is OpState.AUCTION:
-            yield tick_at(op.auction_tick + AUCTION_TICKS, control_hz)
+            yield cell.tick_at(op.auction_tick + AUCTION_TICKS)
         elif op.state is OpState.READY and op.not_before_ns > now:
             yield op.not_before_ns
     limit = int(3 * heartbeat_s * NS)

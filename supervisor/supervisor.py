@@ -57,7 +57,7 @@ from supervisor.health import Health
 from supervisor.journal import Journal, Snapshots
 from supervisor.kpis import Counters, Kpis, RobotStats, link_counters
 from supervisor.ledger import Ledger
-from supervisor.lookahead import deadlines, next_wake, tick_at
+from supervisor.lookahead import deadlines, next_wake
 from supervisor.plan import Op, OpState
 from supervisor.reliability import add_figures
 from supervisor.rests import Rests
@@ -256,7 +256,7 @@ class Supervisor:
             self._message(env.src, env.body, out)
         self.watch.socket_gaps(out.gaps, now)
         self.watch.links_ok(now)
-        before = tick_at(tick.tick - 1, self.cell.control_hz)
+        before = self.cell.tick_at(tick.tick - 1)
         self.watch.conveyors(self.sensors.parts, self.sensors.stale, now, before)
         for req in requests:
             self.desk.request(req, out)
