@@ -20,6 +20,7 @@ part up where it lies) is timed under its own source, ``recovery:WHERE``.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
@@ -28,7 +29,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from bus.cellspec import CellSpec, OperationSpec, RecipeSpec
+from bus.cellspec import Calibration, CellSpec, OperationSpec, OpTiming, RecipeSpec
 from bus.enums import FaultKind
 from bus.errors import ConfigError
 from bus.eventkinds import EventKind as K
@@ -133,6 +134,9 @@ class _Log:
         """Dropped parts not yet come to rest, by part id."""
         self.following: dict[str, dict[str, Any]] = {}
         """Dropped parts at rest whose fate is still to come, by part id."""
+        self.ended_at: dict[str, str] = {}
+        """Where each robot's last operation left its arm (a station; ``home`` after a reset):
+        an operation's time depends on where the arm starts."""
 
     def step(self, op_id: str) -> tuple[str, OperationSpec | None]:
         unit, _, name = op_id.partition("/")
@@ -177,7 +181,11 @@ class _Log:
                     "src": src,
                     "dst": dst,
                     "unit": unit,
+                    "from": self.ended_at.get(e["robot"], "home"),
                 }
+                self.ended_at[e["robot"]] = dst or src
+        elif kind == K.ROBOT_STATE and e.get("dst") == "Resetting":
+            self.ended_at[str(e.get("robot", ""))] = "home"
         elif kind == K.OP_DONE:
             run = self.open.pop(e["op"], None)
             if run is not None and run["robot"] == e["robot"]:
@@ -185,6 +193,7 @@ class _Log:
                 key = (run["robot"], op.name, op.skill.value, run["src"], run["dst"])
                 got = self.durations.setdefault(key, {"duration_s": []})
                 got["duration_s"].append(t - run["t"])
+                got.setdefault(f"from:{run['from']}", []).append(t - run["t"])
                 for phase in ("grasp_s", "release_s"):
                     if phase in run:
                         got.setdefault(phase, []).append(run[phase])
@@ -261,6 +270,9 @@ def measure(runs: Iterable[Path], cell: CellSpec) -> dict[str, Any]:
         for phase in ("duration_s", "grasp_s", "release_s"):
             if got.get(phase):
                 entry[phase] = distribution(got[phase])
+        starts = {k[5:]: v for k, v in sorted(got.items()) if k.startswith("from:")}
+        if starts:
+            entry["by_start"] = {k: distribution(v) for k, v in starts.items()}
         ops.append(entry)
     return {"operations": ops, "drops": drop_shares(drops)}
 
@@ -329,3 +341,130 @@ def load_calibration(cell_path: str | Path) -> dict[str, Any]:
         why = f"stale: {cell_path} changed since it was calibrated (its SHA-256 differs); {again}"
         raise ConfigError(str(path), "cell_sha256", why)
     return data
+
+
+MAX_DURATION_S = 3600.0
+"""The longest operation a calibration may time (sim seconds): past it, the file is wrong."""
+FIDELITIES = ("physics", "events")
+"""The world models a cell runs over (``--fidelity``)."""
+
+
+def with_fidelity(cell: CellSpec, cell_path: str | Path, fidelity: str) -> CellSpec:
+    """``cell`` at ``fidelity``: at events fidelity with its calibration read and checked
+    (``ConfigError`` in one line if it is missing, stale or holds a bad entry)."""
+    if fidelity not in FIDELITIES:
+        raise ConfigError("--fidelity", fidelity, f"not one of {', '.join(FIDELITIES)}")
+    if fidelity == "physics":
+        return dataclasses.replace(cell, fidelity="physics", calibration=None)
+    if cell.mounts:
+        why = "a cell that builds robots has no events fidelity yet (commissioning needs physics)"
+        raise ConfigError(cell.source, "mounts", why)
+    data = load_calibration(cell_path)
+    path = str(calibration_path(cell_path))
+    return dataclasses.replace(
+        cell, fidelity="events", calibration=calibration_of(data, cell, path)
+    )
+
+
+def with_calibration_file(cell: CellSpec, path: str | Path) -> CellSpec:
+    """``cell`` at events fidelity with the calibration file at ``path`` (a participant process
+    whose launcher already checked that file against the cell file)."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ConfigError(str(path), "", f"not a calibration ({exc})") from None
+    if not isinstance(data, dict) or data.get("format") != FORMAT or data.get("version") != VERSION:
+        raise ConfigError(str(path), "format", f"not a {FORMAT} file of version {VERSION}")
+    calibration = calibration_of(data, cell, str(path))
+    return dataclasses.replace(cell, fidelity="events", calibration=calibration)
+
+
+def calibration_of(data: dict[str, Any], cell: CellSpec, path: str) -> Calibration:
+    """The calibration file's contents as the world and the agents use them, every entry
+    checked: names the cell knows, finite positive durations in bounds, shares in [0, 1]."""
+    robots = {r.name: r for r in cell.robots}
+    timings = []
+    ops = data.get("operations")
+    if not isinstance(ops, list):
+        raise ConfigError(path, "operations", "must be a list")
+    for i, entry in enumerate(ops):
+        key = f"operations[{i}]"
+        if not isinstance(entry, dict):
+            raise ConfigError(path, key, "must be an object")
+        names = [entry.get(k) for k in ("robot", "op", "skill", "src", "dst")]
+        if not all(isinstance(n, str) and len(n) <= 128 for n in names):
+            raise ConfigError(path, key, "robot, op, skill, src and dst must be short strings")
+        robot, op, skill, src, dst = (str(n) for n in names)
+        if robot not in robots:
+            continue  # a built robot, or one the cell no longer has: not used here
+        samples = _seconds(path, f"{key}.duration_s", entry.get("duration_s"), samples=True)
+        grasp = _seconds(path, f"{key}.grasp_s", entry.get("grasp_s"), required=False)
+        release = _seconds(path, f"{key}.release_s", entry.get("release_s"), required=False)
+        starts = entry.get("by_start", {})
+        if not isinstance(starts, dict) or len(starts) > 64:
+            raise ConfigError(path, f"{key}.by_start", "must be an object of at most 64 starts")
+        by_start = tuple(
+            (str(k), tuple(sorted(_seconds(path, f"{key}.by_start.{k}", v, samples=True))))
+            for k, v in sorted(starts.items())
+        )
+        timings.append(
+            OpTiming(
+                robot,
+                op,
+                skill,
+                src,
+                dst,
+                tuple(sorted(samples)),
+                grasp[0] if grasp else 0.0,
+                release[0] if release else 0.0,
+                robots[robot].speed,
+                by_start,
+            )
+        )
+    drops = data.get("drops", {})
+    if not isinstance(drops, dict):
+        raise ConfigError(path, "drops", "must be an object")
+    landed = [("", _shares(path, "drops.landed", drops.get("landed", {})))]
+    fates = [("", _shares(path, "drops.fate", drops.get("fate", {})))]
+    by_op = drops.get("by_op", {})
+    if not isinstance(by_op, dict):
+        raise ConfigError(path, "drops.by_op", "must be an object")
+    for op, got in sorted(by_op.items()):
+        if not isinstance(got, dict):
+            raise ConfigError(path, f"drops.by_op.{op}", "must be an object")
+        landed.append((str(op), _shares(path, f"drops.by_op.{op}.landed", got.get("landed", {}))))
+        fates.append((str(op), _shares(path, f"drops.by_op.{op}.fate", got.get("fate", {}))))
+    return Calibration(tuple(timings), tuple(landed), tuple(fates), path)
+
+
+def _seconds(
+    path: str, key: str, dist: object, *, samples: bool = False, required: bool = True
+) -> tuple[float, ...]:
+    """A distribution's samples (or its mean alone), each finite, > 0 and at most an hour."""
+    if dist is None and not required:
+        return ()
+    if not isinstance(dist, dict):
+        raise ConfigError(path, key, "must be a distribution object")
+    raw = dist.get("samples") if samples else [dist.get("mean")]
+    if not isinstance(raw, list) or not raw or len(raw) > MAX_SAMPLES:
+        raise ConfigError(path, key, f"needs 1 to {MAX_SAMPLES} samples")
+    out = []
+    for x in raw:
+        if isinstance(x, bool) or not isinstance(x, int | float) or not math.isfinite(x):
+            raise ConfigError(path, key, f"{x!r} is not a finite number of seconds")
+        if not 0 < x <= MAX_DURATION_S:
+            raise ConfigError(path, key, f"{x!r} s is not within (0, {MAX_DURATION_S:g}]")
+        out.append(float(x))
+    return tuple(out)
+
+
+def _shares(path: str, key: str, table: object) -> tuple[tuple[str, float], ...]:
+    if not isinstance(table, dict):
+        raise ConfigError(path, key, "must be an object of shares")
+    out = []
+    for name, share in sorted(table.items()):
+        ok = isinstance(share, int | float) and not isinstance(share, bool)
+        if not ok or not math.isfinite(share) or not 0.0 <= share <= 1.0:
+            raise ConfigError(path, f"{key}.{name}", f"{share!r} is not a share in [0, 1]")
+        out.append((str(name), float(share)))
+    return tuple(out)
