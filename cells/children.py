@@ -107,8 +107,11 @@ class Children:
                 **self.keys,
             )
         }
+        timed = {"calibration": cell.calibration.source} if cell.calibration else {}
         for r in cell.robots:
-            self.cmds[r.name] = node_command("agent", cell, base, robot=r.name, **self.keys)
+            self.cmds[r.name] = node_command(
+                "agent", cell, base, robot=r.name, **self.keys, **timed
+            )
         self.kills = sorted(
             (round(f.at_s * 1e9), f.target) for f in opts.faults if f.kind in PROCESS_KINDS
         )

@@ -353,6 +353,7 @@ def sim_stats(server: SimServer, signals: Signals) -> dict[str, Any]:
         "restart_wait_s": dict(sorted(waits.items())),
         "ticks": server.ticks,
         "sync": server.cell.sync,
+        "fidelity": server.cell.fidelity,
         # ticks at which anyone was ticked, Tick/Done round trips, cell-bus messages
         "opened_ticks": server.opened_ticks,
         "round_trips": clock.opened if clock is not None else 0,

@@ -54,6 +54,10 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
         cell = dataclasses.replace(cell, policy=args.policy)
     if args.sync:
         cell = dataclasses.replace(cell, sync=args.sync)
+    if args.fidelity == "events":
+        from cells.calibrate import with_fidelity
+
+        cell = with_fidelity(cell, args.cell, args.fidelity)
     planned = plan_faults(
         cell,
         scenario=args.faults,
@@ -226,6 +230,7 @@ def _run_with_console(args: argparse.Namespace, console: Console) -> int:
         ("--realtime", args.realtime or None),
         ("--policy", args.policy),
         ("--sync", args.sync),
+        ("--fidelity", args.fidelity if args.fidelity != "physics" else None),
     ):
         if value:
             cmd += [flag, str(value)]
@@ -378,6 +383,13 @@ def build_parser() -> argparse.ArgumentParser:
         choices=SYNCS,
         help="event: the clock ticks a participant only when it must act (the default); "
         "tick: everyone every control tick, the fixed-rate reference (docs/protocol.md)",
+    )
+    run.add_argument(
+        "--fidelity",
+        choices=("physics", "events"),
+        default="physics",
+        help="physics: the PyBullet world (the default); events: the discrete-event model run "
+        "from the cell's calibration (CELL.calib.json, made by lightsout calibrate)",
     )
     run.add_argument(
         "--guard",

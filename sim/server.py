@@ -25,6 +25,7 @@ from bus.endpoints import Endpoints
 from bus.errors import LightsoutError
 from bus.messages import Done, Message, RobotAct, WorldAct
 from bus.trust import LiveKeys, start_zap, stop_zap
+from sim.events import EventWorld
 from sim.host import CellHost
 from sim.rebuild import KeptUnit, rebuild
 from sim.world import World
@@ -73,7 +74,10 @@ class SimServer:
         self.pace_realtime = 0.0
         """If > 0, start paced to the wall clock times this factor (``--realtime``)."""
         """The control endpoint and telemetry publisher (after ``setup``)."""
-        self.world = World(cell, seed=seed)
+        self.world: World = (
+            EventWorld(cell, seed=seed) if cell.fidelity == "events" else World(cell, seed=seed)
+        )
+        """PyBullet's, or the discrete-event model at ``fidelity = \"events\"`` (``sim.events``)."""
         self.robots: tuple[str, ...] = tuple(sorted(r.name for r in cell.robots))
         """The robots of the barrier: the cell file's, and those built and admitted since."""
         self.ticks = 0

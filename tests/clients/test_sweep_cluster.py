@@ -179,7 +179,6 @@ def test_a_worker_killed_mid_sweep_loses_no_run(
         (["--seeds", "1-"], "--seeds: 1-: expected seeds like"),
         (["--seeds", "5-2"], "runs backwards"),
         (["--seeds", "a"], "--seeds: a: expected seeds like"),
-        (["--fidelity", "events"], "--fidelity events is not available yet"),
         (["--cluster", "tcp://127.0.0.1:9"], "--cluster: tcp://127.0.0.1:9: no Dask scheduler"),
     ],
 )
@@ -192,6 +191,19 @@ def test_bad_input_is_one_line_and_writes_nothing(
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: ") and says in err[0], err
     assert list(tmp_path.iterdir()) == []  # no sweeps/ directory, nothing half-written
+
+
+def test_events_fidelity_without_a_calibration_is_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    cell = tmp_path / "copy.toml"
+    cell.write_bytes(Path(CELL).read_bytes())
+    monkeypatch.chdir(tmp_path)
+    argv = ["sweep", str(cell), "--seeds", "1-2", "--duration", "5", "-q", "--fidelity", "events"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no calibration for" in err[0], err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["copy.toml"]
 
 
 def test_a_sweep_never_writes_over_another(tmp_path: Path, capsys: Any) -> None:
