@@ -349,16 +349,33 @@ FIDELITIES = ("physics", "events")
 """The world models a cell runs over (``--fidelity``)."""
 
 
-def with_fidelity(cell: CellSpec, cell_path: str | Path, fidelity: str) -> CellSpec:
+def with_fidelity(
+    cell: CellSpec, cell_path: str | Path, fidelity: str, *, borrowed: str | Path | None = None
+) -> CellSpec:
     """``cell`` at ``fidelity``: at events fidelity with its calibration read and checked
-    (``ConfigError`` in one line if it is missing, stale or holds a bad entry)."""
+    (``ConfigError`` in one line if it is missing, stale or holds a bad entry).
+
+    ``borrowed``: the calibration file of another cell whose steps are named the same (a
+    generated cell of many islands, ``cells.islands``), checked against its own cell file.
+    """
     if fidelity not in FIDELITIES:
         raise ConfigError("--fidelity", fidelity, f"not one of {', '.join(FIDELITIES)}")
     if fidelity == "physics":
+        if borrowed is not None:
+            raise ConfigError("--calibration", str(borrowed), "only with --fidelity events")
         return dataclasses.replace(cell, fidelity="physics", calibration=None)
     if cell.mounts:
         why = "a cell that builds robots has no events fidelity yet (commissioning needs physics)"
         raise ConfigError(cell.source, "mounts", why)
+    if borrowed is not None:
+        data = _read_calibration(Path(borrowed))
+        own = Path(borrowed).with_name(str(data.get("cell_file", "")))
+        if own.is_file() and own.suffix == ".toml" and data.get("cell_sha256") != cell_sha256(own):
+            why = f"stale: {own} changed since it was calibrated; lightsout calibrate {own}"
+            raise ConfigError(str(borrowed), "cell_sha256", why)
+        return dataclasses.replace(
+            cell, fidelity="events", calibration=calibration_of(data, cell, str(borrowed))
+        )
     data = load_calibration(cell_path)
     path = str(calibration_path(cell_path))
     return dataclasses.replace(
@@ -369,14 +386,18 @@ def with_fidelity(cell: CellSpec, cell_path: str | Path, fidelity: str) -> CellS
 def with_calibration_file(cell: CellSpec, path: str | Path) -> CellSpec:
     """``cell`` at events fidelity with the calibration file at ``path`` (a participant process
     whose launcher already checked that file against the cell file)."""
+    calibration = calibration_of(_read_calibration(Path(path)), cell, str(path))
+    return dataclasses.replace(cell, fidelity="events", calibration=calibration)
+
+
+def _read_calibration(path: Path) -> dict[str, Any]:
     try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise ConfigError(str(path), "", f"not a calibration ({exc})") from None
     if not isinstance(data, dict) or data.get("format") != FORMAT or data.get("version") != VERSION:
         raise ConfigError(str(path), "format", f"not a {FORMAT} file of version {VERSION}")
-    calibration = calibration_of(data, cell, str(path))
-    return dataclasses.replace(cell, fidelity="events", calibration=calibration)
+    return data
 
 
 def calibration_of(data: dict[str, Any], cell: CellSpec, path: str) -> Calibration:

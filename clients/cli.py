@@ -54,10 +54,10 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
         cell = dataclasses.replace(cell, policy=args.policy)
     if args.sync:
         cell = dataclasses.replace(cell, sync=args.sync)
-    if args.fidelity == "events":
+    if args.fidelity == "events" or args.calibration:
         from cells.calibrate import with_fidelity
 
-        cell = with_fidelity(cell, args.cell, args.fidelity)
+        cell = with_fidelity(cell, args.cell, args.fidelity, borrowed=args.calibration)
     planned = plan_faults(
         cell,
         scenario=args.faults,
@@ -231,6 +231,7 @@ def _run_with_console(args: argparse.Namespace, console: Console) -> int:
         ("--policy", args.policy),
         ("--sync", args.sync),
         ("--fidelity", args.fidelity if args.fidelity != "physics" else None),
+        ("--calibration", args.calibration),
     ):
         if value:
             cmd += [flag, str(value)]
@@ -390,6 +391,12 @@ def build_parser() -> argparse.ArgumentParser:
         default="physics",
         help="physics: the PyBullet world (the default); events: the discrete-event model run "
         "from the cell's calibration (CELL.calib.json, made by lightsout calibrate)",
+    )
+    run.add_argument(
+        "--calibration",
+        metavar="FILE",
+        help="with --fidelity events: time the cell from another cell's calibration whose steps "
+        "are named the same (a generated cell of islands, python -m cells.islands)",
     )
     run.add_argument(
         "--guard",
