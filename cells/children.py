@@ -153,6 +153,12 @@ class Children:
         """Children that have exited (the clock drops them without waiting out its guard)."""
         return [n for n, p in self.procs.items() if p.poll() is not None]
 
+    def horizon(self) -> int:
+        """The sim time of the next kill or freeze the scenario plans (``SimServer.horizons``:
+        the events world skips no tick past it)."""
+        times = [t for t, _ in self.kills[:1]] + [round(f.at_s * 1e9) for f in self.freezes[:1]]
+        return min(times, default=1 << 62)
+
     def check(self, server: SimServer) -> None:
         """Per tick: kill and freeze what the scenario says, restart what died or froze."""
         now = server.world.t_ns

@@ -118,8 +118,12 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
     ) as bar:
         task = bar.add_task("running", total=args.duration)
 
+        shown = [-1]
+
         def on_tick(t_ns: int, total_ns: int) -> None:
-            if t_ns % 1_000_000_000 < 50_000_000:
+            # once a sim second (the events world may jump over the tick that starts one)
+            if t_ns // 1_000_000_000 != shown[0]:
+                shown[0] = t_ns // 1_000_000_000
                 bar.update(task, completed=t_ns / 1e9)
 
         try:

@@ -56,6 +56,8 @@ log = logging.getLogger(__name__)
 
 FLOOR_OFFSET_M = 0.1
 """A part dropped on the floor lands this far from where it was picked, towards the robot."""
+NEVER_NS = 1 << 62
+"""A sim time no run reaches (no world event is due)."""
 UPSIDE_DOWN: Quat = (1.0, 0.0, 0.0, 0.0)
 """Half a turn about x: the orientation of a part that landed on its face."""
 
@@ -378,6 +380,98 @@ class EventWorld(World):
         self._ticks += 1
         self._t_ns = self.cell.tick_at(self._ticks)
         self._after_tick()
+
+    def quiet_until_ns(self) -> int:
+        """The earliest sim time at which anything of the world may change if no one acts: a
+        released part landing, a feeder's part due, a blackout ending, a part on a belt
+        reaching its end sensor or its stop, a belt's start clearing for a feeder that
+        waits. Until then ticks may pass unseen (``advance_quiet``); ``t_ns`` means now."""
+        now = self._t_ns
+        horizon = NEVER_NS
+        for when, _robot, _aim in self._due.values():
+            horizon = min(horizon, when)
+        for until in self._blackouts.values():
+            if until > now:
+                horizon = min(horizon, until)
+        waiting: dict[str, float] = {}
+        for f in self._feeders.states:
+            spec = f.spec
+            if spec.pose is not None:
+                where = f"feeder:{spec.name}"
+                if any(p.location == where for p in self._parts.values()):
+                    continue
+                if f.next_ns is None:
+                    return now  # an emptied tray: its refill is scheduled at the next tick
+                horizon = min(horizon, f.next_ns)
+            elif f.next_ns is not None:
+                if f.next_ns > now:
+                    horizon = min(horizon, f.next_ns)
+                else:
+                    # due but waiting: for a part to leave (an act wakes us then), or for
+                    # its room at the belt's start (a crossing on the belt: a horizon)
+                    belt = self.conveyors[spec.conveyor]
+                    assert isinstance(belt, Belt)
+                    mine = sum(1 for pid in belt.along if self._parts[pid].feeder == spec.name)
+                    if mine < spec.limit:
+                        size = self.cell.part_kind(spec.part).size[0]
+                        need = size + SPAWN_DROP + SPAWN_CLEARANCE
+                        waiting[spec.conveyor] = max(waiting.get(spec.conveyor, 0.0), need)
+        for name, belt in self.conveyors.items():
+            if not isinstance(belt, Belt):
+                continue
+            if not belt.along:
+                if name in waiting:
+                    return now  # an empty belt and a feeder due: its part comes next tick
+                continue
+            if belt.stopped or belt.accumulated:
+                continue
+            horizon = min(horizon, now + self._belt_quiet_ns(belt, waiting.get(name, 0.0)))
+        return horizon
+
+    def _belt_quiet_ns(self, belt: Belt, room: float) -> int:
+        """How long the parts on ``belt`` ride before anything about them changes but their
+        positions: the head entering the end sensor's range or reaching the stop, a part
+        closing up to one that stands (within the queue gap: an infeed then halts), or, if a
+        feeder waits for room (``room`` > 0), the last part's rear clearing the start."""
+        half = self._half_along
+        order = sorted(belt.along, key=lambda k: (-belt.along[k], k))
+        dist = float("inf")
+        limit, standing = belt.stop_along, False
+        for n, pid in enumerate(order):
+            front, rear = belt.along[pid] + half[pid], belt.along[pid] - half[pid]
+            gap = limit - front
+            if n == 0:
+                dist = min(dist, gap - END_SENSOR_RANGE if gap > END_SENSOR_RANGE else gap)
+            elif standing:
+                dist = min(dist, gap - QUEUE_GAP if gap > QUEUE_GAP else gap)
+            standing = gap <= 1e-12
+            limit = rear
+        if room > 0:
+            # a clear start makes the part at the next tick (dist 0): no horizon past now
+            last = belt.along[order[-1]] - half[order[-1]]
+            dist = min(dist, max(0.0, room - last))
+        if dist <= 0 or belt.speed <= 0:
+            return 0
+        return int(dist / belt.speed * 1e9)
+
+    def advance_quiet(self, ticks: int) -> None:
+        """``ticks`` control ticks in which, by ``quiet_until_ns``, nothing but positions on
+        the belts changes: the belts carry their parts tick by tick (the same arithmetic as
+        ``advance``), and the clock moves on. The last tick's sensing is ``advance``'s."""
+        dt = self.cell.tick_ns / 1e9
+        for belt in self.conveyors.values():
+            if isinstance(belt, Belt) and belt.along:
+                moved = False
+                for _ in range(ticks):
+                    moved = belt.move(dt, self._half_along) or moved
+                if moved:
+                    for pid in belt.along:
+                        self._poses[pid] = self._on_belt_pose(belt, pid)
+                        self._move_members(self._parts[pid])
+        for arm in self.arms.values():
+            arm.q = arm.target
+        self._ticks += ticks
+        self._t_ns = self.cell.tick_at(self._ticks)
 
     def _after_tick(self) -> None:
         for pid in sorted(self._due):
