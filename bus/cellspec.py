@@ -339,11 +339,28 @@ class OpTiming:
     by_start: tuple[tuple[str, tuple[float, ...]], ...] = ()
     """The samples again, by where the arm started (the station its last operation ended
     at, or ``home``): an operation's time depends on it."""
+    bid_s: float = 0.0
+    """What the robot promised in its bids when idle, on average (0: not measured): a
+    physics bid is the plan's length, not the time the operation then takes."""
+    bid_by_start: tuple[tuple[str, tuple[float, ...]], ...] = ()
+    """The promises by where the arm started (sorted samples)."""
 
     @property
     def mean_s(self) -> float:
         """The mean duration."""
         return sum(self.samples) / len(self.samples)
+
+    def promise(self, start: str, draw: float) -> float:
+        """What a bid promises from ``start``: one of the physics bids from there (``draw`` in
+        [0, 1) picks it: in physics the promise varies with where the parts lie), or their
+        mean from anywhere, else the operations' mean duration from there."""
+        xs = dict(self.bid_by_start).get(start, ())
+        if xs:
+            return xs[min(len(xs) - 1, int(draw * len(xs)))]
+        if self.bid_s > 0:
+            return self.bid_s
+        xs = self.from_start(start)
+        return sum(xs) / len(xs)
 
     def from_start(self, start: str, least: int = 3) -> tuple[float, ...]:
         """The samples of operations that started at ``start``, if there are ``least`` of

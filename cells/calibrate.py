@@ -129,11 +129,14 @@ class _Log:
         """Operations started and not yet done, by op id."""
         self.recovering: dict[str, str] = {}
         self.durations: dict[tuple[str, str, str, str, str], dict[str, list[float]]] = {}
+        self.bids: dict[tuple[str, str, str, str, str], dict[str, list[float]]] = {}
+        """What idle robots promised in their bids, by the same keys (and by start)."""
         self.drops: list[dict[str, Any]] = []
         self.pending: dict[str, dict[str, Any]] = {}
         """Dropped parts not yet come to rest, by part id."""
         self.following: dict[str, dict[str, Any]] = {}
         """Dropped parts at rest whose fate is still to come, by part id."""
+        self.tick_s = cell.tick_ns / NS
         self.ended_at: dict[str, str] = {}
         """Where each robot's last operation left its arm (a station; ``home`` after a reset):
         an operation's time depends on where the arm starts."""
@@ -184,6 +187,8 @@ class _Log:
                     "from": self.ended_at.get(e["robot"], "home"),
                 }
                 self.ended_at[e["robot"]] = dst or src
+        elif kind == K.OP_AWARDED:
+            self._bids(e, t)
         elif kind == K.ROBOT_STATE and e.get("dst") == "Resetting":
             self.ended_at[str(e.get("robot", ""))] = "home"
         elif kind == K.OP_DONE:
@@ -207,6 +212,26 @@ class _Log:
             self._moved(e, t)
         if kind in FATES:
             self._fate(e)
+
+    def _bids(self, e: dict[str, Any], t: float) -> None:
+        """What each idle bidder promised for the operation awarded at ``t``: its estimate is
+        its finish time less the tick it bid at (the one before the award)."""
+        unit, spec = self.step(e["op"])
+        if spec is None:
+            return
+        src, dst = self.stations(unit, spec)
+        if e["op"] in self.recovering:
+            src = f"recovery:{self.recovering[e['op']]}"
+        busy = {run["robot"] for run in self.open.values()}
+        for robot, finish in e.get("bids", ()):
+            if not isinstance(finish, int) or finish < 0 or robot in busy:
+                continue
+            est = finish / NS - (t - self.tick_s)
+            if 0 < est <= MAX_DURATION_S:
+                key = (robot, spec.name, spec.skill.value, src, dst)
+                got = self.bids.setdefault(key, {})
+                got.setdefault("bid_s", []).append(est)
+                got.setdefault(f"from:{self.ended_at.get(robot, 'home')}", []).append(est)
 
     def _moved(self, e: dict[str, Any], t: float) -> None:
         part, src, dst = e["part"], str(e.get("src", "")), str(e.get("dst", ""))
@@ -246,6 +271,7 @@ class _Log:
 def measure(runs: Iterable[Path], cell: CellSpec) -> dict[str, Any]:
     """The operations' duration distributions and the drops' outcome shares over ``runs``."""
     durations: dict[tuple[str, str, str, str, str], dict[str, list[float]]] = {}
+    bids: dict[tuple[str, str, str, str, str], dict[str, list[float]]] = {}
     drops: list[dict[str, Any]] = []
     for run in runs:
         log = _Log(cell)
@@ -256,6 +282,10 @@ def measure(runs: Iterable[Path], cell: CellSpec) -> dict[str, Any]:
             mine = durations.setdefault(key, {})
             for phase, xs in got.items():
                 mine.setdefault(phase, []).extend(xs)
+        for key, got in log.bids.items():
+            theirs = bids.setdefault(key, {})
+            for phase, xs in got.items():
+                theirs.setdefault(phase, []).extend(xs)
         drops.extend(log.drops)
     ops = []
     for (robot, op, skill, src, dst), got in sorted(durations.items()):
@@ -273,6 +303,12 @@ def measure(runs: Iterable[Path], cell: CellSpec) -> dict[str, Any]:
         starts = {k[5:]: v for k, v in sorted(got.items()) if k.startswith("from:")}
         if starts:
             entry["by_start"] = {k: distribution(v) for k, v in starts.items()}
+        bid = bids.get((robot, op, skill, src, dst), {})
+        if bid.get("bid_s"):
+            entry["bid_s"] = distribution(bid["bid_s"])
+            entry["bid_by_start"] = {
+                k[5:]: distribution(v) for k, v in sorted(bid.items()) if k.startswith("from:")
+            }
         ops.append(entry)
     return {"operations": ops, "drops": drop_shares(drops)}
 
@@ -428,6 +464,14 @@ def calibration_of(data: dict[str, Any], cell: CellSpec, path: str) -> Calibrati
             (str(k), tuple(sorted(_seconds(path, f"{key}.by_start.{k}", v, samples=True))))
             for k, v in sorted(starts.items())
         )
+        bid = _seconds(path, f"{key}.bid_s", entry.get("bid_s"), required=False)
+        bid_starts = entry.get("bid_by_start", {})
+        if not isinstance(bid_starts, dict) or len(bid_starts) > 64:
+            raise ConfigError(path, f"{key}.bid_by_start", "must be an object of at most 64 starts")
+        bids = tuple(
+            (str(k), tuple(sorted(_seconds(path, f"{key}.bid_by_start.{k}", v, samples=True))))
+            for k, v in sorted(bid_starts.items())
+        )
         timings.append(
             OpTiming(
                 robot,
@@ -440,6 +484,8 @@ def calibration_of(data: dict[str, Any], cell: CellSpec, path: str) -> Calibrati
                 release[0] if release else 0.0,
                 robots[robot].speed,
                 by_start,
+                bid[0] if bid else 0.0,
+                bids,
             )
         )
     drops = data.get("drops", {})

@@ -17,8 +17,11 @@ off, so that the operation as the supervisor logs it lasts what was drawn.
 A robot running slower than it was measured at (a slow_robot fault, creep)
 stretches its moves by the ratio of the speeds.
 
-A bid promises the mean of the operations that started where this one will
-(the station the arm's last operation ended at: ``by_start``). An operation the calibration never saw for this
+A bid promises what this robot's bids promised in physics from where this
+operation will start (the station the arm's last operation ended at:
+``bid_by_start``): a physics bid is the IK plan's length, not what the
+operation then takes, and allocation follows the promises. With no bids
+measured, it promises the mean duration from that start. An operation the calibration never saw for this
 robot borrows, in order, the same step and stations done by another robot
 (scaled by the speeds), the same step at other stations, the same skill; with
 none, the robot cannot price it and declines (``PlanError``).
@@ -27,6 +30,7 @@ none, the robot cannot price it and declines (``PlanError``).
 from __future__ import annotations
 
 import math
+import random
 from collections.abc import Sequence
 
 from bus.cellspec import MODEL_HOME, CellSpec, OpTiming, Pose, RobotSpec
@@ -133,8 +137,8 @@ class TimedPlanner:
     def estimate(self, op: Operation, start_q: Sequence[float], speed: float) -> tuple[int, Q]:
         """A bid's promise: the plan's length with the mean duration; the arm ends at home."""
         t = self.timing(op)
-        xs = t.from_start(self.ended_at)
-        plan = self._plan(op, t, sum(xs) / len(xs), speed)
+        draw = random.Random(f"{self.spec.name}/{op.op_id}/bid").random()
+        plan = self._plan(op, t, t.promise(self.ended_at, draw), speed)
         return plan.duration_ns(speed, self.tick_ns), tuple(start_q)
 
     def plan(

@@ -73,7 +73,7 @@ def test_every_fault_kind_is_felt_and_detected(runs: list[dict[str, Any]]) -> No
 def test_operations_last_what_physics_measured(runs: list[dict[str, Any]]) -> None:
     """The events run, measured as a physics run is (``cells.calibrate.measure``), times each
     (robot, step, stations, start) done often enough as the physics calibration did, on
-    average, within a third of a second (8 samples or more; their spread is about that)."""
+    average, within a third of a second (5 samples or more; their spread is about that)."""
     calib = load_calibration(CELL)
     got = measure([runs[0]["out"]], load_cell(CELL))
 
@@ -88,11 +88,11 @@ def test_operations_last_what_physics_measured(runs: list[dict[str, Any]]) -> No
     checked = 0
     for key, dist in sorted(events.items()):
         ref = physics.get(key)
-        if dist["count"] < 8 or ref is None or ref["count"] < 3:
+        if dist["count"] < 5 or ref is None or ref["count"] < 3:
             continue
         assert abs(dist["mean"] - ref["mean"]) <= 0.35, (key, dist["mean"], ref["mean"])
         checked += 1
-    assert checked >= 5, sorted((k, d["count"]) for k, d in events.items())
+    assert checked >= 4, sorted((k, d["count"]) for k, d in events.items())
 
 
 def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
