@@ -193,6 +193,23 @@ def test_bad_input_is_one_line_and_writes_nothing(
     assert list(tmp_path.iterdir()) == []  # no sweeps/ directory, nothing half-written
 
 
+def test_an_events_sweep_runs_each_seed_as_it_runs_alone(dask_cluster: Any, tmp_path: Path) -> None:
+    """At events fidelity too (the calibration travels with the task): seeds 1 and 2, 60 s."""
+    cluster, _ = dask_cluster
+    common = ["--duration", "60", "--fidelity", "events", "-q"]
+    out = tmp_path / "sw"
+    argv = ["sweep", CELL, "--seeds", "1-2", *common]
+    assert main([*argv, "--cluster", cluster.scheduler_address, "--out", str(out)]) == 0
+    for r in rows(out / "sweep.csv"):
+        assert r["status"] == "ok" and r["ledger_balanced"] == "True"
+        seed = r["seed"]
+        runs = tmp_path / "alone"
+        alone = ["run", CELL, "--seed", seed, *common, "--runs-dir", str(runs), "--name", seed]
+        assert main(alone) == 0
+        same_run(Path(r["run"]), runs / seed)
+        assert json.loads((runs / seed / "kpis.json").read_text())["sim"]["fidelity"] == "events"
+
+
 def test_events_fidelity_without_a_calibration_is_one_line(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: Any
 ) -> None:
