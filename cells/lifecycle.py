@@ -59,7 +59,11 @@ def write_meta(
     out_dir: Path, cell: CellSpec, meta: RunMeta, faults: tuple[ScheduledFault, ...]
 ) -> None:
     """``run.json`` and ``scenario.toml`` (the faults of the run, ``--faults`` and chaos alike)."""
-    data = {**dataclasses.asdict(meta), "cell": str(Path(cell.source).resolve())}
+    data = {
+        **dataclasses.asdict(meta),
+        "cell": str(Path(cell.source).resolve()),
+        "fidelity": cell.fidelity,
+    }
     text = json.dumps(data, indent=2, sort_keys=True)
     (out_dir / "run.json").write_text(text + "\n", encoding="utf-8")
     note = "the faults of this run (lightsout resume injects those still to come)"

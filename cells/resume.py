@@ -234,6 +234,9 @@ def load_meta(run_dir: Path) -> dict[str, Any]:
     problem = _meta_problem(meta)
     if problem:
         raise LightsoutError(f"{path}: {problem}")
+    if meta.get("fidelity", "physics") != "physics":
+        why = f"a run at {meta['fidelity']!r} fidelity cannot be resumed (only physics runs can)"
+        raise LightsoutError(f"{path}: {why}")
     return meta
 
 

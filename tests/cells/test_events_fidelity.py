@@ -135,3 +135,15 @@ def test_a_hostile_calibration_entry_is_refused(tmp_path: Path) -> None:
     broken["drops"]["landed"]["floor"] = 7.0
     with pytest.raises(ConfigError, match=r"drops\.landed\.floor"):
         calibration_of(broken, cell, "x.calib.json")
+
+
+def test_an_events_run_is_not_resumed_as_a_physics_one(
+    runs: list[dict[str, Any]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    from clients.cli import main
+
+    meta = json.loads((runs[0]["out"] / "run.json").read_text())
+    assert meta["fidelity"] == "events"
+    assert main(["resume", str(runs[0]["out"])]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "cannot be resumed" in err[0], err
