@@ -26,6 +26,7 @@ method that touched PyBullet is replaced here.
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import logging
 import math
 from collections.abc import Mapping
@@ -230,7 +231,6 @@ class EventWorld(World):
             for o in r.ops
             if o.dst == "unit" and o.part
         }
-        self._belt_states: list[FeederState] = []
 
     # ------------------------------------------------------------ lifecycle
 
@@ -282,7 +282,7 @@ class EventWorld(World):
             part = self._parts[part.unit]  # a unit is taken whole
         if part is None or part.held_by or part.id in self._due:
             self.counters["grasp_missed"] += 1
-            log.info("world: %s closed on nothing (aimed at %r)", arm.name, aim)
+            log.info("world: %s closed on nothing (aimed at %r)", arm.name, aim[:64])
             return
         arm.at = self._pose(part)[0]
         arm.source = part.location
@@ -718,20 +718,7 @@ class EventWorld(World):
 
 def _no_grip(act: RobotAct) -> RobotAct:
     """The act with its grip taken care of (the physics world's grasp must not run too)."""
-    return RobotAct(
-        robot=act.robot,
-        q=act.q,
-        grip=Grip.NONE,
-        observe=act.observe,
-        fasten=act.fasten,
-        inspect=act.inspect,
-        state=act.state,
-        step=act.step,
-        op_id=act.op_id,
-        path_id=act.path_id,
-        path=act.path,
-        path_shift_ns=act.path_shift_ns,
-    )
+    return dataclasses.replace(act, grip=Grip.NONE)
 
 
 def _draw(shares: tuple[tuple[str, float], ...], u: float) -> str:
