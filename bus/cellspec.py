@@ -430,6 +430,12 @@ class CellSpec:
     model run from ``calibration``, ``sim.events``)."""
     calibration: Calibration | None = None
     """At events fidelity: the operation times and drop outcomes measured in physics."""
+    maintenance_s: float = 120.0
+    """How long a robot taken out for a diagnosed wear stays in mode Maintenance, in sim
+    seconds (``[cell] maintenance_s``), before it returns to Production restored."""
+    maintain: bool = True
+    """Whether the supervisor acts on a diagnosis (``[cell] maintain``, ``--no-maintain``):
+    off, diagnoses are only logged (``maintenance_wanted``)."""
 
     @property
     def recipes(self) -> tuple[RecipeSpec, ...]:

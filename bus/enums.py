@@ -71,6 +71,20 @@ class PackMLCommand(enum.StrEnum):
     """Aborted to Stopped."""
 
 
+class UnitMode(enum.StrEnum):
+    """A robot's PackML unit mode (OPC 30050 / ISA-TR88.00.02): what its state machine is for.
+
+    The mode changes only in a wait state, never mid-motion (``robots.packml.MODE_STATES``).
+    """
+
+    PRODUCTION = "Production"
+    """Making product: the robot bids for and runs the supervisor's operations."""
+    MAINTENANCE = "Maintenance"
+    """Taken out to be maintained: it declines every call for bids and refuses every award."""
+    MANUAL = "Manual"
+    """Run by hand (an operator jogs it): like Maintenance, no production work."""
+
+
 class Skill(enum.StrEnum):
     """What a robot can be asked to do; a robot's capabilities name these."""
 

@@ -69,7 +69,8 @@ class EventKind(enum.StrEnum):
     CONTROL = "control"
     """A control request reached the supervisor: ``command``, ``target``, ``action``, ``value``."""
     COMMAND = "command"
-    """The supervisor sent a robot a PackML command of its own: ``robot``, ``command``."""
+    """The supervisor sent a robot a PackML command of its own: ``robot``, ``command`` (a
+    PackML command, or ``mode M`` for a change to unit mode M)."""
     COMMAND_REFUSED = "command_refused"
     """A robot refused a PackML command: ``robot``, ``reason``."""
     ROBOT_STATE = "robot_state"
@@ -93,6 +94,26 @@ class EventKind(enum.StrEnum):
     ``conveyor``, ``component`` (``joint N``, ``gripper``, ``motion``, ``belt``), ``cause``
     (the wear it points to), ``quantity``, ``evidence`` (the statistic, its threshold, the
     baseline, the samples judged) and ``recent`` (the series' last values)."""
+    MAINTENANCE_STARTED = "maintenance_started"
+    """The supervisor takes a robot out to maintain it before a diagnosed wear breaks it
+    (``supervisor.maintenance``): ``robot``, the diagnosis it acts on (``cause``,
+    ``component``, ``quantity``, ``evidence``, ``recent``, ``diagnosed_ns``), ``reason`` and
+    ``maintenance_s``. Its work is handed back; it goes to Stopped and mode Maintenance."""
+    MAINTENANCE_BEGUN = "maintenance_begun"
+    """A robot taken out is in mode Maintenance: the world is told to restore it and the
+    maintenance time runs from now: ``robot``, ``until_ns``."""
+    MAINTENANCE_DONE = "maintenance_done"
+    """A maintained robot is back in mode Production, its health baselines learned afresh:
+    ``robot``, ``cause``, ``component``, ``started_ns``, ``begun_ns``, ``out_s``."""
+    MAINTENANCE_CANCELLED = "maintenance_cancelled"
+    """A maintenance under way was given up: ``robot``, ``reason`` (it failed for good)."""
+    MAINTENANCE_WANTED = "maintenance_wanted"
+    """A diagnosis the supervisor does not act on: ``target`` (``robot`` or ``conveyor``),
+    ``cause``, ``component``, ``evidence``, ``reason`` (a belt, a robot failed for good,
+    acting turned off)."""
+    ROBOT_MODE = "robot_mode"
+    """A robot's unit mode changed, as it said: ``robot``, ``src``, ``dst`` (``Production``,
+    ``Maintenance``, ``Manual``), ``reason``."""
     LINK_LOSSY = "link_lossy"
     """Messages to or from a robot go missing: ``robot``, ``lost``."""
     LINK_OK = "link_ok"

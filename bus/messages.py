@@ -25,6 +25,7 @@ from bus.enums import (
     PackMLState,
     Skill,
     Topic,
+    UnitMode,
     WorldEventKind,
 )
 
@@ -229,6 +230,8 @@ class RobotAct(Message):
     path: tuple[PathSegment, ...] = ()
     path_shift_ns: int = 0
     aim: str = ""
+    mode: UnitMode = UnitMode.PRODUCTION
+    """The robot's unit mode, for telemetry and the world's records."""
 
 
 # ---------------------------------------------------------------- world <-> supervisor
@@ -349,6 +352,9 @@ class WorldAct(Message):
     kpis: str = ""
     replies: tuple[ControlReply, ...] = ()
     commission: tuple[Commission, ...] = ()
+    maintain: tuple[str, ...] = ()
+    """Robots (or belts) maintained now: the world takes the wear off them (a drifting joint,
+    a worn gripper, a worn belt back to baseline); a drive that already tripped stays failed."""
 
 
 # ---------------------------------------------------------------- cell bus (supervisor <-> agents)
@@ -498,6 +504,8 @@ class Heartbeat(Message):
     op_id: str
     queued: tuple[str, ...] = ()
     gaps: int = 0
+    mode: UnitMode = UnitMode.PRODUCTION
+    """Its unit mode (older agents leave it out: Production)."""
 
 
 @message("state_changed")
@@ -518,6 +526,27 @@ class Command(Message):
     cmd_id: str
     robot: str
     command: PackMLCommand
+
+
+@message("set_mode")
+class SetMode(Message):
+    """Change one robot's unit mode; answered by a ``command_reply`` (refused unless the robot
+    is in a state where its mode may change: Stopped, Idle, Held, Complete, Aborted)."""
+
+    cmd_id: str
+    robot: str
+    mode: UnitMode
+
+
+@message("mode_changed")
+class ModeChanged(Message):
+    """A robot's unit mode changed."""
+
+    robot: str
+    t_ns: int
+    src: UnitMode
+    dst: UnitMode
+    reason: str
 
 
 @message("command_reply")
@@ -581,6 +610,8 @@ class RobotStatus(Message):
     holding: str
     alive: bool
     fault: str
+    mode: UnitMode = UnitMode.PRODUCTION
+    """Its unit mode, as its last act said."""
 
 
 @message("cell_status")

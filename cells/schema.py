@@ -29,6 +29,7 @@ from bus.security import SAFE_NAME, SAFE_NAME_RULE
 from cells.recipes import PLACEHOLDERS, check_recipes, parse_recipes
 from cells.tables import (
     _array,
+    _bool,
     _enum,
     _int,
     _nonneg,
@@ -54,6 +55,8 @@ MAX_HEARTBEAT_S = 3600.0
 """The longest heartbeat interval."""
 MAX_STEP_S = 60.0
 """The longest jump of the event clock a cell file may ask for."""
+MAX_MAINTENANCE_S = 7 * 24 * 3600.0
+"""The longest maintenance a cell file may ask for (a week of sim time)."""
 SYNCS = ("event", "tick")
 """The clock's modes (``[cell] sync``)."""
 
@@ -92,11 +95,14 @@ def parse_cell(data: dict[str, Any], *, source: str = "<cell>") -> CellSpec:
     if sync not in SYNCS:
         raise head.fail("sync", f"{sync!r} is not one of {', '.join(SYNCS)}")
     max_step_s = head.get("max_step_s", _pos, 0.5)
+    maintenance_s = head.get("maintenance_s", _pos, 120.0)
+    maintain = head.get("maintain", _bool, True)
     for key, value, most in (
         ("physics_hz", physics_hz, MAX_PHYSICS_HZ),
         ("control_hz", control_hz, MAX_CONTROL_HZ),
         ("heartbeat_s", heartbeat_s, MAX_HEARTBEAT_S),
         ("max_step_s", max_step_s, MAX_STEP_S),
+        ("maintenance_s", maintenance_s, MAX_MAINTENANCE_S),
     ):
         if value > most:
             raise head.fail(key, f"at most {most:g}, got {value:g}")
@@ -157,6 +163,8 @@ def parse_cell(data: dict[str, Any], *, source: str = "<cell>") -> CellSpec:
         policy=policy,
         sync=sync,
         max_step_s=max_step_s,
+        maintenance_s=maintenance_s,
+        maintain=maintain,
     )
     _check_names(cell)
     check_recipes(cell)

@@ -98,6 +98,12 @@ def _nonneg(t: _Table, k: str, v: Any) -> float:
     return x
 
 
+def _bool(t: _Table, k: str, v: Any) -> bool:
+    if not isinstance(v, bool):
+        raise t.fail(k, f"expected true or false, got {_kind(v)}")
+    return v
+
+
 def _int(t: _Table, k: str, v: Any) -> int:
     if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
         raise t.fail(k, f"expected a positive integer, got {v!r}")

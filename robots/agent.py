@@ -20,7 +20,7 @@ import random
 from collections.abc import Mapping
 
 from bus.cellspec import CellSpec, RobotSpec
-from bus.enums import ExecStep, Grip, OpStatus, PackMLState
+from bus.enums import ExecStep, Grip, OpStatus, PackMLState, UnitMode
 from bus.errors import ConfigError, PlanError
 from bus.messages import (
     Award,
@@ -32,6 +32,7 @@ from bus.messages import (
     Envelope,
     Heartbeat,
     Message,
+    ModeChanged,
     Operation,
     OpReport,
     OpStarted,
@@ -40,6 +41,7 @@ from bus.messages import (
     Revoke,
     RobotAct,
     RobotSense,
+    SetMode,
     StateChanged,
     Tick,
 )
@@ -132,7 +134,7 @@ class RobotAgent:
             else IKPlanner(cell, self.spec)
         )
         """How it plans: IK on its own model, or the calibration's times at events fidelity."""
-        self.packml = PackML(on_change=self._changed)
+        self.packml = PackML(on_change=self._changed, on_mode=self._mode_changed)
         self.now = 0
         """Sim time of the tick being stepped (ns)."""
         self.q_cmd: Q = self.kin.home
@@ -243,6 +245,7 @@ class RobotAgent:
             path=path,
             path_shift_ns=shift,
             aim=want.aim,
+            mode=self.packml.mode,
         )
 
     def _caught_up(self, k: int) -> None:
@@ -326,6 +329,7 @@ class RobotAgent:
             self.op_id,
             queued=self.queued,
             gaps=self._gaps,
+            mode=self.packml.mode,
         )
         self._send(beat)
         for report in self._unacked.values():
@@ -336,7 +340,7 @@ class RobotAgent:
     # ------------------------------------------------------------ inbox
 
     def _handle(self, body: Message) -> None:
-        if isinstance(body, Command):
+        if isinstance(body, Command | SetMode):
             self._on_command(body)
         elif isinstance(body, CallForBids):
             self._send(Bid(body.op.op_id, self.name, self.bid(body.op)))
@@ -360,7 +364,7 @@ class RobotAgent:
         else:
             log.debug("%s: ignoring %s", self.name, body.TAG)
 
-    def _on_command(self, cmd: Command) -> None:
+    def _on_command(self, cmd: Command | SetMode) -> None:
         done = self._replies.get(cmd.cmd_id)
         if done is not None:
             self._send(done)  # a retry: same answer, not applied twice
@@ -375,7 +379,10 @@ class RobotAgent:
             )
         else:
             try:
-                self.packml.command(cmd.command)
+                if isinstance(cmd, SetMode):
+                    self.packml.set_mode(cmd.mode, reason=f"command mode {cmd.mode.value}")
+                else:
+                    self.packml.command(cmd.command)
                 reply = CommandReply(cmd.cmd_id, self.name, True, self.state, "")
             except CommandRefused as exc:
                 log.info("%s: %s", self.name, exc.reason)
@@ -400,6 +407,8 @@ class RobotAgent:
         return start_ns + est_ns
 
     def _decline(self, op: Operation) -> str:
+        if self.packml.mode is not UnitMode.PRODUCTION:
+            return f"in mode {self.packml.mode.value}"
         if self.state is not S.EXECUTE:
             return f"not in Execute ({self.state.value})"
         if op.skill not in self.spec.capabilities:
@@ -471,7 +480,9 @@ class RobotAgent:
                 queued.attempt = max(queued.attempt, attempt)
                 return
         refuse = ""
-        if self.state is not S.EXECUTE:
+        if self.packml.mode is not UnitMode.PRODUCTION:
+            refuse = f"in mode {self.packml.mode.value}, not Production"
+        elif self.state is not S.EXECUTE:
             refuse = f"not in Execute (state {self.state.value})"
         elif op.skill not in self.spec.capabilities:
             refuse = f"{self.name} cannot {op.skill.value}"
@@ -546,6 +557,11 @@ class RobotAgent:
             self._give_back(f"interrupted by {reason} in {old.value}")
         elif new is S.RESETTING:
             self._start_homing()
+
+    def _mode_changed(self, src: UnitMode, dst: UnitMode, reason: str) -> None:
+        """The unit mode changed: say so (the heartbeat repeats it)."""
+        self._changes += 1
+        self._send(ModeChanged(self.name, self.now, src, dst, reason))
 
     def _give_back(self, why: str) -> None:
         """Stop or Abort: the running operation failed; queued ones go back unstarted."""

@@ -6,6 +6,14 @@ doing" is part of the machine rather than a flag beside it. The transitions
 are the module-level table ``TRANSITIONS`` below: the machine is built from it,
 docs draw it with ``markdown_table()`` and tests walk it.
 
+Beside the state the machine holds the robot's **unit mode** (OPC 30050 /
+ISA-TR88.00.02: Production, Maintenance, Manual). The mode is not a state: it
+says what the states are for. It changes by its own command, and only in a
+wait state where nothing moves (``MODE_STATES``); the data table
+``MODE_CHANGES`` lists, per mode, the modes it may go to and from which
+states. In a mode other than Production a robot takes no production work
+(the agent declines calls for bids and refuses awards).
+
 The machine itself is pure (no time, no messages): the agent decides when an
 acting state is complete and what to send when the state changes.
 """
@@ -19,7 +27,7 @@ from typing import Any, NamedTuple
 from transitions import MachineError
 from transitions.extensions import HierarchicalMachine
 
-from bus.enums import ExecStep, PackMLCommand, PackMLState
+from bus.enums import ExecStep, PackMLCommand, PackMLState, UnitMode
 from robots.errors import CommandRefused
 
 log = logging.getLogger(__name__)
@@ -131,6 +139,45 @@ TRANSITIONS: tuple[Transition, ...] = (
 """The whole PackML machine of a robot agent, one row per trigger and destination."""
 
 
+MODE_STATES: frozenset[PackMLState] = frozenset({S.STOPPED, S.IDLE, S.HELD, S.COMPLETE, S.ABORTED})
+"""The wait states in which the unit mode may change (TR88 leaves the choice to the unit, and
+names the wait states): never in an acting state or Execute, where the arm may be moving, and
+not in Suspended, a pause for an external cause that ends by itself."""
+
+M = UnitMode
+
+
+class ModeChange(NamedTuple):
+    """One row of the mode table: from mode ``src`` to ``dst``, allowed in ``states``."""
+
+    src: UnitMode
+    dst: UnitMode
+    states: frozenset[PackMLState]
+
+
+MODE_CHANGES: tuple[ModeChange, ...] = (
+    ModeChange(M.PRODUCTION, M.MAINTENANCE, MODE_STATES),
+    ModeChange(M.PRODUCTION, M.MANUAL, MODE_STATES),
+    ModeChange(M.MAINTENANCE, M.PRODUCTION, MODE_STATES),
+    ModeChange(M.MAINTENANCE, M.MANUAL, MODE_STATES),
+    ModeChange(M.MANUAL, M.PRODUCTION, MODE_STATES),
+    ModeChange(M.MANUAL, M.MAINTENANCE, MODE_STATES),
+)
+"""Every mode change a robot accepts and the states it accepts it in."""
+
+ModeListener = Callable[[UnitMode, UnitMode, str], None]
+"""Called as ``listener(src, dst, reason)`` after every change of mode."""
+
+
+def mode_markdown_table() -> str:
+    """The mode table as Markdown, for the docs."""
+    lines = ["| mode | to | allowed in |", "|---|---|---|"]
+    for row in MODE_CHANGES:
+        states = ", ".join(s.value for s in PackMLState if s in row.states)
+        lines.append(f"| {row.src.value} | {row.dst.value} | {states} |")
+    return "\n".join(lines)
+
+
 def describe(place: Place) -> str:
     """A place as people read it: ``Idle``, ``Execute (pick)``."""
     if isinstance(place, ExecStep):
@@ -174,8 +221,15 @@ class PackML:
     ``enter_step`` as its skill moves on.
     """
 
-    def __init__(self, *, on_change: ChangeListener | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        on_change: ChangeListener | None = None,
+        on_mode: ModeListener | None = None,
+    ) -> None:
         self._on_change = on_change
+        self._on_mode = on_mode
+        self._mode = UnitMode.PRODUCTION
         self._kept: ExecStep = E.WAITING
         self._model = _Model()
         states: list[Any] = [s for s in S if s is not S.EXECUTE]
@@ -235,6 +289,38 @@ class PackML:
     def acting(self) -> bool:
         """Whether the state is an acting one that completes by itself."""
         return self.state in ACTING
+
+    @property
+    def mode(self) -> UnitMode:
+        """The unit mode (Production until changed)."""
+        return self._mode
+
+    def mode_allowed(self, mode: UnitMode) -> bool:
+        """Whether the mode may change to ``mode`` now (the same mode is always allowed)."""
+        if mode is self._mode:
+            return True
+        return any(
+            r.src is self._mode and r.dst is mode and self.state in r.states for r in MODE_CHANGES
+        )
+
+    def mode_refusal(self, mode: UnitMode) -> str:
+        """Why a change to ``mode`` is refused now ("" if it is allowed)."""
+        if self.mode_allowed(mode):
+            return ""
+        return (
+            f"mode {mode.value} refused in state {describe(self.place)} (mode {self._mode.value})"
+        )
+
+    def set_mode(self, mode: UnitMode, *, reason: str = "") -> None:
+        """Change the unit mode; ``CommandRefused`` unless ``MODE_CHANGES`` allows it now."""
+        why = self.mode_refusal(mode)
+        if why:
+            raise CommandRefused(f"mode {mode.value}", describe(self.place), why)
+        old, self._mode = self._mode, mode
+        if old is not mode:
+            log.debug("mode %s -> %s (%s)", old.value, mode.value, reason)
+            if self._on_mode is not None:
+                self._on_mode(old, mode, reason or f"mode {mode.value}")
 
     def allowed(self, cmd: PackMLCommand) -> bool:
         """Whether ``cmd`` is legal in the current state."""

@@ -110,9 +110,14 @@ class FaultInjector:
         return not (self.jams or self.armed or w.drifts or w.grippers or w.belts or w.letting_go)
 
     def after_advance(self) -> list[ControlRequest]:
-        """After a control tick: end the jams that are over, let armed and worn grippers go,
-        grow every wear. Returns the notes of robot faults it caused (a tripped drive)."""
+        """After a control tick: take the wear off what was maintained, end the jams that are
+        over, let armed and worn grippers go, grow every wear. Returns the notes of robot faults it caused (a tripped drive)."""
         now = self.world.t_ns
+        for name in self.world.take_maintained():
+            done = self.wear.maintain(name, self.world.arms, self.world.conveyors)
+            self.world.records.append(
+                {"t_ns": now, "robot": name, "act": "maintained", "target": ",".join(done)}
+            )
         tripped, letting_go = self.wear.step(now, self.world.arms, self.world.conveyors)
         for robot in letting_go:
             self.world.drop(robot)

@@ -19,6 +19,12 @@ every control tick, and the world feels it the way a worn machine is felt.
 * ``belt_wear``: the belt's speed falls linearly to ``1 - share`` of the cell
   file's over the duration, and stays.
 
+Maintenance (``WorldAct.maintain``, ``Wear.maintain``) takes a wear off: the
+joint's error, the gripper's slip share and the belt's lost speed go back to
+none, and a later fault on the same target starts again from new. A drive
+that already tripped is not undone: the robot failed for good before it was
+maintained, and stays failed.
+
 The wear draws from its own random stream, seeded by the world's seed, so a
 run with wear replays the same and a run without draws nothing from it.
 ``Tracking`` is what the drives report: every arm's tracking errors once per
@@ -92,6 +98,8 @@ class Wear:
         """Worn grippers that will lose the part they hold: (part, ticks left)."""
         self._holding: dict[str, str] = {}
         self._last_ns = -1
+        self.tripped: set[str] = set()
+        """Robots whose drive tripped: maintenance does not undo a hard failure."""
 
     def joint_drift(self, arm: Arm, joint: int, duration_s: float) -> int:
         """Start a drift of ``arm``'s joint (1-based; 0: drawn); the joint that drifts."""
@@ -129,11 +137,38 @@ class Wear:
                 arm.drift[d.joint] = max(-TRIP_RAD, min(TRIP_RAD, d.error))
             if abs(d.error) >= TRIP_RAD:
                 tripped.append(name)
+                self.tripped.add(name)
                 del self.drifts[name]  # the drive is off: the error is frozen where it tripped
         for name, (ramp, nominal) in sorted(self.belts.items()):
             if name in belts:
                 belts[name].set_speed(nominal * (1.0 - ramp.at(now_ns)))
         return tripped, self._grippers(now_ns, arms)
+
+    def maintain(self, name: str, arms: dict[str, Arm], belts: dict[str, Conveyor]) -> list[str]:
+        """``name`` (a robot or a belt) was maintained: what wear was taken off it.
+
+        A drifting joint is held on its command again, a worn gripper grips as new, a worn
+        belt runs at the cell file's speed. A robot whose drive tripped keeps its fault
+        (``tripped`` is returned: nothing was undone).
+        """
+        if name in self.tripped:
+            return ["tripped"]
+        done = []
+        drift = self.drifts.pop(name, None)
+        arm = arms.get(name)
+        if drift is not None:
+            done.append(f"joint {drift.joint + 1}")
+        if arm is not None and any(arm.drift):
+            arm.drift[:] = [0.0] * len(arm.drift)
+        if self.grippers.pop(name, None) is not None:
+            done.append("gripper")
+        self.letting_go.pop(name, None)
+        worn = self.belts.pop(name, None)
+        if worn is not None:
+            done.append("belt")
+            if name in belts:
+                belts[name].set_speed(worn[1])
+        return done
 
     def _grippers(self, now_ns: int, arms: dict[str, Arm]) -> list[str]:
         """Draw at each new grasp of a worn gripper; count down to the lets-go."""

@@ -26,7 +26,7 @@ import pybullet as p
 import pybullet_data
 
 from bus.cellspec import MOUNT_RGBA, STAND_RGBA, CellSpec, FeederSpec, FixtureSpec, Pose
-from bus.enums import Grip, WorldEventKind
+from bus.enums import Grip, UnitMode, WorldEventKind
 from bus.messages import (
     Commission,
     CommissionCheck,
@@ -116,6 +116,11 @@ class World:
         self._parts: dict[str, Part] = {}
         self._blackouts: dict[str, int] = {}
         """Sensors in a blackout fault: name to the sim time it ends."""
+        self.modes: dict[str, UnitMode] = {}
+        """Each robot's unit mode as its last act said (recorded when it changes)."""
+        self.maintained: list[str] = []
+        """Robots and belts the supervisor maintained since the last ``take_maintained``: the
+        fault injector takes their wear off (``sim.wear.Wear.maintain``)."""
         self._settling: dict[str, list[int]] = {}
         """Released parts not yet at rest: id to [release time, calm ticks]."""
         self._events: list[WorldEvent] = []
@@ -206,6 +211,9 @@ class World:
             self.counters["unknown_robot"] += 1
             log.warning("world: act for unknown robot %r ignored", act.robot)
             return False
+        if act.mode is not self.modes.get(arm.name, UnitMode.PRODUCTION):
+            self._record(arm.name, "mode", act.mode.value)
+        self.modes[arm.name] = act.mode
         if act.grip is Grip.GRASP:
             self._grasp(arm)
             self._record(arm.name, "grasp", arm.holding)
@@ -284,12 +292,24 @@ class World:
         return self._view
 
     def apply_world(self, act: WorldAct) -> None:
-        """Take the supervisor's act: retire parts (and whatever is joined to them), and make
-        tested arms on their mount points robots."""
+        """Take the supervisor's act: retire parts (and whatever is joined to them), make
+        tested arms on their mount points robots, and note the robots and belts maintained
+        (their wear is the fault injector's to take off, after this tick's physics)."""
         for pid in sorted(set(act.retire)):
             self._retire(pid)
         for c in act.commission:
             self._commission(c)
+        for name in sorted(set(act.maintain)):
+            if name in self.arms or name in self.conveyors:
+                self.maintained.append(name)
+            else:
+                self.counters["maintain_unknown"] += 1
+                log.warning("world: cannot maintain %r: no such robot or belt", name[:80])
+
+    def take_maintained(self) -> list[str]:
+        """The robots and belts maintained since the last call (``maintained``)."""
+        out, self.maintained = self.maintained, []
+        return out
 
     def _commission(self, c: Commission) -> None:
         """Replace the arm ``c.unit`` resting on mount ``c.mount`` by a working robot.

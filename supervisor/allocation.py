@@ -21,7 +21,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Protocol
 
-from bus.enums import PackMLState
+from bus.enums import PackMLState, UnitMode
 from bus.errors import ConfigError
 from supervisor.plan import Op, OpState
 from supervisor.view import CellView, RobotInfo
@@ -76,8 +76,14 @@ class AllocationPolicy(Protocol):
 
 
 def in_production(robot: RobotInfo) -> bool:
-    """Whether ``robot`` answers and is in Execute."""
-    return robot.alive and robot.state is PackMLState.EXECUTE
+    """Whether ``robot`` answers, is in Execute in mode Production, and is not held out of
+    production (a robot being taken out for maintenance gets no more work)."""
+    return (
+        robot.alive
+        and robot.state is PackMLState.EXECUTE
+        and robot.mode is UnitMode.PRODUCTION
+        and not robot.held
+    )
 
 
 class ContractNet:
@@ -99,7 +105,7 @@ class ContractNet:
             op = view.op(op_id)
             if op.state is not OpState.AUCTION or view.tick < op.auction_tick + AUCTION_TICKS:
                 continue
-            bids = sorted(b for b in view.bids(op_id) if _alive(view, b[1]))
+            bids = sorted(b for b in view.bids(op_id) if _may_win(view, b[1]))
             if not bids:
                 out.append(Unanswered(op_id))
                 continue
@@ -139,6 +145,10 @@ def make_policy(name: str, *, source: str = "--policy") -> AllocationPolicy:
     return cls()
 
 
-def _alive(view: CellView, name: str) -> bool:
+def _may_win(view: CellView, name: str) -> bool:
+    """Whether a bid of ``name`` counts: it answers, and it is not out of production (taken
+    out for maintenance since it bid)."""
     robot = view.robot(name)
-    return robot is not None and robot.alive
+    return (
+        robot is not None and robot.alive and robot.mode is UnitMode.PRODUCTION and not robot.held
+    )

@@ -47,6 +47,14 @@ class Creeps:
         """``robot`` starts creeping now (a later creep on it takes over from where it is)."""
         self.robots[robot] = Creep(now_ns, now_ns + duration_ns, factor, now_ns)
 
+    def maintain(self, robot: str, out: Outbox, now_ns: int) -> bool:
+        """``robot`` was maintained: its creep ends and it is told its motions' full speed
+        again. Whether it crept."""
+        if self.robots.pop(robot, None) is None:
+            return False
+        out.send(robot, Degrade(robot, 1.0, now_ns))
+        return True
+
     def send(self, out: Outbox, now_ns: int) -> None:
         """Tell every creeping robot due its slowdown now."""
         for robot in sorted(self.robots):

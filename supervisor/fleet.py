@@ -1,6 +1,6 @@
 """What the supervisor knows of each robot, and bringing robots up to Execute.
 
-``Fleet`` owns one ``RobotView`` per robot (its PackML state as last heard,
+``Fleet`` owns one ``RobotView`` per robot (its PackML state and unit mode as last heard,
 whether it answers, the supervisor's own command in flight, whether an
 operator or a fault keeps it down) and the numbering of the supervisor's
 commands. Which work a robot holds is not here: that is ``Assignments``'.
@@ -13,8 +13,8 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from bus.cellspec import RobotSpec
-from bus.enums import PackMLCommand, PackMLState
-from bus.messages import Command
+from bus.enums import PackMLCommand, PackMLState, UnitMode
+from bus.messages import Command, SetMode
 from bus.participant import Outbox
 from bus.simtime import NS
 from supervisor.eventlog import EventLog
@@ -44,9 +44,15 @@ class RobotView:
     last_seen_ns: int = 0
     pending_cmd: str = ""
     pending_since_ns: int = 0
-    pending_command: PackMLCommand | None = None
+    pending_command: PackMLCommand | UnitMode | None = None
+    """The supervisor's own command in flight: a PackML command or a change of unit mode."""
+    mode: UnitMode = UnitMode.PRODUCTION
+    """Its unit mode as it last said (a robot not heard yet is taken to be in Production)."""
     manual: bool = False
     """An operator stopped or aborted it: the supervisor does not restart it."""
+    held: str = ""
+    """Why the supervisor keeps it out of production ("" for not): ``maintenance`` while it
+    is taken out, maintained and brought back (``supervisor.maintenance``)."""
     clear_after_ns: int = 0
     """After an injected fault, the supervisor clears it no earlier than this."""
     reported_op: str = ""
@@ -110,31 +116,47 @@ class Fleet:
                 continue
             if busy(robot.name):
                 continue
+            if robot.held or (robot.mode is not UnitMode.PRODUCTION and not robot.pending_cmd):
+                continue  # out of production: maintenance (or an operator) brings it back
             if robot.state is PackMLState.ABORTED and now_ns < robot.clear_after_ns:
                 continue
             if robot.pending_cmd:
                 if now_ns - robot.pending_since_ns < COMMAND_RETRY_NS:
                     continue
                 assert robot.pending_command is not None
-                out.send(robot.name, Command(robot.pending_cmd, robot.name, robot.pending_command))
+                out.send(robot.name, _message(robot.pending_cmd, robot.name, robot.pending_command))
                 robot.pending_since_ns = now_ns
                 continue
             cmd = BRING_UP.get(robot.state)
             if cmd is not None:
-                self._send(robot, cmd, out, now_ns)
+                self.send(robot, cmd, out, now_ns)
 
     def answered(self, robot: RobotView, cmd_id: str) -> None:
         """``robot`` answered the supervisor's own command ``cmd_id`` (if it is that one)."""
         if cmd_id == robot.pending_cmd:
             robot.pending_cmd, robot.pending_command = "", None
 
-    def _send(self, robot: RobotView, cmd: PackMLCommand, out: Outbox, now_ns: int) -> None:
+    def send(
+        self, robot: RobotView, cmd: PackMLCommand | UnitMode, out: Outbox, now_ns: int
+    ) -> None:
+        """Send ``robot`` a command of the supervisor's own (a PackML command, or a change of
+        unit mode), sent again every ``COMMAND_RETRY_NS`` until it is answered."""
         self.cmd_seq += 1
         robot.pending_cmd = f"sup-{self.cmd_seq}"
         robot.pending_command = cmd
         robot.pending_since_ns = now_ns
-        out.send(robot.name, Command(robot.pending_cmd, robot.name, cmd))
-        self.events.write(now_ns, "command", robot=robot.name, command=cmd.value)
+        out.send(robot.name, _message(robot.pending_cmd, robot.name, cmd))
+        what = f"mode {cmd.value}" if isinstance(cmd, UnitMode) else cmd.value
+        self.events.write(now_ns, "command", robot=robot.name, command=what)
+
+    def mode_heard(self, robot: RobotView, mode: UnitMode, now_ns: int, reason: str) -> None:
+        """``robot`` says it is in unit mode ``mode`` (logged when that is news)."""
+        if mode is robot.mode:
+            return
+        old, robot.mode = robot.mode, mode
+        self.events.write(
+            now_ns, "robot_mode", robot=robot.name, src=old.value, dst=mode.value, reason=reason
+        )
 
     def restarted(self, now_ns: int) -> None:
         """After a supervisor restart: every robot is given time to be heard again.
@@ -155,6 +177,7 @@ class Fleet:
             fields = {f.name: getattr(r, f.name) for f in dataclasses.fields(r) if f.name != "spec"}
             fields["state"] = r.state.value if r.state is not None else None
             fields["pending_command"] = r.pending_command.value if r.pending_command else None
+            fields["mode"] = r.mode.value
             views[name] = fields
         return {"views": views, "cmd_seq": self.cmd_seq}
 
@@ -166,5 +189,21 @@ class Fleet:
                 setattr(view, key, value)
             view.state = PackMLState(fields["state"]) if fields["state"] else None
             pc = fields["pending_command"]
-            view.pending_command = PackMLCommand(pc) if pc else None
+            view.pending_command = _command(pc) if pc else None
+            view.mode = UnitMode(fields.get("mode", UnitMode.PRODUCTION.value))
         self.cmd_seq = data["cmd_seq"]
+
+
+def _message(cmd_id: str, robot: str, cmd: PackMLCommand | UnitMode) -> Command | SetMode:
+    """The message that carries ``cmd``: a PackML ``command`` or a ``set_mode``."""
+    if isinstance(cmd, UnitMode):
+        return SetMode(cmd_id, robot, cmd)
+    return Command(cmd_id, robot, cmd)
+
+
+def _command(value: str) -> PackMLCommand | UnitMode:
+    """A snapshot's command in flight, back from its value (the two enums share no value)."""
+    try:
+        return PackMLCommand(value)
+    except ValueError:
+        return UnitMode(value)

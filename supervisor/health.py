@@ -276,8 +276,10 @@ class Health:
             cap=spec.cap,
         )
 
-    def judge(self, events: EventLog, now_ns: int) -> None:
-        """Write the diagnoses of the alarms seen since the last call (once a tick)."""
+    def judge(self, events: EventLog, now_ns: int) -> list[dict[str, Any]]:
+        """Write the diagnoses of the alarms seen since the last call (once a tick); return
+        them (``t_ns`` and the event's fields) for maintenance to act on."""
+        written: list[dict[str, Any]] = []
         jammed = self.jammed()
         for ride in self.riding.values():
             if ride[0] in jammed:
@@ -303,6 +305,8 @@ class Health:
                 "component": p.part,
             }
             events.write(now_ns, "diagnosis", **fields)
+            written.append({"t_ns": now_ns, **fields})
+        return written
 
     def reset(self, target: str) -> None:
         """``target`` was maintained: its series learn their baselines again, its diagnoses go."""

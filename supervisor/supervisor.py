@@ -27,11 +27,11 @@ from bus.enums import PackMLState, WorldEventKind
 from bus.messages import (
     Bid,
     CommandReply,
-    CommissionCheck,
     ControlRequest,
     Envelope,
     Heartbeat,
     Message,
+    ModeChanged,
     OpReport,
     OpStarted,
     StateChanged,
@@ -46,6 +46,7 @@ from supervisor.allocation import make_policy
 from supervisor.assignments import Assignments
 from supervisor.bottleneck import analyse
 from supervisor.builds import Builds
+from supervisor.checks import checked
 from supervisor.control import ControlDesk
 from supervisor.dispatch import Dispatcher
 from supervisor.errors import LedgerError
@@ -58,6 +59,7 @@ from supervisor.journal import Journal, Snapshots
 from supervisor.kpis import Counters, Kpis, RobotStats, link_counters
 from supervisor.ledger import Ledger
 from supervisor.lookahead import deadlines, next_wake
+from supervisor.maintenance import Maintenance
 from supervisor.plan import Op, OpState
 from supervisor.reliability import add_figures
 from supervisor.rests import Rests
@@ -190,6 +192,17 @@ class Supervisor:
             events=self.events,
             shipped=self.desk.shipped,
         )
+        self.maintenance = Maintenance(
+            cell,
+            fleet=self.fleet,
+            assignments=self.assignments,
+            units=self.units,
+            work=self.work,
+            health=self.health,
+            creeps=self.desk.creeps,
+            events=self.events,
+        )
+        """Acting on diagnoses: a wearing robot taken out, maintained and brought back."""
         self.snapshots = Snapshots(
             builds=self.builds,
             ledger=self.ledger,
@@ -201,6 +214,7 @@ class Supervisor:
             rests=self.rests,
             desk=self.desk,
             health=self.health,
+            maintenance=self.maintenance,
             counters=self.counters,
             events=self.events,
         )
@@ -243,7 +257,9 @@ class Supervisor:
             for ev in tick.sense.events:
                 self._world_event(ev)
             for check in tick.sense.checks:
-                self._checked(check)
+                built = (self.cell, self.builds, self.events, self.counters)
+                if spec := checked(check, now, *built):
+                    self.add_robot(spec)
             for reading in tick.sense.sensors:
                 self.sensors.read(reading, now)
             for quiet in tick.sense.quiet:
@@ -275,7 +291,7 @@ class Supervisor:
         self.dispatch.open(out)
         self.dispatch.account()
         retire, self.work.retire = tuple(self.work.retire), []
-        self.health.judge(self.events, now)
+        self.maintenance.step(self.health.judge(self.events, now), out, now)
         kpis = ""
         if self.kpis.due(now):
             kpis = json.dumps(self.report(), sort_keys=True)
@@ -289,13 +305,15 @@ class Supervisor:
             kpis=kpis,
             replies=self.desk.take_replies(),
             commission=commission,
+            maintain=self.maintenance.take_maintain(),
         )
 
     def wake(self) -> int:
         """When the supervisor must be ticked again for a timer of its own
         (``supervisor.lookahead``); messages and world news tick it besides."""
         now, parts = self.time.ns, (self.units, self.fleet, self.desk, self.sensors, self.watch)
-        return next_wake(now, self.cell.tick_ns, deadlines(now, self.cell, *parts, self.resync_at))
+        times = (*deadlines(now, self.cell, *parts, self.resync_at), *self.maintenance.deadlines())
+        return next_wake(now, self.cell.tick_ns, times)
 
     def finish(self, t_ns: int, reason: str) -> None:
         """Write ``kpis.json`` and close the event log."""
@@ -342,6 +360,7 @@ class Supervisor:
             "counters": dict(sorted(self.counters.items())),
             "bus": dict(sorted(self.bus_counters.items())),
             "health": self.health.report(),
+            "maintenance": self.maintenance.report(),
         }
         if self.builds.active:
             extra.update(self.builds.report(len(self.cell.robots)))
@@ -419,34 +438,6 @@ class Supervisor:
         if old != ev.location:
             self.events.write(ev.t_ns, "part_moved", src=old, dst=ev.location, **fields)
 
-    def _checked(self, check: CommissionCheck) -> None:
-        """A built robot's commissioning check came back: log the evidence; if it passed, the
-        robot joins the fleet (its agent is being started)."""
-        evidence = {
-            "sweep_rad": check.sweep_rad,
-            "tcp_mm": check.tcp_mm,
-            "lift_mm": check.lift_mm,
-            "detail": check.detail,
-        }
-        now = self.time.ns
-        built = self.builds.checked(check.robot, evidence, check.passed and check.joining, now)
-        if built is None:
-            self.counters["unexpected_messages"] += 1
-            return
-        self.events.write(
-            now,
-            "robot_commission_check",
-            robot=check.robot,
-            serial=built.serial,
-            passed=check.passed,
-            **evidence,
-        )
-        if check.passed and check.joining:
-            self.events.write(
-                now, "robot_added", robot=check.robot, serial=built.serial, mount=built.mount
-            )
-            self.add_robot(self.cell.built_robot(check.robot, built.mount))
-
     def add_robot(self, spec: RobotSpec) -> None:
         """Take a robot into the fleet (one built in the cell): it is planned for from now on
         and is brought up to Execute once it is heard."""
@@ -470,9 +461,12 @@ class Supervisor:
             self.watch.heartbeat_gaps(src, body.gaps, self.time.ns)
             if body.state is not robot.state:
                 self._set_state(robot, body.state, "heartbeat")
+            self.fleet.mode_heard(robot, body.mode, self.time.ns, "heartbeat")
             self.work.reconcile(robot, body, out)
         elif isinstance(body, StateChanged):
             self._set_state(robot, body.dst, body.reason)
+        elif isinstance(body, ModeChanged):
+            self.fleet.mode_heard(robot, body.dst, self.time.ns, body.reason)
         elif isinstance(body, CommandReply):
             if not self.desk.reply(src, body):
                 self.fleet.answered(robot, body.cmd_id)

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Iterator
 from typing import Protocol
 
 from bus.cellspec import CellSpec, Pose, RobotSpec, Station
-from bus.enums import PackMLState, Skill
+from bus.enums import PackMLState, Skill, UnitMode
 from supervisor.assignments import Assignments
 from supervisor.fleet import Fleet
 from supervisor.ledger import Ledger
@@ -43,6 +43,10 @@ class RobotInfo(Protocol):
     def state(self) -> PackMLState | None: ...
     @property
     def alive(self) -> bool: ...
+    @property
+    def mode(self) -> UnitMode: ...
+    @property
+    def held(self) -> str: ...
 
 
 class CellView:
