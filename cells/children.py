@@ -104,6 +104,7 @@ class Children:
                 seed=str(opts.seed),
                 out=str(out_dir),
                 policy=cell.policy,
+                maintain="on" if cell.maintain else "off",
                 **self.keys,
             )
         }

@@ -7,6 +7,7 @@ on other terminals or hosts (README, "Running the processes separately").
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import os
 import signal
@@ -77,15 +78,19 @@ def run_supervisor(
     policy: str = "",
     keys: Path | None = None,
     resume: bool = False,
+    maintain: bool | None = None,
 ) -> int:
     """Run the supervisor until the clock shuts the cell down (``restore``: from its journal;
     ``resume``: and write off what a rebuilt world does not hold, ``cells.resume``;
-    ``policy``: the allocation policy, "" for the cell file's).
+    ``policy``: the allocation policy, "" for the cell file's; ``maintain``: whether to act
+    on diagnoses, None for the cell file's).
 
     ``keys``: serve the cell bus with the supervisor's participant key pair,
     admitting only the cell's participant keys (tcp).
     """
     cell = load_cell(cell_path)
+    if maintain is not None:
+        cell = dataclasses.replace(cell, maintain=maintain)
     node = NodeKeys.load(keys, cell.name, "supervisor") if keys else None
     live = LiveKeys(keys, cell.name, server=False) if keys else None
     if (restore or resume) and out is None:
@@ -120,6 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path)
     ap.add_argument("--restore", action="store_true", help="carry on from the journal in --out")
     ap.add_argument("--policy", default="", choices=["", *sorted(POLICIES)])
+    ap.add_argument("--maintain", choices=["on", "off"], help="act on diagnoses (the cell's)")
     ap.add_argument("--keys", type=Path, help="keys directory: sign with this participant's key")
     ap.add_argument("--resume", action="store_true", help="--restore for lightsout resume")
     ap.add_argument(
@@ -160,6 +166,7 @@ def main(argv: list[str] | None = None) -> int:
             policy=args.policy,
             keys=args.keys,
             resume=args.resume,
+            maintain=None if args.maintain is None else args.maintain == "on",
         )
     except LightsoutError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -58,6 +58,8 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
         from cells.calibrate import with_fidelity
 
         cell = with_fidelity(cell, args.cell, args.fidelity, borrowed=args.calibration)
+    if args.no_maintain:
+        cell = dataclasses.replace(cell, maintain=False)
     planned = plan_faults(
         cell,
         scenario=args.faults,
@@ -243,6 +245,8 @@ def _run_with_console(args: argparse.Namespace, console: Console) -> int:
         cmd.append("--processes")
     if args.wear:
         cmd.append("--wear")
+    if args.no_maintain:
+        cmd.append("--no-maintain")
     if args.record is not None:
         cmd += ["--record", *([args.record] if args.record else [])]
     with tempfile.TemporaryFile() as log:
@@ -377,6 +381,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--wear",
         action="store_true",
         help="with --chaos: the degrading kinds too (joint drift, gripper, belt wear, creep)",
+    )
+    run.add_argument(
+        "--no-maintain",
+        action="store_true",
+        help="diagnose wear but do not act on it: no robot is taken out for maintenance "
+        "(the cell file's [cell] maintain = false; docs/autonomy.md)",
     )
     run.add_argument(
         "--policy",

@@ -125,11 +125,12 @@ def print_status(status: CellStatus, console: Console) -> None:
         counts_line(status.refused, status.malformed, status.dropped), markup=False, highlight=False
     )
     table = Table(show_edge=False, box=None, pad_edge=False)
-    for col in ("robot", "state", "step", "operation", "holding", "alive", "fault"):
+    for col in ("robot", "mode", "state", "step", "operation", "holding", "alive", "fault"):
         table.add_column(col)
     for r in status.robots:
         table.add_row(
             r.robot,
+            r.mode.value,
             r.state.value,
             r.step.value,
             r.op_id or "-",

@@ -74,6 +74,8 @@ class RobotRow:
     ops_failed: int | None = None
     alive: bool | None = None
     fault: str = ""
+    mode: str = "Production"
+    """Its unit mode (from ``status`` and the ``robot_mode`` events)."""
     built: str = ""
     """The serial of a robot built in the cell ("" for one of the cell file's)."""
     links: dict[str, tuple[float, float, float]] = dataclasses.field(default_factory=dict)
@@ -189,6 +191,8 @@ class ConsoleModel:
         if msg.kind == "robot_added" and isinstance(fields.get("robot"), str):
             # a robot built in the cell joined: it gets its row (and its serial) at once
             self._robot(fields["robot"]).built = str(fields.get("serial", "built"))
+        if msg.kind == "robot_mode" and isinstance(fields.get("robot"), str):
+            self._robot(fields["robot"]).mode = str(fields.get("dst", "?"))[:40]
         text = " ".join(f"{k}={_short(v)}" for k, v in fields.items())
         alarm = any(w in msg.kind for w in ALARM_WORDS) or (
             msg.kind == "part_moved" and str(fields.get("dst", "")).startswith("floor")
@@ -237,7 +241,7 @@ class ConsoleModel:
                 r.op_id,
                 r.holding,
             )
-            row.alive, row.fault = r.alive, r.fault
+            row.alive, row.fault, row.mode = r.alive, r.fault, r.mode.value
 
     def apply_snapshot(self, snap: Mapping[str, Any]) -> None:
         """Take a ``snapshot`` answer: rebuilds robots, stations and KPIs after a gap."""
@@ -358,6 +362,8 @@ class ConsoleModel:
             body.append(f" {row.op or '-'}")
             if row.built:
                 body.append(f"  built here: {row.built}", style="bold green")
+            if row.mode != "Production":
+                body.append(f"  mode: {row.mode}", style="bold yellow")
             if row.fault:
                 body.append(f"  fault: {row.fault}", style="bold red")
         return Panel(body, title="robots", title_align="left", padding=(0, 1))

@@ -37,7 +37,15 @@ import zmq
 
 from bus.codec import MAX_PAYLOAD, encode
 from bus.endpoints import Endpoints
-from bus.enums import ControlCode, ControlCommand, ExecStep, Pace, PackMLCommand, PackMLState
+from bus.enums import (
+    ControlCode,
+    ControlCommand,
+    ExecStep,
+    Pace,
+    PackMLCommand,
+    PackMLState,
+    UnitMode,
+)
 from bus.messages import (
     PACES,
     TOPICS,
@@ -693,6 +701,7 @@ class CellHost:
                 holding=a.holding,
                 alive=a.robot in self.alive,
                 fault=str(_get(_get(faults, a.robot), "fault") or "")[:200],
+                mode=self.acts[a.robot].mode if a.robot in self.acts else UnitMode.PRODUCTION,
             )
             for a in self.arm_states()
         )
