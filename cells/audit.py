@@ -17,7 +17,10 @@ can judge any run, live or old, without trusting the supervisor's own totals:
   robot). A cell that builds robots has nowhere to put an arm once every
   mount point of its bay holds one: windows after that are not judged.
 
-and the cross-checks of ``cells.crosscheck``: sim time monotone, every
+the checks of the maintenances (``cells.decisions``: each acted on a
+diagnosis, the robot in Maintenance by its own word and the world's, no work
+while it was, restored by the world, before it failed), and the cross-checks
+of ``cells.crosscheck``: sim time monotone, every
 operation's physical minimum respected, the world's own records
 (``world.jsonl``) showing every operation done, restored runs producing.
 
@@ -79,7 +82,18 @@ def audit_run(run_dir: Path, *, window_s: float = WINDOW_S) -> list[Check]:
         time_monotone(events),
         *physical_checks(run_dir, events),
         restored_producing(events, kpis),
+        *maintenance_checks(run_dir, events, kpis),
     ]
+
+
+def maintenance_checks(
+    run_dir: Path, events: list[dict[str, Any]], kpis: dict[str, Any]
+) -> list[Check]:
+    """Each maintenance against the diagnosis, the robot's word and the world (``cells.decisions``)."""
+    from cells import decisions
+
+    end = round(float(kpis.get("duration_s", 0.0)) * NS)
+    return decisions.checks(events, crosscheck.load_world(run_dir), end)
 
 
 def time_monotone(events: list[dict[str, Any]]) -> Check:

@@ -194,6 +194,17 @@ def cmd_audit(args: argparse.Namespace, console: Console) -> int:
     return print_audit(audit_run(Path(args.run), window_s=args.window), console)
 
 
+def cmd_decisions(args: argparse.Namespace, console: Console) -> int:
+    """List a run's diagnoses and maintenances with their evidence, and check them."""
+    from cells.decisions import audit_decisions
+
+    lines, checks = audit_decisions(Path(args.run))
+    console.print(f"{len(lines)} diagnoses", markup=False, highlight=False)
+    for line in lines:
+        console.print(line, markup=False, highlight=False)
+    return print_audit(checks, console)
+
+
 def lower_priority() -> None:
     """Make this process an observer: it runs only on CPU the cell leaves idle.
 
@@ -435,6 +446,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="throughput must be above zero in every window of S sim seconds (default 300)",
     )
     aud.set_defaults(func=cmd_audit)
+
+    dec = sub.add_parser(
+        "decisions", help="list a run's diagnoses and maintenances with their evidence"
+    )
+    dec.add_argument("run", help="a run directory, e.g. runs/assembly-seed1")
+    dec.set_defaults(func=cmd_decisions)
 
     res = sub.add_parser("resume", help="carry a killed run on from its journal to its duration")
     res.add_argument("run", help="the run directory, e.g. runs/assembly-seed1")

@@ -20,7 +20,7 @@ from typing import Any
 
 from bus.errors import ConfigError
 from bus.simtime import NS
-from clients.report_autonomy import bottleneck_table, diagnosis_table
+from clients.report_autonomy import bottleneck_table, diagnosis_table, maintenance_section
 from clients.report_data import Run, fault_marks, has_figures, load_run, outages
 from clients.report_fleet import builds_robots, fleet_figure, genealogy_table
 from clients.report_plots import figures, to_svg
@@ -130,7 +130,8 @@ def render(run: Run) -> str:
         )
     body.append("<h2>Faults</h2>")
     body.append(_fault_table(run))
-    body += ["<h2>Diagnoses</h2>", diagnosis_table(run), "<h2>Bottleneck</h2>"]
+    body += ["<h2>Diagnoses</h2>", diagnosis_table(run)]
+    body += ["<h2>Maintenance</h2>", maintenance_section(run), "<h2>Bottleneck</h2>"]
     body.append(bottleneck_table(run))
     body.append(_definitions())
     return (

@@ -1,6 +1,7 @@
-"""The report's autonomy sections: the cell's diagnoses with their evidence, and its bottleneck.
+"""The report's autonomy sections: the cell's diagnoses with their evidence, its maintenances
+(each with the drift chart that triggered it, over the robot's timeline), and its bottleneck.
 
-Both read only the run's files (``events.jsonl`` for the diagnoses, ``kpis.json`` for the
+All read only the run's files (``events.jsonl`` for the diagnoses, ``kpis.json`` for the
 bottleneck), so a report of any finished run shows what the supervisor concluded and why.
 """
 
@@ -9,8 +10,12 @@ from __future__ import annotations
 import html
 from typing import Any
 
+from matplotlib.figure import Figure
+
 from bus.simtime import NS
-from clients.report_data import Run
+from clients.report_data import Run, state_spans
+
+FAULT = "#d62728"
 
 
 def _e(text: object) -> str:
@@ -64,3 +69,111 @@ def bottleneck_table(run: Run) -> str:
         f"{_e(b.get('throughput_per_hour'))} units/h is {share} of the bound; "
         f"operations with no learned time: {_e(missing)}.</p>"
     )
+
+
+# ---------------------------------------------------------------- maintenance
+
+MAINT_COLOUR = "#e6a800"
+"""The shade of a robot's time out for maintenance (taken out to back in Production)."""
+
+
+def maintenance_windows(run: Run) -> list[dict[str, Any]]:
+    """Every maintenance of the log: robot, cause, component, the diagnosis's time, evidence and
+    recent values, and when it was started, begun (in Maintenance) and done (-1: not reached)."""
+    out: list[dict[str, Any]] = []
+    open_: dict[str, dict[str, Any]] = {}
+    for ev in run.events:
+        d, robot = ev.data, str(ev.data.get("robot", ""))
+        if ev.kind == "maintenance_started":
+            w = {
+                "robot": robot,
+                "cause": str(d.get("cause", "")),
+                "component": str(d.get("component", "")),
+                "quantity": str(d.get("quantity", "")),
+                "evidence": dict(d.get("evidence") or {}),
+                "recent": [float(x) for x in d.get("recent") or [] if isinstance(x, int | float)],
+                "diagnosed_ns": int(d.get("diagnosed_ns", ev.t_ns)),
+                "started_ns": ev.t_ns,
+                "begun_ns": -1,
+                "done_ns": -1,
+            }
+            open_[robot] = w
+            out.append(w)
+        elif ev.kind == "maintenance_begun" and robot in open_:
+            open_[robot]["begun_ns"] = ev.t_ns
+        elif ev.kind in ("maintenance_done", "maintenance_cancelled") and robot in open_:
+            open_.pop(robot)["done_ns"] = ev.t_ns
+    return out
+
+
+def maintenance_figure(run: Run, w: dict[str, Any]) -> Figure:
+    """One maintenance: the drift chart of the diagnosis that triggered it (its last values
+    against the learned baseline), over the robot's PackML timeline with the time out shaded."""
+    from clients.report_plots import STATE_COLOURS, UNKNOWN_COLOUR, WIDTH_IN
+
+    fig = Figure(figsize=(WIDTH_IN, 4.2), layout="constrained")
+    chart, line = fig.subplots(2, 1, height_ratios=(2.2, 1.0))
+    ev = w["evidence"]
+    recent: list[float] = w["recent"]
+    xs = list(range(1, len(recent) + 1))
+    chart.plot(xs, recent, marker="o", color=FAULT, linewidth=1.2, label=w["quantity"] or "value")
+    mean, sigma = float(ev.get("baseline_mean", 0.0)), float(ev.get("baseline_sigma", 0.0))
+    if sigma > 0 and xs:
+        chart.axhline(mean, color="#31a354", linewidth=1.2, label="baseline mean")
+        chart.fill_between(
+            [0.5, len(xs) + 0.5],
+            mean - 3 * sigma,
+            mean + 3 * sigma,
+            color="#31a354",
+            alpha=0.12,
+            label="baseline +- 3 sigma",
+        )
+    chart.set_xlim(0.5, max(len(xs), 1) + 0.5)
+    chart.set_xlabel("the series' last samples before the diagnosis")
+    chart.set_title(
+        f"{w['robot']} {w['component']}: {w['cause']} diagnosed at {w['diagnosed_ns'] / NS:.1f} s"
+        f" ({ev.get('method', '?')} {ev.get('statistic', '?')} > {ev.get('threshold', '?')})",
+        loc="left",
+        fontweight="bold",
+        fontsize="medium",
+    )
+    chart.legend(fontsize="small", frameon=False, loc="upper left")
+    end_s = max(run.end_ns / NS, 1.0)
+    for s in state_spans(run).get(w["robot"], []):
+        colour = STATE_COLOURS.get(s.label, UNKNOWN_COLOUR)
+        line.barh(0, (s.end_ns - s.start_ns) / NS, left=s.start_ns / NS, color=colour, height=0.5)
+    done = w["done_ns"] if w["done_ns"] >= 0 else run.end_ns
+    line.axvspan(w["started_ns"] / NS, done / NS, color=MAINT_COLOUR, alpha=0.35, label="out")
+    if w["begun_ns"] >= 0:
+        line.axvline(w["begun_ns"] / NS, color=MAINT_COLOUR, linewidth=2, label="in Maintenance")
+    line.axvline(w["diagnosed_ns"] / NS, color=FAULT, linestyle="--", label="diagnosis")
+    line.set_xlim(0, end_s)
+    line.set_yticks([0], [w["robot"]])
+    line.set_xlabel("sim time (s)")
+    line.legend(fontsize="small", frameon=False, loc="upper right", ncol=3)
+    return fig
+
+
+def maintenance_section(run: Run) -> str:
+    """A table of every maintenance and, for each, its drift chart over the robot's timeline."""
+    from clients.report_plots import to_svg
+
+    windows = maintenance_windows(run)
+    if not windows:
+        return '<p id="maintenance">No maintenance: no robot was taken out.</p>'
+    rows, figs = [], []
+    for i, w in enumerate(windows):
+        begun = f"{w['begun_ns'] / NS:.1f} s" if w["begun_ns"] >= 0 else "-"
+        done = f"{w['done_ns'] / NS:.1f} s" if w["done_ns"] >= 0 else "not by the end"
+        rows.append(
+            f"<tr><td>{_e(w['robot'])}</td><td>{_e(w['cause'])}</td><td>{_e(w['component'])}</td>"
+            f"<td>{w['diagnosed_ns'] / NS:.1f} s</td><td>{w['started_ns'] / NS:.1f} s</td>"
+            f"<td>{begun}</td><td>{done}</td></tr>"
+        )
+        svg = to_svg(maintenance_figure(run, w), key=f"maintenance-{i}")
+        figs.append(f'<figure id="figure-maintenance-{i}">{svg}</figure>')
+    head = (
+        "<tr><th>robot</th><th>cause</th><th>component</th><th>diagnosed</th>"
+        "<th>taken out</th><th>in Maintenance</th><th>back in Production</th></tr>"
+    )
+    return f'<table id="maintenance"><thead>{head}</thead>{"".join(rows)}</table>' + "".join(figs)

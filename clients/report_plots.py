@@ -22,6 +22,7 @@ from matplotlib.ticker import MaxNLocator
 
 from bus.simtime import NS
 from bus.timebuckets import LOST
+from clients.report_autonomy import MAINT_COLOUR, maintenance_windows
 from clients.report_data import (
     Mark,
     Outage,
@@ -131,6 +132,22 @@ def gantt_figure(run: Run) -> Figure:
             )
     for i, o in enumerate(outs):
         _outage(ax, o, i, y_of, rows, unit_s)
+    maints = [w for w in maintenance_windows(run) if w["robot"] in y_of]
+    for i, w in enumerate(maints):
+        x0 = _x(w["started_ns"], unit_s)
+        x1 = _x(w["done_ns"] if w["done_ns"] >= 0 else run.end_ns, unit_s)
+        patch = Rectangle(
+            (x0, y_of[w["robot"]] - 0.45),
+            max(x1 - x0, 0.0),
+            0.95,
+            facecolor="none",
+            edgecolor=MAINT_COLOUR,
+            hatch="//",
+            linewidth=1.2,
+            zorder=0.7,
+        )
+        patch.set_gid(f"maintenance-{i}")
+        ax.add_patch(patch)
     for i, m in enumerate(marks):
         _mark(ax, m, i, y_of, rows, unit_s)
     ax.set_yticks([y_of[r] for r in lanes], [r or "cell" for r in lanes])
@@ -163,6 +180,10 @@ def gantt_figure(run: Run) -> Figure:
         )
     if outs:
         handles.append(Patch(facecolor=FAULT_COLOUR, alpha=0.15, label="down (to Execute)"))
+    if maints:
+        handles.append(
+            Patch(facecolor="none", edgecolor=MAINT_COLOUR, hatch="//", label="maintenance")
+        )
     fig.legend(
         handles=handles,
         loc="outside lower center",

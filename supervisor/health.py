@@ -60,6 +60,8 @@ RECENT = 16
 """Last values of each series kept, and logged with a diagnosis (the chart's data)."""
 MAX_TRACKING_RAD = 1.0
 """A reported tracking error beyond this (radians) is not a drive's report: refused, counted."""
+PERSIST_SAMPLES = 3
+"""Fresh samples ``Health.persists`` needs to say a drift still shows."""
 LOST = ("dropped ", "grasp missed")
 """How an agent's failure detail begins when the part left the gripper (``robots.skills``)."""
 
@@ -134,6 +136,8 @@ class Health:
         make_detector(method)  # an unknown method fails here, not at the first sample
         self.detectors: dict[str, Detector] = {}
         self.recent: dict[str, deque[float]] = {}
+        self.stamps: dict[str, deque[int]] = {}
+        """When each of ``recent`` was sampled (sim ns)."""
         self.learned: dict[str, list[float]] = {}
         """Per robot and step: the first times (``KEY_LEARN``), then their mean alone."""
         self.bid_learned: dict[str, float] = {}
@@ -261,6 +265,7 @@ class Health:
             det = self.detectors[key] = self._detector(kind)
             self.recent[key] = deque(maxlen=RECENT)
         self.recent[key].append(round(x, 6))
+        self.stamps.setdefault(key, deque(maxlen=RECENT)).append(t_ns)
         alarm = det.update(x)
         if alarm is not None and f"{target}/{part}" not in self.diagnosed:
             self._pending.append(_Pending(t_ns, kind, target, part, alarm, list(self.recent[key])))
@@ -308,6 +313,24 @@ class Health:
             written.append({"t_ns": now_ns, **fields})
         return written
 
+    def persists(self, target: str, component: str, since_ns: int) -> tuple[bool, float]:
+        """Whether ``target``'s ``component`` still reads drifted: its learned series' samples
+        since ``since_ns`` (at least ``PERSIST_SAMPLES`` of them) average at least one
+        baseline sigma above the baseline. Maintenance confirms a slowing robot with it: a
+        creep lasts, a passing slowdown does not. Also that mean score (0: too few samples)."""
+        scores: list[float] = []
+        for key, det in sorted(self.detectors.items()):
+            name = key.partition(":")[2]
+            if name != f"{target}/{component}" or not det.baseline.ready:
+                continue
+            stamps = self.stamps.get(key, deque())
+            fresh = [x for x, t in zip(self.recent[key], stamps, strict=False) if t >= since_ns]
+            scores += [det.baseline.z(x) for x in fresh]
+        if len(scores) < PERSIST_SAMPLES:
+            return False, 0.0
+        mean = sum(scores) / len(scores)
+        return mean >= 1.0, round(mean, 3)
+
     def reset(self, target: str) -> None:
         """``target`` was maintained: its series learn their baselines again, its diagnoses go."""
         for key, det in self.detectors.items():
@@ -351,6 +374,7 @@ class Health:
         return {
             "detectors": {k: d.snapshot() for k, d in sorted(self.detectors.items())},
             "recent": {k: list(v) for k, v in sorted(self.recent.items())},
+            "stamps": {k: list(v) for k, v in sorted(self.stamps.items())},
             "learned": dict(sorted(self.learned.items())),
             "times": dict(sorted(self.times.items())),
             "bid_learned": dict(sorted(self.bid_learned.items())),
@@ -370,6 +394,8 @@ class Health:
             det.restore(snap)
             self.detectors[key] = det
         self.recent = {k: deque(v, maxlen=RECENT) for k, v in data["recent"].items()}
+        stamps = data.get("stamps", {}).items()
+        self.stamps = {k: deque((int(t) for t in v), maxlen=RECENT) for k, v in stamps}
         self.learned = {k: [float(x) for x in v] for k, v in data["learned"].items()}
         self.times = {k: [float(x) for x in v] for k, v in data.get("times", {}).items()}
         self.bid_learned = {k: float(v) for k, v in data.get("bid_learned", {}).items()}

@@ -9,7 +9,13 @@ module acts on it. Two parts, as everywhere in the supervisor:
   robot is out at a time: a second diagnosed robot waits for the first to come
   back, so a cell whose robots wear together keeps producing. A wear that
   breaks the robot (``joint_drift``: its drive trips) goes before one that
-  only slows it or loses parts, then the earliest diagnosis first.
+  only slows it or loses parts, then the earliest diagnosis first. A slowing
+  robot (``cycle_creep``) is first watched: the health model cannot tell a
+  creep from a passing slowdown (a ``slow_robot``, a heavy spell), so it is
+  taken out only if ``CONFIRM_S`` after the diagnosis its motion series still
+  read slow (``Health.persists``), and checked again every ``CONFIRM_S`` until
+  then. A slowdown that passed is not acted on and writes no line (it is in
+  ``kpis.json``'s ``maintenance.watched``).
 * the **component**, ``Maintenance``, which owns the jobs under way and takes
   each robot through them, a phase per tick as the robot answers:
 
@@ -62,6 +68,12 @@ QUIET_STATES = (PackMLState.STOPPED, PackMLState.IDLE, PackMLState.COMPLETE, Pac
 keeps an operation: a held robot is stopped first)."""
 BREAKS = ("joint_drift",)
 """Causes that end in a hard failure: maintained first."""
+CONFIRM = ("cycle_creep",)
+"""Causes acted on only once they are seen to last (a slowdown may pass by itself)."""
+CONFIRM_S = 60.0
+"""How long a slowing robot is watched before it is taken out, and between two looks."""
+CONFIRM_WINDOW_S = 10.0
+"""A look judges the samples of this last stretch of sim time (``Health.persists``)."""
 COMMAND_GAP_NS = NS
 """A job sends its robot a command at most this often (a refused one is tried again)."""
 PENDING_MAX = 64
@@ -84,6 +96,14 @@ class TakeOut:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class Watch:
+    """Not yet: look again at ``diagnosis`` later, for ``reason`` (a slowdown that may pass)."""
+
+    diagnosis: Mapping[str, Any]
+    reason: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class Wanted:
     """Do not act on ``diagnosis``; log that it wants maintenance, and ``reason``."""
 
@@ -91,19 +111,21 @@ class Wanted:
     reason: str
 
 
-Decision = TakeOut | Wanted
+Decision = TakeOut | Watch | Wanted
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class MaintenanceView:
     """What the policy reads: the diagnoses not yet acted on (in log order), each robot's
-    standing (``up``: answers and has not failed for good), the robots out now, and
-    whether acting is on."""
+    standing (``up``: answers and has not failed for good), the robots out now, whether
+    acting is on, and per diagnosis to confirm (by target) whether its wear still shows:
+    None while it is not yet time to look."""
 
     diagnoses: tuple[Mapping[str, Any], ...]
     robots: Mapping[str, bool]
     out: frozenset[str]
     enabled: bool
+    lasting: Mapping[str, bool | None] = dataclasses.field(default_factory=dict)
 
 
 def decide(view: MaintenanceView) -> list[Decision]:
@@ -125,6 +147,9 @@ def decide(view: MaintenanceView) -> list[Decision]:
             decisions.append(Wanted(diag, f"{robot} failed for good before it was maintained"))
         elif robot in view.out:
             decisions.append(Wanted(diag, f"{robot} is being maintained already"))
+        elif diag.get("cause") in CONFIRM and not view.lasting.get(robot):
+            if view.lasting.get(robot) is False:
+                decisions.append(Watch(diag, "its motions are not slow any more: watched"))
         elif not busy:
             busy = True
             cause, part = diag.get("cause", "?"), diag.get("component", "?")
@@ -188,6 +213,11 @@ class Maintenance:
         """Every diagnosis not acted on, with why."""
         self.maintain: list[str] = []
         """Robots the world is to take the wear off at the end of this tick."""
+        self.look_at: dict[str, int] = {}
+        """Targets of diagnoses to confirm: when to look again whether the wear lasts."""
+        self.watched: list[dict[str, Any]] = []
+        """Every look that found a slowdown passed (for ``kpis.json``)."""
+        self.health_persists = health.persists
 
     # ------------------------------------------------------------ each tick
 
@@ -196,6 +226,8 @@ class Maintenance:
         for diag in diagnoses:
             if len(self.pending) < PENDING_MAX:
                 self.pending.append(dict(diag))
+                if diag.get("cause") in CONFIRM:
+                    self.look_at[str(diag.get("target", ""))] = now + round(CONFIRM_S * NS)
         if self.pending:
             self._decide(now)
         for name in sorted(self.jobs):
@@ -208,10 +240,29 @@ class Maintenance:
 
     def _decide(self, now: int) -> None:
         robots = {v.name: v.alive and not failed_for_good(v) for v in self.fleet}
-        view = MaintenanceView(tuple(self.pending), robots, frozenset(self.jobs), self.enabled)
+        lasting: dict[str, bool | None] = {}
+        scores: dict[str, float] = {}
+        for waiting in self.pending:
+            target = str(waiting.get("target", ""))
+            if waiting.get("cause") in CONFIRM and now >= self.look_at.get(target, 0):
+                since = now - round(CONFIRM_WINDOW_S * NS)
+                lasting[target], scores[target] = self.health_persists(
+                    target, str(waiting.get("component", "")), since
+                )
+        view = MaintenanceView(
+            tuple(self.pending), robots, frozenset(self.jobs), self.enabled, lasting
+        )
         for decision in decide(view):
             diag = decision.diagnosis
+            if isinstance(decision, Watch):
+                target = str(diag.get("target", ""))
+                self.look_at[target] = now + round(CONFIRM_S * NS)
+                if len(self.watched) < PENDING_MAX:
+                    score = scores.get(target, 0.0)
+                    self.watched.append({"t_ns": now, "target": target, "score": score})
+                continue
             self.pending = [d for d in self.pending if d is not diag]
+            self.look_at.pop(str(diag.get("target", "")), None)
             if isinstance(decision, Wanted):
                 self._wanted(diag, decision.reason, now)
             else:
@@ -370,6 +421,11 @@ class Maintenance:
             "maintenances": list(self.done),
             "under_way": [dataclasses.asdict(j) for _, j in sorted(self.jobs.items())],
             "wanted": list(self.wanted),
+            "watched": list(self.watched),
+            "waiting": [
+                {"target": d.get("target"), "cause": d.get("cause"), "diagnosed_ns": d.get("t_ns")}
+                for d in self.pending
+            ],
         }
 
     def snapshot(self) -> dict[str, Any]:
@@ -379,6 +435,8 @@ class Maintenance:
             "pending": list(self.pending),
             "done": list(self.done),
             "wanted": list(self.wanted),
+            "look_at": dict(sorted(self.look_at.items())),
+            "watched": list(self.watched),
         }
 
     def restore(self, data: dict[str, Any]) -> None:
@@ -387,3 +445,5 @@ class Maintenance:
         self.pending = [dict(d) for d in data.get("pending", [])]
         self.done = [dict(d) for d in data.get("done", [])]
         self.wanted = [dict(d) for d in data.get("wanted", [])]
+        self.look_at = {k: int(v) for k, v in data.get("look_at", {}).items()}
+        self.watched = [dict(d) for d in data.get("watched", [])]

@@ -3,6 +3,7 @@ what the supervisor hears alone; the health model's own rules on fed inputs."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -31,7 +32,9 @@ three times as slow; each starts once its robot's baselines are learned."""
 
 @pytest.fixture(scope="module")
 def worn(cell: CellSpec, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
+    """Diagnosis only (``[cell] maintain = false``): what is seen, with nothing acted on."""
     out = tmp_path_factory.mktemp("worn")
+    cell = dataclasses.replace(cell, maintain=False)
     kpis = run_cell(cell, out, RunOptions(seed=1, duration_s=180, faults=WEAR))
     return out, kpis
 
@@ -65,6 +68,11 @@ def test_each_wearing_robot_is_diagnosed_with_its_cause_and_nothing_else(
     trip = next(e for e in events if e["kind"] == "fault_injected" and e.get("permanent"))
     assert trip["target"] == "R4"
     assert diagnoses[("R4", "joint 3", "joint_drift")]["t_ns"] < trip["t_ns"]
+    # acting was off: each diagnosis wanted maintenance, and no robot was taken out
+    wanted = [e for e in events if e["kind"] == "maintenance_wanted"]
+    assert sorted(e["robot"] for e in wanted) == ["R1", "R3", "R4"]
+    assert {e["reason"] for e in wanted} == {"acting on diagnoses is off (--no-maintain)"}
+    assert not [e for e in events if e["kind"] in ("maintenance_started", "robot_mode")]
 
 
 @pytest.mark.timeout(900)
