@@ -314,6 +314,9 @@ class FaultTracker:
             return ""
         if f.kind == FaultKind.GRIPPER_DROP:
             return _redone(f, kind, ev)
+        if f.kind in DEGRADING_KINDS and kind == "maintenance_done":
+            # maintenance took the wear off its robot (``supervisor.maintenance``)
+            return kind if _str(ev, "robot") == f.target else ""
         return ""
 
     # ------------------------------------------------------------------ outages

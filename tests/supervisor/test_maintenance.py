@@ -119,6 +119,8 @@ def test_the_ledger_balances_and_the_audit_checks_the_maintenance(runs: dict[str
     assert [(x["robot"], x["cause"], x["component"]) for x in m["maintenances"]] == [
         ("R4", "joint_drift", "joint 3")
     ]
+    drift = next(f for f in kpis["faults"] if f["kind"] == "joint_drift")
+    assert (drift["detected_by"], drift["recovered_by"]) == ("diagnosis", "maintenance_done")
     page = write_report(runs["a"]).read_text()
     assert 'id="figure-maintenance-0"' in page and 'id="maintenance-0"' in page
 
