@@ -160,9 +160,10 @@ class ControlCommand(enum.StrEnum):
     SNAPSHOT = "snapshot"
     """Ledger, KPIs, live parts and the last telemetry sequence per topic (viewer)."""
     ROBOT = "robot"
-    """A PackML command for one robot: ``target`` robot, ``action`` command (operator)."""
+    """A PackML command for one robot: ``target`` robot, ``action`` command, or a unit mode
+    to change to (``Production``, ``Maintenance``, ``Manual``) (operator)."""
     CELL = "cell"
-    """A PackML command for every robot: ``action`` command (operator)."""
+    """A PackML command (or a unit mode) for every robot: ``action`` command (operator)."""
     FAULT = "fault"
     """Inject a fault: ``target``, ``action`` kind, ``value`` duration in s (operator)."""
     PACE = "pace"

@@ -28,7 +28,7 @@ from rich.table import Table
 
 from bus.codec import to_wire
 from bus.endpoints import Endpoints
-from bus.enums import PackMLCommand
+from bus.enums import PackMLCommand, UnitMode
 from bus.errors import ConfigError, LightsoutError
 from bus.messages import (
     PACES,
@@ -46,7 +46,7 @@ from bus.simtime import NS
 from clients.args import positive, whole, within
 from clients.control import ControlClient, ControlError, Subscriber, parse_command
 
-COMMANDS = ", ".join(c.value.lower() for c in PackMLCommand)
+COMMANDS = ", ".join(c.value.lower() for c in (*PackMLCommand, *UnitMode))
 
 
 # ---------------------------------------------------------------- shared
@@ -431,12 +431,16 @@ def add_commands(sub: Any) -> None:
     p = sub.add_parser("status", parents=[common], help="a running cell's clock, robots and counts")
     p.set_defaults(func=cmd_status)
 
-    p = sub.add_parser("robot", parents=[common], help="a PackML command for one robot")
+    p = sub.add_parser(
+        "robot", parents=[common], help="a PackML command (or a unit mode) for one robot"
+    )
     p.add_argument("robot", help="robot name, e.g. R1")
     p.add_argument("action", metavar="COMMAND", help=f"one of {COMMANDS}")
     p.set_defaults(func=cmd_robot)
 
-    p = sub.add_parser("cell", parents=[common], help="a PackML command for every robot")
+    p = sub.add_parser(
+        "cell", parents=[common], help="a PackML command (or a unit mode) for every robot"
+    )
     p.add_argument("action", metavar="COMMAND", help=f"one of {COMMANDS}")
     p.set_defaults(func=cmd_cell)
 

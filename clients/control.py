@@ -26,7 +26,7 @@ import zmq
 
 from bus.codec import MAX_PAYLOAD, CodecError, decode, encode, from_wire
 from bus.endpoints import Endpoints
-from bus.enums import ControlCode, ControlCommand, PackMLCommand
+from bus.enums import ControlCode, ControlCommand, PackMLCommand, UnitMode
 from bus.errors import ConfigError, LightsoutError, ProtocolError
 from bus.messages import (
     TOPICS,
@@ -76,15 +76,20 @@ class NoAnswer(ControlError):
     """No reply within the timeout, after every retry: the cell is gone, busy or keys are wrong."""
 
 
-def parse_command(text: str | PackMLCommand) -> PackMLCommand:
-    """A PackML command from its name in any case (``hold``, ``Hold``)."""
-    if isinstance(text, PackMLCommand):
+def parse_command(text: str | PackMLCommand | UnitMode) -> PackMLCommand | UnitMode:
+    """A PackML command, or a unit mode to change to, from its name in any case (``hold``,
+    ``Hold``, ``maintenance``)."""
+    if isinstance(text, PackMLCommand | UnitMode):
         return text
-    for cmd in PackMLCommand:
+    choices: tuple[PackMLCommand | UnitMode, ...] = (*PackMLCommand, *UnitMode)
+    for cmd in choices:
         if cmd.value.lower() == text.lower():
             return cmd
     known = ", ".join(c.value.lower() for c in PackMLCommand)
-    raise ConfigError("command", text, f"not a PackML command; use one of {known}")
+    modes = ", ".join(m.value.lower() for m in UnitMode)
+    raise ConfigError(
+        "command", text, f"not a PackML command; use one of {known} (or a mode: {modes})"
+    )
 
 
 def _context(ctx: zmq.Context[Any] | None) -> zmq.Context[Any]:
@@ -172,13 +177,15 @@ class ControlClient:
             raise ProtocolError("snapshot: the reply's data is not a JSON object")
         return data
 
-    def robot(self, robot: str, command: PackMLCommand | str) -> ControlReply:
-        """A PackML command for one robot; returns once its agent accepted it."""
+    def robot(self, robot: str, command: PackMLCommand | UnitMode | str) -> ControlReply:
+        """A PackML command (or a change of unit mode) for one robot; returns once its agent
+        accepted it."""
         cmd = parse_command(command)
         return self.request(ControlCommand.ROBOT, target=robot, action=cmd.value)
 
-    def cell(self, command: PackMLCommand | str) -> ControlReply:
-        """A PackML command for every robot; returns once all accepted it."""
+    def cell(self, command: PackMLCommand | UnitMode | str) -> ControlReply:
+        """A PackML command (or a change of unit mode) for every robot; returns once all
+        accepted it."""
         cmd = parse_command(command)
         return self.request(ControlCommand.CELL, action=cmd.value)
 

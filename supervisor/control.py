@@ -15,13 +15,20 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-from bus.enums import ControlCommand, FaultKind, PackMLCommand, PackMLState
-from bus.messages import Command, CommandReply, ControlReply, ControlRequest, Degrade
+from bus.enums import ControlCommand, FaultKind, PackMLCommand, PackMLState, UnitMode
+from bus.messages import Command, CommandReply, ControlReply, ControlRequest, Degrade, SetMode
 from bus.participant import Outbox
 from bus.simtime import NS, to_ns
 from supervisor.creep import Creeps
 from supervisor.eventlog import EventLog
-from supervisor.fleet import COMMAND_RETRY_NS, NEVER_NS, Fleet, RobotView, failed_for_good
+from supervisor.fleet import (
+    COMMAND_RETRY_NS,
+    NEVER_NS,
+    Fleet,
+    RobotView,
+    command_message,
+    failed_for_good,
+)
 from supervisor.view import SimTime
 
 MANUAL = (PackMLCommand.STOP, PackMLCommand.ABORT)
@@ -41,7 +48,7 @@ class _Waiting:
     req: ControlRequest
     robots: set[str]
     refused: list[str]
-    commands: dict[str, Command] = dataclasses.field(default_factory=dict)
+    commands: dict[str, Command | SetMode] = dataclasses.field(default_factory=dict)
     """What went to each robot, to send again (same id) if no answer comes."""
     manual_before: dict[str, bool] = dataclasses.field(default_factory=dict)
     """Each robot's ``manual`` before a MANUAL command, put back if the robot refuses it."""
@@ -120,10 +127,10 @@ class ControlDesk:
         elif req.command is ControlCommand.FAULT:
             self._fault(req, out)
         elif req.command in (ControlCommand.ROBOT, ControlCommand.CELL):
-            try:
-                cmd = PackMLCommand(req.action)
-            except ValueError:
-                self._answer(req, False, "bad_argument", f"{req.action!r} is not a PackML command")
+            cmd = _command(req.action)
+            if cmd is None:
+                why = f"{req.action[:80]!r} is not a PackML command or a unit mode"
+                self._answer(req, False, "bad_argument", why)
                 return
             if req.command is ControlCommand.ROBOT:
                 targets = [req.target]
@@ -136,7 +143,7 @@ class ControlDesk:
             )
 
     def _command(
-        self, req: ControlRequest, cmd: PackMLCommand, targets: list[str], out: Outbox
+        self, req: ControlRequest, cmd: PackMLCommand | UnitMode, targets: list[str], out: Outbox
     ) -> None:
         robots = self.fleet.views
         unknown = [t for t in targets if t not in robots]
@@ -157,7 +164,7 @@ class ControlDesk:
             if cmd in MANUAL:
                 wait.manual_before[name] = robot.manual
                 robot.manual = True
-            wait.commands[name] = Command(cmd_id, name, cmd)
+            wait.commands[name] = command_message(cmd_id, name, cmd)
             out.send(name, wait.commands[name])
             self.by_cmd[cmd_id] = req.cmd_id
             wait.robots.add(name)
@@ -194,8 +201,8 @@ class ControlDesk:
             if view is not None and robot in wait.manual_before:
                 view.manual = wait.manual_before[robot]
         elif view is not None:
-            command = wait.commands[robot].command
-            if command in AUTOMATIC:
+            sent = wait.commands[robot]
+            if isinstance(sent, Command) and sent.command in AUTOMATIC:
                 view.manual = False
                 view.clear_after_ns = 0  # the operator repaired it: a fault's wait is over
             if rep.state is not view.state:
@@ -312,3 +319,13 @@ class ControlDesk:
             if int(str(order["shipped"])) < int(str(order["count"])):
                 order["shipped"] = int(str(order["shipped"])) + 1
                 return
+
+
+def _command(action: str) -> PackMLCommand | UnitMode | None:
+    """The PackML command or unit mode a control request names (None: neither)."""
+    for kind in (PackMLCommand, UnitMode):
+        try:
+            return kind(action)
+        except ValueError:
+            continue
+    return None

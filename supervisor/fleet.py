@@ -124,7 +124,10 @@ class Fleet:
                 if now_ns - robot.pending_since_ns < COMMAND_RETRY_NS:
                     continue
                 assert robot.pending_command is not None
-                out.send(robot.name, _message(robot.pending_cmd, robot.name, robot.pending_command))
+                out.send(
+                    robot.name,
+                    command_message(robot.pending_cmd, robot.name, robot.pending_command),
+                )
                 robot.pending_since_ns = now_ns
                 continue
             cmd = BRING_UP.get(robot.state)
@@ -145,7 +148,7 @@ class Fleet:
         robot.pending_cmd = f"sup-{self.cmd_seq}"
         robot.pending_command = cmd
         robot.pending_since_ns = now_ns
-        out.send(robot.name, _message(robot.pending_cmd, robot.name, cmd))
+        out.send(robot.name, command_message(robot.pending_cmd, robot.name, cmd))
         what = f"mode {cmd.value}" if isinstance(cmd, UnitMode) else cmd.value
         self.events.write(now_ns, "command", robot=robot.name, command=what)
 
@@ -194,7 +197,7 @@ class Fleet:
         self.cmd_seq = data["cmd_seq"]
 
 
-def _message(cmd_id: str, robot: str, cmd: PackMLCommand | UnitMode) -> Command | SetMode:
+def command_message(cmd_id: str, robot: str, cmd: PackMLCommand | UnitMode) -> Command | SetMode:
     """The message that carries ``cmd``: a PackML ``command`` or a ``set_mode``."""
     if isinstance(cmd, UnitMode):
         return SetMode(cmd_id, robot, cmd)

@@ -13,7 +13,18 @@ from typing import Any
 import pytest
 
 from bus.cellspec import CellSpec
-from bus.enums import FaultKind
+from bus.enums import ControlCommand, ExecStep, FaultKind, PackMLCommand, PackMLState, UnitMode
+from bus.messages import (
+    Command,
+    CommandReply,
+    ControlRequest,
+    Heartbeat,
+    ModeChanged,
+    SetMode,
+    Tick,
+    WorldAct,
+    WorldSense,
+)
 from bus.simtime import NS
 from cells.audit import audit_run
 from cells.decisions import audit_decisions
@@ -23,6 +34,7 @@ from clients.report import write_report
 from sim.wear import TRIP_RAD, Wear
 from supervisor.maintenance import MaintenanceView, TakeOut, Wanted, Watch, decide
 from tests.cells.test_schema import broken
+from tests.kit.supervisor import TICK, Harness
 
 DRIFT = (ScheduledFault(40.0, "R4", FaultKind.JOINT_DRIFT, 60.0, joint=3),)
 """R4's joint 3 drifts from 40 s, once its baselines are learned; unmaintained, its drive
@@ -238,3 +250,30 @@ def test_bad_maintenance_keys_fail_with_one_line(
 ) -> None:
     err = broken(tmp_path, lambda d: d["cell"].update({key: value}))
     assert f"cell.{key}" in str(err) and reason in str(err)
+
+
+# ---------------------------------------------------------------- an operator's mode change
+
+
+def test_a_robot_in_maintenance_stays_down_until_an_operator_puts_it_back() -> None:
+    h = Harness()
+    beat = Heartbeat("R2", 0, PackMLState.STOPPED, ExecStep.WAITING, "", mode=UnitMode.MAINTENANCE)
+    sent = h.step(("R2", beat))
+    assert not [m for _, m in sent if isinstance(m, Command)], "not brought up in Maintenance"
+    assert h.sup.fleet.views["R2"].mode is UnitMode.MAINTENANCE
+    req = ControlRequest("op-1", ControlCommand.ROBOT, "R2", "Production")
+    sense = WorldSense((), (), requests=(req,))
+    h.sup.step(Tick(h.k, h.k * TICK, (), sense), [], h.out)
+    h.k += 1
+    to_r2 = [m for dst, m in h.out.take() if dst == "R2"]
+    assert to_r2 == [SetMode("op-1", "R2", UnitMode.PRODUCTION)]
+    changed = ModeChanged("R2", h.k * TICK, UnitMode.MAINTENANCE, UnitMode.PRODUCTION, "command")
+    reply = CommandReply("op-1", "R2", True, PackMLState.STOPPED, "")
+    sent = h.step(("R2", changed), ("R2", reply)) + h.step()
+    assert [m.command for _, m in sent if isinstance(m, Command)] == [PackMLCommand.RESET]
+    bad = ControlRequest("op-2", ControlCommand.ROBOT, "R2", "Holiday")
+    act = h.sup.step(Tick(h.k, h.k * TICK, (), WorldSense((), (), requests=(bad,))), [], h.out)
+    assert isinstance(act, WorldAct)
+    answer = act.replies
+    assert [(a.ok, a.code) for a in answer] == [(False, "bad_argument")]
+    assert "not a PackML command or a unit mode" in answer[0].reason
