@@ -16,6 +16,7 @@ from bench import (
     drops,
     failover,
     fleet,
+    maintenance,
     memory,
     policy,
     record,
@@ -65,9 +66,10 @@ def main() -> int:
             "memory",
             "drift",
             "profile",
+            "maintenance",
         ],
-        help="run one benchmark (drops and memory only run when asked: about 90 runs for "
-        "--duration 130; an hour of sim time)",
+        help="run one benchmark (drops, memory and maintenance only run when asked: about 90 "
+        "runs for --duration 130; an hour of sim time; 8 runs of 400 s)",
     )
     ap.add_argument(
         "--fractions",
@@ -121,7 +123,48 @@ def _measure(console: Console, args: argparse.Namespace, chosen_cells: list[str]
         _drift(console, args)
     if args.only in (None, "profile"):
         _profile(console, args)
+    if args.only == "maintenance":
+        _maintenance(console, args)
     return 0
+
+
+def _maintenance(console: Console, args: argparse.Namespace) -> None:
+    """A drifting joint maintained before it trips, against the same run diagnosis only."""
+    cell = load_cell(args.cell)
+    duration = _duration(args, maintenance.DURATION_S)
+    console.print(
+        f"{cell.name}: {maintenance.ROBOT} joint 3 drifts from {maintenance.START_S:g} s (mean "
+        f"time to the trip {maintenance.MEAN_S:g} s), {duration:g} s per run, maintenance "
+        f"{cell.maintenance_s:g} s; maintained (on) and diagnosis only (off), same seed"
+    )
+    table = Table(title="the drifting robot, maintained and not")
+    for col in (
+        "seed",
+        "diagnosed (s)",
+        "on: in Maintenance / back (s)",
+        "on: tripped",
+        "off: tripped (s)",
+        "lead (s)",
+        "down on / off (s)",
+        "units on / off",
+    ):
+        table.add_column(col, justify="right")
+
+    def s(x: float | None) -> str:
+        return "-" if x is None else f"{x:.1f}"
+
+    for r in maintenance.run(cell, duration, args.seed):
+        table.add_row(
+            str(r.seed),
+            s(r.on.diagnosed_s),
+            f"{s(r.on.in_maintenance_s)} / {s(r.on.back_s)}",
+            s(r.on.tripped_s),
+            s(r.off.tripped_s),
+            s(r.lead_s),
+            f"{r.on.down_s:.1f} / {r.off.down_s:.1f}",
+            f"{r.on.units} / {r.off.units}",
+        )
+    console.print(table)
 
 
 def _drift(console: Console, args: argparse.Namespace) -> None:

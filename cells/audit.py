@@ -11,7 +11,8 @@ can judge any run, live or old, without trusting the supervisor's own totals:
   of one kind;
 * **robots recovered**: no robot ends the run down, judged from the outages
   in the log (``cells.crosscheck``), unless a fault failed it for good
-  (``permanent``); and every robot ``kpis.json`` lists ends in Idle or Execute;
+  (``permanent``) or it is out for maintenance (``maintenance_started`` with
+  no ``maintenance_done`` yet); and every robot ``kpis.json`` lists ends in Idle or Execute;
 * **throughput in every window**: every whole window (300 s by default) of
   the run completes at least one unit (ships it, or commissions the arm as a
   robot). A cell that builds robots has nowhere to put an arm once every
@@ -222,14 +223,21 @@ def robots_recovered(events: list[dict[str, Any]], kpis: dict[str, Any]) -> Chec
         for e in events
         if e.get("kind") == "fault_injected" and e.get("permanent")
     }
+    out: set[str] = set()
+    """Robots the run ended with out for maintenance (planned, not an outage)."""
+    for e in events:
+        if e.get("kind") == "maintenance_started":
+            out.add(str(e.get("robot")))
+        elif e.get("kind") in ("maintenance_done", "maintenance_cancelled"):
+            out.discard(str(e.get("robot")))
     robots = kpis.get("robots", {})
     states = {name: str(r.get("state", "")).lower() for name, r in sorted(robots.items())}
-    bad = [f"{n} {s}" for n, s in states.items() if s not in RECOVERED_STATES and n not in failed]
-    down, _ = crosscheck.down_at_end(events, failed)
+    excused = failed | out
+    bad = [f"{n} {s}" for n, s in states.items() if s not in RECOVERED_STATES and n not in excused]
+    down, _ = crosscheck.down_at_end(events, excused)
     bad += down
-    detail = ", ".join(
-        f"{n} {s}" + (" (failed for good)" if n in failed else "") for n, s in states.items()
-    )
+    notes = {n: " (failed for good)" for n in failed} | {n: " (in maintenance)" for n in out}
+    detail = ", ".join(f"{n} {s}" + notes.get(n, "") for n, s in states.items())
     return Check("robots recovered", not bad and bool(states), "; ".join(bad) or detail)
 
 

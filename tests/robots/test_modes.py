@@ -4,6 +4,7 @@ Maintenance that takes no production work."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -154,3 +155,8 @@ def test_a_mode_command_sent_twice_is_applied_once(make_run: MakeRun) -> None:
     run.send(SetMode("m3", "R3", M.PRODUCTION))
     run.step()
     assert run.agent.packml.mode is M.PRODUCTION
+
+
+def test_the_protocol_page_shows_the_mode_table_as_the_code_has_it() -> None:
+    text = (Path(__file__).resolve().parents[2] / "docs" / "protocol.md").read_text()
+    assert mode_markdown_table() in text

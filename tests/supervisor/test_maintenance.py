@@ -277,3 +277,21 @@ def test_a_robot_in_maintenance_stays_down_until_an_operator_puts_it_back() -> N
     answer = act.replies
     assert [(a.ok, a.code) for a in answer] == [(False, "bad_argument")]
     assert "not a PackML command or a unit mode" in answer[0].reason
+
+
+@pytest.mark.timeout(600)
+def test_a_run_that_ends_with_a_robot_in_maintenance_is_not_a_robot_down(
+    runs: dict[str, Path], tmp_path: Path
+) -> None:
+    copy = tmp_path / "cut"
+    shutil.copytree(runs["a"], copy)
+    begun = first(log(runs["a"]), "maintenance_begun", robot="R4")["t_ns"]
+    lines = (copy / "events.jsonl").read_text().splitlines()
+    kept = [ln for ln in lines if json.loads(ln)["t_ns"] <= begun + NS]
+    (copy / "events.jsonl").write_text("\n".join(kept) + "\n")
+    recovered = next(
+        c for c in audit_run(copy, window_s=DURATION_S) if c.name == "robots recovered"
+    )
+    assert recovered.ok and "R4 execute (in maintenance)" in recovered.detail
+    lines, checks = audit_decisions(copy)
+    assert "not done by the end" in lines[0] and all(c.ok for c in checks)
