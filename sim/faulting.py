@@ -105,13 +105,15 @@ class FaultInjector:
 
     def quiet(self) -> bool:
         """Whether nothing of this injector's grows or counts from tick to tick: no jam, no
-        armed drop, no wear under way."""
+        armed drop, no wear under way, no maintenance to apply."""
         w = self.wear
-        return not (self.jams or self.armed or w.drifts or w.grippers or w.belts or w.letting_go)
+        busy = self.jams or self.armed or self.world.maintained
+        return not (busy or w.drifts or w.grippers or w.belts or w.letting_go)
 
     def after_advance(self) -> list[ControlRequest]:
         """After a control tick: take the wear off what was maintained, end the jams that are
-        over, let armed and worn grippers go, grow every wear. Returns the notes of robot faults it caused (a tripped drive)."""
+        over, let armed and worn grippers go, grow every wear. Returns the notes of robot
+        faults it caused (a tripped drive)."""
         now = self.world.t_ns
         for name in self.world.take_maintained():
             done = self.wear.maintain(name, self.world.arms, self.world.conveyors)
