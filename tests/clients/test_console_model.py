@@ -100,6 +100,15 @@ def test_every_robot_shows_its_state_step_operation_and_holding() -> None:
     assert "Suspended" in r4 and "fasten" in r4 and "frame-0002/fasten" in r4
 
 
+def test_a_robot_out_of_production_shows_its_mode() -> None:
+    m = four_robot_model()
+    data = {"robot": "R2", "src": "Production", "dst": "Maintenance", "reason": "command"}
+    m.feed(EventFrame(9, 62 * NS, "robot_mode", json.dumps(data)))
+    text = text_of(m)
+    assert "mode: Maintenance" in line_of(text, " R2 ")
+    assert "mode:" not in line_of(text, " R1 "), "Production is not shown"
+
+
 def test_utilisation_and_operation_counts_come_from_the_kpis() -> None:
     text = text_of(four_robot_model())
     assert "50%" in line_of(text, " R1 ") and "53%" in line_of(text, " R4 ")

@@ -175,7 +175,7 @@ def test_the_same_seed_gives_the_same_log_through_a_maintenance(runs: dict[str, 
 # ---------------------------------------------------------------- the policy
 
 
-def diag(target: str, cause: str, t_s: float, *, robot: bool = True) -> dict[str, Any]:
+def diag_of(target: str, cause: str, t_s: float, *, robot: bool = True) -> dict[str, Any]:
     who = {"robot": target} if robot else {"conveyor": target}
     return {"t_ns": round(t_s * NS), "target": target, "cause": cause, "component": "x", **who}
 
@@ -186,7 +186,7 @@ def view(*diags: dict[str, Any], out: frozenset[str] = frozenset(), **kw: Any) -
 
 
 def test_one_robot_is_out_at_a_time_and_a_breaking_wear_goes_first() -> None:
-    gripper, joint = diag("R1", "gripper_wear", 10.0), diag("R2", "joint_drift", 20.0)
+    gripper, joint = diag_of("R1", "gripper_wear", 10.0), diag_of("R2", "joint_drift", 20.0)
     decisions = decide(view(gripper, joint))
     assert decisions == [
         TakeOut("R2", joint, "joint_drift diagnosed (x): maintained before it fails")
@@ -195,18 +195,21 @@ def test_one_robot_is_out_at_a_time_and_a_breaking_wear_goes_first() -> None:
 
 
 def test_what_is_not_acted_on_is_logged_with_why() -> None:
-    belt, dead = diag("outfeed", "belt_wear", 1.0, robot=False), diag("R3", "joint_drift", 2.0)
+    belt, dead = (
+        diag_of("outfeed", "belt_wear", 1.0, robot=False),
+        diag_of("R3", "joint_drift", 2.0),
+    )
     reasons = [d.reason for d in decide(view(belt, dead)) if isinstance(d, Wanted)]
     assert reasons == [
         "R3 failed for good before it was maintained",  # a breaking wear is judged first
         "a belt is not taken out: maintain it by hand",
     ]
-    off = decide(view(diag("R1", "joint_drift", 3.0), enabled=False))
+    off = decide(view(diag_of("R1", "joint_drift", 3.0), enabled=False))
     assert [type(d) for d in off] == [Wanted] and "off" in off[0].reason
 
 
 def test_a_slowing_robot_is_taken_out_only_once_its_slowdown_is_seen_to_last() -> None:
-    creep = diag("R1", "cycle_creep", 5.0)
+    creep = diag_of("R1", "cycle_creep", 5.0)
     assert decide(view(creep)) == []  # not yet time to look
     assert [
         type(d)
@@ -295,3 +298,17 @@ def test_a_run_that_ends_with_a_robot_in_maintenance_is_not_a_robot_down(
     assert recovered.ok and "R4 execute (in maintenance)" in recovered.detail
     lines, checks = audit_decisions(copy)
     assert "not done by the end" in lines[0] and all(c.ok for c in checks)
+
+
+def test_a_maintenance_under_way_survives_a_restart_from_the_journal() -> None:
+    h = Harness()
+    h.step(h.hb("R2", PackMLState.EXECUTE))
+    diag = {**diag_of("R2", "joint_drift", 1.0), "evidence": {"statistic": 30.0}}
+    h.sup.maintenance.step([diag], h.out, h.k * TICK)
+    assert h.sup.fleet.views["R2"].held == "maintenance"
+    saved = json.loads(json.dumps(h.sup.snapshots.take()))
+    again = Harness()
+    again.sup.snapshots.restore(saved)
+    assert again.sup.maintenance.snapshot() == saved["maintenance"]
+    assert again.sup.fleet.views["R2"].held == "maintenance"
+    assert again.sup.maintenance.jobs["R2"].phase == h.sup.maintenance.jobs["R2"].phase
