@@ -96,7 +96,7 @@ class TakeOut:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
-class Watch:
+class LookAgain:
     """Not yet: look again at ``diagnosis`` later, for ``reason`` (a slowdown that may pass)."""
 
     diagnosis: Mapping[str, Any]
@@ -111,7 +111,7 @@ class Wanted:
     reason: str
 
 
-Decision = TakeOut | Watch | Wanted
+Decision = TakeOut | LookAgain | Wanted
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -149,7 +149,7 @@ def decide(view: MaintenanceView) -> list[Decision]:
             decisions.append(Wanted(diag, f"{robot} is being maintained already"))
         elif diag.get("cause") in CONFIRM and not view.lasting.get(robot):
             if view.lasting.get(robot) is False:
-                decisions.append(Watch(diag, "its motions are not slow any more: watched"))
+                decisions.append(LookAgain(diag, "its motions are not slow any more: watched"))
         elif not busy:
             busy = True
             cause, part = diag.get("cause", "?"), diag.get("component", "?")
@@ -254,7 +254,7 @@ class Maintenance:
         )
         for decision in decide(view):
             diag = decision.diagnosis
-            if isinstance(decision, Watch):
+            if isinstance(decision, LookAgain):
                 target = str(diag.get("target", ""))
                 self.look_at[target] = now + round(CONFIRM_S * NS)
                 if len(self.watched) < PENDING_MAX:

@@ -32,7 +32,7 @@ from cells.faults import ScheduledFault
 from cells.launch import RunOptions, run_cell
 from clients.report import write_report
 from sim.wear import TRIP_RAD, Wear
-from supervisor.maintenance import MaintenanceView, TakeOut, Wanted, Watch, decide
+from supervisor.maintenance import LookAgain, MaintenanceView, TakeOut, Wanted, decide
 from tests.cells.test_schema import broken
 from tests.kit.supervisor import TICK, Harness
 
@@ -214,7 +214,7 @@ def test_a_slowing_robot_is_taken_out_only_once_its_slowdown_is_seen_to_last() -
     assert [
         type(d)
         for d in decide(MaintenanceView((creep,), {"R1": True}, frozenset(), True, {"R1": False}))
-    ] == [Watch]
+    ] == [LookAgain]
     lasting = decide(MaintenanceView((creep,), {"R1": True}, frozenset(), True, {"R1": True}))
     assert [type(d) for d in lasting] == [TakeOut]
 
