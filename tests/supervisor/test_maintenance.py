@@ -18,6 +18,7 @@ from bus.messages import (
     Command,
     CommandReply,
     ControlRequest,
+    Degrade,
     Heartbeat,
     ModeChanged,
     SetMode,
@@ -31,7 +32,9 @@ from cells.decisions import audit_decisions
 from cells.faults import ScheduledFault
 from cells.launch import RunOptions, run_cell
 from clients.report import write_report
+from robots.fakes import FakeOutbox
 from sim.wear import TRIP_RAD, Wear
+from supervisor.creep import Creeps
 from supervisor.maintenance import LookAgain, MaintenanceView, TakeOut, Wanted, decide
 from tests.cells.test_schema import broken
 from tests.kit.supervisor import TICK, Harness
@@ -312,3 +315,17 @@ def test_a_maintenance_under_way_survives_a_restart_from_the_journal() -> None:
     assert again.sup.maintenance.snapshot() == saved["maintenance"]
     assert again.sup.fleet.views["R2"].held == "maintenance"
     assert again.sup.maintenance.jobs["R2"].phase == h.sup.maintenance.jobs["R2"].phase
+
+
+def test_maintenance_takes_a_gripper_and_a_creep_off_their_robot() -> None:
+    wear = Wear(seed=1)
+    arms: dict[str, Any] = {"R3": types.SimpleNamespace(name="R3", holding="", drift=[0.0] * 7)}
+    wear.gripper_wear("R3", 0, 5 * NS, 1.0)
+    wear.letting_go["R3"] = ("battery-0001", 3)
+    assert wear.maintain("R3", arms, {}) == ["gripper"]
+    assert "R3" not in wear.grippers and "R3" not in wear.letting_go
+    creeps, out = Creeps(), FakeOutbox()
+    creeps.start("R1", 0, 20 * NS, 3.0)
+    assert creeps.maintain("R1", out, 30 * NS) and not creeps.robots
+    assert [m for _, m in out.take()] == [Degrade("R1", 1.0, 30 * NS)], "full speed again"
+    assert not creeps.maintain("R2", out, 30 * NS)
