@@ -13,8 +13,10 @@ the report reads them back.
 * A robot's quality is over the units it worked on before their first
   inspection (any step but the inspection itself: the step done last before
   the ``inspected`` event, which the supervisor writes as it settles the
-  inspection); a defect names the step,
-  and so the robot that did it. A station's (the unit's fixture) is over the
+  inspection). A defect names the step, and so the robot that did it: a unit
+  rejected only for other robots' steps is good work of this one; a unit
+  rejected for something no step is named for (a part missing) counts against
+  every robot that worked on it. A station's (the unit's fixture) is over the
   units built there.
 """
 
@@ -138,7 +140,8 @@ class QualityTracker:
         self.cell.add(ok, named)
         for robot in sorted(set(steps.values())):
             mine = [s for s in named if steps.get(s) == robot]
-            self.robots.setdefault(robot, Tally()).add(ok, mine)
+            good = ok or bool(named and not mine)  # failed for another robot's steps only
+            self.robots.setdefault(robot, Tally()).add(good, mine)
         station = self.where.pop(unit, "")
         if station:
             self.stations.setdefault(station, Tally()).add(ok, named)
