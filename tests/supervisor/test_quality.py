@@ -134,6 +134,56 @@ def test_a_fastening_defect_is_reworked_under_a_new_id_and_judged_again(
     assert q["reworked"] == int(second["ok"] and kinds[-1] == "unit_shipped")
 
 
+# ---------------------------------------------------------------- a drifting joint misplaces
+
+
+@pytest.mark.parametrize("drift", [0.0, 0.015])
+def test_a_drifting_joint_sets_a_part_down_off_its_place_and_the_inspection_names_it(
+    cell: CellSpec, drift: float
+) -> None:
+    """R2 carries a board from its tray to its spot on a unit in F1 through the world (the
+    battery and the screen put there by hand); with its joint 4 held 15 mrad off its command
+    (``Arm.drift``, what ``joint_drift`` grows) the board lands out of its 2.5 mm."""
+    world = World(cell, seed=3)
+    world.setup()
+    try:
+        fx = next(f for f in cell.fixtures if f.name == "F1").pose
+        base = world.place("frame", fx)
+        world.place("battery", Pose(fx.x - 0.035, fx.y, fx.z + 0.008))
+        world.advance()  # the trays fill
+        board = next(p for p, (kind, _) in world.parts().items() if kind == "board")
+        world.arms["R2"].drift[3] = drift
+        d = Driver(world, "R2")
+        at = world.part_pose(board)
+        assert at is not None
+        top = at.z + 0.0015
+        d.move(at.x, at.y, top + 0.05)
+        d.move(at.x, at.y, top, ticks=12)
+        d.grip(Grip.GRASP)
+        assert world.robot_sense("R2").holding == board
+        spot = (fx.x + 0.035, fx.y, fx.z + 0.008 + 0.0035)
+        d.move(spot[0], spot[1], spot[2] + 0.08)
+        d.move(*spot, ticks=12)
+        d.grip(Grip.RELEASE)
+        d.hold(24)
+        assert world.parts()[board][1] == f"unit:{base}", "joined to the unit where it lies"
+        world.place("screen", Pose(fx.x, fx.y, fx.z + 0.008 + 0.005))
+        d.move(fx.x, fx.y, fx.z + 0.06)
+        assert world.apply(d.act(d.q, fasten=base))
+        assert world.apply(look("R2", d.q, base))
+        verdict = judge(cell.recipe, world.robot_sense("R2").inspection)
+        d.close()
+    finally:
+        world.shutdown()
+    if not drift:
+        assert verdict.ok and verdict.defects == ()
+        return
+    ((step, reading),) = verdict.defects
+    assert step == "place_board" and not verdict.ok and verdict.defective
+    off = float(reading.split()[1])
+    assert 2.5 < off < 10.0, reading
+
+
 # ---------------------------------------------------------------- the decision's error rates
 
 
@@ -267,6 +317,11 @@ def test_a_stations_defects_by_two_robots_name_the_station_and_one_robots_name_t
     lines = [json.loads(line) for line in events.take_fresh()]
     assert [(d["target"], d["component"]) for d in lines] == [("F1", "fixture")]
     assert lines[0]["defects"]["robots"] == [["R1"], ["R2"]]
+    # the journal keeps the defect series and what they were told
+    again = Health(["R1", "R2", "R3"], op_of=ops.get)
+    again.restore(json.loads(json.dumps(health.snapshot())))
+    assert again.snapshot() == health.snapshot()
+    health = again
     for _ in range(2):  # R3's placements go bad at F2: R3 is named, not F2
         n += 1
         unit(n, "F2", "R3", True)
