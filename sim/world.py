@@ -586,6 +586,12 @@ class World:
             draw=draw,
         )
 
+    def measure(self, unit: str) -> tuple[MemberPose, ...]:
+        """Where every part joined to unit base ``unit`` sits (``_measure``; () if it is no
+        unit base): for benchmarks and tests, what the inspection's gauges would read."""
+        base = self._parts.get(unit)
+        return () if base is None or base.unit else self._measure(base)
+
     def _measure(self, base: Part) -> tuple[MemberPose, ...]:
         """Where every part joined to ``base`` sits, in the base's frame from its top centre:
         what a test stand's gauges read."""
