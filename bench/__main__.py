@@ -19,6 +19,7 @@ from bench import (
     maintenance,
     memory,
     policy,
+    quality,
     record,
     restarts,
     rtf,
@@ -67,9 +68,11 @@ def main() -> int:
             "drift",
             "profile",
             "maintenance",
+            "quality",
         ],
-        help="run one benchmark (drops, memory and maintenance only run when asked: about 90 "
-        "runs for --duration 130; an hour of sim time; 8 runs of 400 s)",
+        help="run one benchmark (drops, memory, maintenance and quality only run when asked: "
+        "about 90 runs for --duration 130; an hour of sim time; 8 runs of 400 s; four runs and "
+        "60,000 inspections)",
     )
     ap.add_argument(
         "--fractions",
@@ -125,6 +128,8 @@ def _measure(console: Console, args: argparse.Namespace, chosen_cells: list[str]
         _profile(console, args)
     if args.only == "maintenance":
         _maintenance(console, args)
+    if args.only == "quality":
+        _quality(console, args)
     return 0
 
 
@@ -165,6 +170,44 @@ def _maintenance(console: Console, args: argparse.Namespace) -> None:
             f"{r.on.units} / {r.off.units}",
         )
     console.print(table)
+
+
+def _quality(console: Console, args: argparse.Namespace) -> None:
+    """Placement margins of sound robots, a worn screwdriver's cost, the decision's error rates."""
+    cell = load_cell(args.cell)
+    duration = _duration(args, 300.0)
+    seeds = [args.seed, args.seed + 1, args.seed + 2]
+    m = quality.margins(cell, seeds, duration)
+    table = Table(title=f"worst placement error in the base's plane, {m['units']} units, no faults")
+    for col in ("step", "worst (mm)", "tolerance (mm)"):
+        table.add_column(col, justify="left" if col == "step" else "right")
+    for step, (worst, tol) in m["steps"].items():
+        table.add_row(step, f"{worst:.2f}", f"{tol:.2f}")
+    console.print(
+        f"{cell.name}, seeds {seeds}, {duration:.0f} s each: {m['defects']} defects found"
+    )
+    console.print(table)
+    fault = quality.worn_tool()
+    w = quality.worn(cell, args.seed, 200.0, fault)
+    q, d = w["quality"], w["diagnosis"]
+    console.print(
+        f"{fault.target}'s screwdriver losing {fault.share:.0%} of its torque over "
+        f"{fault.duration_s:g} s from {fault.at_s:g} s, 200 s: {q['inspected']} units inspected, "
+        f"{q['good']} good, quality {q['quality']} (OEE's {w['oee_quality']}); first defect at "
+        f"{w['first_defect_s']} s; diagnosis "
+        + (
+            "none"
+            if d is None
+            else f"at {d['at_s']:.1f} s: {d['component']}, {d['cause']}, {d['defects']}"
+        )
+    )
+    rq = Table(title="the inspection's decision, 10,000 inspections of each unit (seed 3)")
+    for col in ("false accept set", "measured", "false reject set", "measured"):
+        rq.add_column(col, justify="right")
+    for fa, fr in ((0.0, 0.0), (0.02, 0.01), (0.1, 0.05)):
+        r = quality.rates(cell, 3, 10_000, fa, fr)
+        rq.add_row(f"{fa:g}", f"{r['false_accept']:.4f}", f"{fr:g}", f"{r['false_reject']:.4f}")
+    console.print(rq)
 
 
 def _drift(console: Console, args: argparse.Namespace) -> None:

@@ -254,6 +254,18 @@ class OperationSpec:
     grip_dz: float = 0.0
     """For a move of the whole unit: how far above the base part's top face the tool takes
     hold (the top of what is stacked on it), so a tall unit is gripped at its top."""
+    tolerance: float = 0.0
+    """For a part placed on the unit: if > 0, an inspection measures it, and a part whose
+    centre lies further than this (metres, in the base's plane) from its place is a
+    placement defect (``supervisor.inspection``)."""
+    torque: float = 0.0
+    """For ``fasten``: the torque the screwdriver is set to (N m); a sound tool drives every
+    screw to it, with a few per cent of scatter; a worn one (``tool_wear``) short of it."""
+    min_torque: float = 0.0
+    """For ``fasten``: if > 0, an inspection reads every screw's torque, and a screw below
+    this (N m) is a fastening defect."""
+    screws: int = 0
+    """For ``fasten`` with a ``torque``: how many screws it drives."""
 
 
 class Output(enum.StrEnum):
@@ -298,6 +310,18 @@ class RecipeSpec:
     overflow: str = ""
     """For ``output = commission``: an outfeed conveyor that takes the arms started while
     every mount point is taken (they ship there); "" to start none then."""
+    false_accept: float = 0.0
+    """The share of defective units the inspection passes (its miss rate)."""
+    false_reject: float = 0.0
+    """The share of good units the inspection fails (its false alarm rate)."""
+    rework: bool = False
+    """Whether a unit whose only defects are fastenings is fastened and inspected again
+    (the screws driven anew) rather than scrapped."""
+
+    @property
+    def checks(self) -> bool:
+        """Whether an inspection measures anything (a tolerance or a torque to check)."""
+        return self.tolerance > 0 or any(o.tolerance > 0 or o.min_torque > 0 for o in self.ops)
 
     def op(self, name: str) -> OperationSpec:
         """The step called ``name``."""

@@ -293,6 +293,10 @@ class FaultKind(enum.StrEnum):
     CYCLE_CREEP = "cycle_creep"
     """Wear: the robot's motions slow gradually, to ``factor`` (> 1) times longer at the end
     of ``duration`` seconds, and stay that slow."""
+    TOOL_WEAR = "tool_wear"
+    """Wear: the robot's screwdriver loses a share (``factor``, between 0 and 1) of the torque
+    it drives a screw to, gradually over ``duration`` seconds, and stays worn: screws are left
+    under their torque (a fastening defect)."""
 
 
 DEGRADING_KINDS = (
@@ -300,6 +304,7 @@ DEGRADING_KINDS = (
     FaultKind.GRIPPER_WEAR,
     FaultKind.BELT_WEAR,
     FaultKind.CYCLE_CREEP,
+    FaultKind.TOOL_WEAR,
 )
 """Faults that grow over their ``duration`` rather than strike at once (``docs/faults.md``)."""
 
@@ -348,6 +353,9 @@ FAULT_ARGS: dict[FaultKind, FaultArgs] = {
     ),
     FaultKind.CYCLE_CREEP: FaultArgs(
         FaultTarget.ROBOT, "seconds to full wear, > 0", factor="how many times slower, > 1"
+    ),
+    FaultKind.TOOL_WEAR: FaultArgs(
+        FaultTarget.ROBOT, "seconds to full wear, > 0", factor="share of torque lost, (0, 1)"
     ),
 }
 """Every fault kind's arguments; ``bus.describe`` writes them into docs/protocol.md."""

@@ -36,7 +36,12 @@ class EventKind(enum.StrEnum):
     ``serial``, ``robot`` (the name it gets), ``mount``, ``model``, ``parts`` (consumed),
     ``ops`` (``[step, robot, t_ns]`` of every step done on it), ``cycle_s``."""
     INSPECTED = "inspected"
-    """A camera looked at a unit: ``unit``, ``ok``, ``seen``, ``fastened``."""
+    """A camera looked at a unit: ``unit``, ``ok``, ``seen``, ``fastened``; ``worst`` for a
+    recipe with a test tolerance; for a unit rejected by its steps' quality checks,
+    ``defects``: ``[step, reading]`` of each (``docs/cell-file.md``, "Quality checks")."""
+    UNIT_REWORK = "unit_rework"
+    """A unit failed only for its fastenings goes back (``supervisor.rework``): ``unit``,
+    ``steps`` (given out again: the fastenings and the inspection) and ``reason``."""
     OP_READY = "op_ready"
     """An operation's predecessors are done: ``op``."""
     AUCTION = "auction"
@@ -91,9 +96,11 @@ class EventKind(enum.StrEnum):
     """A slow robot is back to its planned speed: ``robot``."""
     DIAGNOSIS = "diagnosis"
     """Self-diagnosis found a drift (``supervisor.health``): ``target``, ``robot`` or
-    ``conveyor``, ``component`` (``joint N``, ``gripper``, ``motion``, ``belt``), ``cause``
-    (the wear it points to), ``quantity``, ``evidence`` (the statistic, its threshold, the
-    baseline, the samples judged) and ``recent`` (the series' last values)."""
+    ``conveyor`` or ``station``, ``component`` (``joint N``, ``gripper``, ``motion``, ``belt``,
+    ``placement``, ``screwdriver``, ``fixture``), ``cause`` (the wear it points to),
+    ``quantity``, ``evidence`` (the statistic, its threshold, the baseline, the samples
+    judged), ``recent`` (the series' last values) and, for a defect rate, ``defects`` (a
+    robot's by step and by station; a station's, the robots of each recent defect)."""
     MAINTENANCE_STARTED = "maintenance_started"
     """The supervisor takes a robot out to maintain it before a diagnosed wear breaks it
     (``supervisor.maintenance``): ``robot``, the diagnosis it acts on (``cause``,

@@ -66,6 +66,8 @@ def problem(
         return "factor", f"a share of carries lost is above 0 and at most 1, got {factor:g}"
     if kind is FaultKind.BELT_WEAR and not 0 < factor < 1:
         return "factor", f"a share of belt speed lost is between 0 and 1, got {factor:g}"
+    if kind is FaultKind.TOOL_WEAR and not 0 < factor < 1:
+        return "factor", f"a share of torque lost is between 0 and 1, got {factor:g}"
     if kind is FaultKind.JOINT_DRIFT and not (0 <= factor <= MAX_JOINT and factor == int(factor)):
         why = f"a joint is a whole number from 1 to {MAX_JOINT} (0: drawn), got {factor:g}"
         return "factor", why

@@ -158,13 +158,18 @@ class Inspection(Message):
     """What a camera sees of a unit: the kinds of part joined to it and if it is fastened.
 
     ``members`` measures where each joined part sits (a test stand's measurement,
-    for recipes with a tolerance); older senders leave it out.
+    for recipes with a tolerance); ``torques`` reads each screw's torque (N m, for
+    recipes that check one); ``draw`` is the inspection's own chance draw in [0, 1),
+    which decides a false accept or reject at the rates the recipe sets. Older senders
+    leave them out (1.0: no chance of error).
     """
 
     unit: str
     kinds: tuple[str, ...]
     fastened: bool
     members: tuple[MemberPose, ...] = ()
+    torques: tuple[float, ...] = ()
+    draw: float = 1.0
 
 
 @message("robot_sense")

@@ -9,7 +9,7 @@ A scenario file is a list of ``[[faults]]`` tables::
     duration = 0.0        # seconds the fault lasts, where the kind has a duration
     # permanent = true    # robot_fault only, instead of duration: never cleared
     # factor = 2.0        # slow_robot, cycle_creep: how many times slower
-    # share = 0.3         # message_loss, gripper_wear, belt_wear: the share lost
+    # share = 0.3         # message_loss, gripper_wear, belt_wear, tool_wear: the share lost
     # joint = 2           # joint_drift: which joint drifts (1 to 7; default drawn)
 
 ``docs/faults.md`` describes each kind. A bad file (unknown kind, unknown
@@ -40,9 +40,14 @@ KEYS = ("at", "target", "kind", "duration", "factor", "share", "permanent", "joi
 DEFAULT_SHARE = 0.3
 """The share of messages a ``message_loss`` loses unless the scenario says."""
 DEFAULT_WEAR_SHARE = 0.5
-"""The share a ``gripper_wear`` (of carries) or a ``belt_wear`` (of speed) reaches unless the
-scenario says."""
-SHARE_KINDS = (FaultKind.MESSAGE_LOSS, FaultKind.GRIPPER_WEAR, FaultKind.BELT_WEAR)
+"""The share a ``gripper_wear`` (of carries), a ``belt_wear`` (of speed) or a ``tool_wear`` (of
+torque) reaches unless the scenario says."""
+SHARE_KINDS = (
+    FaultKind.MESSAGE_LOSS,
+    FaultKind.GRIPPER_WEAR,
+    FaultKind.BELT_WEAR,
+    FaultKind.TOOL_WEAR,
+)
 """Kinds whose parameter is a ``share``."""
 FACTOR_KINDS = (FaultKind.SLOW_ROBOT, FaultKind.CYCLE_CREEP)
 """Kinds whose parameter is a slowdown ``factor``."""
@@ -150,7 +155,7 @@ def parse_scenario(
         default = 2.0 if kind in FACTOR_KINDS else 0.0
         factor = _number(source, f"{key}.factor", e.get("factor", default))
         default = DEFAULT_SHARE if kind is FaultKind.MESSAGE_LOSS else 0.0
-        if kind in (FaultKind.GRIPPER_WEAR, FaultKind.BELT_WEAR):
+        if kind in (FaultKind.GRIPPER_WEAR, FaultKind.BELT_WEAR, FaultKind.TOOL_WEAR):
             default = DEFAULT_WEAR_SHARE
         share = _number(source, f"{key}.share", e.get("share", default))
         joint = _number(source, f"{key}.joint", e.get("joint", 0))

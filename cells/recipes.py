@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from typing import Any
 
 import pybullet_data
 
@@ -34,6 +35,7 @@ from bus.errors import ConfigError
 from cells.tables import (
     _array,
     _enum,
+    _int,
     _nonneg,
     _pos,
     _str,
@@ -50,6 +52,14 @@ this arm, for the operation that mounts it)."""
 
 MAX_TOLERANCE_M = 0.05
 """A test tolerance above this would pass a part lying beside its place."""
+MAX_TORQUE_NM = 100.0
+"""A screw torque above this (N m) is no screw a cell's arms drive."""
+MAX_SCREWS = 64
+"""Screws one fastening drives at most."""
+DEFAULT_SCREWS = 4
+"""Screws a fastening with a ``torque`` drives unless the cell file says."""
+MAX_ERROR_RATE = 0.5
+"""An inspection wrong more often than this is worse than a coin: refused."""
 
 
 def parse_recipes(top: _Table, parts: list[PartKind]) -> list[RecipeSpec]:
@@ -78,6 +88,9 @@ def _recipe(rt: _Table, parts: list[PartKind]) -> RecipeSpec:
         raise rt.fail("tolerance", f"at most {MAX_TOLERANCE_M} m, got {tolerance}")
     robot = _built_robot(rt.sub("robot")) if "robot" in rt.data else None
     rt.used.add("robot")
+    false_accept = _rate(rt, "false_accept")
+    false_reject = _rate(rt, "false_reject")
+    rework = bool(rt.get("rework", _bool, False))
     overflow = rt.get("overflow", _str, "")
     if overflow and output is not Output.COMMISSION:
         raise rt.fail("overflow", "only a recipe with output = 'commission' has an overflow")
@@ -106,17 +119,81 @@ def _recipe(rt: _Table, parts: list[PartKind]) -> RecipeSpec:
             raise ot.fail("stack", "only a part placed 'to = \"unit\"' can be stacked")
         if stack and offset[2] != 0.0:
             raise ot.fail("offset", "a stacked part's height comes from the stack; give dx, dy, 0")
+        checks = _checks(ot, skill, dst, part == base)
         ot.close()
         ops.append(
             OperationSpec(
-                name, skill, part, src, dst, at, after, (offset[0], offset[1], offset[2]), stack
+                name,
+                skill,
+                part,
+                src,
+                dst,
+                at,
+                after,
+                (offset[0], offset[1], offset[2]),
+                stack,
+                **checks,
             )
         )
     rt.close()
     if not ops:
         raise rt.fail("ops", "a recipe needs at least one operation")
-    recipe = RecipeSpec(product, base, tuple(ops), output, fixtures, tolerance, robot, overflow)
+    recipe = RecipeSpec(
+        product,
+        base,
+        tuple(ops),
+        output,
+        fixtures,
+        tolerance,
+        robot,
+        overflow,
+        false_accept,
+        false_reject,
+        rework,
+    )
     return _stacked(rt, recipe, kinds)
+
+
+def _rate(t: _Table, key: str) -> float:
+    """An inspection's error rate: a share from 0 to ``MAX_ERROR_RATE``."""
+    rate = t.get(key, _nonneg, 0.0)
+    if rate > MAX_ERROR_RATE:
+        raise t.fail(key, f"a share from 0 to {MAX_ERROR_RATE}, got {rate}")
+    return rate
+
+
+def _checks(ot: _Table, skill: Skill, dst: str, moves_base: bool) -> dict[str, Any]:
+    """A step's quality checks: a placement ``tolerance`` (a part put on the unit), a
+    fastening's ``torque``, ``min_torque`` and ``screws``; each key only where it means
+    something, so a misplaced one is an error, not silently ignored."""
+    out: dict[str, Any] = {}
+    ot.used.update(("tolerance", "torque", "min_torque", "screws"))  # named as known keys
+    if "tolerance" in ot.data:
+        if skill is not Skill.PICK_PLACE or dst != "unit" or moves_base:
+            raise ot.fail("tolerance", "only a part placed 'to = \"unit\"' has a tolerance")
+        out["tolerance"] = tol = ot.get("tolerance", _pos)
+        if tol > MAX_TOLERANCE_M:
+            raise ot.fail("tolerance", f"at most {MAX_TOLERANCE_M} m, got {tol}")
+    fasten = ("torque", "min_torque", "screws")
+    for key in fasten:
+        if key in ot.data and skill is not Skill.FASTEN:
+            raise ot.fail(key, "only a fasten step has one")
+    if "torque" not in ot.data:
+        for key in fasten[1:]:
+            if key in ot.data:
+                raise ot.fail(key, "needs the step's torque (the screwdriver's setting)")
+        return out
+    torque = ot.get("torque", _pos)
+    if torque > MAX_TORQUE_NM:
+        raise ot.fail("torque", f"at most {MAX_TORQUE_NM:g} N m, got {torque}")
+    low = ot.get("min_torque", _nonneg, 0.0)
+    if low >= torque:
+        raise ot.fail("min_torque", f"must be below the torque ({torque}), got {low}")
+    screws = ot.get("screws", _int, DEFAULT_SCREWS)
+    if screws > MAX_SCREWS:
+        raise ot.fail("screws", f"at most {MAX_SCREWS}, got {screws}")
+    out.update(torque=torque, min_torque=low, screws=screws)
+    return out
 
 
 def _bool(t: _Table, k: str, v: object) -> bool:
@@ -196,16 +273,7 @@ def _stacked(rt: _Table, recipe: RecipeSpec, kinds: dict[str, PartKind]) -> Reci
                 why = f"{o.name!r} moves the unit before {late[0]!r} is stacked on it"
                 raise rt.fail("ops", why)
         ops.append(o)
-    return RecipeSpec(
-        recipe.product,
-        recipe.base,
-        tuple(ops),
-        recipe.output,
-        recipe.fixtures,
-        recipe.tolerance,
-        recipe.robot,
-        recipe.overflow,
-    )
+    return dataclasses.replace(recipe, ops=tuple(ops))
 
 
 def _moves_unit(op: OperationSpec, recipe: RecipeSpec) -> bool:

@@ -29,8 +29,16 @@ def _reliability_rows(kpis: dict[str, Any]) -> list[tuple[str, str]]:
     faults = faults if isinstance(faults, list) else []
     found = sum(1 for f in faults if isinstance(f, dict) and f.get("detected_at_s") is not None)
     fixed = sum(1 for f in faults if isinstance(f, dict) and f.get("recovered_at_s") is not None)
+    q = kpis.get("quality")
+    q = q if isinstance(q, dict) else {}
+    worst = _worst_robot(q)
+    inspected = (
+        f"{q.get('inspected', '-')} / {q.get('good', '-')} ({_maybe_pct(q.get('quality'))})"
+        + (f"; lowest {worst}" if worst else "")
+    )
     return [
         ("OEE (availability x performance x quality)", f"{_maybe_pct(oee.get('oee'))} ({factors})"),
+        ("units inspected / good (quality)", inspected),
         (
             "failures / MTBF / MTTR",
             f"{kpis.get('failures', '-')} / {_maybe_s(kpis.get('mtbf_s'))}"
@@ -38,6 +46,20 @@ def _reliability_rows(kpis: dict[str, Any]) -> list[tuple[str, str]]:
         ),
         ("faults injected / detected / recovered", f"{len(faults)} / {found} / {fixed}"),
     ]
+
+
+def _worst_robot(q: dict[str, Any]) -> str:
+    """The robot with the lowest quality below 100%, as "R2 16.7%" ("" if none is below)."""
+    robots = q.get("robots")
+    rated = [
+        (t["quality"], name)
+        for name, t in (robots.items() if isinstance(robots, dict) else ())
+        if isinstance(t, dict) and isinstance(t.get("quality"), int | float) and t["quality"] < 1
+    ]
+    if not rated:
+        return ""
+    quality, name = min(rated)
+    return f"{name} {_pct(quality)}"
 
 
 def kpi_tables(kpis: dict[str, Any]) -> list[Table]:

@@ -20,7 +20,12 @@ from typing import Any
 
 from bus.errors import ConfigError
 from bus.simtime import NS
-from clients.report_autonomy import bottleneck_table, diagnosis_table, maintenance_section
+from clients.report_autonomy import (
+    bottleneck_table,
+    diagnosis_table,
+    maintenance_section,
+    quality_table,
+)
 from clients.report_data import Run, fault_marks, has_figures, load_run, outages
 from clients.report_fleet import builds_robots, fleet_figure, genealogy_table
 from clients.report_plots import figures, to_svg
@@ -130,6 +135,7 @@ def render(run: Run) -> str:
         )
     body.append("<h2>Faults</h2>")
     body.append(_fault_table(run))
+    body += ["<h2>Quality</h2>", quality_table(run)]
     body += ["<h2>Diagnoses</h2>", diagnosis_table(run)]
     body += ["<h2>Maintenance</h2>", maintenance_section(run), "<h2>Bottleneck</h2>"]
     body.append(bottleneck_table(run))
@@ -440,7 +446,7 @@ def _definitions() -> str:
 <li><b>Time buckets</b> (ISO 22400-2): Execute is production time; Stopped, Resetting, Idle and Starting are setup; Hold, Suspend, Stop and Complete states are delay; Aborting, Aborted, Clearing, a lost robot, and any state while a failure is open (until the robot is back in Execute) are down time. The planned time is the whole run.</li>
 <li><b>Availability</b>: production time over the run, per robot; the cell's is the mean over robots.</li>
 <li><b>Performance</b>: ideal time x output / production time. A robot's output is its operations done, each worth the fastest time any robot did that step in; the cell's is its units shipped, worth the fastest unit cycle shared by the fixtures that work at once.</li>
-<li><b>Quality</b>: operations done / (done + failed) for a robot; good units / (good + scrapped) for the cell. <b>OEE</b> = availability x performance x quality.</li>
+<li><b>Quality</b> (ISO 22400-2, good over produced): units that passed their first inspection / units inspected, for the cell, for each station, and for each robot over the units it worked on (a unit rejected only for other robots' steps is good work of this one); a reworked unit is not good. Before any inspection: operations done / (done + failed) for a robot; good units / (good + scrapped) for the cell. <b>OEE</b> = availability x performance x quality.</li>
 <li><b>Failures</b>: a robot's outages (an injected crash or robot fault, an abort, a lost robot, a Hold caused by a fault) from the fault until it is back in Execute; the cell's are all of them and its own (a crashed supervisor, a jammed belt, a blind sensor, while they last). <b>MTBF</b> = (run time - time down) / failures (the run time when nothing failed); <b>MTTR</b> = mean time of the finished repairs.</li>
 <li><b>Faults</b>: detection is the first event that shows the cell noticed the fault, recovery the first that shows it got over it; <b>availability lost</b> and <b>OEE lost</b> value each kind's downtime at the run's own performance and quality.</li>
 </ul></details>"""

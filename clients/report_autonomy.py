@@ -36,6 +36,10 @@ def diagnosis_table(run: Run) -> str:
             f"baseline {evidence.get('baseline_mean', '?')} &plusmn; "
             f"{evidence.get('baseline_sigma', '?')}, recent {evidence.get('recent_mean', '?')}"
         )
+        defects = d.get("defects")
+        if isinstance(defects, dict) and defects:
+            parts = [f"{k}: {_e(v)}" for k, v in sorted(defects.items())]
+            stat += "; defects " + "; ".join(parts)
         rows.append(
             f"<tr><td>{ev.t_ns / NS:.1f} s</td><td>{_e(d.get('target', ''))}</td>"
             f"<td>{_e(d.get('component', ''))}</td><td>{_e(d.get('cause', ''))}</td>"
@@ -177,3 +181,37 @@ def maintenance_section(run: Run) -> str:
         "<th>taken out</th><th>in Maintenance</th><th>back in Production</th></tr>"
     )
     return f'<table id="maintenance"><thead>{head}</thead>{"".join(rows)}</table>' + "".join(figs)
+
+
+def quality_table(run: Run) -> str:
+    """Units inspected and good, for the cell, each robot and each station, with the defects
+    named (``kpis.json`` ``quality``, ``supervisor.quality``)."""
+    q: dict[str, Any] = run.kpis.get("quality") or {}
+    if not q.get("inspected"):
+        return (
+            '<p id="quality">No unit was inspected in this run (or its kpis.json predates it).</p>'
+        )
+
+    def row(name: str, t: dict[str, Any]) -> str:
+        quality = t.get("quality")
+        pct = f"{100 * float(quality):.1f}%" if isinstance(quality, int | float) else "-"
+        bad = ' class="bad"' if isinstance(quality, int | float) and quality < 1 else ""
+        defects = ", ".join(f"{s} x{n}" for s, n in sorted((t.get("defects") or {}).items()))
+        return (
+            f'<tr><td>{_e(name)}</td><td class="v">{_e(t.get("inspected", 0))}</td>'
+            f'<td class="v">{_e(t.get("good", 0))}</td><td{bad}>{pct}</td>'
+            f"<td><small>{_e(defects or '-')}</small></td></tr>"
+        )
+
+    rows = [row("cell", q)]
+    rows += [row(r, t) for r, t in sorted((q.get("robots") or {}).items())]
+    rows += [row(f"station {s}", t) for s, t in sorted((q.get("stations") or {}).items())]
+    head = (
+        "<tr><th></th><th>inspected</th><th>good</th><th>quality</th>"
+        "<th>defects (own steps, by step)</th></tr>"
+    )
+    return (
+        f'<table id="quality"><thead>{head}</thead>{"".join(rows)}</table>'
+        f"<p>reworked (failed first, passed later): {_e(q.get('reworked', 0))}; "
+        f"scrapped for defects: {_e(q.get('scrapped_for_defects', 0))}.</p>"
+    )

@@ -1,7 +1,7 @@
 """Faults the cell host applies to the world itself, checked before anything is done.
 
 Physical faults (a gripper drop, a jammed belt, a blind sensor) act on the
-world at once; wear (a drifting joint, a worn gripper or belt, ``sim.wear``)
+world at once; wear (a drifting joint, a worn gripper, belt or screwdriver, ``sim.wear``)
 starts now and grows every tick; a slow or creeping robot, a lossy link and a
 robot fault are the supervisor's to apply. A drive tripped by a drifting
 joint becomes a permanent robot fault, noted like any other. Every fault, applied here or not, becomes a note for
@@ -16,7 +16,7 @@ from bus.enums import DEGRADING_KINDS, ControlCommand, FaultKind
 from bus.faults import problem
 from bus.messages import ControlRequest
 from bus.simtime import to_ns
-from sim.wear import Wear
+from sim.wear import Ramp, Wear
 from sim.world import World
 
 K = FaultKind
@@ -66,7 +66,7 @@ class FaultInjector:
             known = ", ".join((*PHYSICAL_FAULTS, ROBOT_FAULT, MESSAGE_LOSS, *DEGRADING_KINDS))
             return f"fault {kind!r} is not one of {known}"
         robot = fault in (K.GRIPPER_DROP, K.SLOW_ROBOT, ROBOT_FAULT, MESSAGE_LOSS)
-        robot = robot or fault in (K.JOINT_DRIFT, K.GRIPPER_WEAR, K.CYCLE_CREEP)
+        robot = robot or fault in (K.JOINT_DRIFT, K.GRIPPER_WEAR, K.CYCLE_CREEP, K.TOOL_WEAR)
         if robot and target not in self.world.arms:
             return f"no robot {target!r}"
         belt = fault in (K.CONVEYOR_JAM, K.BELT_WEAR)
@@ -94,6 +94,9 @@ class FaultInjector:
             factor = float(self.wear.joint_drift(arm, int(factor), duration_s))
         elif fault is K.GRIPPER_WEAR:
             self.wear.gripper_wear(target, self.world.t_ns, to_ns(duration_s), factor)
+        elif fault is K.TOOL_WEAR:
+            now = self.world.t_ns
+            self.world.worn_tools[target] = Ramp(now, now + to_ns(duration_s), factor)
         elif fault is K.BELT_WEAR:
             conveyor = self.world.conveyors[target]
             self.wear.belt_wear(conveyor, self.world.t_ns, to_ns(duration_s), factor)

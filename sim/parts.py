@@ -41,6 +41,9 @@ class Part:
     """For a unit base: the parts joined to it, in the order they were joined."""
     fastened: bool = False
     """For a unit base: its screws were driven."""
+    torques: tuple[float, ...] = ()
+    """For a unit base: the torque each screw was last driven to (N m), if its recipe sets
+    one: the unit's own record of how well it was fastened."""
     held_by: str = ""
     """The robot whose gripper holds it ("" for none)."""
 

@@ -60,7 +60,7 @@ from sim.parts import (
     to_frame,
 )
 from sim.stations import Fixture, Tray
-from sim.wear import Tracking
+from sim.wear import Ramp, Tracking
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +80,8 @@ INSPECT_REACH = 0.3
 """The tool (the camera) must be this close to a unit base to see it (m)."""
 AUDIT_TICKS = 24
 """Every this many ticks, free parts at rest are checked against their recorded location."""
+TORQUE_SCATTER = 0.03
+"""A screwdriver's clutch lets each screw go at its set torque times ``1 + N(0, this)``."""
 SOLVER_ITERATIONS = 20
 """Constraint solver iterations per physics step (Bullet's default is 50). Contacts
 cost in proportion. At 20, a unit swung at 1.5 rad/s keeps its shape and its place in
@@ -102,6 +104,12 @@ class World:
         self._rng = random.Random(seed)
         self.tracking = Tracking(seed)
         """The drives' tracking errors, reported to the supervisor once a second."""
+        self.worn_tools: dict[str, Ramp] = {}
+        """Robots whose screwdriver wears (``tool_wear``): the share of torque it loses."""
+        self._fasten_rng = random.Random(f"fasten/{seed}")
+        """The screws' scatter: a stream of its own, so torques change no other draw."""
+        self._inspect_rng = random.Random(f"inspection/{seed}")
+        """The inspection's chance of error (``Inspection.draw``): a stream of its own."""
         self._t_ns = 0
         self._ticks = 0
         self._feeders = Feeders(cell, self.conveyors, self.trays, self._rng)
@@ -554,9 +562,27 @@ class World:
             self.counters["fasten_missed"] += 1
             log.info("world: %s: %s out of the screwdriver's reach", arm.name, unit)
             return
+        self._drive_screws(arm, base)
         if not base.fastened:
             base.fastened = True
             self._emit(WorldEventKind.FASTENED, base, base.location, arm.name)
+
+    def _drive_screws(self, arm: Arm, base: Part) -> None:
+        """Drive the unit's screws (again, if they were): each to the recipe's torque, short of
+        it by the share a worn screwdriver has lost, with the clutch's scatter. What the unit
+        keeps (``Part.torques``) is what a torque audit reads at the inspection."""
+        if base.kind.name not in self._base_kinds:
+            return
+        step = next((o for o in self.cell.recipe_for(base.kind.name).ops if o.torque > 0), None)
+        if step is None:
+            return
+        ramp = self.worn_tools.get(arm.name)
+        health = 1.0 - (ramp.at(self._t_ns) if ramp is not None else 0.0)
+        rng = self._fasten_rng
+        base.torques = tuple(
+            round(step.torque * health * (1.0 + TORQUE_SCATTER * rng.gauss(0.0, 1.0)), 4)
+            for _ in range(step.screws)
+        )
 
     def _inspection(self, arm: Arm, unit: str) -> Inspection:
         base = self._parts.get(unit)
@@ -568,9 +594,23 @@ class World:
             return Inspection(unit=unit, kinds=(), fastened=False)
         kinds = tuple(sorted(self._parts[m].kind.name for m in base.members))
         measured: tuple[MemberPose, ...] = ()
-        if base.kind.name in self._base_kinds and self.cell.recipe_for(base.kind.name).tolerance:
+        draw = round(self._inspect_rng.random(), 6)
+        if base.kind.name in self._base_kinds and self.cell.recipe_for(base.kind.name).checks:
             measured = self._measure(base)
-        return Inspection(unit=unit, kinds=kinds, fastened=base.fastened, members=measured)
+        return Inspection(
+            unit=unit,
+            kinds=kinds,
+            fastened=base.fastened,
+            members=measured,
+            torques=base.torques,
+            draw=draw,
+        )
+
+    def measure(self, unit: str) -> tuple[MemberPose, ...]:
+        """Where every part joined to unit base ``unit`` sits (``_measure``; () if it is no
+        unit base): for benchmarks and tests, what the inspection's gauges would read."""
+        base = self._parts.get(unit)
+        return () if base is None or base.unit else self._measure(base)
 
     def _measure(self, base: Part) -> tuple[MemberPose, ...]:
         """Where every part joined to ``base`` sits, in the base's frame from its top centre:

@@ -231,7 +231,12 @@ class ControlDesk:
         extra: dict[str, float | bool] = {}
         if req.action in (FaultKind.SLOW_ROBOT, FaultKind.CYCLE_CREEP):
             extra["factor"] = req.factor
-        elif req.action in (FaultKind.MESSAGE_LOSS, FaultKind.GRIPPER_WEAR, FaultKind.BELT_WEAR):
+        elif req.action in (
+            FaultKind.MESSAGE_LOSS,
+            FaultKind.GRIPPER_WEAR,
+            FaultKind.BELT_WEAR,
+            FaultKind.TOOL_WEAR,
+        ):
             extra["share"] = req.factor
         elif req.action == FaultKind.JOINT_DRIFT:
             extra["joint"] = int(req.factor)

@@ -25,6 +25,7 @@ from typing import Any
 from bus.enums import COMPLETED_EVENTS, DEGRADING_KINDS, FaultKind, PackMLState
 from bus.simtime import NS
 from bus.timebuckets import FAILURE_STATES, HOLD_STATES, LOST, REPAIRED_STATE
+from supervisor.quality import QualityTracker
 
 DETECT_GRACE_S = 2.0
 """A fault that lasts is detected while it lasts (or this soon after): a sign that comes later
@@ -122,8 +123,8 @@ def _redone(f: Fault, kind: str, ev: Mapping[str, Any]) -> str:
 
 
 def step_of(op_id: str) -> str:
-    """The recipe step of an operation id (``<unit>/<step>``)."""
-    return op_id.rpartition("/")[2]
+    """The recipe step of an operation id (``<unit>/<step>``, a rework's too)."""
+    return op_id.rpartition("/")[2].partition("~")[0]
 
 
 class FaultTracker:
@@ -136,6 +137,8 @@ class FaultTracker:
         self.outages: list[Outage] = []
         self.good = 0
         self.scrapped = 0
+        self.quality = QualityTracker()
+        """Units inspected and good, per cell, robot and station (``supervisor.quality``)."""
         self.cycles_s: list[float] = []
         self.fixtures: set[str] = set()
         self.ideal_ns: dict[str, int] = {}
@@ -181,6 +184,7 @@ class FaultTracker:
                 self._settle()
         self._timeline(t, kind, ev)
         self._work(t, kind, ev)
+        self.quality.feed(ev)
         if t == self._tick_ns:
             self._tick.append(ev)
 

@@ -90,6 +90,13 @@ SERIES: Mapping[str, Series] = {
     ),
     "carries": Series("gripper", "gripper_wear", "part lost per carry (0/1)", "up", 5, 0.15, 10.0),
     "transits": Series("belt", "belt_wear", "transit time (s)", "up", 5, 0.25, 10.0, 4.0),
+    "placements": Series(
+        "placement", "joint_drift", "placement defect per checked step (0/1)", "up", 5, 0.15, 10.0
+    ),
+    "fastenings": Series(
+        "screwdriver", "tool_wear", "fastening defect per checked step (0/1)", "up", 5, 0.15, 10.0
+    ),
+    "stations": Series("fixture", "station", "defective unit (0/1)", "up", 5, 0.15, 10.0),
 }
 """The four series: what a drift names, how much is learned first, the sigma floor, the
 threshold (``h`` / ``lambda``, baseline sigmas) and the cap on a sample's score. The floors:
@@ -100,7 +107,14 @@ plentiful: 20 of them are learned); a loss a carry counts as if losses varied by
 and two within about ten carries are; a quarter second of transit. Operation times and
 transits are capped at 4 sigmas: one operation that waited out a restart, one part that
 rode through a short jam, is never an alarm alone; three in a row are. Tracking is judged
-with h = 20: 28 joint series a cell, one sample a second each."""
+with h = 20: 28 joint series a cell, one sample a second each. Defects are judged as carries
+are: one defect is no alarm, two within about ten checked steps are."""
+FINISHED = ("unit_shipped", "unit_scrapped", "arm_commissioned")
+"""Event kinds after which a unit is no longer followed."""
+DEFECTS = ("placements", "fastenings", "stations")
+"""The defect series: their baseline is known, not learned (``Health._expect``)."""
+MAX_UNITS = 256
+"""Units whose checked steps are remembered until their inspection (the oldest go first)."""
 
 
 @dataclasses.dataclass(slots=True)
@@ -125,10 +139,13 @@ class Health:
         op_of: Callable[[str], Op | None],
         jammed: Callable[[], Collection[str]] = frozenset,
         method: str = "cusum",
+        false_reject: float = 0.0,
     ) -> None:
         """``op_of`` finds an operation by id (its step and stations); ``jammed`` says which
         belts the supervisor holds for jammed now (a ride through a jam is no transit);
-        ``method`` is the drift statistic (``cusum`` or ``page_hinkley``)."""
+        ``method`` is the drift statistic (``cusum`` or ``page_hinkley``); ``false_reject``
+        the inspection's rate of failing good work (a sound robot's defect rate)."""
+        self.false_reject = false_reject
         self.robots = set(robots)
         self.op_of = op_of
         self.jammed = jammed
@@ -153,6 +170,14 @@ class Health:
         self.diagnosed: dict[str, dict[str, Any]] = {}
         """``target/part`` -> the diagnosis, once made."""
         self.refused = 0
+        self.checked: dict[str, dict[str, list[str]]] = {}
+        """Unit -> checked step -> [robot, series kind], until the unit is inspected."""
+        self.fixture: dict[str, str] = {}
+        """Unit -> the fixture it is built in, until it is inspected."""
+        self.defects: dict[str, dict[str, dict[str, int]]] = {}
+        """Robot -> {"steps": step -> defects, "stations": station -> defects}."""
+        self.blamed: dict[str, deque[list[str]]] = {}
+        """Station -> the robots whose steps were defective, per recent defective unit."""
         self._pending: list[_Pending] = []
 
     def add_robot(self, name: str) -> None:
@@ -165,6 +190,9 @@ class Health:
         """An event-log observer: operation times and carries from the robots' reports."""
         kind, t = rec.get("kind"), rec.get("t_ns")
         op_id, robot = str(rec.get("op", "")), str(rec.get("robot", ""))
+        if isinstance(t, int) and kind in ("unit_started", "inspected", *FINISHED):
+            self._unit(rec, t)
+            return
         if not isinstance(t, int) or robot not in self.robots:
             return
         if kind == "op_awarded":
@@ -186,6 +214,55 @@ class Health:
                 self._sample("carries", robot, "gripper", float(lost), t)
         if kind == "op_done" and began is not None and began[0] == robot:
             self._op_time(robot, op, (t - int(began[1])) / NS, t)
+        if kind == "op_done" and (op.spec.tolerance > 0 or op.spec.min_torque > 0):
+            series = "fastenings" if op.spec.skill is Skill.FASTEN else "placements"
+            if op.unit in self.checked or len(self.checked) < MAX_UNITS:
+                self.checked.setdefault(op.unit, {})[op.spec.name] = [robot, series]
+
+    def _unit(self, rec: Mapping[str, Any], t_ns: int) -> None:
+        """A unit started (its fixture) or inspected: a defect sample for each checked step
+        of it and for its station."""
+        unit, kind = str(rec.get("unit", "")), rec.get("kind")
+        if kind == "unit_started":
+            if unit in self.fixture or len(self.fixture) < MAX_UNITS:
+                self.fixture[unit] = str(rec.get("fixture", ""))
+            return
+        if kind in FINISHED:
+            self.fixture.pop(unit, None)
+            self.checked.pop(unit, None)
+            return
+        steps = self.checked.pop(unit, None)
+        station = self.fixture.get(unit, "")
+        if not steps:
+            return  # nothing of it checked (or inspected again: its steps were judged)
+        raw = rec.get("defects")
+        named = (
+            {str(d[0]) for d in raw if isinstance(d, list) and d}
+            if isinstance(raw, list)
+            else set()
+        )
+        blamed = sorted({steps[s][0] for s in named if s in steps})
+        for step, (robot, series) in sorted(steps.items()):
+            bad = step in named
+            if bad:
+                mine = self.defects.setdefault(robot, {"steps": {}, "stations": {}})
+                mine["steps"][step] = mine["steps"].get(step, 0) + 1
+                if station:
+                    mine["stations"][station] = mine["stations"].get(station, 0) + 1
+            self._sample(series, robot, SERIES[series].component, float(bad), t_ns)
+        if station:
+            if named:
+                self.blamed.setdefault(station, deque(maxlen=RECENT)).append(blamed)
+            self._sample("stations", station, "fixture", float(bool(named)), t_ns)
+
+    def _explained(self, station: str) -> bool:
+        """Whether one robot did a defective step of every recent defective unit at
+        ``station`` (then its own series names the cause, not the station)."""
+        recent = list(self.blamed.get(station, ()))
+        if not recent:
+            return False
+        common = set(recent[0]).intersection(*recent[1:])
+        return bool(common)
 
     def _bids(self, op_id: str, bids: Any, t_ns: int) -> None:
         """Every idle bidder's planned time for the operation, against its first plan for the
@@ -264,11 +341,23 @@ class Health:
         if det is None:
             det = self.detectors[key] = self._detector(kind)
             self.recent[key] = deque(maxlen=RECENT)
+            if kind in DEFECTS:
+                self._expect(det)
         self.recent[key].append(round(x, 6))
         self.stamps.setdefault(key, deque(maxlen=RECENT)).append(t_ns)
         alarm = det.update(x)
         if alarm is not None and f"{target}/{part}" not in self.diagnosed:
             self._pending.append(_Pending(t_ns, kind, target, part, alarm, list(self.recent[key])))
+
+    def _expect(self, det: Detector) -> None:
+        """A defect series is not learned but known: sound work is rejected only by the
+        inspection's own false rejects, so its baseline is that share (a robot that fastens
+        once a minute would take five minutes to learn, and a wear begun before would be
+        learned as its normal)."""
+        p0 = self.false_reject
+        sigma = max(math.sqrt(p0 * (1 - p0)), SERIES["fastenings"].min_sigma)
+        det.baseline.mean, det.baseline.sigma = p0, sigma
+        det.baseline.samples, det.baseline.ready = [], True
 
     def _detector(self, kind: str) -> Detector:
         spec = SERIES[kind]
@@ -293,17 +382,28 @@ class Health:
         for p in pending:
             if any(n.partition("/")[0] == p.target for n in self.diagnosed):
                 continue  # one cause a target: what drifts after it is most often its effect
+            if p.kind == "stations" and self._explained(p.target):
+                continue  # a robot's defects, not the station's: its own series names it
             spec = SERIES[p.kind]
             who = {"robot": p.target} if p.kind != "transits" else {"conveyor": p.target}
+            if p.kind == "stations":
+                who = {"station": p.target}
             fields: dict[str, Any] = {
                 **who,
                 "target": p.target,
                 "component": p.part,
                 "cause": spec.cause,
                 "quantity": spec.quantity,
-                "evidence": {**p.alarm.evidence(), "learned_over": spec.learn},
+                "evidence": {
+                    **p.alarm.evidence(),
+                    "learned_over": 0 if p.kind in DEFECTS else spec.learn,
+                },
                 "recent": p.recent,
             }
+            if p.kind in ("placements", "fastenings"):
+                fields["defects"] = self.defects.get(p.target, {"steps": {}, "stations": {}})
+            elif p.kind == "stations":
+                fields["defects"] = {"robots": [list(r) for r in self.blamed.get(p.target, ())]}
             self.diagnosed[f"{p.target}/{p.part}"] = {
                 "t_ns": now_ns,
                 "cause": spec.cause,
@@ -336,11 +436,15 @@ class Health:
         for key, det in self.detectors.items():
             if key.partition(":")[2].partition("/")[0] == target:
                 det.reset()
+                if key.partition(":")[0] in DEFECTS:
+                    self._expect(det)
         for learned in (self.learned, self.bid_learned):
             for step in [s for s in learned if s.partition("/")[0] == target]:
                 del learned[step]
         for name in [n for n in self.diagnosed if n.partition("/")[0] == target]:
             del self.diagnosed[name]
+        self.defects.pop(target, None)
+        self.blamed.pop(target, None)
 
     # ------------------------------------------------------------------ report, journal
 
@@ -384,6 +488,10 @@ class Health:
             "diagnosed": dict(sorted(self.diagnosed.items())),
             "robots": sorted(self.robots),
             "refused": self.refused,
+            "checked": dict(sorted(self.checked.items())),
+            "fixture": dict(sorted(self.fixture.items())),
+            "defects": dict(sorted(self.defects.items())),
+            "blamed": {k: list(v) for k, v in sorted(self.blamed.items())},
         }
 
     def restore(self, data: dict[str, Any]) -> None:
@@ -405,4 +513,12 @@ class Health:
         self.diagnosed = {k: dict(v) for k, v in data["diagnosed"].items()}
         self.robots |= set(data["robots"])
         self.refused = int(data["refused"])
+        self.checked = {
+            u: {s: list(v) for s, v in st.items()} for u, st in data.get("checked", {}).items()
+        }
+        self.fixture = dict(data.get("fixture", {}))
+        self.defects = {
+            r: {k: dict(v) for k, v in d.items()} for r, d in data.get("defects", {}).items()
+        }
+        self.blamed = {k: deque(v, maxlen=RECENT) for k, v in data.get("blamed", {}).items()}
         self._pending = []

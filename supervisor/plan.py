@@ -21,6 +21,8 @@ from bus.enums import Skill
 from bus.messages import Operation, PartPose
 from supervisor.errors import IllegalTransition
 
+REWORK_MARK = "~rework"
+"""Between a step's name and its rework's number in an operation id."""
 PLACEHOLDERS = ("fixture", "unit")
 """Stand for the unit's fixture; ``mount`` stands for the mount point kept for the unit."""
 
@@ -87,6 +89,9 @@ class Op:
     """Recoveries auctioned for it so far."""
     base_kind: str = ""
     """The part kind of its unit's base (which recipe it belongs to)."""
+    rework: int = 0
+    """For a step given out again after a failed inspection: which rework it is (its id says
+    so: a robot that did the step before answers a repeated id with its old report)."""
 
     def move(self, to: OpState) -> None:
         """Change state along an edge of ``TRANSITIONS``; any other change raises."""
@@ -98,8 +103,9 @@ class Op:
 
     @property
     def op_id(self) -> str:
-        """Stable id: ``<unit>/<step>``."""
-        return f"{self.unit}/{self.spec.name}"
+        """Stable id: ``<unit>/<step>`` (``<unit>/<step>~rework<n>`` for a rework)."""
+        tail = f"{REWORK_MARK}{self.rework}" if self.rework else ""
+        return f"{self.unit}/{self.spec.name}{tail}"
 
     @property
     def stations(self) -> tuple[str, ...]:
@@ -155,6 +161,8 @@ class Unit:
     """For an arm: the mount point kept for it from its start (it becomes a robot there)."""
     base_kind: str = ""
     """The part kind of its base (which recipe it follows)."""
+    reworks: int = 0
+    """How many times it went back after a failed inspection (``supervisor.rework``)."""
 
     def op(self, name: str) -> Op:
         """The step called ``name``."""

@@ -12,8 +12,11 @@ same numbers. The definitions (``docs/faults.md``, "KPIs"):
   output is its operations done, each worth the fastest time any robot did
   that recipe step in; the cell's is its units shipped, worth the fastest
   unit cycle shared by the fixtures that work at once;
-* quality = good / all: operations done over done and failed for a robot,
-  units shipped over shipped and scrapped for the cell;
+* quality = good / all (``supervisor.quality``): units that passed their first
+  inspection over units inspected, for the cell and for each robot over the
+  units it worked on; before any unit was inspected (a recipe with no
+  inspection), operations done over done and failed for a robot, units
+  shipped over shipped and scrapped for the cell;
 * OEE = availability x performance x quality;
 * MTBF = (run - time down) / failures (the run when nothing failed); MTTR =
   mean time of the repairs that finished (None when none did). A robot's
@@ -139,7 +142,8 @@ def figures(tr: FaultTracker, now_ns: int) -> dict[str, Any]:
         ideal = sum(n * tr.ideal_ns[step] for step, n in log.done.items() if step in tr.ideal_ns)
         p = _div(ideal, production)
         done = sum(log.done.values())
-        q = _div(done, done + log.failed)
+        q = tr.quality.robot_quality(name)
+        q = _div(done, done + log.failed) if q is None else q
         avail[name] = a
         robots[name] = {
             "availability": _ratio(a),
@@ -160,7 +164,8 @@ def figures(tr: FaultTracker, now_ns: int) -> dict[str, Any]:
     cell_p = (
         _div(ideal_cycle / stations * tr.good, production_s) if ideal_cycle is not None else None
     )
-    cell_q = _div(tr.good, tr.good + tr.scrapped)
+    cell_q = tr.quality.cell.quality
+    cell_q = _div(tr.good, tr.good + tr.scrapped) if cell_q is None else cell_q
     cell_oee = _product(cell_a, cell_p, cell_q)
     cell = {
         "availability": _ratio(cell_a),
@@ -274,4 +279,5 @@ def add_figures(report: dict[str, Any], tr: FaultTracker, now_ns: int) -> dict[s
         robots.setdefault(name, {}).update(extra)
     for key in ("faults", "by_fault_kind", "outages"):
         report[key] = figs[key]
+    report["quality"] = tr.quality.report()
     return report

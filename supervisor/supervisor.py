@@ -118,8 +118,9 @@ class Supervisor:
             (r.name for r in cell.robots),
             op_of=lambda op: self.units.ops.get(op),
             jammed=lambda: self.watch.jammed,
+            false_reject=max(r.false_reject for r in cell.recipes),
         )
-        """Self-diagnosis: drift in tracking errors, operation times, carries and belt transits."""
+        """Self-diagnosis: drift in tracking errors, times, carries, transits and defects."""
         self.events = EventLog(
             out_dir / "events.jsonl" if out_dir else None,
             lines=history,

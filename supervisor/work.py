@@ -16,7 +16,7 @@ from bus.cellspec import CellSpec
 from bus.enums import OpStatus, PackMLState, Skill
 from bus.messages import Award, Heartbeat, OpReport, ReportAck, Revoke
 from bus.participant import Outbox
-from supervisor import recovery
+from supervisor import recovery, rework
 from supervisor.assignments import Assignments
 from supervisor.builds import Builds
 from supervisor.eventlog import EventLog
@@ -268,9 +268,14 @@ class Work:
 
     def _judge(self, unit: Unit, rep: OpReport) -> None:
         """Compare what the camera saw with what the recipe puts on the unit (``inspection``)."""
-        verdict = judge(
-            self.cell.recipe_for(unit.base_kind or self.cell.recipe.base), rep.inspection
-        )
-        if not verdict.ok:
-            unit.rejected, unit.reason = True, verdict.reason
+        recipe = self.cell.recipe_for(unit.base_kind or self.cell.recipe.base)
+        verdict = judge(recipe, rep.inspection)
         self.events.write(self.time.ns, "inspected", unit=unit.unit_id, **verdict.fields)
+        steps = tuple(step for step, _ in verdict.defects)
+        if not verdict.ok and rework.reworkable(recipe, unit, steps):
+            redone = rework.redo(self.units, unit, steps)
+            self.events.write(
+                self.time.ns, "unit_rework", unit=unit.unit_id, steps=redone, reason=verdict.reason
+            )
+        elif not verdict.ok:
+            unit.rejected, unit.reason = True, verdict.reason

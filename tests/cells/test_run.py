@@ -50,6 +50,13 @@ def test_one_process_run_builds_and_ships_phones(cell: CellSpec, tmp_path: Path)
         series = kpis["health"]["targets"][robot]["series"]
         assert series["tracking/joint 1"]["learned"] and series["carries/gripper"]["learned"]
         assert kpis["health"]["targets"][robot]["diagnoses"] == []
+    # every unit measured against its steps' tolerances and torques passed: quality is 100%
+    inspected = [e for e in log if e["kind"] == "inspected"]
+    assert inspected and all(e["ok"] and "defects" not in e for e in inspected)
+    q = kpis["quality"]
+    assert (q["inspected"], q["good"], q["quality"]) == (len(inspected), len(inspected), 1.0)
+    assert kpis["oee"]["quality"] == 1.0
+    assert all(kpis["robots"][r]["oee"]["quality"] == 1.0 for r in q["robots"])
 
 
 @pytest.mark.timeout(600)

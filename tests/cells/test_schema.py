@@ -145,6 +145,46 @@ def test_missing_capability(tmp_path: Path) -> None:
     assert "no robot has capability 'inspect'" in err.reason
 
 
+def test_the_assembly_cell_checks_its_placements_and_its_screws() -> None:
+    recipe = load_cell(ASSEMBLY).recipe
+    tolerances = {o.name: o.tolerance for o in recipe.ops if o.tolerance}
+    assert tolerances == dict.fromkeys(("place_battery", "place_board", "place_screen"), 0.0025)
+    fasten = recipe.op("fasten")
+    assert (fasten.torque, fasten.min_torque, fasten.screws) == (0.3, 0.25, 4)
+    assert (recipe.false_accept, recipe.false_reject, recipe.rework) == (0.0, 0.0, False)
+
+
+@pytest.mark.parametrize(
+    ("where", "change", "key", "why"),
+    [
+        (4, {"tolerance": 0.002}, "recipe.ops[4].tolerance", "only a part placed"),
+        (0, {"tolerance": 0.002}, "recipe.ops[0].tolerance", "only a part placed"),
+        (1, {"tolerance": 0.2}, "recipe.ops[1].tolerance", "at most 0.05"),
+        (1, {"tolerance": -1.0}, "recipe.ops[1].tolerance", "positive"),
+        (1, {"torque": 0.3}, "recipe.ops[1].torque", "only a fasten step"),
+        (4, {"torque": 0.3, "min_torque": 0.3}, "recipe.ops[4].min_torque", "below the torque"),
+        (4, {"torque": 0.3, "screws": 0}, "recipe.ops[4].screws", "positive integer"),
+        (4, {"min_torque": 0.2, "torque": None}, "recipe.ops[4].min_torque", "needs the step"),
+        (None, {"false_accept": 0.6}, "recipe.false_accept", "from 0 to 0.5"),
+        (None, {"false_reject": -0.1}, "recipe.false_reject", "must not be negative"),
+        (None, {"rework": "yes"}, "recipe.rework", "true or false"),
+    ],
+)
+def test_a_bad_quality_check_names_its_key(
+    tmp_path: Path, where: int | None, change: dict[str, Any], key: str, why: str
+) -> None:
+    def mutate(d: dict[str, Any]) -> None:
+        table = d["recipe"] if where is None else d["recipe"]["ops"][where]
+        for k, v in change.items():
+            if v is None:
+                table.pop(k, None)
+            else:
+                table[k] = v
+
+    err = broken(tmp_path, mutate)
+    assert (err.key, why in err.reason) == (key, True), err.reason
+
+
 def test_cycle(tmp_path: Path) -> None:
     err = broken(tmp_path, lambda d: d["recipe"]["ops"][0].update(after=["unload"]))
     assert "cycle" in err.reason

@@ -118,6 +118,8 @@ def test_a_worn_gripper_lets_its_part_fall(world: World) -> None:
         ("belt_wear", "infeed", 1.0, "share of belt speed"),
         ("cycle_creep", "R1", 1.0, "cycle creep"),
         ("cycle_creep", "R9", 2.0, "no robot"),
+        ("tool_wear", "R1", 1.0, "share of torque"),
+        ("tool_wear", "infeed", 0.5, "no robot"),
     ],
 )
 def test_bad_wear_is_refused_with_why(
@@ -135,6 +137,8 @@ def test_a_scenario_takes_the_wear_kinds_with_their_own_keys(cell: CellSpec) -> 
                 {"at": 10, "target": "R2", "kind": "gripper_wear", "duration": 100},
                 {"at": 10, "target": "outfeed", "kind": "belt_wear", "duration": 100, "share": 0.3},
                 {"at": 10, "target": "R3", "kind": "cycle_creep", "duration": 100, "factor": 2.5},
+                {"at": 10, "target": "R4", "kind": "tool_wear", "duration": 100, "share": 0.4},
+                {"at": 20, "target": "R4", "kind": "tool_wear", "duration": 100},
             ]
         },
         cell,
@@ -145,6 +149,7 @@ def test_a_scenario_takes_the_wear_kinds_with_their_own_keys(cell: CellSpec) -> 
     assert by_kind[FaultKind.GRIPPER_WEAR].amount == 0.5  # the default share
     assert by_kind[FaultKind.BELT_WEAR].amount == 0.3
     assert by_kind[FaultKind.CYCLE_CREEP].amount == 2.5
+    assert [f.amount for f in faults if f.kind is FaultKind.TOOL_WEAR] == [0.4, 0.5]
 
 
 @pytest.mark.parametrize(
@@ -154,6 +159,8 @@ def test_a_scenario_takes_the_wear_kinds_with_their_own_keys(cell: CellSpec) -> 
         ({"kind": "joint_drift", "target": "R1", "duration": 9, "joint": 8}, "joint", "1 to 7"),
         ({"kind": "belt_wear", "target": "R1", "duration": 9}, "target", "infeed"),
         ({"kind": "cycle_creep", "target": "R1"}, "duration", "needs a duration"),
+        ({"kind": "tool_wear", "target": "R1", "duration": 9, "share": 1.0}, "share", "torque"),
+        ({"kind": "tool_wear", "target": "R1", "duration": 9, "factor": 2}, "factor", "only"),
     ],
 )
 def test_a_bad_wear_entry_names_its_key(
