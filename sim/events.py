@@ -8,7 +8,11 @@ this one keeps each part's *place* and a pose derived from it:
   queueing behind the part ahead and at the stop (a jam or a worn belt
   changes the speed, ``sim.wear``); the end sensor sees the part at the stop;
 * a part on a fixture, stand, mount or tray sits at that station's pose; a
-  part on a unit sits at its recipe offset on the base, exactly;
+  part on a unit sits at its recipe offset on the base, exactly (so no
+  placement is ever out of its tolerance here: a drifting joint misplaces
+  parts only in physics); screws are driven as in physics, to the recipe's
+  torque with the clutch's scatter, short of it by a worn screwdriver's loss
+  (``tool_wear``), and the inspection draws its chance of error as there;
 * an arm has no pose at all: an agent at events fidelity times its motions
   from the calibration (``robots.timed``) and says with each grasp which part
   it closes on and with each release where it puts it (``RobotAct.aim``);
@@ -311,6 +315,7 @@ class EventWorld(World):
             self.counters["fasten_unknown"] += 1
             log.warning("world: %s: cannot fasten %r: not a unit in the world", arm.name, unit)
             return
+        self._drive_screws(arm, base)  # each screw's torque, as in physics (``tool_wear``)
         if not base.fastened:
             base.fastened = True
             self._emit(WorldEventKind.FASTENED, base, base.location, arm.name)
@@ -321,9 +326,17 @@ class EventWorld(World):
             return Inspection(unit=unit, kinds=(), fastened=False)
         kinds = tuple(sorted(self._parts[m].kind.name for m in base.members))
         measured: tuple[MemberPose, ...] = ()
-        if base.kind.name in self._base_kinds and self.cell.recipe_for(base.kind.name).tolerance:
+        draw = round(self._inspect_rng.random(), 6)
+        if base.kind.name in self._base_kinds and self.cell.recipe_for(base.kind.name).checks:
             measured = tuple(self._member_pose(base, self._parts[m]) for m in base.members)
-        return Inspection(unit=unit, kinds=kinds, fastened=base.fastened, members=measured)
+        return Inspection(
+            unit=unit,
+            kinds=kinds,
+            fastened=base.fastened,
+            members=measured,
+            torques=base.torques,
+            draw=draw,
+        )
 
     def _member_pose(self, base: Part, member: Part) -> MemberPose:
         dx, dy, dz = self._offsets.get((base.kind.name, member.kind.name), (0.0, 0.0, 0.0))
