@@ -47,6 +47,7 @@ from cells.lifecycle import RunMeta, Signals, WorldRecords, write_meta
 from cells.resume import write_off
 from robots import RobotAgent
 from sim import SimServer, World
+from sim.feeders import FeedGate
 from sim.rebuild import KeptUnit
 from supervisor import Supervisor
 
@@ -82,6 +83,9 @@ class RunOptions:
     """Allow a ``tcp://`` endpoint without keys (benchmarks, trusted networks)."""
     resume: Resume | None = None
     """Carry on the run in ``out_dir`` from its journal (``cells.resume``)."""
+    feed_gate: FeedGate | None = None
+    """Where the feeders' material comes from (a factory's store, ``factory.line``); none:
+    feeders never run out."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -191,6 +195,8 @@ def _server(
         subscribers=opts.subscribers,
         keys_dir=opts.keys_dir,
     )
+    if opts.feed_gate is not None:
+        server.world.gate_feeders(opts.feed_gate)
     if opts.realtime > 0:
         server.pace_realtime = opts.realtime
     if opts.resume is not None:
