@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 
 PACE_FACTORS = (1e-3, 1e3)
 """The real-time factors ``--realtime`` takes (as ``pace realtime`` does, ``sim.host``)."""
-WRITERS = ("run", "sim", "record", "agent", "supervisor", "sweep")
+WRITERS = ("run", "sim", "record", "agent", "supervisor", "sweep", "factory")
 """The subcommands that write runs, journals, logs or bags: owner-only (umask 077)."""
 
 

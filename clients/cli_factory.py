@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from bus.errors import LightsoutError
+from clients.args import positive, whole
 
 
 def cmd_factory_check(args: argparse.Namespace, console: Console) -> int:
@@ -31,6 +32,84 @@ def cmd_factory_check(args: argparse.Namespace, console: Console) -> int:
         highlight=False,
     )
     return 0
+
+
+def cmd_factory_run(args: argparse.Namespace, console: Console) -> int:
+    """Run every line of a factory under one coordinator and print what it did."""
+    from cells.launch import run_dir
+    from factory.run import OrderLine, run_factory
+    from factory.schema import load_factory
+
+    spec = load_factory(args.file)
+    orders = [OrderLine.parse(o) for o in args.order]
+    out = run_dir(Path(args.runs_dir), args.name or f"{spec.name}-seed{args.seed}")
+    console.print(
+        f"[bold]{spec.name}[/bold]: {len(spec.lines)} lines, {args.duration:g} s of sim time, "
+        f"seed {args.seed}, one process",
+        highlight=False,
+    )
+    kpis = run_factory(spec, out, orders=orders, duration_s=args.duration, seed=args.seed)
+    print_factory(kpis, console)
+    console.print(f"results:   {out / 'kpis.json'}")
+    console.print(f"events:    {out / 'events.jsonl'}")
+    console.print(f"genealogy: {out / 'genealogy.sqlite'} (lightsout trace / recall --run {out})")
+    return 0 if kpis["material_balanced"] else 1
+
+
+def print_factory(kpis: dict[str, Any], console: Console) -> None:
+    """Lines, orders, stores and the material balance of a factory run, as tables."""
+    lines = Table(
+        "line", "released", "shipped", "units/h", "OEE", "ledger", "stock-outs", title="lines"
+    )
+    for name, ln in kpis["lines"].items():
+        oee = ln["oee"]
+        lines.add_row(
+            name,
+            str(ln["released"]),
+            str(ln["units_shipped"]),
+            f"{ln['throughput_per_hour'] or 0:.0f}",
+            f"{oee:.1%}" if isinstance(oee, float) else "-",
+            "balanced" if ln["ledger_balanced"] else "[red]NOT balanced[/red]",
+            ", ".join(f"{k} {n}" for k, n in ln["stockouts"].items()) or "-",
+        )
+    console.print(lines)
+    orders = Table(
+        "order", "customer", "product", "qty", "built", "due", "shipped", "late", title="orders"
+    )
+    for oid, o in kpis["orders"].items():
+        shipped = "-" if o["shipped_s"] is None else f"{o['shipped_s']:.0f} s ({o['shipment']})"
+        orders.add_row(
+            oid,
+            o["customer"],
+            o["product"],
+            str(o["quantity"]),
+            str(o["built"]),
+            f"{o['due_s']:g} s",
+            shipped,
+            f"{o['lateness_s']:g} s",
+        )
+    console.print(orders)
+    mat = Table(
+        "part",
+        "received",
+        "in store",
+        "WIP",
+        "consumed",
+        "scrapped",
+        "shipped",
+        "balance",
+        title="material",
+    )
+    for kind, m in kpis["material"].items():
+        mat.add_row(
+            kind,
+            *(
+                str(m[k])
+                for k in ("received", "in_store", "wip", "consumed", "scrapped", "shipped")
+            ),
+            "ok" if m["balanced"] else "[red]NOT balanced[/red]",
+        )
+    console.print(mat)
 
 
 def _db(args: argparse.Namespace) -> Path:
@@ -87,14 +166,16 @@ def cmd_recall(args: argparse.Namespace, console: Console) -> int:
         units = g.recall(args.lot)
     if not args.quiet:
         supplier, kind, size, at = lot
-        shipped = sum(u.status == "shipped" for u in units)
+        built = sum(u.status == "shipped" for u in units)
+        delivered = sum(u.shipment is not None for u in units)
         console.print(
             f"lot {args.lot}: {size} {kind} from {supplier}, received {_t(at)}; "
-            f"{len(units)} units hold its parts, {shipped} of them shipped",
+            f"{len(units)} units hold its parts: {built} built, {delivered} delivered",
             highlight=False,
         )
     for u in units:
-        print(u.serial if args.quiet else f"{u.serial} {u.status} {u.order_id or '-'}")
+        line = f"{u.serial} {u.status} {u.order_id or '-'} {u.shipment or '-'}"
+        print(u.serial if args.quiet else line)
     return 0
 
 
@@ -105,6 +186,20 @@ def add_commands(sub: Any) -> None:
     chk = fsub.add_parser("check", help="check a factory file and the cell files it names")
     chk.add_argument("file", help="factory file, e.g. cells/factory_2.toml")
     chk.set_defaults(func=cmd_factory_check)
+    run = fsub.add_parser("run", help="run every line under one coordinator (one process)")
+    run.add_argument("file", help="factory file, e.g. cells/factory_2.toml")
+    run.add_argument("--duration", type=positive, default=300.0, help="sim seconds (default 300)")
+    run.add_argument("--seed", type=whole(0), default=1, help="random seed (default 1)")
+    run.add_argument(
+        "--order",
+        action="append",
+        default=[],
+        metavar="CUSTOMER:PRODUCT:QTY:DUE_S[:rush]",
+        help="a customer order (repeat for more); a pull factory builds only what is ordered",
+    )
+    run.add_argument("--name", help="run name (default FACTORY-seedN)")
+    run.add_argument("--runs-dir", default="runs", help="where runs are written (default runs/)")
+    run.set_defaults(func=cmd_factory_run)
 
     for name, helptext, arg, func in (
         (

@@ -82,7 +82,7 @@ class UnitRecord:
     fixture: str
     started_ns: int
     status: str = "wip"
-    """``wip``, ``shipped`` or ``scrapped``."""
+    """``wip``, ``shipped`` (it left its line) or ``scrapped``."""
     ended_ns: int | None = None
     parts: list[str] = dataclasses.field(default_factory=list)
     ops: list[OpRecord] = dataclasses.field(default_factory=list)
@@ -94,6 +94,8 @@ class LineRecord:
 
     parts: tuple[PartRecord, ...]
     units: tuple[UnitRecord, ...]
+    scrapped: tuple[str, ...] = ()
+    """Parts written off (on their own or in a scrapped unit), each once, in order."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -121,6 +123,8 @@ class Recalled:
     serial: str
     status: str
     order_id: str | None
+    shipment: str | None
+    """The shipment that delivered it to its customer, if one did."""
     parts: tuple[str, ...]
     """Its parts from the lot."""
 
@@ -138,6 +142,7 @@ def read_line_run(run_dir: Path, *, products: Mapping[str, str]) -> LineRecord:
     kinds: dict[str, str] = {}
     units: dict[str, UnitRecord] = {}
     started: dict[tuple[str, str], int] = {}
+    scrapped: dict[str, None] = {}
     for n, ev in _events(path):
         kind = ev.get("kind")
         t = _int(ev, "t_ns", path, n)
@@ -157,8 +162,12 @@ def read_line_run(run_dir: Path, *, products: Mapping[str, str]) -> LineRecord:
             if unit in units:
                 begun = started.get((op, robot), t)
                 units[unit].ops.append(OpRecord(step, robot, begun, t))
+        elif kind == "part_scrapped":
+            scrapped[_s(ev, "part", path, n)] = None
         elif kind in ("unit_shipped", "unit_scrapped"):
             unit = _s(ev, "unit", path, n)
+            if kind == "unit_scrapped":
+                scrapped.update(dict.fromkeys(_strs(ev, "parts", path, n)))
             rec = units.get(unit)
             if rec is None:  # scrapped before it was started: no unit to speak of
                 continue
@@ -178,7 +187,8 @@ def read_line_run(run_dir: Path, *, products: Mapping[str, str]) -> LineRecord:
     for rec in units.values():
         if rec.unit not in rec.parts:  # a WIP unit's base part is the unit itself
             rec.parts.insert(0, rec.unit)
-    return LineRecord(tuple(parts), tuple(units.values()))
+    made = {p.part for p in parts}
+    return LineRecord(tuple(parts), tuple(units.values()), tuple(p for p in scrapped if p in made))
 
 
 def _events(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -355,12 +365,13 @@ class Genealogy:
     def recall(self, lot: str) -> list[Recalled]:
         """Every unit holding a part of ``lot`` (shipped, in progress or scrapped), by serial."""
         rows = self.db.execute(
-            "SELECT u.serial, u.status, u.order_id, group_concat(p.part, ' ') FROM parts p "
+            "SELECT u.serial, u.status, u.order_id, u.shipment, group_concat(p.part, ' ') "
+            "FROM parts p "
             "JOIN units u ON u.serial = p.serial WHERE p.lot = ? GROUP BY u.serial "
             "ORDER BY u.serial",
             (lot,),
         ).fetchall()
-        return [Recalled(s, st, o, tuple(sorted(ps.split(" ")))) for s, st, o, ps in rows]
+        return [Recalled(s, st, o, sh, tuple(sorted(ps.split(" ")))) for s, st, o, sh, ps in rows]
 
     def lot(self, lot: str) -> tuple[str, str, int, int] | None:
         """``(supplier, part_kind, size, received_ns)`` of a lot, or None if never received."""

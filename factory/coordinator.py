@@ -1,0 +1,229 @@
+"""The factory coordinator: at each step, purchases arrive, orders are released, lines are fed.
+
+Every line's feeders draw from a store (``sim.feeders.FeedGate``): a feeder
+makes a part only when its line has one of that kind at the line side, and
+each part it makes takes the lot of the oldest there. The coordinator fills
+the line side at fixed steps of sim time (``EPOCH_S``), every line stopped at
+the same step (``factory.run``), so what it decides depends only on where the
+lines are at that step, and a factory run is as reproducible as a cell run.
+
+At each step, in this order: purchases due arrive as lots; orders are released
+to lines by pull (``factory.orders.plan_releases``: a line that was starved at
+the last step takes nothing new); each line is given, from its store, one base
+part per released unit and the other parts its released units need plus
+``SPARE`` of each (a dropped part is replaced); what a store cannot give is a
+stock-out, logged, and the line is starved; then every kind at or below its
+reorder point is purchased. Everything decided is an event of the factory's
+own log (``events.jsonl``, kinds in ``KINDS``).
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+from typing import Any
+
+from factory.orders import LineView, OrderBook, plan_releases
+from factory.schema import FactorySpec, LineSpec
+from factory.stores import Material, PartsStore, open_stores
+
+EPOCH_S = 5.0
+"""Sim seconds between two coordinator steps."""
+HORIZON_S = 120.0
+"""A line is released at most its capacity over this many sim seconds ahead."""
+SPARE = 2
+"""Parts of each kind a line holds beyond what its released units need (drops, scrap)."""
+NS = 1_000_000_000
+
+KINDS = (
+    "order_added",
+    "order_released",
+    "lot_received",
+    "purchase",
+    "stockout",
+    "unit_built",
+    "shipment",
+    "run_end",
+)
+"""The kinds of line in a factory run's ``events.jsonl`` (``docs/factory.md``)."""
+
+
+class LineGate:
+    """A line's side of its store: the lots of the parts waiting for its feeders.
+
+    Implements ``sim.feeders.FeedGate`` (structurally: the factory does not import
+    ``sim``). Used on the line's world thread between steps and by the coordinator
+    at a step, never both at once (the lines wait at a barrier during a step).
+    """
+
+    def __init__(self, line: LineSpec) -> None:
+        self.line = line
+        self.kind_of = {f.name: f.part for f in line.cell.feeders}
+        self.side: dict[str, collections.deque[str]] = collections.defaultdict(collections.deque)
+        """Per part kind: the lot of each part drawn and not yet made, oldest first."""
+        self.drawn: collections.Counter[str] = collections.Counter()
+        self.made: collections.Counter[str] = collections.Counter()
+        self.lot_of: dict[str, str] = {}
+        """Part id (the line's own) -> the lot it was drawn from."""
+
+    def may_feed(self, feeder: str) -> bool:
+        """A feeder may make a part while its kind waits at the line side."""
+        return bool(self.side[self.kind_of[feeder]])
+
+    def fed(self, feeder: str, part: str) -> None:
+        """A part was made: it takes the oldest lot at the line side."""
+        kind = self.kind_of[feeder]
+        self.lot_of[part] = self.side[kind].popleft()
+        self.made[kind] += 1
+
+
+def per_unit(line: LineSpec) -> dict[str, int]:
+    """Parts of each kind one unit of the line's (first) recipe takes from its feeders."""
+    recipe = line.cell.recipe
+    fed = {f.part for f in line.cell.feeders}
+    out = collections.Counter(op.part for op in recipe.ops if op.part in fed)
+    out[recipe.base] = 1  # the base part is moved more than once, but is one part
+    return dict(out)
+
+
+class Coordinator:
+    """Owns the factory's stores, orders and material; steps at the lines' common times."""
+
+    def __init__(self, spec: FactorySpec, orders: OrderBook) -> None:
+        self.spec = spec
+        self.orders = orders
+        self.material = Material()
+        self.stores: dict[str, PartsStore] = open_stores(spec, self.material)
+        self.gates = {ln.name: LineGate(ln) for ln in spec.lines}
+        self.need = {ln.name: per_unit(ln) for ln in spec.lines}
+        self.starved: dict[str, set[str]] = {ln.name: set() for ln in spec.lines}
+        self.stockouts: collections.Counter[str] = collections.Counter()
+        """Per ``line/kind``: the steps at which the store could not give the line enough."""
+        self.events: list[dict[str, Any]] = []
+        for store in self.stores.values():
+            for lot in store.received:
+                self._log(
+                    0,
+                    "lot_received",
+                    lot=lot.lot,
+                    supplier=lot.supplier,
+                    part_kind=lot.kind,
+                    size=lot.size,
+                    store=store.name,
+                )
+        for o in orders.orders.values():
+            self._log(
+                o.created_ns,
+                "order_added",
+                order=o.order_id,
+                customer=o.customer,
+                product=o.product,
+                quantity=o.quantity,
+                due_ns=o.due_ns,
+                rush=o.rush,
+            )
+
+    def _log(self, t_ns: int, kind: str, **fields: Any) -> None:
+        self.events.append({"t_ns": t_ns, "kind": kind, **fields})
+
+    def released(self, line: str) -> int:
+        """Units ever released to ``line`` (less any withdrawn)."""
+        return sum(p.quantity - p.withdrawn for p in self.orders.production if p.line == line)
+
+    def step(self, t_ns: int) -> None:
+        """One coordinator step at sim time ``t_ns`` (every line stopped there)."""
+        for store in self.stores.values():
+            for lot in store.receive(t_ns):
+                self._log(
+                    t_ns,
+                    "lot_received",
+                    lot=lot.lot,
+                    supplier=lot.supplier,
+                    part_kind=lot.kind,
+                    size=lot.size,
+                    store=store.name,
+                )
+        views = []
+        for ln in self.spec.lines:
+            gate = self.gates[ln.name]
+            started = gate.made[ln.cell.recipe.base]
+            open_units = self.released(ln.name) - started
+            views.append(
+                LineView(
+                    ln.name, ln.products, ln.capacity_per_h, not self.starved[ln.name], open_units
+                )
+            )
+        decisions = plan_releases(list(self.orders.orders.values()), views, horizon_s=HORIZON_S)
+        for po in self.orders.release(decisions, t_ns):
+            why = next(
+                d.reason for d in decisions if d.order_id == po.order_id and d.line == po.line
+            )
+            self._log(
+                t_ns,
+                "order_released",
+                order=po.order_id,
+                production_order=po.po_id,
+                line=po.line,
+                quantity=po.quantity,
+                reason=why,
+            )
+        for ln in self.spec.lines:
+            self._feed(ln, t_ns)
+        for store in self.stores.values():
+            for buy in store.reorder(t_ns):
+                self._log(
+                    t_ns,
+                    "purchase",
+                    purchase=buy.po,
+                    supplier=buy.supplier,
+                    part_kind=buy.kind,
+                    size=buy.size,
+                    due_ns=buy.due_ns,
+                    store=store.name,
+                )
+
+    def _feed(self, ln: LineSpec, t_ns: int) -> None:
+        """Fill the line side of ``ln`` from its store up to what its released units need."""
+        gate, store = self.gates[ln.name], self.stores[ln.draws_from]
+        units = self.released(ln.name)
+        short = set()
+        for kind, n in sorted(self.need[ln.name].items()):
+            spare = 0 if kind == ln.cell.recipe.base else SPARE
+            want = units * n + (spare if units else 0) - gate.drawn[kind]
+            got = 0
+            while got < want:
+                lot = store.draw(kind, t_ns)
+                if lot is None:
+                    break
+                gate.side[kind].append(lot)
+                gate.drawn[kind] += 1
+                got += 1
+            if got < want:
+                short.add(kind)
+                self.stockouts[f"{ln.name}/{kind}"] += 1
+                self._log(
+                    t_ns,
+                    "stockout",
+                    line=ln.name,
+                    part_kind=kind,
+                    store=store.name,
+                    short=want - got,
+                    waiting=len(gate.side[kind]),
+                )
+        self.starved[ln.name] = short
+
+    def write_events(self, path: Any) -> None:
+        """The factory's event log, in sim-time order (steps first, then what followed)."""
+        ordered = sorted(enumerate(self.events), key=lambda e: (e[1]["t_ns"], e[0]))
+        with open(path, "w", encoding="utf-8") as f:
+            for _i, ev in ordered:
+                f.write(json.dumps(ev, sort_keys=True, separators=(",", ":")) + "\n")
+
+
+def step_times(duration_s: float) -> list[int]:
+    """The sim times of the coordinator's steps after the first (at 0), inside the run."""
+    out, k = [], 1
+    while k * EPOCH_S < duration_s:
+        out.append(round(k * EPOCH_S * NS))
+        k += 1
+    return out
