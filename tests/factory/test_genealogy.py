@@ -21,9 +21,9 @@ LOT = 3
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory: pytest.TempPathFactory, cell: CellSpec) -> Path:
-    """A real 100 s run of the assembly cell (one process, seed 3)."""
+    """A real 80 s run of the assembly cell (one process, seed 3)."""
     out = tmp_path_factory.mktemp("line") / "L1"
-    run_cell(cell, out, RunOptions(seed=3, duration_s=100.0))
+    run_cell(cell, out, RunOptions(seed=3, duration_s=80.0))
     return out
 
 

@@ -1,0 +1,176 @@
+"""``lightsout factory run``: two real lines under one coordinator, through the CLI.
+
+The factory is ``factory_2.toml`` with few screens in store, so the run has a
+stock-out, a purchase on the reorder point and its lot arriving after the lead
+time. What the coordinator says (``kpis.json``, its ``events.jsonl``) is checked
+against the lines' own event logs: pull (a line starts only units released to
+it), the material balance, the genealogy and the byte-for-byte reproducibility.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from clients.cli import main
+from factory.genealogy import DB_NAME, Genealogy
+
+ROOT = Path(__file__).resolve().parents[2]
+CELLS = ROOT / "cells"
+DURATION = "70"
+ORDERS = ["--order", "retail:phone:2:50:rush", "--order", "retail:phone:3:70"]
+
+
+def low_screens(tmp_path: Path) -> Path:
+    """factory_2 with 3 screens in store, a reorder point of 1 and lots of 4 due in 20 s."""
+    text = (CELLS / "factory_2.toml").read_text()
+    text = text.replace('cell = "assembly.toml"', f'cell = "{CELLS / "assembly.toml"}"')
+    text = text.replace("screen = 600 }", "screen = 3 }").replace("screen = 200 }", "screen = 1 }")
+    glass = text.index("[suppliers.glassworks]")
+    tail = text[glass:].replace("lot_size = 200", "lot_size = 4", 1)
+    tail = tail.replace("lead_time_s = 5400", "lead_time_s = 20", 1)
+    path = tmp_path / "low.toml"
+    path.write_text(text[:glass] + tail)
+    return path
+
+
+def run(tmp_path: Path, name: str) -> Path:
+    argv = ["factory", "run", str(low_screens(tmp_path)), "--duration", DURATION, *ORDERS]
+    assert main([*argv, "--runs-dir", str(tmp_path / "runs"), "--name", name]) == 0
+    return tmp_path / "runs" / name
+
+
+@pytest.fixture(scope="module")
+def out(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return run(tmp_path_factory.mktemp("factory"), "f")
+
+
+def jsonl(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def kpis(out: Path) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((out / "kpis.json").read_text())
+    return data
+
+
+def test_a_line_starts_only_the_units_released_to_it(out: Path) -> None:
+    events = jsonl(out / "events.jsonl")
+    released: Counter[str] = Counter()
+    for e in events:
+        if e["kind"] == "order_released":
+            released[e["line"]] += e["quantity"]
+    assert sum(released.values()) == 5 and len(released) == 2
+    for line, n in released.items():
+        started = [
+            e for e in jsonl(out / "lines" / line / "events.jsonl") if e["kind"] == "unit_started"
+        ]
+        assert len(started) <= n, line
+        assert kpis(out)["lines"][line]["built_unreleased"] == 0
+    rush = next(e for e in events if e["kind"] == "order_released")
+    assert rush["order"] == "O00001" and rush["reason"].startswith("rush")
+
+
+def test_a_stock_out_starves_a_line_and_the_reorder_point_buys_a_lot(out: Path) -> None:
+    events = jsonl(out / "events.jsonl")
+    outs = [e for e in events if e["kind"] == "stockout"]
+    assert outs and outs[0]["part_kind"] == "screen" and outs[0]["t_ns"] == 0
+    buy = next(e for e in events if e["kind"] == "purchase")
+    assert (buy["part_kind"], buy["size"], buy["t_ns"], buy["due_ns"]) == (
+        "screen",
+        4,
+        0,
+        20 * 10**9,
+    )
+    got = next(e for e in events if e["kind"] == "lot_received" and e["t_ns"] > 0)
+    assert got["t_ns"] == buy["due_ns"] and got["supplier"] == "glassworks"
+    assert sum(kpis(out)["lines"][ln]["stockouts"].get("screen", 0) for ln in ("L1", "L2")) >= 1
+
+
+def test_the_material_balances_against_the_lines_own_logs(out: Path) -> None:
+    """received (the lots) = in store + WIP + consumed + scrapped + shipped, with every term
+    but the store's stock counted here from the event logs."""
+    k = kpis(out)
+    events = jsonl(out / "events.jsonl")
+    delivered = {s for e in events if e["kind"] == "shipment" for s in e["units"]}
+    received: Counter[str] = Counter()
+    for e in events:
+        if e["kind"] == "lot_received":
+            received[e["part_kind"]] += e["size"]
+    counts = {s: Counter[str]() for s in ("wip", "consumed", "scrapped", "shipped")}
+    for line in ("L1", "L2"):
+        log = jsonl(out / "lines" / line / "events.jsonl")
+        kind = {e["part"]: e["part_kind"] for e in log if e["kind"] == "part_created"}
+        inside: set[str] = set()
+        for e in log:
+            if e["kind"] == "unit_shipped":
+                state = "shipped" if f"{line}:{e['unit']}" in delivered else "consumed"
+                for p in e["parts"]:
+                    counts[state][kind[p]] += 1
+                    inside.add(p)
+            elif e["kind"] in ("unit_scrapped", "part_scrapped"):
+                for p in e.get("parts", [e.get("part")]):
+                    if p in kind and p not in inside:
+                        counts["scrapped"][kind[p]] += 1
+                        inside.add(p)
+        for p, kd in kind.items():
+            if p not in inside:
+                counts["wip"][kd] += 1
+        for kd, n in k["lines"][line]["line_side"].items():
+            counts["wip"][kd] += n
+    for kd, row in k["material"].items():
+        stock = k["stores"]["inbound"]["stock"][kd]
+        assert row["received"] == received[kd], kd
+        assert {s: row[s] for s in counts} == {s: counts[s][kd] for s in counts}, kd
+        assert received[kd] == stock + sum(counts[s][kd] for s in counts), kd
+    assert k["material_balanced"] and k["material"]["screen"]["received"] > 3
+
+
+def test_orders_ship_when_complete_and_trace_names_the_order(
+    out: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    k = kpis(out)
+    rush = k["orders"]["O00001"]
+    assert rush["built"] == 2 and rush["shipment"] == "S00001"
+    shipment = next(e for e in jsonl(out / "events.jsonl") if e["kind"] == "shipment")
+    assert shipment["order"] == "O00001" and len(shipment["units"]) == 2
+    assert rush["lateness_s"] == pytest.approx(max(0.0, shipment["t_ns"] / 1e9 - 50), abs=1e-3)
+    serial = shipment["units"][0]
+    with Genealogy.open(out / DB_NAME) as g:
+        t = g.trace(serial)
+        assert t is not None and (t.order_id, t.shipment) == ("O00001", "S00001")
+        lots = {lot for _p, _k, lot, _s in t.parts}
+        assert all(lots) and len(lots) == 4
+        for lot in lots:
+            assert serial in {u.serial for u in g.recall(lot)}
+    assert main(["trace", serial, "--run", str(out)]) == 0
+    assert "O00001" in capsys.readouterr().out
+
+
+def test_the_same_factory_seed_and_orders_give_the_same_logs(out: Path, tmp_path: Path) -> None:
+    again = run(tmp_path, "g")
+    for rel in ("events.jsonl", "lines/L1/events.jsonl", "lines/L2/events.jsonl"):
+        assert (again / rel).read_bytes() == (out / rel).read_bytes(), rel
+
+
+@pytest.mark.parametrize(
+    ("extra", "says"),
+    [
+        ([], "without an order"),
+        (["--order", "retail:phone:x:10"], "--order: retail:phone:x:10: QUANTITY"),
+        (["--order", "nobody:phone:1:10"], "--order: nobody: unknown customer"),
+        (["--order", "retail:phone:0:10"], "--order: quantity"),
+    ],
+)
+def test_a_bad_order_is_one_line_and_writes_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], extra: list[str], says: str
+) -> None:
+    argv = ["factory", "run", str(CELLS / "factory_2.toml"), "--duration", "10", *extra]
+    assert main([*argv, "--runs-dir", str(tmp_path / "runs")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert says in err and "\n" not in err
+    assert not (tmp_path / "runs").exists()
