@@ -8,13 +8,16 @@ the same step (``factory.run``), so what it decides depends only on where the
 lines are at that step, and a factory run is as reproducible as a cell run.
 
 At each step, in this order: purchases due arrive as lots; orders are released
-to lines by pull (``factory.orders.plan_releases``: a line that was starved at
-the last step takes nothing new); each line is given, from its store, one base
-part per released unit and the other parts its released units need plus
-``SPARE`` of each (a dropped part is replaced); what a store cannot give is a
-stock-out, logged, and the line is starved; then every kind at or below its
-reorder point is purchased. Everything decided is an event of the factory's
-own log (``events.jsonl``, kinds in ``KINDS``).
+to lines by pull (``factory.orders.plan_releases``: a line starved at the last
+step takes nothing new); each line is given, from its store, one base part
+per released unit and the other parts its released units need plus ``SPARE``
+of each (a dropped part is replaced; parts of units taken back go back to the
+store, into their lots); what a store cannot give for the released units is a
+stock-out, logged, and the line is starved. A starved line keeps only the
+unstarted units the parts it got can make: the rest are withdrawn and
+released to lines that can be served, in the same step. Then every kind at
+or below its reorder point is purchased. Everything decided is an event of
+the factory's own log (``events.jsonl``, kinds in ``KINDS``).
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ KINDS = (
     "lot_received",
     "purchase",
     "stockout",
+    "order_withdrawn",
     "unit_built",
     "shipment",
     "run_end",
@@ -100,6 +104,8 @@ class Coordinator:
         self.stockouts: collections.Counter[str] = collections.Counter()
         """Per ``line/kind``: the steps at which the store could not give the line enough."""
         self.events: list[dict[str, Any]] = []
+        self._logged: set[tuple[str, str]] = set()
+        """The (line, kind) stock-outs logged in this step (each once a step)."""
         for store in self.stores.values():
             for lot in store.received:
                 self._log(
@@ -143,16 +149,37 @@ class Coordinator:
                     size=lot.size,
                     store=store.name,
                 )
+        self._logged = set()
+        for ln in self.spec.lines:  # what the lines were released: can their stores serve it?
+            self.starved[ln.name] = self._feed(ln, t_ns, log=False)
+        self._release(t_ns)
+        for ln in self.spec.lines:
+            self.starved[ln.name] = self._feed(ln, t_ns, log=True)
+        if sum(self._withdraw(ln, t_ns) for ln in self.spec.lines):
+            self._release(t_ns)
+            for ln in self.spec.lines:
+                self.starved[ln.name] = self._feed(ln, t_ns, log=True)
+        for store in self.stores.values():
+            for buy in store.reorder(t_ns):
+                self._log(
+                    t_ns,
+                    "purchase",
+                    purchase=buy.po,
+                    supplier=buy.supplier,
+                    part_kind=buy.kind,
+                    size=buy.size,
+                    due_ns=buy.due_ns,
+                    store=store.name,
+                )
+
+    def _release(self, t_ns: int) -> None:
+        """Release orders by pull to the lines not starved (``plan_releases``), and log it."""
         views = []
         for ln in self.spec.lines:
-            gate = self.gates[ln.name]
-            started = gate.made[ln.cell.recipe.base]
+            started = self.gates[ln.name].made[ln.cell.recipe.base]
             open_units = self.released(ln.name) - started
-            views.append(
-                LineView(
-                    ln.name, ln.products, ln.capacity_per_h, not self.starved[ln.name], open_units
-                )
-            )
+            available = not self.starved[ln.name]
+            views.append(LineView(ln.name, ln.products, ln.capacity_per_h, available, open_units))
         decisions = plan_releases(list(self.orders.orders.values()), views, horizon_s=HORIZON_S)
         for po in self.orders.release(decisions, t_ns):
             why = next(
@@ -167,29 +194,50 @@ class Coordinator:
                 quantity=po.quantity,
                 reason=why,
             )
-        for ln in self.spec.lines:
-            self._feed(ln, t_ns)
-        for store in self.stores.values():
-            for buy in store.reorder(t_ns):
-                self._log(
-                    t_ns,
-                    "purchase",
-                    purchase=buy.po,
-                    supplier=buy.supplier,
-                    part_kind=buy.kind,
-                    size=buy.size,
-                    due_ns=buy.due_ns,
-                    store=store.name,
-                )
 
-    def _feed(self, ln: LineSpec, t_ns: int) -> None:
-        """Fill the line side of ``ln`` from its store up to what its released units need."""
+    def _withdraw(self, ln: LineSpec, t_ns: int) -> int:
+        """A starved line keeps only the unstarted units the parts at its side can make; the
+        rest go back to their orders, if another line that makes them can be served."""
+        short = self.starved[ln.name]
+        others = [
+            o.name
+            for o in self.spec.lines
+            if o.name != ln.name and not self.starved[o.name] and set(o.products) & set(ln.products)
+        ]
+        if not short or not others:
+            return 0
+        gate = self.gates[ln.name]
+        started = gate.made[ln.cell.recipe.base]
+        unstarted = self.released(ln.name) - started
+        # the parts of a short kind the line ever got make so many units, started ones first
+        can = min(gate.drawn[k] // self.need[ln.name][k] for k in short) - started
+        n = self.orders.withdraw(ln.name, max(0, unstarted - max(0, can)))
+        if n:
+            kinds = ", ".join(sorted(short))
+            self._log(
+                t_ns,
+                "order_withdrawn",
+                line=ln.name,
+                quantity=n,
+                reason=f"stock-out of {kinds} in {ln.draws_from}; {', '.join(others)} can be served",
+            )
+        return n
+
+    def _feed(self, ln: LineSpec, t_ns: int, *, log: bool) -> set[str]:
+        """Bring the line side of ``ln`` to what its released units need (plus spares) from its
+        store, giving back what it holds beyond; return the kinds its store fell short of for
+        the released units (a stock-out: logged if ``log``)."""
         gate, store = self.gates[ln.name], self.stores[ln.draws_from]
         units = self.released(ln.name)
         short = set()
         for kind, n in sorted(self.need[ln.name].items()):
-            spare = 0 if kind == ln.cell.recipe.base else SPARE
-            want = units * n + (spare if units else 0) - gate.drawn[kind]
+            spare = SPARE if units and kind != ln.cell.recipe.base else 0
+            need = units * n - gate.drawn[kind]
+            want = need + spare
+            while want < 0 and gate.side[kind]:  # withdrawn units: their parts go back
+                store.give_back(kind, gate.side[kind].pop())
+                gate.drawn[kind] -= 1
+                want += 1
             got = 0
             while got < want:
                 lot = store.draw(kind, t_ns)
@@ -198,19 +246,21 @@ class Coordinator:
                 gate.side[kind].append(lot)
                 gate.drawn[kind] += 1
                 got += 1
-            if got < want:
+            if got < need:
                 short.add(kind)
-                self.stockouts[f"{ln.name}/{kind}"] += 1
-                self._log(
-                    t_ns,
-                    "stockout",
-                    line=ln.name,
-                    part_kind=kind,
-                    store=store.name,
-                    short=want - got,
-                    waiting=len(gate.side[kind]),
-                )
-        self.starved[ln.name] = short
+                if log and (ln.name, kind) not in self._logged:
+                    self._logged.add((ln.name, kind))
+                    self.stockouts[f"{ln.name}/{kind}"] += 1
+                    self._log(
+                        t_ns,
+                        "stockout",
+                        line=ln.name,
+                        part_kind=kind,
+                        store=store.name,
+                        short=need - got,
+                        waiting=len(gate.side[kind]),
+                    )
+        return short
 
     def write_events(self, path: Any) -> None:
         """The factory's event log, in sim-time order (steps first, then what followed)."""

@@ -5,13 +5,14 @@ coordinator never pushes work at a line: ``plan_releases`` pulls, giving a
 line a production order only for the room it has (its capacity hint over
 the release horizon, less what it was released and has not built), and only
 while it is available (not down, not starved). Rush orders go first, then the
-earliest due (EDD), then the oldest. A finished unit is pegged to the oldest
-open production order of its line and product; one that matches none was
-not released, and the line that built it is counted for it (pull broken).
-When a line goes down, what it was released and has not built goes back to
-its orders (``withdraw``), to be released to another line. An order whose
-every unit is built is packed and shipped; its lateness is its shipping
-time past its due time.
+earliest due (EDD), then the oldest. A finished unit is pegged to the open
+production order of its line and product whose customer order comes first
+(the units of a line are alike); one that matches none was not released, and
+the line that built it is counted for it (pull broken). When a line is
+starved or down, what it was released and has not started goes back to its
+orders (``withdraw``), to be released to another line. An order whose every
+unit is built is packed and shipped; its lateness is its shipping time past
+its due time.
 
 ``plan_releases`` is a function of read-only views, so it is tested alone;
 ``OrderBook`` owns the orders and applies its decisions.
@@ -218,28 +219,37 @@ class OrderBook:
             made.append(po)
         return made
 
-    def withdraw(self, line: str) -> int:
-        """Take back what ``line`` was released and has not built (it went down or starved):
-        the units return to their orders, to be released elsewhere. Returns how many."""
+    def withdraw(self, line: str, limit: int | None = None) -> int:
+        """Take back up to ``limit`` (default: all) of the units ``line`` was released and has
+        not built, newest production orders first (it went down or is starved): the units
+        return to their orders, to be released elsewhere. Returns how many."""
         total = 0
-        for p in self.production:
-            if p.line == line and p.open > 0:
-                n = p.open
-                p.withdrawn += n
-                self.orders[p.order_id].released -= n
-                total += n
+        for p in reversed(self.production):
+            if p.line != line or p.open <= 0:
+                continue
+            n = p.open if limit is None else min(p.open, limit - total)
+            if n <= 0:
+                break
+            p.withdrawn += n
+            self.orders[p.order_id].released -= n
+            total += n
         return total
 
     def built(self, line: str, product: str, serial: str) -> ProductionOrder | None:
-        """A unit of ``product`` finished on ``line``: peg it to the oldest open production
-        order there, or count it as built without a release (returns None)."""
-        for p in self.production:
-            if p.line == line and p.product == product and p.open > 0:
-                p.serials.append(serial)
-                self.orders[p.order_id].built += 1
-                return p
-        self.unreleased_units.setdefault(line, []).append(serial)
-        return None
+        """A unit of ``product`` finished on ``line``: peg it to the open production order
+        there whose customer order comes first (rush, then due: the units of a line are
+        alike, so the most urgent order takes the next), or count it as built without a
+        release (returns None)."""
+        able = [
+            p for p in self.production if p.line == line and p.product == product and p.open > 0
+        ]
+        if not able:
+            self.unreleased_units.setdefault(line, []).append(serial)
+            return None
+        p = min(able, key=lambda p: (priority(self.orders[p.order_id]), p.po_id))
+        p.serials.append(serial)
+        self.orders[p.order_id].built += 1
+        return p
 
     def complete(self) -> list[CustomerOrder]:
         """Orders whose every unit is built and which are not shipped yet, in priority."""

@@ -170,6 +170,16 @@ class PartsStore:
         self.material.move(kind, State.IN_STORE, State.WIP)
         return lot.lot
 
+    def give_back(self, kind: str, lot_id: str) -> None:
+        """A part drawn and not used goes back to the store, into its own lot. Given back
+        newest first, parts keep their lots' first-in, first-out order."""
+        lot = next(x for x in reversed(self.received) if x.lot == lot_id)
+        lot.left += 1
+        queue = self.lots[kind]
+        if not any(x is lot for x in queue):
+            queue.appendleft(lot)
+        self.material.move(kind, State.WIP, State.IN_STORE)
+
     def reorder(self, now_ns: int) -> list[Purchase]:
         """Purchase a lot of every kind at or below its reorder point (stock plus on order)."""
         made = []

@@ -112,3 +112,14 @@ def test_a_bad_order_is_one_clear_error(kwargs: dict[str, object], key: str) -> 
     with pytest.raises(ConfigError) as info:
         book().add(**args, now_ns=0, **opts)  # type: ignore[arg-type]
     assert info.value.key == key and "\n" not in str(info.value)
+
+
+def test_withdraw_takes_back_at_most_its_limit_newest_first() -> None:
+    b = book()
+    b.add("a", "phone", 10, due_s=100, now_ns=0)
+    b.add("b", "phone", 10, due_s=200, now_ns=0)
+    release(b, down=("L2",))
+    assert [(p.order_id, p.quantity) for p in b.production] == [("O00001", 10), ("O00002", 10)]
+    assert b.withdraw("L1", 12) == 12
+    assert (b.orders["O00001"].unreleased, b.orders["O00002"].unreleased) == (2, 10)
+    assert b.open_units("L1") == 8

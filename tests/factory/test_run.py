@@ -26,15 +26,53 @@ ORDERS = ["--order", "retail:phone:2:50:rush", "--order", "retail:phone:3:70"]
 
 
 def low_screens(tmp_path: Path) -> Path:
-    """factory_2 with 3 screens in store, a reorder point of 1 and lots of 4 due in 20 s."""
-    text = (CELLS / "factory_2.toml").read_text()
-    text = text.replace('cell = "assembly.toml"', f'cell = "{CELLS / "assembly.toml"}"')
-    text = text.replace("screen = 600 }", "screen = 3 }").replace("screen = 200 }", "screen = 1 }")
-    glass = text.index("[suppliers.glassworks]")
-    tail = text[glass:].replace("lot_size = 200", "lot_size = 4", 1)
-    tail = tail.replace("lead_time_s = 5400", "lead_time_s = 20", 1)
+    """Two lines, each drawing from a store of its own: L1's has one screen, a reorder point
+    of 1 and lots of 4 due 20 s after purchase; L2's has plenty."""
+    cell = CELLS / "assembly.toml"
+    stock = "{ frame = 50, battery = 50, board = 50, screen = %d }"
+    text = f"""
+[factory]
+name = "low"
+[stores.a]
+role = "parts"
+initial = {stock % 1}
+reorder_points = {{ screen = 1 }}
+[stores.b]
+role = "parts"
+initial = {stock % 50}
+[stores.finished]
+role = "finished"
+[suppliers.bits_a]
+parts = ["frame", "battery", "board"]
+lot_size = 50
+lead_time_s = 600
+store = "a"
+[suppliers.glass]
+parts = ["screen"]
+lot_size = 4
+lead_time_s = 20
+store = "a"
+[suppliers.all_b]
+parts = ["frame", "battery", "board", "screen"]
+lot_size = 50
+lead_time_s = 600
+store = "b"
+[customers.retail]
+products = ["phone"]
+store = "finished"
+[lines.L1]
+cell = "{cell}"
+capacity_per_h = 400
+draws_from = "a"
+delivers_to = "finished"
+[lines.L2]
+cell = "{cell}"
+capacity_per_h = 400
+draws_from = "b"
+delivers_to = "finished"
+"""
     path = tmp_path / "low.toml"
-    path.write_text(text[:glass] + tail)
+    path.write_text(text)
     return path
 
 
@@ -64,31 +102,52 @@ def test_a_line_starts_only_the_units_released_to_it(out: Path) -> None:
     for e in events:
         if e["kind"] == "order_released":
             released[e["line"]] += e["quantity"]
+        elif e["kind"] == "order_withdrawn":
+            released[e["line"]] -= e["quantity"]
     assert sum(released.values()) == 5 and len(released) == 2
     for line, n in released.items():
+        assert kpis(out)["lines"][line]["released"] == n
         started = [
             e for e in jsonl(out / "lines" / line / "events.jsonl") if e["kind"] == "unit_started"
         ]
         assert len(started) <= n, line
         assert kpis(out)["lines"][line]["built_unreleased"] == 0
     rush = next(e for e in events if e["kind"] == "order_released")
-    assert rush["order"] == "O00001" and rush["reason"].startswith("rush")
+    assert (rush["order"], rush["line"]) == ("O00001", "L1") and rush["reason"].startswith("rush")
 
 
-def test_a_stock_out_starves_a_line_and_the_reorder_point_buys_a_lot(out: Path) -> None:
+def test_a_stock_out_moves_work_to_a_line_that_can_be_served(out: Path) -> None:
+    """L1 has one screen for the two rush units: one is withdrawn at once and released to
+    L2, whose store has screens; L1 builds the other."""
     events = jsonl(out / "events.jsonl")
-    outs = [e for e in events if e["kind"] == "stockout"]
-    assert outs and outs[0]["part_kind"] == "screen" and outs[0]["t_ns"] == 0
+    at0 = [e for e in events if e["t_ns"] == 0]
+    kinds = [e["kind"] for e in at0]
+    out_ = next(e for e in at0 if e["kind"] == "stockout")
+    assert (out_["line"], out_["part_kind"], out_["short"]) == ("L1", "screen", 1)
+    gone = next(e for e in at0 if e["kind"] == "order_withdrawn")
+    assert (gone["line"], gone["quantity"]) == ("L1", 1) and "screen" in gone["reason"]
+    again = [e for e in at0 if e["kind"] == "order_released" and e["order"] == "O00001"]
+    assert [(e["line"], e["quantity"]) for e in again] == [("L1", 2), ("L2", 1)]
+    assert kinds.index("order_withdrawn") < max(
+        i for i, e in enumerate(at0) if e["kind"] == "order_released"
+    )
+    rush = kpis(out)["orders"]["O00001"]
+    assert rush["built"] == 2 and rush["shipment"] is not None
+
+
+def test_the_reorder_point_buys_a_lot_that_arrives_after_the_lead_time(out: Path) -> None:
+    events = jsonl(out / "events.jsonl")
     buy = next(e for e in events if e["kind"] == "purchase")
-    assert (buy["part_kind"], buy["size"], buy["t_ns"], buy["due_ns"]) == (
+    assert (buy["part_kind"], buy["size"], buy["t_ns"], buy["due_ns"], buy["store"]) == (
         "screen",
         4,
         0,
         20 * 10**9,
+        "a",
     )
     got = next(e for e in events if e["kind"] == "lot_received" and e["t_ns"] > 0)
-    assert got["t_ns"] == buy["due_ns"] and got["supplier"] == "glassworks"
-    assert sum(kpis(out)["lines"][ln]["stockouts"].get("screen", 0) for ln in ("L1", "L2")) >= 1
+    assert got["t_ns"] == buy["due_ns"] and got["supplier"] == "glass"
+    assert kpis(out)["lines"]["L1"]["stockouts"]["screen"] >= 1
 
 
 def test_the_material_balances_against_the_lines_own_logs(out: Path) -> None:
@@ -123,7 +182,7 @@ def test_the_material_balances_against_the_lines_own_logs(out: Path) -> None:
         for kd, n in k["lines"][line]["line_side"].items():
             counts["wip"][kd] += n
     for kd, row in k["material"].items():
-        stock = k["stores"]["inbound"]["stock"][kd]
+        stock = sum(st["stock"].get(kd, 0) for st in k["stores"].values())
         assert row["received"] == received[kd], kd
         assert {s: row[s] for s in counts} == {s: counts[s][kd] for s in counts}, kd
         assert received[kd] == stock + sum(counts[s][kd] for s in counts), kd

@@ -141,3 +141,15 @@ def test_the_material_balance_holds_against_independent_counts(seed: int) -> Non
             assert m.balanced(kind)
             reached.update(st for st, n in m.row(kind).items() if n)
     assert reached == {"received", *State}, "every state was reached"
+
+
+def test_parts_given_back_keep_their_lots_first_in_first_out() -> None:
+    s, m = store()
+    a, b = s.put("screw", 1, 0), s.put("screw", 2, 0)
+    drawn = [s.draw("screw", 0) for _ in range(3)]
+    assert drawn == [a.lot, b.lot, b.lot] and s.stock("screw") == 0
+    for lot in reversed(drawn):  # newest first, as a line side gives back
+        assert lot is not None
+        s.give_back("screw", lot)
+    assert [s.draw("screw", 0) for _ in range(3)] == drawn
+    assert m.row("screw")["wip"] == 3 and m.balanced("screw")
