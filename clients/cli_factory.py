@@ -15,7 +15,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from bus.errors import LightsoutError
+from bus.errors import ConfigError, LightsoutError
 from clients.args import positive, whole
 
 
@@ -36,19 +36,39 @@ def cmd_factory_check(args: argparse.Namespace, console: Console) -> int:
 
 def cmd_factory_run(args: argparse.Namespace, console: Console) -> int:
     """Run every line of a factory under one coordinator and print what it did."""
+    from cells.faults import load_scenario
     from cells.launch import run_dir
     from factory.run import OrderLine, run_factory
     from factory.schema import load_factory
 
     spec = load_factory(args.file)
     orders = [OrderLine.parse(o) for o in args.order]
+    faults = {}
+    for given in args.faults:
+        line, _, scenario = given.partition("=")
+        try:
+            cell = spec.line(line).cell
+        except KeyError:
+            known = ", ".join(ln.name for ln in spec.lines)
+            raise ConfigError(
+                "--faults", given[:80], f"LINE=SCENARIO, LINE one of {known}"
+            ) from None
+        faults[line] = load_scenario(scenario, cell)
     out = run_dir(Path(args.runs_dir), args.name or f"{spec.name}-seed{args.seed}")
     console.print(
         f"[bold]{spec.name}[/bold]: {len(spec.lines)} lines, {args.duration:g} s of sim time, "
-        f"seed {args.seed}, one process",
+        f"seed {args.seed}, " + ("lines' processes" if args.processes else "one process"),
         highlight=False,
     )
-    kpis = run_factory(spec, out, orders=orders, duration_s=args.duration, seed=args.seed)
+    kpis = run_factory(
+        spec,
+        out,
+        orders=orders,
+        duration_s=args.duration,
+        seed=args.seed,
+        processes=args.processes,
+        faults=faults,
+    )
     print_factory(kpis, console)
     console.print(f"results:   {out / 'kpis.json'}")
     console.print(f"events:    {out / 'events.jsonl'}")
@@ -196,6 +216,18 @@ def add_commands(sub: Any) -> None:
         default=[],
         metavar="CUSTOMER:PRODUCT:QTY:DUE_S[:rush]",
         help="a customer order (repeat for more); a pull factory builds only what is ordered",
+    )
+    run.add_argument(
+        "--processes",
+        action="store_true",
+        help="each line's supervisor and agents as OS processes (the coordinator stays here)",
+    )
+    run.add_argument(
+        "--faults",
+        action="append",
+        default=[],
+        metavar="LINE=SCENARIO",
+        help="inject a scenario file's faults into one line (docs/faults.md); repeat per line",
     )
     run.add_argument("--name", help="run name (default FACTORY-seedN)")
     run.add_argument("--runs-dir", default="runs", help="where runs are written (default runs/)")

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from bus.errors import ConfigError, LightsoutError
+from cells.faults import ScheduledFault
 from cells.launch import RunOptions, run_cell
 from factory.coordinator import NS, Coordinator, step_times
 from factory.genealogy import DB_NAME, Genealogy, LineRecord, read_line_run
@@ -83,9 +84,20 @@ def order_book(spec: FactorySpec, given: list[OrderLine]) -> OrderBook:
 
 
 def run_factory(
-    spec: FactorySpec, out: Path, *, orders: list[OrderLine], duration_s: float, seed: int
+    spec: FactorySpec,
+    out: Path,
+    *,
+    orders: list[OrderLine],
+    duration_s: float,
+    seed: int,
+    processes: bool = False,
+    faults: dict[str, tuple[ScheduledFault, ...]] | None = None,
 ) -> dict[str, Any]:
-    """Run every line of ``spec`` for ``duration_s`` under one coordinator; return the KPIs."""
+    """Run every line of ``spec`` for ``duration_s`` under one coordinator; return the KPIs.
+
+    With ``processes`` each line's supervisor and agents are OS processes of their own
+    (its world and clock stay on its thread here, so its gate does too); ``faults`` are
+    scenario faults per line name (``cells.faults``)."""
     for ln in spec.lines:
         if ln.fidelity is not Fidelity.PHYSICS:
             raise ConfigError(
@@ -115,7 +127,13 @@ def run_factory(
                 pending.pop(0)
                 barrier.wait(timeout=BARRIER_S)
 
-        opts = RunOptions(seed=seed + i, duration_s=duration_s, feed_gate=coord.gates[ln.name])
+        opts = RunOptions(
+            seed=seed + i,
+            duration_s=duration_s,
+            processes=processes,
+            faults=(faults or {}).get(ln.name, ()),
+            feed_gate=coord.gates[ln.name],
+        )
         try:
             run_cell(ln.cell, out / "lines" / ln.name, opts, watch=watch)
             if pending:
