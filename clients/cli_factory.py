@@ -40,6 +40,7 @@ def cmd_factory_run(args: argparse.Namespace, console: Console) -> int:
     from cells.launch import run_dir
     from factory.run import OrderLine, run_factory
     from factory.schema import load_factory
+    from factory.supply import load_supply
 
     spec = load_factory(args.file)
     orders = [OrderLine.parse(o) for o in args.order]
@@ -54,6 +55,7 @@ def cmd_factory_run(args: argparse.Namespace, console: Console) -> int:
                 "--faults", given[:80], f"LINE=SCENARIO, LINE one of {known}"
             ) from None
         faults[line] = load_scenario(scenario, cell)
+    late = load_supply(args.supply, spec) if args.supply else ()
     out = run_dir(Path(args.runs_dir), args.name or f"{spec.name}-seed{args.seed}")
     console.print(
         f"[bold]{spec.name}[/bold]: {len(spec.lines)} lines, {args.duration:g} s of sim time, "
@@ -68,6 +70,7 @@ def cmd_factory_run(args: argparse.Namespace, console: Console) -> int:
         seed=args.seed,
         processes=args.processes,
         faults=faults,
+        late=late,
     )
     print_factory(kpis, console)
     console.print(f"results:   {out / 'kpis.json'}")
@@ -228,6 +231,11 @@ def add_commands(sub: Any) -> None:
         default=[],
         metavar="LINE=SCENARIO",
         help="inject a scenario file's faults into one line (docs/faults.md); repeat per line",
+    )
+    run.add_argument(
+        "--supply",
+        metavar="FILE",
+        help="supply faults: lots that come late (docs/factory.md)",
     )
     run.add_argument("--name", help="run name (default FACTORY-seedN)")
     run.add_argument("--runs-dir", default="runs", help="where runs are written (default runs/)")

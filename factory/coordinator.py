@@ -28,7 +28,8 @@ from typing import Any
 
 from factory.orders import LineView, OrderBook, plan_releases
 from factory.schema import FactorySpec, LineSpec
-from factory.stores import Material, PartsStore, open_stores
+from factory.stores import Material, PartsStore, Purchase, open_stores
+from factory.supply import LateLot
 
 EPOCH_S = 5.0
 """Sim seconds between two coordinator steps."""
@@ -43,6 +44,7 @@ KINDS = (
     "order_released",
     "lot_received",
     "purchase",
+    "lot_late",
     "stockout",
     "order_withdrawn",
     "unit_built",
@@ -93,9 +95,15 @@ def per_unit(line: LineSpec) -> dict[str, int]:
 class Coordinator:
     """Owns the factory's stores, orders and material; steps at the lines' common times."""
 
-    def __init__(self, spec: FactorySpec, orders: OrderBook) -> None:
+    def __init__(
+        self, spec: FactorySpec, orders: OrderBook, *, late: tuple[LateLot, ...] = ()
+    ) -> None:
         self.spec = spec
         self.orders = orders
+        self.late = {(x.supplier, x.purchase): round(x.by_s * NS) for x in late}
+        """The supply faults: (supplier, its n-th purchase) -> how late it comes."""
+        self.bought: collections.Counter[str] = collections.Counter()
+        """Purchases made so far, per supplier."""
         self.material = Material()
         self.stores: dict[str, PartsStore] = open_stores(spec, self.material)
         self.gates = {ln.name: LineGate(ln) for ln in spec.lines}
@@ -149,6 +157,7 @@ class Coordinator:
                     size=lot.size,
                     store=store.name,
                 )
+        self._expedite(t_ns)
         self._logged = set()
         for ln in self.spec.lines:  # what the lines were released: can their stores serve it?
             self.starved[ln.name] = self._feed(ln, t_ns, log=False)
@@ -161,16 +170,48 @@ class Coordinator:
                 self.starved[ln.name] = self._feed(ln, t_ns, log=True)
         for store in self.stores.values():
             for buy in store.reorder(t_ns):
+                self._bought(store, buy, t_ns)
+
+    def _bought(self, store: PartsStore, buy: Purchase, t_ns: int) -> None:
+        """Log a purchase (promised time and why), and make it late if a supply fault says."""
+        self.bought[buy.supplier] += 1
+        self._log(
+            t_ns,
+            "purchase",
+            purchase=buy.po,
+            supplier=buy.supplier,
+            part_kind=buy.kind,
+            size=buy.size,
+            due_ns=buy.promised_ns,
+            store=store.name,
+            reason=buy.reason,
+        )
+        late = self.late.get((buy.supplier, self.bought[buy.supplier]))
+        if late:
+            store.delay(buy.po, buy.promised_ns + late)
+
+    def _expedite(self, t_ns: int) -> None:
+        """A lot past its promised time: buy one from the fastest other supplier of the kind."""
+        for store in self.stores.values():
+            for po in store.overdue(t_ns):
+                others = sorted(
+                    (s for s in store.suppliers[po.kind] if s.name != po.supplier),
+                    key=lambda s: (s.lead_time_s, s.name),
+                )
+                action = f"bought from {others[0].name}" if others else "no other supplier"
                 self._log(
                     t_ns,
-                    "purchase",
-                    purchase=buy.po,
-                    supplier=buy.supplier,
-                    part_kind=buy.kind,
-                    size=buy.size,
-                    due_ns=buy.due_ns,
+                    "lot_late",
+                    purchase=po.po,
+                    supplier=po.supplier,
+                    part_kind=po.kind,
+                    promised_ns=po.promised_ns,
                     store=store.name,
+                    action=action,
                 )
+                if others:
+                    buy = store.buy(po.kind, others[0], t_ns, reason=f"expedite: {po.po} late")
+                    self._bought(store, buy, t_ns)
 
     def _release(self, t_ns: int) -> None:
         """Release orders by pull to the lines not starved (``plan_releases``), and log it."""

@@ -33,6 +33,7 @@ from factory.genealogy import DB_NAME, Genealogy, LineRecord, read_line_run
 from factory.orders import OrderBook
 from factory.schema import FactorySpec, Fidelity, LineSpec
 from factory.stores import FinishedStore, scrap
+from factory.supply import LateLot
 
 BARRIER_S = 300.0
 """Wall seconds a line may keep the others waiting at a step before the run is given up."""
@@ -92,12 +93,14 @@ def run_factory(
     seed: int,
     processes: bool = False,
     faults: dict[str, tuple[ScheduledFault, ...]] | None = None,
+    late: tuple[LateLot, ...] = (),
 ) -> dict[str, Any]:
     """Run every line of ``spec`` for ``duration_s`` under one coordinator; return the KPIs.
 
     With ``processes`` each line's supervisor and agents are OS processes of their own
     (its world and clock stay on its thread here, so its gate does too); ``faults`` are
-    scenario faults per line name (``cells.faults``)."""
+    scenario faults per line name (``cells.faults``); ``late`` lots that come late
+    (``factory.supply``)."""
     for ln in spec.lines:
         if ln.fidelity is not Fidelity.PHYSICS:
             raise ConfigError(
@@ -106,7 +109,7 @@ def run_factory(
                 f"{ln.fidelity} fidelity is not built yet: use physics",
             )
     book = order_book(spec, orders)
-    coord = Coordinator(spec, book)
+    coord = Coordinator(spec, book, late=late)
     coord.step(0)
     steps = step_times(duration_s)
     errors: dict[str, BaseException] = {}

@@ -61,6 +61,11 @@ class Purchase:
     due_ns: int
     """When it arrives (after the lead time; earlier if expedited, later if the supplier is
     late)."""
+    promised_ns: int = 0
+    """When the supplier promised it (the purchase time plus its lead time)."""
+    reason: str = "reorder point"
+    late_seen: bool = False
+    """Whether the coordinator has found it late."""
 
 
 class State(enum.StrEnum):
@@ -122,9 +127,13 @@ class PartsStore:
         self.name = name
         self.material = material
         self.supplier: dict[str, SupplierSpec] = {}
+        """Per part kind: the supplier purchases go to (the first listed)."""
+        self.suppliers: dict[str, list[SupplierSpec]] = collections.defaultdict(list)
+        """Per part kind: every supplier delivering it here, in file order."""
         for s in suppliers:
             for kind in s.parts:
                 self.supplier.setdefault(kind, s)
+                self.suppliers[kind].append(s)
         self.reorder_points = reorder_points
         self.lots: dict[str, collections.deque[Lot]] = collections.defaultdict(collections.deque)
         self.open: list[Purchase] = []
@@ -185,19 +194,34 @@ class PartsStore:
         made = []
         for kind, point in sorted(self.reorder_points.items()):
             while self.stock(kind) + self.on_order(kind) <= point:
-                s = self.supplier[kind]
-                po = Purchase(
-                    f"PO-{self.name}-{len(self.purchases) + 1:05d}",
-                    s.name,
-                    kind,
-                    s.lot_size,
-                    now_ns,
-                    now_ns + round(s.lead_time_s * S),
-                )
-                self.open.append(po)
-                self.purchases.append(po)
-                made.append(po)
+                made.append(self.buy(kind, self.supplier[kind], now_ns))
         return made
+
+    def buy(
+        self, kind: str, supplier: SupplierSpec, now_ns: int, *, reason: str = "reorder point"
+    ) -> Purchase:
+        """Purchase one lot of ``kind`` from ``supplier``, due after its lead time."""
+        due = now_ns + round(supplier.lead_time_s * S)
+        po = Purchase(
+            f"PO-{self.name}-{len(self.purchases) + 1:05d}",
+            supplier.name,
+            kind,
+            supplier.lot_size,
+            now_ns,
+            due,
+            due,
+            reason,
+        )
+        self.open.append(po)
+        self.purchases.append(po)
+        return po
+
+    def overdue(self, now_ns: int) -> list[Purchase]:
+        """Open purchases past their promised time not found late before (marked now)."""
+        late = [p for p in self.open if p.promised_ns <= now_ns and not p.late_seen]
+        for p in late:
+            p.late_seen = True
+        return late
 
     def receive(self, now_ns: int) -> list[Lot]:
         """Every open purchase due by ``now_ns`` arrives as a lot, in due order."""
