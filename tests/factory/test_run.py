@@ -237,3 +237,27 @@ def test_a_bad_order_is_one_line_and_writes_nothing(
     err = capsys.readouterr().err.strip()
     assert says in err and "\n" not in err
     assert not (tmp_path / "runs").exists()
+
+
+def test_a_line_at_events_fidelity_is_refused_at_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = low_screens(tmp_path)
+    path.write_text(path.read_text().replace("[lines.L2]\n", '[lines.L2]\nfidelity = "events"\n'))
+    argv = ["factory", "run", str(path), "--duration", "10", *ORDERS]
+    assert main([*argv, "--runs-dir", str(tmp_path / "runs")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"error: {path}: lines.L2.fidelity: events fidelity is not built yet: use physics"
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_bad_factory_file_is_refused_at_run_too(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = low_screens(tmp_path)
+    path.write_text(path.read_text().replace('store = "b"', 'store = "nowhere"'))
+    argv = ["factory", "run", str(path), "--duration", "10", *ORDERS]
+    assert main([*argv, "--runs-dir", str(tmp_path / "runs")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"error: {path}: suppliers.all_b.store: unknown store 'nowhere'"), err
+    assert not (tmp_path / "runs").exists()
