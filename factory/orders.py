@@ -4,8 +4,9 @@ A customer order asks for a quantity of a product by a due time. The
 coordinator never pushes work at a line: ``plan_releases`` pulls, giving a
 line a production order only for the room it has (its capacity hint over
 the release horizon, less what it was released and has not built), and only
-while it is available (not down, not starved). Rush orders go first, then the
-earliest due (EDD), then the oldest. A finished unit is pegged to the open
+while it is available (not down, not starved); an order is shared out evenly
+among the lines that can take it. Rush orders go first, then the earliest due
+(EDD), then the oldest. A finished unit is pegged to the open
 production order of its line and product whose customer order comes first
 (the units of a line are alike); one that matches none was not released, and
 the line that built it is counted for it (pull broken). When a line is
@@ -127,28 +128,38 @@ def priority(o: CustomerOrder) -> tuple[bool, int, int, str]:
 def plan_releases(
     orders: Sequence[CustomerOrder], lines: Sequence[LineView], *, horizon_s: float
 ) -> list[Release]:
-    """What to release now: each order in priority, to the available lines making its
-    product with room, most room first (then by name). Pure."""
+    """What to release now: each order in priority, shared out among the available lines
+    making its product that have room, evenly as far as their room allows (so an order is
+    built on as many lines as can take it, and sooner), most room first, then by name. Pure."""
     room = {
         ln.name: window(ln.capacity_per_h, horizon_s) - ln.open_units
         for ln in lines
         if ln.available
     }
+    makes = {ln.name: ln.products for ln in lines}
     out = []
     for o in sorted(orders, key=priority):
         left = o.unreleased
+        given: dict[str, int] = {}
+        before = dict(room)
         while left > 0:
-            able = [
-                ln.name for ln in lines if o.product in ln.products and room.get(ln.name, 0) > 0
-            ]
+            able = sorted(
+                (n for n, r in room.items() if r > 0 and o.product in makes[n]),
+                key=lambda n: (-room[n], n),
+            )
             if not able:
                 break
-            best = min(able, key=lambda n: (-room[n], n))
-            n = min(left, room[best])
-            why = "rush" if o.rush else f"due {o.due_ns / S:g} s"
-            out.append(Release(o.order_id, best, n, f"{why}; room {room[best]} on {best}"))
-            room[best] -= n
-            left -= n
+            share = max(1, left // len(able))
+            for name in able:  # every round gives at least one unit: it ends
+                n = min(share, room[name], left)
+                if n <= 0:
+                    break
+                given[name] = given.get(name, 0) + n
+                room[name] -= n
+                left -= n
+        why = "rush" if o.rush else f"due {o.due_ns / S:g} s"
+        for name, n in given.items():
+            out.append(Release(o.order_id, name, n, f"{why}; room {before[name]} on {name}"))
     return out
 
 

@@ -24,6 +24,20 @@ def release(b: OrderBook, now: int = 0, down: tuple[str, ...] = ()) -> None:
     b.release(plan_releases(list(b.orders.values()), lines(b, down=down), horizon_s=HORIZON), now)
 
 
+def test_an_order_is_shared_out_evenly_as_far_as_room_allows() -> None:
+    b = book()
+    b.add("acme", "phone", 7, due_s=3600, now_ns=0)
+    release(b)
+    assert [(p.line, p.quantity) for p in b.production] == [("L1", 4), ("L2", 3)]
+    b.add("acme", "phone", 100, due_s=3600, now_ns=0)
+    release(b)
+    assert [(p.line, p.quantity) for p in b.production[2:]] == [("L2", 50), ("L1", 50)]
+    b.add("acme", "phone", 20, due_s=3600, now_ns=0)
+    release(b)
+    assert [(p.line, p.quantity) for p in b.production[4:]] == [("L2", 7), ("L1", 6)]
+    assert b.orders["O00003"].unreleased == 7, "no room left: the rest waits"
+
+
 def test_release_pulls_only_the_room_each_line_has() -> None:
     b = book()
     b.add("acme", "phone", 150, due_s=3600, now_ns=0)
@@ -45,17 +59,18 @@ def test_rush_then_earliest_due_go_first() -> None:
     b.add("b", "phone", 100, due_s=300, now_ns=0)
     b.add("c", "phone", 100, due_s=5000, now_ns=0, rush=True)
     release(b)
-    assert [(p.order_id, p.quantity) for p in b.production] == [
-        ("O00003", 60),
-        ("O00003", 40),
-        ("O00002", 20),
+    assert [(p.order_id, p.line, p.quantity) for p in b.production] == [
+        ("O00003", "L1", 50),
+        ("O00003", "L2", 50),
+        ("O00002", "L1", 10),
+        ("O00002", "L2", 10),
     ]
     b.rush("O00001")
     for p in list(b.production):
         for i in range(p.quantity):
             b.built(p.line, "phone", f"{p.po_id}-{i}")
     release(b)
-    assert b.production[3].order_id == "O00001", "a rushed order jumps the queue"
+    assert b.production[4].order_id == "O00001", "a rushed order jumps the queue"
 
 
 def test_a_line_down_gets_nothing_and_its_open_work_is_released_elsewhere() -> None:
@@ -72,7 +87,7 @@ def test_a_line_down_gets_nothing_and_its_open_work_is_released_elsewhere() -> N
 def test_units_are_pegged_and_an_unreleased_unit_is_counted() -> None:
     b = book()
     b.add("acme", "phone", 2, due_s=10, now_ns=0)
-    release(b)
+    release(b, down=("L2",))
     assert b.built("L1", "phone", "L1:a") is not None
     assert b.built("L1", "phone", "L1:b") is not None
     assert b.built("L1", "phone", "L1:c") is None

@@ -117,20 +117,31 @@ def test_a_line_starts_only_the_units_released_to_it(out: Path) -> None:
 
 
 def test_a_stock_out_moves_work_to_a_line_that_can_be_served(out: Path) -> None:
-    """L1 has one screen for the two rush units: one is withdrawn at once and released to
-    L2, whose store has screens; L1 builds the other."""
+    """Both orders are shared out over both lines; L1's store has one screen for the three
+    units released to L1: two are withdrawn at once and released to L2, whose store has
+    screens; L1 builds the third."""
     events = jsonl(out / "events.jsonl")
     at0 = [e for e in events if e["t_ns"] == 0]
-    kinds = [e["kind"] for e in at0]
-    out_ = next(e for e in at0 if e["kind"] == "stockout")
-    assert (out_["line"], out_["part_kind"], out_["short"]) == ("L1", "screen", 1)
+    short = next(e for e in at0 if e["kind"] == "stockout")
+    assert (short["line"], short["part_kind"], short["short"]) == ("L1", "screen", 2)
     gone = next(e for e in at0 if e["kind"] == "order_withdrawn")
-    assert (gone["line"], gone["quantity"]) == ("L1", 1) and "screen" in gone["reason"]
-    again = [e for e in at0 if e["kind"] == "order_released" and e["order"] == "O00001"]
-    assert [(e["line"], e["quantity"]) for e in again] == [("L1", 2), ("L2", 1)]
-    assert kinds.index("order_withdrawn") < max(
-        i for i, e in enumerate(at0) if e["kind"] == "order_released"
-    )
+    assert (gone["line"], gone["quantity"]) == ("L1", 2) and "screen" in gone["reason"]
+    releases = [
+        (e["order"], e["line"], e["quantity"]) for e in at0 if e["kind"] == "order_released"
+    ]
+    assert releases == [
+        ("O00001", "L1", 1),
+        ("O00001", "L2", 1),
+        ("O00002", "L1", 2),
+        ("O00002", "L2", 1),
+        ("O00002", "L2", 2),
+    ]
+    kinds = [e["kind"] for e in at0]
+    assert (
+        kinds.index("stockout")
+        < kinds.index("order_withdrawn")
+        < len(kinds) - 1 - kinds[::-1].index("order_released")
+    ), "withdrawn, then released again, in the same step"
     rush = kpis(out)["orders"]["O00001"]
     assert rush["built"] == 2 and rush["shipment"] is not None
 
