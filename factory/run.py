@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from bus.errors import ConfigError, LightsoutError
-from cells.faults import ScheduledFault
+from cells.faults import FREEZE_KINDS, PROCESS_KINDS, ScheduledFault
 from cells.launch import RunOptions, run_cell
 from factory.coordinator import NS, Coordinator, step_times
 from factory.genealogy import DB_NAME, Genealogy, LineRecord, read_line_run
@@ -108,6 +108,11 @@ def run_factory(
                 f"lines.{ln.name}.fidelity",
                 f"{ln.fidelity} fidelity is not built yet: use physics",
             )
+    for line, given in sorted((faults or {}).items()):
+        kills = sorted({f.kind.value for f in given if f.kind in (*PROCESS_KINDS, *FREEZE_KINDS)})
+        if kills and not processes:
+            why = f"{kills[0]} kills a process, so the lines must run with --processes"
+            raise ConfigError("--faults", line, why)
     book = order_book(spec, orders)
     coord = Coordinator(spec, book, late=late)
     coord.step(0)
@@ -156,14 +161,14 @@ def run_factory(
     for t in threads:
         t.join()
     if errors:
-        first = sorted(errors)[0]
+        # the line that failed, not those it left waiting at the barrier
+        real = [
+            n for n in sorted(errors) if not isinstance(errors[n], threading.BrokenBarrierError)
+        ]
+        first = (real or sorted(errors))[0]
         exc = errors[first]
-        if isinstance(exc, threading.BrokenBarrierError) and len(errors) > 1:
-            first = next(
-                n for n in sorted(errors) if not isinstance(errors[n], threading.BrokenBarrierError)
-            )
-            exc = errors[first]
-        raise LightsoutError(f"line {first}: {exc}") from exc
+        why = str(exc) or f"stopped waiting for the other lines ({type(exc).__name__})"
+        raise LightsoutError(f"line {first}: {why}") from exc
     return finish(spec, coord, out, duration_s)
 
 

@@ -238,6 +238,10 @@ def test_the_same_factory_seed_and_orders_give_the_same_logs(out: Path, tmp_path
         (["--order", "retail:phone:0:10"], "--order: quantity"),
         ([*ORDERS, "--faults", "L9=x.toml"], "--faults: L9=x.toml: LINE=SCENARIO, LINE one of L1"),
         ([*ORDERS, "--faults", "L1=/nonexistent.toml"], "/nonexistent.toml: cannot read"),
+        (
+            [*ORDERS, "--faults", f"L2={ROOT / 'tests' / 'factory' / 'kill_supervisor.toml'}"],
+            "--faults: L2: supervisor_crash kills a process, so the lines must run with --processes",
+        ),
     ],
 )
 def test_a_bad_order_is_one_line_and_writes_nothing(
