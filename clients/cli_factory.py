@@ -217,8 +217,9 @@ def add_commands(sub: Any) -> None:
         "--order",
         action="append",
         default=[],
-        metavar="CUSTOMER:PRODUCT:QTY:DUE_S[:rush]",
-        help="a customer order (repeat for more); a pull factory builds only what is ordered",
+        metavar="CUSTOMER:PRODUCT:QTY:DUE_S[:rush][@AT_S]",
+        help="a customer order (repeat for more), coming in at AT_S (default 0); a pull "
+        "factory builds only what is ordered",
     )
     run.add_argument(
         "--processes",

@@ -23,10 +23,12 @@ the factory's own log (``events.jsonl``, kinds in ``KINDS``).
 from __future__ import annotations
 
 import collections
+import dataclasses
 import json
+from collections.abc import Sequence
 from typing import Any
 
-from factory.orders import LineView, OrderBook, plan_releases
+from factory.orders import LineView, OrderBook, plan_releases, priority
 from factory.schema import FactorySpec, LineSpec
 from factory.stores import Material, PartsStore, Purchase, open_stores
 from factory.supply import LateLot
@@ -83,6 +85,18 @@ class LineGate:
         self.made[kind] += 1
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class Arrival:
+    """A customer order that comes in at a sim time (``factory run --order ...@AT``)."""
+
+    at_ns: int
+    customer: str
+    product: str
+    quantity: int
+    due_s: float
+    rush: bool = False
+
+
 def per_unit(line: LineSpec) -> dict[str, int]:
     """Parts of each kind one unit of the line's (first) recipe takes from its feeders."""
     recipe = line.cell.recipe
@@ -96,10 +110,17 @@ class Coordinator:
     """Owns the factory's stores, orders and material; steps at the lines' common times."""
 
     def __init__(
-        self, spec: FactorySpec, orders: OrderBook, *, late: tuple[LateLot, ...] = ()
+        self,
+        spec: FactorySpec,
+        orders: OrderBook,
+        *,
+        late: tuple[LateLot, ...] = (),
+        arrivals: Sequence[Arrival] = (),
     ) -> None:
         self.spec = spec
         self.orders = orders
+        self.arrivals = sorted(arrivals, key=lambda a: a.at_ns)
+        """Orders still to come, in arrival order (a stable sort keeps the given order)."""
         self.late = {(x.supplier, x.purchase): round(x.by_s * NS) for x in late}
         """The supply faults: (supplier, its n-th purchase) -> how late it comes."""
         self.bought: collections.Counter[str] = collections.Counter()
@@ -146,6 +167,21 @@ class Coordinator:
 
     def step(self, t_ns: int) -> None:
         """One coordinator step at sim time ``t_ns`` (every line stopped there)."""
+        while self.arrivals and self.arrivals[0].at_ns <= t_ns:
+            a = self.arrivals.pop(0)
+            o = self.orders.add(
+                a.customer, a.product, a.quantity, due_s=a.due_s, now_ns=t_ns, rush=a.rush
+            )
+            self._log(
+                t_ns,
+                "order_added",
+                order=o.order_id,
+                customer=o.customer,
+                product=o.product,
+                quantity=o.quantity,
+                due_ns=o.due_ns,
+                rush=o.rush,
+            )
         for store in self.stores.values():
             for lot in store.receive(t_ns):
                 self._log(
@@ -164,7 +200,8 @@ class Coordinator:
         self._release(t_ns)
         for ln in self.spec.lines:
             self.starved[ln.name] = self._feed(ln, t_ns, log=True)
-        if sum(self._withdraw(ln, t_ns) for ln in self.spec.lines):
+        moved = sum(self._withdraw(ln, t_ns) for ln in self.spec.lines)
+        if moved + self._make_room(t_ns):
             self._release(t_ns)
             for ln in self.spec.lines:
                 self.starved[ln.name] = self._feed(ln, t_ns, log=True)
@@ -235,6 +272,32 @@ class Coordinator:
                 quantity=po.quantity,
                 reason=why,
             )
+
+    def _make_room(self, t_ns: int) -> int:
+        """A rush order that found no room takes the place of unstarted units of orders that
+        are not rush (reprioritising): they are withdrawn, to be released after it."""
+        total = 0
+        for o in sorted(self.orders.orders.values(), key=priority):
+            if not o.rush or o.unreleased <= 0:
+                continue
+            got = 0
+            for ln in self.spec.lines:
+                if self.starved[ln.name] or o.product not in ln.products:
+                    continue
+                unstarted = self.released(ln.name) - self.gates[ln.name].made[ln.cell.recipe.base]
+                want = min(o.unreleased - got, unstarted)
+                n = self.orders.withdraw(ln.name, want, spare_rush=True) if want > 0 else 0
+                if n:
+                    got += n
+                    total += n
+                    self._log(
+                        t_ns,
+                        "order_withdrawn",
+                        line=ln.name,
+                        quantity=n,
+                        reason=f"room for rush order {o.order_id}",
+                    )
+        return total
 
     def _withdraw(self, ln: LineSpec, t_ns: int) -> int:
         """A starved line keeps only the unstarted units the parts at its side can make; the

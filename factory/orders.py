@@ -230,13 +230,16 @@ class OrderBook:
             made.append(po)
         return made
 
-    def withdraw(self, line: str, limit: int | None = None) -> int:
+    def withdraw(self, line: str, limit: int | None = None, *, spare_rush: bool = False) -> int:
         """Take back up to ``limit`` (default: all) of the units ``line`` was released and has
-        not built, newest production orders first (it went down or is starved): the units
-        return to their orders, to be released elsewhere. Returns how many."""
+        not built, newest production orders first (it went down or is starved; with
+        ``spare_rush``, only from orders that are not rush, to make room for one): the units
+        return to their orders, to be released again. Returns how many."""
         total = 0
         for p in reversed(self.production):
             if p.line != line or p.open <= 0:
+                continue
+            if spare_rush and self.orders[p.order_id].rush:
                 continue
             n = p.open if limit is None else min(p.open, limit - total)
             if n <= 0:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import threading
 from pathlib import Path
 from typing import Any
@@ -28,9 +29,9 @@ from typing import Any
 from bus.errors import ConfigError, LightsoutError
 from cells.faults import FREEZE_KINDS, PROCESS_KINDS, ScheduledFault
 from cells.launch import RunOptions, run_cell
-from factory.coordinator import NS, Coordinator, step_times
+from factory.coordinator import NS, Arrival, Coordinator, step_times
 from factory.genealogy import DB_NAME, Genealogy, LineRecord, read_line_run
-from factory.orders import OrderBook
+from factory.orders import MAX_DUE_S, OrderBook
 from factory.schema import FactorySpec, Fidelity, LineSpec
 from factory.stores import FinishedStore, scrap
 from factory.supply import LateLot
@@ -41,37 +42,45 @@ BARRIER_S = 300.0
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class OrderLine:
-    """An order given on the command line: ``CUSTOMER:PRODUCT:QUANTITY:DUE_S[:rush]``."""
+    """An order given on the command line: ``CUSTOMER:PRODUCT:QUANTITY:DUE_S[:rush][@AT_S]``
+    (``@AT_S``: it comes in at that sim time; default at the start)."""
 
     customer: str
     product: str
     quantity: int
     due_s: float
     rush: bool = False
+    at_s: float = 0.0
 
     @classmethod
     def parse(cls, text: str) -> OrderLine:
         """Read one ``--order``; a bad one is one ``ConfigError`` naming it."""
-        bits = text.split(":")
+        body, at, when = text.partition("@")
+        bits = body.split(":")
         if len(bits) not in (4, 5) or (len(bits) == 5 and bits[4] != "rush"):
             raise ConfigError(
-                "--order", text[:80], "expected CUSTOMER:PRODUCT:QUANTITY:DUE_S[:rush]"
+                "--order", text[:80], "expected CUSTOMER:PRODUCT:QUANTITY:DUE_S[:rush][@AT_S]"
             )
         try:
-            qty, due = int(bits[2]), float(bits[3])
+            qty, due, at_s = int(bits[2]), float(bits[3]), float(when) if at else 0.0
         except ValueError:
             raise ConfigError(
-                "--order", text[:80], "QUANTITY is a whole number, DUE_S seconds"
+                "--order", text[:80], "QUANTITY is a whole number, DUE_S and AT_S seconds"
             ) from None
-        return cls(bits[0], bits[1], qty, due, len(bits) == 5)
+        if not (math.isfinite(at_s) and 0 <= at_s <= MAX_DUE_S):
+            raise ConfigError("--order", text[:80], f"AT_S from 0 to {MAX_DUE_S:g} s")
+        return cls(bits[0], bits[1], qty, due, len(bits) == 5, at_s)
 
 
-def order_book(spec: FactorySpec, given: list[OrderLine]) -> OrderBook:
-    """The run's orders, each checked (customer known, product it takes, numbers in bounds)."""
-    book = OrderBook(sorted({p for ln in spec.lines for p in ln.products}), source="--order")
+def order_book(spec: FactorySpec, given: list[OrderLine]) -> tuple[OrderBook, list[Arrival]]:
+    """An empty order book and the run's orders as arrivals, each checked now (customer
+    known, product it takes, numbers in bounds), so a bad one fails before anything runs."""
+    products = sorted({p for ln in spec.lines for p in ln.products})
+    book, scratch = OrderBook(products, source="--order"), OrderBook(products, source="--order")
     customers = {c.name: c for c in spec.customers}
     if not given:
         raise ConfigError("--order", "", "a pull factory builds nothing without an order: give one")
+    arrivals = []
     for o in given:
         c = customers.get(o.customer)
         if c is None:
@@ -80,8 +89,10 @@ def order_book(spec: FactorySpec, given: list[OrderLine]) -> OrderBook:
             )
         if o.product not in c.products:
             raise ConfigError("--order", o.product, f"{o.customer} takes {', '.join(c.products)}")
-        book.add(o.customer, o.product, o.quantity, due_s=o.due_s, now_ns=0, rush=o.rush)
-    return book
+        scratch.add(o.customer, o.product, o.quantity, due_s=o.due_s, now_ns=0, rush=o.rush)
+        at = round(o.at_s * NS)
+        arrivals.append(Arrival(at, o.customer, o.product, o.quantity, o.due_s, o.rush))
+    return book, arrivals
 
 
 def run_factory(
@@ -113,8 +124,8 @@ def run_factory(
         if kills and not processes:
             why = f"{kills[0]} kills a process, so the lines must run with --processes"
             raise ConfigError("--faults", line, why)
-    book = order_book(spec, orders)
-    coord = Coordinator(spec, book, late=late)
+    book, arrivals = order_book(spec, orders)
+    coord = Coordinator(spec, book, late=late, arrivals=arrivals)
     coord.step(0)
     steps = step_times(duration_s)
     errors: dict[str, BaseException] = {}

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from bus.errors import ConfigError
-from factory.coordinator import Coordinator
+from factory.coordinator import Arrival, Coordinator
 from factory.orders import OrderBook
 from factory.schema import load_factory
 from factory.supply import LateLot, load_supply
@@ -18,7 +18,7 @@ CELL = Path(__file__).resolve().parents[2] / "cells" / "assembly.toml"
 S = 1_000_000_000
 
 
-def spec(tmp_path: Path) -> Any:
+def spec(tmp_path: Path, screens: int = 2) -> Any:
     path = tmp_path / "f.toml"
     path.write_text(
         f"""
@@ -26,7 +26,7 @@ def spec(tmp_path: Path) -> Any:
 name = "late"
 [stores.a]
 role = "parts"
-initial = {{ frame = 50, battery = 50, board = 50, screen = 2 }}
+initial = {{ frame = 50, battery = 50, board = 50, screen = {screens} }}
 reorder_points = {{ screen = 2 }}
 [stores.done]
 role = "finished"
@@ -102,3 +102,29 @@ def test_a_bad_supply_file_is_one_line(tmp_path: Path) -> None:
         assert info.value.key == key and str(info.value).startswith(str(path))
     path.write_text('[[late]]\nsupplier = "glass"\npurchase = 2\nby_s = 5')
     assert load_supply(path, f) == (LateLot("glass", 2, 5.0),)
+
+
+def test_a_rush_order_takes_the_place_of_unstarted_units(tmp_path: Path) -> None:
+    """A normal order fills L1's room; a rush order comes in at 10 s: at that step unstarted
+    units of the normal order are withdrawn and the rush order is released in their place."""
+    f = spec(tmp_path, screens=50)
+    arrivals = [
+        Arrival(0, "acme", "phone", 30, 3600.0),
+        Arrival(8 * S, "acme", "phone", 5, 120.0, rush=True),
+    ]
+    c = Coordinator(f, OrderBook(["phone"]), arrivals=arrivals)
+    for t in range(0, 20, 5):
+        c.step(t * S)
+    ev = [e for e in c.events if e["kind"] in ("order_added", "order_released", "order_withdrawn")]
+    got = [(e["t_ns"] // S, e["kind"], e.get("order"), e.get("quantity")) for e in ev]
+    assert got == [
+        (0, "order_added", "O00001", 30),
+        (0, "order_released", "O00001", 14),
+        (10, "order_added", "O00002", 5),
+        (10, "order_withdrawn", None, 5),
+        (10, "order_released", "O00002", 5),
+    ]
+    gone = next(e for e in ev if e["kind"] == "order_withdrawn")
+    assert gone["reason"] == "room for rush order O00002" and gone["line"] == "L1"
+    assert c.orders.orders["O00001"].unreleased == 30 - 14 + 5
+    assert c.released("L1") == 14

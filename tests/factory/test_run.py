@@ -236,6 +236,8 @@ def test_the_same_factory_seed_and_orders_give_the_same_logs(out: Path, tmp_path
         (["--order", "retail:phone:x:10"], "--order: retail:phone:x:10: QUANTITY"),
         (["--order", "nobody:phone:1:10"], "--order: nobody: unknown customer"),
         (["--order", "retail:phone:0:10"], "--order: quantity"),
+        (["--order", "retail:phone:1:10@soon"], "--order: retail:phone:1:10@soon: QUANTITY"),
+        (["--order", "retail:phone:1:10@inf"], "--order: retail:phone:1:10@inf: AT_S from 0"),
         ([*ORDERS, "--faults", "L9=x.toml"], "--faults: L9=x.toml: LINE=SCENARIO, LINE one of L1"),
         ([*ORDERS, "--faults", "L1=/nonexistent.toml"], "/nonexistent.toml: cannot read"),
         (
