@@ -21,7 +21,7 @@ from factory.genealogy import DB_NAME, Genealogy
 
 ROOT = Path(__file__).resolve().parents[2]
 CELLS = ROOT / "cells"
-DURATION = "70"
+DURATION = "60"
 ORDERS = ["--order", "retail:phone:2:50:rush", "--order", "retail:phone:3:70"]
 
 
