@@ -249,13 +249,20 @@ class OrderBook:
             total += n
         return total
 
-    def built(self, line: str, product: str, serial: str) -> ProductionOrder | None:
+    def built(
+        self, line: str, product: str, serial: str, t_ns: int | None = None
+    ) -> ProductionOrder | None:
         """A unit of ``product`` finished on ``line``: peg it to the open production order
         there whose customer order comes first (rush, then due: the units of a line are
         alike, so the most urgent order takes the next), or count it as built without a
-        release (returns None)."""
+        release (returns None). With ``t_ns``, only orders released by then count."""
         able = [
-            p for p in self.production if p.line == line and p.product == product and p.open > 0
+            p
+            for p in self.production
+            if p.line == line
+            and p.product == product
+            and p.open > 0
+            and (t_ns is None or p.released_ns <= t_ns)
         ]
         if not able:
             self.unreleased_units.setdefault(line, []).append(serial)

@@ -209,7 +209,7 @@ def finish(spec: FactorySpec, coord: Coordinator, out: Path, duration_s: float) 
     for t_ns, line, unit, product, part_kinds in sorted(built):
         serial = f"{line}:{unit}"
         finished[spec.line(line).delivers_to].put(serial, product, part_kinds)
-        po = book.built(line, product, serial)
+        po = book.built(line, product, serial, t_ns)
         coord._log(
             t_ns,
             "unit_built",

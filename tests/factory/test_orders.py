@@ -138,3 +138,15 @@ def test_withdraw_takes_back_at_most_its_limit_newest_first() -> None:
     assert b.withdraw("L1", 12) == 12
     assert (b.orders["O00001"].unreleased, b.orders["O00002"].unreleased) == (2, 10)
     assert b.open_units("L1") == 8
+
+
+def test_a_unit_built_before_an_order_was_released_does_not_serve_it() -> None:
+    b = book()
+    b.add("a", "phone", 1, due_s=900, now_ns=0)
+    release(b, down=("L2",))
+    b.add("b", "phone", 1, due_s=10, now_ns=0, rush=True)
+    release(b, 50 * S, down=("L2",))
+    first = b.built("L1", "phone", "L1:u1", 30 * S)
+    assert first is not None and first.order_id == "O00001", "the rush order was not out yet"
+    second = b.built("L1", "phone", "L1:u2", 60 * S)
+    assert second is not None and second.order_id == "O00002"
