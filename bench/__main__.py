@@ -14,6 +14,7 @@ from bench import (
     curve,
     drift,
     drops,
+    factory,
     failover,
     fleet,
     memory,
@@ -67,6 +68,7 @@ def main() -> int:
             "drift",
             "profile",
             "recall",
+            "factory",
         ],
         help="run one benchmark (drops and memory only run when asked: about 90 runs for "
         "--duration 130; an hour of sim time)",
@@ -125,6 +127,8 @@ def _measure(console: Console, args: argparse.Namespace, chosen_cells: list[str]
         _profile(console, args)
     if args.only in (None, "recall"):
         _recall(console)
+    if args.only in (None, "factory"):
+        _factory(console, args)
     return 0
 
 
@@ -250,6 +254,39 @@ def _rtf(console: Console, args: argparse.Namespace, paths: list[str]) -> None:
     )
     figs = rtf.run(cells, duration, args.seed, on_run=lambda what: console.log(what))
     rtf.print_tables(console, figs, args.seed)
+
+
+def _factory(console: Console, args: argparse.Namespace) -> None:
+    """Two and eleven physics lines under one coordinator, in one process each."""
+    duration = _duration(args)
+    console.print(
+        f"factory runs: {duration:.0f} s of sim time (seed {args.seed}), one process per "
+        "factory, every line a physics assembly cell, one order keeping every line busy"
+    )
+    table = Table(
+        "factory",
+        "lines",
+        "wall s",
+        "sim s / wall s",
+        "line-s / wall s",
+        "units",
+        "peak RSS MB",
+        "MB / line",
+        "material",
+    )
+    for f in factory.run(duration, args.seed):
+        table.add_row(
+            f.factory,
+            str(f.lines),
+            f"{f.wall_s:.1f}",
+            f"{f.rtf:.2f}",
+            f"{f.line_rtf:.1f}",
+            str(f.units),
+            f"{f.rss_mb:.0f}",
+            f"{f.rss_mb / f.lines:.0f}",
+            "balanced" if f.balanced else "[red]NOT balanced[/red]",
+        )
+    console.print(table)
 
 
 def _recall(console: Console) -> None:
