@@ -71,6 +71,7 @@ def cmd_factory_run(args: argparse.Namespace, console: Console) -> int:
         processes=args.processes,
         faults=faults,
         late=late,
+        endpoint=args.endpoint,
     )
     print_factory(kpis, console)
     console.print(f"results:   {out / 'kpis.json'}")
@@ -237,6 +238,11 @@ def add_commands(sub: Any) -> None:
         "--supply",
         metavar="FILE",
         help="supply faults: lots that come late (docs/factory.md)",
+    )
+    run.add_argument(
+        "--endpoint",
+        metavar="ipc://DIR",
+        help="take orders while running (lightsout order add ... --endpoint ipc://DIR)",
     )
     run.add_argument("--name", help="run name (default FACTORY-seedN)")
     run.add_argument("--runs-dir", default="runs", help="where runs are written (default runs/)")

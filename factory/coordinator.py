@@ -28,7 +28,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from factory.orders import LineView, OrderBook, plan_releases, priority
+from factory.orders import CustomerOrder, LineView, OrderBook, plan_releases, priority
 from factory.schema import FactorySpec, LineSpec
 from factory.stores import Material, PartsStore, Purchase, open_stores
 from factory.supply import LateLot
@@ -158,6 +158,30 @@ class Coordinator:
                 rush=o.rush,
             )
 
+    def add_order(
+        self,
+        customer: str,
+        product: str,
+        quantity: int,
+        *,
+        due_s: float,
+        t_ns: int,
+        rush: bool = False,
+    ) -> CustomerOrder:
+        """Take a customer order at ``t_ns`` (a step) and log it; ``ConfigError`` if bad."""
+        o = self.orders.add(customer, product, quantity, due_s=due_s, now_ns=t_ns, rush=rush)
+        self._log(
+            t_ns,
+            "order_added",
+            order=o.order_id,
+            customer=o.customer,
+            product=o.product,
+            quantity=o.quantity,
+            due_ns=o.due_ns,
+            rush=o.rush,
+        )
+        return o
+
     def _log(self, t_ns: int, kind: str, **fields: Any) -> None:
         self.events.append({"t_ns": t_ns, "kind": kind, **fields})
 
@@ -169,19 +193,7 @@ class Coordinator:
         """One coordinator step at sim time ``t_ns`` (every line stopped there)."""
         while self.arrivals and self.arrivals[0].at_ns <= t_ns:
             a = self.arrivals.pop(0)
-            o = self.orders.add(
-                a.customer, a.product, a.quantity, due_s=a.due_s, now_ns=t_ns, rush=a.rush
-            )
-            self._log(
-                t_ns,
-                "order_added",
-                order=o.order_id,
-                customer=o.customer,
-                product=o.product,
-                quantity=o.quantity,
-                due_ns=o.due_ns,
-                rush=o.rush,
-            )
+            self.add_order(a.customer, a.product, a.quantity, due_s=a.due_s, t_ns=t_ns, rush=a.rush)
         for store in self.stores.values():
             for lot in store.receive(t_ns):
                 self._log(

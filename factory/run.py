@@ -29,6 +29,7 @@ from typing import Any
 from bus.errors import ConfigError, LightsoutError
 from cells.faults import FREEZE_KINDS, PROCESS_KINDS, ScheduledFault
 from cells.launch import RunOptions, run_cell
+from factory.control import FactoryControl
 from factory.coordinator import NS, Arrival, Coordinator, step_times
 from factory.genealogy import DB_NAME, Genealogy, LineRecord, read_line_run
 from factory.orders import MAX_DUE_S, OrderBook
@@ -105,13 +106,15 @@ def run_factory(
     processes: bool = False,
     faults: dict[str, tuple[ScheduledFault, ...]] | None = None,
     late: tuple[LateLot, ...] = (),
+    endpoint: str | None = None,
 ) -> dict[str, Any]:
     """Run every line of ``spec`` for ``duration_s`` under one coordinator; return the KPIs.
 
     With ``processes`` each line's supervisor and agents are OS processes of their own
     (its world and clock stay on its thread here, so its gate does too); ``faults`` are
     scenario faults per line name (``cells.faults``); ``late`` lots that come late
-    (``factory.supply``)."""
+    (``factory.supply``); ``endpoint`` an ``ipc://`` base where the factory takes orders
+    while it runs (``factory.control``)."""
     for ln in spec.lines:
         if ln.fidelity is not Fidelity.PHYSICS:
             raise ConfigError(
@@ -126,12 +129,14 @@ def run_factory(
             raise ConfigError("--faults", line, why)
     book, arrivals = order_book(spec, orders)
     coord = Coordinator(spec, book, late=late, arrivals=arrivals)
-    coord.step(0)
+    control = FactoryControl(endpoint, coord) if endpoint else None
     steps = step_times(duration_s)
     errors: dict[str, BaseException] = {}
     at = [0]
 
     def all_there() -> None:
+        if control is not None:
+            control.serve(steps[at[0]])
         coord.step(steps[at[0]])
         at[0] += 1
 
@@ -167,10 +172,18 @@ def run_factory(
         threading.Thread(target=line_thread, args=(i, ln), name=f"line-{ln.name}", daemon=True)
         for i, ln in enumerate(spec.lines)
     ]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    try:
+        if control is not None:
+            control.setup()
+            control.serve(0)
+        coord.step(0)
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        if control is not None:
+            control.shutdown()
     if errors:
         # the line that failed, not those it left waiting at the barrier
         real = [
