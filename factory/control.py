@@ -50,7 +50,8 @@ REPLY_MEMORY = 1024
 
 
 class FactoryControl:
-    """A control ROUTER served at the coordinator's steps (one thread at a time)."""
+    """A control ROUTER served at the coordinator's steps (one thread at a time): a pure
+    constructor, then ``setup``, ``serve`` at each step, ``shutdown``."""
 
     def __init__(self, base: str, coord: Coordinator) -> None:
         if not base.startswith("ipc://"):
@@ -59,7 +60,7 @@ class FactoryControl:
         self.endpoints = Endpoints.from_base(base)
         self.base = base
         self.coord = coord
-        self.ctx: zmq.Context[Any] = zmq.Context()
+        self.ctx: zmq.Context[Any] | None = None
         self.sock: zmq.Socket[Any] | None = None
         self.answered: collections.OrderedDict[str, ControlReply] = collections.OrderedDict()
         self.counters: collections.Counter[str] = collections.Counter()
@@ -69,6 +70,7 @@ class FactoryControl:
     def setup(self) -> None:
         """Bind the ROUTER (making the ipc directory, owner-only, if it is not there)."""
         self._made_dir = ensure_ipc_dir(self.base)
+        self.ctx = zmq.Context()
         self.sock = make_socket(self.ctx, zmq.ROUTER)
         try:
             self.sock.bind(self.endpoints.control)
@@ -81,7 +83,9 @@ class FactoryControl:
         if self.sock is not None:
             self.sock.close(0)
             self.sock = None
-        self.ctx.term()
+        if self.ctx is not None:
+            self.ctx.term()
+            self.ctx = None
         if self._bound:  # never another run's socket file
             remove_ipc(self.base, remove_dir=self._made_dir)
 

@@ -45,6 +45,9 @@ parts = ["screen"]
 lot_size = 3
 lead_time_s = 10
 store = "a"
+[customers.acme]
+products = ["phone"]
+store = "done"
 [lines.L1]
 cell = "{CELL}"
 capacity_per_h = 400
