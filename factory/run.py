@@ -13,8 +13,9 @@ own files: each line's ``events.jsonl`` gives its units and parts
 (``factory.genealogy.read_line_run``), its gate the lot of every part, the
 units finished are pegged to their production orders in the order they were
 finished, an order is shipped when its last unit is built, and the material
-of every part kind is balanced. The factory run directory holds ``lines/NAME``
-(each a cell run), ``genealogy.sqlite``, ``events.jsonl`` and ``kpis.json``.
+of every part kind is balanced. The factory run directory holds ``factory.json``
+(what was run: file, seed, duration, orders, faults), ``lines/NAME`` (each a
+cell run), ``genealogy.sqlite``, ``events.jsonl`` and ``kpis.json``.
 """
 
 from __future__ import annotations
@@ -142,6 +143,17 @@ def run_factory(
 
     barrier = threading.Barrier(len(spec.lines), action=all_there)
     (out / "lines").mkdir(parents=True, exist_ok=False)
+    meta = {
+        "factory": spec.source,
+        "seed": seed,
+        "duration_s": duration_s,
+        "processes": processes,
+        "orders": [dataclasses.asdict(o) for o in orders],
+        "faults": {line: len(given) for line, given in sorted((faults or {}).items())},
+        "late": [dataclasses.asdict(x) for x in late],
+        "endpoint": endpoint,
+    }
+    (out / "factory.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
 
     def line_thread(i: int, ln: LineSpec) -> None:
         pending = list(steps)
