@@ -317,6 +317,84 @@ class Station:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class OpTiming:
+    """How long one (robot, recipe step, stations) took in physics (``lightsout calibrate``).
+
+    ``src`` is where a move picks, or the station a fasten or inspect works at
+    (``recovery:WHERE`` for a pick off the floor), ``dst`` where a move puts ("" else).
+    ``samples`` are whole-operation durations in sim seconds, sorted; ``grasp_s`` and
+    ``release_s`` the mean times from the start to the grasp and to the release (moves).
+    ``speed`` is the robot's speed (rad/s) when it was measured.
+    """
+
+    robot: str
+    op: str
+    skill: str
+    src: str
+    dst: str
+    samples: tuple[float, ...]
+    grasp_s: float = 0.0
+    release_s: float = 0.0
+    speed: float = 1.0
+    by_start: tuple[tuple[str, tuple[float, ...]], ...] = ()
+    """The samples again, by where the arm started (the station its last operation ended
+    at, or ``home``): an operation's time depends on it."""
+    bid_s: float = 0.0
+    """What the robot promised in its bids when idle, on average (0: not measured): a
+    physics bid is the plan's length, not the time the operation then takes."""
+    bid_by_start: tuple[tuple[str, tuple[float, ...]], ...] = ()
+    """The promises by where the arm started (sorted samples)."""
+
+    @property
+    def mean_s(self) -> float:
+        """The mean duration."""
+        return sum(self.samples) / len(self.samples)
+
+    def promise(self, start: str, draw: float) -> float:
+        """What a bid promises from ``start``: one of the physics bids from there (``draw`` in
+        [0, 1) picks it: in physics the promise varies with where the parts lie), or their
+        mean from anywhere, else the operations' mean duration from there."""
+        xs = dict(self.bid_by_start).get(start, ())
+        if xs:
+            return xs[min(len(xs) - 1, int(draw * len(xs)))]
+        if self.bid_s > 0:
+            return self.bid_s
+        xs = self.from_start(start)
+        return sum(xs) / len(xs)
+
+    def from_start(self, start: str, least: int = 3) -> tuple[float, ...]:
+        """The samples of operations that started at ``start``, if there are ``least`` of
+        them; else all."""
+        got = dict(self.by_start).get(start, ())
+        return got if len(got) >= least else self.samples
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Calibration:
+    """What the events world and the agents need of a calibration file (``docs/calibration.md``):
+    every operation's timing and where dropped parts land (share per place, per recipe step
+    and for all, ``""``)."""
+
+    timings: tuple[OpTiming, ...]
+    landed: tuple[tuple[str, tuple[tuple[str, float], ...]], ...] = ()
+    fates: tuple[tuple[str, tuple[tuple[str, float], ...]], ...] = ()
+    """What became of dropped parts (``recovered``, ``scrapped``, ...), as ``landed``."""
+    source: str = ""
+    """The calibration file."""
+
+    def landing(self, op: str) -> tuple[tuple[str, float], ...]:
+        """Where a part dropped during step ``op`` lands: (place, share), the step's own shares
+        if it has any, else the cell's."""
+        table = dict(self.landed)
+        return table.get(op) or table.get("", ())
+
+    def fate(self, op: str) -> tuple[tuple[str, float], ...]:
+        """What became of parts dropped during step ``op`` (the cell's if it has none)."""
+        table = dict(self.fates)
+        return table.get(op) or table.get("", ())
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class CellSpec:
     """A whole cell, validated; every package builds from this."""
 
@@ -347,6 +425,11 @@ class CellSpec:
     max_step_s: float = 0.5
     """Under the event clock, the longest a participant goes without a tick, in sim seconds
     (``[cell] max_step_s``): the bound on how late a watchdog or a live request is seen."""
+    fidelity: str = "physics"
+    """The world model (``--fidelity``): ``physics`` (PyBullet) or ``events`` (a discrete-event
+    model run from ``calibration``, ``sim.events``)."""
+    calibration: Calibration | None = None
+    """At events fidelity: the operation times and drop outcomes measured in physics."""
 
     @property
     def recipes(self) -> tuple[RecipeSpec, ...]:

@@ -258,6 +258,13 @@ class ClockServer:
         to a member away from the barrier is not owed at any later tick."""
         self._expect = {}
 
+    def next_due_ns(self) -> int:
+        """The earliest sim time a member will be due without a message reaching it (its wake
+        time, or ``max_step_ns`` after its last tick); 0 if one is owed or due at once."""
+        if self._expect or self._rejoin:
+            return 0
+        return self._earliest
+
     def owed(self) -> set[str]:
         """Members that cell messages were sent to during the last tick."""
         return {n for n, counts in self._expect.items() if any(counts.values())}

@@ -209,6 +209,11 @@ class RobotAct(Message):
     with the first act of a motion; later acts of the same motion carry its ``path_id``
     only. ``path_id`` 0 is no motion: a Hold, an Abort or a new plan cuts a path short at
     that act's tick.
+
+    ``aim`` says where the tool works at events fidelity, where no arm has a pose
+    (``sim.events``): the part a grasp closes on, or where a release puts the part (a
+    station, or ``unit:ID``). The physics world ignores it: there the tool is where the
+    joints put it.
     """
 
     robot: str
@@ -223,6 +228,7 @@ class RobotAct(Message):
     path_id: int = 0
     path: tuple[PathSegment, ...] = ()
     path_shift_ns: int = 0
+    aim: str = ""
 
 
 # ---------------------------------------------------------------- world <-> supervisor

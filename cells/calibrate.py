@@ -20,6 +20,7 @@ part up where it lies) is timed under its own source, ``recovery:WHERE``.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
@@ -28,7 +29,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from bus.cellspec import CellSpec, OperationSpec, RecipeSpec
+from bus.cellspec import Calibration, CellSpec, OperationSpec, OpTiming, RecipeSpec
 from bus.enums import FaultKind
 from bus.errors import ConfigError
 from bus.eventkinds import EventKind as K
@@ -128,11 +129,17 @@ class _Log:
         """Operations started and not yet done, by op id."""
         self.recovering: dict[str, str] = {}
         self.durations: dict[tuple[str, str, str, str, str], dict[str, list[float]]] = {}
+        self.bids: dict[tuple[str, str, str, str, str], dict[str, list[float]]] = {}
+        """What idle robots promised in their bids, by the same keys (and by start)."""
         self.drops: list[dict[str, Any]] = []
         self.pending: dict[str, dict[str, Any]] = {}
         """Dropped parts not yet come to rest, by part id."""
         self.following: dict[str, dict[str, Any]] = {}
         """Dropped parts at rest whose fate is still to come, by part id."""
+        self.tick_s = cell.tick_ns / NS
+        self.ended_at: dict[str, str] = {}
+        """Where each robot's last operation left its arm (a station; ``home`` after a reset):
+        an operation's time depends on where the arm starts."""
 
     def step(self, op_id: str) -> tuple[str, OperationSpec | None]:
         unit, _, name = op_id.partition("/")
@@ -177,7 +184,13 @@ class _Log:
                     "src": src,
                     "dst": dst,
                     "unit": unit,
+                    "from": self.ended_at.get(e["robot"], "home"),
                 }
+                self.ended_at[e["robot"]] = dst or src
+        elif kind == K.OP_AWARDED:
+            self._bids(e, t)
+        elif kind == K.ROBOT_STATE and e.get("dst") == "Resetting":
+            self.ended_at[str(e.get("robot", ""))] = "home"
         elif kind == K.OP_DONE:
             run = self.open.pop(e["op"], None)
             if run is not None and run["robot"] == e["robot"]:
@@ -185,6 +198,7 @@ class _Log:
                 key = (run["robot"], op.name, op.skill.value, run["src"], run["dst"])
                 got = self.durations.setdefault(key, {"duration_s": []})
                 got["duration_s"].append(t - run["t"])
+                got.setdefault(f"from:{run['from']}", []).append(t - run["t"])
                 for phase in ("grasp_s", "release_s"):
                     if phase in run:
                         got.setdefault(phase, []).append(run[phase])
@@ -198,6 +212,26 @@ class _Log:
             self._moved(e, t)
         if kind in FATES:
             self._fate(e)
+
+    def _bids(self, e: dict[str, Any], t: float) -> None:
+        """What each idle bidder promised for the operation awarded at ``t``: its estimate is
+        its finish time less the tick it bid at (the one before the award)."""
+        unit, spec = self.step(e["op"])
+        if spec is None:
+            return
+        src, dst = self.stations(unit, spec)
+        if e["op"] in self.recovering:
+            src = f"recovery:{self.recovering[e['op']]}"
+        busy = {run["robot"] for run in self.open.values()}
+        for robot, finish in e.get("bids", ()):
+            if not isinstance(finish, int) or finish < 0 or robot in busy:
+                continue
+            est = finish / NS - (t - self.tick_s)
+            if 0 < est <= MAX_DURATION_S:
+                key = (robot, spec.name, spec.skill.value, src, dst)
+                got = self.bids.setdefault(key, {})
+                got.setdefault("bid_s", []).append(est)
+                got.setdefault(f"from:{self.ended_at.get(robot, 'home')}", []).append(est)
 
     def _moved(self, e: dict[str, Any], t: float) -> None:
         part, src, dst = e["part"], str(e.get("src", "")), str(e.get("dst", ""))
@@ -237,6 +271,7 @@ class _Log:
 def measure(runs: Iterable[Path], cell: CellSpec) -> dict[str, Any]:
     """The operations' duration distributions and the drops' outcome shares over ``runs``."""
     durations: dict[tuple[str, str, str, str, str], dict[str, list[float]]] = {}
+    bids: dict[tuple[str, str, str, str, str], dict[str, list[float]]] = {}
     drops: list[dict[str, Any]] = []
     for run in runs:
         log = _Log(cell)
@@ -247,6 +282,10 @@ def measure(runs: Iterable[Path], cell: CellSpec) -> dict[str, Any]:
             mine = durations.setdefault(key, {})
             for phase, xs in got.items():
                 mine.setdefault(phase, []).extend(xs)
+        for key, got in log.bids.items():
+            theirs = bids.setdefault(key, {})
+            for phase, xs in got.items():
+                theirs.setdefault(phase, []).extend(xs)
         drops.extend(log.drops)
     ops = []
     for (robot, op, skill, src, dst), got in sorted(durations.items()):
@@ -261,6 +300,15 @@ def measure(runs: Iterable[Path], cell: CellSpec) -> dict[str, Any]:
         for phase in ("duration_s", "grasp_s", "release_s"):
             if got.get(phase):
                 entry[phase] = distribution(got[phase])
+        starts = {k[5:]: v for k, v in sorted(got.items()) if k.startswith("from:")}
+        if starts:
+            entry["by_start"] = {k: distribution(v) for k, v in starts.items()}
+        bid = bids.get((robot, op, skill, src, dst), {})
+        if bid.get("bid_s"):
+            entry["bid_s"] = distribution(bid["bid_s"])
+            entry["bid_by_start"] = {
+                k[5:]: distribution(v) for k, v in sorted(bid.items()) if k.startswith("from:")
+            }
         ops.append(entry)
     return {"operations": ops, "drops": drop_shares(drops)}
 
@@ -329,3 +377,161 @@ def load_calibration(cell_path: str | Path) -> dict[str, Any]:
         why = f"stale: {cell_path} changed since it was calibrated (its SHA-256 differs); {again}"
         raise ConfigError(str(path), "cell_sha256", why)
     return data
+
+
+MAX_DURATION_S = 3600.0
+"""The longest operation a calibration may time (sim seconds): past it, the file is wrong."""
+FIDELITIES = ("physics", "events")
+"""The world models a cell runs over (``--fidelity``)."""
+
+
+def with_fidelity(
+    cell: CellSpec, cell_path: str | Path, fidelity: str, *, borrowed: str | Path | None = None
+) -> CellSpec:
+    """``cell`` at ``fidelity``: at events fidelity with its calibration read and checked
+    (``ConfigError`` in one line if it is missing, stale or holds a bad entry).
+
+    ``borrowed``: the calibration file of another cell whose steps are named the same (a
+    generated cell of many islands, ``cells.islands``), checked against its own cell file.
+    """
+    if fidelity not in FIDELITIES:
+        raise ConfigError("--fidelity", fidelity, f"not one of {', '.join(FIDELITIES)}")
+    if fidelity == "physics":
+        if borrowed is not None:
+            raise ConfigError("--calibration", str(borrowed), "only with --fidelity events")
+        return dataclasses.replace(cell, fidelity="physics", calibration=None)
+    if cell.mounts:
+        why = "a cell that builds robots has no events fidelity yet (commissioning needs physics)"
+        raise ConfigError(cell.source, "mounts", why)
+    if borrowed is not None:
+        data = _read_calibration(Path(borrowed))
+        own = Path(borrowed).with_name(str(data.get("cell_file", "")))
+        if own.is_file() and own.suffix == ".toml" and data.get("cell_sha256") != cell_sha256(own):
+            why = f"stale: {own} changed since it was calibrated; lightsout calibrate {own}"
+            raise ConfigError(str(borrowed), "cell_sha256", why)
+        return dataclasses.replace(
+            cell, fidelity="events", calibration=calibration_of(data, cell, str(borrowed))
+        )
+    data = load_calibration(cell_path)
+    path = str(calibration_path(cell_path))
+    return dataclasses.replace(
+        cell, fidelity="events", calibration=calibration_of(data, cell, path)
+    )
+
+
+def with_calibration_file(cell: CellSpec, path: str | Path) -> CellSpec:
+    """``cell`` at events fidelity with the calibration file at ``path`` (a participant process
+    whose launcher already checked that file against the cell file)."""
+    calibration = calibration_of(_read_calibration(Path(path)), cell, str(path))
+    return dataclasses.replace(cell, fidelity="events", calibration=calibration)
+
+
+def _read_calibration(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ConfigError(str(path), "", f"not a calibration ({exc})") from None
+    if not isinstance(data, dict) or data.get("format") != FORMAT or data.get("version") != VERSION:
+        raise ConfigError(str(path), "format", f"not a {FORMAT} file of version {VERSION}")
+    return data
+
+
+def calibration_of(data: dict[str, Any], cell: CellSpec, path: str) -> Calibration:
+    """The calibration file's contents as the world and the agents use them, every entry
+    checked: names the cell knows, finite positive durations in bounds, shares in [0, 1]."""
+    robots = {r.name: r for r in cell.robots}
+    timings = []
+    ops = data.get("operations")
+    if not isinstance(ops, list):
+        raise ConfigError(path, "operations", "must be a list")
+    for i, entry in enumerate(ops):
+        key = f"operations[{i}]"
+        if not isinstance(entry, dict):
+            raise ConfigError(path, key, "must be an object")
+        names = [entry.get(k) for k in ("robot", "op", "skill", "src", "dst")]
+        if not all(isinstance(n, str) and len(n) <= 128 for n in names):
+            raise ConfigError(path, key, "robot, op, skill, src and dst must be short strings")
+        robot, op, skill, src, dst = (str(n) for n in names)
+        if robot not in robots:
+            continue  # a built robot, or one the cell no longer has: not used here
+        samples = _seconds(path, f"{key}.duration_s", entry.get("duration_s"), samples=True)
+        grasp = _seconds(path, f"{key}.grasp_s", entry.get("grasp_s"), required=False)
+        release = _seconds(path, f"{key}.release_s", entry.get("release_s"), required=False)
+        starts = entry.get("by_start", {})
+        if not isinstance(starts, dict) or len(starts) > 64:
+            raise ConfigError(path, f"{key}.by_start", "must be an object of at most 64 starts")
+        by_start = tuple(
+            (str(k), tuple(sorted(_seconds(path, f"{key}.by_start.{k}", v, samples=True))))
+            for k, v in sorted(starts.items())
+        )
+        bid = _seconds(path, f"{key}.bid_s", entry.get("bid_s"), required=False)
+        bid_starts = entry.get("bid_by_start", {})
+        if not isinstance(bid_starts, dict) or len(bid_starts) > 64:
+            raise ConfigError(path, f"{key}.bid_by_start", "must be an object of at most 64 starts")
+        bids = tuple(
+            (str(k), tuple(sorted(_seconds(path, f"{key}.bid_by_start.{k}", v, samples=True))))
+            for k, v in sorted(bid_starts.items())
+        )
+        timings.append(
+            OpTiming(
+                robot,
+                op,
+                skill,
+                src,
+                dst,
+                tuple(sorted(samples)),
+                grasp[0] if grasp else 0.0,
+                release[0] if release else 0.0,
+                robots[robot].speed,
+                by_start,
+                bid[0] if bid else 0.0,
+                bids,
+            )
+        )
+    drops = data.get("drops", {})
+    if not isinstance(drops, dict):
+        raise ConfigError(path, "drops", "must be an object")
+    landed = [("", _shares(path, "drops.landed", drops.get("landed", {})))]
+    fates = [("", _shares(path, "drops.fate", drops.get("fate", {})))]
+    by_op = drops.get("by_op", {})
+    if not isinstance(by_op, dict):
+        raise ConfigError(path, "drops.by_op", "must be an object")
+    for op, got in sorted(by_op.items()):
+        if not isinstance(got, dict):
+            raise ConfigError(path, f"drops.by_op.{op}", "must be an object")
+        landed.append((str(op), _shares(path, f"drops.by_op.{op}.landed", got.get("landed", {}))))
+        fates.append((str(op), _shares(path, f"drops.by_op.{op}.fate", got.get("fate", {}))))
+    return Calibration(tuple(timings), tuple(landed), tuple(fates), path)
+
+
+def _seconds(
+    path: str, key: str, dist: object, *, samples: bool = False, required: bool = True
+) -> tuple[float, ...]:
+    """A distribution's samples (or its mean alone), each finite, > 0 and at most an hour."""
+    if dist is None and not required:
+        return ()
+    if not isinstance(dist, dict):
+        raise ConfigError(path, key, "must be a distribution object")
+    raw = dist.get("samples") if samples else [dist.get("mean")]
+    if not isinstance(raw, list) or not raw or len(raw) > MAX_SAMPLES:
+        raise ConfigError(path, key, f"needs 1 to {MAX_SAMPLES} samples")
+    out = []
+    for x in raw:
+        if isinstance(x, bool) or not isinstance(x, int | float) or not math.isfinite(x):
+            raise ConfigError(path, key, f"{x!r} is not a finite number of seconds")
+        if not 0 < x <= MAX_DURATION_S:
+            raise ConfigError(path, key, f"{x!r} s is not within (0, {MAX_DURATION_S:g}]")
+        out.append(float(x))
+    return tuple(out)
+
+
+def _shares(path: str, key: str, table: object) -> tuple[tuple[str, float], ...]:
+    if not isinstance(table, dict):
+        raise ConfigError(path, key, "must be an object of shares")
+    out = []
+    for name, share in sorted(table.items()):
+        ok = isinstance(share, int | float) and not isinstance(share, bool)
+        if not ok or not math.isfinite(share) or not 0.0 <= share <= 1.0:
+            raise ConfigError(path, f"{key}.{name}", f"{share!r} is not a share in [0, 1]")
+        out.append((str(name), float(share)))
+    return tuple(out)

@@ -107,8 +107,11 @@ class Children:
                 **self.keys,
             )
         }
+        timed = {"calibration": cell.calibration.source} if cell.calibration else {}
         for r in cell.robots:
-            self.cmds[r.name] = node_command("agent", cell, base, robot=r.name, **self.keys)
+            self.cmds[r.name] = node_command(
+                "agent", cell, base, robot=r.name, **self.keys, **timed
+            )
         self.kills = sorted(
             (round(f.at_s * 1e9), f.target) for f in opts.faults if f.kind in PROCESS_KINDS
         )
@@ -149,6 +152,12 @@ class Children:
     def gone(self) -> list[str]:
         """Children that have exited (the clock drops them without waiting out its guard)."""
         return [n for n, p in self.procs.items() if p.poll() is not None]
+
+    def horizon(self) -> int:
+        """The sim time of the next kill or freeze the scenario plans (``SimServer.horizons``:
+        the events world skips no tick past it)."""
+        times = [t for t, _ in self.kills[:1]] + [round(f.at_s * 1e9) for f in self.freezes[:1]]
+        return min(times, default=1 << 62)
 
     def check(self, server: SimServer) -> None:
         """Per tick: kill and freeze what the scenario says, restart what died or froze."""

@@ -195,6 +195,7 @@ def _server(
         subscribers=opts.subscribers,
         keys_dir=opts.keys_dir,
     )
+    server.horizons.append(lambda: round(pending[0].at_s * 1e9) if pending else 1 << 62)
     if opts.feed_gate is not None:
         server.world.gate_feeders(opts.feed_gate)
     if opts.realtime > 0:
@@ -319,6 +320,7 @@ def _run_processes(
         cell, endpoints, ctx, opts, progress, watch, hooks, records=records, signals=signals
     )
     server.gone = children.gone
+    server.horizons.append(children.horizon)
     end_ns = 0
     try:
         server.setup()
@@ -359,8 +361,11 @@ def sim_stats(server: SimServer, signals: Signals) -> dict[str, Any]:
         "restart_wait_s": dict(sorted(waits.items())),
         "ticks": server.ticks,
         "sync": server.cell.sync,
+        "fidelity": server.cell.fidelity,
         # ticks at which anyone was ticked, Tick/Done round trips, cell-bus messages
         "opened_ticks": server.opened_ticks,
+        # events world: ticks nobody was due at and nothing happened in, let go by unseen
+        "quiet_ticks": server.quiet_ticks,
         "round_trips": clock.opened if clock is not None else 0,
         "bus_messages": clock.messages if clock is not None else 0,
         "clock_malformed": clock.malformed if clock is not None else 0,

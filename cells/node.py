@@ -28,15 +28,26 @@ from supervisor import POLICIES, Supervisor
 
 
 def run_agent(
-    cell_path: str, robot: str, endpoint: str, *, mount: str = "", keys: Path | None = None
+    cell_path: str,
+    robot: str,
+    endpoint: str,
+    *,
+    mount: str = "",
+    keys: Path | None = None,
+    calibration: str = "",
 ) -> int:
     """Run one robot agent until the clock shuts the cell down.
 
     ``mount``: the robot was built in the cell and stands on this mount point
     (its spec comes from the cell's robot-building recipe). ``keys``: sign
-    with the robot's participant key pair from that keys directory (tcp).
+    with the robot's participant key pair from that keys directory (tcp). ``calibration``:
+    the cell runs at events fidelity, timed from this calibration file.
     """
     cell = load_cell(cell_path)
+    if calibration:
+        from cells.calibrate import with_calibration_file
+
+        cell = with_calibration_file(cell, calibration)
     spec = None
     if mount:
         try:
@@ -112,6 +123,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--keys", type=Path, help="keys directory: sign with this participant's key")
     ap.add_argument("--resume", action="store_true", help="--restore for lightsout resume")
     ap.add_argument(
+        "--calibration", default="", help="agent: events fidelity, timed from this calibration"
+    )
+    ap.add_argument(
         "--parent", type=int, help="exit as soon as this process (the launcher) is gone"
     )
     args = ap.parse_args(argv)
@@ -129,7 +143,14 @@ def main(argv: list[str] | None = None) -> int:
         if args.role == "agent":
             if not args.robot:
                 ap.error("agent needs --robot")
-            return run_agent(args.cell, args.robot, args.endpoint, mount=args.mount, keys=args.keys)
+            return run_agent(
+                args.cell,
+                args.robot,
+                args.endpoint,
+                mount=args.mount,
+                keys=args.keys,
+                calibration=args.calibration,
+            )
         return run_supervisor(
             args.cell,
             args.endpoint,

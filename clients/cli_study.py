@@ -46,7 +46,6 @@ def cmd_sweep(args: argparse.Namespace, console: Console) -> int:
     from clients.sweep import cluster, parse_seeds, plan_sweep
     from clients.sweep_report import write_report
 
-    _physics_only(args.fidelity)
     seeds = parse_seeds(args.seeds)  # first: the default directory is named after them
     out = Path(args.out) if args.out else None
     if out is None:
@@ -63,6 +62,7 @@ def cmd_sweep(args: argparse.Namespace, console: Console) -> int:
         processes=args.processes,
         guard_s=args.guard,
         command=_command(args),
+        fidelity=args.fidelity,
     )
     where = args.cluster or f"a local cluster of {args.workers} worker processes"
     console.print(
@@ -109,6 +109,8 @@ def _command(args: argparse.Namespace) -> str:
         argv += ["--chaos", f"{args.chaos:g}"]
     if args.processes:
         argv.append("--processes")
+    if args.fidelity != "physics":
+        argv += ["--fidelity", args.fidelity]
     return shlex.join(argv)
 
 
@@ -165,14 +167,6 @@ def _print_means(
             cells.append("-" if s.n == 0 else f"{s.mean:.3g} [{s.lo:.3g}, {s.hi:.3g}]")
         table.add_row(f"{vid} {label}", *cells)
     console.print(table)
-
-
-def _physics_only(fidelity: str) -> None:
-    if fidelity == "events":
-        raise LightsoutError(
-            "--fidelity events is not available yet (the discrete-event world model is still to "
-            "come); use --fidelity physics"
-        )
 
 
 def cmd_calibrate(args: argparse.Namespace, console: Console) -> int:

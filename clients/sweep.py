@@ -98,6 +98,8 @@ class Job:
     """The run directory (under the sweep's ``runs/``)."""
     note: str
     """The command that makes this run alone (``chaos.toml``'s note)."""
+    calibration: str = ""
+    """At events fidelity: the cell's calibration file, whole (JSON text); "" for physics."""
 
     @property
     def key(self) -> str:
@@ -149,11 +151,18 @@ def plan_sweep(
     processes: bool = False,
     guard_s: float = 10.0,
     command: str = "",
+    fidelity: str = "physics",
 ) -> Plan:
     """Check everything a sweep takes (cell, ``--set``, seeds, faults, output) and plan its jobs."""
     out = out.absolute()  # the workers' working directory need not be this one
     seed_list = parse_seeds(seeds)
     variants = make_variants(cell_path, sets)
+    calibration = ""
+    if fidelity == "events":
+        from cells.calibrate import load_calibration, with_fidelity
+
+        with_fidelity(variants[0].cell, cell_path, fidelity)  # missing, stale or bad: one line
+        calibration = json.dumps(load_calibration(cell_path), sort_keys=True)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise ConfigError("--out", str(out), "exists already; a sweep is never overwritten")
     processes = processes or bool(chaos_rate)  # chaos kills processes (as `run --chaos` needs)
@@ -184,7 +193,8 @@ def plan_sweep(
                     processes,
                     guard_s,
                     str(run),
-                    note,
+                    note + (" --fidelity events" if calibration else ""),
+                    calibration,
                 )
             )
     return Plan(cell_path, tuple(variants), seed_list, tuple(jobs), out, command)
@@ -208,6 +218,11 @@ def run_job(job: Job) -> dict[str, Any]:
     out.mkdir(parents=True)
     (out / "cell.toml").write_text(job.cell_text, encoding="utf-8")
     cell = load_cell(out / "cell.toml")
+    if job.calibration:
+        from cells.calibrate import with_calibration_file
+
+        (out / "calibration.json").write_text(job.calibration, encoding="utf-8")
+        cell = with_calibration_file(cell, out / "calibration.json")
     if job.chaos:
         write_chaos(out, RunFaults(job.faults, job.chaos), job.note)
     opts = RunOptions(

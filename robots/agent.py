@@ -16,6 +16,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import logging
+import random
 from collections.abc import Mapping
 
 from bus.cellspec import CellSpec, RobotSpec
@@ -45,11 +46,11 @@ from bus.messages import (
 from bus.participant import Outbox
 from bus.simtime import NS
 from robots.errors import CommandRefused, SkillFailed
-from robots.kinematics import Kinematics
 from robots.motion import Q, Trajectory
 from robots.packml import PackML, Place
-from robots.plans import assumed_poses, plan_op
+from robots.plans import IKPlanner, Planner
 from robots.skills import Outcome, SkillContext, SkillRun, Want
+from robots.timed import TimedPlanner
 
 log = logging.getLogger(__name__)
 
@@ -125,7 +126,12 @@ class RobotAgent:
             self.spec = spec if spec is not None else cell.robot(name)
         except KeyError:
             raise ConfigError(cell.source, "robots", f"no robot called {name!r}") from None
-        self.kin = Kinematics(self.spec)
+        self.kin: Planner = (
+            TimedPlanner(cell, self.spec)
+            if cell.fidelity == "events"
+            else IKPlanner(cell, self.spec)
+        )
+        """How it plans: IK on its own model, or the calibration's times at events fidelity."""
         self.packml = PackML(on_change=self._changed)
         self.now = 0
         """Sim time of the tick being stepped (ns)."""
@@ -236,6 +242,7 @@ class RobotAgent:
             path_id=path_id,
             path=path,
             path_shift_ns=shift,
+            aim=want.aim,
         )
 
     def _caught_up(self, k: int) -> None:
@@ -407,6 +414,10 @@ class RobotAgent:
         A plan is a pure function of the operation, the start pose and the speed, so the
         one made for a bid serves the award that follows it (IK is most of an agent's cost).
         """
+        if self.cell.fidelity == "events":
+            # a timed plan depends on where the last operation ended, not on the pose (which
+            # does not change): nothing to cache, and nothing costly
+            return self.kin.estimate(op, from_q, self.speed)
         key = (op, from_q, self.speed)
         known = self._estimates.get(key)
         if known is not None:
@@ -415,13 +426,7 @@ class RobotAgent:
                 raise known
             return known
         try:
-            part, unit = assumed_poses(self.cell, op)
-            tilt = op.pick.tilt if op.pick is not None else 0.0
-            plan = plan_op(self.kin, self.cell, op, from_q, part, unit, tilt=tilt)
-            found: tuple[int, Q] | PlanError = (
-                plan.duration_ns(self.speed, self.cell.tick_ns),
-                plan.end_q,
-            )
+            found: tuple[int, Q] | PlanError = self.kin.estimate(op, from_q, self.speed)
         except PlanError as exc:
             found = exc
         self._estimates[key] = found
@@ -556,6 +561,7 @@ class RobotAgent:
         """Resetting: open the gripper and plan a move to the home pose."""
         if self.holding:
             self._grip = Grip.RELEASE
+        self.kin.homed()
         motion = Trajectory.through(self.now, self.q_cmd, (self.kin.home,), speed=self.speed)
         self._acting_motion = motion
         self._acting_until = max(self._acting_until, motion.end_ns)
@@ -593,7 +599,11 @@ class RobotAgent:
 
     def _start(self, queued: _Queued) -> None:
         spec = dataclasses.replace(self.spec, speed=self.speed)  # a slow_robot fault shows here
-        ctx = SkillContext(self.cell, spec, self.kin, q=self.q_cmd, enter=self._enter_step)
+        # the attempt's own draw: same run, same draw; another start time, another draw
+        draw = random.Random(f"{self.name}/{queued.op.op_id}/{queued.attempt}/{self.now}").random()
+        ctx = SkillContext(
+            self.cell, spec, self.kin, q=self.q_cmd, enter=self._enter_step, draw=draw
+        )
         run = SkillRun(queued.op, ctx)
         self._running = _Running(
             queued.op, run, self.now, self.now + queued.est_ns, queued.end_q, queued.attempt

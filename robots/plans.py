@@ -14,8 +14,9 @@ import enum
 import logging
 import math
 from collections.abc import Sequence
+from typing import Protocol
 
-from bus.cellspec import CellSpec, Pose
+from bus.cellspec import CellSpec, Pose, RobotSpec
 from bus.enums import ExecStep, Skill
 from bus.errors import PlanError
 from bus.messages import Operation, PartPose
@@ -78,6 +79,8 @@ class Leg:
     target: str = ""
     carrying: str = ""
     """A part that must stay in the gripper during this leg (else it was dropped)."""
+    aim: str = ""
+    """Where a release puts the part: the destination station, or ``unit:ID`` (``RobotAct.aim``)."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -239,7 +242,7 @@ def plan_pick_place(
             Leg(LegKind.GRASP, pick, hold_s=GRASP_S, target=op.part),
             Leg(LegKind.MOVE, pick, (q_above,), carrying=op.part),
             Leg(LegKind.MOVE, put, (q_over, q_place), carrying=op.part),
-            Leg(LegKind.RELEASE, put, hold_s=RELEASE_S, target=op.part),
+            Leg(LegKind.RELEASE, put, hold_s=RELEASE_S, target=op.part, aim=release_aim(op)),
             Leg(LegKind.MOVE, put, (q_over,)),
         )
         return Plan(legs, tuple(start_q), q_over, LOOK_TICKS[Skill.PICK_PLACE])
@@ -290,6 +293,87 @@ def plan_inspect(
         Leg(LegKind.INSPECT, step, hold_s=INSPECT_DWELL_S, target=op.unit),
     )
     return Plan(legs, tuple(start_q), q_look, LOOK_TICKS[Skill.INSPECT])
+
+
+class Planner(Protocol):
+    """What an agent plans with: IK at physics fidelity, calibrated times at events fidelity."""
+
+    home: Q
+
+    def setup(self) -> None:
+        """Build what planning needs (idempotent)."""
+
+    def close(self) -> None:
+        """Free it."""
+
+    def homed(self) -> None:
+        """The arm went home (a reset)."""
+
+    def plan(
+        self,
+        op: Operation,
+        start_q: Sequence[float],
+        part: Pose,
+        unit: Pose | None,
+        *,
+        tilt: float = 0.0,
+        speed: float,
+        draw: float = 0.5,
+    ) -> Plan:
+        """The plan that runs ``op`` from ``start_q`` with the parts where they were seen."""
+        ...
+
+    def estimate(self, op: Operation, start_q: Sequence[float], speed: float) -> tuple[int, Q]:
+        """What a bid promises (ns) and the pose the arm ends in."""
+        ...
+
+
+class IKPlanner:
+    """Plans by inverse kinematics on the robot's own model (physics fidelity): the planner an
+    agent holds (``robots.timed.TimedPlanner`` is the one at events fidelity)."""
+
+    def __init__(self, cell: CellSpec, spec: RobotSpec) -> None:
+        self.cell = cell
+        self.kin = Kinematics(spec)
+        self.home: Q = self.kin.home
+
+    def setup(self) -> None:
+        """Build the kinematic model (a private PyBullet client; no-op once built)."""
+        self.kin.setup()
+
+    def close(self) -> None:
+        """Free the kinematic model."""
+        self.kin.close()
+
+    def homed(self) -> None:
+        """Nothing to note: a plan starts from the pose it is given."""
+
+    def plan(
+        self,
+        op: Operation,
+        start_q: Sequence[float],
+        part: Pose,
+        unit: Pose | None,
+        *,
+        tilt: float = 0.0,
+        speed: float,
+        draw: float = 0.5,
+    ) -> Plan:
+        """``plan_op`` from where the parts are seen (``speed`` and ``draw`` are for timed plans)."""
+        return plan_op(self.kin, self.cell, op, start_q, part, unit, tilt=tilt)
+
+    def estimate(self, op: Operation, start_q: Sequence[float], speed: float) -> tuple[int, Q]:
+        """How long ``op`` takes from ``start_q`` (from the station table's poses) and the pose
+        it ends in: what a bid promises (PlanError if it cannot be planned)."""
+        part, unit = assumed_poses(self.cell, op)
+        tilt = op.pick.tilt if op.pick is not None else 0.0
+        plan = plan_op(self.kin, self.cell, op, start_q, part, unit, tilt=tilt)
+        return plan.duration_ns(speed, self.cell.tick_ns), plan.end_q
+
+
+def release_aim(op: Operation) -> str:
+    """Where ``op`` puts its part: ``unit:ID`` onto a unit, else the destination station."""
+    return f"unit:{op.unit}" if op.onto_unit else op.dst
 
 
 # ---------------------------------------------------------------- helpers

@@ -24,9 +24,9 @@ from bus.enums import ExecStep, Grip, Skill
 from bus.messages import Inspection, Operation, PartPose, RobotSense
 from bus.simtime import NS
 from robots.errors import SkillFailed
-from robots.kinematics import Kinematics, wrap
+from robots.kinematics import wrap
 from robots.motion import Q, Trajectory
-from robots.plans import Leg, LegKind, Plan, part_pose, plan_op, station_pose
+from robots.plans import Leg, LegKind, Plan, Planner, part_pose, station_pose
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +54,8 @@ class Want:
     observe: tuple[str, ...] = ()
     fasten: str = ""
     inspect: str = ""
+    aim: str = ""
+    """Where the tool works (``RobotAct.aim``): the part a grasp takes, where a release puts it."""
     wake_ns: int = 0
     """The program needs no step before this sim time unless the gripper's hold changes
     (the event clock's lookahead; 0: the next tick)."""
@@ -82,14 +84,17 @@ class SkillContext:
         self,
         cell: CellSpec,
         spec: RobotSpec,
-        kin: Kinematics,
+        planner: Planner,
         *,
         q: Q,
         enter: Callable[[ExecStep], None],
+        draw: float = 0.5,
     ) -> None:
         self.cell = cell
         self.spec = spec
-        self.kin = kin
+        self.planner = planner
+        self.draw = draw
+        """The attempt's seeded draw in [0, 1): which calibrated duration a timed plan takes."""
         self.tick_ns = cell.tick_ns
         self.q = q
         self.now = 0
@@ -187,7 +192,7 @@ def pick_place(op: Operation, ctx: SkillContext) -> Program:
     off = part.distance_xy(expected) if expected is not None else 0.0
     if off > PART_AT_SOURCE_M:
         raise SkillFailed(f"{op.part} is not at {op.src or 'where it fell'} ({off:.2f} m away)")
-    plan = plan_op(ctx.kin, ctx.cell, op, ctx.q, part, unit, tilt=tilt)
+    plan = _plan(ctx, op, part, unit, tilt)
     yield from run_legs(ctx, plan.legs[:1])
     again = yield from observe(ctx, (op.part,))
     now = part_pose(again[op.part])
@@ -196,7 +201,7 @@ def pick_place(op: Operation, ctx: SkillContext) -> Program:
             "%s: %s moved %.1f mm; planning again", ctx.spec.name, op.part, _moved(now, part) * 1e3
         )
         tilt = _graspable(op.part, again[op.part])
-        plan = plan_op(ctx.kin, ctx.cell, op, ctx.q, now, unit, tilt=tilt)
+        plan = _plan(ctx, op, now, unit, tilt)
         yield from run_plan(ctx, plan)
     else:
         yield from run_legs(ctx, plan.legs[1:])
@@ -210,8 +215,7 @@ def fasten(op: Operation, ctx: SkillContext) -> Program:
     ctx.enter(ExecStep.FASTEN)
     seen = yield from observe(ctx, (op.unit,))
     unit = _check_at(ctx, op.unit, part_pose(seen[op.unit]), op.at)
-    plan = plan_op(ctx.kin, ctx.cell, op, ctx.q, unit, None)
-    yield from run_plan(ctx, plan)
+    yield from run_plan(ctx, _plan(ctx, op, unit, None))
     return Outcome(f"unit {op.unit} fastened at {op.at}")
 
 
@@ -220,12 +224,18 @@ def inspect(op: Operation, ctx: SkillContext) -> Program:
     ctx.enter(ExecStep.INSPECT)
     seen = yield from observe(ctx, (op.unit,))
     unit = _check_at(ctx, op.unit, part_pose(seen[op.unit]), op.at)
-    plan = plan_op(ctx.kin, ctx.cell, op, ctx.q, unit, None)
-    found = yield from run_plan(ctx, plan)
+    found = yield from run_plan(ctx, _plan(ctx, op, unit, None))
     return Outcome(f"unit {op.unit} inspected at {op.at}", found)
 
 
 # ---------------------------------------------------------------- building blocks
+
+
+def _plan(
+    ctx: SkillContext, op: Operation, part: Pose, unit: Pose | None, tilt: float = 0.0
+) -> Plan:
+    """Plan ``op`` from the arm's pose now with the robot's planner (IK, or calibrated times)."""
+    return ctx.planner.plan(op, ctx.q, part, unit, tilt=tilt, speed=ctx.spec.speed, draw=ctx.draw)
 
 
 def _check_at(ctx: SkillContext, unit: str, pose: Pose, station: str) -> Pose:
@@ -341,7 +351,7 @@ def _ticks(ctx: SkillContext, seconds: float) -> int:
 
 def _grasp(ctx: SkillContext, leg: Leg) -> Generator[Want, RobotSense, None]:
     """Close on the part and wait, standing still, until the world says it is held."""
-    sense = yield Want(grip=Grip.GRASP)
+    sense = yield Want(grip=Grip.GRASP, aim=leg.target)
     # looked at every tick until ``last`` (or until the hold changes, under the event clock)
     last = ctx.now + (_ticks(ctx, leg.hold_s) + SETTLE_TICKS) * ctx.tick_ns
     while sense.holding != leg.target:
@@ -356,7 +366,7 @@ def _grasp(ctx: SkillContext, leg: Leg) -> Generator[Want, RobotSense, None]:
 
 def _release(ctx: SkillContext, leg: Leg) -> Generator[Want, RobotSense, None]:
     """Open, wait until the part is let go, then give it a moment to settle."""
-    sense = yield Want(grip=Grip.RELEASE)
+    sense = yield Want(grip=Grip.RELEASE, aim=leg.aim)
     last = ctx.now + SETTLE_TICKS * ctx.tick_ns
     while sense.holding == leg.target and ctx.now < last:
         sense = yield Want(wake_ns=last)

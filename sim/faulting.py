@@ -103,6 +103,12 @@ class FaultInjector:
             cid, ControlCommand.FAULT, target, kind, duration_s, factor, permanent=permanent
         )
 
+    def quiet(self) -> bool:
+        """Whether nothing of this injector's grows or counts from tick to tick: no jam, no
+        armed drop, no wear under way."""
+        w = self.wear
+        return not (self.jams or self.armed or w.drifts or w.grippers or w.belts or w.letting_go)
+
     def after_advance(self) -> list[ControlRequest]:
         """After a control tick: end the jams that are over, let armed and worn grippers go,
         grow every wear. Returns the notes of robot faults it caused (a tripped drive)."""

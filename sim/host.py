@@ -535,6 +535,25 @@ class CellHost:
                     if owner is not None:
                         self._send(owner[1], reply, user=owner[0])
 
+    def quiet(self) -> bool:
+        """Whether ticks may pass unseen (the events world's jump, ``SimServer``): nobody
+        watches frame by frame, nothing paces the clock, no request waits, and no fault the
+        host keeps going (a jam, an armed drop, a wear) needs its tick-by-tick look."""
+        return (
+            self.pace != "realtime"
+            and not self.paused
+            and not self.has_requests()
+            and self.subscribed["joints"] <= 0
+            and self.subscribed["parts"] <= 0
+            and self.faults.quiet()
+        )
+
+    def pass_quietly(self, ticks: int) -> None:
+        """``ticks`` ticks went by unseen: their frames were not built, but they are counted
+        (a frame's ``seq`` means the same on every topic)."""
+        self.seq["joints"] += ticks
+        self.seq["parts"] += ticks
+
     def after_advance(self) -> None:
         """Publish this tick's frames, end jams that are over, and keep the pace."""
         now = self.world.t_ns

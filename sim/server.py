@@ -25,6 +25,7 @@ from bus.endpoints import Endpoints
 from bus.errors import LightsoutError
 from bus.messages import Done, Message, RobotAct, WorldAct
 from bus.trust import LiveKeys, start_zap, stop_zap
+from sim.events import EventWorld
 from sim.host import CellHost
 from sim.rebuild import KeptUnit, rebuild
 from sim.world import World
@@ -73,7 +74,10 @@ class SimServer:
         self.pace_realtime = 0.0
         """If > 0, start paced to the wall clock times this factor (``--realtime``)."""
         """The control endpoint and telemetry publisher (after ``setup``)."""
-        self.world = World(cell, seed=seed)
+        self.world: World = (
+            EventWorld(cell, seed=seed) if cell.fidelity == "events" else World(cell, seed=seed)
+        )
+        """PyBullet's, or the discrete-event model at ``fidelity = \"events\"`` (``sim.events``)."""
         self.robots: tuple[str, ...] = tuple(sorted(r.name for r in cell.robots))
         """The robots of the barrier: the cell file's, and those built and admitted since."""
         self.ticks = 0
@@ -101,6 +105,11 @@ class SimServer:
         """What each robot last sensed in its gripper (a change wakes it)."""
         self._view: tuple[tuple[str, str], ...] | None = None
         """What the supervisor last read of the sensors (a change wakes it)."""
+        self.horizons: list[Callable[[], int]] = []
+        """The next sim time each of the launcher's plans (faults, process kills) needs the
+        tick at or after it seen: the events world skips no tick past one."""
+        self.quiet_ticks = 0
+        """Ticks the events world let go by unseen (nobody due, nothing happening)."""
 
     def carry_on(
         self, tick: int, last_ids: dict[str, int], units: tuple[KeptUnit, ...] = ()
@@ -189,6 +198,7 @@ class SimServer:
                 self.dropped.extend(clock.take_dropped())
             else:
                 clock.skip()
+                k = self._pass_quietly(k, clock, host)
             for r in self.robots:
                 if r not in dones and r in clock.members:
                     world.follow(r)  # not ticked: its arm goes on along its path
@@ -203,6 +213,44 @@ class SimServer:
         clock.shutdown(world.t_ns, reason)
         log.info("sim: %d ticks, %.3f s of sim time; done", k, world.t_ns / 1e9)
         return 0
+
+    def _pass_quietly(self, k: int, clock: ClockServer, host: CellHost) -> int:
+        """Nobody is due at tick ``k``: in the events world, let the ticks go by unseen up to
+        the one before anything can happen (DESIGN principle 9), the world advanced by them;
+        return the tick the loop goes on with (``k`` itself in physics, or when nothing may
+        be skipped).
+
+        What can happen: a member's wake time or ``max_step_s`` (``ClockServer.next_due_ns``),
+        a change in the world (``EventWorld.quiet_until_ns``), a fault or process event the
+        launcher has planned (``horizons``), the end of the run; and nothing is skipped while
+        the host needs every tick (``CellHost.quiet``). The ticks skipped are those no
+        member would have been ticked at, so the run is the one stepping gives.
+        """
+        world = self.world
+        if not isinstance(world, EventWorld) or not host.quiet():
+            return k
+        due = clock.next_due_ns()
+        if due <= 0:
+            return k
+        until = min(due, world.quiet_until_ns(), self.duration_ns, *(h() for h in self.horizons))
+        # the loop's own advance takes the world to tick k + 1; the last tick skipped is the
+        # one before the first tick at or after ``until``
+        first = self._first_tick_at(until)
+        skip = first - (k + 1)
+        if skip <= 0:
+            return k
+        world.advance_quiet(skip)
+        host.pass_quietly(skip)
+        self.quiet_ticks += skip
+        return k + skip
+
+    def _first_tick_at(self, t_ns: int) -> int:
+        """The first control tick whose sim time is at or after ``t_ns``."""
+        tick = self.cell.tick_ns
+        k = max(0, t_ns // tick - 1)
+        while self.cell.tick_at(k) < t_ns:
+            k += 1
+        return k
 
     def _due(self, clock: ClockServer) -> set[str]:
         """Who is ticked now: everyone (``sync = "tick"``), else the members the clock finds

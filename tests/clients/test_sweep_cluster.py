@@ -179,7 +179,6 @@ def test_a_worker_killed_mid_sweep_loses_no_run(
         (["--seeds", "1-"], "--seeds: 1-: expected seeds like"),
         (["--seeds", "5-2"], "runs backwards"),
         (["--seeds", "a"], "--seeds: a: expected seeds like"),
-        (["--fidelity", "events"], "--fidelity events is not available yet"),
         (["--cluster", "tcp://127.0.0.1:9"], "--cluster: tcp://127.0.0.1:9: no Dask scheduler"),
     ],
 )
@@ -192,6 +191,36 @@ def test_bad_input_is_one_line_and_writes_nothing(
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: ") and says in err[0], err
     assert list(tmp_path.iterdir()) == []  # no sweeps/ directory, nothing half-written
+
+
+def test_an_events_sweep_runs_each_seed_as_it_runs_alone(dask_cluster: Any, tmp_path: Path) -> None:
+    """At events fidelity too (the calibration travels with the task): seeds 1 and 2, 60 s."""
+    cluster, _ = dask_cluster
+    common = ["--duration", "60", "--fidelity", "events", "-q"]
+    out = tmp_path / "sw"
+    argv = ["sweep", CELL, "--seeds", "1-2", *common]
+    assert main([*argv, "--cluster", cluster.scheduler_address, "--out", str(out)]) == 0
+    for r in rows(out / "sweep.csv"):
+        assert r["status"] == "ok" and r["ledger_balanced"] == "True"
+        seed = r["seed"]
+        runs = tmp_path / "alone"
+        alone = ["run", CELL, "--seed", seed, *common, "--runs-dir", str(runs), "--name", seed]
+        assert main(alone) == 0
+        same_run(Path(r["run"]), runs / seed)
+        assert json.loads((runs / seed / "kpis.json").read_text())["sim"]["fidelity"] == "events"
+
+
+def test_events_fidelity_without_a_calibration_is_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    cell = tmp_path / "copy.toml"
+    cell.write_bytes(Path(CELL).read_bytes())
+    monkeypatch.chdir(tmp_path)
+    argv = ["sweep", str(cell), "--seeds", "1-2", "--duration", "5", "-q", "--fidelity", "events"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no calibration for" in err[0], err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["copy.toml"]
 
 
 def test_a_sweep_never_writes_over_another(tmp_path: Path, capsys: Any) -> None:

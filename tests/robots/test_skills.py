@@ -405,7 +405,7 @@ def test_a_crashing_skill_fails_its_op_not_the_robot(
     def broken(*args: object, **kwargs: object) -> None:
         raise ZeroDivisionError("oops")
 
-    monkeypatch.setattr("robots.skills.plan_op", broken)
+    monkeypatch.setattr("robots.plans.IKPlanner.plan", broken)
     run.send(Award(BATTERY, "R2"))
     report = _report(run, max_ticks=20)
     assert report.status is OpStatus.FAILED
