@@ -121,7 +121,7 @@ def run_factory(
             raise ConfigError(
                 spec.source,
                 f"lines.{ln.name}.fidelity",
-                f"{ln.fidelity} fidelity is not built yet: use physics",
+                f"{ln.fidelity} fidelity does not draw from the stores yet: use physics",
             )
     for line, given in sorted((faults or {}).items()):
         kills = sorted({f.kind.value for f in given if f.kind in (*PROCESS_KINDS, *FREEZE_KINDS)})

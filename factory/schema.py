@@ -38,7 +38,8 @@ class Fidelity(enum.StrEnum):
     PHYSICS = "physics"
     """The PyBullet world of the cell file (``sim.World``)."""
     EVENTS = "events"
-    """A discrete-event world calibrated from the physics one (not built yet)."""
+    """The discrete-event world calibrated from the physics one (``sim.events``); a factory
+    line cannot run at it yet (its feeders do not draw from the stores)."""
 
 
 class StoreRole(enum.StrEnum):

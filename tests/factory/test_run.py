@@ -269,7 +269,10 @@ def test_a_line_at_events_fidelity_is_refused_at_run(
     argv = ["factory", "run", str(path), "--duration", "10", *ORDERS]
     assert main([*argv, "--runs-dir", str(tmp_path / "runs")]) == 2
     err = capsys.readouterr().err.strip()
-    assert err == f"error: {path}: lines.L2.fidelity: events fidelity is not built yet: use physics"
+    assert (
+        err
+        == f"error: {path}: lines.L2.fidelity: events fidelity does not draw from the stores yet: use physics"
+    )
     assert not (tmp_path / "runs").exists()
 
 
