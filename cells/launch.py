@@ -84,8 +84,11 @@ class RunOptions:
     resume: Resume | None = None
     """Carry on the run in ``out_dir`` from its journal (``cells.resume``)."""
     feed_gate: FeedGate | None = None
-    """Where the feeders' material comes from (a factory's store, ``factory.line``); none:
-    feeders never run out."""
+    """Where the feeders' material comes from (a factory's store, ``factory.coordinator``);
+    none: feeders never run out."""
+    horizon: Callable[[], int] | None = None
+    """The next sim time someone outside must see a tick at (a factory's next step): the
+    events world lets no quiet tick pass over it."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -198,6 +201,8 @@ def _server(
     server.horizons.append(lambda: round(pending[0].at_s * 1e9) if pending else 1 << 62)
     if opts.feed_gate is not None:
         server.world.gate_feeders(opts.feed_gate)
+    if opts.horizon is not None:
+        server.horizons.append(opts.horizon)
     if opts.realtime > 0:
         server.pace_realtime = opts.realtime
     if opts.resume is not None:

@@ -28,13 +28,14 @@ from pathlib import Path
 from typing import Any
 
 from bus.errors import ConfigError, LightsoutError
+from cells.calibrate import with_fidelity
 from cells.faults import FREEZE_KINDS, PROCESS_KINDS, ScheduledFault
 from cells.launch import RunOptions, run_cell
 from factory.control import FactoryControl
 from factory.coordinator import NS, Arrival, Coordinator, step_times
 from factory.genealogy import DB_NAME, Genealogy, LineRecord, read_line_run
 from factory.orders import MAX_DUE_S, OrderBook
-from factory.schema import FactorySpec, Fidelity, LineSpec
+from factory.schema import FactorySpec, LineSpec
 from factory.stores import FinishedStore, scrap
 from factory.supply import LateLot
 
@@ -116,13 +117,12 @@ def run_factory(
     scenario faults per line name (``cells.faults``); ``late`` lots that come late
     (``factory.supply``); ``endpoint`` an ``ipc://`` base where the factory takes orders
     while it runs (``factory.control``)."""
+    cells = {}
     for ln in spec.lines:
-        if ln.fidelity is not Fidelity.PHYSICS:
-            raise ConfigError(
-                spec.source,
-                f"lines.{ln.name}.fidelity",
-                f"{ln.fidelity} fidelity does not draw from the stores yet: use physics",
-            )
+        try:  # at events fidelity, with the cell's calibration read and checked
+            cells[ln.name] = with_fidelity(ln.cell, ln.cell_path, ln.fidelity.value)
+        except ConfigError as bad:
+            raise ConfigError(spec.source, f"lines.{ln.name}.fidelity", str(bad)) from None
     for line, given in sorted((faults or {}).items()):
         kills = sorted({f.kind.value for f in given if f.kind in (*PROCESS_KINDS, *FREEZE_KINDS)})
         if kills and not processes:
@@ -169,9 +169,10 @@ def run_factory(
             processes=processes,
             faults=(faults or {}).get(ln.name, ()),
             feed_gate=coord.gates[ln.name],
+            horizon=lambda: pending[0] if pending else 1 << 62,
         )
         try:
-            run_cell(ln.cell, out / "lines" / ln.name, opts, watch=watch)
+            run_cell(cells[ln.name], out / "lines" / ln.name, opts, watch=watch)
             if pending:
                 raise LightsoutError(
                     f"line {ln.name} ended before the step at {pending[0] / NS:g} s"

@@ -38,8 +38,8 @@ class Fidelity(enum.StrEnum):
     PHYSICS = "physics"
     """The PyBullet world of the cell file (``sim.World``)."""
     EVENTS = "events"
-    """The discrete-event world calibrated from the physics one (``sim.events``); a factory
-    line cannot run at it yet (its feeders do not draw from the stores)."""
+    """The discrete-event world calibrated from the physics one (``sim.events``, from the
+    cell's ``CELL.calib.json``)."""
 
 
 class StoreRole(enum.StrEnum):

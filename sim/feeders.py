@@ -101,12 +101,12 @@ class Feeders:
             return
         if f.next_ns is None:
             f.schedule(now, self.rng)
-        if f.next_ns is not None and now >= f.next_ns and self._may(spec.name):
+        if f.next_ns is not None and now >= f.next_ns and self.may(spec.name):
             hz = self.cell.part_kind(spec.part).size[2] / 2
             jx, jy, jyaw = self._jitter()
             pos = (spec.pose.x + jx, spec.pose.y + jy, spec.pose.z + hz + SPAWN_DROP)
             free.append(spawn(spec, pos, spec.pose.yaw + jyaw, f"feeder:{spec.name}"))
-            self._fed(spec.name, free[-1])
+            self.tell(spec.name, free[-1][0].id)
             f.next_ns = None
 
     def _belt(self, f: FeederState, now: int, free: list[Placed], spawn: Spawn) -> None:
@@ -124,21 +124,23 @@ class Feeders:
         for pt, pos, orn in free:
             if belt.on_belt(pt, pos) and belt.rear_gap(pt, pos, orn, 0.0) < room:
                 return  # the start of the belt is not clear yet: try again next tick
-        if not self._may(spec.name):
+        if not self.may(spec.name):
             return  # out of material: try again next tick
         jx, jy, jyaw = self._jitter()
         x, y = belt.point(along + jx, jy)
         pos = (x, y, belt.spec.height + hz + SPAWN_DROP)
         free.append(spawn(spec, pos, belt.yaw + jyaw, where))
-        self._fed(spec.name, free[-1])
+        self.tell(spec.name, free[-1][0].id)
         f.schedule(now, self.rng)
 
-    def _may(self, name: str) -> bool:
+    def may(self, name: str) -> bool:
+        """Whether feeder ``name`` may make a part now (always, without a gate)."""
         return self.gate is None or self.gate.may_feed(name)
 
-    def _fed(self, name: str, made: Placed) -> None:
+    def tell(self, name: str, part: str) -> None:
+        """Feeder ``name`` made ``part``: the gate, if any, hears of it."""
         if self.gate is not None:
-            self.gate.fed(name, made[0].id)
+            self.gate.fed(name, part)
 
     def _jitter(self) -> tuple[float, float, float]:
         r, j = self.rng, SPAWN_XY_JITTER

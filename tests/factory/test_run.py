@@ -261,18 +261,38 @@ def test_a_bad_order_is_one_line_and_writes_nothing(
     assert not (tmp_path / "runs").exists()
 
 
-def test_a_line_at_events_fidelity_is_refused_at_run(
+def test_lines_at_events_fidelity_draw_from_the_stores_too(tmp_path: Path) -> None:
+    """Both lines on the discrete-event world: the same coordinator, the same checks."""
+    path = low_screens(tmp_path)
+    text = path.read_text().replace(
+        "capacity_per_h = 400", 'fidelity = "events"\ncapacity_per_h = 400'
+    )
+    path.write_text(text)
+    argv = ["factory", "run", str(path), "--duration", DURATION, *ORDERS, "--name", "e"]
+    assert main([*argv, "--runs-dir", str(tmp_path / "runs")]) == 0
+    out = tmp_path / "runs" / "e"
+    k = kpis(out)
+    assert k["material_balanced"] and k["orders"]["O00001"]["shipment"] is not None
+    for line in ("L1", "L2"):
+        cell = json.loads((out / "lines" / line / "kpis.json").read_text())
+        assert cell["sim"]["fidelity"] == "events" and cell["units_completed"] >= 1
+    kinds = [e["kind"] for e in jsonl(out / "events.jsonl")]
+    assert "stockout" in kinds and "order_withdrawn" in kinds
+
+
+def test_an_events_line_without_a_calibration_is_one_line(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    bare = tmp_path / "bare.toml"  # the assembly cell with no calibration beside it
+    bare.write_text((CELLS / "assembly.toml").read_text())
     path = low_screens(tmp_path)
-    path.write_text(path.read_text().replace("[lines.L2]\n", '[lines.L2]\nfidelity = "events"\n'))
+    text = path.read_text().replace(str(CELLS / "assembly.toml"), str(bare))
+    path.write_text(text.replace("[lines.L2]\n", '[lines.L2]\nfidelity = "events"\n'))
     argv = ["factory", "run", str(path), "--duration", "10", *ORDERS]
     assert main([*argv, "--runs-dir", str(tmp_path / "runs")]) == 2
     err = capsys.readouterr().err.strip()
-    assert (
-        err
-        == f"error: {path}: lines.L2.fidelity: events fidelity does not draw from the stores yet: use physics"
-    )
+    assert err.startswith(f"error: {path}: lines.L2.fidelity: ") and "\n" not in err, err
+    assert "calib" in err
     assert not (tmp_path / "runs").exists()
 
 
