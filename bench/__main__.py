@@ -14,12 +14,14 @@ from bench import (
     curve,
     drift,
     drops,
+    factory,
     failover,
     fleet,
     maintenance,
     memory,
     policy,
     quality,
+    recall,
     record,
     restarts,
     rtf,
@@ -69,6 +71,8 @@ def main() -> int:
             "profile",
             "maintenance",
             "quality",
+            "recall",
+            "factory",
         ],
         help="run one benchmark (drops, memory, maintenance and quality only run when asked: "
         "about 90 runs for --duration 130; an hour of sim time; 8 runs of 400 s; four runs and "
@@ -130,6 +134,10 @@ def _measure(console: Console, args: argparse.Namespace, chosen_cells: list[str]
         _maintenance(console, args)
     if args.only == "quality":
         _quality(console, args)
+    if args.only in (None, "recall"):
+        _recall(console)
+    if args.only in (None, "factory"):
+        _factory(console, args)
     return 0
 
 
@@ -332,6 +340,69 @@ def _rtf(console: Console, args: argparse.Namespace, paths: list[str]) -> None:
     )
     figs = rtf.run(cells, duration, args.seed, on_run=lambda what: console.log(what))
     rtf.print_tables(console, figs, args.seed)
+
+
+def _factory(console: Console, args: argparse.Namespace) -> None:
+    """Two and eleven physics lines under one coordinator, in one process each."""
+    duration = _duration(args)
+    console.print(
+        f"factory runs: {duration:.0f} s of sim time (seed {args.seed}), one process per "
+        "factory, every line a physics assembly cell, one order keeping every line busy"
+    )
+    table = Table(
+        "factory",
+        "lines",
+        "wall s",
+        "sim s / wall s",
+        "line-s / wall s",
+        "units",
+        "peak RSS MB",
+        "MB / line",
+        "material",
+    )
+    for f in factory.run(duration, args.seed):
+        table.add_row(
+            f.factory,
+            str(f.lines),
+            f"{f.wall_s:.1f}",
+            f"{f.rtf:.2f}",
+            f"{f.line_rtf:.1f}",
+            str(f.units),
+            f"{f.rss_mb:.0f}",
+            f"{f.rss_mb / f.lines:.0f}",
+            "balanced" if f.balanced else "[red]NOT balanced[/red]",
+        )
+    console.print(table)
+
+
+def _recall(console: Console) -> None:
+    """``recall LOT`` and ``trace SERIAL`` over a genealogy of 100,000 shipped units."""
+    console.print(
+        f"genealogy of {recall.UNITS:,} shipped units ({recall.LINES} lines, "
+        f"{len(recall.PART_KINDS)} parts each, lots of {recall.LOT_SIZE}): filling, then "
+        f"{recall.SAMPLES} recalls and traces, each on a fresh read-only connection"
+    )
+    f = recall.measure()
+    table = Table("what", "median", "worst", "goal")
+    table.add_row(
+        f"recall LOT ({recall.LOT_SIZE} units)",
+        f"{f.recall_median_s * 1e3:.1f} ms",
+        f"{f.recall_max_s * 1e3:.1f} ms",
+        f"< {recall.GOAL_S:g} s: " + ("met" if f.recall_max_s < recall.GOAL_S else "NOT met"),
+    )
+    table.add_row(
+        "trace SERIAL", f"{f.trace_median_s * 1e3:.2f} ms", f"{f.trace_max_s * 1e3:.2f} ms", ""
+    )
+    table.add_row(
+        "lightsout recall LOT -q (own process)",
+        f"{f.cli_s:.2f} s",
+        "",
+        f"< {recall.GOAL_S:g} s: " + ("met" if f.cli_s < recall.GOAL_S else "NOT met"),
+    )
+    console.print(table)
+    console.print(
+        f"store: {f.units:,} units, {f.lots} lots, {f.db_mb:.0f} MB, filled in {f.fill_s:.1f} s"
+    )
 
 
 def _profile(console: Console, args: argparse.Namespace) -> None:

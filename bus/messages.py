@@ -587,7 +587,9 @@ class ControlRequest(Message):
     ``action`` and ``value`` carry its argument: a PackML command name for
     ``robot`` / ``cell``, a fault kind and its duration for ``fault``, a pace
     (``pause``, ``run``, ``realtime``, ``fast``) and a real-time factor for
-    ``pace``, a product and a count for ``order``; ``factor`` is how many times
+    ``pace``, a product and a count for ``order`` (a factory's control socket also
+    reads ``target`` as the customer and ``factor`` as when the order is due, in sim
+    seconds from when it is taken: ``factory.control``); ``factor`` is how many times
     slower a ``slow_robot`` fault makes the robot, or the share of messages a
     ``message_loss`` loses (0 to 1); ``permanent`` makes a
     ``robot_fault`` one the supervisor never clears (``value`` is then 0).

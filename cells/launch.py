@@ -47,6 +47,7 @@ from cells.lifecycle import RunMeta, Signals, WorldRecords, write_meta
 from cells.resume import write_off
 from robots import RobotAgent
 from sim import SimServer, World
+from sim.feeders import FeedGate
 from sim.rebuild import KeptUnit
 from supervisor import Supervisor
 
@@ -82,6 +83,12 @@ class RunOptions:
     """Allow a ``tcp://`` endpoint without keys (benchmarks, trusted networks)."""
     resume: Resume | None = None
     """Carry on the run in ``out_dir`` from its journal (``cells.resume``)."""
+    feed_gate: FeedGate | None = None
+    """Where the feeders' material comes from (a factory's store, ``factory.coordinator``);
+    none: feeders never run out."""
+    horizon: Callable[[], int] | None = None
+    """The next sim time someone outside must see a tick at (a factory's next step): the
+    events world lets no quiet tick pass over it."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -192,6 +199,10 @@ def _server(
         keys_dir=opts.keys_dir,
     )
     server.horizons.append(lambda: round(pending[0].at_s * 1e9) if pending else 1 << 62)
+    if opts.feed_gate is not None:
+        server.world.gate_feeders(opts.feed_gate)
+    if opts.horizon is not None:
+        server.horizons.append(opts.horizon)
     if opts.realtime > 0:
         server.pace_realtime = opts.realtime
     if opts.resume is not None:

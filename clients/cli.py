@@ -26,6 +26,7 @@ from bus.errors import LightsoutError
 from cells.schema import SYNCS
 from clients.args import MAX_CHAOS_RATE, positive, whole, within
 from clients.cli_control import add_commands
+from clients.cli_factory import add_commands as add_factory_commands
 from clients.cli_report import add_commands as add_report_commands
 from clients.cli_study import add_commands as add_study_commands
 from supervisor.allocation import POLICIES
@@ -35,7 +36,7 @@ if TYPE_CHECKING:
 
 PACE_FACTORS = (1e-3, 1e3)
 """The real-time factors ``--realtime`` takes (as ``pace realtime`` does, ``sim.host``)."""
-WRITERS = ("run", "sim", "record", "agent", "supervisor", "sweep")
+WRITERS = ("run", "sim", "record", "agent", "supervisor", "sweep", "factory")
 """The subcommands that write runs, journals, logs or bags: owner-only (umask 077)."""
 
 
@@ -498,6 +499,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_commands(sub)  # status, robot, cell, fault, pace, order, snapshot, watch, console, keys
     add_report_commands(sub)  # report, record, replay
     add_study_commands(sub)  # sweep, calibrate
+    add_factory_commands(sub)  # factory check, trace, recall
     return ap
 
 

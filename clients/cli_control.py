@@ -28,7 +28,7 @@ from rich.table import Table
 
 from bus.codec import to_wire
 from bus.endpoints import Endpoints
-from bus.enums import PackMLCommand, UnitMode
+from bus.enums import ControlCommand, PackMLCommand, UnitMode
 from bus.errors import ConfigError, LightsoutError
 from bus.messages import (
     PACES,
@@ -176,6 +176,18 @@ def cmd_order(args: argparse.Namespace, console: Console) -> int:
         count = 0
     if count < 1:
         raise ConfigError("order add", args.count, "COUNT must be a whole number from 1")
+    if args.customer or args.due:
+        # a factory's order (``factory.control``): the customer and the due time ride along
+        def order(client: ControlClient) -> ControlReply:
+            return client.request(
+                ControlCommand.ORDER,
+                target=args.customer or "",
+                action=args.product,
+                value=float(count),
+                factor=args.due or 0.0,
+            )
+
+        return _send(args, console, "orders", order)
     return _send(args, console, "orders", ControlClient.order, args.product, count)
 
 
@@ -490,6 +502,13 @@ def add_commands(sub: Any) -> None:
     q = osub.add_parser("add", parents=[common], help="add an order")
     q.add_argument("product", help="the cell's product, e.g. phone")
     q.add_argument("count", help="units, a whole number from 1")
+    q.add_argument("--customer", help="a factory's customer (default: the first taking it)")
+    q.add_argument(
+        "--due",
+        type=within(1e-3, 365 * 24 * 3600.0),
+        metavar="S",
+        help="a factory's order: due S sim seconds from when it is taken (default 3600)",
+    )
     q.set_defaults(func=cmd_order)
 
     p = sub.add_parser("snapshot", parents=[common], help="robots, live parts, KPIs, telemetry seq")

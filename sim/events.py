@@ -634,11 +634,12 @@ class EventWorld(World):
                     continue
                 if f.next_ns is None:
                     f.schedule(now, self._rng)
-                if f.next_ns is not None and now >= f.next_ns:
+                if f.next_ns is not None and now >= f.next_ns and self._feeders.may(spec.name):
                     jx, jy, jyaw = self._feeders._jitter()
                     hz = self.cell.part_kind(spec.part).size[2] / 2
                     pos = (spec.pose.x + jx, spec.pose.y + jy, spec.pose.z + hz)
-                    self._spawn_at(spec, pos, spec.pose.yaw + jyaw, where)
+                    part = self._spawn_at(spec, pos, spec.pose.yaw + jyaw, where)
+                    self._feeders.tell(spec.name, part.id)
                     f.next_ns = None
             elif f.next_ns is not None and now >= f.next_ns:
                 self._feed_belt(f, spec, now)
@@ -654,12 +655,15 @@ class EventWorld(World):
         room = along + hx + SPAWN_CLEARANCE
         if any(a - self._half_along[pid] < room for pid, a in belt.along.items()):
             return  # the start of the belt is not clear yet
+        if not self._feeders.may(spec.name):
+            return  # out of material (a factory's store): try again next tick
         jx, jy, jyaw = self._feeders._jitter()
         x, y = belt.point(along + jx, jy)
         part = self._spawn_at(spec, (x, y, belt.spec.height + hz), belt.yaw + jyaw, "")
         belt.along[part.id] = along + jx
         part.location = f"conveyor:{belt.name}"
         self._emit(WorldEventKind.SPAWNED, part, part.location, "")
+        self._feeders.tell(spec.name, part.id)
         f.schedule(now, self._rng)
 
     def _spawn_at(self, spec: FeederSpec, pos: Vec3, yaw: float, where: str) -> Part:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import random
 from collections.abc import Callable
+from typing import Protocol
 
 from bus.cellspec import CellSpec, FeederSpec
 from sim.conveyors import Conveyor
@@ -29,6 +30,20 @@ SPAWN_CLEARANCE = 0.01
 
 Spawn = Callable[[FeederSpec, Vec3, float, str], Placed]
 """Makes a part for a feeder at (centre, heading, location) and returns it placed."""
+
+
+class FeedGate(Protocol):
+    """Material from outside the cell (a factory's store): a gated feeder makes a part only
+    while the gate allows it, and tells the gate of each part it made. Called on the world's
+    thread, in feeder name order, so the parts a gate sees come in the event log's order."""
+
+    def may_feed(self, feeder: str) -> bool:
+        """Whether ``feeder`` may make a part now."""
+        ...
+
+    def fed(self, feeder: str, part: str) -> None:
+        """``feeder`` made ``part``."""
+        ...
 
 
 @dataclasses.dataclass(slots=True)
@@ -62,6 +77,8 @@ class Feeders:
         self.conveyors = conveyors
         self.trays = trays
         self.rng = rng
+        self.gate: FeedGate | None = None
+        """Without a gate (a lone cell), feeders never run out."""
         self.states = [
             FeederState(f, next_ns=round(f.start * 1e9))
             for f in sorted(cell.feeders, key=lambda f: f.name)
@@ -84,11 +101,12 @@ class Feeders:
             return
         if f.next_ns is None:
             f.schedule(now, self.rng)
-        if f.next_ns is not None and now >= f.next_ns:
+        if f.next_ns is not None and now >= f.next_ns and self.may(spec.name):
             hz = self.cell.part_kind(spec.part).size[2] / 2
             jx, jy, jyaw = self._jitter()
             pos = (spec.pose.x + jx, spec.pose.y + jy, spec.pose.z + hz + SPAWN_DROP)
             free.append(spawn(spec, pos, spec.pose.yaw + jyaw, f"feeder:{spec.name}"))
+            self.tell(spec.name, free[-1][0].id)
             f.next_ns = None
 
     def _belt(self, f: FeederState, now: int, free: list[Placed], spawn: Spawn) -> None:
@@ -106,11 +124,23 @@ class Feeders:
         for pt, pos, orn in free:
             if belt.on_belt(pt, pos) and belt.rear_gap(pt, pos, orn, 0.0) < room:
                 return  # the start of the belt is not clear yet: try again next tick
+        if not self.may(spec.name):
+            return  # out of material: try again next tick
         jx, jy, jyaw = self._jitter()
         x, y = belt.point(along + jx, jy)
         pos = (x, y, belt.spec.height + hz + SPAWN_DROP)
         free.append(spawn(spec, pos, belt.yaw + jyaw, where))
+        self.tell(spec.name, free[-1][0].id)
         f.schedule(now, self.rng)
+
+    def may(self, name: str) -> bool:
+        """Whether feeder ``name`` may make a part now (always, without a gate)."""
+        return self.gate is None or self.gate.may_feed(name)
+
+    def tell(self, name: str, part: str) -> None:
+        """Feeder ``name`` made ``part``: the gate, if any, hears of it."""
+        if self.gate is not None:
+            self.gate.fed(name, part)
 
     def _jitter(self) -> tuple[float, float, float]:
         r, j = self.rng, SPAWN_XY_JITTER

@@ -11,7 +11,7 @@ sockets:
   ``world_act.replies``. A request id seen before gets the first answer again,
   so a retry is never done twice. Anything malformed is answered with code
   ``malformed`` and counted; a REQ client's envelope (an empty delimiter) is
-  answered in kind (``sim.requests``).
+  answered in kind (``bus.requests``).
 * **telemetry** (XPUB): two frames ``[topic, payload]`` per message, topics
   ``joints``, ``parts``, ``events`` and ``kpis``, each with its own ``seq`` so
   a subscriber can see a gap and ask for a ``snapshot``. A topic nobody
@@ -63,6 +63,7 @@ from bus.messages import (
     RobotStatus,
     WorldAct,
 )
+from bus.requests import Refusal, read_request
 from bus.security import apply_server, permits
 from bus.sockets import make_socket
 from bus.trust import (
@@ -77,7 +78,6 @@ from bus.trust import (
     user_of,
 )
 from sim.faulting import NOTED_FAULTS, ROBOT_FAULT, FaultInjector
-from sim.requests import Refusal, read_request
 from sim.world import World
 
 log = logging.getLogger(__name__)

@@ -45,7 +45,7 @@ from bus.messages import (
 from bus.path import path_at, path_end, path_problem
 from sim.arms import Arm
 from sim.conveyors import Conveyor
-from sim.feeders import Feeders
+from sim.feeders import Feeders, FeedGate
 from sim.parts import (
     STIFF_G,
     Part,
@@ -367,6 +367,11 @@ class World:
     def drop(self, robot: str) -> None:
         """Fault hook: the gripper lets go, exactly as a release."""
         self._release(self.arms[robot])
+
+    def gate_feeders(self, gate: FeedGate) -> None:
+        """Feed from outside: every feeder makes parts only while ``gate`` allows (before
+        ``setup``, so the t=0 parts are gated too)."""
+        self._feeders.gate = gate
 
     def stop_conveyor(self, name: str, stopped: bool) -> None:
         """Fault hook: stop (or restart) a belt; parts on it stop with it."""

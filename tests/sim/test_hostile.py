@@ -268,6 +268,7 @@ OPTIONS = [
     (["fault", "inject", "R1", "robot_fault", "--endpoint", "ipc://x", "--duration"], "duration"),
     (["fault", "inject", "R1", "slow_robot", "--endpoint", "ipc://x", "--factor"], "factor"),
     (["pace", "realtime", "--endpoint", "ipc://x", "--factor"], "factor"),
+    (["factory", "run", "f.toml", "--duration"], "duration"),
 ]
 
 

@@ -1,0 +1,266 @@
+"""``lightsout factory ...``, ``trace`` and ``recall``: the factory's subcommands.
+
+``factory check FILE`` validates a factory file and every cell file it names;
+``trace SERIAL`` and ``recall LOT`` answer from a factory run's genealogy
+database (``factory.genealogy``). Each returns an exit code; a known error is
+one line ``error: ...`` and exit 2 (``clients.cli``).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from bus.errors import ConfigError, LightsoutError
+from clients.args import positive, whole
+
+
+def cmd_factory_check(args: argparse.Namespace, console: Console) -> int:
+    """Check a factory file and say what it holds."""
+    from factory.schema import load_factory
+
+    spec = load_factory(args.file)
+    lines = ", ".join(f"{ln.name} ({ln.cell.name}, {ln.fidelity})" for ln in spec.lines)
+    console.print(
+        f"{args.file}: ok: factory {spec.name}: {len(spec.lines)} lines ({lines}); "
+        f"{len(spec.stores)} stores, {len(spec.suppliers)} suppliers, "
+        f"{len(spec.customers)} customers; parts {', '.join(spec.part_kinds)}",
+        highlight=False,
+    )
+    return 0
+
+
+def cmd_factory_run(args: argparse.Namespace, console: Console) -> int:
+    """Run every line of a factory under one coordinator and print what it did."""
+    from cells.faults import load_scenario
+    from cells.launch import run_dir
+    from factory.run import OrderLine, run_factory
+    from factory.schema import load_factory
+    from factory.supply import load_supply
+
+    spec = load_factory(args.file)
+    orders = [OrderLine.parse(o) for o in args.order]
+    faults = {}
+    for given in args.faults:
+        line, _, scenario = given.partition("=")
+        try:
+            cell = spec.line(line).cell
+        except KeyError:
+            known = ", ".join(ln.name for ln in spec.lines)
+            raise ConfigError(
+                "--faults", given[:80], f"LINE=SCENARIO, LINE one of {known}"
+            ) from None
+        faults[line] = load_scenario(scenario, cell)
+    late = load_supply(args.supply, spec) if args.supply else ()
+    out = run_dir(Path(args.runs_dir), args.name or f"{spec.name}-seed{args.seed}")
+    console.print(
+        f"[bold]{spec.name}[/bold]: {len(spec.lines)} lines, {args.duration:g} s of sim time, "
+        f"seed {args.seed}, " + ("lines' processes" if args.processes else "one process"),
+        highlight=False,
+    )
+    kpis = run_factory(
+        spec,
+        out,
+        orders=orders,
+        duration_s=args.duration,
+        seed=args.seed,
+        processes=args.processes,
+        faults=faults,
+        late=late,
+        endpoint=args.endpoint,
+    )
+    print_factory(kpis, console)
+    console.print(f"results:   {out / 'kpis.json'}")
+    console.print(f"events:    {out / 'events.jsonl'}")
+    console.print(f"genealogy: {out / 'genealogy.sqlite'} (lightsout trace / recall --run {out})")
+    return 0 if kpis["material_balanced"] else 1
+
+
+def print_factory(kpis: dict[str, Any], console: Console) -> None:
+    """Lines, orders, stores and the material balance of a factory run, as tables."""
+    lines = Table(
+        "line", "released", "shipped", "units/h", "OEE", "ledger", "stock-outs", title="lines"
+    )
+    for name, ln in kpis["lines"].items():
+        oee = ln["oee"]
+        lines.add_row(
+            name,
+            str(ln["released"]),
+            str(ln["units_shipped"]),
+            f"{ln['throughput_per_hour'] or 0:.0f}",
+            f"{oee:.1%}" if isinstance(oee, float) else "-",
+            "balanced" if ln["ledger_balanced"] else "[red]NOT balanced[/red]",
+            ", ".join(f"{k} {n}" for k, n in ln["stockouts"].items()) or "-",
+        )
+    console.print(lines)
+    orders = Table(
+        "order", "customer", "product", "qty", "built", "due", "shipped", "late", title="orders"
+    )
+    for oid, o in kpis["orders"].items():
+        shipped = "-" if o["shipped_s"] is None else f"{o['shipped_s']:.0f} s ({o['shipment']})"
+        orders.add_row(
+            oid,
+            o["customer"],
+            o["product"],
+            str(o["quantity"]),
+            str(o["built"]),
+            f"{o['due_s']:g} s",
+            shipped,
+            f"{o['lateness_s']:g} s",
+        )
+    console.print(orders)
+    mat = Table(
+        "part",
+        "received",
+        "in store",
+        "WIP",
+        "consumed",
+        "scrapped",
+        "shipped",
+        "balance",
+        title="material",
+    )
+    for kind, m in kpis["material"].items():
+        mat.add_row(
+            kind,
+            *(
+                str(m[k])
+                for k in ("received", "in_store", "wip", "consumed", "scrapped", "shipped")
+            ),
+            "ok" if m["balanced"] else "[red]NOT balanced[/red]",
+        )
+    console.print(mat)
+
+
+def _db(args: argparse.Namespace) -> Path:
+    """The genealogy database of ``--run``, else of the newest factory run in ``--runs-dir``."""
+    from factory.genealogy import DB_NAME
+
+    if args.run:
+        return Path(args.run) / DB_NAME
+    found = sorted(Path(args.runs_dir).glob(f"*/{DB_NAME}"), key=lambda p: p.stat().st_mtime)
+    if not found:
+        raise LightsoutError(f"{args.runs_dir}: no factory run here (give --run DIR)")
+    return found[-1]
+
+
+def _t(ns: int | None) -> str:
+    return "-" if ns is None else f"{ns / 1e9:.3f} s"
+
+
+def cmd_trace(args: argparse.Namespace, console: Console) -> int:
+    """Where a serial came from: order, line, fixture, robots with sim times, parts and lots."""
+    from factory.genealogy import Genealogy
+
+    db = _db(args)
+    with Genealogy.open(db) as g:
+        t = g.trace(args.serial)
+    if t is None:
+        raise LightsoutError(f"{db}: no unit with serial {args.serial!r}")
+    console.print(
+        f"[bold]{t.serial}[/bold]: {t.product}, {t.status}; line {t.line}, fixture {t.fixture}; "
+        f"order {t.order_id or '-'}, shipment {t.shipment or '-'}; "
+        f"started {_t(t.started_ns)}, ended {_t(t.ended_ns)}",
+        highlight=False,
+    )
+    ops = Table("step", "robot", "started", "done", title="operations")
+    for o in t.ops:
+        ops.add_row(o.op, o.robot, _t(o.started_ns), _t(o.done_ns))
+    console.print(ops)
+    parts = Table("part", "kind", "lot", "supplier", title="parts")
+    for part, kind, lot, supplier in t.parts:
+        parts.add_row(part, kind, lot or "-", supplier or "-")
+    console.print(parts)
+    return 0
+
+
+def cmd_recall(args: argparse.Namespace, console: Console) -> int:
+    """Every serial holding a part of a lot, one a line (``--quiet``: serials only)."""
+    from factory.genealogy import Genealogy
+
+    db = _db(args)
+    with Genealogy.open(db) as g:
+        lot = g.lot(args.lot)
+        if lot is None:
+            raise LightsoutError(f"{db}: no lot {args.lot!r} was received")
+        units = g.recall(args.lot)
+    if not args.quiet:
+        supplier, kind, size, at = lot
+        built = sum(u.status == "shipped" for u in units)
+        delivered = sum(u.shipment is not None for u in units)
+        console.print(
+            f"lot {args.lot}: {size} {kind} from {supplier}, received {_t(at)}; "
+            f"{len(units)} units hold its parts: {built} built, {delivered} delivered",
+            highlight=False,
+        )
+    for u in units:
+        line = f"{u.serial} {u.status} {u.order_id or '-'} {u.shipment or '-'}"
+        print(u.serial if args.quiet else line)
+    return 0
+
+
+def add_commands(sub: Any) -> None:
+    """Register ``factory`` (``check``), ``trace`` and ``recall`` on the ``lightsout`` parser."""
+    fac = sub.add_parser("factory", help="factories: many lines, orders, stores, genealogy")
+    fsub = fac.add_subparsers(dest="factory_command", required=True)
+    chk = fsub.add_parser("check", help="check a factory file and the cell files it names")
+    chk.add_argument("file", help="factory file, e.g. cells/factory_2.toml")
+    chk.set_defaults(func=cmd_factory_check)
+    run = fsub.add_parser("run", help="run every line under one coordinator (one process)")
+    run.add_argument("file", help="factory file, e.g. cells/factory_2.toml")
+    run.add_argument("--duration", type=positive, default=300.0, help="sim seconds (default 300)")
+    run.add_argument("--seed", type=whole(0), default=1, help="random seed (default 1)")
+    run.add_argument(
+        "--order",
+        action="append",
+        default=[],
+        metavar="CUSTOMER:PRODUCT:QTY:DUE_S[:rush][@AT_S]",
+        help="a customer order (repeat for more), coming in at AT_S (default 0); a pull "
+        "factory builds only what is ordered",
+    )
+    run.add_argument(
+        "--processes",
+        action="store_true",
+        help="each line's supervisor and agents as OS processes (the coordinator stays here)",
+    )
+    run.add_argument(
+        "--faults",
+        action="append",
+        default=[],
+        metavar="LINE=SCENARIO",
+        help="inject a scenario file's faults into one line (docs/faults.md); repeat per line",
+    )
+    run.add_argument(
+        "--supply",
+        metavar="FILE",
+        help="supply faults: lots that come late (docs/factory.md)",
+    )
+    run.add_argument(
+        "--endpoint",
+        metavar="ipc://DIR",
+        help="take orders while running (lightsout order add ... --endpoint ipc://DIR)",
+    )
+    run.add_argument("--name", help="run name (default FACTORY-seedN)")
+    run.add_argument("--runs-dir", default="runs", help="where runs are written (default runs/)")
+    run.set_defaults(func=cmd_factory_run)
+
+    for name, helptext, arg, func in (
+        (
+            "trace",
+            "where a serial came from: order, line, robots, parts, lots",
+            "serial",
+            cmd_trace,
+        ),
+        ("recall", "every serial holding a part of a supplier lot", "lot", cmd_recall),
+    ):
+        p = sub.add_parser(name, help=helptext)
+        p.add_argument(arg)
+        p.add_argument("--run", metavar="DIR", help="factory run (default: the newest in RUNS_DIR)")
+        p.add_argument("--runs-dir", default="runs", help="where runs are (default runs/)")
+        if name == "recall":
+            p.add_argument("-q", "--quiet", action="store_true", help="serials only")
+        p.set_defaults(func=func)

@@ -1,0 +1,172 @@
+"""The factory's control socket: customer orders taken while a factory runs.
+
+``factory run --endpoint ipc://DIR`` binds a control ROUTER at the same address
+a cell's would have (``bus.endpoints.Endpoints.control``), so the client a cell
+takes orders from takes them from a factory too::
+
+    lightsout order add phone 20 --endpoint ipc://DIR [--customer retail] [--due 600]
+
+A ``control_request`` with command ``order``: ``action`` the product, ``value``
+the quantity, ``target`` the customer (empty: the first customer of the
+factory file taking the product), ``factor`` the sim seconds from now it is due
+(0: ``DEFAULT_DUE_S``). Requests are read at the coordinator's steps, every line
+stopped at the same sim time, so an order is added at a step, logged there
+(``order_added``) and released by pull from that step on; the answer says its
+number. Everything is checked before it is taken (``bus.requests``: envelope,
+payload, ``cmd_id``; here: the command, the product, the numbers, the customer)
+and a bad request is answered with a stable code and why, never taken. A
+retry of the same ``cmd_id`` gets the first answer again. At most
+``MAX_PER_STEP`` requests are read a step; the rest wait in the socket.
+
+Only ``ipc://`` for now: a ``tcp://`` address would need CURVE keys and roles,
+as a cell's control socket has, which the factory does not have yet.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import math
+from typing import Any
+
+import zmq
+
+from bus.codec import encode
+from bus.endpoints import Endpoints, ensure_ipc_dir, remove_ipc
+from bus.enums import ControlCode, ControlCommand
+from bus.errors import ConfigError
+from bus.messages import ControlReply, ControlRequest
+from bus.requests import Refusal, read_request
+from bus.sockets import make_socket
+from factory.coordinator import NS, Coordinator
+from factory.orders import MAX_DUE_S, MAX_QUANTITY
+
+DEFAULT_DUE_S = 3600.0
+"""An order taken without a due time is due this many sim seconds after it was taken."""
+MAX_PER_STEP = 64
+"""Requests read at one step (a flood waits in the socket; the lines never wait for it)."""
+REPLY_MEMORY = 1024
+"""First answers kept for retries (by ``cmd_id``)."""
+
+
+class FactoryControl:
+    """A control ROUTER served at the coordinator's steps (one thread at a time): a pure
+    constructor, then ``setup``, ``serve`` at each step, ``shutdown``."""
+
+    def __init__(self, base: str, coord: Coordinator) -> None:
+        if not base.startswith("ipc://"):
+            why = "a factory's control socket takes ipc:// only (tcp needs keys: not built yet)"
+            raise ConfigError("--endpoint", base[:80], why)
+        self.endpoints = Endpoints.from_base(base)
+        self.base = base
+        self.coord = coord
+        self.ctx: zmq.Context[Any] | None = None
+        self.sock: zmq.Socket[Any] | None = None
+        self.answered: collections.OrderedDict[str, ControlReply] = collections.OrderedDict()
+        self.counters: collections.Counter[str] = collections.Counter()
+        self._made_dir = False
+        self._bound = False
+
+    def setup(self) -> None:
+        """Bind the ROUTER (making the ipc directory, owner-only, if it is not there)."""
+        self._made_dir = ensure_ipc_dir(self.base)
+        self.ctx = zmq.Context()
+        self.sock = make_socket(self.ctx, zmq.ROUTER)
+        try:
+            self.sock.bind(self.endpoints.control)
+        except zmq.ZMQError as exc:
+            raise ConfigError("--endpoint", self.base[:80], f"cannot bind: {exc}") from None
+        self._bound = True
+
+    def shutdown(self) -> None:
+        """Close the socket and remove its ipc file (and the directory, if made here)."""
+        if self.sock is not None:
+            self.sock.close(0)
+            self.sock = None
+        if self.ctx is not None:
+            self.ctx.term()
+            self.ctx = None
+        if self._bound:  # never another run's socket file
+            remove_ipc(self.base, remove_dir=self._made_dir)
+
+    def serve(self, t_ns: int) -> None:
+        """Read and answer what has come in, up to ``MAX_PER_STEP`` requests."""
+        if self.sock is None:
+            return
+        for _ in range(MAX_PER_STEP):
+            try:
+                frames = self.sock.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            envelope, req = read_request(frames)
+            reply = self._answer(req, t_ns)
+            self.counters["ok" if reply.ok else f"code:{reply.code}"] += 1
+            try:
+                self.sock.send_multipart([*envelope, encode(reply)], zmq.NOBLOCK)
+            except zmq.ZMQError:
+                self.counters["lost"] += 1
+
+    def _answer(self, req: ControlRequest | Refusal, t_ns: int) -> ControlReply:
+        if isinstance(req, Refusal):
+            return ControlReply(req.cmd_id, False, req.code, req.reason)
+        done = self.answered.get(req.cmd_id)
+        if done is not None:
+            return done
+        reply = self._order(req, t_ns)
+        if reply.code != ControlCode.MALFORMED:
+            self.answered[req.cmd_id] = reply
+            while len(self.answered) > REPLY_MEMORY:
+                self.answered.popitem(last=False)
+        return reply
+
+    def _order(self, req: ControlRequest, t_ns: int) -> ControlReply:
+        """Take an ``order`` request, or say why not."""
+
+        def no(code: str, why: str) -> ControlReply:
+            return ControlReply(req.cmd_id, False, code, why)
+
+        if req.command is not ControlCommand.ORDER:
+            why = f"a factory takes order requests only, not {req.command.value}"
+            return no(ControlCode.UNKNOWN_COMMAND, why)
+        count, due = req.value, req.factor
+        if not (math.isfinite(count) and count == int(count) and 1 <= count <= MAX_QUANTITY):
+            return no(
+                ControlCode.BAD_ARGUMENT, f"count must be a whole number from 1 to {MAX_QUANTITY}"
+            )
+        if not (math.isfinite(due) and 0 <= due <= MAX_DUE_S):
+            return no(
+                ControlCode.BAD_ARGUMENT, f"due (factor) must be 0 to {MAX_DUE_S:g} s from now"
+            )
+        customer = req.target or next(
+            (c.name for c in self.coord.spec.customers if req.action in c.products), ""
+        )
+        known = {c.name: c for c in self.coord.spec.customers}
+        if customer not in known:
+            why = (
+                f"no customer {customer!r} takes {req.action!r}"
+                if customer
+                else (f"no customer takes {req.action!r}")
+            )
+            return no(ControlCode.BAD_ARGUMENT, why[:200])
+        if req.action not in known[customer].products:
+            return no(
+                ControlCode.BAD_ARGUMENT, f"{customer} takes {', '.join(known[customer].products)}"
+            )
+        due_s = t_ns / NS + (due or DEFAULT_DUE_S)
+        try:
+            o = self.coord.add_order(customer, req.action, int(count), due_s=due_s, t_ns=t_ns)
+        except ConfigError as exc:
+            return no(ControlCode.BAD_ARGUMENT, f"{exc.key}: {exc.reason}"[:200])
+        data = json.dumps(
+            {
+                "order": o.order_id,
+                "customer": customer,
+                "product": o.product,
+                "quantity": o.quantity,
+                "due_ns": o.due_ns,
+                "taken_ns": t_ns,
+            },
+            sort_keys=True,
+        )
+        why = f"order {o.order_id}: {o.quantity} x {o.product} for {customer}, due {due_s:g} s"
+        return ControlReply(req.cmd_id, True, ControlCode.OK, why, data=data)

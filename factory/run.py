@@ -1,0 +1,337 @@
+"""``lightsout factory run``: every line a real cell run, under one coordinator, in one process.
+
+Each line runs ``cells.launch.run_cell`` (its own world, supervisor and
+agents) on a thread of its own, fed through its ``LineGate``. At every
+coordinator step (``factory.coordinator.step_times``) each line stops on its
+world's thread at its first tick at or past that time and waits at a barrier;
+the coordinator steps once all are there, then they go on. So what a line is
+given depends only on the step, never on which thread ran ahead, and the same
+factory file, seed and orders give the same event logs.
+
+When every line has reached the end, the run is put together from the lines'
+own files: each line's ``events.jsonl`` gives its units and parts
+(``factory.genealogy.read_line_run``), its gate the lot of every part, the
+units finished are pegged to their production orders in the order they were
+finished, an order is shipped when its last unit is built, and the material
+of every part kind is balanced. The factory run directory holds ``factory.json``
+(what was run: file, seed, duration, orders, faults), ``lines/NAME`` (each a
+cell run), ``genealogy.sqlite``, ``events.jsonl`` and ``kpis.json``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import threading
+from pathlib import Path
+from typing import Any
+
+from bus.errors import ConfigError, LightsoutError
+from cells.calibrate import with_fidelity
+from cells.faults import FREEZE_KINDS, PROCESS_KINDS, ScheduledFault
+from cells.launch import RunOptions, run_cell
+from factory.control import FactoryControl
+from factory.coordinator import NS, Arrival, Coordinator, step_times
+from factory.genealogy import DB_NAME, Genealogy, LineRecord, read_line_run
+from factory.orders import MAX_DUE_S, OrderBook
+from factory.schema import FactorySpec, LineSpec
+from factory.stores import FinishedStore, scrap
+from factory.supply import LateLot
+
+BARRIER_S = 300.0
+"""Wall seconds a line may keep the others waiting at a step before the run is given up."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class OrderLine:
+    """An order given on the command line: ``CUSTOMER:PRODUCT:QUANTITY:DUE_S[:rush][@AT_S]``
+    (``@AT_S``: it comes in at that sim time; default at the start)."""
+
+    customer: str
+    product: str
+    quantity: int
+    due_s: float
+    rush: bool = False
+    at_s: float = 0.0
+
+    @classmethod
+    def parse(cls, text: str) -> OrderLine:
+        """Read one ``--order``; a bad one is one ``ConfigError`` naming it."""
+        body, at, when = text.partition("@")
+        bits = body.split(":")
+        if len(bits) not in (4, 5) or (len(bits) == 5 and bits[4] != "rush"):
+            raise ConfigError(
+                "--order", text[:80], "expected CUSTOMER:PRODUCT:QUANTITY:DUE_S[:rush][@AT_S]"
+            )
+        try:
+            qty, due, at_s = int(bits[2]), float(bits[3]), float(when) if at else 0.0
+        except ValueError:
+            raise ConfigError(
+                "--order", text[:80], "QUANTITY is a whole number, DUE_S and AT_S seconds"
+            ) from None
+        if not (math.isfinite(at_s) and 0 <= at_s <= MAX_DUE_S):
+            raise ConfigError("--order", text[:80], f"AT_S from 0 to {MAX_DUE_S:g} s")
+        return cls(bits[0], bits[1], qty, due, len(bits) == 5, at_s)
+
+
+def order_book(spec: FactorySpec, given: list[OrderLine]) -> tuple[OrderBook, list[Arrival]]:
+    """An empty order book and the run's orders as arrivals, each checked now (customer
+    known, product it takes, numbers in bounds), so a bad one fails before anything runs."""
+    products = sorted({p for ln in spec.lines for p in ln.products})
+    book, scratch = OrderBook(products, source="--order"), OrderBook(products, source="--order")
+    customers = {c.name: c for c in spec.customers}
+    if not given:
+        raise ConfigError("--order", "", "a pull factory builds nothing without an order: give one")
+    arrivals = []
+    for o in given:
+        c = customers.get(o.customer)
+        if c is None:
+            raise ConfigError(
+                "--order", o.customer, f"unknown customer (known: {', '.join(customers)})"
+            )
+        if o.product not in c.products:
+            raise ConfigError("--order", o.product, f"{o.customer} takes {', '.join(c.products)}")
+        scratch.add(o.customer, o.product, o.quantity, due_s=o.due_s, now_ns=0, rush=o.rush)
+        at = round(o.at_s * NS)
+        arrivals.append(Arrival(at, o.customer, o.product, o.quantity, o.due_s, o.rush))
+    return book, arrivals
+
+
+def run_factory(
+    spec: FactorySpec,
+    out: Path,
+    *,
+    orders: list[OrderLine],
+    duration_s: float,
+    seed: int,
+    processes: bool = False,
+    faults: dict[str, tuple[ScheduledFault, ...]] | None = None,
+    late: tuple[LateLot, ...] = (),
+    endpoint: str | None = None,
+) -> dict[str, Any]:
+    """Run every line of ``spec`` for ``duration_s`` under one coordinator; return the KPIs.
+
+    With ``processes`` each line's supervisor and agents are OS processes of their own
+    (its world and clock stay on its thread here, so its gate does too); ``faults`` are
+    scenario faults per line name (``cells.faults``); ``late`` lots that come late
+    (``factory.supply``); ``endpoint`` an ``ipc://`` base where the factory takes orders
+    while it runs (``factory.control``)."""
+    cells = {}
+    for ln in spec.lines:
+        try:  # at events fidelity, with the cell's calibration read and checked
+            cells[ln.name] = with_fidelity(ln.cell, ln.cell_path, ln.fidelity.value)
+        except ConfigError as bad:
+            raise ConfigError(spec.source, f"lines.{ln.name}.fidelity", str(bad)) from None
+    for line, given in sorted((faults or {}).items()):
+        kills = sorted({f.kind.value for f in given if f.kind in (*PROCESS_KINDS, *FREEZE_KINDS)})
+        if kills and not processes:
+            why = f"{kills[0]} kills a process, so the lines must run with --processes"
+            raise ConfigError("--faults", line, why)
+    book, arrivals = order_book(spec, orders)
+    coord = Coordinator(spec, book, late=late, arrivals=arrivals)
+    control = FactoryControl(endpoint, coord) if endpoint else None
+    steps = step_times(duration_s)
+    errors: dict[str, BaseException] = {}
+    at = [0]
+
+    def all_there() -> None:
+        if control is not None:
+            control.serve(steps[at[0]])
+        coord.step(steps[at[0]])
+        at[0] += 1
+
+    barrier = threading.Barrier(len(spec.lines), action=all_there)
+    (out / "lines").mkdir(parents=True, exist_ok=False)
+    meta = {
+        "factory": spec.source,
+        "seed": seed,
+        "duration_s": duration_s,
+        "processes": processes,
+        "orders": [dataclasses.asdict(o) for o in orders],
+        "faults": {line: len(given) for line, given in sorted((faults or {}).items())},
+        "late": [dataclasses.asdict(x) for x in late],
+        "endpoint": endpoint,
+    }
+    (out / "factory.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+
+    def line_thread(i: int, ln: LineSpec) -> None:
+        pending = list(steps)
+
+        def watch(world: Any) -> None:
+            while pending and world.t_ns >= pending[0]:
+                pending.pop(0)
+                barrier.wait(timeout=BARRIER_S)
+
+        opts = RunOptions(
+            seed=seed + i,
+            duration_s=duration_s,
+            processes=processes,
+            faults=(faults or {}).get(ln.name, ()),
+            feed_gate=coord.gates[ln.name],
+            horizon=lambda: pending[0] if pending else 1 << 62,
+        )
+        try:
+            run_cell(cells[ln.name], out / "lines" / ln.name, opts, watch=watch)
+            if pending:
+                raise LightsoutError(
+                    f"line {ln.name} ended before the step at {pending[0] / NS:g} s"
+                )
+        except BaseException as exc:  # one line down stops them all, with its reason
+            errors[ln.name] = exc
+            barrier.abort()
+
+    threads = [
+        threading.Thread(target=line_thread, args=(i, ln), name=f"line-{ln.name}", daemon=True)
+        for i, ln in enumerate(spec.lines)
+    ]
+    try:
+        if control is not None:
+            control.setup()
+            control.serve(0)
+        coord.step(0)
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        if control is not None:
+            control.shutdown()
+    if errors:
+        # the line that failed, not those it left waiting at the barrier
+        real = [
+            n for n in sorted(errors) if not isinstance(errors[n], threading.BrokenBarrierError)
+        ]
+        first = (real or sorted(errors))[0]
+        exc = errors[first]
+        why = str(exc) or f"stopped waiting for the other lines ({type(exc).__name__})"
+        raise LightsoutError(f"line {first}: {why}") from exc
+    return finish(spec, coord, out, duration_s)
+
+
+def finish(spec: FactorySpec, coord: Coordinator, out: Path, duration_s: float) -> dict[str, Any]:
+    """Put the run together from the lines' files: genealogy, pegging, shipments, balance."""
+    book, material = coord.orders, coord.material
+    finished = {
+        s.name: FinishedStore(s.name, material=material)
+        for s in spec.stores
+        if s.role.value == "finished"
+    }
+    records: dict[str, LineRecord] = {}
+    built = []
+    for ln in spec.lines:
+        products = {r.base: r.product for r in ln.cell.recipes}
+        rec = records[ln.name] = read_line_run(out / "lines" / ln.name, products=products)
+        gate = coord.gates[ln.name]
+        kinds = {p.part: p.kind for p in rec.parts}
+        unlotted = [p.part for p in rec.parts if p.part not in gate.lot_of]
+        if unlotted:
+            raise LightsoutError(f"line {ln.name}: part {unlotted[0]} came from no store")
+        for u in rec.units:
+            if u.status == "shipped" and u.ended_ns is not None:
+                built.append((u.ended_ns, ln.name, u.unit, u.product, [kinds[p] for p in u.parts]))
+        scrap(material, [kinds[p] for p in rec.scrapped])
+    end_ns = round(duration_s * NS)
+    for t_ns, line, unit, product, part_kinds in sorted(built):
+        serial = f"{line}:{unit}"
+        finished[spec.line(line).delivers_to].put(serial, product, part_kinds)
+        po = book.built(line, product, serial, t_ns)
+        coord._log(
+            t_ns,
+            "unit_built",
+            serial=serial,
+            line=line,
+            product=product,
+            production_order=po.po_id if po else None,
+        )
+        for o in book.complete():
+            sh = book.ship(o.order_id, t_ns)
+            for store in finished.values():
+                store.ship(s for s in sh.serials if s in store.units)
+            coord._log(
+                t_ns,
+                "shipment",
+                shipment=sh.shipment,
+                order=o.order_id,
+                customer=o.customer,
+                units=list(sh.serials),
+                lateness_s=round(o.lateness_s(t_ns), 3),
+            )
+    coord._log(end_ns, "run_end", reason="duration reached")
+    with Genealogy.create(out / DB_NAME) as g:
+        g.add_lots(
+            (lot.lot, lot.supplier, lot.kind, lot.size, lot.received_ns)
+            for store in coord.stores.values()
+            for lot in store.received
+        )
+        for ln in spec.lines:
+            g.add_line(ln.name, records[ln.name], coord.gates[ln.name].lot_of)
+        g.assign(
+            (s, p.order_id, book.orders[p.order_id].shipment)
+            for p in book.production
+            for s in p.serials
+        )
+    coord.write_events(out / "events.jsonl")
+    kpis = factory_kpis(spec, coord, out, end_ns)
+    (out / "kpis.json").write_text(
+        json.dumps(kpis, indent=2, sort_keys=True) + "\n", encoding="utf-8"
+    )
+    return kpis
+
+
+def factory_kpis(spec: FactorySpec, coord: Coordinator, out: Path, end_ns: int) -> dict[str, Any]:
+    """The factory's figures: every line's, every order's, every store's, the material."""
+    book, material = coord.orders, coord.material
+    lines = {}
+    for ln in spec.lines:
+        cell = json.loads((out / "lines" / ln.name / "kpis.json").read_text(encoding="utf-8"))
+        lines[ln.name] = {
+            "units_shipped": cell.get("units_completed"),
+            "units_scrapped": cell.get("units_scrapped"),
+            "throughput_per_hour": cell.get("throughput_per_hour"),
+            "oee": (cell.get("oee") or {}).get("oee"),
+            "line_side": {k: len(q) for k, q in sorted(coord.gates[ln.name].side.items())},
+            "ledger_balanced": cell.get("ledger_balanced"),
+            "released": coord.released(ln.name),
+            "built_unreleased": len(book.unreleased_units.get(ln.name, [])),
+            "stockouts": {
+                k.split("/")[1]: n
+                for k, n in sorted(coord.stockouts.items())
+                if k.startswith(f"{ln.name}/")
+            },
+        }
+    orders = {
+        o.order_id: {
+            "customer": o.customer,
+            "product": o.product,
+            "quantity": o.quantity,
+            "released": o.released,
+            "built": o.built,
+            "due_s": o.due_ns / NS,
+            "shipped_s": None if o.shipped_ns is None else o.shipped_ns / NS,
+            "shipment": o.shipment,
+            "lateness_s": round(o.lateness_s(end_ns), 3),
+            "rush": o.rush,
+        }
+        for o in book.orders.values()
+    }
+    stores = {
+        name: {
+            "stock": {k: s.stock(k) for k in sorted(s.supplier)},
+            "on_order": {k: s.on_order(k) for k in sorted(s.supplier)},
+            "lots_received": len(s.received),
+            "purchases": len(s.purchases),
+        }
+        for name, s in coord.stores.items()
+    }
+    balance = {k: {**material.row(k), "balanced": material.balanced(k)} for k in material.kinds()}
+    return {
+        "factory": spec.name,
+        "duration_s": end_ns / NS,
+        "lines": lines,
+        "orders": orders,
+        "stores": stores,
+        "material": balance,
+        "material_balanced": all(v["balanced"] for v in balance.values()),
+        "shipments": len(book.shipments),
+    }
