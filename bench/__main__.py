@@ -15,6 +15,7 @@ from bench import (
     drift,
     drops,
     failover,
+    fidelity,
     fleet,
     memory,
     policy,
@@ -65,9 +66,10 @@ def main() -> int:
             "memory",
             "drift",
             "profile",
+            "fidelity",
         ],
-        help="run one benchmark (drops and memory only run when asked: about 90 runs for "
-        "--duration 130; an hour of sim time)",
+        help="run one benchmark (drops, memory and fidelity only run when asked: about 90 runs "
+        "for --duration 130; an hour of sim time; hours of sim time at two fidelities)",
     )
     ap.add_argument(
         "--fractions",
@@ -79,7 +81,35 @@ def main() -> int:
         choices=("tick", "event"),
         help="memory: the barrier of the soak (default: the launcher's own)",
     )
+    ap.add_argument(
+        "--seeds",
+        type=int,
+        default=fidelity.SEEDS,
+        help=f"fidelity: seeds of the accuracy runs, from --seed on (default {fidelity.SEEDS})",
+    )
+    ap.add_argument(
+        "--hours",
+        type=float,
+        default=fidelity.HOURS,
+        help=f"fidelity: sim hours of the chaos shift (default {fidelity.HOURS:g})",
+    )
+    ap.add_argument(
+        "--chaos",
+        type=float,
+        default=fidelity.CHAOS_RATE,
+        help=f"fidelity: chaos faults per sim second of the shift (default {fidelity.CHAOS_RATE:g})",
+    )
+    ap.add_argument(
+        "--parts",
+        default="accuracy,speed",
+        help="fidelity: which parts to run, comma-separated: accuracy, speed (default both)",
+    )
     args = ap.parse_args()
+    parts = {p.strip() for p in args.parts.split(",") if p.strip()}
+    if not parts or parts - {"accuracy", "speed"}:
+        ap.error(f"--parts {args.parts}: give accuracy, speed or both")
+    if args.seeds < 1 or not args.hours > 0:
+        ap.error("--seeds must be 1 or more and --hours more than 0")
     if args.sync and args.sync not in sync_modes():
         ap.error(f"--sync {args.sync}: this launcher has no such barrier yet")
     chosen_cells = [args.cell] if args.cell else [str(c) for c in rtf.CELLS]
@@ -121,7 +151,10 @@ def _measure(console: Console, args: argparse.Namespace, chosen_cells: list[str]
         _drift(console, args)
     if args.only in (None, "profile"):
         _profile(console, args)
-    return 0
+    if args.only == "fidelity":
+        from bench.fidelity_print import print_fidelity
+
+        print_fidelity(console, args)
 
 
 def _drift(console: Console, args: argparse.Namespace) -> None:
