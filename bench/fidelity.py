@@ -19,12 +19,14 @@ time); their wall seconds are given apart so the rest of the run can be read on 
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import resource
 import statistics
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -285,3 +287,62 @@ def _cpu() -> tuple[float, float]:
     me = resource.getrusage(resource.RUSAGE_SELF)
     kids = resource.getrusage(resource.RUSAGE_CHILDREN)
     return me.ru_utime + me.ru_stime, kids.ru_utime + kids.ru_stime
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Split:
+    """Where the wall time of a one-process events run goes."""
+
+    duration_s: float
+    wall_s: float
+    seconds: dict[str, float]
+    """Part -> wall seconds (the participants' by their threads' CPU time)."""
+    calls: dict[str, int]
+    """Part -> how many times it was called."""
+
+
+@contextmanager
+def _timed(
+    cls: type, name: str, key: str, clock: Callable[[], float], split: Split
+) -> Iterator[None]:
+    """Add each call of ``cls.name`` to ``split``: the time ``clock`` says it took, and one."""
+    original = getattr(cls, name)
+
+    def timed(self: Any, *args: Any, **kwargs: Any) -> Any:
+        t0 = clock()
+        try:
+            return original(self, *args, **kwargs)
+        finally:
+            split.seconds[key] += clock() - t0
+            split.calls[key] += 1
+
+    setattr(cls, name, timed)
+    try:
+        yield
+    finally:
+        setattr(cls, name, original)
+
+
+def split(duration_s: float, seed: int) -> Split:
+    """One events run in one process over ``scenario(duration_s)``, its parts timed: the
+    events world's control ticks (``EventWorld.advance``), the clock's ticks (waiting for
+    every Done), and the agents' and the supervisor's steps (thread CPU time; in one process
+    they run in the clock's wait)."""
+    from bus.clock import ClockServer
+    from robots.agent import RobotAgent
+    from sim.events import EventWorld
+    from supervisor.supervisor import Supervisor
+
+    got = Split(duration_s, 0.0, collections.defaultdict(float), collections.defaultdict(int))
+    cell = cell_at("events")
+    opts = RunOptions(seed=seed, duration_s=duration_s, faults=scenario(duration_s))
+    with ExitStack() as stack:
+        stack.enter_context(_timed(EventWorld, "advance", "world", time.perf_counter, got))
+        stack.enter_context(_timed(ClockServer, "tick", "clock", time.perf_counter, got))
+        stack.enter_context(_timed(RobotAgent, "step", "agents", time.thread_time, got))
+        stack.enter_context(_timed(Supervisor, "step", "supervisor", time.thread_time, got))
+        tmp = stack.enter_context(tempfile.TemporaryDirectory())
+        t0 = time.perf_counter()
+        run_cell(cell, Path(tmp), opts)
+        wall = time.perf_counter() - t0
+    return dataclasses.replace(got, wall_s=wall)

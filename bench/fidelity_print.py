@@ -115,7 +115,35 @@ def _speed(console: Console, args: argparse.Namespace) -> None:
         got = fidelity.speed(hours, args.chaos, args.seed, progress=on_tick)
         bar.update(task, completed=hours * 3600.0)
     _print_speed(console, got)
+    duration = min(hours * 3600.0, fidelity.DURATION_S)
+    console.print(
+        f"split: one events run in one process, {duration:.0f} s of sim time with the accuracy "
+        f"scenario (seed {args.seed}), its parts timed"
+    )
+    _print_split(console, fidelity.split(duration, args.seed))
     console.print(f"after the runs: {_load()}")
+
+
+def _print_split(console: Console, got: fidelity.Split) -> None:
+    sec, calls = got.seconds, got.calls
+    participants = sec["agents"] + sec["supervisor"]
+    rows = [
+        ("events world (EventWorld.advance)", sec["world"], calls["world"]),
+        ("agents' steps (thread CPU)", sec["agents"], calls["agents"]),
+        ("supervisor's steps (thread CPU)", sec["supervisor"], calls["supervisor"]),
+        ("clock round trips less the steps", max(0.0, sec["clock"] - participants), calls["clock"]),
+        ("loop, faults, start-up, the rest", max(0.0, got.wall_s - sec["world"] - sec["clock"]), 0),
+    ]
+    table = Table(
+        title=f"where {got.duration_s:.0f} s of events fidelity take {got.wall_s:.1f} s of wall "
+        f"(real-time factor {got.duration_s / got.wall_s:.0f})"
+    )
+    for col in ("part", "wall s", "share", "calls", "us per call"):
+        table.add_column(col, justify="left" if col == "part" else "right")
+    for name, s, n in rows:
+        each = f"{s / n * 1e6:.0f}" if n else ""
+        table.add_row(name, f"{s:.2f}", f"{s / got.wall_s:.0%}", str(n or ""), each)
+    console.print(table)
 
 
 def _print_speed(console: Console, got: Speed) -> None:
