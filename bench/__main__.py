@@ -16,6 +16,7 @@ from bench import (
     drops,
     factory,
     failover,
+    fidelity,
     fleet,
     maintenance,
     memory,
@@ -73,10 +74,11 @@ def main() -> int:
             "quality",
             "recall",
             "factory",
+            "fidelity",
         ],
-        help="run one benchmark (drops, memory, maintenance and quality only run when asked: "
-        "about 90 runs for --duration 130; an hour of sim time; 8 runs of 400 s; four runs and "
-        "60,000 inspections)",
+        help="run one benchmark (drops, memory, maintenance, quality and fidelity only run when "
+        "asked: about 90 runs for --duration 130; an hour of sim time; 8 runs of 400 s; four "
+        "runs and 60,000 inspections; hours of sim time at two fidelities)",
     )
     ap.add_argument(
         "--fractions",
@@ -88,7 +90,35 @@ def main() -> int:
         choices=("tick", "event"),
         help="memory: the barrier of the soak (default: the launcher's own)",
     )
+    ap.add_argument(
+        "--seeds",
+        type=int,
+        default=fidelity.SEEDS,
+        help=f"fidelity: seeds of the accuracy runs, from --seed on (default {fidelity.SEEDS})",
+    )
+    ap.add_argument(
+        "--hours",
+        type=float,
+        default=fidelity.HOURS,
+        help=f"fidelity: sim hours of the chaos shift (default {fidelity.HOURS:g})",
+    )
+    ap.add_argument(
+        "--chaos",
+        type=float,
+        default=fidelity.CHAOS_RATE,
+        help=f"fidelity: chaos faults per sim second of the shift (default {fidelity.CHAOS_RATE:g})",
+    )
+    ap.add_argument(
+        "--parts",
+        default="accuracy,speed",
+        help="fidelity: which parts to run, comma-separated: accuracy, speed (default both)",
+    )
     args = ap.parse_args()
+    parts = {p.strip() for p in args.parts.split(",") if p.strip()}
+    if not parts or parts - {"accuracy", "speed"}:
+        ap.error(f"--parts {args.parts}: give accuracy, speed or both")
+    if args.seeds < 1 or not args.hours > 0:
+        ap.error("--seeds must be 1 or more and --hours more than 0")
     if args.sync and args.sync not in sync_modes():
         ap.error(f"--sync {args.sync}: this launcher has no such barrier yet")
     chosen_cells = [args.cell] if args.cell else [str(c) for c in rtf.CELLS]
@@ -138,7 +168,10 @@ def _measure(console: Console, args: argparse.Namespace, chosen_cells: list[str]
         _recall(console)
     if args.only in (None, "factory"):
         _factory(console, args)
-    return 0
+    if args.only == "fidelity":
+        from bench.fidelity_print import print_fidelity
+
+        print_fidelity(console, args)
 
 
 def _maintenance(console: Console, args: argparse.Namespace) -> None:
