@@ -47,8 +47,9 @@ from bus.enums import Skill, WorldEventKind
 from bus.faults import MAX_JOINT
 from bus.messages import JointTracking, WorldEvent
 from bus.simtime import NS
-from supervisor.drift import Alarm, Detector, Sides, make_detector
+from supervisor.drift import Alarm, Detector, make_detector
 from supervisor.eventlog import EventLog
+from supervisor.health_series import SERIES
 from supervisor.plan import Op
 
 KEY_LEARN = 1
@@ -66,49 +67,6 @@ LOST = ("dropped ", "grasp missed")
 """How an agent's failure detail begins when the part left the gripper (``robots.skills``)."""
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class Series:
-    """How one kind of series is judged."""
-
-    component: str
-    cause: str
-    quantity: str
-    sides: Sides
-    learn: int
-    min_sigma: float
-    threshold: float
-    cap: float = 0.0
-
-
-SERIES: Mapping[str, Series] = {
-    "tracking": Series("joint", "joint_drift", "tracking error (rad)", "both", 30, 0.0, 20.0),
-    "ops": Series(
-        "motion", "cycle_creep", "operation time / learned time", "up", 6, 0.1, 10.0, 4.0
-    ),
-    "bids": Series(
-        "motion", "cycle_creep", "planned operation time / first plan", "up", 20, 0.2, 10.0, 4.0
-    ),
-    "carries": Series("gripper", "gripper_wear", "part lost per carry (0/1)", "up", 5, 0.15, 10.0),
-    "transits": Series("belt", "belt_wear", "transit time (s)", "up", 5, 0.25, 10.0, 4.0),
-    "placements": Series(
-        "placement", "joint_drift", "placement defect per checked step (0/1)", "up", 5, 0.15, 10.0
-    ),
-    "fastenings": Series(
-        "screwdriver", "tool_wear", "fastening defect per checked step (0/1)", "up", 5, 0.15, 10.0
-    ),
-    "stations": Series("fixture", "station", "defective unit (0/1)", "up", 5, 0.15, 10.0),
-}
-"""The four series: what a drift names, how much is learned first, the sigma floor, the
-threshold (``h`` / ``lambda``, baseline sigmas) and the cap on a sample's score. The floors:
-a tenth of an operation's time (a step's time differs by about that between the two
-fixtures, and a baseline learned where most ratios were exactly 1 must not make that an
-alarm; a plan starts from wherever the robot stands, so bids vary twice as much and are
-plentiful: 20 of them are learned); a loss a carry counts as if losses varied by 0.15, so one lost part is no alarm
-and two within about ten carries are; a quarter second of transit. Operation times and
-transits are capped at 4 sigmas: one operation that waited out a restart, one part that
-rode through a short jam, is never an alarm alone; three in a row are. Tracking is judged
-with h = 20: 28 joint series a cell, one sample a second each. Defects are judged as carries
-are: one defect is no alarm, two within about ten checked steps are."""
 FINISHED = ("unit_shipped", "unit_scrapped", "arm_commissioned")
 """Event kinds after which a unit is no longer followed."""
 DEFECTS = ("placements", "fastenings", "stations")
