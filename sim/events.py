@@ -33,7 +33,7 @@ import bisect
 import dataclasses
 import logging
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from bus.cellspec import (
     MODEL_ARM_JOINTS,
@@ -50,7 +50,7 @@ from bus.cellspec import (
 )
 from bus.enums import Grip, WorldEventKind
 from bus.errors import ConfigError
-from bus.messages import Inspection, MemberPose, PartPose, RobotAct
+from bus.messages import MemberPose, PartPose, RobotAct
 from sim.arms import Arm
 from sim.conveyors import END_SENSOR_RANGE, QUEUE_GAP, STATION_INSET, Conveyor
 from sim.feeders import SPAWN_CLEARANCE, SPAWN_DROP, FeederState
@@ -309,38 +309,19 @@ class EventWorld(World):
         # it comes to rest as in physics: a couple of ticks after the gripper opens
         self._due[part.id] = (self.cell.tick_at(self._ticks + SETTLE_TICKS), arm.name, aim)
 
-    def _fasten(self, arm: Arm, unit: str) -> None:
-        base = self._parts.get(unit)
-        if base is None or base.unit:
-            self.counters["fasten_unknown"] += 1
-            log.warning("world: %s: cannot fasten %r: not a unit in the world", arm.name, unit)
-            return
-        self._drive_screws(arm, base)  # each screw's torque, as in physics (``tool_wear``)
-        if not base.fastened:
-            base.fastened = True
-            self._emit(WorldEventKind.FASTENED, base, base.location, arm.name)
+    def _tool_near(self, arm: Arm, parts: Sequence[Part], reach: float) -> bool:
+        """An arm has no pose here: its tool is where its agent aims (``RobotAct.aim``)."""
+        return True
 
-    def _inspection(self, arm: Arm, unit: str) -> Inspection:
-        base = self._parts.get(unit)
-        if base is None or base.unit:
-            return Inspection(unit=unit, kinds=(), fastened=False)
-        kinds = tuple(sorted(self._parts[m].kind.name for m in base.members))
-        measured: tuple[MemberPose, ...] = ()
-        draw = round(self._inspect_rng.random(), 6)
-        if base.kind.name in self._base_kinds and self.cell.recipe_for(base.kind.name).checks:
-            measured = tuple(self._member_pose(base, self._parts[m]) for m in base.members)
-        return Inspection(
-            unit=unit,
-            kinds=kinds,
-            fastened=base.fastened,
-            members=measured,
-            torques=base.torques,
-            draw=draw,
-        )
-
-    def _member_pose(self, base: Part, member: Part) -> MemberPose:
-        dx, dy, dz = self._offsets.get((base.kind.name, member.kind.name), (0.0, 0.0, 0.0))
-        return MemberPose(member.id, member.kind.name, dx, dy, dz, 0.0)
+    def _measure(self, base: Part) -> tuple[MemberPose, ...]:
+        """Every part joined to ``base`` sits exactly at its recipe offset (no placement errs in
+        a model of places)."""
+        out = []
+        for mid in base.members:
+            m = self._parts[mid]
+            dx, dy, dz = self._offsets.get((base.kind.name, m.kind.name), (0.0, 0.0, 0.0))
+            out.append(MemberPose(m.id, m.kind.name, dx, dy, dz, 0.0))
+        return tuple(out)
 
     def place(self, kind: str, pose: Pose) -> str:
         """Put a new part of ``kind`` with its bottom centre at ``pose`` where it is (a station,
@@ -354,28 +335,16 @@ class EventWorld(World):
     def _commission(self, c: object) -> None:
         self.counters["commission_refused"] += 1
 
-    def _retire(self, pid: str) -> None:
-        part = self._parts.get(pid)
-        if part is None:
-            self.counters["retire_unknown"] += 1
-            log.warning("world: cannot retire %r: not in the world", pid)
-            return
-        if part.unit:
-            self._parts[part.unit].members.remove(pid)
-        gone = [part] + [self._parts[m] for m in part.members]
+    def _unbody(self, gone: Sequence[Part]) -> None:
+        """The parts of a unit leaving the world: out of any gripper, off the belts, no longer
+        landing."""
         for g in gone:
             if g.held_by:
                 arm = self.arms[g.held_by]
                 arm.holding, arm.closed = "", False
             self._off_belt(g)
-            del self._parts[g.id]
             self._poses.pop(g.id, None)
             self._due.pop(g.id, None)
-            self._emit(WorldEventKind.RETIRED, g, "retired", "")
-        ids = {g.id for g in gone}
-        for sensor, seen in self._sensors.items():
-            if seen in ids:
-                self._sensors[sensor] = ""
 
     # ------------------------------------------------------------ time
 

@@ -19,7 +19,7 @@ import logging
 import math
 import random
 import types
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pybullet as p
@@ -562,8 +562,7 @@ class World:
             self.counters["fasten_unknown"] += 1
             log.warning("world: %s: cannot fasten %r: not a unit in the world", arm.name, unit)
             return
-        tcp, _ = arm.tcp()
-        if math.dist(tcp, self._pose(base)[0]) > FASTEN_REACH:
+        if not self._tool_near(arm, (base,), FASTEN_REACH):
             self.counters["fasten_missed"] += 1
             log.info("world: %s: %s out of the screwdriver's reach", arm.name, unit)
             return
@@ -593,9 +592,7 @@ class World:
         base = self._parts.get(unit)
         if base is None or base.unit:
             return Inspection(unit=unit, kinds=(), fastened=False)
-        tcp = arm.tcp()[0]
-        near = min(math.dist(tcp, self._pose(self._parts[m])[0]) for m in (unit, *base.members))
-        if near > INSPECT_REACH:
+        if not self._tool_near(arm, [self._parts[m] for m in (unit, *base.members)], INSPECT_REACH):
             return Inspection(unit=unit, kinds=(), fastened=False)
         kinds = tuple(sorted(self._parts[m].kind.name for m in base.members))
         measured: tuple[MemberPose, ...] = ()
@@ -610,6 +607,11 @@ class World:
             torques=base.torques,
             draw=draw,
         )
+
+    def _tool_near(self, arm: Arm, parts: Sequence[Part], reach: float) -> bool:
+        """Whether ``arm``'s tool is within ``reach`` of any of ``parts`` (their centres)."""
+        tcp = arm.tcp()[0]
+        return min(math.dist(tcp, self._pose(pt)[0]) for pt in parts) <= reach
 
     def measure(self, unit: str) -> tuple[MemberPose, ...]:
         """Where every part joined to unit base ``unit`` sits (``_measure``; () if it is no
@@ -640,8 +642,20 @@ class World:
             return
         if part.unit:
             self._parts[part.unit].members.remove(pid)
-        cid = self.client
         gone = [part] + [self._parts[m] for m in part.members]
+        self._unbody(gone)
+        for g in gone:
+            del self._parts[g.id]
+            self._emit(WorldEventKind.RETIRED, g, "retired", "")
+        ids = {g.id for g in gone}
+        for sensor, seen in self._sensors.items():
+            if seen in ids:
+                self._sensors[sensor] = ""
+
+    def _unbody(self, gone: Sequence[Part]) -> None:
+        """Take the parts of a unit leaving the world out of physics: out of any gripper, their
+        joints and bodies removed."""
+        cid = self.client
         for g in gone:
             if g.held_by:
                 arm = self.arms[g.held_by]
@@ -651,14 +665,8 @@ class World:
                 p.removeConstraint(g.joint, physicsClientId=cid)
         for g in gone:
             p.removeBody(g.body, physicsClientId=cid)
-            del self._parts[g.id]
             self._settling.pop(g.id, None)
             self._groups.drop(g.id)
-            self._emit(WorldEventKind.RETIRED, g, "retired", "")
-        ids = {g.id for g in gone}
-        for sensor, seen in self._sensors.items():
-            if seen in ids:
-                self._sensors[sensor] = ""
 
     def _record(self, robot: str, what: str, target: str, *, ok: bool | None = None) -> None:
         rec: dict[str, Any] = {"t_ns": self._t_ns, "robot": robot, "act": what, "target": target}
