@@ -258,12 +258,17 @@ def _meta_problem(meta: dict[str, Any]) -> str:
 
 
 def _unfinished(run_dir: Path) -> bool:
-    """Whether the run was cut off: no ``kpis.json``, or one a signal ended early."""
+    """Whether the run was cut off: no ``kpis.json``, one the launcher never finished (the
+    supervisor wrote it, and the launcher was killed before adding its ``sim`` block), or one
+    a signal ended early."""
     try:
         kpis = json.loads((run_dir / "kpis.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return True
-    reason = kpis.get("sim", {}).get("exit_reason", "") if isinstance(kpis, dict) else ""
+    sim = kpis.get("sim") if isinstance(kpis, dict) else None
+    if not isinstance(sim, dict):
+        return True
+    reason = sim.get("exit_reason", "")
     return isinstance(reason, str) and reason.startswith("signal ")
 
 
