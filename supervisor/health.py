@@ -12,7 +12,9 @@ on each:
   ``KEY_LEARN``), so one series per robot mixes every step it does. A rise names the robot's **motion** (cause
   ``cycle_creep``).
 * **bids** (``op_awarded`` in the log): per robot, the time each bid of an idle
-  robot plans for the operation over its first plan for the same step. The
+  robot plans for the operation over its first plan for the same step and
+  stations from the same start (where its last operation left the arm: a plan
+  from the far end of the cell is twice one from next door, and is no creep). The
   agent plans at its real speed, so a slowing robot's plans slow too, and it
   keeps bidding when the auctions no longer give it work (when its measured
   times stop coming). A rise names its **motion** too.
@@ -70,6 +72,10 @@ LOST = ("dropped ", "grasp missed")
 FINISHED = ("unit_shipped", "unit_scrapped", "arm_commissioned")
 """Event kinds after which a unit is no longer followed."""
 DEFECTS = ("placements", "fastenings", "stations")
+KNOWN = (*DEFECTS, "bids")
+"""Series whose baseline is known rather than learned: the defect series (sound work fails
+only by the inspection's false rejects) and the bids (a sound robot's plan for a step from
+the start its reference was planned from is that reference: a ratio of 1)."""
 """The defect series: their baseline is known, not learned (``Health._expect``)."""
 MAX_UNITS = 256
 """Units whose checked steps are remembered until their inspection (the oldest go first)."""
@@ -116,7 +122,11 @@ class Health:
         self.learned: dict[str, list[float]] = {}
         """Per robot and step: the first times (``KEY_LEARN``), then their mean alone."""
         self.bid_learned: dict[str, float] = {}
-        """Per robot and step: the time its first bid planned (the bids' reference)."""
+        """Per robot, step, stations and start: the time its first bid planned (the bids'
+        reference)."""
+        self.where: dict[str, str] = {}
+        """Per robot: where its last operation left the arm (its step and stations; "" for
+        unknown, after a failure), the start its bids plan from."""
         self.times: dict[str, list[float]] = {}
         """Per robot and step: [operations done, their mean time] (the bottleneck's input)."""
         self.started: dict[str, list[Any]] = {}
@@ -163,6 +173,7 @@ class Health:
             return
         began = self.started.pop(op_id, None)
         op = self.op_of(op_id)
+        self.where[robot] = _place(op) if kind == "op_done" and op is not None else ""
         if op is None or op.pick:
             return  # unknown, or a recovery picking off-station: not a usual time
         if op.spec.skill is Skill.PICK_PLACE:
@@ -234,7 +245,8 @@ class Health:
                 continue
             robot = str(bid[0])
             if robot in self.robots and robot not in busy and bid[1] > t_ns:
-                step, planned = f"{robot}/{op.spec.name}", (bid[1] - t_ns) / NS
+                step = f"{robot}/{_place(op)}<{self.where.get(robot, '')}"
+                planned = (bid[1] - t_ns) / NS
                 ref = self.bid_learned.get(step)
                 if ref is None:
                     self.bid_learned[step] = planned  # the first plan: the reference
@@ -299,22 +311,26 @@ class Health:
         if det is None:
             det = self.detectors[key] = self._detector(kind)
             self.recent[key] = deque(maxlen=RECENT)
-            if kind in DEFECTS:
-                self._expect(det)
+            if kind in KNOWN:
+                self._expect(kind, det)
         self.recent[key].append(round(x, 6))
         self.stamps.setdefault(key, deque(maxlen=RECENT)).append(t_ns)
         alarm = det.update(x)
         if alarm is not None and f"{target}/{part}" not in self.diagnosed:
             self._pending.append(_Pending(t_ns, kind, target, part, alarm, list(self.recent[key])))
 
-    def _expect(self, det: Detector) -> None:
-        """A defect series is not learned but known: sound work is rejected only by the
-        inspection's own false rejects, so its baseline is that share (a robot that fastens
-        once a minute would take five minutes to learn, and a wear begun before would be
-        learned as its normal)."""
-        p0 = self.false_reject
-        sigma = max(math.sqrt(p0 * (1 - p0)), SERIES["fastenings"].min_sigma)
-        det.baseline.mean, det.baseline.sigma = p0, sigma
+    def _expect(self, kind: str, det: Detector) -> None:
+        """A known baseline (``KNOWN``), not learned: a defect series' is the share of sound
+        work the inspection's own false rejects fail (a robot that fastens once a minute
+        would take five minutes to learn, and a wear begun before would be learned as its
+        normal); the bids' is a ratio of 1 with the series' sigma floor (its references are
+        per step, stations and start, so a robot has few samples to learn from early on)."""
+        if kind == "bids":
+            mean, sigma = 1.0, SERIES[kind].min_sigma
+        else:
+            p0 = self.false_reject
+            mean, sigma = p0, max(math.sqrt(p0 * (1 - p0)), SERIES["fastenings"].min_sigma)
+        det.baseline.mean, det.baseline.sigma = mean, sigma
         det.baseline.samples, det.baseline.ready = [], True
 
     def _detector(self, kind: str) -> Detector:
@@ -354,7 +370,7 @@ class Health:
                 "quantity": spec.quantity,
                 "evidence": {
                     **p.alarm.evidence(),
-                    "learned_over": 0 if p.kind in DEFECTS else spec.learn,
+                    "learned_over": 0 if p.kind in KNOWN else spec.learn,
                 },
                 "recent": p.recent,
             }
@@ -394,11 +410,12 @@ class Health:
         for key, det in self.detectors.items():
             if key.partition(":")[2].partition("/")[0] == target:
                 det.reset()
-                if key.partition(":")[0] in DEFECTS:
-                    self._expect(det)
+                if (kind := key.partition(":")[0]) in KNOWN:
+                    self._expect(kind, det)
         for learned in (self.learned, self.bid_learned):
             for step in [s for s in learned if s.partition("/")[0] == target]:
                 del learned[step]
+        self.where.pop(target, None)  # maintained: reset, so homed
         for name in [n for n in self.diagnosed if n.partition("/")[0] == target]:
             del self.diagnosed[name]
         self.defects.pop(target, None)
@@ -440,6 +457,7 @@ class Health:
             "learned": dict(sorted(self.learned.items())),
             "times": dict(sorted(self.times.items())),
             "bid_learned": dict(sorted(self.bid_learned.items())),
+            "where": dict(sorted(self.where.items())),
             "started": dict(sorted(self.started.items())),
             "riding": dict(sorted(self.riding.items())),
             "at_end": dict(sorted(self.at_end.items())),
@@ -465,6 +483,7 @@ class Health:
         self.learned = {k: [float(x) for x in v] for k, v in data["learned"].items()}
         self.times = {k: [float(x) for x in v] for k, v in data.get("times", {}).items()}
         self.bid_learned = {k: float(v) for k, v in data.get("bid_learned", {}).items()}
+        self.where = {k: str(v) for k, v in data.get("where", {}).items()}
         self.started = {k: list(v) for k, v in data["started"].items()}
         self.riding = {k: list(v) for k, v in data["riding"].items()}
         self.at_end = dict(data["at_end"])
@@ -480,3 +499,8 @@ class Health:
         }
         self.blamed = {k: deque(v, maxlen=RECENT) for k, v in data.get("blamed", {}).items()}
         self._pending = []
+
+
+def _place(op: Op) -> str:
+    """An operation's step and stations (``step@a,b``): where it leaves the arm."""
+    return f"{op.spec.name}@{','.join(op.stations)}"

@@ -45,8 +45,8 @@ SERIES: Mapping[str, Series] = {
 threshold (``h`` / ``lambda``, baseline sigmas) and the cap on a sample's score. The floors:
 a tenth of an operation's time (a step's time differs by about that between the two
 fixtures, and a baseline learned where most ratios were exactly 1 must not make that an
-alarm; a plan starts from wherever the robot stands, so bids vary twice as much and are
-plentiful: 20 of them are learned); a loss a carry counts as if losses varied by 0.15, so one lost part is no alarm
+alarm; the bids' baseline is not learned but known, a ratio of 1 with a floor of 0.2, as a
+plan is compared with the first one from the same start: ``supervisor.health``); a loss a carry counts as if losses varied by 0.15, so one lost part is no alarm
 and two within about ten carries are; a quarter second of transit. Operation times and
 transits are capped at 4 sigmas: one operation that waited out a restart, one part that
 rode through a short jam, is never an alarm alone; three in a row are. Tracking is judged
