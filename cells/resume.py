@@ -177,7 +177,7 @@ def resume_point(run_dir: Path) -> tuple[int, int, dict[str, int], dict[str, Any
             saved = journal.load()
         finally:
             journal.close()
-    except (sqlite3.Error, ValueError) as exc:  # a damaged file, or a state row not JSON
+    except (sqlite3.Error, ValueError) as exc:  # a damaged file, an older layout, a row not msgpack
         raise LightsoutError(f"{path}: not a journal this can read ({exc})") from None
     if saved is None:
         raise LightsoutError(f"{run_dir}: the journal is empty: nothing to resume")

@@ -9,6 +9,7 @@ import sqlite3
 import stat
 from pathlib import Path
 
+import msgpack
 import pytest
 
 from bus.endpoints import ensure_ipc_dir
@@ -17,7 +18,7 @@ from bus.simtime import NS
 from bus.trust import LiveKeys, create_participant, read_participants
 from cells.launch import run_dir
 from clients.cli import main
-from supervisor.journal import SCHEMA
+from supervisor.journal import Journal
 
 ROOT = Path(__file__).resolve().parents[2]
 ASSEMBLY = ROOT / "cells" / "assembly.toml"
@@ -211,20 +212,28 @@ def test_a_damaged_run_json_is_one_line_naming_its_key_when_resuming(
     assert "run.json" in line and f"{key}:" in line
 
 
-@pytest.mark.parametrize("state", [None, "not json", '{"x": 1}'])
+@pytest.mark.parametrize("part", [None, b"\xc1 not msgpack", msgpack.packb({"x": 1}), "old"])
 def test_a_damaged_journal_is_one_line_naming_it_when_resuming(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], state: str | None
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], part: bytes | str | None
 ) -> None:
-    """Garbage for a file, a state row that is not JSON, or one no supervisor wrote."""
+    """Garbage for a file, a component row that is not msgpack, one no supervisor wrote, or
+    a journal of the older layout (the whole state in one JSON text)."""
     meta = {"cell": str(ASSEMBLY), "seed": 1, "duration_s": 60.0}
     (tmp_path / "run.json").write_text(json.dumps(meta))
     path = tmp_path / "journal.sqlite"
-    if state is None:
+    if part is None:
         path.write_bytes(os.urandom(4096))
-    else:
+    elif part == "old":
         db = sqlite3.connect(path)
-        db.executescript(SCHEMA)
-        db.execute("INSERT INTO state (id, tick, t_ns, data) VALUES (1, 24, ?, ?)", (NS, state))
+        db.execute("CREATE TABLE state (id INTEGER PRIMARY KEY, tick INT, t_ns INT, data TEXT)")
+        db.execute("INSERT INTO state VALUES (1, 24, ?, '{}')", (NS,))
+        db.commit()
+        db.close()
+    else:
+        Journal(path).close()  # the layout a supervisor makes
+        db = sqlite3.connect(path)
+        db.execute("INSERT INTO state (id, tick, t_ns) VALUES (1, 24, ?)", (NS,))
+        db.execute("INSERT INTO parts (name, data) VALUES ('ledger', ?)", (part,))
         db.commit()
         db.close()
     assert "journal.sqlite" in one_error(["resume", str(tmp_path)], capsys)
