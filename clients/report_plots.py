@@ -62,6 +62,10 @@ STATE_COLOURS = {
 UNKNOWN_COLOUR = "#ffffff"
 FAULT_COLOUR = "#d62728"
 OP_COLOUR = "#34495e"
+RASTER_BARS = 3000
+"""Above this many bars the Gantt's bars are drawn as an image inside the SVG (text, faults
+and maintenance stay vectors): a long run's bars are thinner than a pixel, and a path each
+would make a page of tens of megabytes that takes minutes to write."""
 WIDTH_IN = 11.0
 """Figure width in inches; the page scales the SVG to its column."""
 
@@ -113,23 +117,21 @@ def gantt_figure(run: Run) -> Figure:
     ax = fig.add_subplot()
     y_of = {r: rows - 1 - i for i, r in enumerate(lanes)}
     seen_states: list[str] = []
+    bars: dict[tuple[float, float, str, float], list[Span]] = {}
     for robot in robots:
         y = y_of[robot]
         for s in states.get(robot, []):
             if s.label not in seen_states:
                 seen_states.append(s.label)
-            _bar(ax, s, y + 0.02, 0.4, STATE_COLOURS.get(s.label, UNKNOWN_COLOUR), unit_s)
+            colour = STATE_COLOURS.get(s.label, UNKNOWN_COLOUR)
+            bars.setdefault((y + 0.02, 0.4, colour, 1.0), []).append(s)
         for s in ops.get(robot, []):
-            failed = s.label == "failed"
-            _bar(
-                ax,
-                s,
-                y - 0.3,
-                0.22,
-                FAULT_COLOUR if failed else OP_COLOUR,
-                unit_s,
-                alpha=1.0 if s.label != "running" else 0.5,
-            )
+            colour = FAULT_COLOUR if s.label == "failed" else OP_COLOUR
+            alpha = 1.0 if s.label != "running" else 0.5
+            bars.setdefault((y - 0.3, 0.22, colour, alpha), []).append(s)
+    raster = sum(map(len, bars.values())) > RASTER_BARS
+    for (y0, h, colour, alpha), spans in bars.items():
+        _bars(ax, spans, y0, h, colour, unit_s, alpha=alpha, rasterized=raster)
     for i, o in enumerate(outs):
         _outage(ax, o, i, y_of, rows, unit_s)
     maints = [w for w in maintenance_windows(run) if w["robot"] in y_of]
@@ -194,20 +196,30 @@ def gantt_figure(run: Run) -> Figure:
     return fig
 
 
-def _bar(
+def _bars(
     ax: Axes,
-    s: Span,
+    spans: list[Span],
     y0: float,
     h: float,
     colour: str,
     unit_s: float,
     *,
-    alpha: float = 1.0,
+    alpha: float,
+    rasterized: bool,
 ) -> None:
-    x0 = _x(s.start_ns, unit_s)
-    w = _x(s.end_ns, unit_s) - x0
-    ax.add_patch(
-        Rectangle((x0, y0), w, h, facecolor=colour, edgecolor="none", alpha=alpha, linewidth=0)
+    """The spans of one lane in one colour: one collection, not a patch each (a day's run
+    has some 100,000 of them)."""
+    ranges = [
+        (_x(s.start_ns, unit_s), _x(s.end_ns, unit_s) - _x(s.start_ns, unit_s)) for s in spans
+    ]
+    ax.broken_barh(
+        ranges,
+        (y0, h),
+        facecolors=colour,
+        edgecolors="none",
+        alpha=alpha,
+        linewidth=0,
+        rasterized=rasterized,
     )
 
 
