@@ -17,9 +17,9 @@ off, so that the operation as the supervisor logs it lasts what was drawn.
 A robot running slower than it was measured at (a slow_robot fault, creep)
 stretches its moves by the ratio of the speeds.
 
-A bid promises what this robot's bids promised in physics from where this
-operation will start (the station the arm's last operation ended at:
-``bid_by_start``): a physics bid is the IK plan's length, not what the
+A bid promises the median of what this robot's bids promised in physics from
+where this operation will start (the station the arm's last operation ended
+at: ``bid_by_start``): a physics bid is the IK plan's length, not what the
 operation then takes, and allocation follows the promises. With no bids
 measured, it promises the mean duration from that start. An operation the calibration never saw for this
 robot borrows, in order, the same step and stations done by another robot
@@ -30,7 +30,6 @@ none, the robot cannot price it and declines (``PlanError``).
 from __future__ import annotations
 
 import math
-import random
 from collections.abc import Sequence
 
 from bus.cellspec import MODEL_HOME, CellSpec, OpTiming, Pose, RobotSpec
@@ -49,6 +48,8 @@ from robots.plans import (
     release_aim,
 )
 
+BID_DRAW = 0.5
+"""Which of the physics bids from a start a bid promises: the median."""
 PICK_TICKS_BEFORE_GRASP = 3
 """Ticks of a pick before its grasp that are not motion: two looks until the part is still,
 one more from above it."""
@@ -135,10 +136,11 @@ class TimedPlanner:
     # ------------------------------------------------------------ plans
 
     def estimate(self, op: Operation, start_q: Sequence[float], speed: float) -> tuple[int, Q]:
-        """A bid's promise: the plan's length with the mean duration; the arm ends at home."""
+        """A bid's promise: the median of the physics bids from where the arm stands (an IK
+        plan from one start to one step is one plan, so the same robot bids the same again,
+        as in physics, and only a robot that slowed bids longer: ``supervisor.health``)."""
         t = self.timing(op)
-        draw = random.Random(f"{self.spec.name}/{op.op_id}/bid").random()
-        plan = self._plan(op, t, t.promise(self.ended_at, draw), speed)
+        plan = self._plan(op, t, t.promise(self.ended_at, BID_DRAW), speed)
         return plan.duration_ns(speed, self.tick_ns), tuple(start_q)
 
     def plan(

@@ -136,11 +136,17 @@ class Detector(Protocol):
 class Baseline:
     """Mean and sigma learned over the first ``learn`` samples, robust to a few outliers."""
 
-    def __init__(self, learn: int = LEARN, *, min_sigma: float = 0.0) -> None:
+    def __init__(
+        self, learn: int = LEARN, *, min_sigma: float = 0.0, centre: float | None = None
+    ) -> None:
         if learn < 3:
             raise ValueError(f"a baseline needs at least 3 samples, got {learn}")
         self.learn = learn
         self.min_sigma = min_sigma
+        self.centre = centre
+        """A mean known beforehand (a sound drive's tracking error is centred on 0): only the
+        sigma is learned, about it. A mean learned from a few samples is off by a fifth of a
+        sigma, and over a shift of samples that, not the noise, makes the false alarms."""
         self.samples: list[float] = []
         self.mean = 0.0
         self.sigma = 0.0
@@ -152,7 +158,11 @@ class Baseline:
             return True
         self.samples.append(x)
         if len(self.samples) >= self.learn:
-            self.mean, self.sigma = robust_mean_sigma(self.samples, self.min_sigma)
+            if self.centre is None:
+                self.mean, self.sigma = robust_mean_sigma(self.samples, self.min_sigma)
+            else:
+                self.mean = self.centre
+                self.sigma = robust_sigma_about(self.samples, self.centre, self.min_sigma)
             self.samples, self.ready = [], True
         return False
 
@@ -195,6 +205,17 @@ def robust_mean_sigma(xs: list[float], min_sigma: float = 0.0) -> tuple[float, f
     return mean, max(sigma, min_sigma, REL_SIGMA_FLOOR * abs(mean), ABS_SIGMA_FLOOR)
 
 
+def robust_sigma_about(xs: list[float], centre: float, min_sigma: float = 0.0) -> float:
+    """The root mean square deviation of ``xs`` from a known ``centre``, without outliers
+    (further than ``OUTLIER_MADS`` robust sigmas from it), widened as ``robust_mean_sigma``
+    widens (with one more degree of freedom: no mean was estimated)."""
+    mad = 1.4826 * statistics.median(abs(x - centre) for x in xs)
+    kept = [x for x in xs if abs(x - centre) <= OUTLIER_MADS * mad] if mad > 0 else list(xs)
+    rms = math.sqrt(statistics.fmean((x - centre) ** 2 for x in kept))
+    sigma = rms * sigma_margin(len(kept) + 1)
+    return max(sigma, min_sigma, REL_SIGMA_FLOOR * abs(centre), ABS_SIGMA_FLOOR)
+
+
 def sigma_margin(n: int) -> float:
     """How much a sigma estimated from ``n`` samples is widened: to its upper 95% confidence
     bound, ``sqrt((n - 1) / chi2_0.05(n - 1))`` (Wilson-Hilferty's chi-square quantile).
@@ -217,10 +238,16 @@ class _Standardized:
     method = ""
 
     def __init__(
-        self, threshold: float, sides: Sides, learn: int, min_sigma: float, cap: float
+        self,
+        threshold: float,
+        sides: Sides,
+        learn: int,
+        min_sigma: float,
+        cap: float,
+        centre: float | None = None,
     ) -> None:
         self.threshold, self.sides, self.cap = threshold, sides, cap
-        self.baseline = Baseline(learn, min_sigma=min_sigma)
+        self.baseline = Baseline(learn, min_sigma=min_sigma, centre=centre)
         self.n = 0
         self.total = 0.0
 
@@ -282,10 +309,11 @@ class Cusum(_Standardized):
         learn: int = LEARN,
         min_sigma: float = 0.0,
         cap: float = 0.0,
+        centre: float | None = None,
     ) -> None:
         if not (k >= 0 and h > 0):
             raise ValueError(f"CUSUM needs k >= 0 and h > 0, got k={k}, h={h}")
-        super().__init__(h, sides, learn, min_sigma, cap)
+        super().__init__(h, sides, learn, min_sigma, cap, centre)
         self.k, self.h = k, h
         self.up = 0.0
         self.down = 0.0
@@ -329,10 +357,11 @@ class PageHinkley(_Standardized):
         learn: int = LEARN,
         min_sigma: float = 0.0,
         cap: float = 0.0,
+        centre: float | None = None,
     ) -> None:
         if not (delta >= 0 and lam > 0):
             raise ValueError(f"Page-Hinkley needs delta >= 0 and lambda > 0, got {delta}, {lam}")
-        super().__init__(lam, sides, learn, min_sigma, cap)
+        super().__init__(lam, sides, learn, min_sigma, cap, centre)
         self.delta, self.lam = delta, lam
         self.zsum = 0.0
         self.m_up = self.min_up = 0.0
@@ -380,15 +409,22 @@ def make_detector(
     min_sigma: float = 0.0,
     threshold: float = 0.0,
     cap: float = 0.0,
+    centre: float | None = None,
 ) -> Detector:
     """A detector by its method's name (``cusum``, ``page_hinkley``): the default settings,
-    but for ``threshold`` (``h`` or ``lambda``; 0 for the default) and ``cap``."""
+    but for ``threshold`` (``h`` or ``lambda``; 0 for the default), ``cap`` and a known
+    ``centre`` (``Baseline.centre``)."""
+    common: dict[str, Any] = {
+        "sides": sides,
+        "learn": learn,
+        "min_sigma": min_sigma,
+        "cap": cap,
+        "centre": centre,
+    }
     if method == Cusum.method:
-        h = threshold or CUSUM_H
-        return Cusum(h=h, sides=sides, learn=learn, min_sigma=min_sigma, cap=cap)
+        return Cusum(h=threshold or CUSUM_H, **common)
     if method == PageHinkley.method:
-        lam = threshold or PH_LAMBDA
-        return PageHinkley(lam=lam, sides=sides, learn=learn, min_sigma=min_sigma, cap=cap)
+        return PageHinkley(lam=threshold or PH_LAMBDA, **common)
     raise ValueError(f"no drift statistic {method!r} (cusum, page_hinkley)")
 
 

@@ -342,6 +342,7 @@ class Health:
             min_sigma=spec.min_sigma,
             threshold=spec.threshold,
             cap=spec.cap,
+            centre=spec.centre,
         )
 
     def judge(self, events: EventLog, now_ns: int) -> list[dict[str, Any]]:
