@@ -135,7 +135,7 @@ class SimServer:
             self._ctx, self.endpoints.clock, guard_s=self.guard_s, keys=self.live
         )
         self.clock.setup()
-        self.clock.max_step_ns = round(self.cell.max_step_s * 1e9)
+        self.clock.max_step_ns = round(self.max_step_s() * 1e9)
         self.host = CellHost(
             self._ctx, self.endpoints, self.world, keys_dir=self.keys_dir, live=self.live
         )
@@ -213,6 +213,17 @@ class SimServer:
         clock.shutdown(world.t_ns, reason)
         log.info("sim: %d ticks, %.3f s of sim time; done", k, world.t_ns / 1e9)
         return 0
+
+    def max_step_s(self) -> float:
+        """The longest a member goes without a tick: the cell file's ``max_step_s``, and at
+        events fidelity at least the heartbeat interval. There every tick costs a round trip
+        and nothing else, every agent wakes for its heartbeat anyway, and the supervisor for
+        its own deadlines and for a control request (``_due``): the shorter bound only ticked
+        members with nothing to do, a fifth of all round trips, and the event log is the same
+        byte for byte (seed 1, 600 s, both bounds)."""
+        if isinstance(self.world, EventWorld):
+            return max(self.cell.max_step_s, self.cell.heartbeat_s)
+        return self.cell.max_step_s
 
     def _pass_quietly(self, k: int, clock: ClockServer, host: CellHost) -> int:
         """Nobody is due at tick ``k``: in the events world, let the ticks go by unseen up to
