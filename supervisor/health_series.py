@@ -30,7 +30,7 @@ SERIES: Mapping[str, Series] = {
         "joint", "joint_drift", "tracking error (rad)", "both", 30, 0.0, 40.0, centre=0.0
     ),
     "ops": Series(
-        "motion", "cycle_creep", "operation time / learned time", "up", 6, 0.1, 10.0, 4.0
+        "motion", "cycle_creep", "operation time / learned time", "up", 30, 0.1, 10.0, 4.0
     ),
     "bids": Series(
         "motion", "cycle_creep", "planned operation time / first plan", "up", 20, 0.2, 10.0, 4.0
