@@ -10,6 +10,7 @@ from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedCo
 from rich.table import Table
 
 from bench import (
+    autonomy,
     control,
     curve,
     drift,
@@ -75,10 +76,12 @@ def main() -> int:
             "recall",
             "factory",
             "fidelity",
+            "autonomy",
         ],
-        help="run one benchmark (drops, memory, maintenance, quality and fidelity only run when "
-        "asked: about 90 runs for --duration 130; an hour of sim time; 8 runs of 400 s; four "
-        "runs and 60,000 inspections; hours of sim time at two fidelities)",
+        help="run one benchmark (drops, memory, maintenance, quality, fidelity and autonomy only "
+        "run when asked: about 90 runs for --duration 130; an hour of sim time; 8 runs of 400 s; "
+        "four runs and 60,000 inspections; hours of sim time at two fidelities; 60 runs of 40 min "
+        "at events fidelity)",
     )
     ap.add_argument(
         "--fractions",
@@ -93,8 +96,8 @@ def main() -> int:
     ap.add_argument(
         "--seeds",
         type=int,
-        default=fidelity.SEEDS,
-        help=f"fidelity: seeds of the accuracy runs, from --seed on (default {fidelity.SEEDS})",
+        help=f"fidelity: seeds of the accuracy runs, from --seed on (default {fidelity.SEEDS}); "
+        f"autonomy: seeds, each on and off (default {autonomy.SEEDS})",
     )
     ap.add_argument(
         "--hours",
@@ -117,6 +120,8 @@ def main() -> int:
     parts = {p.strip() for p in args.parts.split(",") if p.strip()}
     if not parts or parts - {"accuracy", "speed"}:
         ap.error(f"--parts {args.parts}: give accuracy, speed or both")
+    if args.seeds is None:
+        args.seeds = autonomy.SEEDS if args.only == "autonomy" else fidelity.SEEDS
     if args.seeds < 1 or not args.hours > 0:
         ap.error("--seeds must be 1 or more and --hours more than 0")
     if args.sync and args.sync not in sync_modes():
@@ -172,6 +177,10 @@ def _measure(console: Console, args: argparse.Namespace, chosen_cells: list[str]
         from bench.fidelity_print import print_fidelity
 
         print_fidelity(console, args)
+    if args.only == "autonomy":
+        from bench.autonomy_print import print_autonomy
+
+        print_autonomy(console, args)
 
 
 def _maintenance(console: Console, args: argparse.Namespace) -> None:
