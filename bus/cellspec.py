@@ -340,6 +340,12 @@ class Station:
     pose: Pose
 
 
+def start_key(step: str, station: str) -> str:
+    """Where an operation leaves the arm, finer than its station (``step@station``): the arm
+    leaves a fixture in another pose after fastening than after placing a part there."""
+    return f"{step}@{station}"
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class OpTiming:
     """How long one (robot, recipe step, stations) took in physics (``lightsout calibrate``).
@@ -374,11 +380,14 @@ class OpTiming:
         """The mean duration."""
         return sum(self.samples) / len(self.samples)
 
-    def promise(self, start: str, draw: float) -> float:
+    def promise(self, start: str, draw: float, *, step: str = "") -> float:
         """What a bid promises from ``start``: one of the physics bids from there (``draw`` in
         [0, 1) picks it: in physics the promise varies with where the parts lie), or their
-        mean from anywhere, else the operations' mean duration from there."""
-        xs = dict(self.bid_by_start).get(start, ())
+        mean from anywhere, else the operations' mean duration from there. ``step`` is the
+        finer start (``step@station``, what left the arm there), used when it was measured."""
+        bids = dict(self.bid_by_start)
+        xs = bids.get(step, ()) if step else ()
+        xs = xs or bids.get(start, ())
         if xs:
             return xs[min(len(xs) - 1, int(draw * len(xs)))]
         if self.bid_s > 0:
@@ -386,11 +395,15 @@ class OpTiming:
         xs = self.from_start(start)
         return sum(xs) / len(xs)
 
-    def from_start(self, start: str, least: int = 3) -> tuple[float, ...]:
-        """The samples of operations that started at ``start``, if there are ``least`` of
-        them; else all."""
-        got = dict(self.by_start).get(start, ())
-        return got if len(got) >= least else self.samples
+    def from_start(self, start: str, least: int = 3, *, step: str = "") -> tuple[float, ...]:
+        """The samples of operations that started at ``step`` (the finer start), else at
+        ``start``, if there are ``least`` of them; else all."""
+        starts = dict(self.by_start)
+        for key in (step, start):
+            got = starts.get(key, ()) if key else ()
+            if len(got) >= least:
+                return got
+        return self.samples
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

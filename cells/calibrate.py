@@ -29,7 +29,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from bus.cellspec import Calibration, CellSpec, OperationSpec, OpTiming, RecipeSpec
+from bus.cellspec import Calibration, CellSpec, OperationSpec, OpTiming, RecipeSpec, start_key
 from bus.enums import FaultKind
 from bus.errors import ConfigError
 from bus.eventkinds import EventKind as K
@@ -140,6 +140,10 @@ class _Log:
         self.ended_at: dict[str, str] = {}
         """Where each robot's last operation left its arm (a station; ``home`` after a reset):
         an operation's time depends on where the arm starts."""
+        self.ended_step: dict[str, str] = {}
+        """The same, finer: the step that left it there (``start_key``): the arm leaves a
+        fixture in another pose after fastening than after placing a part, and an IK plan
+        from one is a second or two longer than from the other."""
 
     def step(self, op_id: str) -> tuple[str, OperationSpec | None]:
         unit, _, name = op_id.partition("/")
@@ -185,12 +189,15 @@ class _Log:
                     "dst": dst,
                     "unit": unit,
                     "from": self.ended_at.get(e["robot"], "home"),
+                    "from_step": self.ended_step.get(e["robot"], ""),
                 }
                 self.ended_at[e["robot"]] = dst or src
+                self.ended_step[e["robot"]] = start_key(spec.name, dst or src)
         elif kind == K.OP_AWARDED:
             self._bids(e, t)
         elif kind == K.ROBOT_STATE and e.get("dst") == "Resetting":
             self.ended_at[str(e.get("robot", ""))] = "home"
+            self.ended_step.pop(str(e.get("robot", "")), None)
         elif kind == K.OP_DONE:
             run = self.open.pop(e["op"], None)
             if run is not None and run["robot"] == e["robot"]:
@@ -198,7 +205,9 @@ class _Log:
                 key = (run["robot"], op.name, op.skill.value, run["src"], run["dst"])
                 got = self.durations.setdefault(key, {"duration_s": []})
                 got["duration_s"].append(t - run["t"])
-                got.setdefault(f"from:{run['from']}", []).append(t - run["t"])
+                for start in (run["from"], run["from_step"]):
+                    if start:
+                        got.setdefault(f"from:{start}", []).append(t - run["t"])
                 for phase in ("grasp_s", "release_s"):
                     if phase in run:
                         got.setdefault(phase, []).append(run[phase])
@@ -231,7 +240,9 @@ class _Log:
                 key = (robot, spec.name, spec.skill.value, src, dst)
                 got = self.bids.setdefault(key, {})
                 got.setdefault("bid_s", []).append(est)
-                got.setdefault(f"from:{self.ended_at.get(robot, 'home')}", []).append(est)
+                for start in (self.ended_at.get(robot, "home"), self.ended_step.get(robot, "")):
+                    if start:
+                        got.setdefault(f"from:{start}", []).append(est)
 
     def _moved(self, e: dict[str, Any], t: float) -> None:
         part, src, dst = e["part"], str(e.get("src", "")), str(e.get("dst", ""))

@@ -32,7 +32,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from bus.cellspec import MODEL_HOME, CellSpec, OpTiming, Pose, RobotSpec
+from bus.cellspec import MODEL_HOME, CellSpec, OpTiming, Pose, RobotSpec, start_key
 from bus.enums import ExecStep, Skill
 from bus.errors import PlanError
 from bus.messages import Operation
@@ -85,6 +85,8 @@ class TimedPlanner:
         self._found: dict[tuple[str, str, str], OpTiming | None] = {}
         self.ended_at = "home"
         """Where the arm's last operation left it (times depend on where an operation starts)."""
+        self.ended_step = ""
+        """The same, finer (``start_key``: the step that left it there); "" at home."""
 
     def setup(self) -> None:
         """Nothing to build."""
@@ -94,7 +96,7 @@ class TimedPlanner:
 
     def homed(self) -> None:
         """The arm went home (a reset): the next operation starts there."""
-        self.ended_at = "home"
+        self.ended_at, self.ended_step = "home", ""
 
     # ------------------------------------------------------------ timings
 
@@ -140,7 +142,7 @@ class TimedPlanner:
         plan from one start to one step is one plan, so the same robot bids the same again,
         as in physics, and only a robot that slowed bids longer: ``supervisor.health``)."""
         t = self.timing(op)
-        plan = self._plan(op, t, t.promise(self.ended_at, BID_DRAW), speed)
+        plan = self._plan(op, t, t.promise(self.ended_at, BID_DRAW, step=self.ended_step), speed)
         return plan.duration_ns(speed, self.tick_ns), tuple(start_q)
 
     def plan(
@@ -156,8 +158,9 @@ class TimedPlanner:
     ) -> Plan:
         """The plan that runs ``op`` with a duration drawn from its samples (``draw``)."""
         t = self.timing(op)
-        xs = t.from_start(self.ended_at)
+        xs = t.from_start(self.ended_at, step=self.ended_step)
         self.ended_at = (op.dst if op.skill is Skill.PICK_PLACE else op.at) or "home"
+        self.ended_step = start_key(op.name, self.ended_at) if self.ended_at != "home" else ""
         i = min(len(xs) - 1, max(0, math.floor(draw * len(xs))))
         return self._plan(op, t, xs[i], speed, start_q=tuple(start_q))
 

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from bus.errors import ConfigError
-from cells.calibrate import FORMAT, VERSION, calibration_path, load_calibration
+from cells.calibrate import FORMAT, VERSION, calibration_path, load_calibration, with_fidelity
 from cells.schema import load_cell
 from clients.cli import main
 
@@ -117,3 +117,35 @@ def test_a_missing_or_foreign_calibration_is_one_clear_error(tmp_path: Path) -> 
     calibration_path(cell).write_text("not json")
     with pytest.raises(ConfigError, match="not a calibration"):
         load_calibration(cell)
+
+
+def test_starts_are_kept_by_station_and_by_the_step_that_left_the_arm_there(
+    calibrated: Path, calib: dict[str, Any]
+) -> None:
+    """Each start of ``by_start`` (and ``bid_by_start``) is a station or ``step@station``;
+    every finer start's samples are among its station's, and the events planner uses them."""
+    cell = load_cell(calibrated)
+    steps = {o.name for o in cell.recipe.ops}
+    finer = 0
+    for entry in calib["operations"]:
+        for field in ("by_start", "bid_by_start"):
+            starts = entry.get(field, {})
+            for key, dist in starts.items():
+                step, at, station = key.rpartition("@")
+                if not at:
+                    continue
+                finer += 1
+                assert step in steps, key
+                coarse = starts[station]["samples"]
+                assert all(x in coarse for x in dist["samples"]), (entry["op"], key)
+    assert finer > 0
+    # the events planner: a start measured finely is drawn from its own samples
+    timed = with_fidelity(cell, calibrated, "events")
+    assert timed.calibration is not None
+    t, key, xs = next(
+        (t, k, v) for t in timed.calibration.timings for k, v in t.by_start if "@" in k
+    )
+    station = key.rpartition("@")[2]
+    assert t.from_start(station, least=1, step=key) == xs
+    unknown = t.from_start(station, least=1, step="no_such_step@" + station)
+    assert unknown == t.from_start(station, least=1) == dict(t.by_start)[station]
