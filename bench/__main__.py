@@ -77,11 +77,13 @@ def main() -> int:
             "factory",
             "fidelity",
             "autonomy",
+            "false_alarms",
         ],
-        help="run one benchmark (drops, memory, maintenance, quality, fidelity and autonomy only "
+        help="run one benchmark (drops, memory, maintenance, quality, fidelity, autonomy and "
+        "false_alarms only "
         "run when asked: about 90 runs for --duration 130; an hour of sim time; 8 runs of 400 s; "
         "four runs and 60,000 inspections; hours of sim time at two fidelities; 60 runs of 40 min "
-        "at events fidelity)",
+        "and --seeds runs of an hour at events fidelity)",
     )
     ap.add_argument(
         "--fractions",
@@ -121,7 +123,7 @@ def main() -> int:
     if not parts or parts - {"accuracy", "speed"}:
         ap.error(f"--parts {args.parts}: give accuracy, speed or both")
     if args.seeds is None:
-        args.seeds = autonomy.SEEDS if args.only == "autonomy" else fidelity.SEEDS
+        args.seeds = autonomy.SEEDS if args.only in ("autonomy", "false_alarms") else fidelity.SEEDS
     if args.seeds < 1 or not args.hours > 0:
         ap.error("--seeds must be 1 or more and --hours more than 0")
     if args.sync and args.sync not in sync_modes():
@@ -181,6 +183,10 @@ def _measure(console: Console, args: argparse.Namespace, chosen_cells: list[str]
         from bench.autonomy_print import print_autonomy
 
         print_autonomy(console, args)
+    if args.only == "false_alarms":
+        from bench.autonomy_print import print_false_alarms
+
+        print_false_alarms(console, args)
 
 
 def _maintenance(console: Console, args: argparse.Namespace) -> None:

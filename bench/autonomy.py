@@ -255,3 +255,50 @@ def summary(rows: list[Row], duration_s: float, robots: int) -> dict[str, Any]:
         "robot_hours": hours * robots,
         "false_per_1000_robot_h": false / (hours * robots) * 1000.0 if hours else float("nan"),
     }
+
+
+def quiet(seed: int, duration_s: float) -> tuple[int, list[dict[str, Any]]]:
+    """One fault-free run: every diagnosis it made (each one a false alarm)."""
+    cell = with_fidelity(load_cell(CELL), CELL, "events")
+    with tempfile.TemporaryDirectory() as tmp:
+        run_cell(cell, Path(tmp), RunOptions(seed=seed, duration_s=duration_s))
+        lines = (Path(tmp) / "events.jsonl").read_text().splitlines()
+    found = [json.loads(x) for x in lines if '"kind":"diagnosis"' in x]
+    keep = ("t_ns", "target", "cause", "quantity")
+    return seed, [{k: d.get(k) for k in keep} for d in found]
+
+
+def false_alarms(
+    seeds: Iterable[int],
+    duration_s: float,
+    *,
+    workers: int = 2,
+    done: Callable[[int, bool], None] = lambda seed, maintain: None,
+) -> dict[int, list[dict[str, Any]]]:
+    """Fault-free runs of every seed at events fidelity: seed -> its diagnoses."""
+    out: dict[int, list[dict[str, Any]]] = {}
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        for f in [pool.submit(quiet, s, duration_s) for s in seeds]:
+            seed, found = f.result()
+            out[seed] = found
+            done(seed, False)
+    return dict(sorted(out.items()))
+
+
+def poisson_upper(k: int, confidence: float = 0.95) -> float:
+    """The one-sided upper confidence bound of a Poisson mean after ``k`` events (3.0 for
+    none at 95%): the mean at which ``k`` or fewer would be seen ``1 - confidence`` of the
+    time, found by bisection."""
+
+    def cdf(lam: float) -> float:
+        term = total = math.exp(-lam)
+        for i in range(1, k + 1):
+            term *= lam / i
+            total += term
+        return total
+
+    lo, hi = 0.0, 10.0 + 10.0 * k
+    for _ in range(100):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if cdf(mid) > 1 - confidence else (lo, mid)
+    return hi
