@@ -78,6 +78,7 @@ def main() -> int:
             "fidelity",
             "autonomy",
             "false_alarms",
+            "journal",
         ],
         help="run one benchmark (drops, memory, maintenance, quality, fidelity, autonomy and "
         "false_alarms only "
@@ -171,6 +172,8 @@ def _measure(console: Console, args: argparse.Namespace, chosen_cells: list[str]
         _maintenance(console, args)
     if args.only == "quality":
         _quality(console, args)
+    if args.only in (None, "journal"):
+        _journal(console, args)
     if args.only in (None, "recall"):
         _recall(console)
     if args.only in (None, "factory"):
@@ -450,6 +453,26 @@ def _recall(console: Console) -> None:
     console.print(table)
     console.print(
         f"store: {f.units:,} units, {f.lots} lots, {f.db_mb:.0f} MB, filled in {f.fill_s:.1f} s"
+    )
+
+
+def _journal(console: Console, args: argparse.Namespace) -> None:
+    """The journal's commits of one run written the former way and the present way."""
+    from bench import journal
+
+    duration = _duration(args, 600.0)
+    console.print(
+        f"the journal: every commit of a {duration:.0f} s events run of the assembly cell (seed "
+        f"{args.seed}), written as one JSON state row and as a row per component in msgpack"
+    )
+    before, after = journal.run(duration, args.seed)
+    table = Table("layout", "commits", "CPU s", "state written (MB)")
+    for name, c in (("whole state, JSON", before), ("per component, msgpack", after)):
+        table.add_row(name, str(c.commits), f"{c.cpu_s:.2f}", f"{c.state_bytes / 1e6:.1f}")
+    console.print(table)
+    console.print(
+        f"per component over whole state: CPU {after.cpu_s / before.cpu_s:.2f}, bytes "
+        f"{after.state_bytes / before.state_bytes:.3f}"
     )
 
 
