@@ -51,7 +51,7 @@ from bus.messages import JointTracking, WorldEvent
 from bus.simtime import NS
 from supervisor.drift import Alarm, Detector, make_detector
 from supervisor.eventlog import EventLog
-from supervisor.health_series import SERIES
+from supervisor.health_series import KNOWN, SERIES, detector, expect
 from supervisor.plan import Op
 
 KEY_LEARN = 1
@@ -71,12 +71,6 @@ LOST = ("dropped ", "grasp missed")
 
 FINISHED = ("unit_shipped", "unit_scrapped", "arm_commissioned")
 """Event kinds after which a unit is no longer followed."""
-DEFECTS = ("placements", "fastenings", "stations")
-KNOWN = (*DEFECTS, "bids")
-"""Series whose baseline is known rather than learned: the defect series (sound work fails
-only by the inspection's false rejects) and the bids (a sound robot's plan for a step from
-the start its reference was planned from is that reference: a ratio of 1)."""
-"""The defect series: their baseline is known, not learned (``Health._expect``)."""
 MAX_UNITS = 256
 """Units whose checked steps are remembered until their inspection (the oldest go first)."""
 
@@ -309,41 +303,13 @@ class Health:
         key = f"{kind}:{target}/{part}"
         det = self.detectors.get(key)
         if det is None:
-            det = self.detectors[key] = self._detector(kind)
+            det = self.detectors[key] = detector(self.method, kind, self.false_reject)
             self.recent[key] = deque(maxlen=RECENT)
-            if kind in KNOWN:
-                self._expect(kind, det)
         self.recent[key].append(round(x, 6))
         self.stamps.setdefault(key, deque(maxlen=RECENT)).append(t_ns)
         alarm = det.update(x)
         if alarm is not None and f"{target}/{part}" not in self.diagnosed:
             self._pending.append(_Pending(t_ns, kind, target, part, alarm, list(self.recent[key])))
-
-    def _expect(self, kind: str, det: Detector) -> None:
-        """A known baseline (``KNOWN``), not learned: a defect series' is the share of sound
-        work the inspection's own false rejects fail (a robot that fastens once a minute
-        would take five minutes to learn, and a wear begun before would be learned as its
-        normal); the bids' is a ratio of 1 with the series' sigma floor (its references are
-        per step, stations and start, so a robot has few samples to learn from early on)."""
-        if kind == "bids":
-            mean, sigma = 1.0, SERIES[kind].min_sigma
-        else:
-            p0 = self.false_reject
-            mean, sigma = p0, max(math.sqrt(p0 * (1 - p0)), SERIES["fastenings"].min_sigma)
-        det.baseline.mean, det.baseline.sigma = mean, sigma
-        det.baseline.samples, det.baseline.ready = [], True
-
-    def _detector(self, kind: str) -> Detector:
-        spec = SERIES[kind]
-        return make_detector(
-            self.method,
-            sides=spec.sides,
-            learn=spec.learn,
-            min_sigma=spec.min_sigma,
-            threshold=spec.threshold,
-            cap=spec.cap,
-            centre=spec.centre,
-        )
 
     def judge(self, events: EventLog, now_ns: int) -> list[dict[str, Any]]:
         """Write the diagnoses of the alarms seen since the last call (once a tick); return
@@ -411,8 +377,7 @@ class Health:
         for key, det in self.detectors.items():
             if key.partition(":")[2].partition("/")[0] == target:
                 det.reset()
-                if (kind := key.partition(":")[0]) in KNOWN:
-                    self._expect(kind, det)
+                expect(key.partition(":")[0], det, self.false_reject)
         for learned in (self.learned, self.bid_learned):
             for step in [s for s in learned if s.partition("/")[0] == target]:
                 del learned[step]
@@ -475,7 +440,7 @@ class Health:
         """Put back what ``snapshot`` wrote (what the log's history fed is replaced)."""
         self.detectors = {}
         for key, snap in data["detectors"].items():
-            det = self._detector(key.partition(":")[0])
+            det = detector(self.method, key.partition(":")[0], self.false_reject)
             det.restore(snap)
             self.detectors[key] = det
         self.recent = {k: deque(v, maxlen=RECENT) for k, v in data["recent"].items()}

@@ -4,9 +4,10 @@ how much it learns first, its sigma floor, its threshold and its cap."""
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Mapping
 
-from supervisor.drift import Sides
+from supervisor.drift import Detector, Sides, make_detector
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -59,4 +60,44 @@ learned) with h = 40: 28 joint series a cell, one sample a second each, some 10^
 a drift grows to a trip at some 200 noise sigmas, so a high threshold costs seconds. Defects are judged as carries
 are: one defect is no alarm, two within about ten checked steps are."""
 
-__all__ = ["SERIES", "Series"]
+DEFECTS = ("placements", "fastenings", "stations")
+"""The defect series."""
+KNOWN = (*DEFECTS, "bids")
+"""Series whose baseline is known rather than learned (``expect``)."""
+
+
+def detector(method: str, kind: str, false_reject: float) -> Detector:
+    """A fresh detector for a series of ``kind``, with its known baseline if it has one."""
+    spec = SERIES[kind]
+    det = make_detector(
+        method,
+        sides=spec.sides,
+        learn=spec.learn,
+        min_sigma=spec.min_sigma,
+        threshold=spec.threshold,
+        cap=spec.cap,
+        centre=spec.centre,
+    )
+    expect(kind, det, false_reject)
+    return det
+
+
+def expect(kind: str, det: Detector, false_reject: float) -> None:
+    """Give a ``KNOWN`` series its baseline (others learn theirs). A defect series' is the
+    share of sound work the inspection's own false rejects fail (a robot that fastens once a
+    minute would take five minutes to learn, and a wear begun before would be learned as its
+    normal); the bids' is a ratio of 1 with the series' sigma floor (a sound robot's plan for
+    a step from the start its reference was planned from is that reference, and with a
+    reference per step, stations and start a robot has few samples to learn from early on)."""
+    if kind not in KNOWN:
+        return
+    if kind == "bids":
+        mean, sigma = 1.0, SERIES[kind].min_sigma
+    else:
+        p0 = false_reject
+        mean, sigma = p0, max(math.sqrt(p0 * (1 - p0)), SERIES["fastenings"].min_sigma)
+    det.baseline.mean, det.baseline.sigma = mean, sigma
+    det.baseline.samples, det.baseline.ready = [], True
+
+
+__all__ = ["DEFECTS", "KNOWN", "SERIES", "Series", "detector", "expect"]
