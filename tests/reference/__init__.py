@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import difflib
 import gzip
-import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -49,7 +48,3 @@ def keep(name: str, run_dir: Path) -> None:
         gzip.GzipFile(filename="", mode="wb", fileobj=fh, mtime=0, compresslevel=9) as gz,
     ):
         gz.write(data)
-
-
-if __name__ == "__main__":
-    keep(sys.argv[1], Path(sys.argv[2]))
