@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from bus.errors import ConfigError, LightsoutError
-from clients.args import positive, whole
+from clients.args import MAX_CHAOS_RATE, positive, whole, within
 
 
 def cmd_factory_check(args: argparse.Namespace, console: Console) -> int:
@@ -72,29 +72,60 @@ def cmd_factory_run(args: argparse.Namespace, console: Console) -> int:
         faults=faults,
         late=late,
         endpoint=args.endpoint,
+        chaos=args.chaos or 0.0,
+        wear=args.wear,
+        guard_s=args.guard,
     )
     print_factory(kpis, console)
     console.print(f"results:   {out / 'kpis.json'}")
     console.print(f"events:    {out / 'events.jsonl'}")
     console.print(f"genealogy: {out / 'genealogy.sqlite'} (lightsout trace / recall --run {out})")
-    return 0 if kpis["material_balanced"] else 1
+    code = 0 if kpis["material_balanced"] else 1
+    if args.chaos:
+        code = max(code, audit_lines(out, list(kpis["lines"]), args.window, console))
+    return code
+
+
+def audit_lines(out: Path, lines: list[str], window_s: float, console: Console) -> int:
+    """Every line's audit after chaos (as ``lightsout audit`` would judge its run): 0 if
+    every check of every line passed, else 1."""
+    from cells.audit import audit_run
+    from clients.cli import print_audit
+
+    code = 0
+    for name in lines:
+        run = out / "lines" / name
+        console.print(f"[bold]line {name}[/bold]: lightsout audit {run} --window {window_s:g}")
+        code = max(code, print_audit(audit_run(run, window_s=window_s), console))
+    return code
 
 
 def print_factory(kpis: dict[str, Any], console: Console) -> None:
     """Lines, orders, stores and the material balance of a factory run, as tables."""
     lines = Table(
-        "line", "released", "shipped", "units/h", "OEE", "ledger", "stock-outs", title="lines"
+        "line",
+        "released",
+        "shipped",
+        "scrapped",
+        "units/h",
+        "OEE",
+        "ledger",
+        "stock-outs",
+        "faults inj/det/rec",
+        title="lines",
     )
     for name, ln in kpis["lines"].items():
-        oee = ln["oee"]
+        oee, f = ln["oee"], ln["faults"]
         lines.add_row(
             name,
             str(ln["released"]),
             str(ln["units_shipped"]),
+            str(ln["units_scrapped"]),
             f"{ln['throughput_per_hour'] or 0:.0f}",
             f"{oee:.1%}" if isinstance(oee, float) else "-",
             "balanced" if ln["ledger_balanced"] else "[red]NOT balanced[/red]",
             ", ".join(f"{k} {n}" for k, n in ln["stockouts"].items()) or "-",
+            f"{f['injected']}/{f['detected']}/{f['recovered']}",
         )
     console.print(lines)
     orders = Table(
@@ -233,6 +264,35 @@ def add_commands(sub: Any) -> None:
         default=[],
         metavar="LINE=SCENARIO",
         help="inject a scenario file's faults into one line (docs/faults.md); repeat per line",
+    )
+    run.add_argument(
+        "--chaos",
+        type=within(1e-6, MAX_CHAOS_RATE),
+        metavar="RATE",
+        help="random faults of every kind on every line, RATE per sim second, each line's "
+        "drawn from its own seed (docs/faults.md); needs --processes; ends with every "
+        "line's audit",
+    )
+    run.add_argument(
+        "--wear",
+        action="store_true",
+        help="with --chaos: the degrading kinds too (joint drift, gripper, belt wear, creep)",
+    )
+    run.add_argument(
+        "--guard",
+        type=positive,
+        default=10.0,
+        metavar="S",
+        help="wall seconds a line's process may stay silent before it is dropped, killed and "
+        "restarted (default 10)",
+    )
+    run.add_argument(
+        "--window",
+        type=positive,
+        default=300.0,
+        metavar="S",
+        help="with --chaos: every line's audit asks a unit in every window of S sim seconds "
+        "(default 300, as lightsout audit)",
     )
     run.add_argument(
         "--supply",

@@ -30,6 +30,7 @@ from typing import Any
 from bus.errors import ConfigError, LightsoutError
 from cells.calibrate import with_fidelity
 from cells.faults import FREEZE_KINDS, PROCESS_KINDS, ScheduledFault
+from cells.headless import plan_faults, write_chaos
 from cells.launch import RunOptions, run_cell
 from factory.control import FactoryControl
 from factory.coordinator import NS, Arrival, Coordinator, step_times
@@ -109,14 +110,20 @@ def run_factory(
     faults: dict[str, tuple[ScheduledFault, ...]] | None = None,
     late: tuple[LateLot, ...] = (),
     endpoint: str | None = None,
+    chaos: float = 0.0,
+    wear: bool = False,
+    guard_s: float = 10.0,
 ) -> dict[str, Any]:
     """Run every line of ``spec`` for ``duration_s`` under one coordinator; return the KPIs.
 
     With ``processes`` each line's supervisor and agents are OS processes of their own
     (its world and clock stay on its thread here, so its gate does too); ``faults`` are
-    scenario faults per line name (``cells.faults``); ``late`` lots that come late
-    (``factory.supply``); ``endpoint`` an ``ipc://`` base where the factory takes orders
-    while it runs (``factory.control``)."""
+    scenario faults per line name (``cells.faults``); ``chaos`` a rate of random faults on
+    every line, drawn from the line's own seed as ``lightsout run --chaos`` draws them
+    (``cells.headless.plan_faults``; with ``wear`` the degrading kinds too; it needs
+    ``processes``); ``guard_s`` the wall seconds a line's silent process is given before it
+    is dropped; ``late`` lots that come late (``factory.supply``); ``endpoint`` an
+    ``ipc://`` base where the factory takes orders while it runs (``factory.control``)."""
     cells = {}
     for ln in spec.lines:
         try:  # at events fidelity, with the cell's calibration read and checked
@@ -128,6 +135,18 @@ def run_factory(
         if kills and not processes:
             why = f"{kills[0]} kills a process, so the lines must run with --processes"
             raise ConfigError("--faults", line, why)
+    planned = {
+        ln.name: plan_faults(
+            ln.cell,
+            scenario=(faults or {}).get(ln.name, ()),
+            chaos_rate=chaos,
+            duration_s=duration_s,
+            seed=seed + i,
+            processes=processes,
+            wear=wear,
+        )
+        for i, ln in enumerate(spec.lines)
+    }
     book, arrivals = order_book(spec, orders)
     coord = Coordinator(spec, book, late=late, arrivals=arrivals)
     control = FactoryControl(endpoint, coord) if endpoint else None
@@ -150,10 +169,17 @@ def run_factory(
         "processes": processes,
         "orders": [dataclasses.asdict(o) for o in orders],
         "faults": {line: len(given) for line, given in sorted((faults or {}).items())},
+        "chaos": chaos,
+        "wear": wear,
         "late": [dataclasses.asdict(x) for x in late],
         "endpoint": endpoint,
     }
     (out / "factory.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+    for i, ln in enumerate(spec.lines):
+        if chaos:
+            note = f"line {ln.name} of factory {spec.name}: --chaos {chaos:g}"
+            note += f"{' --wear' if wear else ''} --seed {seed} (line seed {seed + i})"
+            write_chaos(out / "lines" / ln.name, planned[ln.name], note)
 
     def line_thread(i: int, ln: LineSpec) -> None:
         pending = list(steps)
@@ -167,7 +193,8 @@ def run_factory(
             seed=seed + i,
             duration_s=duration_s,
             processes=processes,
-            faults=(faults or {}).get(ln.name, ()),
+            faults=planned[ln.name].faults,
+            guard_s=guard_s,
             feed_gate=coord.gates[ln.name],
             horizon=lambda: pending[0] if pending else 1 << 62,
         )
@@ -279,6 +306,16 @@ def finish(spec: FactorySpec, coord: Coordinator, out: Path, duration_s: float) 
     return kpis
 
 
+def fault_counts(cell: dict[str, Any]) -> dict[str, int]:
+    """A line's faults injected, detected and recovered (its ``kpis.json`` pairs them)."""
+    faults = [f for f in cell.get("faults") or () if isinstance(f, dict)]
+    return {
+        "injected": len(faults),
+        "detected": sum(f.get("detected_at_s") is not None for f in faults),
+        "recovered": sum(f.get("recovered_at_s") is not None for f in faults),
+    }
+
+
 def factory_kpis(spec: FactorySpec, coord: Coordinator, out: Path, end_ns: int) -> dict[str, Any]:
     """The factory's figures: every line's, every order's, every store's, the material."""
     book, material = coord.orders, coord.material
@@ -299,6 +336,7 @@ def factory_kpis(spec: FactorySpec, coord: Coordinator, out: Path, end_ns: int) 
                 for k, n in sorted(coord.stockouts.items())
                 if k.startswith(f"{ln.name}/")
             },
+            "faults": fault_counts(cell),
         }
     orders = {
         o.order_id: {
