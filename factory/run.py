@@ -37,7 +37,7 @@ from factory.coordinator import NS, Arrival, Coordinator, step_times
 from factory.genealogy import DB_NAME, Genealogy, LineRecord, read_line_run
 from factory.orders import MAX_DUE_S, OrderBook
 from factory.schema import FactorySpec, LineSpec
-from factory.stores import FinishedStore, scrap
+from factory.stores import scrap
 from factory.supply import LateLot
 
 BARRIER_S = 300.0
@@ -196,6 +196,7 @@ def run_factory(
             faults=planned[ln.name].faults,
             guard_s=guard_s,
             feed_gate=coord.gates[ln.name],
+            on_event=coord.gates[ln.name].hear,
             horizon=lambda: pending[0] if pending else 1 << 62,
         )
         try:
@@ -237,53 +238,27 @@ def run_factory(
 
 
 def finish(spec: FactorySpec, coord: Coordinator, out: Path, duration_s: float) -> dict[str, Any]:
-    """Put the run together from the lines' files: genealogy, pegging, shipments, balance."""
-    book, material = coord.orders, coord.material
-    finished = {
-        s.name: FinishedStore(s.name, material=material)
-        for s in spec.stores
-        if s.role.value == "finished"
-    }
+    """Put the run together: what the lines said after the last step, then their own files
+    (genealogy; any unit or scrap their logs hold that the coordinator did not hear, taken
+    now in time order), the material balance and the KPIs."""
+    coord.hear()
     records: dict[str, LineRecord] = {}
-    built = []
+    unheard = []
     for ln in spec.lines:
         products = {r.base: r.product for r in ln.cell.recipes}
         rec = records[ln.name] = read_line_run(out / "lines" / ln.name, products=products)
         gate = coord.gates[ln.name]
-        kinds = {p.part: p.kind for p in rec.parts}
         unlotted = [p.part for p in rec.parts if p.part not in gate.lot_of]
         if unlotted:
             raise LightsoutError(f"line {ln.name}: part {unlotted[0]} came from no store")
         for u in rec.units:
-            if u.status == "shipped" and u.ended_ns is not None:
-                built.append((u.ended_ns, ln.name, u.unit, u.product, [kinds[p] for p in u.parts]))
-        scrap(material, [kinds[p] for p in rec.scrapped])
+            if u.status == "shipped" and u.ended_ns is not None and u.unit not in gate.finished:
+                unheard.append((u.ended_ns, ln.name, u.unit, tuple(u.parts)))
+        scrap(coord.material, gate.scrap(rec.scrapped))
+    for t_ns, line, unit, parts in sorted(unheard):
+        coord.unit_finished(spec.line(line), unit, parts, t_ns)
+    book = coord.orders
     end_ns = round(duration_s * NS)
-    for t_ns, line, unit, product, part_kinds in sorted(built):
-        serial = f"{line}:{unit}"
-        finished[spec.line(line).delivers_to].put(serial, product, part_kinds)
-        po = book.built(line, product, serial, t_ns)
-        coord._log(
-            t_ns,
-            "unit_built",
-            serial=serial,
-            line=line,
-            product=product,
-            production_order=po.po_id if po else None,
-        )
-        for o in book.complete():
-            sh = book.ship(o.order_id, t_ns)
-            for store in finished.values():
-                store.ship(s for s in sh.serials if s in store.units)
-            coord._log(
-                t_ns,
-                "shipment",
-                shipment=sh.shipment,
-                order=o.order_id,
-                customer=o.customer,
-                units=list(sh.serials),
-                lateness_s=round(o.lateness_s(t_ns), 3),
-            )
     coord._log(end_ns, "run_end", reason="duration reached")
     with Genealogy.create(out / DB_NAME) as g:
         g.add_lots(
@@ -345,6 +320,7 @@ def factory_kpis(spec: FactorySpec, coord: Coordinator, out: Path, end_ns: int) 
             "quantity": o.quantity,
             "released": o.released,
             "built": o.built,
+            "scrapped": o.scrapped,
             "due_s": o.due_ns / NS,
             "shipped_s": None if o.shipped_ns is None else o.shipped_ns / NS,
             "shipment": o.shipment,

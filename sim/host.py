@@ -148,6 +148,9 @@ class CellHost:
         self._pause_replies: list[tuple[str, list[bytes], ControlReply]] = []
         self.shutdown_requested = False
         self.kpis: dict[str, Any] = {}
+        self.listeners: list[Callable[[str], None]] = []
+        """Called with every event-log line the supervisor sends (``WorldAct.events``), in
+        its order, on the world's thread (a factory's coordinator hears its lines so)."""
         self.acts: dict[str, RobotAct] = {}
         self.alive: set[str] = set()
         self._pending: dict[str, tuple[str, list[bytes]]] = {}
@@ -529,6 +532,8 @@ class CellHost:
             elif isinstance(act, WorldAct) and name == HUB:
                 for line in act.events:
                     self._publish_event(line)
+                    for listen in self.listeners:
+                        listen(line)
                 if act.kpis:
                     kpis = _json_map(act.kpis)
                     if kpis is None:
