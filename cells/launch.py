@@ -93,6 +93,9 @@ class RunOptions:
     """Called with every line the supervisor writes to its event log, as the world hears it
     (the same lines, in the same order, one process or many), on the world's thread: how a
     factory's coordinator sees a line's units finished and scrapped while it runs."""
+    on_kpis: Callable[[dict[str, Any]], None] | None = None
+    """Called with every KPI snapshot the supervisor sends (as ``kpis.json`` reads), likewise:
+    a factory's live view of its lines."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -209,6 +212,8 @@ def _server(
         server.horizons.append(opts.horizon)
     if opts.on_event is not None:
         server.listeners.append(opts.on_event)
+    if opts.on_kpis is not None:
+        server.kpi_listeners.append(opts.on_kpis)
     if opts.realtime > 0:
         server.pace_realtime = opts.realtime
     if opts.resume is not None:

@@ -86,6 +86,8 @@ class LineGate:
         self.finished: set[str] = set()
         """Units the coordinator has taken as finished (each once)."""
         self.heard: list[Heard] = []
+        self.kpis: dict[str, Any] = {}
+        """The last KPI snapshot the line's supervisor sent (``RunOptions.on_kpis``)."""
         self.counters: collections.Counter[str] = collections.Counter()
 
     def may_feed(self, feeder: str) -> bool:
@@ -112,6 +114,10 @@ class LineGate:
             self.counters["heard_dropped"] += 1
             return
         self.heard.append(ev)
+
+    def take_kpis(self, kpis: dict[str, Any]) -> None:
+        """A KPI snapshot of the line (for the factory's view, not its decisions)."""
+        self.kpis = kpis
 
     def take_heard(self) -> list[Heard]:
         """What was heard since the last call, in the line's log order."""

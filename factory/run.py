@@ -24,6 +24,7 @@ import dataclasses
 import json
 import math
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,7 @@ from factory.orders import MAX_DUE_S, OrderBook
 from factory.schema import FactorySpec, LineSpec
 from factory.stores import scrap
 from factory.supply import LateLot
+from factory.view import factory_status, lines_view, orders_view, stores_view
 
 BARRIER_S = 300.0
 """Wall seconds a line may keep the others waiting at a step before the run is given up."""
@@ -113,6 +115,7 @@ def run_factory(
     chaos: float = 0.0,
     wear: bool = False,
     guard_s: float = 10.0,
+    on_step: Callable[[dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
     """Run every line of ``spec`` for ``duration_s`` under one coordinator; return the KPIs.
 
@@ -123,7 +126,9 @@ def run_factory(
     (``cells.headless.plan_faults``; with ``wear`` the degrading kinds too; it needs
     ``processes``); ``guard_s`` the wall seconds a line's silent process is given before it
     is dropped; ``late`` lots that come late (``factory.supply``); ``endpoint`` an
-    ``ipc://`` base where the factory takes orders while it runs (``factory.control``)."""
+    ``ipc://`` base where the factory takes orders while it runs (``factory.control``);
+    ``on_step`` is given the factory's view (``factory.view.factory_status``) after every
+    coordinator step, every line waiting (the live console)."""
     cells = {}
     for ln in spec.lines:
         try:  # at events fidelity, with the cell's calibration read and checked
@@ -154,10 +159,15 @@ def run_factory(
     errors: dict[str, BaseException] = {}
     at = [0]
 
-    def all_there() -> None:
+    def step(t_ns: int) -> None:
         if control is not None:
-            control.serve(steps[at[0]])
-        coord.step(steps[at[0]])
+            control.serve(t_ns)
+        coord.step(t_ns)
+        if on_step is not None:
+            on_step(factory_status(coord, t_ns))
+
+    def all_there() -> None:
+        step(steps[at[0]])
         at[0] += 1
 
     barrier = threading.Barrier(len(spec.lines), action=all_there)
@@ -197,6 +207,7 @@ def run_factory(
             guard_s=guard_s,
             feed_gate=coord.gates[ln.name],
             on_event=coord.gates[ln.name].hear,
+            on_kpis=coord.gates[ln.name].take_kpis,
             horizon=lambda: pending[0] if pending else 1 << 62,
         )
         try:
@@ -216,8 +227,7 @@ def run_factory(
     try:
         if control is not None:
             control.setup()
-            control.serve(0)
-        coord.step(0)
+        step(0)
         for t in threads:
             t.start()
         for t in threads:
@@ -294,10 +304,13 @@ def fault_counts(cell: dict[str, Any]) -> dict[str, int]:
 def factory_kpis(spec: FactorySpec, coord: Coordinator, out: Path, end_ns: int) -> dict[str, Any]:
     """The factory's figures: every line's, every order's, every store's, the material."""
     book, material = coord.orders, coord.material
+    view = lines_view(coord, end_ns)
     lines = {}
     for ln in spec.lines:
         cell = json.loads((out / "lines" / ln.name / "kpis.json").read_text(encoding="utf-8"))
         lines[ln.name] = {
+            "state": view[ln.name]["state"],
+            "built": view[ln.name]["built"],
             "units_shipped": cell.get("units_completed"),
             "units_scrapped": cell.get("units_scrapped"),
             "throughput_per_hour": cell.get("throughput_per_hour"),
@@ -313,31 +326,8 @@ def factory_kpis(spec: FactorySpec, coord: Coordinator, out: Path, end_ns: int) 
             },
             "faults": fault_counts(cell),
         }
-    orders = {
-        o.order_id: {
-            "customer": o.customer,
-            "product": o.product,
-            "quantity": o.quantity,
-            "released": o.released,
-            "built": o.built,
-            "scrapped": o.scrapped,
-            "due_s": o.due_ns / NS,
-            "shipped_s": None if o.shipped_ns is None else o.shipped_ns / NS,
-            "shipment": o.shipment,
-            "lateness_s": round(o.lateness_s(end_ns), 3),
-            "rush": o.rush,
-        }
-        for o in book.orders.values()
-    }
-    stores = {
-        name: {
-            "stock": {k: s.stock(k) for k in sorted(s.supplier)},
-            "on_order": {k: s.on_order(k) for k in sorted(s.supplier)},
-            "lots_received": len(s.received),
-            "purchases": len(s.purchases),
-        }
-        for name, s in coord.stores.items()
-    }
+    orders = orders_view(book, end_ns)
+    stores = stores_view(coord)
     balance = {k: {**material.row(k), "balanced": material.balanced(k)} for k in material.kinds()}
     return {
         "factory": spec.name,
