@@ -229,8 +229,11 @@ class Coordinator:
     def unit_finished(self, ln: LineSpec, unit: str, parts: Sequence[str], t_ns: int) -> None:
         """A unit left ``ln`` finished at ``t_ns``: pegged, stored, its order shipped if done."""
         gate = self.gates[ln.name]
-        if unit in gate.finished or unit not in gate.part_kind:
-            return  # heard twice (a restored supervisor), or not a unit of ours
+        if unit not in gate.part_kind:
+            gate.counters["unknown_units"] += 1  # no feeder of the line made it
+            return
+        if unit in gate.finished:
+            return  # heard twice (a restored supervisor)
         gate.finished.add(unit)
         serial = f"{ln.name}:{unit}"
         product = next((r.product for r in ln.cell.recipes if r.base == gate.part_kind[unit]), "")

@@ -325,6 +325,7 @@ def factory_kpis(spec: FactorySpec, coord: Coordinator, out: Path, end_ns: int) 
                 if k.startswith(f"{ln.name}/")
             },
             "faults": fault_counts(cell),
+            "heard": dict(sorted(coord.gates[ln.name].counters.items())),
         }
     orders = orders_view(book, end_ns)
     stores = stores_view(coord)
