@@ -330,9 +330,15 @@ class Coordinator:
         views = []
         for ln in self.spec.lines:
             available = not self.starved[ln.name]
+            gate = self.gates[ln.name]
             views.append(
                 LineView(
-                    ln.name, ln.products, ln.capacity_per_h, available, self.unstarted(ln.name)
+                    ln.name,
+                    ln.products,
+                    ln.capacity_per_h,
+                    available,
+                    self.unstarted(ln.name),
+                    in_work=gate.started - len(gate.finished),
                 )
             )
         decisions = plan_releases(list(self.orders.orders.values()), views, horizon_s=HORIZON_S)

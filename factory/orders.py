@@ -96,7 +96,10 @@ class LineView:
     capacity_per_h: float
     available: bool
     open_units: int
-    """Units released to it and not yet built."""
+    """Units released to it and not yet begun (its room is its window less these)."""
+    in_work: int = 0
+    """Units begun and not yet finished: of two lines with the same room, the less busy one
+    is given work first (a unit scrapped on a busy line is built again on an idle one)."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -135,13 +138,15 @@ def plan_releases(
 ) -> list[Release]:
     """What to release now: each order in priority, shared out among the available lines
     making its product that have room, evenly as far as their room allows (so an order is
-    built on as many lines as can take it, and sooner), most room first, then by name. Pure."""
+    built on as many lines as can take it, and sooner), most room first, then the least busy
+    (fewest units in work), then by name. Pure."""
     room = {
         ln.name: window(ln.capacity_per_h, horizon_s) - ln.open_units
         for ln in lines
         if ln.available
     }
     makes = {ln.name: ln.products for ln in lines}
+    busy = {ln.name: ln.in_work for ln in lines}
     out = []
     for o in sorted(orders, key=priority):
         left = o.unreleased
@@ -150,7 +155,7 @@ def plan_releases(
         while left > 0:
             able = sorted(
                 (n for n, r in room.items() if r > 0 and o.product in makes[n]),
-                key=lambda n: (-room[n], n),
+                key=lambda n: (-room[n], busy[n], n),
             )
             if not able:
                 break

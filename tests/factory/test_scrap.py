@@ -2,8 +2,9 @@
 line while it runs, logs it, gives the unit back to its order and releases it by pull, so
 the order is still delivered, and the scrapped parts count in the material balance.
 
-Line L1's screwdriver wears (``worn_tool.toml``): the units it fastens fail their torque
-audit and are scrapped. Everything is checked against the line's own event log.
+Line L1's R3 screwdriver wears (``worn_tool.toml``): the units it fastens fail their torque
+audit and are scrapped until it is maintained. Everything is checked against the line's own
+event log.
 """
 
 from __future__ import annotations
