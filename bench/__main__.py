@@ -16,6 +16,7 @@ from bench import (
     drift,
     drops,
     factory,
+    factory_view,
     failover,
     fidelity,
     fleet,
@@ -75,6 +76,7 @@ def main() -> int:
             "quality",
             "recall",
             "factory",
+            "factory_view",
             "fidelity",
             "autonomy",
             "false_alarms",
@@ -178,6 +180,8 @@ def _measure(console: Console, args: argparse.Namespace, chosen_cells: list[str]
         _recall(console)
     if args.only in (None, "factory"):
         _factory(console, args)
+    if args.only in (None, "factory_view"):
+        _factory_view(console, args)
     if args.only == "fidelity":
         from bench.fidelity_print import print_fidelity
 
@@ -424,6 +428,21 @@ def _factory(console: Console, args: argparse.Namespace) -> None:
             "balanced" if f.balanced else "[red]NOT balanced[/red]",
         )
     console.print(table)
+
+
+def _factory_view(console: Console, args: argparse.Namespace) -> None:
+    """The factory view's cost: a factory with and without it, side by side."""
+    duration = _duration(args)
+    console.print(
+        f"factory view: cells/factory_2.toml at events fidelity, {duration:.0f} s of sim time "
+        f"(seed {args.seed}), one process; best of {factory_view.REPEATS} runs each, interleaved"
+    )
+    f = factory_view.measure(duration, args.seed)
+    table = Table("run", "wall s", "vs plain")
+    for mode in factory_view.MODES:
+        table.add_row(mode, f"{f.wall_s[mode]:.2f}", f"{f.ratio(mode):.3f}")
+    console.print(table)
+    console.print(f"the view was built at {f.steps} coordinator steps a run")
 
 
 def _recall(console: Console) -> None:

@@ -30,16 +30,16 @@ class RunFaults:
 def plan_faults(
     cell: CellSpec,
     *,
-    scenario: str | None,
+    scenario: str | tuple[ScheduledFault, ...] | None,
     chaos_rate: float,
     duration_s: float,
     seed: int,
     processes: bool,
     wear: bool = False,
 ) -> RunFaults:
-    """The scenario file's faults and the chaos drawn for ``seed`` (with the degrading kinds
-    too if ``wear``), or one clear error."""
-    given = load_scenario(scenario, cell) if scenario else ()
+    """The scenario's faults (a file, or faults already read from one) and the chaos drawn
+    for ``seed`` (with the degrading kinds too if ``wear``), or one clear error."""
+    given = load_scenario(scenario, cell) if isinstance(scenario, str) else scenario or ()
     if chaos_rate and not processes:
         why = "chaos kills agent and supervisor processes, so the cell must run with --processes"
         raise ConfigError("--chaos", str(chaos_rate), why)

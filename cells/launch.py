@@ -89,6 +89,13 @@ class RunOptions:
     horizon: Callable[[], int] | None = None
     """The next sim time someone outside must see a tick at (a factory's next step): the
     events world lets no quiet tick pass over it."""
+    on_event: Callable[[str], None] | None = None
+    """Called with every line the supervisor writes to its event log, as the world hears it
+    (the same lines, in the same order, one process or many), on the world's thread: how a
+    factory's coordinator sees a line's units finished and scrapped while it runs."""
+    on_kpis: Callable[[dict[str, Any]], None] | None = None
+    """Called with every KPI snapshot the supervisor sends (as ``kpis.json`` reads), likewise:
+    a factory's live view of its lines."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -203,6 +210,10 @@ def _server(
         server.world.gate_feeders(opts.feed_gate)
     if opts.horizon is not None:
         server.horizons.append(opts.horizon)
+    if opts.on_event is not None:
+        server.listeners.append(opts.on_event)
+    if opts.on_kpis is not None:
+        server.kpi_listeners.append(opts.on_kpis)
     if opts.realtime > 0:
         server.pace_realtime = opts.realtime
     if opts.resume is not None:

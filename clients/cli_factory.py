@@ -9,6 +9,8 @@ one line ``error: ...`` and exit 2 (``clients.cli``).
 from __future__ import annotations
 
 import argparse
+import contextlib
+import json
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +18,7 @@ from rich.console import Console
 from rich.table import Table
 
 from bus.errors import ConfigError, LightsoutError
-from clients.args import positive, whole
+from clients.args import MAX_CHAOS_RATE, positive, whole, within
 
 
 def cmd_factory_check(args: argparse.Namespace, console: Console) -> int:
@@ -38,6 +40,8 @@ def cmd_factory_run(args: argparse.Namespace, console: Console) -> int:
     """Run every line of a factory under one coordinator and print what it did."""
     from cells.faults import load_scenario
     from cells.launch import run_dir
+    from clients.console_factory import FactoryConsole
+    from clients.report_factory import write_factory_report
     from factory.run import OrderLine, run_factory
     from factory.schema import load_factory
     from factory.supply import load_supply
@@ -62,39 +66,98 @@ def cmd_factory_run(args: argparse.Namespace, console: Console) -> int:
         f"seed {args.seed}, " + ("lines' processes" if args.processes else "one process"),
         highlight=False,
     )
-    kpis = run_factory(
-        spec,
-        out,
-        orders=orders,
-        duration_s=args.duration,
-        seed=args.seed,
-        processes=args.processes,
-        faults=faults,
-        late=late,
-        endpoint=args.endpoint,
-    )
+    screen = FactoryConsole(console) if args.console else None
+    with screen.live() if screen is not None else contextlib.nullcontext():
+        kpis = run_factory(
+            spec,
+            out,
+            orders=orders,
+            duration_s=args.duration,
+            seed=args.seed,
+            processes=args.processes,
+            faults=faults,
+            late=late,
+            endpoint=args.endpoint,
+            chaos=args.chaos or 0.0,
+            wear=args.wear,
+            guard_s=args.guard,
+            on_step=screen.update if screen is not None else None,
+        )
     print_factory(kpis, console)
+    console.print(f"report:    {write_factory_report(out)}")
     console.print(f"results:   {out / 'kpis.json'}")
     console.print(f"events:    {out / 'events.jsonl'}")
     console.print(f"genealogy: {out / 'genealogy.sqlite'} (lightsout trace / recall --run {out})")
-    return 0 if kpis["material_balanced"] else 1
+    code = 0 if kpis["material_balanced"] else 1
+    if args.chaos:
+        code = max(code, audit_lines(out, list(kpis["lines"]), args.window, console))
+    return code
+
+
+def audit_lines(out: Path, lines: list[str], window_s: float, console: Console) -> int:
+    """Every line's audit after chaos (as ``lightsout audit`` would judge its run): 0 if
+    every check of every line passed, else 1."""
+    from cells.audit import audit_run
+    from clients.cli import print_audit
+
+    code = 0
+    for name in lines:
+        run = out / "lines" / name
+        console.print(f"[bold]line {name}[/bold]: lightsout audit {run} --window {window_s:g}")
+        code = max(code, print_audit(audit_run(run, window_s=window_s), console))
+    return code
+
+
+def cmd_factory_status(args: argparse.Namespace, console: Console) -> int:
+    """A running factory's lines, orders and stores, from its control socket."""
+    from bus.enums import ControlCommand
+    from clients.console_factory import header, lines_table, orders_table, stores_table
+    from clients.control import ControlClient
+
+    with ControlClient(args.endpoint, timeout_s=args.timeout) as client:
+        reply = client.request(ControlCommand.STATUS)
+    try:
+        view = json.loads(reply.data)
+    except ValueError:
+        view = None
+    if not isinstance(view, dict):
+        raise LightsoutError(f"{args.endpoint}: the status answer carries no factory view")
+    if args.json:
+        print(json.dumps(view, indent=2, sort_keys=True))
+        return 0
+    console.print(header(view))
+    console.print(lines_table(view))
+    console.print(orders_table(view, limit=None))
+    console.print(stores_table(view))
+    return 0
 
 
 def print_factory(kpis: dict[str, Any], console: Console) -> None:
     """Lines, orders, stores and the material balance of a factory run, as tables."""
     lines = Table(
-        "line", "released", "shipped", "units/h", "OEE", "ledger", "stock-outs", title="lines"
+        "line",
+        "released",
+        "shipped",
+        "scrapped",
+        "units/h",
+        "OEE",
+        "ledger",
+        "stock-outs",
+        "faults inj/det/rec",
+        title="lines",
     )
     for name, ln in kpis["lines"].items():
-        oee = ln["oee"]
+        oee, f = ln["oee"], ln["faults"]
         lines.add_row(
             name,
             str(ln["released"]),
             str(ln["units_shipped"]),
+            str(ln["units_scrapped"]),
             f"{ln['throughput_per_hour'] or 0:.0f}",
             f"{oee:.1%}" if isinstance(oee, float) else "-",
             "balanced" if ln["ledger_balanced"] else "[red]NOT balanced[/red]",
             ", ".join(f"{k} {n}" for k, n in ln["stockouts"].items()) or "-",
+            f"{f['injected']}/{f['detected']}/{f['recovered']}",
         )
     console.print(lines)
     orders = Table(
@@ -235,6 +298,35 @@ def add_commands(sub: Any) -> None:
         help="inject a scenario file's faults into one line (docs/faults.md); repeat per line",
     )
     run.add_argument(
+        "--chaos",
+        type=within(1e-6, MAX_CHAOS_RATE),
+        metavar="RATE",
+        help="random faults of every kind on every line, RATE per sim second, each line's "
+        "drawn from its own seed (docs/faults.md); needs --processes; ends with every "
+        "line's audit",
+    )
+    run.add_argument(
+        "--wear",
+        action="store_true",
+        help="with --chaos: the degrading kinds too (joint drift, gripper, belt wear, creep)",
+    )
+    run.add_argument(
+        "--guard",
+        type=positive,
+        default=10.0,
+        metavar="S",
+        help="wall seconds a line's process may stay silent before it is dropped, killed and "
+        "restarted (default 10)",
+    )
+    run.add_argument(
+        "--window",
+        type=positive,
+        default=300.0,
+        metavar="S",
+        help="with --chaos: every line's audit asks a unit in every window of S sim seconds "
+        "(default 300, as lightsout audit)",
+    )
+    run.add_argument(
         "--supply",
         metavar="FILE",
         help="supply faults: lots that come late (docs/factory.md)",
@@ -244,9 +336,24 @@ def add_commands(sub: Any) -> None:
         metavar="ipc://DIR",
         help="take orders while running (lightsout order add ... --endpoint ipc://DIR)",
     )
+    run.add_argument(
+        "--console",
+        action="store_true",
+        help="show every line, order and store live while it runs (rich)",
+    )
     run.add_argument("--name", help="run name (default FACTORY-seedN)")
     run.add_argument("--runs-dir", default="runs", help="where runs are written (default runs/)")
     run.set_defaults(func=cmd_factory_run)
+    st = fsub.add_parser("status", help="a running factory's lines, orders and stores")
+    st.add_argument(
+        "--endpoint",
+        required=True,
+        metavar="ipc://DIR",
+        help="the factory's endpoint (factory run --endpoint)",
+    )
+    st.add_argument("--timeout", type=positive, default=5.0, help="seconds per try (default 5)")
+    st.add_argument("--json", action="store_true", help="the view as JSON")
+    st.set_defaults(func=cmd_factory_status)
 
     for name, helptext, arg, func in (
         (

@@ -1,6 +1,7 @@
 """The ``lightsout`` subcommands for a run's record: ``report``, ``record``, ``replay``.
 
-``report RUN_DIR`` writes ``report.html`` from a finished run's files;
+``report RUN_DIR`` writes ``report.html`` from a finished run's files (a cell's, or a
+factory's: ``clients.report_factory``);
 ``record --endpoint BASE OUTDIR`` writes a running cell's telemetry to a ROS 2
 bag; ``replay BAG`` plays one through the console view. Each returns 0 or raises a ``LightsoutError`` that the entry point prints
 as one line ``error: ...`` with exit code 2. Kept apart from ``clients.cli``
@@ -25,8 +26,10 @@ from clients.args import positive
 def cmd_report(args: argparse.Namespace, console: Console) -> int:
     """Write ``report.html`` for a finished run."""
     from clients.report import write_report
+    from clients.report_factory import is_factory_run, write_factory_report
 
-    out = write_report(Path(args.run_dir))
+    run = Path(args.run_dir)
+    out = write_factory_report(run) if is_factory_run(run) else write_report(run)
     console.print(f"report: {out}")
     return 0
 

@@ -355,7 +355,7 @@ class ConsoleModel:
             body.append(" ")
             body.append(f"{row.state:<12.12}", style=STATE_STYLE.get(row.state, ""))
             body.append(f" {row.step:<7.7} {row.holding or '-':<14.14} ")
-            body.append_text(_bar(row.utilisation))
+            body.append_text(share_bar(row.utilisation))
             body.append(f" {_val(row.ops_done):>4} {_val(row.ops_failed):>6} ")
             alive = {True: ("yes", ""), False: ("NO", "bold red"), None: ("?", "dim")}[row.alive]
             body.append(f"{alive[0]:<5}", style=alive[1])
@@ -465,7 +465,8 @@ def _natural(name: str) -> tuple[str, int, str]:
     return (head, int(digits), "") if digits else (name, -1, "")
 
 
-def _bar(u: float | None, width: int = 10) -> Text:
+def share_bar(u: float | None, width: int = 10) -> Text:
+    """A share from 0 to 1 as a bar and a percentage (the robots' utilisation, a line's OEE)."""
     if u is None:
         return Text(f"{'-':<{width + 5}}", style="dim")
     u = min(max(u, 0.0), 1.0)

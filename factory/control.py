@@ -1,4 +1,4 @@
-"""The factory's control socket: customer orders taken while a factory runs.
+"""The factory's control socket: customer orders taken, and its status, while a factory runs.
 
 ``factory run --endpoint ipc://DIR`` binds a control ROUTER at the same address
 a cell's would have (``bus.endpoints.Endpoints.control``), so the client a cell
@@ -9,7 +9,9 @@ takes orders from takes them from a factory too::
 A ``control_request`` with command ``order``: ``action`` the product, ``value``
 the quantity, ``target`` the customer (empty: the first customer of the
 factory file taking the product), ``factor`` the sim seconds from now it is due
-(0: ``DEFAULT_DUE_S``). Requests are read at the coordinator's steps, every line
+(0: ``DEFAULT_DUE_S``). A ``status`` is answered with the factory's view
+(``factory.view.factory_status``: lines, orders, stores) as JSON in ``data``
+(``lightsout factory status``). Requests are read at the coordinator's steps, every line
 stopped at the same sim time, so an order is added at a step, logged there
 (``order_added``) and released by pull from that step on; the answer says its
 number. Everything is checked before it is taken (``bus.requests``: envelope,
@@ -40,6 +42,7 @@ from bus.requests import Refusal, read_request
 from bus.sockets import make_socket
 from factory.coordinator import NS, Coordinator
 from factory.orders import MAX_DUE_S, MAX_QUANTITY
+from factory.view import factory_status
 
 DEFAULT_DUE_S = 3600.0
 """An order taken without a due time is due this many sim seconds after it was taken."""
@@ -112,12 +115,24 @@ class FactoryControl:
         done = self.answered.get(req.cmd_id)
         if done is not None:
             return done
+        if req.command is ControlCommand.STATUS:
+            return self._status(req, t_ns)  # not kept: a retry wants the status of now
         reply = self._order(req, t_ns)
         if reply.code != ControlCode.MALFORMED:
             self.answered[req.cmd_id] = reply
             while len(self.answered) > REPLY_MEMORY:
                 self.answered.popitem(last=False)
         return reply
+
+    def _status(self, req: ControlRequest, t_ns: int) -> ControlReply:
+        """Lines, orders and stores as of this step (``factory.view``), as JSON in ``data``."""
+        view = factory_status(self.coord, t_ns)
+        why = (
+            f"factory {view['factory']} at {view['t_s']:g} s: {len(view['lines'])} lines, "
+            f"{view['orders_open']} of {view['orders_total']} orders open"
+        )
+        data = json.dumps(view, sort_keys=True, separators=(",", ":"))
+        return ControlReply(req.cmd_id, True, ControlCode.OK, why, data=data)
 
     def _order(self, req: ControlRequest, t_ns: int) -> ControlReply:
         """Take an ``order`` request, or say why not."""
@@ -126,7 +141,7 @@ class FactoryControl:
             return ControlReply(req.cmd_id, False, code, why)
 
         if req.command is not ControlCommand.ORDER:
-            why = f"a factory takes order requests only, not {req.command.value}"
+            why = f"a factory takes order and status requests only, not {req.command.value}"
             return no(ControlCode.UNKNOWN_COMMAND, why)
         count, due = req.value, req.factor
         if not (math.isfinite(count) and count == int(count) and 1 <= count <= MAX_QUANTITY):

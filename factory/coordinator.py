@@ -7,7 +7,11 @@ the line side at fixed steps of sim time (``EPOCH_S``), every line stopped at
 the same step (``factory.run``), so what it decides depends only on where the
 lines are at that step, and a factory run is as reproducible as a cell run.
 
-At each step, in this order: purchases due arrive as lots; orders are released
+At each step, in this order: what the lines said of their units since the last
+step is taken (``factory.lines``: a unit finished is pegged to its order, and an
+order complete is shipped; a unit scrapped gives its production order one unit
+back, which is released again below, and scrapped parts are replaced at the
+line side); purchases due arrive as lots; orders are released
 to lines by pull (``factory.orders.plan_releases``: a line starved at the last
 step takes nothing new); each line is given, from its store, one base part
 per released unit and the other parts its released units need plus ``SPARE``
@@ -28,9 +32,10 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+from factory.lines import Heard, LineGate
 from factory.orders import CustomerOrder, LineView, OrderBook, plan_releases, priority
 from factory.schema import FactorySpec, LineSpec
-from factory.stores import Material, PartsStore, Purchase, open_stores
+from factory.stores import FinishedStore, Material, PartsStore, Purchase, open_stores, scrap
 from factory.supply import LateLot
 
 EPOCH_S = 5.0
@@ -50,39 +55,11 @@ KINDS = (
     "stockout",
     "order_withdrawn",
     "unit_built",
+    "unit_scrapped",
     "shipment",
     "run_end",
 )
 """The kinds of line in a factory run's ``events.jsonl`` (``docs/factory.md``)."""
-
-
-class LineGate:
-    """A line's side of its store: the lots of the parts waiting for its feeders.
-
-    Implements ``sim.feeders.FeedGate`` (structurally: the factory does not import
-    ``sim``). Used on the line's world thread between steps and by the coordinator
-    at a step, never both at once (the lines wait at a barrier during a step).
-    """
-
-    def __init__(self, line: LineSpec) -> None:
-        self.line = line
-        self.kind_of = {f.name: f.part for f in line.cell.feeders}
-        self.side: dict[str, collections.deque[str]] = collections.defaultdict(collections.deque)
-        """Per part kind: the lot of each part drawn and not yet made, oldest first."""
-        self.drawn: collections.Counter[str] = collections.Counter()
-        self.made: collections.Counter[str] = collections.Counter()
-        self.lot_of: dict[str, str] = {}
-        """Part id (the line's own) -> the lot it was drawn from."""
-
-    def may_feed(self, feeder: str) -> bool:
-        """A feeder may make a part while its kind waits at the line side."""
-        return bool(self.side[self.kind_of[feeder]])
-
-    def fed(self, feeder: str, part: str) -> None:
-        """A part was made: it takes the oldest lot at the line side."""
-        kind = self.kind_of[feeder]
-        self.lot_of[part] = self.side[kind].popleft()
-        self.made[kind] += 1
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -127,6 +104,11 @@ class Coordinator:
         """Purchases made so far, per supplier."""
         self.material = Material()
         self.stores: dict[str, PartsStore] = open_stores(spec, self.material)
+        self.finished = {
+            s.name: FinishedStore(s.name, material=self.material)
+            for s in spec.stores
+            if s.role.value == "finished"
+        }
         self.gates = {ln.name: LineGate(ln) for ln in spec.lines}
         self.need = {ln.name: per_unit(ln) for ln in spec.lines}
         self.starved: dict[str, set[str]] = {ln.name: set() for ln in spec.lines}
@@ -186,11 +168,18 @@ class Coordinator:
         self.events.append({"t_ns": t_ns, "kind": kind, **fields})
 
     def released(self, line: str) -> int:
-        """Units ever released to ``line`` (less any withdrawn)."""
-        return sum(p.quantity - p.withdrawn for p in self.orders.production if p.line == line)
+        """Units released to ``line`` to be built (less any withdrawn or scrapped)."""
+        return sum(
+            p.quantity - p.withdrawn - p.scrapped for p in self.orders.production if p.line == line
+        )
+
+    def unstarted(self, line: str) -> int:
+        """Units released to ``line`` that it has not begun."""
+        return self.released(line) - self.gates[line].started
 
     def step(self, t_ns: int) -> None:
         """One coordinator step at sim time ``t_ns`` (every line stopped there)."""
+        self.hear()
         while self.arrivals and self.arrivals[0].at_ns <= t_ns:
             a = self.arrivals.pop(0)
             self.add_order(a.customer, a.product, a.quantity, due_s=a.due_s, t_ns=t_ns, rush=a.rush)
@@ -220,6 +209,80 @@ class Coordinator:
         for store in self.stores.values():
             for buy in store.reorder(t_ns):
                 self._bought(store, buy, t_ns)
+
+    def hear(self) -> None:
+        """What every line said of its units since the last step, in sim-time order (then
+        in the lines' order): a unit finished is pegged to its order and put in the finished
+        store (an order complete is shipped); a unit scrapped gives its production order one
+        unit back, to be released again by pull; the parts scrapped leave WIP."""
+        heard = [
+            (ev.t_ns, i, n, ln, ev)
+            for i, ln in enumerate(self.spec.lines)
+            for n, ev in enumerate(self.gates[ln.name].take_heard())
+        ]
+        for _t, _i, _n, ln, ev in sorted(heard, key=lambda h: h[:3]):
+            if ev.kind == "unit_shipped":
+                self.unit_finished(ln, ev.item, ev.parts, ev.t_ns)
+            else:
+                self.unit_scrapped(ln, ev)
+
+    def unit_finished(self, ln: LineSpec, unit: str, parts: Sequence[str], t_ns: int) -> None:
+        """A unit left ``ln`` finished at ``t_ns``: pegged, stored, its order shipped if done."""
+        gate = self.gates[ln.name]
+        if unit not in gate.part_kind:
+            gate.counters["unknown_units"] += 1  # no feeder of the line made it
+            return
+        if unit in gate.finished:
+            return  # heard twice (a restored supervisor)
+        gate.finished.add(unit)
+        serial = f"{ln.name}:{unit}"
+        product = next((r.product for r in ln.cell.recipes if r.base == gate.part_kind[unit]), "")
+        kinds = [gate.part_kind[p] for p in parts if p in gate.part_kind]
+        self.finished[ln.delivers_to].put(serial, product, kinds)
+        po = self.orders.built(ln.name, product, serial, t_ns)
+        self._log(
+            t_ns,
+            "unit_built",
+            serial=serial,
+            line=ln.name,
+            product=product,
+            production_order=po.po_id if po else None,
+        )
+        for o in self.orders.complete():
+            sh = self.orders.ship(o.order_id, t_ns)
+            for store in self.finished.values():
+                store.ship(s for s in sh.serials if s in store.units)
+            self._log(
+                t_ns,
+                "shipment",
+                shipment=sh.shipment,
+                order=o.order_id,
+                customer=o.customer,
+                units=list(sh.serials),
+                lateness_s=round(o.lateness_s(t_ns), 3),
+            )
+
+    def unit_scrapped(self, ln: LineSpec, ev: Heard) -> None:
+        """A unit (or a lone part) was scrapped on ``ln``: its parts leave WIP and are replaced
+        at the line side; a unit's production order gets one unit back, which its customer
+        order releases again (to a line with room), so the order is still delivered."""
+        gate = self.gates[ln.name]
+        was_base = ev.item in gate.part_kind and ev.item not in gate.scrapped_parts
+        scrap(self.material, gate.scrap(ev.parts))
+        if ev.kind != "unit_scrapped" or not was_base or gate.part_kind[ev.item] != gate.base:
+            return
+        product = next((r.product for r in ln.cell.recipes if r.base == gate.base), "")
+        po = self.orders.scrapped(ln.name, product, ev.t_ns)
+        self._log(
+            ev.t_ns,
+            "unit_scrapped",
+            serial=f"{ln.name}:{ev.item}",
+            line=ln.name,
+            production_order=po.po_id if po else None,
+            order=po.order_id if po else None,
+            reason=ev.reason[:200],
+            action=f"one more unit of {po.order_id} to release" if po else "none released",
+        )
 
     def _bought(self, store: PartsStore, buy: Purchase, t_ns: int) -> None:
         """Log a purchase (promised time and why), and make it late if a supply fault says."""
@@ -266,10 +329,18 @@ class Coordinator:
         """Release orders by pull to the lines not starved (``plan_releases``), and log it."""
         views = []
         for ln in self.spec.lines:
-            started = self.gates[ln.name].made[ln.cell.recipe.base]
-            open_units = self.released(ln.name) - started
             available = not self.starved[ln.name]
-            views.append(LineView(ln.name, ln.products, ln.capacity_per_h, available, open_units))
+            gate = self.gates[ln.name]
+            views.append(
+                LineView(
+                    ln.name,
+                    ln.products,
+                    ln.capacity_per_h,
+                    available,
+                    self.unstarted(ln.name),
+                    in_work=gate.started - len(gate.finished),
+                )
+            )
         decisions = plan_releases(list(self.orders.orders.values()), views, horizon_s=HORIZON_S)
         for po in self.orders.release(decisions, t_ns):
             why = next(
@@ -296,8 +367,7 @@ class Coordinator:
             for ln in self.spec.lines:
                 if self.starved[ln.name] or o.product not in ln.products:
                     continue
-                unstarted = self.released(ln.name) - self.gates[ln.name].made[ln.cell.recipe.base]
-                want = min(o.unreleased - got, unstarted)
+                want = min(o.unreleased - got, self.unstarted(ln.name))
                 n = self.orders.withdraw(ln.name, want, spare_rush=True) if want > 0 else 0
                 if n:
                     got += n
@@ -323,11 +393,9 @@ class Coordinator:
         if not short or not others:
             return 0
         gate = self.gates[ln.name]
-        started = gate.made[ln.cell.recipe.base]
-        unstarted = self.released(ln.name) - started
-        # the parts of a short kind the line ever got make so many units, started ones first
-        can = min(gate.drawn[k] // self.need[ln.name][k] for k in short) - started
-        n = self.orders.withdraw(ln.name, max(0, unstarted - max(0, can)))
+        # the parts of a short kind the line got (less scrap) make so many units, started first
+        can = min(gate.kept(k) // self.need[ln.name][k] for k in short) - gate.started
+        n = self.orders.withdraw(ln.name, max(0, self.unstarted(ln.name) - max(0, can)))
         if n:
             kinds = ", ".join(sorted(short))
             self._log(
@@ -348,7 +416,7 @@ class Coordinator:
         short = set()
         for kind, n in sorted(self.need[ln.name].items()):
             spare = SPARE if units and kind != ln.cell.recipe.base else 0
-            need = units * n - gate.drawn[kind]
+            need = units * n - gate.kept(kind)  # a part scrapped is replaced
             want = need + spare
             while want < 0 and gate.side[kind]:  # withdrawn units: their parts go back
                 store.give_back(kind, gate.side[kind].pop())

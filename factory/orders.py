@@ -47,8 +47,11 @@ class CustomerOrder:
     created_ns: int
     rush: bool = False
     released: int = 0
-    """Units released to lines (production orders), less any withdrawn."""
+    """Units released to lines (production orders), less any withdrawn or scrapped (those
+    are released again)."""
     built: int = 0
+    scrapped: int = 0
+    """Units of it scrapped on a line (each released again)."""
     shipped_ns: int | None = None
     shipment: str | None = None
 
@@ -75,11 +78,13 @@ class ProductionOrder:
     released_ns: int
     serials: list[str] = dataclasses.field(default_factory=list)
     withdrawn: int = 0
+    scrapped: int = 0
+    """Units of it scrapped on the line (given back to the customer order)."""
 
     @property
     def open(self) -> int:
-        """Units released and neither built nor withdrawn."""
-        return self.quantity - len(self.serials) - self.withdrawn
+        """Units released and neither built, withdrawn nor scrapped."""
+        return self.quantity - len(self.serials) - self.withdrawn - self.scrapped
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -91,7 +96,10 @@ class LineView:
     capacity_per_h: float
     available: bool
     open_units: int
-    """Units released to it and not yet built."""
+    """Units released to it and not yet begun (its room is its window less these)."""
+    in_work: int = 0
+    """Units begun and not yet finished: of two lines with the same room, the less busy one
+    is given work first (a unit scrapped on a busy line is built again on an idle one)."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -130,13 +138,15 @@ def plan_releases(
 ) -> list[Release]:
     """What to release now: each order in priority, shared out among the available lines
     making its product that have room, evenly as far as their room allows (so an order is
-    built on as many lines as can take it, and sooner), most room first, then by name. Pure."""
+    built on as many lines as can take it, and sooner), most room first, then the least busy
+    (fewest units in work), then by name. Pure."""
     room = {
         ln.name: window(ln.capacity_per_h, horizon_s) - ln.open_units
         for ln in lines
         if ln.available
     }
     makes = {ln.name: ln.products for ln in lines}
+    busy = {ln.name: ln.in_work for ln in lines}
     out = []
     for o in sorted(orders, key=priority):
         left = o.unreleased
@@ -145,7 +155,7 @@ def plan_releases(
         while left > 0:
             able = sorted(
                 (n for n, r in room.items() if r > 0 and o.product in makes[n]),
-                key=lambda n: (-room[n], n),
+                key=lambda n: (-room[n], busy[n], n),
             )
             if not able:
                 break
@@ -249,13 +259,10 @@ class OrderBook:
             total += n
         return total
 
-    def built(
-        self, line: str, product: str, serial: str, t_ns: int | None = None
-    ) -> ProductionOrder | None:
-        """A unit of ``product`` finished on ``line``: peg it to the open production order
-        there whose customer order comes first (rush, then due: the units of a line are
-        alike, so the most urgent order takes the next), or count it as built without a
-        release (returns None). With ``t_ns``, only orders released by then count."""
+    def _pegged(self, line: str, product: str, t_ns: int | None) -> ProductionOrder | None:
+        """The open production order of ``product`` on ``line`` (released by ``t_ns``, if
+        given) whose customer order comes first: the units of a line are alike, so the most
+        urgent order takes the next one finished (or loses the next one scrapped)."""
         able = [
             p
             for p in self.production
@@ -264,12 +271,33 @@ class OrderBook:
             and p.open > 0
             and (t_ns is None or p.released_ns <= t_ns)
         ]
-        if not able:
+        return min(able, key=lambda p: (priority(self.orders[p.order_id]), p.po_id), default=None)
+
+    def built(
+        self, line: str, product: str, serial: str, t_ns: int | None = None
+    ) -> ProductionOrder | None:
+        """A unit of ``product`` finished on ``line``: peg it to its production order
+        (``_pegged``), or count it as built without a release (returns None). With ``t_ns``,
+        only orders released by then count."""
+        p = self._pegged(line, product, t_ns)
+        if p is None:
             self.unreleased_units.setdefault(line, []).append(serial)
             return None
-        p = min(able, key=lambda p: (priority(self.orders[p.order_id]), p.po_id))
         p.serials.append(serial)
         self.orders[p.order_id].built += 1
+        return p
+
+    def scrapped(self, line: str, product: str, t_ns: int | None = None) -> ProductionOrder | None:
+        """A unit of ``product`` was scrapped on ``line``: its production order (``_pegged``)
+        gives the unit back to its customer order, to be released again; None if no order
+        was waiting for it (built without a release)."""
+        p = self._pegged(line, product, t_ns)
+        if p is None:
+            return None
+        p.scrapped += 1
+        o = self.orders[p.order_id]
+        o.released -= 1
+        o.scrapped += 1
         return p
 
     def complete(self) -> list[CustomerOrder]:

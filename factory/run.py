@@ -24,20 +24,23 @@ import dataclasses
 import json
 import math
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from bus.errors import ConfigError, LightsoutError
 from cells.calibrate import with_fidelity
 from cells.faults import FREEZE_KINDS, PROCESS_KINDS, ScheduledFault
+from cells.headless import plan_faults, write_chaos
 from cells.launch import RunOptions, run_cell
 from factory.control import FactoryControl
 from factory.coordinator import NS, Arrival, Coordinator, step_times
 from factory.genealogy import DB_NAME, Genealogy, LineRecord, read_line_run
 from factory.orders import MAX_DUE_S, OrderBook
 from factory.schema import FactorySpec, LineSpec
-from factory.stores import FinishedStore, scrap
+from factory.stores import scrap
 from factory.supply import LateLot
+from factory.view import factory_status, lines_view, orders_view, stores_view
 
 BARRIER_S = 300.0
 """Wall seconds a line may keep the others waiting at a step before the run is given up."""
@@ -109,14 +112,23 @@ def run_factory(
     faults: dict[str, tuple[ScheduledFault, ...]] | None = None,
     late: tuple[LateLot, ...] = (),
     endpoint: str | None = None,
+    chaos: float = 0.0,
+    wear: bool = False,
+    guard_s: float = 10.0,
+    on_step: Callable[[dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
     """Run every line of ``spec`` for ``duration_s`` under one coordinator; return the KPIs.
 
     With ``processes`` each line's supervisor and agents are OS processes of their own
     (its world and clock stay on its thread here, so its gate does too); ``faults`` are
-    scenario faults per line name (``cells.faults``); ``late`` lots that come late
-    (``factory.supply``); ``endpoint`` an ``ipc://`` base where the factory takes orders
-    while it runs (``factory.control``)."""
+    scenario faults per line name (``cells.faults``); ``chaos`` a rate of random faults on
+    every line, drawn from the line's own seed as ``lightsout run --chaos`` draws them
+    (``cells.headless.plan_faults``; with ``wear`` the degrading kinds too; it needs
+    ``processes``); ``guard_s`` the wall seconds a line's silent process is given before it
+    is dropped; ``late`` lots that come late (``factory.supply``); ``endpoint`` an
+    ``ipc://`` base where the factory takes orders while it runs (``factory.control``);
+    ``on_step`` is given the factory's view (``factory.view.factory_status``) after every
+    coordinator step, every line waiting (the live console)."""
     cells = {}
     for ln in spec.lines:
         try:  # at events fidelity, with the cell's calibration read and checked
@@ -128,6 +140,18 @@ def run_factory(
         if kills and not processes:
             why = f"{kills[0]} kills a process, so the lines must run with --processes"
             raise ConfigError("--faults", line, why)
+    planned = {
+        ln.name: plan_faults(
+            ln.cell,
+            scenario=(faults or {}).get(ln.name, ()),
+            chaos_rate=chaos,
+            duration_s=duration_s,
+            seed=seed + i,
+            processes=processes,
+            wear=wear,
+        )
+        for i, ln in enumerate(spec.lines)
+    }
     book, arrivals = order_book(spec, orders)
     coord = Coordinator(spec, book, late=late, arrivals=arrivals)
     control = FactoryControl(endpoint, coord) if endpoint else None
@@ -135,10 +159,15 @@ def run_factory(
     errors: dict[str, BaseException] = {}
     at = [0]
 
-    def all_there() -> None:
+    def step(t_ns: int) -> None:
         if control is not None:
-            control.serve(steps[at[0]])
-        coord.step(steps[at[0]])
+            control.serve(t_ns)
+        coord.step(t_ns)
+        if on_step is not None:
+            on_step(factory_status(coord, t_ns))
+
+    def all_there() -> None:
+        step(steps[at[0]])
         at[0] += 1
 
     barrier = threading.Barrier(len(spec.lines), action=all_there)
@@ -150,10 +179,17 @@ def run_factory(
         "processes": processes,
         "orders": [dataclasses.asdict(o) for o in orders],
         "faults": {line: len(given) for line, given in sorted((faults or {}).items())},
+        "chaos": chaos,
+        "wear": wear,
         "late": [dataclasses.asdict(x) for x in late],
         "endpoint": endpoint,
     }
     (out / "factory.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+    for i, ln in enumerate(spec.lines):
+        if chaos:
+            note = f"line {ln.name} of factory {spec.name}: --chaos {chaos:g}"
+            note += f"{' --wear' if wear else ''} --seed {seed} (line seed {seed + i})"
+            write_chaos(out / "lines" / ln.name, planned[ln.name], note)
 
     def line_thread(i: int, ln: LineSpec) -> None:
         pending = list(steps)
@@ -167,8 +203,11 @@ def run_factory(
             seed=seed + i,
             duration_s=duration_s,
             processes=processes,
-            faults=(faults or {}).get(ln.name, ()),
+            faults=planned[ln.name].faults,
+            guard_s=guard_s,
             feed_gate=coord.gates[ln.name],
+            on_event=coord.gates[ln.name].hear,
+            on_kpis=coord.gates[ln.name].take_kpis,
             horizon=lambda: pending[0] if pending else 1 << 62,
         )
         try:
@@ -188,8 +227,7 @@ def run_factory(
     try:
         if control is not None:
             control.setup()
-            control.serve(0)
-        coord.step(0)
+        step(0)
         for t in threads:
             t.start()
         for t in threads:
@@ -210,53 +248,27 @@ def run_factory(
 
 
 def finish(spec: FactorySpec, coord: Coordinator, out: Path, duration_s: float) -> dict[str, Any]:
-    """Put the run together from the lines' files: genealogy, pegging, shipments, balance."""
-    book, material = coord.orders, coord.material
-    finished = {
-        s.name: FinishedStore(s.name, material=material)
-        for s in spec.stores
-        if s.role.value == "finished"
-    }
+    """Put the run together: what the lines said after the last step, then their own files
+    (genealogy; any unit or scrap their logs hold that the coordinator did not hear, taken
+    now in time order), the material balance and the KPIs."""
+    coord.hear()
     records: dict[str, LineRecord] = {}
-    built = []
+    unheard = []
     for ln in spec.lines:
         products = {r.base: r.product for r in ln.cell.recipes}
         rec = records[ln.name] = read_line_run(out / "lines" / ln.name, products=products)
         gate = coord.gates[ln.name]
-        kinds = {p.part: p.kind for p in rec.parts}
         unlotted = [p.part for p in rec.parts if p.part not in gate.lot_of]
         if unlotted:
             raise LightsoutError(f"line {ln.name}: part {unlotted[0]} came from no store")
         for u in rec.units:
-            if u.status == "shipped" and u.ended_ns is not None:
-                built.append((u.ended_ns, ln.name, u.unit, u.product, [kinds[p] for p in u.parts]))
-        scrap(material, [kinds[p] for p in rec.scrapped])
+            if u.status == "shipped" and u.ended_ns is not None and u.unit not in gate.finished:
+                unheard.append((u.ended_ns, ln.name, u.unit, tuple(u.parts)))
+        scrap(coord.material, gate.scrap(rec.scrapped))
+    for t_ns, line, unit, parts in sorted(unheard):
+        coord.unit_finished(spec.line(line), unit, parts, t_ns)
+    book = coord.orders
     end_ns = round(duration_s * NS)
-    for t_ns, line, unit, product, part_kinds in sorted(built):
-        serial = f"{line}:{unit}"
-        finished[spec.line(line).delivers_to].put(serial, product, part_kinds)
-        po = book.built(line, product, serial, t_ns)
-        coord._log(
-            t_ns,
-            "unit_built",
-            serial=serial,
-            line=line,
-            product=product,
-            production_order=po.po_id if po else None,
-        )
-        for o in book.complete():
-            sh = book.ship(o.order_id, t_ns)
-            for store in finished.values():
-                store.ship(s for s in sh.serials if s in store.units)
-            coord._log(
-                t_ns,
-                "shipment",
-                shipment=sh.shipment,
-                order=o.order_id,
-                customer=o.customer,
-                units=list(sh.serials),
-                lateness_s=round(o.lateness_s(t_ns), 3),
-            )
     coord._log(end_ns, "run_end", reason="duration reached")
     with Genealogy.create(out / DB_NAME) as g:
         g.add_lots(
@@ -279,13 +291,26 @@ def finish(spec: FactorySpec, coord: Coordinator, out: Path, duration_s: float) 
     return kpis
 
 
+def fault_counts(cell: dict[str, Any]) -> dict[str, int]:
+    """A line's faults injected, detected and recovered (its ``kpis.json`` pairs them)."""
+    faults = [f for f in cell.get("faults") or () if isinstance(f, dict)]
+    return {
+        "injected": len(faults),
+        "detected": sum(f.get("detected_at_s") is not None for f in faults),
+        "recovered": sum(f.get("recovered_at_s") is not None for f in faults),
+    }
+
+
 def factory_kpis(spec: FactorySpec, coord: Coordinator, out: Path, end_ns: int) -> dict[str, Any]:
     """The factory's figures: every line's, every order's, every store's, the material."""
     book, material = coord.orders, coord.material
+    view = lines_view(coord, end_ns)
     lines = {}
     for ln in spec.lines:
         cell = json.loads((out / "lines" / ln.name / "kpis.json").read_text(encoding="utf-8"))
         lines[ln.name] = {
+            "state": view[ln.name]["state"],
+            "built": view[ln.name]["built"],
             "units_shipped": cell.get("units_completed"),
             "units_scrapped": cell.get("units_scrapped"),
             "throughput_per_hour": cell.get("throughput_per_hour"),
@@ -299,31 +324,11 @@ def factory_kpis(spec: FactorySpec, coord: Coordinator, out: Path, end_ns: int) 
                 for k, n in sorted(coord.stockouts.items())
                 if k.startswith(f"{ln.name}/")
             },
+            "faults": fault_counts(cell),
+            "heard": dict(sorted(coord.gates[ln.name].counters.items())),
         }
-    orders = {
-        o.order_id: {
-            "customer": o.customer,
-            "product": o.product,
-            "quantity": o.quantity,
-            "released": o.released,
-            "built": o.built,
-            "due_s": o.due_ns / NS,
-            "shipped_s": None if o.shipped_ns is None else o.shipped_ns / NS,
-            "shipment": o.shipment,
-            "lateness_s": round(o.lateness_s(end_ns), 3),
-            "rush": o.rush,
-        }
-        for o in book.orders.values()
-    }
-    stores = {
-        name: {
-            "stock": {k: s.stock(k) for k in sorted(s.supplier)},
-            "on_order": {k: s.on_order(k) for k in sorted(s.supplier)},
-            "lots_received": len(s.received),
-            "purchases": len(s.purchases),
-        }
-        for name, s in coord.stores.items()
-    }
+    orders = orders_view(book, end_ns)
+    stores = stores_view(coord)
     balance = {k: {**material.row(k), "balanced": material.balanced(k)} for k in material.kinds()}
     return {
         "factory": spec.name,

@@ -148,6 +148,11 @@ class CellHost:
         self._pause_replies: list[tuple[str, list[bytes], ControlReply]] = []
         self.shutdown_requested = False
         self.kpis: dict[str, Any] = {}
+        self.listeners: list[Callable[[str], None]] = []
+        """Called with every event-log line the supervisor sends (``WorldAct.events``), in
+        its order, on the world's thread (a factory's coordinator hears its lines so)."""
+        self.kpi_listeners: list[Callable[[dict[str, Any]], None]] = []
+        """Called with every KPI snapshot the supervisor sends (a JSON map), likewise."""
         self.acts: dict[str, RobotAct] = {}
         self.alive: set[str] = set()
         self._pending: dict[str, tuple[str, list[bytes]]] = {}
@@ -529,6 +534,8 @@ class CellHost:
             elif isinstance(act, WorldAct) and name == HUB:
                 for line in act.events:
                     self._publish_event(line)
+                    for listen in self.listeners:
+                        listen(line)
                 if act.kpis:
                     kpis = _json_map(act.kpis)
                     if kpis is None:
@@ -536,6 +543,8 @@ class CellHost:
                         self._warn.warn("kpis", "host: the supervisor's KPIs are not a JSON map")
                     else:
                         self.kpis = kpis
+                        for take in self.kpi_listeners:
+                            take(kpis)
                         frame = KpiFrame(self.seq["kpis"], self.world.t_ns, act.kpis)
                         self._publish("kpis", frame)
                 for reply in act.replies:

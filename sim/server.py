@@ -110,6 +110,10 @@ class SimServer:
         tick at or after it seen: the events world skips no tick past one."""
         self.quiet_ticks = 0
         """Ticks the events world let go by unseen (nobody due, nothing happening)."""
+        self.listeners: list[Callable[[str], None]] = []
+        """Given every event-log line the supervisor sends, in order (``CellHost.listeners``)."""
+        self.kpi_listeners: list[Callable[[dict[str, Any]], None]] = []
+        """Given every KPI snapshot the supervisor sends (``CellHost.kpi_listeners``)."""
 
     def carry_on(
         self, tick: int, last_ids: dict[str, int], units: tuple[KeptUnit, ...] = ()
@@ -139,6 +143,8 @@ class SimServer:
         self.host = CellHost(
             self._ctx, self.endpoints, self.world, keys_dir=self.keys_dir, live=self.live
         )
+        self.host.listeners.extend(self.listeners)
+        self.host.kpi_listeners.extend(self.kpi_listeners)
         self.host.setup()
         if self.pace_realtime > 0:
             self.host.pace, self.host.factor = "realtime", self.pace_realtime

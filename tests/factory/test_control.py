@@ -85,7 +85,7 @@ def test_an_order_is_taken_at_the_step_it_is_read(
         ({"action": "phone", "value": 0.0}, "bad_argument", "whole number"),
         ({"action": "phone", "value": 2.0, "factor": 1e300}, "bad_argument", "due"),
         ({"action": "phone", "value": 2.0, "target": "nobody"}, "bad_argument", "'nobody'"),
-        ({"command": ControlCommand.STATUS}, "unknown_command", "order requests only"),
+        ({"command": ControlCommand.SNAPSHOT}, "unknown_command", "order and status requests"),
     ],
 )
 def test_a_bad_request_is_answered_and_not_taken(

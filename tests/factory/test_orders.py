@@ -3,6 +3,8 @@ shipping and lateness; bad orders are one clear error."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from bus.errors import ConfigError
@@ -150,3 +152,18 @@ def test_a_unit_built_before_an_order_was_released_does_not_serve_it() -> None:
     assert first is not None and first.order_id == "O00001", "the rush order was not out yet"
     second = b.built("L1", "phone", "L1:u2", 60 * S)
     assert second is not None and second.order_id == "O00002"
+
+
+def test_of_two_lines_with_the_same_room_the_less_busy_gets_the_unit() -> None:
+    """A unit scrapped on L1 and given back to its order: L1 still works on two, L2 on none,
+    both with the same room; the unit goes to L2 (by name alone it would go to L1)."""
+    book = OrderBook(["phone"])
+    book.add("acme", "phone", 1, due_s=100, now_ns=0)
+    busy = LineView("L1", ("phone",), 360.0, True, 0, in_work=2)
+    idle = LineView("L2", ("phone",), 360.0, True, 0, in_work=0)
+    (d,) = plan_releases(list(book.orders.values()), [busy, idle], horizon_s=120)
+    assert (d.line, d.quantity) == ("L2", 1)
+    (d,) = plan_releases(
+        list(book.orders.values()), [busy, dataclasses.replace(idle, in_work=2)], horizon_s=120
+    )
+    assert d.line == "L1"
