@@ -61,6 +61,8 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
         cell = with_fidelity(cell, args.cell, args.fidelity, borrowed=args.calibration)
     if args.no_maintain:
         cell = dataclasses.replace(cell, maintain=False)
+    if args.no_optimize:
+        cell = dataclasses.replace(cell, optimize=dataclasses.replace(cell.optimize, enabled=False))
     planned = plan_faults(
         cell,
         scenario=args.faults,
@@ -259,6 +261,8 @@ def _run_with_console(args: argparse.Namespace, console: Console) -> int:
         cmd.append("--wear")
     if args.no_maintain:
         cmd.append("--no-maintain")
+    if args.no_optimize:
+        cmd.append("--no-optimize")
     if args.record is not None:
         cmd += ["--record", *([args.record] if args.record else [])]
     with tempfile.TemporaryFile() as log:
@@ -399,6 +403,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="diagnose wear but do not act on it: no robot is taken out for maintenance "
         "(the cell file's [cell] maintain = false; docs/autonomy.md)",
+    )
+    run.add_argument(
+        "--no-optimize",
+        action="store_true",
+        help="learn operation times but act on nothing learned: no allocation by them, no "
+        "speed tuning (the cell file's [optimize] enabled = false; docs/autonomy.md)",
     )
     run.add_argument(
         "--policy",
