@@ -75,10 +75,11 @@ def main() -> int:
             "recall",
             "factory",
             "fidelity",
+            "optimize",
         ],
-        help="run one benchmark (drops, memory, maintenance, quality and fidelity only run when "
-        "asked: about 90 runs for --duration 130; an hour of sim time; 8 runs of 400 s; four "
-        "runs and 60,000 inspections; hours of sim time at two fidelities)",
+        help="run one benchmark (drops, memory, maintenance, quality, fidelity and optimize only run "
+        "when asked: about 90 runs for --duration 130; an hour of sim time; 8 runs of 400 s; four "
+        "runs and 60,000 inspections; hours of sim time at two fidelities; optimize: about 30 runs)",
     )
     ap.add_argument(
         "--fractions",
@@ -168,6 +169,11 @@ def _measure(console: Console, args: argparse.Namespace, chosen_cells: list[str]
         _recall(console)
     if args.only in (None, "factory"):
         _factory(console, args)
+    if args.only == "optimize":
+        from bench import optimize
+
+        seeds = tuple(range(args.seed, args.seed + optimize.SEEDS))
+        optimize.print_optimize(console, seeds, _duration(args, optimize.DURATION_S))
     if args.only == "fidelity":
         from bench.fidelity_print import print_fidelity
 

@@ -49,7 +49,7 @@ from bus.cellspec import CellSpec
 
 HOUR_S = 3600.0
 FLEET_STEPS = 300
-"""Subgradient steps of the fleet bound's dual (``_fleet_work``)."""
+"""Subgradient steps of the fleet bound's dual (``fleet_split``)."""
 FLEET_TIGHTER = 0.999
 """The fleet bound is given where it is below the robots' one by more than this share (where
 the robots are alike they are the same)."""
@@ -93,7 +93,7 @@ def analyse(
             if skill_work > 0:
                 resources[f"skill:{skill.value}"] = HOUR_S * len(able) / skill_work
         able = {op.name: {r.name for r in up if op.skill in r.capabilities} for op in recipe.ops}
-        work_star = _fleet_work(
+        work_star, _weights = fleet_split(
             [
                 {
                     r: t
@@ -123,15 +123,16 @@ def analyse(
     }
 
 
-def _fleet_work(ops: list[dict[str, float]]) -> float:
+def fleet_split(ops: list[dict[str, float]]) -> tuple[float, dict[str, float]]:
     """A lower bound (the dual's best value found) on the least work per unit of the busiest
-    robot, each operation's work split over the robots that have a time for it; 0 if some
-    operation has none."""
+    robot, each operation's work split over the robots that have a time for it, and the
+    dual's weights that give it (robot -> weight, summing to 1: how much a second of that
+    robot is worth to the cell's output). (0, {}) if some operation has no time."""
     if not ops or any(not {r: t for r, t in o.items() if t > 0} for o in ops):
-        return 0.0
+        return 0.0, {}
     names = sorted({r for o in ops for r, t in o.items() if t > 0})
     y = [1.0 / len(names)] * len(names)
-    best = 0.0
+    best, best_y = 0.0, list(y)
     for k in range(FLEET_STEPS):
         value, grad = 0.0, [0.0] * len(names)
         for o in ops:
@@ -141,11 +142,12 @@ def _fleet_work(ops: list[dict[str, float]]) -> float:
             )
             value += y[i] * t
             grad[i] += t
-        best = max(best, value)
+        if value > best:
+            best, best_y = value, list(y)
         norm = sum(g * g for g in grad) ** 0.5 or 1.0
         step = 0.5 / (k + 1) ** 0.5
         y = _simplex([yi + step * g / norm for yi, g in zip(y, grad, strict=True)])
-    return best
+    return best, dict(zip(names, best_y, strict=True))
 
 
 def _simplex(v: list[float]) -> list[float]:

@@ -28,12 +28,14 @@ the policy is contract net throughout.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from bus.simtime import NS
 from supervisor.plan import Op
 
+MAX_PACE = 20.0
+"""A robot's pace stays within [1 / MAX_PACE, MAX_PACE]."""
 MAX_KEYS = 4096
 """Learned times kept at most (robot x step x stations): a bound on the table."""
 
@@ -55,7 +57,9 @@ class LearnedTimes:
         self.table: dict[str, list[float]] = {}
         """key -> [n, mean s, sim time of the last sample (ns)]."""
         self.by_step: dict[str, list[float]] = {}
-        """``robot step`` -> [n, mean s]: stands in at stations not yet learned."""
+        """``robot step`` -> [n, base s, last sample]: stands in at stations not yet learned."""
+        self.pace: dict[str, float] = {}
+        """Robot -> how much slower than its base times it runs now (1: as learned)."""
         self.started: dict[str, list[Any]] = {}
         """Operations running: id -> [robot, start time]."""
         self.fresh: dict[str, Op] = {}
@@ -80,33 +84,39 @@ class LearnedTimes:
         self.add(robot, op, (t - int(began[1])) / NS, t)
 
     def add(self, robot: str, op: Op, seconds: float, t_ns: int) -> None:
-        """One operation's time."""
-        key = key_of(robot, op)
+        """One operation's time: the robot's pace first, then the step's base time."""
+        key, step = key_of(robot, op), f"{robot} {op.spec.name}"
         if key not in self.table and len(self.table) >= MAX_KEYS:
             return
-        n, mean, _ = self.table.get(key, (0.0, seconds, 0.0))
-        self.table[key] = [n + 1, mean + self.alpha * (seconds - mean), float(t_ns)]
-        step = f"{robot} {op.spec.name}"
-        sn, smean = self.by_step.get(step, (0.0, seconds))
-        self.by_step[step] = [sn + 1, smean + self.alpha * (seconds - smean)]
+        pace = self.pace.get(robot, 1.0)
+        got = self.table.get(key) or self.by_step.get(step)
+        if got is not None and got[1] > 0:
+            ratio = seconds / (got[1] * pace)
+            pace = min(MAX_PACE, max(1 / MAX_PACE, pace * (1 + self.alpha * (ratio - 1))))
+            self.pace[robot] = pace
+        for table, k in ((self.table, key), (self.by_step, step)):
+            n, base = table.get(k, (0.0, seconds / pace))[:2]
+            table[k] = [n + 1, base + self.alpha * (seconds / pace - base), float(t_ns)]
         self.fresh.setdefault(key, op)
 
     def mean(self, robot: str, op: Op) -> float | None:
-        """The learned time of ``robot`` for ``op`` (s), or None without enough samples."""
+        """The learned time of ``robot`` for ``op`` (s), or None without enough samples: its
+        base time at these stations (else at any) times the robot's pace."""
+        pace = self.pace.get(robot, 1.0)
         got = self.table.get(key_of(robot, op))
         if got is not None and got[0] >= self.min_samples:
-            return got[1]
+            return got[1] * pace
         step = self.by_step.get(f"{robot} {op.spec.name}")
         if step is not None and step[0] >= self.min_samples:
-            return step[1]
+            return step[1] * pace
         return None
 
     def paces(self) -> dict[str, dict[str, float]]:
         """Step -> robot -> its learned time at any stations (s): how it runs now."""
         out: dict[str, dict[str, float]] = {}
-        for key, (_n, mean) in sorted(self.by_step.items()):
+        for key, (_n, base, _t) in sorted(self.by_step.items()):
             robot, step = key.split(" ", 1)
-            out.setdefault(step, {})[robot] = mean
+            out.setdefault(step, {})[robot] = base * self.pace.get(robot, 1.0)
         return out
 
     def take_fresh(self) -> dict[str, Op]:
@@ -115,24 +125,24 @@ class LearnedTimes:
         return out
 
     def report(self) -> dict[str, Any]:
-        """``robot step stations`` -> {n, mean_s} (for ``kpis.json``)."""
+        """``robot step stations`` -> {n, mean_s} (for ``kpis.json``): the learned times as
+        the policy reads them (base times the robot's pace)."""
+        pace = self.pace
         return {
-            k: {"n": int(n), "mean_s": round(mean, 4)}
-            for k, (n, mean, _) in sorted(self.table.items())
+            k: {"n": int(n), "mean_s": round(base * pace.get(k.split(" ", 1)[0], 1.0), 4)}
+            for k, (n, base, _) in sorted(self.table.items())
         }
 
     def snapshot(self) -> dict[str, Any]:
-        return {"table": self.table, "by_step": self.by_step, "started": self.started}
+        return {
+            "table": self.table,
+            "by_step": self.by_step,
+            "pace": self.pace,
+            "started": self.started,
+        }
 
     def restore(self, data: dict[str, Any]) -> None:
         self.table = {k: list(v) for k, v in data["table"].items()}
         self.by_step = {k: list(v) for k, v in data["by_step"].items()}
+        self.pace = {k: float(v) for k, v in data["pace"].items()}
         self.started = {k: list(v) for k, v in data["started"].items()}
-
-
-def fastest(times: LearnedTimes, robots: Iterable[str], op: Op) -> tuple[str, dict[str, float]]:
-    """The robot with the least learned time for ``op`` among ``robots`` that have one ("" if
-    none), and every such robot's time."""
-    known = {r: t for r in robots if (t := times.mean(r, op)) is not None}
-    best = min(known, key=lambda r: (known[r], r)) if known else ""
-    return best, known

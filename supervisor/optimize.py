@@ -23,6 +23,7 @@ and nothing is logged; the operation times are still learned (``kpis.json``
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -31,12 +32,16 @@ from bus.cellspec import CellSpec
 from bus.enums import Skill
 from bus.messages import Tune
 from bus.participant import Outbox
+from supervisor.allocation import in_production
 from supervisor.eventlog import EventLog
 from supervisor.health import LOST
-from supervisor.learned import LearnedTimes, fastest
+from supervisor.learned import LearnedTimes
 from supervisor.plan import Op
 from supervisor.view import CellView
 
+HYSTERESIS = 0.1
+"""Another robot is logged as doing a step fastest once it is faster by this share (two
+robots about as fast would take turns at every operation)."""
 SCALE_DIGITS = 3
 """A speed scale is rounded to this many decimals (the log and the message are stable)."""
 
@@ -60,7 +65,7 @@ class Optimizer:
         self.view = view
         self.allocates = policy == "learned" and self.spec.enabled
         self.preferred: dict[str, str] = {}
-        """``step stations`` -> the robot the learned times prefer now."""
+        """Step -> the robot that does it fastest by the learned times now."""
         self.scale: dict[str, float] = {name: 1.0 for name, _lo, _hi in self.spec.speed}
         self.carries: dict[str, deque[int]] = {
             name: deque(maxlen=self.spec.drop_window) for name in self.scale
@@ -97,47 +102,50 @@ class Optimizer:
         fresh = self.times.take_fresh()
         if not self.spec.enabled:
             return
-        if self.allocates:
-            for key, op in fresh.items():
-                self._allocation(key, op, now, events)
+        if self.allocates and fresh:
+            self._preferred(now, events)
         for robot in sorted(self.scale):
             self._tune(robot, out, now, events)
 
-    def _allocation(self, key: str, op: Op, now: int, events: EventLog) -> None:
-        robot, step, stations = key.split(" ", 2)
+    def _preferred(self, now: int, events: EventLog) -> None:
+        """Which robot does each step fastest by the learned times now; each change of it is
+        an ``allocation_changed`` (the ``learned`` policy gives that robot the step first)."""
         view = self.view()
-        able = [r.name for r in view.robots() if view.able(r, op)]
-        best, known = fastest(self.times, able, op)
-        where = f"{step} {stations}"
-        before = self.preferred.get(where, "")
-        if not best or best == before:
-            return
-        self.preferred[where] = best
-        samples = {r: int(self.times.table.get(f"{r} {step} {stations}", (0,))[0]) for r in known}
-        if before:
-            why = (
-                f"{robot}'s learned time for {step} at {stations} is now "
-                f"{self.times.table[key][1]:.2f} s: {best} finishes it first "
-                f"({known[best]:.2f} s against {before}'s {known.get(before, float('nan')):.2f} s)"
+        paces = self.times.paces()
+        up = {r.name for r in view.robots() if in_production(r)}
+        for step in sorted(paces):
+            known = {r: t for r, t in paces[step].items() if r in up}
+            if not known:
+                continue
+            best = min(known, key=lambda r: (known[r], r))
+            before = self.preferred.get(step, "")
+            if best == before or known.get(before, math.inf) <= (1 + HYSTERESIS) * known[best]:
+                continue  # the same, or not faster by enough to say the work moves
+            self.preferred[step] = best
+            self.changes += 1
+            if before and before in known:
+                why = (
+                    f"{best} now does {step} fastest by the learned times ({known[best]:.2f} s "
+                    f"against {before}'s {known[before]:.2f} s, {before}'s pace "
+                    f"{self.times.pace.get(before, 1.0):.2f}): its work of the step moves to {best}"
+                )
+            else:
+                why = f"{best} does {step} fastest by the learned times ({known[best]:.2f} s)"
+            samples = {r: int(self.times.by_step[f"{r} {step}"][0]) for r in known}
+            events.write(
+                now,
+                "allocation_changed",
+                step=step,
+                src=before,
+                dst=best,
+                reason=why,
+                evidence={
+                    "learned_s": {r: round(t, 4) for r, t in sorted(known.items())},
+                    "samples": dict(sorted(samples.items())),
+                    "paces": {r: round(self.times.pace.get(r, 1.0), 4) for r in sorted(known)},
+                    "alpha": self.spec.alpha,
+                },
             )
-        else:
-            why = f"{step} at {stations} learned: {best} finishes it first ({known[best]:.2f} s)"
-        self.changes += 1
-        events.write(
-            now,
-            "allocation_changed",
-            step=step,
-            stations=stations.split(",") if stations else [],
-            src=before,
-            dst=best,
-            reason=why,
-            evidence={
-                "learned_s": {r: round(t, 4) for r, t in sorted(known.items())},
-                "samples": dict(sorted(samples.items())),
-                "alpha": self.spec.alpha,
-                "trigger": robot,
-            },
-        )
 
     def _tune(self, robot: str, out: Outbox, now: int, events: EventLog) -> None:
         bounds = self.spec.bounds(robot)
