@@ -23,7 +23,9 @@ supervisor did not write itself:
 * **before the failure**: no permanent fault of the robot came before its
   maintenance began (a drive that tripped first is not maintained).
 
-``lightsout audit RUN`` runs the same checks among its own.
+``lightsout audit RUN`` runs the same checks among its own. Self-optimization's
+changes (allocation, speed) are listed and checked after them
+(``cells.optimize_audit``).
 """
 
 from __future__ import annotations
@@ -238,7 +240,14 @@ def checks(
 
 
 def audit_decisions(run_dir: Path) -> tuple[list[str], list[Check]]:
-    """The listing and the checks for the run in ``run_dir``."""
+    """The listing and the checks for the run in ``run_dir``: its diagnoses and maintenances,
+    then self-optimization's changes (``cells.optimize_audit``)."""
+    from cells import optimize_audit
+
     events, kpis = load(run_dir)
     end = round(float(kpis.get("duration_s", 0.0)) * NS)
-    return listing(events, end), checks(events, crosscheck.load_world(run_dir), end)
+    found = checks(events, crosscheck.load_world(run_dir), end)
+    lines = listing(events, end)
+    changes = optimize_audit.listing(events)
+    lines.append(f"{len(changes)} changes by self-optimization")
+    return lines + changes, found + optimize_audit.checks(events, kpis)

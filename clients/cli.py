@@ -202,7 +202,9 @@ def cmd_decisions(args: argparse.Namespace, console: Console) -> int:
     from cells.decisions import audit_decisions
 
     lines, checks = audit_decisions(Path(args.run))
-    console.print(f"{len(lines)} diagnoses", markup=False, highlight=False)
+    # the diagnoses come first, then a line counting self-optimization's changes and them
+    diagnoses = next(i for i, line in enumerate(lines) if line.endswith("by self-optimization"))
+    console.print(f"{diagnoses} diagnoses", markup=False, highlight=False)
     for line in lines:
         console.print(line, markup=False, highlight=False)
     return print_audit(checks, console)
@@ -459,7 +461,9 @@ def build_parser() -> argparse.ArgumentParser:
     aud.set_defaults(func=cmd_audit)
 
     dec = sub.add_parser(
-        "decisions", help="list a run's diagnoses and maintenances with their evidence"
+        "decisions",
+        help="list a run's diagnoses, maintenances and self-optimization's changes with their "
+        "evidence",
     )
     dec.add_argument("run", help="a run directory, e.g. runs/assembly-seed1")
     dec.set_defaults(func=cmd_decisions)

@@ -175,6 +175,7 @@ class Optimizer:
             "clean_in_a_row": self.clean[robot],
             "drops_high": self.spec.drops_high,
             "limits": [lo, hi],
+            "step": self.spec.speed_step,
         }
         window.clear()
         self.clean[robot] = 0
@@ -194,6 +195,11 @@ class Optimizer:
             "speed_scale": dict(sorted(self.scale.items())),
             "preferred": dict(sorted(self.preferred.items())),
             "learned": self.times.report(),
+            "paces": {r: round(p, 4) for r, p in sorted(self.times.pace.items())},
+            "by_step": {
+                step: {r: round(t, 4) for r, t in sorted(by.items())}
+                for step, by in self.times.paces().items()
+            },
         }
 
     def snapshot(self) -> dict[str, Any]:
