@@ -153,15 +153,7 @@ class Learned:
         finish = {name: round((free_in(view, name) + (times[name] or 0.0)) * NS) for name in able}
         best = min(able, key=lambda name: (finish[name], name))
         if len(view.queue(best)) >= QUEUE_MAX:
-            import os
-
-            if os.environ.get("LV") == "nowait":
-                room = [n for n in able if len(view.queue(n)) < QUEUE_MAX]
-                if not room:
-                    return None
-                best = min(room, key=lambda name: (finish[name], name))
-            else:
-                return None  # it will still finish first: wait for it
+            return None  # it will still finish first: wait for it
         bids = tuple(sorted(((name, view.now + f) for name, f in finish.items()), key=_by_finish))
         return Assign(op.op_id, best, view.now + finish[best], bids)
 
