@@ -70,17 +70,17 @@ def checks(events: list[dict[str, Any]], kpis: dict[str, Any]) -> list[Check]:
         robot, t = str(e.get("robot", "")), int(e.get("t_ns", 0))
         ev = e.get("evidence") or {}
         lo, hi = (ev.get("limits") or [1.0, 1.0])[:2]
-        src, dst = float(e.get("src", 1.0)), float(e.get("dst", 1.0))
+        was, now = float(e.get("src", 1.0)), float(e.get("dst", 1.0))
         before, since = last.get(robot, (1.0, -1))
         name = f"{robot} at {t / NS:.1f} s"
-        if not float(lo) <= dst <= float(hi):
-            limits.append(f"{name}: {dst} outside [{lo}, {hi}]")
+        if not float(lo) <= now <= float(hi):
+            limits.append(f"{name}: {now} outside [{lo}, {hi}]")
         if (
-            abs(src - before) > STEP_SLACK
-            or abs(dst - src) > float(ev.get("step", 1.0)) + STEP_SLACK
+            abs(was - before) > STEP_SLACK
+            or abs(now - was) > float(ev.get("step", 1.0)) + STEP_SLACK
         ):
-            limits.append(f"{name}: {src} -> {dst} after {before}")
-        if dst < src:
+            limits.append(f"{name}: {was} -> {now} after {before}")
+        if now < was:
             drops = sum(
                 1
                 for d in events
@@ -91,7 +91,7 @@ def checks(events: list[dict[str, Any]], kpis: dict[str, Any]) -> list[Check]:
             )
             if drops < int(ev.get("drops", 0)):
                 limits.append(f"{name}: {ev.get('drops')} drops counted, {drops} in the log")
-        last[robot] = (dst, t)
+        last[robot] = (now, t)
     off = not (kpis.get("optimize") or {}).get("enabled", True)
     return [
         Check("allocation by the learned times", not moved, "; ".join(moved[:5]) or n),

@@ -92,13 +92,13 @@ def analyse(
             skill_work = sum(best[op.name] for op in recipe.ops if op.skill is skill)
             if skill_work > 0:
                 resources[f"skill:{skill.value}"] = HOUR_S * len(able) / skill_work
-        able = {op.name: {r.name for r in up if op.skill in r.capabilities} for op in recipe.ops}
+        skilled = {op.name: {r.name for r in up if op.skill in r.capabilities} for op in recipe.ops}
         work_star, _weights = fleet_split(
             [
                 {
                     r: t
                     for r, t in (paces or op_times).get(op.name, {}).items()
-                    if r in able[op.name]
+                    if r in skilled[op.name]
                 }
                 for op in recipe.ops
             ]
