@@ -24,8 +24,8 @@ supervisor did not write itself:
   maintenance began (a drive that tripped first is not maintained).
 
 ``lightsout audit RUN`` runs the same checks among its own. Self-optimization's
-changes (allocation, speed) are listed and checked after them
-(``cells.optimize_audit``).
+changes (allocation, speed) are listed and checked after them, by
+``cells.optimize_audit``.
 """
 
 from __future__ import annotations
@@ -240,14 +240,7 @@ def checks(
 
 
 def audit_decisions(run_dir: Path) -> tuple[list[str], list[Check]]:
-    """The listing and the checks for the run in ``run_dir``: its diagnoses and maintenances,
-    then self-optimization's changes (``cells.optimize_audit``)."""
-    from cells import optimize_audit
-
+    """The listing and the checks for the run in ``run_dir``."""
     events, kpis = load(run_dir)
     end = round(float(kpis.get("duration_s", 0.0)) * NS)
-    found = checks(events, crosscheck.load_world(run_dir), end)
-    lines = listing(events, end)
-    changes = optimize_audit.listing(events)
-    lines.append(f"{len(changes)} changes by self-optimization")
-    return lines + changes, found + optimize_audit.checks(events, kpis)
+    return listing(events, end), checks(events, crosscheck.load_world(run_dir), end)

@@ -18,14 +18,21 @@ with its reason and evidence, and checks them against the log:
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from bus.simtime import NS
-from cells.audit import Check
+from cells.audit import Check, load
 from supervisor.health import LOST
 
 KINDS = ("allocation_changed", "speed_tuned")
 STEP_SLACK = 1e-9
+
+
+def audit_optimization(run_dir: Path) -> tuple[list[str], list[Check]]:
+    """The listing and the checks for the run in ``run_dir``."""
+    events, kpis = load(run_dir)
+    return listing(events), checks(events, kpis)
 
 
 def listing(events: list[dict[str, Any]]) -> list[str]:

@@ -200,14 +200,17 @@ def cmd_audit(args: argparse.Namespace, console: Console) -> int:
 def cmd_decisions(args: argparse.Namespace, console: Console) -> int:
     """List a run's diagnoses and maintenances with their evidence, and check them."""
     from cells.decisions import audit_decisions
+    from cells.optimize_audit import audit_optimization
 
     lines, checks = audit_decisions(Path(args.run))
-    # the diagnoses come first, then a line counting self-optimization's changes and them
-    diagnoses = next(i for i, line in enumerate(lines) if line.endswith("by self-optimization"))
-    console.print(f"{diagnoses} diagnoses", markup=False, highlight=False)
+    console.print(f"{len(lines)} diagnoses", markup=False, highlight=False)
     for line in lines:
         console.print(line, markup=False, highlight=False)
-    return print_audit(checks, console)
+    changes, more = audit_optimization(Path(args.run))
+    console.print(f"{len(changes)} changes by self-optimization", markup=False, highlight=False)
+    for line in changes:
+        console.print(line, markup=False, highlight=False)
+    return print_audit(checks + more, console)
 
 
 def lower_priority() -> None:

@@ -19,9 +19,9 @@ from bus.cellspec import CellSpec, OptimizeSpec
 from bus.enums import FaultKind
 from bus.simtime import NS
 from cells.calibrate import with_fidelity
-from cells.decisions import audit_decisions
 from cells.faults import ScheduledFault
 from cells.launch import RunOptions, run_cell
+from cells.optimize_audit import audit_optimization
 from cells.schema import load_cell
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -106,8 +106,8 @@ def test_the_learned_policy_gives_the_worn_arms_less_than_their_bids_win(
     assert on[0]["units_completed"] > off[0]["units_completed"]
     changes = [e for e in on[1] if e["kind"] == "allocation_changed"]
     assert changes and all(e["reason"] and e["evidence"]["learned_s"] for e in changes)
-    lines, checks = audit_decisions(worn["dir"] / "on")
-    assert any("allocation_changed" not in line and " -> " in line for line in lines)
+    lines, checks = audit_optimization(worn["dir"] / "on")
+    assert len(lines) == len(changes) and all(" -> " in line for line in lines)
     assert all(c.ok for c in checks), [c for c in checks if not c.ok]
 
 
@@ -118,7 +118,8 @@ def test_no_optimize_logs_no_change_and_bids_decide(worn: dict[str, Any]) -> Non
     auctions = {e["op"] for e in events if e["kind"] == "auction"}
     awarded = [e["op"] for e in events if e["kind"] == "op_awarded"]
     assert awarded and all(op in auctions for op in awarded)  # contract net throughout
-    _lines, checks = audit_decisions(worn["dir"] / "off")
+    lines, checks = audit_optimization(worn["dir"] / "off")
+    assert lines == []
     assert all(c.ok for c in checks)
 
 
@@ -168,7 +169,7 @@ def test_speed_is_tuned_within_the_cell_files_limits(tmp_path: Path) -> None:
         if before and during:
             ratios.append(sum(during) / len(during) / (sum(before) / len(before)))
     assert ratios and max(ratios) > 1.1, ratios
-    _lines, checks = audit_decisions(tmp_path)
+    _lines, checks = audit_optimization(tmp_path)
     assert all(c.ok for c in checks), [c for c in checks if not c.ok]
 
 
