@@ -81,12 +81,13 @@ def main() -> int:
             "autonomy",
             "false_alarms",
             "journal",
+            "optimize",
         ],
-        help="run one benchmark (drops, memory, maintenance, quality, fidelity, autonomy and "
-        "false_alarms only "
-        "run when asked: about 90 runs for --duration 130; an hour of sim time; 8 runs of 400 s; "
-        "four runs and 60,000 inspections; hours of sim time at two fidelities; 60 runs of 40 min "
-        "and --seeds runs of an hour at events fidelity)",
+        help="run one benchmark (drops, memory, maintenance, quality, fidelity, autonomy, "
+        "false_alarms and optimize only run when asked: about 90 runs for --duration 130; an hour "
+        "of sim time; 8 runs of 400 s; four runs and 60,000 inspections; hours of sim time at two "
+        "fidelities; 60 runs of 40 min and --seeds runs of an hour at events fidelity; optimize: "
+        "about 30 runs)",
     )
     ap.add_argument(
         "--fractions",
@@ -182,6 +183,11 @@ def _measure(console: Console, args: argparse.Namespace, chosen_cells: list[str]
         _factory(console, args)
     if args.only in (None, "factory_view"):
         _factory_view(console, args)
+    if args.only == "optimize":
+        from bench import optimize
+
+        seeds = tuple(range(args.seed, args.seed + optimize.SEEDS))
+        optimize.print_optimize(console, seeds, _duration(args, optimize.DURATION_S))
     if args.only == "fidelity":
         from bench.fidelity_print import print_fidelity
 

@@ -431,6 +431,42 @@ class Calibration:
         return table.get(op) or table.get("", ())
 
 
+MAX_SPEED_SCALE = 2.0
+"""The most a robot's motion speed may be scaled up by self-optimization (``[optimize.speed]``)."""
+MIN_SPEED_SCALE = 0.1
+"""The least it may be scaled down to."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class OptimizeSpec:
+    """Self-optimization (``[optimize]``, ``docs/autonomy.md``): the learned operation times,
+    the ``learned`` policy's use of them, and the tuning of each robot's speed scale."""
+
+    enabled: bool = True
+    """Off (``enabled = false``, ``--no-optimize``): nothing learned is acted on."""
+    alpha: float = 0.3
+    """Weight of the newest operation time in its exponentially weighted mean, in (0, 1]."""
+    min_samples: int = 2
+    """Operations behind a learned time before the ``learned`` policy uses it."""
+    speed: tuple[tuple[str, float, float], ...] = ()
+    """(robot, least, most) speed scale of each robot tuned; a robot not named is not tuned."""
+    drop_window: int = 20
+    """The last carries of a robot its drop share is judged over."""
+    drops_high: float = 0.1
+    """A drop share at or above this over the window lowers the robot's speed scale."""
+    clean_carries: int = 30
+    """Carries in a row without a drop, since the last change, before the scale is raised."""
+    speed_step: float = 0.1
+    """How much one change moves the speed scale."""
+
+    def bounds(self, robot: str) -> tuple[float, float] | None:
+        """``robot``'s (least, most) speed scale, or None if it is not tuned."""
+        for name, lo, hi in self.speed:
+            if name == robot:
+                return lo, hi
+        return None
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class CellSpec:
     """A whole cell, validated; every package builds from this."""
@@ -473,6 +509,8 @@ class CellSpec:
     maintain: bool = True
     """Whether the supervisor acts on a diagnosis (``[cell] maintain``, ``--no-maintain``):
     off, diagnoses are only logged (``maintenance_wanted``)."""
+    optimize: OptimizeSpec = OptimizeSpec()
+    """Self-optimization and its limits (``[optimize]``)."""
 
     @property
     def recipes(self) -> tuple[RecipeSpec, ...]:

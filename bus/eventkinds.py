@@ -118,6 +118,17 @@ class EventKind(enum.StrEnum):
     """A diagnosis the supervisor does not act on: ``target`` (``robot`` or ``conveyor``),
     ``cause``, ``component``, ``evidence``, ``reason`` (a belt, a robot failed for good,
     acting turned off)."""
+    ALLOCATION_CHANGED = "allocation_changed"
+    """Self-optimization (``supervisor.optimize``): by the learned operation times another
+    robot now finishes a step at its stations first, and the ``learned`` policy gives it that
+    work: ``step``, ``stations``, ``src`` (the robot before, "" for the first), ``dst``,
+    ``reason``, ``evidence`` (each able robot's learned time and samples, ``alpha``, the
+    robot whose new time triggered it)."""
+    SPEED_TUNED = "speed_tuned"
+    """Self-optimization changed a robot's motion speed scale, within the cell file's
+    ``[optimize.speed]`` limits, and told its agent (a ``tune`` message): ``robot``, ``src``,
+    ``dst`` (the scales), ``reason``, ``evidence`` (carries and drops counted, the
+    threshold, the limits)."""
     ROBOT_MODE = "robot_mode"
     """A robot's unit mode changed, as it said: ``robot``, ``src``, ``dst`` (``Production``,
     ``Maintenance``, ``Manual``), ``reason``."""

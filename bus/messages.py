@@ -453,11 +453,26 @@ class Revoke(Message):
 
 @message("degrade")
 class Degrade(Message):
-    """A fault: the robot's motions take ``factor`` times longer until ``until_ns``."""
+    """A fault: the robot's motions take ``factor`` times longer until ``until_ns``.
+
+    ``seen`` false: the robot's own estimates (its bids) do not see it, as a drive that
+    lags its command leaves the controller none the wiser: it bids at the speed it plans at
+    and runs slower (a ``slow_robot`` with ``hidden = true``)."""
 
     robot: str
     factor: float
     until_ns: int
+    seen: bool = True
+
+
+@message("tune")
+class Tune(Message):
+    """Self-optimization: plan the robot's motions at ``speed_scale`` times its cell file's
+    speed from now on (within the cell file's ``[optimize.speed]`` limits; 1 undoes it)."""
+
+    robot: str
+    speed_scale: float
+    reason: str = ""
 
 
 @message("op_report")
@@ -592,7 +607,8 @@ class ControlRequest(Message):
     seconds from when it is taken: ``factory.control``); ``factor`` is how many times
     slower a ``slow_robot`` fault makes the robot, or the share of messages a
     ``message_loss`` loses (0 to 1); ``permanent`` makes a
-    ``robot_fault`` one the supervisor never clears (``value`` is then 0).
+    ``robot_fault`` one the supervisor never clears (``value`` is then 0); ``hidden``
+    makes a ``slow_robot`` one the robot's own estimates do not see.
     ``cmd_id`` makes a retry harmless: the same id is answered with the first
     answer.
     """
@@ -604,6 +620,7 @@ class ControlRequest(Message):
     value: float = 0.0
     factor: float = 0.0
     permanent: bool = False
+    hidden: bool = False
 
 
 @message("robot_status")

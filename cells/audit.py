@@ -91,10 +91,11 @@ def maintenance_checks(
     run_dir: Path, events: list[dict[str, Any]], kpis: dict[str, Any]
 ) -> list[Check]:
     """Each maintenance against the diagnosis, the robot's word and the world (``cells.decisions``)."""
-    from cells import decisions
+    from cells import decisions, optimize_audit
 
     end = round(float(kpis.get("duration_s", 0.0)) * NS)
-    return decisions.checks(events, crosscheck.load_world(run_dir), end)
+    found = decisions.checks(events, crosscheck.load_world(run_dir), end)
+    return found + optimize_audit.checks(events, kpis)
 
 
 def time_monotone(events: list[dict[str, Any]]) -> Check:

@@ -420,9 +420,8 @@ def with_fidelity(
         if own.is_file() and own.suffix == ".toml" and data.get("cell_sha256") != cell_sha256(own):
             why = f"stale: {own} changed since it was calibrated; lightsout calibrate {own}"
             raise ConfigError(str(borrowed), "cell_sha256", why)
-        return dataclasses.replace(
-            cell, fidelity="events", calibration=calibration_of(data, cell, str(borrowed))
-        )
+        calibration = calibration_of(data, cell, str(borrowed), speeds=_measured_speeds(own))
+        return dataclasses.replace(cell, fidelity="events", calibration=calibration)
     data = load_calibration(cell_path)
     path = str(calibration_path(cell_path))
     return dataclasses.replace(
@@ -433,7 +432,9 @@ def with_fidelity(
 def with_calibration_file(cell: CellSpec, path: str | Path) -> CellSpec:
     """``cell`` at events fidelity with the calibration file at ``path`` (a participant process
     whose launcher already checked that file against the cell file)."""
-    calibration = calibration_of(_read_calibration(Path(path)), cell, str(path))
+    data = _read_calibration(Path(path))
+    own = Path(path).with_name(str(data.get("cell_file", "")))
+    calibration = calibration_of(data, cell, str(path), speeds=_measured_speeds(own))
     return dataclasses.replace(cell, fidelity="events", calibration=calibration)
 
 
@@ -447,10 +448,27 @@ def _read_calibration(path: Path) -> dict[str, Any]:
     return data
 
 
-def calibration_of(data: dict[str, Any], cell: CellSpec, path: str) -> Calibration:
+def _measured_speeds(cell_file: Path) -> dict[str, float] | None:
+    """Each robot's speed in the cell file a calibration was measured on (beside it), so that
+    a borrowing cell whose robots run at other speeds stretches the measured moves by the
+    ratio; None where that file is not there (the cell's own speeds are taken)."""
+    if not (cell_file.is_file() and cell_file.suffix == ".toml"):
+        return None
+    from cells.schema import load_cell
+
+    return {r.name: r.speed for r in load_cell(cell_file).robots}
+
+
+def calibration_of(
+    data: dict[str, Any], cell: CellSpec, path: str, *, speeds: dict[str, float] | None = None
+) -> Calibration:
     """The calibration file's contents as the world and the agents use them, every entry
-    checked: names the cell knows, finite positive durations in bounds, shares in [0, 1]."""
+    checked: names the cell knows, finite positive durations in bounds, shares in [0, 1].
+
+    ``speeds``: robot -> its speed when measured (a borrowed calibration's own cell file);
+    by default ``cell``'s own robots' speeds."""
     robots = {r.name: r for r in cell.robots}
+    measured = speeds or {}
     timings = []
     ops = data.get("operations")
     if not isinstance(ops, list):
@@ -493,7 +511,7 @@ def calibration_of(data: dict[str, Any], cell: CellSpec, path: str) -> Calibrati
                 tuple(sorted(samples)),
                 grasp[0] if grasp else 0.0,
                 release[0] if release else 0.0,
-                robots[robot].speed,
+                measured.get(robot, robots[robot].speed),
                 by_start,
                 bid[0] if bid else 0.0,
                 bids,

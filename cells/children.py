@@ -57,6 +57,7 @@ def inject(server: SimServer, fault: ScheduledFault) -> None:
         fault.duration_s,
         factor=fault.amount,
         permanent=fault.permanent,
+        hidden=fault.hidden,
     )
     if problem:
         log.warning("fault %s on %s not injected: %s", fault.kind.value, fault.target, problem)

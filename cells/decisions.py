@@ -23,7 +23,9 @@ supervisor did not write itself:
 * **before the failure**: no permanent fault of the robot came before its
   maintenance began (a drive that tripped first is not maintained).
 
-``lightsout audit RUN`` runs the same checks among its own.
+``lightsout audit RUN`` runs the same checks among its own. Self-optimization's
+changes (allocation, speed) are listed and checked after them, by
+``cells.optimize_audit``.
 """
 
 from __future__ import annotations

@@ -35,7 +35,7 @@ PROCESS_KINDS = (FaultKind.AGENT_CRASH, FaultKind.SUPERVISOR_CRASH)
 FREEZE_KINDS = (FaultKind.AGENT_FREEZE, FaultKind.SUPERVISOR_FREEZE)
 """Kinds that stop a process (SIGSTOP) for wall seconds: they need ``--processes`` too."""
 
-KEYS = ("at", "target", "kind", "duration", "factor", "share", "permanent", "joint")
+KEYS = ("at", "target", "kind", "duration", "factor", "share", "permanent", "joint", "hidden")
 """The keys of a ``[[faults]]`` entry."""
 DEFAULT_SHARE = 0.3
 """The share of messages a ``message_loss`` loses unless the scenario says."""
@@ -70,6 +70,9 @@ class ScheduledFault:
     """Never cleared (``robot_fault``): the robot stays Aborted, its work goes to the others."""
     joint: int = 0
     """The joint that drifts, 1 to 7 (``joint_drift``; 0: drawn from the seed)."""
+    hidden: bool = False
+    """A ``slow_robot`` the robot's own estimates (its bids) do not see: it bids at the speed
+    it plans at and runs slower, as with a drive lagging its command."""
 
     @property
     def amount(self) -> float:
@@ -160,6 +163,11 @@ def parse_scenario(
         share = _number(source, f"{key}.share", e.get("share", default))
         joint = _number(source, f"{key}.joint", e.get("joint", 0))
         permanent = _permanent(source, key, e)
+        hidden = e.get("hidden", False)
+        if not isinstance(hidden, bool):
+            raise ConfigError(source, f"{key}.hidden", f"expected true or false, got {hidden!r}")
+        if hidden and kind is not FaultKind.SLOW_ROBOT:
+            raise ConfigError(source, f"{key}.hidden", "only a slow_robot may be hidden")
         own = "share" if kind in SHARE_KINDS else "factor"
         own = "joint" if kind is FaultKind.JOINT_DRIFT else own
         amount = {"share": share, "joint": joint, "factor": factor}[own]
@@ -170,7 +178,9 @@ def parse_scenario(
         if permanent and "duration" in e:
             raise ConfigError(source, f"{key}.duration", PERMANENT_HAS_NO_DURATION)
         out.append(
-            ScheduledFault(at, str(target), kind, duration, factor, share, permanent, int(joint))
+            ScheduledFault(
+                at, str(target), kind, duration, factor, share, permanent, int(joint), hidden
+            )
         )
     return tuple(sorted(out, key=lambda f: (f.at_s, f.target, f.kind.value)))
 
@@ -217,4 +227,6 @@ def dump_scenario(faults: tuple[ScheduledFault, ...], comment: str = "") -> str:
             out.append(f"joint = {f.joint}")
         if f.permanent:
             out.append("permanent = true")
+        if f.hidden:
+            out.append("hidden = true")
     return "\n".join(out) + "\n"

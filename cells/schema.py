@@ -26,6 +26,7 @@ from bus.cellspec import (
 from bus.enums import Skill
 from bus.errors import ConfigError
 from bus.security import SAFE_NAME, SAFE_NAME_RULE
+from cells.optimize_table import parse_optimize
 from cells.recipes import PLACEHOLDERS, check_recipes, parse_recipes
 from cells.tables import (
     _array,
@@ -143,6 +144,7 @@ def parse_cell(data: dict[str, Any], *, source: str = "<cell>") -> CellSpec:
     conveyor_names = {c.name for c in conveyors}
     feeders = _feeders(top, part_names, conveyor_names)
     recipes = parse_recipes(top, parts)
+    optimize = parse_optimize(top, {r.name for r in robots})
     top.close()
 
     cell = CellSpec(
@@ -165,6 +167,7 @@ def parse_cell(data: dict[str, Any], *, source: str = "<cell>") -> CellSpec:
         max_step_s=max_step_s,
         maintenance_s=maintenance_s,
         maintain=maintain,
+        optimize=optimize,
     )
     _check_names(cell)
     check_recipes(cell)

@@ -61,6 +61,8 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
         cell = with_fidelity(cell, args.cell, args.fidelity, borrowed=args.calibration)
     if args.no_maintain:
         cell = dataclasses.replace(cell, maintain=False)
+    if args.no_optimize:
+        cell = dataclasses.replace(cell, optimize=dataclasses.replace(cell.optimize, enabled=False))
     planned = plan_faults(
         cell,
         scenario=args.faults,
@@ -198,12 +200,17 @@ def cmd_audit(args: argparse.Namespace, console: Console) -> int:
 def cmd_decisions(args: argparse.Namespace, console: Console) -> int:
     """List a run's diagnoses and maintenances with their evidence, and check them."""
     from cells.decisions import audit_decisions
+    from cells.optimize_audit import audit_optimization
 
     lines, checks = audit_decisions(Path(args.run))
     console.print(f"{len(lines)} diagnoses", markup=False, highlight=False)
     for line in lines:
         console.print(line, markup=False, highlight=False)
-    return print_audit(checks, console)
+    changes, more = audit_optimization(Path(args.run))
+    console.print(f"{len(changes)} changes by self-optimization", markup=False, highlight=False)
+    for line in changes:
+        console.print(line, markup=False, highlight=False)
+    return print_audit(checks + more, console)
 
 
 def lower_priority() -> None:
@@ -259,6 +266,8 @@ def _run_with_console(args: argparse.Namespace, console: Console) -> int:
         cmd.append("--wear")
     if args.no_maintain:
         cmd.append("--no-maintain")
+    if args.no_optimize:
+        cmd.append("--no-optimize")
     if args.record is not None:
         cmd += ["--record", *([args.record] if args.record else [])]
     with tempfile.TemporaryFile() as log:
@@ -401,6 +410,12 @@ def build_parser() -> argparse.ArgumentParser:
         "(the cell file's [cell] maintain = false; docs/autonomy.md)",
     )
     run.add_argument(
+        "--no-optimize",
+        action="store_true",
+        help="learn operation times but act on nothing learned: no allocation by them, no "
+        "speed tuning (the cell file's [optimize] enabled = false; docs/autonomy.md)",
+    )
+    run.add_argument(
         "--policy",
         choices=sorted(POLICIES),
         help="how the supervisor allocates work (default: the cell file's, else contract_net)",
@@ -449,7 +464,9 @@ def build_parser() -> argparse.ArgumentParser:
     aud.set_defaults(func=cmd_audit)
 
     dec = sub.add_parser(
-        "decisions", help="list a run's diagnoses and maintenances with their evidence"
+        "decisions",
+        help="list a run's diagnoses, maintenances and self-optimization's changes with their "
+        "evidence",
     )
     dec.add_argument("run", help="a run directory, e.g. runs/assembly-seed1")
     dec.set_defaults(func=cmd_decisions)

@@ -24,6 +24,7 @@ from clients.report_autonomy import (
     bottleneck_table,
     diagnosis_table,
     maintenance_section,
+    optimization_table,
     quality_table,
 )
 from clients.report_data import Run, fault_marks, has_figures, load_run, outages
@@ -137,7 +138,8 @@ def render(run: Run) -> str:
     body.append(_fault_table(run))
     body += ["<h2>Quality</h2>", quality_table(run)]
     body += ["<h2>Diagnoses</h2>", diagnosis_table(run)]
-    body += ["<h2>Maintenance</h2>", maintenance_section(run), "<h2>Bottleneck</h2>"]
+    body += ["<h2>Maintenance</h2>", maintenance_section(run)]
+    body += ["<h2>Self-optimization</h2>", optimization_table(run), "<h2>Bottleneck</h2>"]
     body.append(bottleneck_table(run))
     body.append(_definitions())
     return (

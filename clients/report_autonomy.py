@@ -75,6 +75,31 @@ def bottleneck_table(run: Run) -> str:
     )
 
 
+def optimization_table(run: Run) -> str:
+    """Every change self-optimization made (``allocation_changed``, ``speed_tuned``): when,
+    what, why, on what evidence; or that it was off, or changed nothing."""
+    rows = []
+    for ev in run.events:
+        if ev.kind not in ("allocation_changed", "speed_tuned"):
+            continue
+        d = ev.data
+        what = (
+            f"{d.get('step', '')}: {d.get('src') or '-'} &rarr; {d.get('dst', '')}"
+            if ev.kind == "allocation_changed"
+            else f"{d.get('robot', '')} speed scale {d.get('src')} &rarr; {d.get('dst')}"
+        )
+        rows.append(
+            f"<tr><td>{ev.t_ns / NS:.1f} s</td><td>{_e(ev.kind)}</td><td>{what}</td>"
+            f"<td>{_e(d.get('reason', ''))}<br><small>{_e(d.get('evidence', {}))}</small></td></tr>"
+        )
+    opt: dict[str, Any] = run.kpis.get("optimize") or {}
+    if not rows:
+        why = "it was off" if opt and not opt.get("enabled", True) else "nothing learned asked it"
+        return f'<p id="optimization">No change by self-optimization: {why}.</p>'
+    head = "<tr><th>at</th><th>change</th><th>what</th><th>reason and evidence</th></tr>"
+    return f'<table id="optimization"><thead>{head}</thead>{"".join(rows)}</table>'
+
+
 # ---------------------------------------------------------------- maintenance
 
 MAINT_COLOUR = "#e6a800"

@@ -44,6 +44,7 @@ from bus.messages import (
     SetMode,
     StateChanged,
     Tick,
+    Tune,
 )
 from bus.participant import Outbox
 from bus.simtime import NS
@@ -153,6 +154,11 @@ class RobotAgent:
         self._gaps = 0
         self._slow: tuple[float, int] = (1.0, 0)
         """A slow_robot fault: (factor, until sim time)."""
+        self._slow_seen = True
+        """Whether its own estimates see the slowdown (not: a hidden slow_robot)."""
+        self._scale = 1.0
+        self.refused_tunes = 0
+        """The speed scale self-optimization set (``tune``), within the cell file's limits."""
         self._queue: collections.deque[_Queued] = collections.deque()
         self._running: _Running | None = None
         self._acting_until = 0
@@ -308,9 +314,17 @@ class RobotAgent:
 
     @property
     def speed(self) -> float:
-        """Joint speed for motions planned now: the spec's, slowed while a fault lasts."""
+        """Joint speed for motions planned now: the spec's times the tuned scale, slowed while
+        a fault lasts."""
         factor, until = self._slow
-        return self.spec.speed / factor if self.now < until else self.spec.speed
+        speed = self.spec.speed * self._scale
+        return speed / factor if self.now < until else speed
+
+    @property
+    def estimate_speed(self) -> float:
+        """The speed its bids are planned at: its real one, but for a slowdown it cannot see
+        (a hidden slow_robot), which leaves it bidding at the speed it plans at."""
+        return self.speed if self._slow_seen else self.spec.speed * self._scale
 
     def _send(self, msg: Message) -> None:
         if self._out is None:
@@ -355,14 +369,35 @@ class RobotAgent:
         elif isinstance(body, Degrade):
             if body.robot == self.name and body.factor >= 1.0:
                 self._slow = (body.factor, body.until_ns)
+                self._slow_seen = body.seen
                 log.info(
                     "%s: motions %.3gx slower until %.3f s",
                     self.name,
                     body.factor,
                     body.until_ns / NS,
                 )
+        elif isinstance(body, Tune):
+            self._tune(body)
         else:
             log.debug("%s: ignoring %s", self.name, body.TAG)
+
+    def _tune(self, body: Tune) -> None:
+        """A new speed scale, if it is for this robot and within the cell file's limits (a
+        peer's bad value is refused and counted, never planned at)."""
+        if body.robot != self.name:
+            return
+        bounds = self.cell.optimize.bounds(self.name)
+        if bounds is None or not bounds[0] <= body.speed_scale <= bounds[1]:
+            self.refused_tunes += 1
+            log.warning(
+                "%s: tune to %r refused: outside the cell file's limits %s",
+                self.name,
+                body.speed_scale,
+                bounds,
+            )
+            return
+        self._scale = body.speed_scale
+        log.info("%s: speed scale %.3g (%s)", self.name, body.speed_scale, body.reason)
 
     def _on_command(self, cmd: Command | SetMode) -> None:
         done = self._replies.get(cmd.cmd_id)
@@ -422,12 +457,14 @@ class RobotAgent:
 
         A plan is a pure function of the operation, the start pose and the speed, so the
         one made for a bid serves the award that follows it (IK is most of an agent's cost).
+        It is planned at ``estimate_speed``: what the robot believes of itself.
         """
+        speed = self.estimate_speed
         if self.cell.fidelity == "events":
             # a timed plan depends on where the last operation ended, not on the pose (which
             # does not change): nothing to cache, and nothing costly
-            return self.kin.estimate(op, from_q, self.speed)
-        key = (op, from_q, self.speed)
+            return self.kin.estimate(op, from_q, speed)
+        key = (op, from_q, speed)
         known = self._estimates.get(key)
         if known is not None:
             self._estimates.move_to_end(key)
@@ -435,7 +472,7 @@ class RobotAgent:
                 raise known
             return known
         try:
-            found: tuple[int, Q] | PlanError = self.kin.estimate(op, from_q, self.speed)
+            found: tuple[int, Q] | PlanError = self.kin.estimate(op, from_q, speed)
         except PlanError as exc:
             found = exc
         self._estimates[key] = found

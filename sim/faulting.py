@@ -53,12 +53,14 @@ class FaultInjector:
         factor: float = 0.0,
         cmd_id: str = "",
         permanent: bool = False,
+        hidden: bool = False,
     ) -> ControlRequest | str:
         """Inject a fault now; the supervisor's note of it, or why it cannot be done.
 
         Physical faults act on the world at once; a robot fault goes to the
         supervisor, which aborts the robot and clears it after ``duration_s``,
-        or never if ``permanent`` (the robot has failed for good).
+        or never if ``permanent`` (the robot has failed for good); a ``hidden`` slow robot's
+        own estimates do not see its slowdown.
         """
         try:
             fault = FaultKind(kind)
@@ -77,6 +79,8 @@ class FaultInjector:
         wrong = problem(fault, duration_s=duration_s, factor=factor, permanent=permanent)
         if wrong is not None:
             return wrong[1]
+        if hidden and fault is not K.SLOW_ROBOT:
+            return f"only a slow_robot may be hidden, not a {fault.value}"
         if fault is K.GRIPPER_DROP:
             if self.world.arms[target].holding:
                 self.world.drop(target)
@@ -103,7 +107,14 @@ class FaultInjector:
         self._seq += 1
         cid = cmd_id or f"fault-{self._seq}"
         return ControlRequest(
-            cid, ControlCommand.FAULT, target, kind, duration_s, factor, permanent=permanent
+            cid,
+            ControlCommand.FAULT,
+            target,
+            kind,
+            duration_s,
+            factor,
+            permanent=permanent,
+            hidden=hidden,
         )
 
     def quiet(self) -> bool:

@@ -468,6 +468,7 @@ class CellHost:
             factor=req.factor,
             cmd_id=req.cmd_id,
             permanent=req.permanent,
+            hidden=req.hidden,
         )
         if problem:
             self._pending.pop(req.cmd_id, None)
@@ -487,6 +488,7 @@ class CellHost:
         factor: float = 0.0,
         cmd_id: str = "",
         permanent: bool = False,
+        hidden: bool = False,
     ) -> str:
         """Inject a fault now; return "" or why it cannot be done (``sim.faulting``).
 
@@ -494,7 +496,13 @@ class CellHost:
         logs it, and aborts the robot for a robot fault).
         """
         note = self.faults.inject(
-            kind, target, duration_s, factor=factor, cmd_id=cmd_id, permanent=permanent
+            kind,
+            target,
+            duration_s,
+            factor=factor,
+            cmd_id=cmd_id,
+            permanent=permanent,
+            hidden=hidden,
         )
         if isinstance(note, str):
             return note

@@ -14,6 +14,10 @@ reason. Two policies ship:
 * ``FirstComeFirstServed`` (``fcfs``): each ready operation, in the order
   units started and steps come, goes straight to the first idle capable
   robot (in the cell file's order) that reaches it; no bids, no wait.
+* ``Learned`` (``learned``): each ready operation to the robot that would
+  finish it first by the operation times the supervisor learned
+  (``supervisor.learned``), waiting for that robot if its queue is full; a call
+  for bids as in contract net where a time is not learned yet.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from typing import Protocol
 
 from bus.enums import PackMLState, UnitMode
 from bus.errors import ConfigError
+from bus.simtime import NS
 from supervisor.plan import Op, OpState
 from supervisor.view import CellView, RobotInfo
 
@@ -129,9 +134,54 @@ class FirstComeFirstServed:
         return []  # it calls for no bids
 
 
-POLICIES: dict[str, type[ContractNet] | type[FirstComeFirstServed]] = {
+class Learned:
+    """Earliest finish by learned times; a call for bids where they are not known yet
+    (``supervisor.learned`` says how the times are learned)."""
+
+    name = "learned"
+
+    def __init__(self) -> None:
+        self._bids = ContractNet()
+
+    def offer(self, view: CellView, op: Op) -> Call | Assign | None:
+        able = [r.name for r in view.robots() if in_production(r) and view.able(r, op)]
+        if not able:
+            return None
+        times = {name: view.learned_time(name, op) for name in able}
+        if any(t is None for t in times.values()):
+            return self._bids.offer(view, op)
+        finish = {name: round((free_in(view, name) + (times[name] or 0.0)) * NS) for name in able}
+        best = min(able, key=lambda name: (finish[name], name))
+        if len(view.queue(best)) >= QUEUE_MAX:
+            return None  # it will still finish first: wait for it
+        bids = tuple(sorted(((name, view.now + f) for name, f in finish.items()), key=_by_finish))
+        return Assign(op.op_id, best, view.now + finish[best], bids)
+
+    def close(self, view: CellView) -> list[Assign | Unanswered]:
+        return self._bids.close(view)
+
+
+def free_in(view: CellView, robot: str) -> float:
+    """Seconds until ``robot`` is through what it holds, by the learned times (an operation
+    without one counts as nothing: the robot is taken as free sooner, never later)."""
+    left = 0.0
+    for op_id in view.queue(robot):
+        op = view.op(op_id)
+        t = view.learned_time(robot, op) or 0.0
+        if op.state is OpState.RUNNING and op.started_ns >= 0:
+            t = max(0.0, t - (view.now - op.started_ns) / NS)
+        left += t
+    return left
+
+
+def _by_finish(bid: tuple[str, int]) -> tuple[int, str]:
+    return bid[1], bid[0]
+
+
+POLICIES: dict[str, type[ContractNet] | type[FirstComeFirstServed] | type[Learned]] = {
     ContractNet.name: ContractNet,
     FirstComeFirstServed.name: FirstComeFirstServed,
+    Learned.name: Learned,
 }
 """Allocation policies by the name a cell file or ``--policy`` gives."""
 

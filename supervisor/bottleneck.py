@@ -13,6 +13,19 @@ faster run of the same step):
   second.
 * **skill S**: the same for the operations of one skill and the robots up
   that have it (only R2, R3 and R4 fasten in the assembly cell).
+* **fleet**: the robots with their own paces. ``robots`` above takes every
+  robot as fast as the best at each operation; where they differ (a slow arm,
+  a worn drive) that bound is loose. With ``t_or`` robot ``r``'s current
+  time for operation ``o`` (its learned, exponentially weighted mean,
+  ``supervisor.learned``; one it never ran it cannot do here), spreading a
+  unit's work ``x_or`` (``sum_r x_or = 1``) so that the busiest robot's share
+  ``max_r sum_o x_or t_or`` is least gives the work per unit ``T*`` of the
+  best split, and ``1 / T*`` units a second. ``T*`` is a linear program; by
+  its dual, ``T* = max over weights y (y_r >= 0, sum y_r = 1) of
+  sum_o min_r y_r t_or``, and every ``y`` gives a value at most ``T*``, so
+  the ``FLEET_STEPS`` steps of projected subgradient ascent on ``y`` give a
+  true bound (a little above the exact one where they stop short). It is
+  given only where it is tighter than ``robots``.
 * **fixtures**: a unit holds its fixture from its first operation to its
   last; along the recipe's graph the longest chain of ``t_o`` is the least it
   can hold it, so ``F`` fixtures give at most ``F / chain``.
@@ -35,6 +48,11 @@ from typing import Any
 from bus.cellspec import CellSpec
 
 HOUR_S = 3600.0
+FLEET_STEPS = 300
+"""Subgradient steps of the fleet bound's dual (``fleet_split``)."""
+FLEET_TIGHTER = 0.999
+"""The fleet bound is given where it is below the robots' one by more than this share (where
+the robots are alike they are the same)."""
 
 
 def analyse(
@@ -42,11 +60,14 @@ def analyse(
     op_times: Mapping[str, Mapping[str, float]],
     robots_up: Collection[str],
     throughput_per_hour: float,
+    paces: Mapping[str, Mapping[str, float]] | None = None,
 ) -> dict[str, Any]:
     """The bound per resource (units per hour), the binding one, and the run's share of it.
 
     ``op_times``: operation name -> robot -> its learned mean time (s). Without a learned
     time for every operation of the recipe the bound is ``None`` (not yet known).
+    ``paces``: the same, as each robot runs now (the fleet bound's times; ``op_times`` if
+    not given).
     """
     recipe = cell.recipe
     best: dict[str, float] = {}
@@ -71,6 +92,19 @@ def analyse(
             skill_work = sum(best[op.name] for op in recipe.ops if op.skill is skill)
             if skill_work > 0:
                 resources[f"skill:{skill.value}"] = HOUR_S * len(able) / skill_work
+        skilled = {op.name: {r.name for r in up if op.skill in r.capabilities} for op in recipe.ops}
+        work_star, _weights = fleet_split(
+            [
+                {
+                    r: t
+                    for r, t in (paces or op_times).get(op.name, {}).items()
+                    if r in skilled[op.name]
+                }
+                for op in recipe.ops
+            ]
+        )
+        if work_star > 0 and HOUR_S / work_star < FLEET_TIGHTER * resources.get("robots", 0.0):
+            resources["fleet"] = HOUR_S / work_star
         fixtures = len(recipe.fixtures) or len(cell.fixtures)
         chain = _longest_chain(recipe.ops, best)
         if fixtures and chain > 0:
@@ -87,6 +121,45 @@ def analyse(
         "throughput_per_hour": _r(throughput_per_hour),
         "throughput_over_bound": _r(throughput_per_hour / bound) if bound else None,
     }
+
+
+def fleet_split(ops: list[dict[str, float]]) -> tuple[float, dict[str, float]]:
+    """A lower bound (the dual's best value found) on the least work per unit of the busiest
+    robot, each operation's work split over the robots that have a time for it, and the
+    dual's weights that give it (robot -> weight, summing to 1: how much a second of that
+    robot is worth to the cell's output). (0, {}) if some operation has no time."""
+    if not ops or any(not {r: t for r, t in o.items() if t > 0} for o in ops):
+        return 0.0, {}
+    names = sorted({r for o in ops for r, t in o.items() if t > 0})
+    y = [1.0 / len(names)] * len(names)
+    best, best_y = 0.0, list(y)
+    for k in range(FLEET_STEPS):
+        value, grad = 0.0, [0.0] * len(names)
+        for o in ops:
+            i, t = min(
+                ((names.index(r), t) for r, t in o.items() if t > 0),
+                key=lambda it: (y[it[0]] * it[1], it[0]),
+            )
+            value += y[i] * t
+            grad[i] += t
+        if value > best:
+            best, best_y = value, list(y)
+        norm = sum(g * g for g in grad) ** 0.5 or 1.0
+        step = 0.5 / (k + 1) ** 0.5
+        y = _simplex([yi + step * g / norm for yi, g in zip(y, grad, strict=True)])
+    return best, dict(zip(names, best_y, strict=True))
+
+
+def _simplex(v: list[float]) -> list[float]:
+    """The point of the probability simplex nearest ``v`` (Euclidean projection)."""
+    u = sorted(v, reverse=True)
+    total, theta = 0.0, 0.0
+    for i, ui in enumerate(u, 1):
+        total += ui
+        t = (total - 1.0) / i
+        if ui - t > 0:
+            theta = t
+    return [max(0.0, x - theta) for x in v]
 
 
 def _longest_chain(ops: Any, times: Mapping[str, float]) -> float:

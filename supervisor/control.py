@@ -221,7 +221,7 @@ class ControlDesk:
         robots, now = self.fleet.views, self.time.ns
         if req.action == FaultKind.SLOW_ROBOT and req.target in robots:
             until = now + to_ns(req.value)
-            out.send(req.target, Degrade(req.target, req.factor, until))
+            out.send(req.target, Degrade(req.target, req.factor, until, not req.hidden))
         if req.action == FaultKind.MESSAGE_LOSS and req.target in robots:
             ticks = math.ceil(req.value * NS / self.tick_ns)
             out.impair(req.target, req.factor, self.time.tick + 1 + ticks)
@@ -242,6 +242,8 @@ class ControlDesk:
             extra["joint"] = int(req.factor)
         elif req.action == FaultKind.ROBOT_FAULT and req.permanent:
             extra["permanent"] = True
+        if req.hidden:
+            extra["hidden"] = True
 
         def logged() -> None:
             self.events.write(

@@ -97,6 +97,17 @@ class Ledger:
             sorted(Counter(r.location.split(":", 1)[0] for r in self.live.values()).items())
         )
 
+    def report(self) -> dict[str, Any]:
+        """The totals and where the live parts are (``kpis.json``'s ``ledger``)."""
+        return {
+            "created": self.created,
+            "shipped": self.shipped,
+            "scrapped": self.scrapped,
+            "consumed": self.consumed,
+            "wip": self.wip,
+            "by_location": self.by_location(),
+        }
+
     def check(self) -> bool:
         """Whether totals and live parts agree (created = shipped + scrapped + consumed + WIP)."""
         return (

@@ -60,6 +60,7 @@ from supervisor.kpis import Counters, Kpis, RobotStats, link_counters
 from supervisor.ledger import Ledger
 from supervisor.lookahead import deadlines, next_wake
 from supervisor.maintenance import Maintenance
+from supervisor.optimize import Optimizer
 from supervisor.plan import Op, OpState
 from supervisor.reliability import add_figures
 from supervisor.rests import Rests
@@ -114,6 +115,10 @@ class Supervisor:
         self.faults = FaultTracker(r.name for r in cell.robots)
         """Faults, outages and robot timelines from the event log (rebuilt from its history)."""
         self.units = Units(cell)
+        self.optimizer = Optimizer(
+            cell, self.units.ops.get, lambda: self.view, policy or cell.policy
+        )
+        """Self-optimization: learned operation times acted on (``supervisor.optimize``)."""
         self.health = Health(
             (r.name for r in cell.robots),
             op_of=lambda op: self.units.ops.get(op),
@@ -124,7 +129,7 @@ class Supervisor:
         self.events = EventLog(
             out_dir / "events.jsonl" if out_dir else None,
             lines=history,
-            observers=(self.faults.feed, self.health.feed),
+            observers=(self.faults.feed, self.health.feed, self.optimizer.feed),
         )
         self.counters = Counters(dict.fromkeys(COUNTERS, 0))
         self.ledger = Ledger()
@@ -154,6 +159,7 @@ class Supervisor:
             fleet=self.fleet,
             rests=self.rests,
             jammed=self.watch.jammed,
+            learned=self.optimizer.reader(),
         )
         self.work = Work(
             cell,
@@ -216,6 +222,7 @@ class Supervisor:
             desk=self.desk,
             health=self.health,
             maintenance=self.maintenance,
+            optimizer=self.optimizer,
             counters=self.counters,
             events=self.events,
         )
@@ -293,6 +300,7 @@ class Supervisor:
         self.dispatch.account()
         retire, self.work.retire = tuple(self.work.retire), []
         self.maintenance.step(self.health.judge(self.events, now), out, now)
+        self.optimizer.step(out, now, self.events)
         kpis = ""
         if self.kpis.due(now):
             kpis = json.dumps(self.report(), sort_keys=True)
@@ -342,19 +350,11 @@ class Supervisor:
 
     def report(self) -> dict[str, Any]:
         """The KPIs and ledger totals now."""
-        led = self.ledger
         extra = {
             "cell": self.cell.name,
             "seed": self.seed,
-            "ledger": {
-                "created": led.created,
-                "shipped": led.shipped,
-                "scrapped": led.scrapped,
-                "consumed": led.consumed,
-                "wip": led.wip,
-                "by_location": led.by_location(),
-            },
-            "ledger_balanced": led.check(),
+            "ledger": self.ledger.report(),
+            "ledger_balanced": self.ledger.check(),
             "units_in_progress": sum(1 for _ in self.units.open()),
             "events": self.events.count,
             "orders": [dict(o) for o in self.desk.orders],
@@ -362,13 +362,15 @@ class Supervisor:
             "bus": dict(sorted(self.bus_counters.items())),
             "health": self.health.report(),
             "maintenance": self.maintenance.report(),
+            "optimize": self.optimizer.report(),
         }
         if self.builds.active:
             extra.update(self.builds.report(len(self.cell.robots)))
         out = add_figures(self.kpis.report(self.time.ns, extra), self.faults, self.time.ns)
         up = [name for name, view in self.fleet.views.items() if not failed_for_good(view)]
         rate = float(out.get("throughput_per_hour") or 0.0)
-        out["bottleneck"] = analyse(self.cell, self.health.op_times(), up, rate)
+        paces = self.optimizer.times.paces()
+        out["bottleneck"] = analyse(self.cell, self.health.op_times(), up, rate, paces)
         return out
 
     # ------------------------------------------------------------------ the journal

@@ -11,7 +11,7 @@ records: a policy reads them and never assigns to them).
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Protocol
 
 from bus.cellspec import CellSpec, Pose, RobotSpec, Station
@@ -63,8 +63,12 @@ class CellView:
         fleet: Fleet,
         rests: Rests,
         jammed: set[str],
+        learned: Callable[[str, Op], float | None] | None = None,
     ) -> None:
+        """``learned``: a robot's learned time for an operation (s, None if not known yet);
+        none: optimization is off and no learned time is read."""
         self.cell = cell
+        self._learned = learned
         self._time = time
         self._stations: dict[str, Station] = cell.stations()
         self._ledger = ledger
@@ -99,6 +103,11 @@ class CellView:
     def queue(self, robot: str) -> tuple[str, ...]:
         """The operations ``robot`` holds."""
         return self._assignments.queue(robot)
+
+    def learned_time(self, robot: str, op: Op) -> float | None:
+        """``robot``'s learned time for ``op`` in seconds (``supervisor.learned``), or None
+        (not enough samples, or optimization off)."""
+        return self._learned(robot, op) if self._learned is not None else None
 
     def busy(self, stations: Iterable[str]) -> bool:
         """Whether an operation holds one of ``stations``."""

@@ -189,7 +189,7 @@ def test_a_slow_robot_takes_its_factor_from_the_file(cell: CellSpec) -> None:
 def test_unknown_key_lists_the_known_ones(cell: CellSpec) -> None:
     err = scenario(cell, at=1.0, target="R1", kind="robot_fault", duration=1.0, severity=3)
     assert err.key == "faults[0].severity"
-    known = "at, target, kind, duration, factor, share, permanent, joint"
+    known = "at, target, kind, duration, factor, share, permanent, joint, hidden"
     assert err.reason == f"unknown key (known: {known})"
 
 
