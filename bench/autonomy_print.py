@@ -30,9 +30,7 @@ def print_autonomy(console: Console, args: argparse.Namespace) -> None:
         f"(on) and diagnosis only (off); 2 runs at a time; load average {one:.1f} {five:.1f} "
         f"on {os.cpu_count()} cores"
     )
-    with Progress(
-        TextColumn("runs"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
-    ) as bar:
+    with _runs_bar(console) as bar:
         task = bar.add_task("runs", total=2 * len(seeds))
         rows = autonomy.run(seeds, duration, done=lambda s, m: bar.advance(task))
     console.print(_table(rows))
@@ -55,9 +53,7 @@ def print_false_alarms(console: Console, args: argparse.Namespace) -> None:
         f"a run, seeds {seeds[0]}-{seeds[-1]}; 2 runs at a time; load average {one:.1f} "
         f"{five:.1f} on {os.cpu_count()} cores"
     )
-    with Progress(
-        TextColumn("runs"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
-    ) as bar:
+    with _runs_bar(console) as bar:
         task = bar.add_task("runs", total=len(seeds))
         found = autonomy.false_alarms(seeds, duration, done=lambda s, m: bar.advance(task))
     table = Table(title="diagnoses of fault-free runs (each a false alarm)")
@@ -79,6 +75,13 @@ def print_false_alarms(console: Console, args: argparse.Namespace) -> None:
         f"{k} false alarms in {hours:.0f} robot-hours: {k / hours * 1000:.1f} per robot per "
         f"1,000 sim hours (95% upper bound {autonomy.poisson_upper(k) / hours * 1000:.1f}; "
         f"the bar: at most 1)"
+    )
+
+
+def _runs_bar(console: Console) -> Progress:
+    """A bar of runs done (they take minutes each on a shared machine)."""
+    return Progress(
+        TextColumn("runs"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
     )
 
 
