@@ -84,8 +84,12 @@ def write_report(run_dir: Path) -> Path:
     or a file is missing or malformed.
     """
     run = load_run(run_dir)
-    page = render(run)
-    out = run_dir / REPORT
+    return write_page(run_dir / REPORT, render(run))
+
+
+def write_page(out: Path, page: str) -> Path:
+    """Write ``page`` to ``out`` whole or not at all (a temporary file renamed over it), or
+    one clear error; return ``out``."""
     tmp = out.with_suffix(".html.tmp")
     try:
         tmp.write_text(page, encoding="utf-8")

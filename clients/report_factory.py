@@ -23,7 +23,7 @@ from matplotlib.ticker import MaxNLocator
 
 from bus.errors import ConfigError
 from bus.simtime import NS
-from clients.report import CSS, REPORT
+from clients.report import CSS, REPORT, write_page
 from clients.report_plots import WIDTH_IN, time_unit, to_svg
 
 CAPTIONS = {
@@ -78,14 +78,7 @@ def write_factory_report(run_dir: Path) -> Path:
     if not isinstance(kpis, dict) or not isinstance(kpis.get("lines"), dict):
         raise ConfigError(str(run_dir / "kpis.json"), "lines", "not a factory's KPIs")
     page = render_factory_report(run_dir, kpis, meta if isinstance(meta, dict) else {}, events)
-    out = run_dir / REPORT
-    tmp = out.with_suffix(".html.tmp")
-    try:
-        tmp.write_text(page, encoding="utf-8")
-        tmp.replace(out)
-    except OSError as exc:
-        raise ConfigError(str(out), "", f"cannot write: {exc.strerror or exc}") from None
-    return out
+    return write_page(run_dir / REPORT, page)
 
 
 def render_factory_report(
