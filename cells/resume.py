@@ -273,9 +273,10 @@ def _unfinished(run_dir: Path) -> bool:
 
 
 def resume_run(
-    run_dir: Path, *, processes: bool | None = None, progress: Any = None
+    run_dir: Path, *, processes: bool | None = None, progress: Any = None, realtime: float = 0.0
 ) -> dict[str, Any]:
-    """Carry the run in ``run_dir`` on to its duration; return its KPIs."""
+    """Carry the run in ``run_dir`` on to its duration, paced to ``realtime`` (0: as fast as
+    possible); return its KPIs."""
     from cells.faults import load_scenario
     from cells.launch import Resume, RunOptions, run_cell
     from cells.schema import load_cell
@@ -296,6 +297,7 @@ def resume_run(
         processes=bool(meta.get("processes")) if processes is None else processes,
         faults=tuple(f for f in faults if f.at_s * 1e9 >= start_ns),
         guard_s=float(meta.get("guard_s", 10.0)),
+        realtime=realtime,
         resume=Resume(start, last, _kept(state, cell, run_dir)),
     )
     return run_cell(cell, run_dir, opts, progress=progress)

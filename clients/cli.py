@@ -162,6 +162,20 @@ def stopped(kpis: dict[str, Any], console: Console) -> int:
     return 128 + int(getattr(signal, reason.removeprefix("signal "), 0))
 
 
+def add_realtime(parser: argparse.ArgumentParser) -> None:
+    """``--realtime [FACTOR]``, for ``run`` and ``resume`` alike (a resumed run is paced
+    anew: the pace is how it is watched, not part of the run)."""
+    parser.add_argument(
+        "--realtime",
+        type=within(*PACE_FACTORS),
+        nargs="?",
+        const=1.0,
+        default=0.0,
+        metavar="FACTOR",
+        help="pace sim time to the wall clock (times FACTOR); default: as fast as possible",
+    )
+
+
 def cmd_resume(args: argparse.Namespace, console: Console) -> int:
     """Carry a crashed or killed run on from its journal (``cells.resume``)."""
     from cells.audit import audit_run
@@ -171,7 +185,7 @@ def cmd_resume(args: argparse.Namespace, console: Console) -> int:
 
     out = Path(args.run)
     processes = True if args.processes else (False if args.one_process else None)
-    kpis = resume_run(out, processes=processes)
+    kpis = resume_run(out, processes=processes, realtime=args.realtime)
     print_kpis(kpis, console)
     console.print(f"results: {out / 'kpis.json'}")
     console.print(f"report:  {write_report(out)}")
@@ -367,15 +381,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--processes", action="store_true", help="one OS process per agent and the supervisor"
     )
     run.add_argument("--endpoint", help="base endpoint (inproc://NAME, ipc://DIR, tcp://HOST:PORT)")
-    run.add_argument(
-        "--realtime",
-        type=within(*PACE_FACTORS),
-        nargs="?",
-        const=1.0,
-        default=0.0,
-        metavar="FACTOR",
-        help="pace sim time to the wall clock (times FACTOR); default: as fast as possible",
-    )
+    add_realtime(run)
     run.add_argument(
         "--record",
         nargs="?",
@@ -477,6 +483,7 @@ def build_parser() -> argparse.ArgumentParser:
     mode.add_argument("--processes", action="store_true", help="resume with one process each")
     mode.add_argument("--one-process", action="store_true", help="resume in one process")
     res.add_argument("--audit", action="store_true", help="audit the whole run when it ends")
+    add_realtime(res)
     res.set_defaults(func=cmd_resume)
 
     val = sub.add_parser("validate", help="check a cell file")
