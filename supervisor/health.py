@@ -8,9 +8,9 @@ on each:
   joint, the drive's tracking error, two-sided. A drift names the **joint**
   (cause ``joint_drift``).
 * **operation times** (``op_started`` to ``op_done`` in the log): per robot,
-  each operation's time over the time learned for the same step (its first
-  ``KEY_LEARN``), so one series per robot mixes every step it does. A rise names the robot's **motion** (cause
-  ``cycle_creep``).
+  each operation's time over the time learned for the same step at the same
+  stations from the same start (the mean of its first ``KEY_LEARN``), one series
+  per robot. A rise names the robot's **motion** (cause ``cycle_creep``).
 * **bids** (``op_awarded`` in the log): per robot, the time each bid of an idle
   robot plans for the operation over its first plan for the same step and
   stations from the same start (where its last operation left the arm: a plan
@@ -24,8 +24,17 @@ on each:
 * **belt transits** (a part put on a belt to its arrival at the end, from the
   world's events), only for parts whose ride the end sensor never blocked (a
   part queued behind another is not slow, it waits) and that rode through no
-  jam the supervisor saw. A rise names the
-  **belt** (cause ``belt_wear``).
+  jam the supervisor saw. A part at the end blocks a ride only if it is still
+  there when the riding part could have come up behind it: the belt's
+  ``reach_s`` after the ride began (``BeltTimes``; a belt never runs faster
+  than its speed). A rise names the **belt** (cause ``belt_wear``).
+* **queue advances** (from the world's events too): a belt whose end stays
+  taken gives no transits (its parts queue), but each time the part at its end
+  is taken away, the part queued behind it rides up to the end: the time from
+  the one leaving to the next arriving is one part's length at the belt's
+  speed. A part counts as queued when it has ridden the belt's nominal ride
+  (``BeltTimes.ride_s``, ``QUEUED``) by then: sooner it may still be on its
+  way. A rise names the **belt** too (cause ``belt_wear``).
 
 A series' alarm becomes a ``diagnosis`` event with its evidence: the
 statistic, its threshold, the baseline, the samples judged and the last
@@ -45,6 +54,7 @@ from collections import deque
 from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import Any
 
+from bus.cellspec import CellSpec
 from bus.enums import Skill, WorldEventKind
 from bus.faults import MAX_JOINT
 from bus.messages import JointTracking, WorldEvent
@@ -54,17 +64,24 @@ from supervisor.eventlog import EventLog
 from supervisor.health_series import KNOWN, SERIES, detector, expect
 from supervisor.plan import Op
 
-KEY_LEARN = 1
-"""Operations of one step averaged into its learned time. One, and per step rather than per
-step and stations: a robot of the assembly cell runs a step about once a unit, so a finer
-key would take most of a shift to learn; the series' own baseline learns how much a step's
-time varies between stations (about 10% between the two fixtures)."""
+KEY_LEARN = 3
+"""Operations of one step, at the same stations and from the same start, averaged into its
+learned time. The key is as fine as the bids' (``_bids``): a step's time differs by some 10%
+between the two fixtures and by up to twice between a start next door and one at the far
+end of the cell, and a series that mixed them moved with the share of the work a robot
+happens to get (fault-free runs raised false creeps so: ``bench/RESULTS.md``). Three, not
+one: the reference is then not one draw of the time's own noise."""
 RECENT = 16
 """Last values of each series kept, and logged with a diagnosis (the chart's data)."""
 MAX_TRACKING_RAD = 1.0
 """A reported tracking error beyond this (radians) is not a drive's report: refused, counted."""
 PERSIST_SAMPLES = 3
 """Fresh samples ``Health.persists`` needs to say a drift still shows."""
+QUEUED = 1.0
+"""A part counts as queued at a belt's end once it has ridden this many times the belt's
+nominal ride: a sound belt has brought it up behind the part at the end by then, and on a
+slowed one a part still on its way arrives later than a queued one would, which is the drift
+to be seen."""
 LOST = ("dropped ", "grasp missed")
 """How an agent's failure detail begins when the part left the gripper (``robots.skills``)."""
 
@@ -73,6 +90,15 @@ FINISHED = ("unit_shipped", "unit_scrapped", "arm_commissioned")
 """Event kinds after which a unit is no longer followed."""
 MAX_UNITS = 256
 """Units whose checked steps are remembered until their inspection (the oldest go first)."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class BeltTimes:
+    """A belt's times at its own speed: ``ride_s`` from its start to its end, ``reach_s``
+    from its start to where a part would queue behind one at the end (a bound below)."""
+
+    ride_s: float
+    reach_s: float
 
 
 @dataclasses.dataclass(slots=True)
@@ -98,9 +124,12 @@ class Health:
         jammed: Callable[[], Collection[str]] = frozenset,
         method: str = "cusum",
         false_reject: float = 0.0,
+        belts: Mapping[str, BeltTimes] | None = None,
     ) -> None:
         """``op_of`` finds an operation by id (its step and stations); ``jammed`` says which
         belts the supervisor holds for jammed now (a ride through a jam is no transit);
+        ``belts`` each belt's times at its speed (which rides an end blocked, which parts
+        queue; a belt not named gives no queue advances and any part at its end blocks);
         ``method`` is the drift statistic (``cusum`` or ``page_hinkley``); ``false_reject``
         the inspection's rate of failing good work (a sound robot's defect rate)."""
         self.false_reject = false_reject
@@ -108,13 +137,15 @@ class Health:
         self.op_of = op_of
         self.jammed = jammed
         self.method = method
+        self.belts = dict(belts or {})
         make_detector(method)  # an unknown method fails here, not at the first sample
         self.detectors: dict[str, Detector] = {}
         self.recent: dict[str, deque[float]] = {}
         self.stamps: dict[str, deque[int]] = {}
         """When each of ``recent`` was sampled (sim ns)."""
         self.learned: dict[str, list[float]] = {}
-        """Per robot and step: the first times (``KEY_LEARN``), then their mean alone."""
+        """Per robot, step, stations and start: the first times (``KEY_LEARN``), then with
+        their mean after them (the reference)."""
         self.bid_learned: dict[str, float] = {}
         """Per robot, step, stations and start: the time its first bid planned (the bids'
         reference)."""
@@ -129,6 +160,9 @@ class Health:
         """Parts on a belt: id -> [belt, since, clean] (clean: the end was free all along)."""
         self.at_end: dict[str, str] = {}
         """Belt -> the part its end sensor sees ("" or absent: none)."""
+        self.freed: dict[str, list[Any]] = {}
+        """Belt -> [when its end was freed, the parts then queued behind]: the next of them to
+        arrive gives a queue advance (dropped if the belt jams meanwhile)."""
         self.diagnosed: dict[str, dict[str, Any]] = {}
         """``target/part`` -> the diagnosis, once made."""
         self.refused = 0
@@ -167,6 +201,7 @@ class Health:
             return
         began = self.started.pop(op_id, None)
         op = self.op_of(op_id)
+        start = self.where.get(robot, "")
         self.where[robot] = _place(op) if kind == "op_done" and op is not None else ""
         if op is None or op.pick:
             return  # unknown, or a recovery picking off-station: not a usual time
@@ -176,7 +211,7 @@ class Health:
             if kind == "op_done" or lost:
                 self._sample("carries", robot, "gripper", float(lost), t)
         if kind == "op_done" and began is not None and began[0] == robot:
-            self._op_time(robot, op, (t - int(began[1])) / NS, t)
+            self._op_time(robot, op, start, (t - int(began[1])) / NS, t)
         if kind == "op_done" and (op.spec.tolerance > 0 or op.spec.min_torque > 0):
             series = "fastenings" if op.spec.skill is Skill.FASTEN else "placements"
             if op.unit in self.checked or len(self.checked) < MAX_UNITS:
@@ -268,34 +303,57 @@ class Health:
         belt = loc.partition(":")[2] if loc.startswith("conveyor:") else ""
         ride = self.riding.get(part)
         if ev.kind is WorldEventKind.ARRIVED and belt:
+            freed = self.freed.pop(belt, None)
+            if freed is not None and part in freed[1]:
+                self._sample("advances", belt, "belt", (ev.t_ns - int(freed[0])) / NS, ev.t_ns)
             if ride is not None and ride[0] == belt:
                 del self.riding[part]
                 if ride[2]:
                     self._sample("transits", belt, "belt", (ev.t_ns - int(ride[1])) / NS, ev.t_ns)
             self.at_end[belt] = part
-            for other in self.riding.values():
-                if other[0] == belt:
-                    other[2] = False  # it may queue behind the part at the end
+            if belt not in self.belts:
+                for other in self.riding.values():
+                    if other[0] == belt:
+                        other[2] = False  # it may queue behind the part at the end
             return
         if ride is not None and ride[0] != belt:
             del self.riding[part]
         for name, seen in list(self.at_end.items()):
             if seen == part and belt != name:
                 del self.at_end[name]  # it left the end: the belt runs free again
+                self._freed(name, ev.t_ns)
         if belt and part not in self.riding:
-            self.riding[part] = [belt, ev.t_ns, not self.at_end.get(belt)]
+            self.riding[part] = [belt, ev.t_ns, belt in self.belts or not self.at_end.get(belt)]
+
+    def _freed(self, belt: str, t_ns: int) -> None:
+        """``belt``'s end was freed: a ride that could have come up behind the part that left
+        is no transit; the parts queued behind it then give the next queue advance."""
+        times = self.belts.get(belt)
+        if times is None:
+            return
+        reached = t_ns - round(times.reach_s * NS)
+        queued = t_ns - round(QUEUED * times.ride_s * NS)
+        for ride in self.riding.values():
+            if ride[0] == belt and int(ride[1]) <= reached:
+                ride[2] = False  # it may have waited behind the part that left
+        behind = sorted(p for p, r in self.riding.items() if r[0] == belt and int(r[1]) <= queued)
+        if times.ride_s > 0 and behind:
+            self.freed[belt] = [t_ns, behind]
+        else:
+            self.freed.pop(belt, None)
 
     # ------------------------------------------------------------------ judging
 
-    def _op_time(self, robot: str, op: Op, seconds: float, t_ns: int) -> None:
+    def _op_time(self, robot: str, op: Op, start: str, seconds: float, t_ns: int) -> None:
         step = f"{robot}/{op.spec.name}"
         n, mean = self.times.get(step, (0.0, 0.0))
         self.times[step] = [n + 1, mean + (seconds - mean) / (n + 1)]
-        learned = self.learned.setdefault(step, [])
+        key = f"{robot}/{_place(op)}<{start}"
+        learned = self.learned.setdefault(key, [])
         if len(learned) < KEY_LEARN:
             learned.append(seconds)
             if len(learned) == KEY_LEARN:
-                self.learned[step] = learned = [*learned, sum(learned) / KEY_LEARN]
+                self.learned[key] = [*learned, sum(learned) / KEY_LEARN]
             return
         self._sample("ops", robot, "motion", seconds / learned[-1], t_ns)
 
@@ -319,6 +377,8 @@ class Health:
         for ride in self.riding.values():
             if ride[0] in jammed:
                 ride[2] = False  # it rode through a jam: its time says nothing of the belt
+        for belt in jammed:
+            self.freed.pop(belt, None)  # nor does an advance through one
         pending, self._pending = self._pending, []
         for p in pending:
             if any(n.partition("/")[0] == p.target for n in self.diagnosed):
@@ -326,7 +386,7 @@ class Health:
             if p.kind == "stations" and self._explained(p.target):
                 continue  # a robot's defects, not the station's: its own series names it
             spec = SERIES[p.kind]
-            who = {"robot": p.target} if p.kind != "transits" else {"conveyor": p.target}
+            who = {"robot": p.target} if p.part != "belt" else {"conveyor": p.target}
             if p.kind == "stations":
                 who = {"station": p.target}
             fields: dict[str, Any] = {
@@ -427,6 +487,7 @@ class Health:
             "started": dict(sorted(self.started.items())),
             "riding": dict(sorted(self.riding.items())),
             "at_end": dict(sorted(self.at_end.items())),
+            "freed": dict(sorted(self.freed.items())),
             "diagnosed": dict(sorted(self.diagnosed.items())),
             "robots": sorted(self.robots),
             "refused": self.refused,
@@ -453,6 +514,9 @@ class Health:
         self.started = {k: list(v) for k, v in data["started"].items()}
         self.riding = {k: list(v) for k, v in data["riding"].items()}
         self.at_end = dict(data["at_end"])
+        self.freed = {
+            k: [int(v[0]), [str(p) for p in v[1]]] for k, v in data.get("freed", {}).items()
+        }
         self.diagnosed = {k: dict(v) for k, v in data["diagnosed"].items()}
         self.robots |= set(data["robots"])
         self.refused = int(data["refused"])
@@ -465,6 +529,24 @@ class Health:
         }
         self.blamed = {k: deque(v, maxlen=RECENT) for k, v in data.get("blamed", {}).items()}
         self._pending = []
+
+
+QUEUE_MARGIN_M = 0.2
+"""Belt length no part rides before it could queue, besides two parts' lengths: the end's
+inset and the queue's gap (``sim.conveyors``), with room to spare."""
+
+
+def belt_times(cell: CellSpec) -> dict[str, BeltTimes]:
+    """Every moving belt's ``BeltTimes`` from the cell file: its ride, and its reach with
+    the longest part at its end and another behind it."""
+    longest = max((max(p.size[0], p.size[1]) for p in cell.parts), default=0.0)
+    return {
+        c.name: BeltTimes(
+            c.length / c.speed, max(0.0, c.length - 2 * longest - QUEUE_MARGIN_M) / c.speed
+        )
+        for c in cell.conveyors
+        if c.speed > 0
+    }
 
 
 def _place(op: Op) -> str:

@@ -38,6 +38,7 @@ SERIES: Mapping[str, Series] = {
     ),
     "carries": Series("gripper", "gripper_wear", "part lost per carry (0/1)", "up", 5, 0.15, 10.0),
     "transits": Series("belt", "belt_wear", "transit time (s)", "up", 5, 0.25, 10.0, 4.0),
+    "advances": Series("belt", "belt_wear", "queue advance time (s)", "up", 5, 0.1, 10.0, 4.0),
     "placements": Series(
         "placement", "joint_drift", "placement defect per checked step (0/1)", "up", 5, 0.15, 10.0
     ),
@@ -46,13 +47,13 @@ SERIES: Mapping[str, Series] = {
     ),
     "stations": Series("fixture", "station", "defective unit (0/1)", "up", 5, 0.15, 10.0),
 }
-"""The four series: what a drift names, how much is learned first, the sigma floor, the
+"""The series: what a drift names, how much is learned first, the sigma floor, the
 threshold (``h`` / ``lambda``, baseline sigmas) and the cap on a sample's score. The floors:
 a tenth of an operation's time (a step's time differs by about that between the two
 fixtures, and a baseline learned where most ratios were exactly 1 must not make that an
 alarm; the bids' baseline is not learned but known, a ratio of 1 with a floor of 0.2, as a
 plan is compared with the first one from the same start: ``supervisor.health``); a loss a carry counts as if losses varied by 0.15, so one lost part is no alarm
-and two within about ten carries are; a quarter second of transit. Operation times and
+and two within about ten carries are; a quarter second of transit, a tenth of a queue advance (some 1.3 s on the assembly infeed). Operation times and
 transits are capped at 4 sigmas: one operation that waited out a restart, one part that
 rode through a short jam, is never an alarm alone; three in a row are. Tracking is judged
 about a known mean of 0 (a sound drive follows its command: only the noise's sigma is

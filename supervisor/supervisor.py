@@ -54,7 +54,7 @@ from supervisor.eventlog import EventLog
 from supervisor.faultstats import FaultTracker
 from supervisor.fleet import Fleet, RobotView, failed_for_good
 from supervisor.flow import Flow
-from supervisor.health import Health
+from supervisor.health import Health, belt_times
 from supervisor.journal import Journal, Snapshots
 from supervisor.kpis import Counters, Kpis, RobotStats, link_counters
 from supervisor.ledger import Ledger
@@ -124,6 +124,7 @@ class Supervisor:
             op_of=lambda op: self.units.ops.get(op),
             jammed=lambda: self.watch.jammed,
             false_reject=max(r.false_reject for r in cell.recipes),
+            belts=belt_times(cell),
         )
         """Self-diagnosis: drift in tracking errors, times, carries, transits and defects."""
         self.events = EventLog(

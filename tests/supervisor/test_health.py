@@ -14,11 +14,13 @@ from bus.cellspec import CellSpec
 from bus.enums import FaultKind, WorldEventKind
 from bus.messages import JointTracking, WorldEvent
 from bus.simtime import NS
+from cells.calibrate import with_fidelity
 from cells.faults import ScheduledFault
 from cells.launch import RunOptions, run_cell
+from cells.schema import load_cell
 from clients.report import write_report
 from supervisor.eventlog import EventLog
-from supervisor.health import Health
+from supervisor.health import BeltTimes, Health
 from supervisor.plan import Op
 
 WEAR = (
@@ -150,6 +152,23 @@ def test_a_part_that_queued_behind_another_is_no_transit() -> None:
     assert "transits/belt" in series and len(det.baseline.samples) == 1  # a's, not b's
 
 
+@pytest.mark.parametrize(("taken_s", "counted"), [(15.0, True), (30.0, False)])
+def test_a_part_at_the_end_spoils_a_ride_only_if_it_stays_until_the_ride_could_reach_it(
+    taken_s: float, counted: bool
+) -> None:
+    """b gets on at 12 s while a waits at the end; on a belt whose parts need 7.6 s to come
+    up behind one at its end, a taken at 15 s was gone before b could have queued."""
+    health = Health(["R1"], op_of=lambda op: None, belts={"infeed": BeltTimes(11.8, 7.6)})
+    health.world_event(belt_event(0.0, WorldEventKind.SPAWNED, "a", "conveyor:infeed"))
+    health.world_event(belt_event(10.0, WorldEventKind.ARRIVED, "a", "conveyor:infeed"))
+    health.world_event(belt_event(12.0, WorldEventKind.SPAWNED, "b", "conveyor:infeed"))
+    health.world_event(belt_event(taken_s, WorldEventKind.GRASPED, "a", "gripper:R1"))
+    arrived = max(24.0, taken_s + 1.25)
+    health.world_event(belt_event(arrived, WorldEventKind.ARRIVED, "b", "conveyor:infeed"))
+    samples = health.detectors["transits:infeed/belt"].baseline.samples
+    assert samples == ([10.0, arrived - 12.0] if counted else [10.0])
+
+
 def test_a_ride_through_a_jam_is_no_transit() -> None:
     jammed: set[str] = set()
     health = Health(["R1"], op_of=lambda op: None, jammed=lambda: jammed)
@@ -215,3 +234,26 @@ def test_a_robot_that_wins_nothing_is_still_seen_slowing_in_its_bids(cell: CellS
     (diag,) = [json.loads(line) for line in log.take_fresh()]
     assert (diag["robot"], diag["component"], diag["cause"]) == ("R1", "motion", "cycle_creep")
     assert diag["quantity"].startswith("planned") and diag["t_ns"] > 85 * NS
+
+
+@pytest.mark.timeout(300)
+def test_a_slowing_infeed_whose_frames_queue_is_diagnosed_from_its_queue_advances(
+    tmp_path: Path,
+) -> None:
+    """Frames wait at the infeed's end nearly all the time, so its rides are no transits; the
+    time the next frame takes to ride up when one is taken is. The same seed without the wear
+    diagnoses nothing (events fidelity, the real supervisor and world)."""
+    root = Path(__file__).resolve().parents[2]
+    source = root / "cells" / "assembly.toml"
+    cell = with_fidelity(load_cell(source), source, "events")
+    wear = (ScheduledFault(120.0, "infeed", FaultKind.BELT_WEAR, 300.0, share=0.5),)
+    found: dict[str, list[dict[str, Any]]] = {}
+    for name, faults in (("worn", wear), ("sound", ())):
+        run_cell(cell, tmp_path / name, RunOptions(seed=1, duration_s=420, faults=faults))
+        found[name] = [e for e in log(tmp_path / name) if e["kind"] == "diagnosis"]
+    assert found["sound"] == []
+    (diag,) = found["worn"]
+    assert (diag["conveyor"], diag["cause"]) == ("infeed", "belt_wear")
+    assert diag["quantity"] == "queue advance time (s)"
+    assert 120 * NS < diag["t_ns"] < 420 * NS
+    assert diag["evidence"]["baseline_mean"] == pytest.approx(1.25, abs=0.2)
