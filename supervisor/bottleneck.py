@@ -42,6 +42,7 @@ says the cell loses time there, or that its work is badly spread.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Collection, Mapping
 from typing import Any
 
@@ -127,27 +128,52 @@ def fleet_split(ops: list[dict[str, float]]) -> tuple[float, dict[str, float]]:
     """A lower bound (the dual's best value found) on the least work per unit of the busiest
     robot, each operation's work split over the robots that have a time for it, and the
     dual's weights that give it (robot -> weight, summing to 1: how much a second of that
-    robot is worth to the cell's output). (0, {}) if some operation has no time."""
-    if not ops or any(not {r: t for r, t in o.items() if t > 0} for o in ops):
-        return 0.0, {}
-    names = sorted({r for o in ops for r, t in o.items() if t > 0})
+    robot is worth to the cell's output). (0, {}) if some operation has no time.
+
+    The times are taken to ``FLEET_DIGITS`` significant digits first and the answer is
+    remembered for them (``_fleet_split``): the KPIs are published once a sim second and
+    the learned times move by less than that between most of them, so the 300 ascent steps
+    are not run again for the same bound (they were a third of an events run's time). The
+    answer depends on the times alone, not on what was remembered before."""
+    key = tuple(
+        tuple(sorted((r, float(f"{t:.{FLEET_DIGITS}g}")) for r, t in o.items() if t > 0))
+        for o in ops
+    )
+    best, weights = _fleet_split(key)
+    return best, dict(weights)
+
+
+FLEET_DIGITS = 3
+"""Significant digits of the times the fleet bound is computed from (it moves by under 0.1%)."""
+
+
+@functools.lru_cache(maxsize=256)
+def _fleet_split(
+    ops: tuple[tuple[tuple[str, float], ...], ...],
+) -> tuple[float, tuple[tuple[str, float], ...]]:
+    """``fleet_split`` of times already rounded, as tuples (hashable, so remembered)."""
+    if not ops or any(not o for o in ops):
+        return 0.0, ()
+    names = sorted({r for o in ops for r, _t in o})
+    indexed = [sorted((names.index(r), t) for r, t in o) for o in ops]
     y = [1.0 / len(names)] * len(names)
     best, best_y = 0.0, list(y)
     for k in range(FLEET_STEPS):
         value, grad = 0.0, [0.0] * len(names)
-        for o in ops:
-            i, t = min(
-                ((names.index(r), t) for r, t in o.items() if t > 0),
-                key=lambda it: (y[it[0]] * it[1], it[0]),
-            )
-            value += y[i] * t
+        for o in indexed:
+            i, t = o[0]
+            least = y[i] * t
+            for j, tj in o[1:]:  # the least y t, the lowest index of a tie
+                if y[j] * tj < least:
+                    i, t, least = j, tj, y[j] * tj
+            value += least
             grad[i] += t
         if value > best:
             best, best_y = value, list(y)
         norm = sum(g * g for g in grad) ** 0.5 or 1.0
         step = 0.5 / (k + 1) ** 0.5
         y = _simplex([yi + step * g / norm for yi, g in zip(y, grad, strict=True)])
-    return best, dict(zip(names, best_y, strict=True))
+    return best, tuple(zip(names, best_y, strict=True))
 
 
 def _simplex(v: list[float]) -> list[float]:
