@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bus.cellspec import CellSpec
-from supervisor.bottleneck import analyse
+from supervisor.bottleneck import analyse, fleet_split
 
 TIMES = {
     "load_frame": 2.0,
@@ -57,3 +57,17 @@ def test_without_a_time_for_every_operation_the_bound_is_not_known(cell: CellSpe
     assert got["bound_per_hour"] is None and got["binding"] == ""
     assert got["missing_times"] == ["inspect"]
     assert "feeder:frames" in got["resources_per_hour"]
+
+
+def test_the_fleet_bound_is_the_best_split_from_below() -> None:
+    """Two operations of 2 s on A and 4 s on B: the best split gives A 4/3 of them and B 2/3,
+    8/3 s each; the dual's ascent gives at most that and close to it, whatever was computed
+    before (the answer is remembered by the times to three digits)."""
+    ops = [{"A": 2.0, "B": 4.0}, {"A": 2.0, "B": 4.0}]
+    first, weights = fleet_split(ops)
+    assert 2.6 <= first <= 8 / 3 + 1e-9
+    assert sum(weights.values()) == pytest.approx(1.0) and set(weights) == {"A", "B"}
+    fleet_split([{"A": 3.0, "B": 3.0}, {"A": 5.0}])
+    again, _ = fleet_split([{"A": 2.00001, "B": 4.0}, {"A": 2.0, "B": 3.99999}])
+    assert again == first
+    assert fleet_split([{"A": 2.0}, {}]) == (0.0, {})  # an operation nobody has a time for
