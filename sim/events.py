@@ -34,6 +34,8 @@ import dataclasses
 import logging
 import math
 from collections.abc import Mapping, Sequence
+from pathlib import Path
+from xml.etree import ElementTree
 
 from bus.cellspec import (
     MODEL_ARM_JOINTS,
@@ -71,27 +73,62 @@ _JOINT_INFO: dict[str, tuple[tuple[tuple[float, float], ...], tuple[str, ...], s
 
 
 def _joint_info(spec: RobotSpec) -> tuple[tuple[tuple[float, float], ...], tuple[str, ...], str]:
-    """The arm's joint limits and names from its URDF, read once per model in a throwaway
-    PyBullet client (no physics: only the file's description)."""
+    """The arm's joint limits and names from its URDF, read once per model.
+
+    Read from the file's XML, not by loading it in PyBullet: loading the model reads its
+    meshes, which took over half a second of every events run (a tenth of a short one), and
+    an arm at events fidelity has no body. The joints are indexed as PyBullet indexes them,
+    depth first from the root link with the children in the file's order, and a joint with
+    no limit gets PyBullet's (0, -1) for a fixed joint, (0, 0) for another
+    (``tests/sim/test_events_world.py`` checks both models against PyBullet)."""
     known = _JOINT_INFO.get(spec.urdf_path)
     if known is None:
-        import pybullet as p
         import pybullet_data
 
-        cid = p.connect(p.DIRECT)
-        try:
-            p.setAdditionalSearchPath(pybullet_data.getDataPath(), physicsClientId=cid)
-            body = p.loadURDF(spec.urdf_path, useFixedBase=True, physicsClientId=cid)
-            infos = [
-                p.getJointInfo(body, j, physicsClientId=cid) for j in MODEL_ARM_JOINTS[spec.model]
-            ]
-            root = p.getBodyInfo(body, physicsClientId=cid)[0].decode()
-        finally:
-            p.disconnect(physicsClientId=cid)
-        limits = tuple((float(i[8]), float(i[9])) for i in infos)
-        names = tuple(i[1].decode() for i in infos)
-        known = _JOINT_INFO[spec.urdf_path] = (limits, names, root)
+        path = Path(spec.urdf_path)
+        if not path.exists():  # as PyBullet looks: where we are, then in its data
+            path = Path(pybullet_data.getDataPath()) / path
+        joints = urdf_joints(path)
+        infos = [joints[j] for j in MODEL_ARM_JOINTS[spec.model]]
+        limits = tuple(lim for _name, lim in infos)
+        names = tuple(name for name, _lim in infos)
+        known = _JOINT_INFO[spec.urdf_path] = (limits, names, urdf_root(path))
     return known
+
+
+def urdf_joints(path: Path) -> list[tuple[str, tuple[float, float]]]:
+    """Every joint of a URDF as PyBullet indexes them: (name, (lower, upper))."""
+    robot = ElementTree.parse(path).getroot()
+    children: dict[str, list[ElementTree.Element]] = {}
+    for joint in robot.findall("joint"):
+        parent = joint.find("parent")
+        children.setdefault(parent.get("link", "") if parent is not None else "", []).append(joint)
+    out: list[tuple[str, tuple[float, float]]] = []
+    stack = list(reversed(children.get(urdf_root(path), [])))
+    while stack:
+        joint = stack.pop()
+        limit = joint.find("limit")
+        if joint.get("type") == "fixed":
+            lim = (0.0, -1.0)
+        elif limit is None:
+            lim = (0.0, 0.0)
+        else:
+            lim = (float(limit.get("lower", "0")), float(limit.get("upper", "0")))
+        out.append((joint.get("name", ""), lim))
+        child = joint.find("child")
+        below = children.get(child.get("link", "") if child is not None else "", [])
+        stack.extend(reversed(below))
+    return out
+
+
+def urdf_root(path: Path) -> str:
+    """The root link of a URDF: the one no joint has for a child."""
+    robot = ElementTree.parse(path).getroot()
+    kids = {c.get("link") for c in robot.iter("child")}
+    roots = [link.get("name", "") for link in robot.findall("link") if link.get("name") not in kids]
+    if len(roots) != 1:
+        raise ValueError(f"{path}: {len(roots)} root links, not one")
+    return roots[0]
 
 
 class Hand(Arm):
