@@ -13,15 +13,27 @@ operations (half after two, 83% after five). A time counts once
 ``min_samples`` operations are behind it. An operation that picked a fallen
 part off its station, or that failed, is not a usual time and is left out.
 
+Two readings go past the operations done. A step a robot has not done
+``min_samples`` times yet is priced by a speed model fitted to every time
+learned (``log t = a_robot + w_step``: a robot slow at the steps it did is as
+slow at this one), so a robot is priced by what it really takes after its
+first operation or two, of any step, not after two of each. And an operation
+still running is evidence too: once it has run ``LATE`` times its learned time,
+its robot's pace is at least ``elapsed / (LATE x base)`` (``overdue``, read
+before each tick's allocation), so a robot slowed out of sight of its bids is
+priced slower while its first slow operation is still going, and that floor
+stays when the operation ends and its time updates the pace.
+
 The ``learned`` allocation policy (``supervisor.allocation.Learned``) awards
 by finish times computed from those means: a robot's finish for an operation is when it is free (what is left of its
 running operation's learned time, plus the learned times of the one it has
 queued) plus its learned time for this one. The earliest finish wins, ties to
 the lower name; if that robot's queue is full the operation waits for it
-rather than go to a robot that would finish later. Where any able robot has no
+rather than go to a robot that would finish later. Where an able robot has no
 learned time yet for the step at those stations (its step elsewhere stands in
-once it has one) the operation goes to a call for bids (contract net) as
-before, so a cell starts on the robots' own estimates. With optimization off
+once it has one, else the speed model's estimate) and nothing to estimate it
+from, the operation goes to a call for bids (contract net) as before, so a
+cell starts on the robots' own estimates. With optimization off
 (``[optimize] enabled = false``, ``--no-optimize``) no learned time is read:
 the policy is contract net throughout.
 """
