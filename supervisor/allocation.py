@@ -17,7 +17,7 @@ reason. Two policies ship:
 * ``Learned`` (``learned``): each ready operation to the robot that would
   finish it first by the operation times the supervisor learned
   (``supervisor.learned``), waiting for that robot if its queue is full; a call
-  for bids as in contract net where a time is not learned yet.
+  for bids as in contract net where a time is neither learned nor estimated yet.
 """
 
 from __future__ import annotations

@@ -35,7 +35,7 @@ from bus.participant import Outbox
 from supervisor.allocation import in_production
 from supervisor.eventlog import EventLog
 from supervisor.health import LOST
-from supervisor.learned import LearnedTimes
+from supervisor.learned import LATE, LearnedTimes
 from supervisor.plan import Op
 from supervisor.view import CellView
 
@@ -97,6 +97,14 @@ class Optimizer:
 
     # ------------------------------------------------------------------ each tick
 
+    def watch(self, now: int, events: EventLog) -> None:
+        """Before the tick's allocation: read the running operations' elapsed times (a robot
+        whose operation runs far past its learned time is slower than its pace says,
+        ``LearnedTimes.overdue``); where that moves a step's work, it is logged."""
+        risen = self.times.overdue(now)
+        if risen and self.allocates:
+            self._preferred(now, events)
+
     def step(self, out: Outbox, now: int, events: EventLog) -> None:
         """Log the allocation changes the newest learned times make, and tune speeds."""
         fresh = self.times.take_fresh()
@@ -127,7 +135,8 @@ class Optimizer:
                 why = (
                     f"{best} now does {step} fastest by the learned times ({known[best]:.2f} s "
                     f"against {before}'s {known[before]:.2f} s, {before}'s pace "
-                    f"{self.times.pace.get(before, 1.0):.2f}): its work of the step moves to {best}"
+                    f"{self.times.pace_of(before):.2f}{self._late(before)}): its work of the "
+                    f"step moves to {best}"
                 )
             else:
                 why = f"{best} does {step} fastest by the learned times ({known[best]:.2f} s)"
@@ -142,10 +151,17 @@ class Optimizer:
                 evidence={
                     "learned_s": {r: round(t, 4) for r, t in sorted(known.items())},
                     "samples": dict(sorted(samples.items())),
-                    "paces": {r: round(self.times.pace.get(r, 1.0), 4) for r in sorted(known)},
+                    "paces": {r: round(self.times.pace_of(r), 4) for r in sorted(known)},
                     "alpha": self.spec.alpha,
                 },
             )
+
+    def _late(self, robot: str) -> str:
+        """Why a robot's pace is above what its operations done say, if it is."""
+        late = self.times.late.get(robot, 0.0)
+        if late <= self.times.pace.get(robot, 1.0):
+            return ""
+        return f", shown by its running operation, already {LATE * late:.2f} x its base time"
 
     def _tune(self, robot: str, out: Outbox, now: int, events: EventLog) -> None:
         bounds = self.spec.bounds(robot)
@@ -195,7 +211,7 @@ class Optimizer:
             "speed_scale": dict(sorted(self.scale.items())),
             "preferred": dict(sorted(self.preferred.items())),
             "learned": self.times.report(),
-            "paces": {r: round(p, 4) for r, p in sorted(self.times.pace.items())},
+            "paces": {r: round(self.times.pace_of(r), 4) for r in sorted(self.times.pace)},
             "by_step": {
                 step: {r: round(t, 4) for r, t in sorted(by.items())}
                 for step, by in self.times.paces().items()

@@ -296,6 +296,7 @@ class Supervisor:
         self.units.forget_finished(now)
         self.flow.ship()
         self.flow.mounted()
+        self.optimizer.watch(now, self.events)
         self.dispatch.close(out)
         self.dispatch.open(out)
         self.dispatch.account()

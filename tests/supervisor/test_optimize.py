@@ -89,9 +89,17 @@ def test_learned_times_converge_to_what_the_world_does(worn: dict[str, Any]) -> 
             assert t == pytest.approx(sum(mine) / len(mine), rel=0.35), (robot, step, mine)
     assert checked >= 5
     # the worn drives run four times slower than they bid, from the start: the learned times
-    # say so (their paces stay near 1: a pace is a change from what was learned)
-    for step in ("place_board", "place_screen"):
-        assert learned[step]["R1"] > 2.5 * learned[step]["R3"], step
+    # say so (their paces stay near 1: a pace is a change from what was learned) at every
+    # placement a worn arm did (it soon does few: which ones depends on the run)
+    pairs = [
+        (step, worn)
+        for step in ("place_battery", "place_board", "place_screen")
+        for worn in ("R1", "R2")
+        if worn in learned.get(step, {}) and "R3" in learned[step]
+    ]
+    assert len(pairs) >= 2, learned
+    for step, worn_arm in pairs:
+        assert learned[step][worn_arm] > 2.5 * learned[step]["R3"], (step, worn_arm)
 
 
 def test_the_learned_policy_gives_the_worn_arms_less_than_their_bids_win(
@@ -139,7 +147,26 @@ def test_a_robot_slowed_out_of_sight_of_its_bids_loses_its_work(tmp_path: Path) 
         if e["kind"] == "allocation_changed" and e["src"] == "R3" and e["t_ns"] > 90 * NS
     ]
     assert moved and all(e["evidence"]["paces"]["R3"] > 1.2 for e in moved)
-    assert moved[-1]["evidence"]["paces"]["R3"] > 2.0
+    # the work moves before R3's first slow operation is over: its running past its learned
+    # time is the evidence (the pace its elapsed time shows at least, in the reason)
+    first_done = min(t for t, r, _s, d in _durations(events) if r == "R3" and t - d * NS > 90 * NS)
+    early = [e for e in moved if e["t_ns"] < first_done]
+    assert early and all("shown by its running operation" in e["reason"] for e in early)
+    assert moved[0]["t_ns"] < 100 * NS
+    _lines, checks = audit_optimization(tmp_path)
+    assert all(c.ok for c in checks), [c for c in checks if not c.ok]
+
+
+def test_a_robot_is_priced_at_steps_it_has_not_done_from_its_speed_at_others(
+    worn: dict[str, Any],
+) -> None:
+    # calls for bids last only until every arm has done a step or two: a worn arm's time for a
+    # step it never did is its factor from the steps it did (the speed model), not its bid
+    _kpis, events = worn["on"]
+    calls = [e["t_ns"] for e in events if e["kind"] == "auction"]
+    assert calls and max(calls) < 90 * NS, max(calls) / NS
+    awarded = [e for e in events if e["kind"] == "op_awarded" and e["t_ns"] > 90 * NS]
+    assert awarded and all(e["bids"] for e in awarded)  # each with the finishes it was judged on
 
 
 def test_speed_is_tuned_within_the_cell_files_limits(tmp_path: Path) -> None:
