@@ -124,6 +124,14 @@ class EventKind(enum.StrEnum):
     work: ``step``, ``stations``, ``src`` (the robot before, "" for the first), ``dst``,
     ``reason``, ``evidence`` (each able robot's learned time and samples, ``alpha``, the
     robot whose new time triggered it)."""
+    STATION_YIELDED = "station_yielded"
+    """Self-optimization (the ``learned`` policy, ``supervisor.allocation.sooner``): an
+    operation ready to go waits, because another unit's operation needs one of its stations
+    soon and is done there sooner by the learned times: ``op`` (held back), ``robot`` (its
+    fastest), ``station``, ``to`` (the operation that goes first), ``to_robot``, ``reason``,
+    ``evidence`` (``held_s``: ``op``'s learned time; ``to_s``: ``to``'s; ``ready_in_s``:
+    until ``to`` can start; it yields when ``2 ready_in_s + to_s < held_s``). Logged once
+    for each operation it waits for in a row."""
     SPEED_TUNED = "speed_tuned"
     """Self-optimization changed a robot's motion speed scale, within the cell file's
     ``[optimize.speed]`` limits, and told its agent (a ``tune`` message): ``robot``, ``src``,

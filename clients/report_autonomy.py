@@ -76,18 +76,20 @@ def bottleneck_table(run: Run) -> str:
 
 
 def optimization_table(run: Run) -> str:
-    """Every change self-optimization made (``allocation_changed``, ``speed_tuned``): when,
-    what, why, on what evidence; or that it was off, or changed nothing."""
+    """Every change self-optimization made (``allocation_changed``, ``station_yielded``,
+    ``speed_tuned``): when, what, why, on what evidence; or that it was off, or changed
+    nothing."""
     rows = []
     for ev in run.events:
-        if ev.kind not in ("allocation_changed", "speed_tuned"):
+        if ev.kind not in ("allocation_changed", "station_yielded", "speed_tuned"):
             continue
         d = ev.data
-        what = (
-            f"{d.get('step', '')}: {d.get('src') or '-'} &rarr; {d.get('dst', '')}"
-            if ev.kind == "allocation_changed"
-            else f"{d.get('robot', '')} speed scale {d.get('src')} &rarr; {d.get('dst')}"
-        )
+        if ev.kind == "allocation_changed":
+            what = f"{d.get('step', '')}: {d.get('src') or '-'} &rarr; {d.get('dst', '')}"
+        elif ev.kind == "station_yielded":
+            what = f"{d.get('station', '')}: {d.get('to', '')} before {d.get('op', '')}"
+        else:
+            what = f"{d.get('robot', '')} speed scale {d.get('src')} &rarr; {d.get('dst')}"
         rows.append(
             f"<tr><td>{ev.t_ns / NS:.1f} s</td><td>{_e(ev.kind)}</td><td>{what}</td>"
             f"<td>{_e(d.get('reason', ''))}<br><small>{_e(d.get('evidence', {}))}</small></td></tr>"

@@ -17,7 +17,9 @@ reason. Two policies ship:
 * ``Learned`` (``learned``): each ready operation to the robot that would
   finish it first by the operation times the supervisor learned
   (``supervisor.learned``), waiting for that robot if its queue is full; a call
-  for bids as in contract net where a time is neither learned nor estimated yet.
+  for bids as in contract net where a time is neither learned nor estimated yet. An
+  operation that would hold a station long waits (``Yield``) when another unit's
+  operation needs that station soon and is done there sooner (``sooner``).
 """
 
 from __future__ import annotations
@@ -65,7 +67,28 @@ class Unanswered:
     op_id: str
 
 
-Decision = Call | Assign | Unanswered
+@dataclasses.dataclass(frozen=True, slots=True)
+class Yield:
+    """Hold ``op_id`` back for ``to``, another unit's operation that needs ``station`` soon
+    and is done there sooner (the ``learned`` policy, ``sooner``).
+
+    By the learned times ``op_id`` would hold the station ``held_s`` on ``robot``; ``to``
+    can start there in ``ready_in_s`` (its steps before it ending, its robot free) and holds
+    it ``to_s`` on ``to_robot``. ``to`` first, ``op_id`` waits ``ready_in_s + to_s``;
+    ``op_id`` first, ``to`` waits ``held_s - ready_in_s``: it yields when that is longer.
+    """
+
+    op_id: str
+    robot: str
+    held_s: float
+    to: str
+    to_robot: str
+    to_s: float
+    ready_in_s: float
+    station: str
+
+
+Decision = Call | Assign | Unanswered | Yield
 
 
 class AllocationPolicy(Protocol):
@@ -73,8 +96,9 @@ class AllocationPolicy(Protocol):
 
     name: str
 
-    def offer(self, view: CellView, op: Op) -> Call | Assign | None:
-        """What to do with ``op``, ready with its part there and its stations free (None: wait)."""
+    def offer(self, view: CellView, op: Op) -> Call | Assign | Yield | None:
+        """What to do with ``op``, ready with its part there and its stations free (None or
+        ``Yield``: wait)."""
 
     def close(self, view: CellView) -> list[Assign | Unanswered]:
         """Decisions on the calls for bids that are due, in a fixed order."""
@@ -143,7 +167,7 @@ class Learned:
     def __init__(self) -> None:
         self._bids = ContractNet()
 
-    def offer(self, view: CellView, op: Op) -> Call | Assign | None:
+    def offer(self, view: CellView, op: Op) -> Call | Assign | Yield | None:
         able = [r.name for r in view.robots() if in_production(r) and view.able(r, op)]
         if not able:
             return None
@@ -154,6 +178,9 @@ class Learned:
         best = min(able, key=lambda name: (finish[name], name))
         if len(view.queue(best)) >= QUEUE_MAX:
             return None  # it will still finish first: wait for it
+        first = sooner(view, op, best, times[best] or 0.0)
+        if first is not None:
+            return first
         bids = tuple(sorted(((name, view.now + f) for name, f in finish.items()), key=_by_finish))
         return Assign(op.op_id, best, view.now + finish[best], bids)
 
@@ -172,6 +199,93 @@ def free_in(view: CellView, robot: str) -> float:
             t = max(0.0, t - (view.now - op.started_ns) / NS)
         left += t
     return left
+
+
+def sooner(view: CellView, op: Op, robot: str, held: float) -> Yield | None:
+    """Whether ``op`` (``held`` s on ``robot`` by its learned time) should wait for another
+    unit's operation that needs one of its stations soon and is done there sooner.
+
+    The other is ready, or waits only for steps running or queued to a robot (so it comes
+    by itself); it starts at the station in ``r`` s (those steps' learned times left, and
+    its fastest robot free) and holds it ``t`` s. ``op`` first, the other waits ``held - r``;
+    the other first, ``op`` waits ``r + t``: ``op`` yields when ``2 r + t < held`` (the
+    shorter first, as in shortest processing time). The other is always done sooner there
+    (``t < held``), so two operations never yield to each other. The first such operation,
+    in the order units started and steps come; None if there is none.
+    """
+    mine = set(op.stations)
+    for other in view.ops():
+        if other.unit == op.unit or other.state not in (OpState.WAITING, OpState.READY):
+            continue
+        shared = sorted(mine & set(other.stations))
+        if not shared:
+            continue
+        ready = ready_in(view, other, shared)
+        if ready is None:
+            continue
+        best: tuple[float, str, float, float] | None = None
+        for r in view.robots():
+            if not in_production(r) or not view.able(r, other):
+                continue
+            t = view.learned_time(r.name, other)
+            if t is None:
+                best = None  # it goes to a call for bids: no time to weigh it by
+                break
+            start = max(ready, free_in(view, r.name))
+            if best is None or (start + t, r.name) < (best[0], best[1]):
+                best = (start + t, r.name, start, t)
+        if best is None:
+            continue
+        finish, name, start, t = best
+        if start + finish < held:
+            return Yield(op.op_id, robot, held, other.op_id, name, t, start, shared[0])
+    return None
+
+
+def ready_in(view: CellView, op: Op, shared: list[str]) -> float | None:
+    """Seconds until ``op`` could start by the learned times, if it comes by itself: it is
+    ready (its part there, its other stations free), or every step it waits for is running
+    or queued to a robot. None otherwise."""
+    unit = view.unit(op.unit)
+    if unit.finished_ns >= 0 or unit.rejected or op.pick or not view.material(op):
+        return None
+    if op.state is OpState.READY:
+        rest = [s for s in op.stations if s not in shared]
+        if view.busy(rest) or view.jammed(op.dst) or view.now < op.not_before_ns:
+            return None
+        return 0.0
+    ready = 0.0
+    for name in op.spec.after:
+        pred = unit.ops.get(name)
+        if pred is None:
+            return None
+        if pred.state is OpState.DONE:
+            continue
+        if pred.state not in (OpState.RUNNING, OpState.AWARDED) or not pred.robot:
+            return None
+        left = done_in(view, pred.robot, pred.op_id)
+        if left is None:
+            return None
+        ready = max(ready, left)
+    return ready
+
+
+def done_in(view: CellView, robot: str, op_id: str) -> float | None:
+    """Seconds until ``robot`` is through ``op_id``, which it holds, by the learned times
+    (what is left of its running operation, and the ones queued before it); None where a
+    time is not learned."""
+    left = 0.0
+    for held in view.queue(robot):
+        op = view.op(held)
+        t = view.learned_time(robot, op)
+        if t is None:
+            return None
+        if op.state is OpState.RUNNING and op.started_ns >= 0:
+            t = max(0.0, t - (view.now - op.started_ns) / NS)
+        left += t
+        if held == op_id:
+            return left
+    return None
 
 
 def _by_finish(bid: tuple[str, int]) -> tuple[int, str]:

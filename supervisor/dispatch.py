@@ -5,8 +5,9 @@ recovery policy first says what becomes of a part that fell (``Wait``,
 ``AsIs``, ``Landed``, ``Recover``, ``Scrap``); an operation that may go on,
 with its stations free, its belt not jammed and its part there, is offered
 to the allocation policy, whose ``Call`` or ``Assign`` is applied at once,
-so the next offer sees it. Calls for bids that are over are closed first.
-Both decide on a ``CellView``; only this module and ``Work`` change state.
+so the next offer sees it; a ``Yield`` (the operation waits for another to use
+a station first) is logged, once for each operation it waits for. Calls for
+bids that are over are closed first. Both decide on a ``CellView``; only this module and ``Work`` change state.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from bus.enums import PackMLState, Skill
 from bus.messages import Award, CallForBids
 from bus.participant import Outbox
 from supervisor import recovery
-from supervisor.allocation import AllocationPolicy, Assign, Call, Unanswered
+from supervisor.allocation import AllocationPolicy, Assign, Call, Unanswered, Yield
 from supervisor.assignments import Assignments
 from supervisor.eventlog import EventLog
 from supervisor.fleet import Fleet
@@ -24,6 +25,9 @@ from supervisor.plan import Op, OpState
 from supervisor.units import Units
 from supervisor.view import CellView
 from supervisor.work import Work
+
+YIELDS_KEPT = 64
+"""Operations held back remembered at most before the ones gone are forgotten."""
 
 
 class Dispatcher:
@@ -53,6 +57,8 @@ class Dispatcher:
         self.tick_ns = tick_ns
         self._accounted: tuple[int, dict[str, str]] = (-1, {})
         """When idle time was last booked, and which robots were starved or blocked then."""
+        self._yielded: dict[str, str] = {}
+        """Operation held back -> the operation it yields its station to (logged once)."""
 
     def close(self, out: Outbox) -> None:
         """Apply the policy's decisions on the calls for bids that are over."""
@@ -92,6 +98,9 @@ class Dispatcher:
                     continue
                 decision = self.policy.offer(view, op)
                 if decision is None:
+                    continue
+                if isinstance(decision, Yield):
+                    self._yield(op, decision)
                     continue
                 if op.spec.skill is Skill.PICK_PLACE:
                     op.part = part
@@ -174,8 +183,41 @@ class Dispatcher:
         robots = list(decision.robots)
         self.events.write(self.view.now, "auction", op=op.op_id, part=op.part, robots=robots)
 
+    def _yield(self, op: Op, decision: Yield) -> None:
+        """``op`` waits for another unit's operation to use a station first: logged once for
+        each operation it yields to in a row (``station_yielded``)."""
+        if self._yielded.get(op.op_id) == decision.to:
+            return
+        if len(self._yielded) > YIELDS_KEPT:
+            self._yielded = {k: v for k, v in self._yielded.items() if k in self.units.ops}
+        self._yielded[op.op_id] = decision.to
+        d = decision
+        wait = d.ready_in_s + d.to_s
+        why = (
+            f"{d.to} can start at {d.station} in {d.ready_in_s:.2f} s and holds it "
+            f"{d.to_s:.2f} s ({d.to_robot}); {op.op_id} would hold it {d.held_s:.2f} s "
+            f"({d.robot}): {op.op_id} waits {wait:.2f} s rather than {d.to} "
+            f"{d.held_s - d.ready_in_s:.2f} s"
+        )
+        self.events.write(
+            self.view.now,
+            "station_yielded",
+            op=op.op_id,
+            robot=d.robot,
+            station=d.station,
+            to=d.to,
+            to_robot=d.to_robot,
+            reason=why,
+            evidence={
+                "held_s": round(d.held_s, 4),
+                "to_s": round(d.to_s, 4),
+                "ready_in_s": round(d.ready_in_s, 4),
+            },
+        )
+
     def _award(self, op: Op, decision: Assign, out: Outbox) -> None:
         robot = decision.robot
+        self._yielded.pop(op.op_id, None)
         self.assignments.award(op, robot, self.view.now)
         out.send(robot, Award(op.message(), robot, op.attempts))
         self.events.write(

@@ -23,6 +23,7 @@ from cells.faults import ScheduledFault
 from cells.launch import RunOptions, run_cell
 from cells.optimize_audit import audit_optimization
 from cells.schema import load_cell
+from supervisor import allocation
 
 ROOT = Path(__file__).resolve().parents[2]
 CALIBRATION = ROOT / "cells" / "assembly.calib.json"
@@ -114,21 +115,77 @@ def test_the_learned_policy_gives_the_worn_arms_less_than_their_bids_win(
     assert on[0]["units_completed"] > off[0]["units_completed"]
     changes = [e for e in on[1] if e["kind"] == "allocation_changed"]
     assert changes and all(e["reason"] and e["evidence"]["learned_s"] for e in changes)
+    yields = [e for e in on[1] if e["kind"] == "station_yielded"]
     lines, checks = audit_optimization(worn["dir"] / "on")
-    assert len(lines) == len(changes) and all(" -> " in line for line in lines)
+    assert len(lines) == len(changes) + len(yields)
+    assert sum(" -> " in line for line in lines) == len(changes)
     assert all(c.ok for c in checks), [c for c in checks if not c.ok]
 
 
 def test_no_optimize_logs_no_change_and_bids_decide(worn: dict[str, Any]) -> None:
     kpis, events = worn["off"]
     assert kpis["optimize"]["enabled"] is False and kpis["optimize"]["changes"] == 0
-    assert not [e for e in events if e["kind"] in ("allocation_changed", "speed_tuned")]
+    changes = ("allocation_changed", "station_yielded", "speed_tuned")
+    assert not [e for e in events if e["kind"] in changes]
     auctions = {e["op"] for e in events if e["kind"] == "auction"}
     awarded = [e["op"] for e in events if e["kind"] == "op_awarded"]
     assert awarded and all(op in auctions for op in awarded)  # contract net throughout
     lines, checks = audit_optimization(worn["dir"] / "off")
     assert lines == []
     assert all(c.ok for c in checks)
+
+
+def _unload_wait(events: list[dict[str, Any]]) -> float:
+    """Mean seconds from an unload's op_ready to its op_started (the outfeed's queue)."""
+    ready: dict[str, int] = {}
+    waits = []
+    for e in events:
+        if not str(e.get("op", "")).endswith("/unload"):
+            continue
+        if e["kind"] == "op_ready":
+            ready[e["op"]] = e["t_ns"]
+        elif e["kind"] == "op_started" and e["op"] in ready:
+            waits.append((e["t_ns"] - ready.pop(e["op"])) / NS)
+    return sum(waits) / len(waits)
+
+
+def test_a_long_operation_yields_its_station_to_a_sooner_one(
+    worn: dict[str, Any], tmp_path: Path
+) -> None:
+    kpis, events = worn["on"]
+    yields = [e for e in events if e["kind"] == "station_yielded"]
+    # the worn R2 alone reaches F2's unload (12 s of outfeed): it waits for R4's (3 s)
+    assert any(
+        e["robot"] == "R2" and e["to_robot"] == "R4" and e["station"] == "outfeed" for e in yields
+    ), yields
+    for e in yields:
+        ev = e["evidence"]
+        assert 2 * ev["ready_in_s"] + ev["to_s"] < ev["held_s"] and e["reason"], e
+    started = {e["op"]: e["t_ns"] for e in events if e["kind"] == "op_started"}
+    both = [e for e in yields if e["op"] in started and e["to"] in started]
+    assert both and sum(started[e["to"]] <= started[e["op"]] for e in both) >= 0.8 * len(both)
+    # the same run with no operation ever yielding: units queue longer for the outfeed, and
+    # fewer are done
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(allocation, "sooner", lambda *_args: None)
+        plain, plain_events = _run(_cell(WORN), tmp_path / "plain", 240.0, WORN_FAULTS)
+    assert not [e for e in plain_events if e["kind"] == "station_yielded"]
+    assert kpis["units_completed"] >= plain["units_completed"] + 2
+    assert _unload_wait(events) < 0.85 * _unload_wait(plain_events)
+    # the audit holds a yield to its rule: one whose evidence does not bear it out fails
+    run = tmp_path / "forged"
+    run.mkdir()
+    for name in ("kpis.json", "run.json"):
+        (run / name).write_bytes((worn["dir"] / "on" / name).read_bytes())
+    copy = [dict(e) for e in events]  # the module's run is left as it is
+    first = next(i for i, e in enumerate(copy) if e["kind"] == "station_yielded")
+    ev = dict(copy[first]["evidence"])
+    ev["held_s"] = 2 * ev["ready_in_s"] + ev["to_s"] - 0.01
+    copy[first] = {**copy[first], "evidence": ev}
+    (run / "events.jsonl").write_text("".join(json.dumps(e) + "\n" for e in copy), encoding="utf-8")
+    _lines, checks = audit_optimization(run)
+    bad = [c for c in checks if not c.ok]
+    assert [c.name for c in bad] == ["stations yielded by the learned times"], bad
 
 
 def test_a_robot_slowed_out_of_sight_of_its_bids_loses_its_work(tmp_path: Path) -> None:
