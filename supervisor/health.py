@@ -1,6 +1,6 @@
 """Self-diagnosis: a health model per robot, gripper and belt, from what the supervisor hears.
 
-Nothing here is told what fault was injected. It reads four series the
+Nothing here is told what fault was injected. It reads series the
 supervisor already gets and keeps one drift statistic (``supervisor.drift``)
 on each:
 
@@ -21,20 +21,10 @@ on each:
 * **carries** (``op_done`` / ``op_failed`` of a pick-and-place): per robot, 1
   for a part lost from the gripper (``dropped`` or ``grasp missed``), 0 for a
   carry done. A rise names the robot's **gripper** (cause ``gripper_wear``).
-* **belt transits** (a part put on a belt to its arrival at the end, from the
-  world's events), only for parts whose ride the end sensor never blocked (a
-  part queued behind another is not slow, it waits) and that rode through no
-  jam the supervisor saw. A part at the end blocks a ride only if it is still
-  there when the riding part could have come up behind it: the belt's
-  ``reach_s`` after the ride began (``BeltTimes``; a belt never runs faster
-  than its speed). A rise names the **belt** (cause ``belt_wear``).
-* **queue advances** (from the world's events too): a belt whose end stays
-  taken gives no transits (its parts queue), but each time the part at its end
-  is taken away, the part queued behind it rides up to the end: the time from
-  the one leaving to the next arriving is one part's length at the belt's
-  speed. A part counts as queued when it has ridden the belt's nominal ride
-  (``BeltTimes.ride_s``, ``QUEUED``) by then: sooner it may still be on its
-  way. A rise names the **belt** too (cause ``belt_wear``).
+* **belt transits** and **queue advances** (from the world's events,
+  ``supervisor.belts``): a part's ride to a belt's end where nothing queued it,
+  and, where parts queue, the time the next one takes to ride up when the one at
+  the end is taken. A rise names the **belt** (cause ``belt_wear``).
 
 A series' alarm becomes a ``diagnosis`` event with its evidence: the
 statistic, its threshold, the baseline, the samples judged and the last
@@ -54,11 +44,11 @@ from collections import deque
 from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import Any
 
-from bus.cellspec import CellSpec
-from bus.enums import Skill, WorldEventKind
+from bus.enums import Skill
 from bus.faults import MAX_JOINT
 from bus.messages import JointTracking, WorldEvent
 from bus.simtime import NS
+from supervisor.belts import BeltTimes, BeltWatch
 from supervisor.drift import Alarm, Detector, make_detector
 from supervisor.eventlog import EventLog
 from supervisor.health_series import KNOWN, SERIES, detector, expect
@@ -77,11 +67,6 @@ MAX_TRACKING_RAD = 1.0
 """A reported tracking error beyond this (radians) is not a drive's report: refused, counted."""
 PERSIST_SAMPLES = 3
 """Fresh samples ``Health.persists`` needs to say a drift still shows."""
-QUEUED = 1.0
-"""A part counts as queued at a belt's end once it has ridden this many times the belt's
-nominal ride: a sound belt has brought it up behind the part at the end by then, and on a
-slowed one a part still on its way arrives later than a queued one would, which is the drift
-to be seen."""
 LOST = ("dropped ", "grasp missed")
 """How an agent's failure detail begins when the part left the gripper (``robots.skills``)."""
 
@@ -90,15 +75,6 @@ FINISHED = ("unit_shipped", "unit_scrapped", "arm_commissioned")
 """Event kinds after which a unit is no longer followed."""
 MAX_UNITS = 256
 """Units whose checked steps are remembered until their inspection (the oldest go first)."""
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class BeltTimes:
-    """A belt's times at its own speed: ``ride_s`` from its start to its end, ``reach_s``
-    from its start to where a part would queue behind one at the end (a bound below)."""
-
-    ride_s: float
-    reach_s: float
 
 
 @dataclasses.dataclass(slots=True)
@@ -137,7 +113,6 @@ class Health:
         self.op_of = op_of
         self.jammed = jammed
         self.method = method
-        self.belts = dict(belts or {})
         make_detector(method)  # an unknown method fails here, not at the first sample
         self.detectors: dict[str, Detector] = {}
         self.recent: dict[str, deque[float]] = {}
@@ -156,13 +131,8 @@ class Health:
         """Per robot and step: [operations done, their mean time] (the bottleneck's input)."""
         self.started: dict[str, list[Any]] = {}
         """Operations running: id -> [robot, start time]."""
-        self.riding: dict[str, list[Any]] = {}
-        """Parts on a belt: id -> [belt, since, clean] (clean: the end was free all along)."""
-        self.at_end: dict[str, str] = {}
-        """Belt -> the part its end sensor sees ("" or absent: none)."""
-        self.freed: dict[str, list[Any]] = {}
-        """Belt -> [when its end was freed, the parts then queued behind]: the next of them to
-        arrive gives a queue advance (dropped if the belt jams meanwhile)."""
+        self.belt = BeltWatch(belts or {}, self._sample)
+        """The belts' rides, ends and queues (``supervisor.belts``)."""
         self.diagnosed: dict[str, dict[str, Any]] = {}
         """``target/part`` -> the diagnosis, once made."""
         self.refused = 0
@@ -298,49 +268,8 @@ class Health:
                 self._sample("tracking", rep.robot, f"joint {j}", e, now_ns)
 
     def world_event(self, ev: WorldEvent) -> None:
-        """Belt transits from the world's events: on a belt, at its end, off it."""
-        part, loc = ev.part, ev.location
-        belt = loc.partition(":")[2] if loc.startswith("conveyor:") else ""
-        ride = self.riding.get(part)
-        if ev.kind is WorldEventKind.ARRIVED and belt:
-            freed = self.freed.pop(belt, None)
-            if freed is not None and part in freed[1]:
-                self._sample("advances", belt, "belt", (ev.t_ns - int(freed[0])) / NS, ev.t_ns)
-            if ride is not None and ride[0] == belt:
-                del self.riding[part]
-                if ride[2]:
-                    self._sample("transits", belt, "belt", (ev.t_ns - int(ride[1])) / NS, ev.t_ns)
-            self.at_end[belt] = part
-            if belt not in self.belts:
-                for other in self.riding.values():
-                    if other[0] == belt:
-                        other[2] = False  # it may queue behind the part at the end
-            return
-        if ride is not None and ride[0] != belt:
-            del self.riding[part]
-        for name, seen in list(self.at_end.items()):
-            if seen == part and belt != name:
-                del self.at_end[name]  # it left the end: the belt runs free again
-                self._freed(name, ev.t_ns)
-        if belt and part not in self.riding:
-            self.riding[part] = [belt, ev.t_ns, belt in self.belts or not self.at_end.get(belt)]
-
-    def _freed(self, belt: str, t_ns: int) -> None:
-        """``belt``'s end was freed: a ride that could have come up behind the part that left
-        is no transit; the parts queued behind it then give the next queue advance."""
-        times = self.belts.get(belt)
-        if times is None:
-            return
-        reached = t_ns - round(times.reach_s * NS)
-        queued = t_ns - round(QUEUED * times.ride_s * NS)
-        for ride in self.riding.values():
-            if ride[0] == belt and int(ride[1]) <= reached:
-                ride[2] = False  # it may have waited behind the part that left
-        behind = sorted(p for p, r in self.riding.items() if r[0] == belt and int(r[1]) <= queued)
-        if times.ride_s > 0 and behind:
-            self.freed[belt] = [t_ns, behind]
-        else:
-            self.freed.pop(belt, None)
+        """Belt transits and queue advances from the world's events (``supervisor.belts``)."""
+        self.belt.world_event(ev)
 
     # ------------------------------------------------------------------ judging
 
@@ -374,11 +303,7 @@ class Health:
         them (``t_ns`` and the event's fields) for maintenance to act on."""
         written: list[dict[str, Any]] = []
         jammed = self.jammed()
-        for ride in self.riding.values():
-            if ride[0] in jammed:
-                ride[2] = False  # it rode through a jam: its time says nothing of the belt
-        for belt in jammed:
-            self.freed.pop(belt, None)  # nor does an advance through one
+        self.belt.jammed(jammed)
         pending, self._pending = self._pending, []
         for p in pending:
             if any(n.partition("/")[0] == p.target for n in self.diagnosed):
@@ -485,9 +410,7 @@ class Health:
             "bid_learned": dict(sorted(self.bid_learned.items())),
             "where": dict(sorted(self.where.items())),
             "started": dict(sorted(self.started.items())),
-            "riding": dict(sorted(self.riding.items())),
-            "at_end": dict(sorted(self.at_end.items())),
-            "freed": dict(sorted(self.freed.items())),
+            **self.belt.snapshot(),
             "diagnosed": dict(sorted(self.diagnosed.items())),
             "robots": sorted(self.robots),
             "refused": self.refused,
@@ -512,11 +435,7 @@ class Health:
         self.bid_learned = {k: float(v) for k, v in data.get("bid_learned", {}).items()}
         self.where = {k: str(v) for k, v in data.get("where", {}).items()}
         self.started = {k: list(v) for k, v in data["started"].items()}
-        self.riding = {k: list(v) for k, v in data["riding"].items()}
-        self.at_end = dict(data["at_end"])
-        self.freed = {
-            k: [int(v[0]), [str(p) for p in v[1]]] for k, v in data.get("freed", {}).items()
-        }
+        self.belt.restore(data)
         self.diagnosed = {k: dict(v) for k, v in data["diagnosed"].items()}
         self.robots |= set(data["robots"])
         self.refused = int(data["refused"])
@@ -529,24 +448,6 @@ class Health:
         }
         self.blamed = {k: deque(v, maxlen=RECENT) for k, v in data.get("blamed", {}).items()}
         self._pending = []
-
-
-QUEUE_MARGIN_M = 0.2
-"""Belt length no part rides before it could queue, besides two parts' lengths: the end's
-inset and the queue's gap (``sim.conveyors``), with room to spare."""
-
-
-def belt_times(cell: CellSpec) -> dict[str, BeltTimes]:
-    """Every moving belt's ``BeltTimes`` from the cell file: its ride, and its reach with
-    the longest part at its end and another behind it."""
-    longest = max((max(p.size[0], p.size[1]) for p in cell.parts), default=0.0)
-    return {
-        c.name: BeltTimes(
-            c.length / c.speed, max(0.0, c.length - 2 * longest - QUEUE_MARGIN_M) / c.speed
-        )
-        for c in cell.conveyors
-        if c.speed > 0
-    }
 
 
 def _place(op: Op) -> str:

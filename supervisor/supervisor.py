@@ -44,6 +44,7 @@ from bus.participant import Outbox
 from bus.simtime import NS
 from supervisor.allocation import make_policy
 from supervisor.assignments import Assignments
+from supervisor.belts import belt_times
 from supervisor.bottleneck import analyse
 from supervisor.builds import Builds
 from supervisor.checks import checked
@@ -54,7 +55,7 @@ from supervisor.eventlog import EventLog
 from supervisor.faultstats import FaultTracker
 from supervisor.fleet import Fleet, RobotView, failed_for_good
 from supervisor.flow import Flow
-from supervisor.health import Health, belt_times
+from supervisor.health import Health
 from supervisor.journal import Journal, Snapshots
 from supervisor.kpis import Counters, Kpis, RobotStats, link_counters
 from supervisor.ledger import Ledger

@@ -19,8 +19,9 @@ from cells.faults import ScheduledFault
 from cells.launch import RunOptions, run_cell
 from cells.schema import load_cell
 from clients.report import write_report
+from supervisor.belts import BeltTimes
 from supervisor.eventlog import EventLog
-from supervisor.health import BeltTimes, Health
+from supervisor.health import Health
 from supervisor.plan import Op
 
 WEAR = (
