@@ -104,7 +104,7 @@ def urdf_joints(path: Path) -> list[tuple[str, tuple[float, float]]]:
         parent = joint.find("parent")
         children.setdefault(parent.get("link", "") if parent is not None else "", []).append(joint)
     out: list[tuple[str, tuple[float, float]]] = []
-    stack = list(reversed(children.get(urdf_root(path), [])))
+    stack = list(reversed(children.get(_root_link(robot, path), [])))
     while stack:
         joint = stack.pop()
         limit = joint.find("limit")
@@ -123,7 +123,10 @@ def urdf_joints(path: Path) -> list[tuple[str, tuple[float, float]]]:
 
 def urdf_root(path: Path) -> str:
     """The root link of a URDF: the one no joint has for a child."""
-    robot = ElementTree.parse(path).getroot()
+    return _root_link(ElementTree.parse(path).getroot(), path)
+
+
+def _root_link(robot: ElementTree.Element, path: Path) -> str:
     kids = {c.get("link") for c in robot.iter("child")}
     roots = [link.get("name", "") for link in robot.findall("link") if link.get("name") not in kids]
     if len(roots) != 1:
