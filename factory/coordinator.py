@@ -115,6 +115,10 @@ class Coordinator:
         self.stockouts: collections.Counter[str] = collections.Counter()
         """Per ``line/kind``: the steps at which the store could not give the line enough."""
         self.events: list[dict[str, Any]] = []
+        self.added: list[dict[str, Any]] = []
+        """Every order taken at a step (``add_order``'s arguments), in order: a coordinator
+        restarted from its journal takes those the control socket gave again
+        (``factory.hub``)."""
         self._logged: set[tuple[str, str]] = set()
         """The (line, kind) stock-outs logged in this step (each once a step)."""
         for store in self.stores.values():
@@ -152,6 +156,10 @@ class Coordinator:
     ) -> CustomerOrder:
         """Take a customer order at ``t_ns`` (a step) and log it; ``ConfigError`` if bad."""
         o = self.orders.add(customer, product, quantity, due_s=due_s, now_ns=t_ns, rush=rush)
+        self.added.append(
+            {"customer": customer, "product": product, "quantity": quantity, "due_s": due_s}
+            | {"t_ns": t_ns, "rush": rush}
+        )
         self._log(
             t_ns,
             "order_added",

@@ -28,10 +28,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from bus.cellspec import CellSpec
 from bus.errors import ConfigError, LightsoutError
 from cells.calibrate import with_fidelity
 from cells.faults import FREEZE_KINDS, PROCESS_KINDS, ScheduledFault
-from cells.headless import plan_faults, write_chaos
+from cells.headless import RunFaults, plan_faults, write_chaos
 from cells.launch import RunOptions, run_cell
 from factory.control import FactoryControl
 from factory.coordinator import NS, Arrival, Coordinator, step_times
@@ -101,6 +102,81 @@ def order_book(spec: FactorySpec, given: list[OrderLine]) -> tuple[OrderBook, li
     return book, arrivals
 
 
+def line_cells(spec: FactorySpec) -> dict[str, CellSpec]:
+    """Every line's cell at its fidelity (at events fidelity with its calibration read and
+    checked: one ``ConfigError`` naming the factory file and the line if it is not)."""
+    cells = {}
+    for ln in spec.lines:
+        try:
+            cells[ln.name] = with_fidelity(ln.cell, ln.cell_path, ln.fidelity.value)
+        except ConfigError as bad:
+            raise ConfigError(spec.source, f"lines.{ln.name}.fidelity", str(bad)) from None
+    return cells
+
+
+def check_kills(faults: dict[str, tuple[ScheduledFault, ...]], processes: bool) -> None:
+    """A fault that kills or freezes a process needs the lines' processes."""
+    for line, given in sorted(faults.items()):
+        kills = sorted({f.kind.value for f in given if f.kind in (*PROCESS_KINDS, *FREEZE_KINDS)})
+        if kills and not processes:
+            why = f"{kills[0]} kills a process, so the lines must run with --processes"
+            raise ConfigError("--faults", line, why)
+
+
+def plan_line(
+    spec: FactorySpec,
+    i: int,
+    scenario: tuple[ScheduledFault, ...],
+    chaos: float,
+    duration_s: float,
+    seed: int,
+    processes: bool,
+    wear: bool,
+) -> RunFaults:
+    """The faults of line ``i``: its scenario's and the chaos drawn from its own seed
+    (``seed + i``), the same in one process and on a host of its own."""
+    return plan_faults(
+        spec.lines[i].cell,
+        scenario=scenario,
+        chaos_rate=chaos,
+        duration_s=duration_s,
+        seed=seed + i,
+        processes=processes,
+        wear=wear,
+    )
+
+
+def chaos_note(spec: FactorySpec, i: int, seed: int, chaos: float, wear: bool) -> str:
+    """The head of line ``i``'s ``chaos.toml``: where its faults came from."""
+    note = f"line {spec.lines[i].name} of factory {spec.name}: --chaos {chaos:g}"
+    return note + f"{' --wear' if wear else ''} --seed {seed} (line seed {seed + i})"
+
+
+def factory_meta(
+    spec: FactorySpec,
+    seed: int,
+    duration_s: float,
+    processes: bool,
+    orders: list[OrderLine],
+    faults: dict[str, tuple[ScheduledFault, ...]] | None,
+    chaos: float,
+    wear: bool,
+    late: tuple[LateLot, ...],
+) -> dict[str, Any]:
+    """``factory.json``: what was run."""
+    return {
+        "factory": spec.source,
+        "seed": seed,
+        "duration_s": duration_s,
+        "processes": processes,
+        "orders": [dataclasses.asdict(o) for o in orders],
+        "faults": {line: len(given) for line, given in sorted((faults or {}).items())},
+        "chaos": chaos,
+        "wear": wear,
+        "late": [dataclasses.asdict(x) for x in late],
+    }
+
+
 def run_factory(
     spec: FactorySpec,
     out: Path,
@@ -129,26 +205,11 @@ def run_factory(
     ``ipc://`` base where the factory takes orders while it runs (``factory.control``);
     ``on_step`` is given the factory's view (``factory.view.factory_status``) after every
     coordinator step, every line waiting (the live console)."""
-    cells = {}
-    for ln in spec.lines:
-        try:  # at events fidelity, with the cell's calibration read and checked
-            cells[ln.name] = with_fidelity(ln.cell, ln.cell_path, ln.fidelity.value)
-        except ConfigError as bad:
-            raise ConfigError(spec.source, f"lines.{ln.name}.fidelity", str(bad)) from None
-    for line, given in sorted((faults or {}).items()):
-        kills = sorted({f.kind.value for f in given if f.kind in (*PROCESS_KINDS, *FREEZE_KINDS)})
-        if kills and not processes:
-            why = f"{kills[0]} kills a process, so the lines must run with --processes"
-            raise ConfigError("--faults", line, why)
+    cells = line_cells(spec)
+    check_kills(faults or {}, processes)
     planned = {
-        ln.name: plan_faults(
-            ln.cell,
-            scenario=(faults or {}).get(ln.name, ()),
-            chaos_rate=chaos,
-            duration_s=duration_s,
-            seed=seed + i,
-            processes=processes,
-            wear=wear,
+        ln.name: plan_line(
+            spec, i, (faults or {}).get(ln.name, ()), chaos, duration_s, seed, processes, wear
         )
         for i, ln in enumerate(spec.lines)
     }
@@ -172,24 +233,14 @@ def run_factory(
 
     barrier = threading.Barrier(len(spec.lines), action=all_there)
     (out / "lines").mkdir(parents=True, exist_ok=False)
-    meta = {
-        "factory": spec.source,
-        "seed": seed,
-        "duration_s": duration_s,
-        "processes": processes,
-        "orders": [dataclasses.asdict(o) for o in orders],
-        "faults": {line: len(given) for line, given in sorted((faults or {}).items())},
-        "chaos": chaos,
-        "wear": wear,
-        "late": [dataclasses.asdict(x) for x in late],
-        "endpoint": endpoint,
-    }
+    meta = factory_meta(spec, seed, duration_s, processes, orders, faults, chaos, wear, late)
+    meta["endpoint"] = endpoint
     (out / "factory.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
     for i, ln in enumerate(spec.lines):
         if chaos:
-            note = f"line {ln.name} of factory {spec.name}: --chaos {chaos:g}"
-            note += f"{' --wear' if wear else ''} --seed {seed} (line seed {seed + i})"
-            write_chaos(out / "lines" / ln.name, planned[ln.name], note)
+            write_chaos(
+                out / "lines" / ln.name, planned[ln.name], chaos_note(spec, i, seed, chaos, wear)
+            )
 
     def line_thread(i: int, ln: LineSpec) -> None:
         pending = list(steps)
