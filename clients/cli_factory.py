@@ -19,6 +19,8 @@ from rich.table import Table
 
 from bus.errors import ConfigError, LightsoutError
 from clients.args import MAX_CHAOS_RATE, positive, whole, within
+from clients.cli_hosts import add_commands as add_host_commands
+from clients.cli_hosts import add_host_args
 
 
 def cmd_factory_check(args: argparse.Namespace, console: Console) -> int:
@@ -61,6 +63,11 @@ def cmd_factory_run(args: argparse.Namespace, console: Console) -> int:
         faults[line] = load_scenario(scenario, cell)
     late = load_supply(args.supply, spec) if args.supply else ()
     out = run_dir(Path(args.runs_dir), args.name or f"{spec.name}-seed{args.seed}")
+    if args.hosts:
+        return run_hosts_and_print(args, spec, orders, out, console)
+    if args.kill_coordinator_at is not None or args.keys:
+        why = "the coordinator is a process of its own only with --hosts"
+        raise ConfigError("--kill-coordinator-at" if args.keys is None else "--keys", "", why)
     console.print(
         f"[bold]{spec.name}[/bold]: {len(spec.lines)} lines, {args.duration:g} s of sim time, "
         f"seed {args.seed}, " + ("lines' processes" if args.processes else "one process"),
@@ -88,6 +95,36 @@ def cmd_factory_run(args: argparse.Namespace, console: Console) -> int:
     console.print(f"results:   {out / 'kpis.json'}")
     console.print(f"events:    {out / 'events.jsonl'}")
     console.print(f"genealogy: {out / 'genealogy.sqlite'} (lightsout trace / recall --run {out})")
+    code = 0 if kpis["material_balanced"] else 1
+    if args.chaos:
+        code = max(code, audit_lines(out, list(kpis["lines"]), args.window, console))
+    return code
+
+
+def run_hosts_and_print(
+    args: argparse.Namespace, spec: Any, orders: list[Any], out: Path, console: Console
+) -> int:
+    """``factory run --hosts``: every line and the coordinator a process of its own."""
+    from clients.cli_hosts import run_on_hosts
+    from clients.report_factory import write_factory_report
+    from factory.run import order_book
+
+    order_book(spec, orders)  # a bad order fails here, before any process starts
+    if args.console or args.endpoint:
+        why = "with --hosts, watch the coordinator's log; orders while running: not yet"
+        raise ConfigError("--console" if args.console else "--endpoint", "", why)
+    console.print(
+        f"[bold]{spec.name}[/bold]: {len(spec.lines)} lines, {args.duration:g} s of sim time, "
+        f"seed {args.seed}, each line on a host of its own (loopback), over tcp with keys",
+        highlight=False,
+    )
+    run = run_on_hosts(args, spec, orders, out)
+    kpis = run.kpis
+    print_factory(kpis, console)
+    if run.killed_at_s is not None:
+        console.print(f"coordinator: killed at {run.killed_at_s:g} s, carried on from its journal")
+    console.print(f"report:    {write_factory_report(out)}")
+    console.print(f"results:   {out / 'kpis.json'} (each line's own run: {out / 'hosts'})")
     code = 0 if kpis["material_balanced"] else 1
     if args.chaos:
         code = max(code, audit_lines(out, list(kpis["lines"]), args.window, console))
@@ -341,9 +378,11 @@ def add_commands(sub: Any) -> None:
         action="store_true",
         help="show every line, order and store live while it runs (rich)",
     )
+    add_host_args(run)
     run.add_argument("--name", help="run name (default FACTORY-seedN)")
     run.add_argument("--runs-dir", default="runs", help="where runs are written (default runs/)")
     run.set_defaults(func=cmd_factory_run)
+    add_host_commands(fsub)
     st = fsub.add_parser("status", help="a running factory's lines, orders and stores")
     st.add_argument(
         "--endpoint",

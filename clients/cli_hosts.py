@@ -1,0 +1,184 @@
+"""``lightsout factory serve`` and ``factory line``: a factory's coordinator and its lines as
+processes on hosts of their own (``factory.hub``, ``factory.linehost``), and ``factory run
+--hosts``, which starts them all on this machine (``factory.hosts``).
+
+Each returns an exit code; a known error is one line ``error: ...`` and exit 2
+(``clients.cli``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from bus.errors import ConfigError
+from clients.args import MAX_CHAOS_RATE, positive, whole, within
+
+
+def _meta(args: argparse.Namespace, spec: Any, orders: list[Any], late: Any) -> dict[str, Any]:
+    from factory.run import factory_meta
+
+    meta = factory_meta(spec, args.seed, args.duration, True, orders, None, 0.0, False, late)
+    meta["hosts"] = True
+    return meta
+
+
+def cmd_factory_serve(args: argparse.Namespace, console: Console) -> int:
+    """The coordinator of lines on other hosts, until every line is done."""
+    from factory.hub import Hub
+    from factory.run import OrderLine
+    from factory.schema import load_factory
+    from factory.supply import load_supply
+
+    spec = load_factory(args.file)
+    orders = [OrderLine.parse(o) for o in args.order]
+    late = load_supply(args.supply, spec) if args.supply else ()
+
+    def shown(view: dict[str, Any]) -> None:
+        if round(view["t_s"]) % 60 == 0:
+            print(
+                f"coordinator: {view['t_s']:g} s, {view['orders_open']} of "
+                f"{view['orders_total']} orders open",
+                flush=True,
+            )
+
+    hub = Hub(
+        spec,
+        Path(args.out),
+        meta=_meta(args, spec, orders, late),
+        orders=orders,
+        duration_s=args.duration,
+        late=late,
+        bind=args.bind,
+        keys_dir=Path(args.keys),
+        endpoint=args.endpoint,
+        resume=args.resume,
+        on_step=shown,
+    )
+    kpis = hub.serve()
+    console.print(
+        f"coordinator: done: {kpis['shipments']} shipments, material balanced: "
+        f"{kpis['material_balanced']}; refused {hub.refused} reports",
+        highlight=False,
+    )
+    return 0 if kpis["material_balanced"] else 1
+
+
+def cmd_factory_line(args: argparse.Namespace, console: Console) -> int:
+    """One line of a factory, here, under a coordinator elsewhere."""
+    from cells.faults import load_scenario
+    from factory.linehost import run_line_host
+    from factory.schema import load_factory
+
+    spec = load_factory(args.file)
+    try:
+        cell = spec.line(args.line).cell
+    except KeyError:
+        known = ", ".join(ln.name for ln in spec.lines)
+        raise ConfigError(
+            "--line", args.line[:80], f"not a line of {spec.source} ({known})"
+        ) from None
+    scenario = load_scenario(args.faults, cell) if args.faults else ()
+    kpis = run_line_host(
+        spec,
+        args.line,
+        Path(args.out),
+        coordinator=args.coordinator,
+        keys_dir=Path(args.keys),
+        seed=args.seed,
+        duration_s=args.duration,
+        processes=args.processes,
+        endpoint=args.endpoint,
+        scenario=scenario,
+        chaos=args.chaos or 0.0,
+        wear=args.wear,
+        guard_s=args.guard,
+    )
+    console.print(
+        f"line {args.line}: done: {kpis.get('units_completed')} units, ledger balanced: "
+        f"{kpis.get('ledger_balanced')}",
+        highlight=False,
+    )
+    return 0
+
+
+def run_on_hosts(args: argparse.Namespace, spec: Any, orders: list[Any], out: Path) -> Any:
+    """``factory run --hosts``: the coordinator and every line as processes of their own."""
+    from factory.hosts import run_hosts
+
+    faults = {}
+    for given in args.faults:
+        line, _, scenario = given.partition("=")
+        faults[line] = scenario
+    return run_hosts(
+        spec,
+        out,
+        orders=orders,
+        duration_s=args.duration,
+        seed=args.seed,
+        keys_dir=Path(args.keys) if args.keys else out.parent / f"{out.name}-keys",
+        processes=args.processes,
+        faults=faults,
+        supply=args.supply,
+        chaos=args.chaos or 0.0,
+        wear=args.wear,
+        guard_s=args.guard,
+        kill_coordinator_at=args.kill_coordinator_at,
+        log=lambda text: print(text, file=sys.stderr, flush=True),
+    )
+
+
+def add_host_args(run: Any) -> None:
+    """``factory run``'s options for lines on hosts of their own."""
+    run.add_argument(
+        "--hosts",
+        action="store_true",
+        help="the coordinator and each line as a process of its own, each line on its own "
+        "loopback address, over tcp with CURVE keys (docs/factory.md)",
+    )
+    run.add_argument(
+        "--keys",
+        metavar="DIR",
+        help="with --hosts: the keys directory (made if missing; default RUN-keys beside the run)",
+    )
+    run.add_argument(
+        "--kill-coordinator-at",
+        type=positive,
+        metavar="S",
+        help="with --hosts: kill the coordinator (SIGKILL) once its journal reaches S sim "
+        "seconds, and start it again from its journal",
+    )
+
+
+def add_commands(fsub: Any) -> None:
+    """Register ``factory serve`` and ``factory line``."""
+    serve = fsub.add_parser("serve", help="a factory's coordinator for lines on other hosts")
+    serve.add_argument("file", help="factory file, e.g. cells/factory_2.toml")
+    serve.add_argument("--bind", required=True, metavar="tcp://HOST:PORT")
+    serve.add_argument("--keys", required=True, metavar="DIR", help="keys directory")
+    serve.add_argument("--out", required=True, metavar="DIR", help="the factory's run directory")
+    serve.add_argument("--resume", action="store_true", help="carry on from the journal in --out")
+    serve.add_argument("--order", action="append", default=[], metavar="ORDER")
+    serve.add_argument("--supply", metavar="FILE", help="supply faults (docs/factory.md)")
+    serve.add_argument("--endpoint", metavar="ipc://DIR", help="take orders while running")
+    line = fsub.add_parser("line", help="one line of a factory, under a coordinator elsewhere")
+    line.add_argument("file", help="factory file, e.g. cells/factory_2.toml")
+    line.add_argument("--line", required=True, help="the line's name in the factory file")
+    line.add_argument("--coordinator", required=True, metavar="tcp://HOST:PORT")
+    line.add_argument("--keys", required=True, metavar="DIR", help="keys directory")
+    line.add_argument("--out", required=True, metavar="DIR", help="the line's run directory")
+    line.add_argument("--processes", action="store_true", help="supervisor and agents as processes")
+    line.add_argument("--endpoint", metavar="tcp://HOST:PORT", help="the line's own sockets")
+    line.add_argument("--faults", metavar="SCENARIO", help="a scenario file for this line")
+    line.add_argument("--chaos", type=within(1e-6, MAX_CHAOS_RATE), metavar="RATE")
+    line.add_argument("--wear", action="store_true", help="with --chaos: the degrading kinds too")
+    line.add_argument("--guard", type=positive, default=10.0, metavar="S")
+    for p in (serve, line):
+        p.add_argument("--duration", type=positive, default=300.0, help="sim seconds")
+        p.add_argument("--seed", type=whole(0), default=1, help="the factory's seed")
+    serve.set_defaults(func=cmd_factory_serve)
+    line.set_defaults(func=cmd_factory_line)
