@@ -1,0 +1,227 @@
+"""Lines on hosts of their own: the coordinator and each line a real process, over tcp with
+CURVE keys, on loopback (``factory.hosts``, ``factory.hub``, ``factory.linehost``).
+
+The factory's log of such a run is checked byte for byte against the same factory run in
+one process, with its coordinator killed (SIGKILL) mid-run and restarted from its journal;
+a key that is not the factory's, a line's key speaking for another line and damaged reports
+are each refused, by a coordinator that goes on serving.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import zmq
+
+from bus.trust import ensure_participants
+from clients.cli import main
+from factory.hosts import free_port, run_hosts
+from factory.hub import JOURNAL, Hub
+from factory.run import OrderLine, factory_meta, run_factory
+from factory.schema import load_factory
+from factory.wire import MAX_ID, client_socket, encode, line_keys, read_answer, read_report
+from tests.factory.kit import events_factory, jsonl
+
+ORDERS = [OrderLine.parse("retail:phone:6:300"), OrderLine.parse("retail:phone:3:200:rush@60")]
+DURATION = 900.0
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Any]:
+    """The same factory in one process, and on hosts with its coordinator killed at 30 s."""
+    tmp = tmp_path_factory.mktemp("hosts")
+    spec = load_factory(events_factory(tmp))
+    one = tmp / "one"
+    run_factory(spec, one, orders=ORDERS, duration_s=DURATION, seed=3)
+    hosts = tmp / "hosts"
+    got = run_hosts(
+        spec,
+        hosts,
+        orders=ORDERS,
+        duration_s=DURATION,
+        seed=3,
+        keys_dir=tmp / "keys",
+        processes=False,
+        kill_coordinator_at=30.0,
+    )
+    return one, hosts, got
+
+
+def test_lines_on_hosts_give_the_factory_log_of_one_process(runs: tuple[Path, Path, Any]) -> None:
+    one, hosts, got = runs
+    assert got.killed_at_s is not None and got.killed_at_s >= 30.0 and got.restarts == 1
+    assert (hosts / "events.jsonl").read_bytes() == (one / "events.jsonl").read_bytes()
+    for line in ("L1", "L2"):  # the lines' own logs, sent by their hosts, match too
+        sent = (hosts / "lines" / line / "events.jsonl").read_bytes()
+        assert sent == (one / "lines" / line / "events.jsonl").read_bytes()
+        assert sent == (hosts / "hosts" / line / "events.jsonl").read_bytes()
+    kinds = [e["kind"] for e in jsonl(hosts / "events.jsonl")]
+    assert kinds.count("shipment") == 2 and kinds[-1] == "run_end"
+
+
+def test_the_journal_holds_every_step_once_and_the_results_balance(
+    runs: tuple[Path, Path, Any],
+) -> None:
+    _one, hosts, got = runs
+    rows = (hosts / JOURNAL).read_text().splitlines()
+    ks = [json.loads(r)["k"] for r in rows[1:]]
+    assert ks == list(range(len(ks))), "a step journaled twice or skipped across the restart"
+    assert ks[-1] == DURATION / 5.0  # the steps at 0, 5, ... 895 s and every line's done
+    assert got.kpis["material_balanced"] and got.kpis["shipments"] == 2
+    assert all(ln["ledger_balanced"] for ln in got.kpis["lines"].values())
+
+
+@pytest.fixture
+def hub(tmp_path: Path) -> Any:
+    """A coordinator serving in a thread, and the address and keys its lines would use."""
+    spec = load_factory(events_factory(tmp_path))
+    keys = tmp_path / "keys"
+    ensure_participants(keys, spec.name, ["L1", "L2"])
+    bind = f"tcp://127.0.0.1:{free_port('127.0.0.1')}"
+    meta = factory_meta(spec, 1, 60.0, True, ORDERS, None, 0.0, False, ())
+    h = Hub(
+        spec, tmp_path / "run", meta=meta, orders=ORDERS, duration_s=60.0, bind=bind, keys_dir=keys
+    )
+    errors: list[BaseException] = []
+
+    def serve() -> None:
+        try:
+            h.serve()
+        except BaseException as exc:
+            errors.append(exc)
+
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    yield h, bind, keys, spec
+    h.stopping.set()
+    t.join(10)
+    assert errors and "stopped" in str(errors[0]), errors  # it never fell over before
+
+
+def ask(sock: zmq.Socket[Any], msg: dict[str, Any] | bytes, wait_s: float = 5.0) -> Any:
+    sock.send(msg if isinstance(msg, bytes) else encode(msg))
+    if not sock.poll(int(wait_s * 1000)):
+        return None
+    return read_answer(sock.recv())
+
+
+def test_only_the_factorys_keys_and_each_for_its_own_line(hub: Any) -> None:
+    h, bind, keys, spec = hub
+    ctx: zmq.Context[Any] = zmq.Context()
+    try:
+        stranger = ctx.socket(zmq.DEALER)
+        stranger.setsockopt(zmq.LINGER, 0)
+        stranger.curve_publickey, stranger.curve_secretkey = zmq.curve_keypair()
+        stranger.curve_serverkey = line_keys(keys, spec.name, "L1")[2]
+        stranger.connect(bind)
+        hello = {"op": "step", "line": "L1", "k": 0, "fed": [], "heard": []}
+        assert ask(stranger, hello, wait_s=2.0) is None  # ZAP refused the handshake
+        l2 = client_socket(ctx, line_keys(keys, spec.name, "L2"))
+        l2.connect(bind)
+        ans = ask(l2, hello)
+        assert ans["op"] == "refused" and "not line L1's" in ans["why"]
+        assert h.reports == {} and h.next_k == 0  # nothing was taken
+    finally:
+        ctx.destroy(0)
+
+
+def test_damaged_reports_are_refused_and_the_coordinator_goes_on(hub: Any) -> None:
+    h, bind, keys, spec = hub
+    ctx: zmq.Context[Any] = zmq.Context()
+    try:
+        l1 = client_socket(ctx, line_keys(keys, spec.name, "L1"))
+        l1.connect(bind)
+        base = {"op": "step", "line": "L1", "k": 0, "fed": [], "heard": []}
+        bad: list[dict[str, Any] | bytes] = [
+            b"not json",
+            b'{"op":"step","line":"L1","k":NaN}',
+            {**base, "k": 1e300},
+            {**base, "k": -1},
+            {**base, "line": "../L1"},
+            {**base, "op": "steal"},
+            {**base, "fed": [["frames", "x" * (MAX_ID + 1)]]},
+            {**base, "fed": [["no_such_feeder", "p1"]]},
+            {**base, "fed": [["frames", "p1"]]},  # nothing at the line side before 0
+            {**base, "k": 3},  # out of step
+            {**base, "heard": [7]},
+        ]
+        for msg in bad:
+            ans = ask(l1, msg)
+            assert ans is not None and ans["op"] == "refused", msg
+        assert h.refused == len(bad) and h.next_k == 0
+        # a good report still counts: step 0 waits for L2, then both are answered
+        assert ask(l1, base, wait_s=0.5) is None
+        l2 = client_socket(ctx, line_keys(keys, spec.name, "L2"))
+        l2.connect(bind)
+        ans = ask(l2, {**base, "line": "L2"})
+        assert ans["op"] == "go" and ans["k"] == 0 and sum(ans["side"].values()) > 0
+        assert l1.poll(5000), "L1's report of step 0 was not answered"
+        mine = read_answer(l1.recv())
+        assert mine["op"] == "go" and mine["k"] == 0
+        again = ask(l2, {**base, "line": "L2"})  # a resent report: the same answer
+        assert again == ans and h.next_k == 1
+    finally:
+        ctx.destroy(0)
+
+
+def test_read_report_bounds_every_field() -> None:
+    lines = ("L1", "L2")
+    good = encode({"op": "step", "line": "L1", "k": 2, "fed": [["f", "p"]], "heard": ["{}"]})
+    r = read_report(good, lines, 10)
+    assert not isinstance(r, str) and r.fed == (("f", "p"),) and r.k == 2
+    assert "not a step" in str(read_report(good, lines, 1))
+    done = encode({"op": "done", "line": "L2", "k": 3, "files": {"../etc": "x"}})
+    assert "files" in str(read_report(done, lines, 10))
+    assert "events.jsonl" in str(
+        read_report(encode({"op": "done", "line": "L2", "k": 3}), lines, 9)
+    )
+
+
+def test_bad_host_arguments_are_one_line_and_write_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    f = str(events_factory(tmp_path))
+    runs = tmp_path / "runs"
+    order = ["--order", "retail:phone:1:100"]
+    cases = [
+        (["factory", "run", f, *order, "--kill-coordinator-at", "5", "--runs-dir", str(runs)], "--hosts"),
+        (["factory", "run", f, *order, "--hosts", "--console", "--runs-dir", str(runs)], "--console"),
+        (["factory", "serve", f, *order, "--bind", "ipc:///tmp/x", "--keys", str(tmp_path / "k"), "--out", str(runs / "s")], "tcp"),
+        (["factory", "serve", f, *order, "--bind", "tcp://127.0.0.1:1", "--keys", str(tmp_path / "k"), "--out", str(runs / "s"), "--resume"], "journal"),
+        (["factory", "line", f, "--line", "L9", "--coordinator", "tcp://127.0.0.1:1", "--keys", str(tmp_path / "k"), "--out", str(runs / "l")], "L9"),
+        (["factory", "line", f, "--line", "L1", "--coordinator", "tcp://127.0.0.1:1", "--keys", str(tmp_path / "k"), "--out", str(runs / "l")], "key"),
+    ]  # fmt: skip
+    for argv, word in cases:
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("error:") and word in err[0], (argv, err)
+    assert not runs.exists() or not any(runs.rglob("*.json*"))
+
+
+def test_a_journal_of_another_run_is_refused_on_resume(tmp_path: Path) -> None:
+    spec = load_factory(events_factory(tmp_path))
+    keys = tmp_path / "keys"
+    ensure_participants(keys, spec.name, ["L1", "L2"])
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / JOURNAL).write_text(json.dumps({"version": 1, "seed": 99}) + "\n")
+    meta = factory_meta(spec, 1, 60.0, True, ORDERS, None, 0.0, False, ())
+    h = Hub(
+        spec,
+        out,
+        meta=meta,
+        orders=ORDERS,
+        duration_s=60.0,
+        bind=f"tcp://127.0.0.1:{free_port('127.0.0.1')}",
+        keys_dir=keys,
+        resume=True,
+    )
+    start = time.monotonic()
+    with pytest.raises(Exception, match="header is not this run's"):
+        h.serve()
+    assert time.monotonic() - start < 5
