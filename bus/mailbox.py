@@ -180,7 +180,28 @@ class Mailbox:
                     self._handshakes += 1
             return True
         finally:
-            self._disable_monitor()
+            if self.node is None:  # a keyed spoke keeps watching: see ``rehello``
+                self._disable_monitor()
+
+    def rehello(self) -> int:
+        """A keyed spoke: say hello again on every new handshake; how many were said.
+
+        Under CURVE the hub learns a spoke's route only from its signed hello. A
+        restarted hub (the supervisor, after a crash) waits for every spoke's hello
+        before it joins the clock, while the spokes' sockets reconnect to it on their
+        own: without a second hello it would wait for ever. Called while the spoke
+        waits for the clock and before it reads a tick's messages.
+        """
+        monitor = self._monitor
+        if monitor is None or self.hub or self.node is None or self._sock is None:
+            return 0
+        said = 0
+        while monitor.poll(0):
+            event = recv_monitor_message(monitor)
+            if event["event"] == zmq.EVENT_HANDSHAKE_SUCCEEDED:
+                self._sock.send(HELLO, zmq.NOBLOCK)
+                said += 1
+        return said
 
     def _disable_monitor(self) -> None:
         if self._monitor is not None:

@@ -114,7 +114,7 @@ def run_participant(
     code = 0
     try:
         while stop is None or not stop.is_set():
-            msg = _next(clock, silence_s, stop)
+            msg = _next(clock, silence_s, stop, mailbox)
             if msg is None:
                 if stop is not None and stop.is_set():
                     break
@@ -140,21 +140,22 @@ STOP_CHECK_S = 0.25
 
 
 def _next(
-    clock: ClockClient, silence_s: float, stop: threading.Event | None
+    clock: ClockClient, silence_s: float, stop: threading.Event | None, mailbox: Mailbox
 ) -> Tick | Shutdown | None:
     """The clock's next message, or None after ``silence_s`` or as soon as ``stop`` is set.
 
     A run that is interrupted sets ``stop``: its threads leave within a
-    fraction of a second instead of waiting out the silence.
+    fraction of a second instead of waiting out the silence. Between slices
+    of the wait a keyed spoke greets a hub that came back (``Mailbox.rehello``).
     """
-    if stop is None:
-        return clock.next(silence_s)
+    mailbox.rehello()
     deadline = time.monotonic() + silence_s
-    while not stop.is_set():
+    while stop is None or not stop.is_set():
         left = deadline - time.monotonic()
         if left <= 0:
             return None
         msg = clock.next(min(left, STOP_CHECK_S))
         if msg is not None:
             return msg
+        mailbox.rehello()
     return None
