@@ -132,20 +132,26 @@ def check_tcp_keys(base: str | None, keys: object, insecure: bool) -> None:
         raise ConfigError("--endpoint", base, why)
 
 
+def free_port(host: str = "127.0.0.1", span: int = 1) -> int:
+    """A port on ``host`` with the ``span - 1`` after it free too, now (a cell binds four; a
+    factory's line hosts each take four on a loopback address of their own)."""
+    for _ in range(200):
+        with socket.socket() as s:
+            s.bind((host, 0))
+            port = int(s.getsockname()[1])
+        if port + span >= 65532:
+            continue
+        try:
+            for p in range(port + 1, port + span):
+                with socket.socket() as s:
+                    s.bind((host, p))
+        except OSError:
+            continue
+        return port
+    raise RuntimeError(f"no {span} free ports in a row on {host}")
+
+
 def free_loopback_base() -> str:
     """A ``tcp://127.0.0.1:PORT`` base whose four ports (PORT .. PORT+3) are free now
     (for benchmarks and tests that start a cell over tcp on this host)."""
-    for _ in range(50):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = int(s.getsockname()[1])
-        if port > 65000:
-            continue
-        try:
-            for p in range(port, port + 4):
-                with socket.socket() as s:
-                    s.bind(("127.0.0.1", p))
-        except OSError:
-            continue
-        return f"tcp://127.0.0.1:{port}"
-    raise RuntimeError("no four free ports on loopback")
+    return f"tcp://127.0.0.1:{free_port('127.0.0.1', 4)}"

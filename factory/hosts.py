@@ -18,13 +18,13 @@ import dataclasses
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
+from bus.endpoints import free_port
 from bus.errors import LightsoutError
 from bus.trust import ensure_participants
 from factory.hub import journal_t_s
@@ -44,27 +44,6 @@ class HostsRun:
     restarts: int
     killed_at_s: float | None
     lines: dict[str, int]
-
-
-def free_port(host: str, span: int = 1) -> int:
-    """A port on ``host`` with the ``span - 1`` after it free too (a cell binds four)."""
-    for _ in range(200):
-        with socket.socket() as s:
-            s.bind((host, 0))
-            port = int(s.getsockname()[1])
-        if port + span >= 65532:
-            continue
-        ok = True
-        for p in range(port + 1, port + span):
-            with socket.socket() as s:
-                try:
-                    s.bind((host, p))
-                except OSError:
-                    ok = False
-                    break
-        if ok:
-            return port
-    raise LightsoutError(f"no {span} free ports in a row on {host}")
 
 
 def _cli(*args: str) -> list[str]:

@@ -18,9 +18,10 @@ from typing import Any
 import pytest
 import zmq
 
+from bus.endpoints import free_port
 from bus.trust import ensure_participants
 from clients.cli import main
-from factory.hosts import free_port, run_hosts
+from factory.hosts import run_hosts
 from factory.hub import JOURNAL, Hub
 from factory.run import OrderLine, factory_meta, run_factory
 from factory.schema import load_factory
