@@ -64,8 +64,16 @@ def inject(server: SimServer, fault: ScheduledFault) -> None:
 
 
 def signed(opts: RunOptions) -> bool:
-    """Whether the clock and the cell bus run CURVE with participant keys: keys, off inproc."""
-    return opts.keys_dir is not None and not (opts.endpoint or "inproc://").startswith("inproc:")
+    """Whether the clock and the cell bus run CURVE with participant keys: keys, off inproc.
+
+    With ``--processes`` and no endpoint the cell runs over a private ``ipc://`` base
+    (``cells.launch``), not inproc: its sim server's clock is keyed, so its processes
+    must sign too, or none of them could join.
+    """
+    if opts.keys_dir is None:
+        return False
+    base = opts.endpoint or ("ipc://" if opts.processes else "inproc://")
+    return not base.startswith("inproc:")
 
 
 def node_keys(opts: RunOptions, cell: CellSpec, name: str) -> NodeKeys | None:

@@ -1,4 +1,4 @@
-"""A killed supervisor comes back on a cell signed with CURVE keys over tcp.
+"""A killed supervisor comes back on a cell signed with CURVE keys, over tcp or ipc.
 
 Under keys the supervisor (the cell bus's hub) learns each agent's route only
 from the agent's signed hello; a restarted supervisor waits for every hello
@@ -23,9 +23,11 @@ from cells.launch import RunOptions, run_cell
 
 
 @pytest.mark.timeout(600)
-def test_a_killed_supervisor_of_a_keyed_tcp_cell_comes_back_as_an_unsigned_one_does(
-    cell: CellSpec, tmp_path: Path
+@pytest.mark.parametrize("over", ["tcp", "ipc"])
+def test_a_killed_supervisor_of_a_keyed_cell_comes_back_as_an_unsigned_one_does(
+    cell: CellSpec, tmp_path: Path, over: str
 ) -> None:
+    """``ipc``: no ``--endpoint``, the private ipc base ``--processes`` makes (keyed too)."""
     crash = (ScheduledFault(20.0, "supervisor", FaultKind.SUPERVISOR_CRASH),)
     keyed = run_cell(
         cell,
@@ -35,7 +37,7 @@ def test_a_killed_supervisor_of_a_keyed_tcp_cell_comes_back_as_an_unsigned_one_d
             duration_s=45,
             processes=True,
             faults=crash,
-            endpoint=free_loopback_base(),
+            endpoint=free_loopback_base() if over == "tcp" else None,
             keys_dir=tmp_path / "keys",
         ),
     )
@@ -43,6 +45,8 @@ def test_a_killed_supervisor_of_a_keyed_tcp_cell_comes_back_as_an_unsigned_one_d
         cell, tmp_path / "plain", RunOptions(seed=1, duration_s=45, processes=True, faults=crash)
     )
     assert keyed["sim"]["restarts"] == {"supervisor": 1}
+    # the run was signed: its participants' keys were made for it
+    assert (tmp_path / "keys" / "participants" / cell.name / "R1.key_secret").exists()
     rows = (tmp_path / "keyed" / "events.jsonl").read_text().splitlines()
     kinds = [json.loads(r)["kind"] for r in rows]
     assert "supervisor_restored" in kinds
