@@ -20,6 +20,7 @@ import zmq
 
 from bus.endpoints import free_port
 from bus.trust import ensure_participants
+from cells.faults import load_scenario
 from clients.cli import main
 from factory.hosts import run_hosts
 from factory.hub import JOURNAL, Hub
@@ -30,6 +31,7 @@ from tests.factory.kit import events_factory, jsonl
 
 ORDERS = [OrderLine.parse("retail:phone:6:300"), OrderLine.parse("retail:phone:3:200:rush@60")]
 DURATION = 900.0
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
@@ -226,3 +228,39 @@ def test_a_journal_of_another_run_is_refused_on_resume(tmp_path: Path) -> None:
     with pytest.raises(Exception, match="header is not this run's"):
         h.serve()
     assert time.monotonic() - start < 5
+
+
+@pytest.mark.timeout(900)
+def test_physics_lines_with_their_processes_on_hosts_survive_both_kills(tmp_path: Path) -> None:
+    """Both lines at physics, each line's supervisor and agents processes of their own over
+    the line's tcp endpoint with keys: L1's supervisor killed at 20 s, the coordinator at
+    40 s; the logs are the one-process run's (``--processes`` there too), byte for byte."""
+    spec = load_factory(ROOT / "cells" / "factory_2.toml")
+    orders = [OrderLine.parse("retail:phone:4:90")]
+    faults = {"L1": str(ROOT / "tests" / "factory" / "kill_supervisor.toml")}
+    one = tmp_path / "one"
+    run_factory(
+        spec,
+        one,
+        orders=orders,
+        duration_s=90.0,
+        seed=2,
+        processes=True,
+        faults={"L1": load_scenario(faults["L1"], spec.lines[0].cell)},
+    )
+    hosts = tmp_path / "hosts"
+    got = run_hosts(
+        spec,
+        hosts,
+        orders=orders,
+        duration_s=90.0,
+        seed=2,
+        keys_dir=tmp_path / "keys",
+        faults=faults,
+        kill_coordinator_at=40.0,
+    )
+    assert got.restarts == 1 and got.kpis["material_balanced"]
+    l1 = jsonl(hosts / "hosts" / "L1" / "events.jsonl")
+    assert any(e["kind"] == "supervisor_restored" for e in l1)
+    for f in ("events.jsonl", "lines/L1/events.jsonl", "lines/L2/events.jsonl"):
+        assert (hosts / f).read_bytes() == (one / f).read_bytes(), f
