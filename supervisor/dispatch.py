@@ -12,6 +12,8 @@ bids that are over are closed first. Both decide on a ``CellView``; only this mo
 
 from __future__ import annotations
 
+from typing import Any
+
 from bus.enums import PackMLState, Skill
 from bus.messages import Award, CallForBids
 from bus.participant import Outbox
@@ -59,6 +61,19 @@ class Dispatcher:
         """When idle time was last booked, and which robots were starved or blocked then."""
         self._yielded: dict[str, str] = {}
         """Operation held back -> the operation it yields its station to (logged once)."""
+
+    def snapshot(self) -> dict[str, Any]:
+        """What a restarted supervisor needs to go on as if never stopped: when idle time was
+        last booked and why (the ticks it skipped are booked from it), and the waits already
+        logged (so none is logged twice)."""
+        last, idle = self._accounted
+        return {"accounted": [last, dict(idle)], "yielded": dict(self._yielded)}
+
+    def restore(self, data: dict[str, Any]) -> None:
+        """Put back what ``snapshot`` wrote."""
+        last, idle = data["accounted"]
+        self._accounted = (int(last), {str(k): str(v) for k, v in idle.items()})
+        self._yielded = {str(k): str(v) for k, v in data["yielded"].items()}
 
     def close(self, out: Outbox) -> None:
         """Apply the policy's decisions on the calls for bids that are over."""

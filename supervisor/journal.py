@@ -49,6 +49,9 @@ class Snapshots:
 
         ``done``: components the caller restored already (ahead of the others).
         """
+        missing = sorted(set(self.components) - set(state) - set(done))
+        if missing:  # a journal of an older supervisor: it lacks components this one keeps
+            raise ValueError(f"the journal has no {', '.join(missing)}: an older run's")
         for name, part in self.components.items():
             if name not in done:
                 part.restore(state[name])

@@ -225,6 +225,7 @@ class Supervisor:
             health=self.health,
             maintenance=self.maintenance,
             optimizer=self.optimizer,
+            dispatch=self.dispatch,
             counters=self.counters,
             events=self.events,
         )

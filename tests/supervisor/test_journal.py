@@ -40,6 +40,8 @@ def test_restore_gives_back_ledger_operations_and_assignments_exactly(tmp_path: 
     after = again.snapshots.take()
     again.close()
     assert after == before
+    # the dispatcher too: when it last booked idle time, so the ticks between are booked
+    assert before["dispatch"]["accounted"][0] >= 0 and after["dispatch"] == before["dispatch"]
     assert again.ledger.location("frame-0001") == "gripper:R1"
     assert again.ledger.check()
     # the event log was carried over, not started afresh
