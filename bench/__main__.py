@@ -82,12 +82,13 @@ def main() -> int:
             "false_alarms",
             "journal",
             "optimize",
+            "scale",
         ],
         help="run one benchmark (drops, memory, maintenance, quality, fidelity, autonomy, "
         "false_alarms and optimize only run when asked: about 90 runs for --duration 130; an hour "
         "of sim time; 8 runs of 400 s; four runs and 60,000 inspections; hours of sim time at two "
         "fidelities; 60 runs of 40 min and --seeds runs of an hour at events fidelity; optimize: "
-        "about 30 runs)",
+        "about 30 runs; scale: cells of 100 to 256 agents, minutes)",
     )
     ap.add_argument(
         "--fractions",
@@ -188,6 +189,10 @@ def _measure(console: Console, args: argparse.Namespace, chosen_cells: list[str]
 
         seeds = tuple(range(args.seed, args.seed + optimize.SEEDS))
         optimize.print_optimize(console, seeds, _duration(args, optimize.DURATION_S))
+    if args.only == "scale":
+        from bench import scale
+
+        scale.print_scale(console, _duration(args, scale.DURATION_S), args.seed)
     if args.only == "fidelity":
         from bench.fidelity_print import print_fidelity
 
