@@ -110,9 +110,9 @@ def run_hosts_and_print(
     from factory.run import order_book
 
     order_book(spec, orders)  # a bad order fails here, before any process starts
-    if args.console or args.endpoint:
-        why = "with --hosts, watch the coordinator's log; orders while running: not yet"
-        raise ConfigError("--console" if args.console else "--endpoint", "", why)
+    if args.console:
+        why = "with --hosts, follow the coordinator with lightsout factory status --endpoint"
+        raise ConfigError("--console", "", why)
     console.print(
         f"[bold]{spec.name}[/bold]: {len(spec.lines)} lines, {args.duration:g} s of sim time, "
         f"seed {args.seed}, each line on a host of its own (loopback), over tcp with keys",

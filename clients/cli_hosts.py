@@ -128,6 +128,7 @@ def run_on_hosts(args: argparse.Namespace, spec: Any, orders: list[Any], out: Pa
         wear=args.wear,
         guard_s=args.guard,
         kill_coordinator_at=args.kill_coordinator_at,
+        endpoint=args.endpoint,
         log=lambda text: print(text, file=sys.stderr, flush=True),
     )
 

@@ -65,11 +65,14 @@ def run_hosts(
     wear: bool = False,
     guard_s: float = 10.0,
     kill_coordinator_at: float | None = None,
+    endpoint: str | None = None,
     log: Any = None,
 ) -> HostsRun:
     """Run ``spec`` as a coordinator process and one line host per line; return the KPIs the
     coordinator wrote and what happened to the processes. ``faults``: a scenario file per
-    line name; ``supply``: the supply faults file (the coordinator's)."""
+    line name; ``supply``: the supply faults file (the coordinator's); ``endpoint``: the
+    coordinator's control socket (``ipc://DIR``: orders and status while it runs; bound
+    again by a restarted coordinator)."""
     ensure_line_keys(keys_dir, spec.name, [ln.name for ln in spec.lines])
     if processes:  # every line's cell's own keys, made here: not by two line hosts at once
         for ln in spec.lines:
@@ -85,6 +88,8 @@ def run_hosts(
         serve += ["--order", order_text(o)]
     if supply:
         serve += ["--supply", supply]
+    if endpoint:
+        serve += ["--endpoint", endpoint]
     lines = {}
     for i, ln in enumerate(spec.lines):
         host = f"127.0.0.{2 + i}"

@@ -264,3 +264,47 @@ def test_physics_lines_with_their_processes_on_hosts_survive_both_kills(tmp_path
     assert any(e["kind"] == "supervisor_restored" for e in l1)
     for f in ("events.jsonl", "lines/L1/events.jsonl", "lines/L2/events.jsonl"):
         assert (hosts / f).read_bytes() == (one / f).read_bytes(), f
+
+
+@pytest.mark.timeout(600)
+def test_an_order_given_to_the_coordinator_on_hosts_survives_its_kill(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``lightsout order add`` to a coordinator serving lines on hosts: the order is built and
+    shipped, though the coordinator is killed after taking it (its journal has it)."""
+    spec = load_factory(events_factory(tmp_path))
+    base = f"ipc://{tmp_path / 'plant'}"
+    got: list[Any] = []
+    run = threading.Thread(
+        target=lambda: got.append(
+            run_hosts(
+                spec,
+                tmp_path / "run",
+                orders=[OrderLine.parse("retail:phone:2:600")],
+                duration_s=1800.0,
+                seed=4,
+                keys_dir=tmp_path / "keys",
+                processes=False,
+                kill_coordinator_at=1500.0,
+                endpoint=base,
+            )
+        ),
+        daemon=True,
+    )
+    run.start()
+    deadline = time.monotonic() + 60
+    while main(["factory", "status", "--endpoint", base]) != 0:
+        assert time.monotonic() < deadline and run.is_alive(), "the coordinator never answered"
+        time.sleep(0.3)
+    assert main(["order", "add", "phone", "5", "--endpoint", base, "--due", "900"]) == 0
+    assert "O00002" in capsys.readouterr().out
+    run.join(300)
+    assert got, "the run did not finish"
+    kpis = got[0].kpis
+    assert got[0].restarts == 1 and got[0].killed_at_s >= 1500.0
+    rows = [json.loads(r) for r in (tmp_path / "run" / JOURNAL).read_text().splitlines()[1:]]
+    given = [o for r in rows for o in r["orders"] if o["quantity"] == 5]
+    assert len(given) == 1 and given[0]["t_ns"] < 1500 * 10**9  # taken before the kill
+    assert kpis["shipments"] == 2 and kpis["material_balanced"]
+    shipped = [e for e in jsonl(tmp_path / "run" / "events.jsonl") if e["kind"] == "shipment"]
+    assert sorted(len(e["units"]) for e in shipped) == [2, 5]
