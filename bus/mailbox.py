@@ -190,7 +190,8 @@ class Mailbox:
         restarted hub (the supervisor, after a crash) waits for every spoke's hello
         before it joins the clock, while the spokes' sockets reconnect to it on their
         own: without a second hello it would wait for ever. Called while the spoke
-        waits for the clock and before it reads a tick's messages.
+        waits for the clock (``bus.participant``). A connection gone again before its
+        hello could be queued is let be: its next handshake brings another.
         """
         monitor = self._monitor
         if monitor is None or self.hub or self.node is None or self._sock is None:
@@ -199,7 +200,10 @@ class Mailbox:
         while monitor.poll(0):
             event = recv_monitor_message(monitor)
             if event["event"] == zmq.EVENT_HANDSHAKE_SUCCEEDED:
-                self._sock.send(HELLO, zmq.NOBLOCK)
+                try:
+                    self._sock.send(HELLO, zmq.NOBLOCK)
+                except zmq.Again:
+                    continue
                 said += 1
         return said
 
