@@ -43,7 +43,6 @@ def cmd_factory_run(args: argparse.Namespace, console: Console) -> int:
     from cells.faults import load_scenario
     from cells.launch import run_dir
     from clients.console_factory import FactoryConsole
-    from clients.report_factory import write_factory_report
     from factory.run import OrderLine, run_factory
     from factory.schema import load_factory
     from factory.supply import load_supply
@@ -91,8 +90,18 @@ def cmd_factory_run(args: argparse.Namespace, console: Console) -> int:
             on_step=screen.update if screen is not None else None,
         )
     print_factory(kpis, console)
+    return _results(args, kpis, out, console)
+
+
+def _results(
+    args: argparse.Namespace, kpis: dict[str, Any], out: Path, console: Console, more: str = ""
+) -> int:
+    """Where a factory run's files are, and its exit code: 1 if the material does not balance
+    or (after chaos) a line's audit fails."""
+    from clients.report_factory import write_factory_report
+
     console.print(f"report:    {write_factory_report(out)}")
-    console.print(f"results:   {out / 'kpis.json'}")
+    console.print(f"results:   {out / 'kpis.json'}{more}")
     console.print(f"events:    {out / 'events.jsonl'}")
     console.print(f"genealogy: {out / 'genealogy.sqlite'} (lightsout trace / recall --run {out})")
     code = 0 if kpis["material_balanced"] else 1
@@ -106,7 +115,6 @@ def run_hosts_and_print(
 ) -> int:
     """``factory run --hosts``: every line and the coordinator a process of its own."""
     from clients.cli_hosts import run_on_hosts
-    from clients.report_factory import write_factory_report
     from factory.run import order_book
 
     order_book(spec, orders)  # a bad order fails here, before any process starts
@@ -123,12 +131,7 @@ def run_hosts_and_print(
     print_factory(kpis, console)
     if run.killed_at_s is not None:
         console.print(f"coordinator: killed at {run.killed_at_s:g} s, carried on from its journal")
-    console.print(f"report:    {write_factory_report(out)}")
-    console.print(f"results:   {out / 'kpis.json'} (each line's own run: {out / 'hosts'})")
-    code = 0 if kpis["material_balanced"] else 1
-    if args.chaos:
-        code = max(code, audit_lines(out, list(kpis["lines"]), args.window, console))
-    return code
+    return _results(args, kpis, out, console, f" (each line's own run: {out / 'hosts'})")
 
 
 def audit_lines(out: Path, lines: list[str], window_s: float, console: Console) -> int:
