@@ -272,7 +272,7 @@ def cmd_trace(args: argparse.Namespace, console: Console) -> int:
     )
     ops = Table("step", "robot", "started", "done", title="operations")
     for o in t.ops:
-        ops.add_row(o.op, o.robot, _t(o.started_ns), _t(o.done_ns))
+        ops.add_row(o.op, o.robot or "-", _t(o.started_ns), _t(o.done_ns))
     console.print(ops)
     parts = Table("part", "kind", "lot", "supplier", title="parts")
     for part, kind, lot, supplier in t.parts:

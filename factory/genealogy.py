@@ -142,6 +142,8 @@ def read_line_run(run_dir: Path, *, products: Mapping[str, str]) -> LineRecord:
     kinds: dict[str, str] = {}
     units: dict[str, UnitRecord] = {}
     started: dict[tuple[str, str], int] = {}
+    last: dict[str, str] = {}
+    """Each operation's robot when it last started."""
     scrapped: dict[str, None] = {}
     for n, ev in _events(path):
         kind = ev.get("kind")
@@ -155,9 +157,17 @@ def read_line_run(run_dir: Path, *, products: Mapping[str, str]) -> LineRecord:
             product = products.get(kinds.get(unit, ""), "")
             units[unit] = UnitRecord(unit, product, _s(ev, "fixture", path, n), t)
         elif kind == "op_started":
-            started[(_s(ev, "op", path, n), _s(ev, "robot", path, n))] = t
-        elif kind in ("op_done", "op_settled"):
             op, robot = _s(ev, "op", path, n), _s(ev, "robot", path, n)
+            started[(op, robot)] = t
+            last[op] = robot
+        elif kind in ("op_done", "op_settled"):
+            op = _s(ev, "op", path, n)
+            if kind == "op_settled" and ev.get("robot") == "":
+                # the world showed it done after its robot was lost (a part that landed
+                # where it was going): it was that robot's work, as far as it got
+                robot = last.get(op, "")
+            else:
+                robot = _s(ev, "robot", path, n)
             unit, _, step = op.partition("/")
             if unit in units:
                 begun = started.get((op, robot), t)

@@ -11,9 +11,11 @@ from typing import Any
 import pytest
 
 from bus.cellspec import CellSpec
+from bus.enums import WorldEventKind
 from cells.launch import RunOptions, run_cell
 from clients.cli import main
 from factory.genealogy import DB_NAME, Genealogy, read_line_run
+from tests.kit.supervisor import BATTERY_OP, World, battery_dropped, lying
 
 LOT = 3
 """Parts per lot in these tests: small, so a short run draws from many lots."""
@@ -149,3 +151,25 @@ def test_a_run_without_a_database_is_one_line(
     (tmp_path / DB_NAME).write_text("not sqlite at all, " * 100)
     assert main(["trace", "x", "--run", str(tmp_path)]) == 2
     assert "not a genealogy database" in capsys.readouterr().err
+
+
+def test_a_step_settled_by_a_part_that_landed_counts_for_the_robot_that_carried_it(
+    tmp_path: Path,
+) -> None:
+    """A dropped part that lands on its spot is settled with no robot (``op_settled``,
+    ``robot: ""``): the genealogy reads it from the real supervisor's log and names the
+    robot that carried it, not a damaged log."""
+    w = World(out_dir=tmp_path)
+    spot = lying("battery-0001", -0.033, 0.281, 0.1605)
+    battery_dropped(
+        w, rest=w.event(WorldEventKind.ATTACHED, "battery-0001", "unit:frame-0001", pose=spot)
+    )
+    for _ in range(20):
+        w.step()
+    w.sup.close()
+    (settled,) = w.log("op_settled")
+    assert (settled["op"], settled["robot"], settled["how"]) == (BATTERY_OP, "", "landed")
+    rec = read_line_run(tmp_path, products={"frame": "phone"})
+    (unit,) = rec.units
+    steps = {o.op: o.robot for o in unit.ops}
+    assert steps["place_battery"] == "R2"  # it started it, dropped it, and it landed
