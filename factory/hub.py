@@ -41,7 +41,7 @@ from factory.run import BARRIER_S, OrderLine, finish, order_book
 from factory.schema import FactorySpec
 from factory.supply import LateLot
 from factory.view import factory_status
-from factory.wire import MAX_MESSAGE, Report, encode, read_report
+from factory.wire import MAX_MESSAGE, Report, encode, read_report, tcp_address
 
 JOURNAL = "coordinator.journal"
 VERSION = 1
@@ -69,8 +69,7 @@ class Hub:
         wait_s: float = BARRIER_S,
         on_step: Callable[[dict[str, Any]], None] | None = None,
     ) -> None:
-        if not bind.startswith("tcp://"):
-            raise ConfigError("--bind", bind[:80], "a coordinator binds tcp://HOST:PORT")
+        tcp_address("--bind", bind)
         self.spec, self.out, self.meta = spec, out, meta
         self.duration_s = duration_s
         self.steps = [0, *step_times(duration_s)]

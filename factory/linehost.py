@@ -31,7 +31,15 @@ from cells.launch import RunOptions, run_cell
 from factory.coordinator import NS, step_times
 from factory.run import BARRIER_S, chaos_note, check_kills, line_cells, plan_line
 from factory.schema import FactorySpec
-from factory.wire import SENT_FILES, MirrorGate, client_socket, encode, line_keys, read_answer
+from factory.wire import (
+    SENT_FILES,
+    MirrorGate,
+    client_socket,
+    encode,
+    line_keys,
+    read_answer,
+    tcp_address,
+)
 
 RESEND_S = 2.0
 """Wall seconds a report waits for its answer before it is sent again."""
@@ -43,8 +51,7 @@ class CoordinatorLink:
     def __init__(
         self, address: str, keys: tuple[bytes, bytes, bytes], line: str, wait_s: float
     ) -> None:
-        if not address.startswith("tcp://"):
-            raise LightsoutError(f"--coordinator {address[:80]}: expected tcp://HOST:PORT")
+        tcp_address("--coordinator", address)
         self.line, self.wait_s = line, wait_s
         self.ctx: zmq.Context[Any] = zmq.Context()
         self.sock = client_socket(self.ctx, keys)

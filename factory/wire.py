@@ -82,6 +82,18 @@ class Report:
         return {"fed": [list(f) for f in self.fed], "heard": list(self.heard)}
 
 
+def tcp_address(flag: str, address: str) -> str:
+    """``address`` if it is ``tcp://HOST:PORT`` with a port from 1 to 65535, else a
+    ``ConfigError`` naming ``flag`` (zmq would take port 99999 as another port)."""
+    scheme, sep, rest = address.partition("://")
+    host, colon, port = rest.rpartition(":")
+    if scheme != "tcp" or not sep or not colon or not host or not port.isdigit():
+        raise ConfigError(flag, address[:80], "expected tcp://HOST:PORT")
+    if not 0 < int(port) < 65536:
+        raise ConfigError(flag, address[:80], "the port must be from 1 to 65535")
+    return address
+
+
 def encode(msg: dict[str, Any]) -> bytes:
     """One message as the wire carries it."""
     return json.dumps(msg, separators=(",", ":"), allow_nan=False).encode()

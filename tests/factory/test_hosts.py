@@ -195,6 +195,7 @@ def test_bad_host_arguments_are_one_line_and_write_nothing(
         (["factory", "run", f, *order, "--kill-coordinator-at", "5", "--runs-dir", str(runs)], "--hosts"),
         (["factory", "run", f, *order, "--hosts", "--console", "--runs-dir", str(runs)], "--console"),
         (["factory", "serve", f, *order, "--bind", "ipc:///tmp/x", "--keys", str(tmp_path / "k"), "--out", str(runs / "s")], "tcp"),
+        (["factory", "serve", f, *order, "--bind", "tcp://127.0.0.1:99999", "--keys", str(tmp_path / "k"), "--out", str(runs / "s")], "65535"),
         (["factory", "serve", f, *order, "--bind", "tcp://127.0.0.1:1", "--keys", str(tmp_path / "k"), "--out", str(runs / "s"), "--resume"], "journal"),
         (["factory", "line", f, "--line", "L9", "--coordinator", "tcp://127.0.0.1:1", "--keys", str(tmp_path / "k"), "--out", str(runs / "l")], "L9"),
         (["factory", "line", f, "--line", "L1", "--coordinator", "tcp://127.0.0.1:1", "--keys", str(tmp_path / "k"), "--out", str(runs / "l")], "key"),
