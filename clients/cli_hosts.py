@@ -23,7 +23,10 @@ def _meta(args: argparse.Namespace, spec: Any, orders: list[Any], late: Any) -> 
     from factory.run import factory_meta
 
     meta = factory_meta(spec, args.seed, args.duration, True, orders, None, 0.0, False, late)
+    for key in ("processes", "faults", "chaos", "wear"):  # each line host's own, not known here
+        del meta[key]
     meta["hosts"] = True
+    meta["lines_own"] = "processes, faults, chaos: lines/NAME/run.json and chaos.toml"
     return meta
 
 
