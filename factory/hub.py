@@ -46,6 +46,8 @@ from factory.wire import MAX_MESSAGE, Report, encode, read_report, tcp_address
 JOURNAL = "coordinator.journal"
 VERSION = 1
 """The journal's layout; a journal of another is refused on resume."""
+WAITING_LOG_S = 30.0
+"""Wall seconds without a report after which the coordinator says whom it waits for."""
 LINGER_S = 3.0
 """Wall seconds the coordinator keeps answering a line's resent ``done`` after the end."""
 
@@ -243,6 +245,7 @@ class Hub:
             if self.next_k > self.last_k:  # killed after the last step, before the results
                 kpis = self._finish()
             waited = time.monotonic()
+            told = waited
             ended_at = None
             while True:
                 if kpis is not None and ended_at is None:
@@ -252,6 +255,15 @@ class Hub:
                 if self.stopping.is_set():
                     raise LightsoutError(f"coordinator stopped at step {self.next_k}")
                 if not sock.poll(200):
+                    if kpis is None and time.monotonic() - max(told, waited) > WAITING_LOG_S:
+                        told = time.monotonic()
+                        waiting = ", ".join(n for n in self.lines if n not in self.reports)
+                        print(
+                            f"coordinator: waiting for {waiting} at step {self.next_k} "
+                            f"(on {self.bind})",
+                            file=sys.stderr,
+                            flush=True,
+                        )
                     if kpis is None and self.reports and time.monotonic() - waited > self.wait_s:
                         silent = [n for n in self.lines if n not in self.reports]
                         raise LightsoutError(
