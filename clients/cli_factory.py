@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -114,19 +115,39 @@ def run_hosts_and_print(
     args: argparse.Namespace, spec: Any, orders: list[Any], out: Path, console: Console
 ) -> int:
     """``factory run --hosts``: every line and the coordinator a process of its own."""
-    from clients.cli_hosts import run_on_hosts
+    import shutil
+
+    from bus.endpoints import private_ipc_base
+    from clients.cli_hosts import run_on_hosts, watch_coordinator
+    from clients.console_factory import FactoryConsole
     from factory.run import order_book
 
     order_book(spec, orders)  # a bad order fails here, before any process starts
-    if args.console:
-        why = "with --hosts, follow the coordinator with lightsout factory status --endpoint"
-        raise ConfigError("--console", "", why)
     console.print(
         f"[bold]{spec.name}[/bold]: {len(spec.lines)} lines, {args.duration:g} s of sim time, "
         f"seed {args.seed}, each line on a host of its own (loopback), over tcp with keys",
         highlight=False,
     )
-    run = run_on_hosts(args, spec, orders, out)
+    if not args.console:
+        run = run_on_hosts(args, spec, orders, out)
+    else:  # the console asks the coordinator's control socket (a private one if none given)
+        own = None if args.endpoint else private_ipc_base()
+        args.endpoint = args.endpoint or own
+        screen = FactoryConsole(console)
+        stop = threading.Event()
+        watcher = threading.Thread(
+            target=watch_coordinator, args=(args.endpoint, screen.update, stop), daemon=True
+        )
+        try:
+            with screen.live():
+                watcher.start()
+                run = run_on_hosts(args, spec, orders, out, log=console.print)
+        finally:
+            stop.set()
+            if watcher.is_alive():
+                watcher.join(5)
+            if own is not None:
+                shutil.rmtree(own.removeprefix("ipc://"), ignore_errors=True)
     kpis = run.kpis
     print_factory(kpis, console)
     if run.killed_at_s is not None:

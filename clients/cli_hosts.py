@@ -9,7 +9,9 @@ Each returns an exit code; a known error is one line ``error: ...`` and exit 2
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -109,8 +111,33 @@ def cmd_factory_line(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
-def run_on_hosts(args: argparse.Namespace, spec: Any, orders: list[Any], out: Path) -> Any:
-    """``factory run --hosts``: the coordinator and every line as processes of their own."""
+WATCH_S = 0.5
+"""Wall seconds between the console's status requests to the coordinator."""
+
+
+def watch_coordinator(endpoint: str, update: Any, stop: threading.Event) -> None:
+    """Feed ``update`` the coordinator's view (its ``status``) until ``stop``: the console of
+    a factory on hosts. A coordinator not up yet, or restarting, is asked again; a view that
+    is not one is dropped (the last good one stays on screen)."""
+    from bus.enums import ControlCommand
+    from bus.errors import LightsoutError
+    from clients.control import ControlClient
+
+    with ControlClient(endpoint, timeout_s=1.0, retries=0) as client:
+        while not stop.wait(WATCH_S):
+            try:
+                view = json.loads(client.request(ControlCommand.STATUS).data)
+            except (LightsoutError, ValueError, OSError):
+                continue
+            if isinstance(view, dict):
+                update(view)
+
+
+def run_on_hosts(
+    args: argparse.Namespace, spec: Any, orders: list[Any], out: Path, log: Any = None
+) -> Any:
+    """``factory run --hosts``: the coordinator and every line as processes of their own;
+    ``log`` takes the launcher's progress lines (default: stderr)."""
     from factory.hosts import run_hosts
 
     faults = {}
@@ -132,7 +159,7 @@ def run_on_hosts(args: argparse.Namespace, spec: Any, orders: list[Any], out: Pa
         guard_s=args.guard,
         kill_coordinator_at=args.kill_coordinator_at,
         endpoint=args.endpoint,
-        log=lambda text: print(text, file=sys.stderr, flush=True),
+        log=log or (lambda text: print(text, file=sys.stderr, flush=True)),
     )
 
 

@@ -10,6 +10,7 @@ are each refused, by a coordinator that goes on serving.
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from pathlib import Path
@@ -193,7 +194,6 @@ def test_bad_host_arguments_are_one_line_and_write_nothing(
     order = ["--order", "retail:phone:1:100"]
     cases = [
         (["factory", "run", f, *order, "--kill-coordinator-at", "5", "--runs-dir", str(runs)], "--hosts"),
-        (["factory", "run", f, *order, "--hosts", "--console", "--runs-dir", str(runs)], "--console"),
         (["factory", "serve", f, *order, "--bind", "ipc:///tmp/x", "--keys", str(tmp_path / "k"), "--out", str(runs / "s")], "tcp"),
         (["factory", "serve", f, *order, "--bind", "tcp://127.0.0.1:99999", "--keys", str(tmp_path / "k"), "--out", str(runs / "s")], "65535"),
         (["factory", "serve", f, *order, "--bind", "tcp://127.0.0.1:1", "--keys", str(tmp_path / "k"), "--out", str(runs / "s"), "--resume"], "journal"),
@@ -309,3 +309,18 @@ def test_an_order_given_to_the_coordinator_on_hosts_survives_its_kill(
     assert kpis["shipments"] == 2 and kpis["material_balanced"]
     shipped = [e for e in jsonl(tmp_path / "run" / "events.jsonl") if e["kind"] == "shipment"]
     assert sorted(len(e["units"]) for e in shipped) == [2, 5]
+
+
+def test_the_console_of_a_factory_on_hosts_shows_the_coordinators_view(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``factory run --hosts --console``: the console asks the coordinator's control socket
+    (a private one: no ``--endpoint`` given) and draws its view while the lines run."""
+    f = str(events_factory(tmp_path))
+    argv = ["factory", "run", f, "--order", "retail:phone:3:600", "--duration", "900"]
+    argv += ["--hosts", "--console", "--runs-dir", str(tmp_path / "runs"), "--name", "c"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    frame = out[out.index(" lightsout factory ") :]  # the console's last frame
+    assert re.search(r"sim \d+ s", frame) and "O00001" in frame and "L2" in frame
+    assert (tmp_path / "runs" / "c" / "kpis.json").is_file()
