@@ -18,6 +18,7 @@ from bus.messages import Command, SetMode
 from bus.participant import Outbox
 from bus.simtime import NS
 from supervisor.eventlog import EventLog
+from supervisor.journal import field_names
 
 COMMAND_RETRY_NS = 2 * NS
 """Resend an unanswered command (same id) after this long (sim ns)."""
@@ -177,7 +178,7 @@ class Fleet:
         """Every view's fields but its spec, and the command count, as plain data."""
         views = {}
         for name, r in self.views.items():
-            fields = {f.name: getattr(r, f.name) for f in dataclasses.fields(r) if f.name != "spec"}
+            fields = {n: getattr(r, n) for n in field_names(type(r)) if n != "spec"}
             fields["state"] = r.state.value if r.state is not None else None
             fields["pending_command"] = r.pending_command.value if r.pending_command else None
             fields["mode"] = r.mode.value

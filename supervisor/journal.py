@@ -17,6 +17,7 @@ back exactly (a test compares them).
 
 from __future__ import annotations
 
+import dataclasses
 import sqlite3
 from pathlib import Path
 from typing import Any, Protocol
@@ -55,6 +56,19 @@ class Snapshots:
         for name, part in self.components.items():
             if name not in done:
                 part.restore(state[name])
+
+
+_FIELDS: dict[type, tuple[str, ...]] = {}
+
+
+def field_names(cls: type) -> tuple[str, ...]:
+    """A dataclass's field names, in order, looked up once per class: snapshots are taken at
+    every tick that logged something, and ``dataclasses.fields`` on each object of each
+    snapshot was a third of what the units' snapshot cost."""
+    names = _FIELDS.get(cls)
+    if names is None:
+        names = _FIELDS[cls] = tuple(f.name for f in dataclasses.fields(cls))
+    return names
 
 
 SCHEMA = """

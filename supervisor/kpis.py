@@ -14,6 +14,7 @@ from typing import Any
 from bus.enums import PackMLState
 from bus.participant import Outbox
 from bus.simtime import NS
+from supervisor.journal import field_names
 
 
 @dataclasses.dataclass(slots=True)
@@ -102,8 +103,8 @@ class Kpis:
         return {
             "robots": {
                 name: {
-                    f.name: getattr(s, f.name).value if f.name == "state" else getattr(s, f.name)
-                    for f in dataclasses.fields(s)
+                    n: getattr(s, n).value if n == "state" else getattr(s, n)
+                    for n in field_names(type(s))
                 }
                 for name, s in self.robots.items()
             },

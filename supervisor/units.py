@@ -8,13 +8,13 @@ Operations change state only through ``Op.move`` (``supervisor.plan``).
 
 from __future__ import annotations
 
-import dataclasses
 import enum
 from collections.abc import Iterator
 from typing import Any
 
 from bus.cellspec import CellSpec
 from bus.simtime import NS
+from supervisor.journal import field_names
 from supervisor.plan import Op, OpState, Unit
 
 FORGET_AFTER_NS = 10 * NS
@@ -63,18 +63,22 @@ class Units:
     def snapshot(self) -> dict[str, Any]:
         """Every unit with its operations' fields, and the fastened ones, as plain data."""
         units = {}
+        op_names = [n for n in field_names(Op) if n not in ("spec", "unit")]
+        unit_names = [n for n in field_names(Unit) if n != "unit_id"]
         for uid, u in self.units.items():
-            ops = {
-                name: {
-                    f.name: _plain(getattr(op, f.name))
-                    for f in dataclasses.fields(op)
-                    if f.name not in ("spec", "unit")
-                }
-                for name, op in u.ops.items()
-            }
-            fields = {f.name: getattr(u, f.name) for f in dataclasses.fields(u)}
-            del fields["unit_id"]
-            units[uid] = {**fields, "ops": ops}
+            ops = {}
+            for name, op in u.ops.items():
+                fields = {}
+                for n in op_names:
+                    v = getattr(op, n)
+                    # enums as their values, tuples as lists (msgpack's own round trip)
+                    fields[n] = (
+                        v.value
+                        if isinstance(v, enum.Enum)
+                        else (list(v) if isinstance(v, tuple) else v)
+                    )
+                ops[name] = fields
+            units[uid] = {n: ops if n == "ops" else getattr(u, n) for n in unit_names}
         return {"units": units, "fastened": sorted(self.fastened)}
 
     def restore(self, data: dict[str, Any]) -> None:
@@ -93,11 +97,3 @@ class Units:
             unit = Unit(**{**u, "unit_id": uid, "ops": ops, "base_kind": base_kind})
             self.add(unit)
         self.fastened = set(data["fastened"])
-
-
-def _plain(obj: Any) -> Any:
-    if isinstance(obj, enum.Enum):
-        return obj.value
-    if isinstance(obj, tuple):
-        return list(obj)
-    return obj
