@@ -105,6 +105,7 @@ def _results(
     console.print(f"results:   {out / 'kpis.json'}{more}")
     console.print(f"events:    {out / 'events.jsonl'}")
     console.print(f"genealogy: {out / 'genealogy.sqlite'} (lightsout trace / recall --run {out})")
+    console.print(f"audit:     lightsout factory audit --run {out}")
     code = 0 if kpis["material_balanced"] else 1
     if args.chaos:
         code = max(code, audit_lines(out, list(kpis["lines"]), args.window, console))
@@ -272,6 +273,32 @@ def _db(args: argparse.Namespace) -> Path:
     return found[-1]
 
 
+def cmd_factory_audit(args: argparse.Namespace, console: Console) -> int:
+    """Audit a finished factory run from its files (``factory.audit``): 0 if every check holds."""
+    from factory.audit import audit_factory
+
+    run = Path(args.run) if args.run else _db(args).parent
+    checks, verdicts = audit_factory(run)
+    table = Table("check", "result", "detail", title=f"factory audit: {run}")
+    for c in checks:
+        table.add_row(c.name, "ok" if c.ok else "[red]FAIL[/red]", c.detail)
+    console.print(table)
+    late = [v for v in verdicts if v.verdict == "late"]
+    if late:
+        why = Table("order", "quantity", "due", "shipped", "why", title="late orders")
+        for v in late:
+            shipped = "open" if v.shipped_s is None else f"{v.shipped_s:g} s"
+            why.add_row(
+                v.order,
+                str(v.quantity),
+                f"{v.due_s:g} s",
+                shipped,
+                "\n".join(v.why) or "[red]unexplained[/red]",
+            )
+        console.print(why)
+    return 0 if all(c.ok for c in checks) else 1
+
+
 def _t(ns: int | None) -> str:
     return "-" if ns is None else f"{ns / 1e9:.3f} s"
 
@@ -407,6 +434,12 @@ def add_commands(sub: Any) -> None:
     run.add_argument("--runs-dir", default="runs", help="where runs are written (default runs/)")
     run.set_defaults(func=cmd_factory_run)
     add_host_commands(fsub)
+    au = fsub.add_parser(
+        "audit", help="a finished factory run: material, shipments, orders (late ones explained)"
+    )
+    au.add_argument("--run", metavar="DIR", help="factory run (default: the newest in RUNS_DIR)")
+    au.add_argument("--runs-dir", default="runs", help="where runs are (default runs/)")
+    au.set_defaults(func=cmd_factory_audit)
     st = fsub.add_parser("status", help="a running factory's lines, orders and stores")
     st.add_argument(
         "--endpoint",

@@ -89,6 +89,9 @@ class LineGate:
         self.kpis: dict[str, Any] = {}
         """The last KPI snapshot the line's supervisor sent (``RunOptions.on_kpis``)."""
         self.counters: collections.Counter[str] = collections.Counter()
+        self.unlogged: collections.Counter[str] = collections.Counter()
+        """At the end, per kind: parts the feeders made in the last ticks that the line's log
+        does not hold (its supervisor had no step after them); they are in WIP."""
 
     def may_feed(self, feeder: str) -> bool:
         """A feeder may make a part while its kind waits at the line side."""

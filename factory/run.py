@@ -310,6 +310,8 @@ def finish(spec: FactorySpec, coord: Coordinator, out: Path, duration_s: float) 
         rec = records[ln.name] = read_line_run(out / "lines" / ln.name, products=products)
         gate = coord.gates[ln.name]
         unlotted = [p.part for p in rec.parts if p.part not in gate.lot_of]
+        logged = {p.part for p in rec.parts}
+        gate.unlogged.update(k for p, k in gate.part_kind.items() if p not in logged)
         if unlotted:
             raise LightsoutError(f"line {ln.name}: part {unlotted[0]} came from no store")
         for u in rec.units:
@@ -367,6 +369,7 @@ def factory_kpis(spec: FactorySpec, coord: Coordinator, out: Path, end_ns: int) 
             "throughput_per_hour": cell.get("throughput_per_hour"),
             "oee": (cell.get("oee") or {}).get("oee"),
             "line_side": {k: len(q) for k, q in sorted(coord.gates[ln.name].side.items())},
+            "made_unlogged": dict(sorted(coord.gates[ln.name].unlogged.items())),
             "ledger_balanced": cell.get("ledger_balanced"),
             "released": coord.released(ln.name),
             "built_unreleased": len(book.unreleased_units.get(ln.name, [])),
