@@ -176,6 +176,13 @@ def cmd_factory_status(args: argparse.Namespace, console: Console) -> int:
     from clients.console_factory import header, lines_table, orders_table, stores_table
     from clients.control import ControlClient
 
+    if args.watch:
+        from clients.cli_hosts import watch_factory
+
+        if args.json:
+            raise ConfigError("--json", "", "--watch draws the live view; --json prints it once")
+
+        return watch_factory(args.endpoint, console, timeout_s=args.timeout)
     with ControlClient(args.endpoint, timeout_s=args.timeout) as client:
         reply = client.request(ControlCommand.STATUS)
     try:
@@ -449,6 +456,12 @@ def add_commands(sub: Any) -> None:
     )
     st.add_argument("--timeout", type=positive, default=5.0, help="seconds per try (default 5)")
     st.add_argument("--json", action="store_true", help="the view as JSON")
+    st.add_argument(
+        "--watch",
+        action="store_true",
+        help="the live view, until the factory's run ends or Ctrl-C (--timeout: for its first "
+        "answer)",
+    )
     st.set_defaults(func=cmd_factory_status)
 
     for name, helptext, arg, func in (

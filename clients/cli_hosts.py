@@ -133,6 +133,46 @@ def watch_coordinator(endpoint: str, update: Any, stop: threading.Event) -> None
                 update(view)
 
 
+GONE_S = 3.0
+"""``factory status --watch``: a factory silent this long after answering has ended its run."""
+
+
+def watch_factory(endpoint: str, console: Console, *, timeout_s: float) -> int:
+    """``factory status --watch``: the live view of a running factory (any: in one process,
+    with ``--processes`` or on hosts), asked twice a second from its control socket, until it
+    stops answering for ``GONE_S`` (its run ended) or Ctrl-C. A factory that never answers
+    within ``timeout_s`` is one line (exit 2): a mistyped endpoint, or no factory there."""
+    import time
+
+    from bus.enums import ControlCommand
+    from bus.errors import LightsoutError
+    from clients.console_factory import FactoryConsole
+    from clients.control import ControlClient
+
+    screen = FactoryConsole(console)
+    start, last = time.monotonic(), None
+    with ControlClient(endpoint, timeout_s=1.0, retries=0) as client, screen.live():
+        try:
+            while True:
+                try:
+                    view = json.loads(client.request(ControlCommand.STATUS).data)
+                except (LightsoutError, ValueError, OSError):
+                    view = None
+                now = time.monotonic()
+                if isinstance(view, dict):
+                    screen.update(view)
+                    last = now
+                elif last is None and now - start > timeout_s:
+                    raise LightsoutError(f"{endpoint}: no factory answered within {timeout_s:g} s")
+                elif last is not None and now - last > GONE_S:
+                    break
+                time.sleep(WATCH_S)
+        except KeyboardInterrupt:
+            return 0
+    console.print(f"{endpoint}: the factory stopped answering (its run ended)", highlight=False)
+    return 0
+
+
 def run_on_hosts(
     args: argparse.Namespace, spec: Any, orders: list[Any], out: Path, log: Any = None
 ) -> Any:
