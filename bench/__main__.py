@@ -61,6 +61,7 @@ def main() -> int:
         "--only",
         choices=[
             "rtf",
+            "stepping",
             "control",
             "record",
             "curve",
@@ -150,6 +151,10 @@ def _measure(console: Console, args: argparse.Namespace, chosen_cells: list[str]
     """Run the benchmarks ``--only`` names (all but the long ones if it names none)."""
     if args.only in (None, "rtf"):
         _rtf(console, args, chosen_cells)
+    if args.only in (None, "stepping"):
+        from bench.stepping import print_stepping
+
+        print_stepping(console, args.seed)
     if args.only in (None, "record"):
         _record(console, args)
     if args.only in (None, "control"):

@@ -8,8 +8,8 @@ For each cell (the 4-robot ``assembly.toml`` and its 8- and 12-robot
   driven, no belts held, no clock);
 * ``world``: the same world's ``advance()`` (arms driven kinematically, belts
   held, feeders, settling and sensors), still with no clock or participants;
-* the whole cell in one process (clock, supervisor and agents on threads,
-  ``inproc://``) and with ``--processes`` (the supervisor and each agent an
+* the whole cell in one process (``inproc://``, the supervisor and agents stepped
+  on the clock's thread: ``ClockServer.attach``) and with ``--processes`` (the supervisor and each agent an
   OS process, ``ipc://``), once per barrier: ``--sync tick`` (the fixed-rate
   one) and ``--sync event`` (the event clock) where the launcher has it, "n/a"
   until then.

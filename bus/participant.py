@@ -18,7 +18,7 @@ import zmq
 from bus.clock import ClockClient
 from bus.endpoints import Endpoints
 from bus.mailbox import Mailbox
-from bus.messages import Envelope, Message, Shutdown, Tick
+from bus.messages import Done, Envelope, Message, Shutdown, Tick
 from bus.trust import LiveKeys, NodeKeys, start_zap, stop_zap
 
 log = logging.getLogger(__name__)
@@ -133,6 +133,50 @@ def run_participant(
         if hub and node is not None and live is not None:
             stop_zap(ctx)
     return code
+
+
+class LocalMember:
+    """A participant stepped on the clock's own thread (``ClockServer.attach``).
+
+    The loop of ``run_participant`` without its socket to the clock: the clock calls
+    ``step`` with the Tick it would have sent, and takes the Done it would have read. The
+    cell bus is the same ``Mailbox`` over real sockets, so the messages between members,
+    their counts and the causal barrier are the ones of a participant on a thread of its
+    own. For a one-process cell over ``inproc`` only, where nothing outside the process
+    talks to the clock: a cell with keys or over ``ipc``/``tcp`` keeps its threads.
+    """
+
+    def __init__(
+        self,
+        part: Participant,
+        ctx: zmq.Context[Any],
+        endpoints: Endpoints,
+        *,
+        hub: bool,
+        guard_s: float = 10.0,
+    ) -> None:
+        self.part = part
+        self.name, self.role = part.name, part.role
+        self.mailbox = Mailbox(ctx, endpoints.cell, part.name, hub=hub, guard_s=guard_s)
+
+    def setup(self) -> None:
+        """Bind (the hub) or connect (a spoke) the cell socket: a hub first."""
+        self.mailbox.setup()
+
+    def step(self, tick: Tick) -> Done:
+        """One tick, as ``run_participant`` runs it."""
+        inbox = self.mailbox.collect(tick)
+        act = self.part.step(tick, inbox, self.mailbox)
+        sent = self.mailbox.take_counts()
+        return Done(tick=tick.tick, name=self.name, sent=sent, act=act, wake_ns=self.part.wake())
+
+    def finish(self, t_ns: int, reason: str) -> None:
+        """The run ended: the participant writes its results."""
+        self.part.finish(t_ns, reason)
+
+    def close(self) -> None:
+        """Close the cell socket."""
+        self.mailbox.close()
 
 
 STOP_CHECK_S = 0.25

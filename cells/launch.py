@@ -38,7 +38,7 @@ from bus.endpoints import (
     remove_ipc,
 )
 from bus.errors import ConfigError
-from bus.participant import Participant, run_participant
+from bus.participant import LocalMember, Participant, run_participant
 from bus.trust import LiveKeys, ensure_participants, safe_name
 from cells.children import Children, inject, node_keys, signed
 from cells.commission import Commissioner
@@ -96,6 +96,10 @@ class RunOptions:
     on_kpis: Callable[[dict[str, Any]], None] | None = None
     """Called with every KPI snapshot the supervisor sends (as ``kpis.json`` reads), likewise:
     a factory's live view of its lines."""
+    threads: bool = False
+    """One process over ``inproc``: each participant on a thread of its own with its socket
+    to the clock, instead of stepped on the clock's thread (``ClockServer.attach``). The
+    same event log, slower; the reference the one-thread loop is tested against."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -241,11 +245,26 @@ def _run_threads(
     stop = threading.Event()
     threads: list[threading.Thread] = []
 
+    # over inproc with nobody outside the process, the participants are stepped on the
+    # clock's thread: a round trip to a thread each tick cost more than their own work
+    local = endpoints.clock.startswith("inproc://") and not signed(opts) and not opts.threads
+    members: list[LocalMember] = []
+
+    def attach(part: Participant, *, hub: bool) -> None:
+        member = LocalMember(part, ctx, endpoints, hub=hub, guard_s=opts.guard_s)
+        member.setup()
+        members.append(member)
+        server.require_clock().attach(member)
+
     def start_built(name: str, mount: str) -> None:
-        """A robot built in the cell passed its check: its agent on a thread of its own."""
+        """A robot built in the cell passed its check: its agent on a thread of its own (or
+        stepped on the clock's)."""
         agent = RobotAgent(cell, name, spec=cell.built_robot(name, mount))
         agent.setup()
         agents.append(agent)
+        if local:
+            attach(agent, hub=False)
+            return
         threads.append(thread(agent, hub=False))
         threads[-1].start()
 
@@ -291,14 +310,20 @@ def _run_threads(
 
     try:
         server.setup()
-        threads.append(thread(supervisor, hub=True))
         for agent in agents:
             agent.setup()
-            threads.append(thread(agent, hub=False))
+        if local:
+            attach(supervisor, hub=True)  # the hub binds before the spokes connect
+            for agent in agents:
+                attach(agent, hub=False)
+        else:
+            threads.append(thread(supervisor, hub=True))
+            threads += [thread(agent, hub=False) for agent in agents]
         for t in threads:
             t.start()
         server.run()
         stats = sim_stats(server, signals)
+        errors += server.require_clock().local_errors
     except BaseException:
         stop.set()  # interrupted or failed: the participants leave at once, not after a guard
         raise
@@ -306,6 +331,8 @@ def _run_threads(
         for t in threads:
             t.join(timeout=30)
         stop.set()
+        for member in members:
+            member.close()
         records.close()
         commissioner.close()
         server.shutdown()

@@ -335,6 +335,10 @@ class SimServer:
             raise RuntimeError("SimServer.setup() was not called")
         return self.host
 
+    def require_clock(self) -> ClockServer:
+        """The clock (after ``setup``): the launcher attaches the members it steps itself."""
+        return self._require()
+
     def _require(self) -> ClockServer:
         if self.clock is None:
             raise RuntimeError("SimServer.setup() was not called")
