@@ -16,7 +16,11 @@ can judge any run, live or old, without trusting the supervisor's own totals:
 * **throughput in every window**: every whole window (300 s by default) of
   the run completes at least one unit (ships it, or commissions the arm as a
   robot). A cell that builds robots has nowhere to put an arm once every
-  mount point of its bay holds one: windows after that are not judged.
+  mount point of its bay holds one: windows after that are not judged. Nor
+  is a window in which units were in the making for less than the run's
+  longest cycle: a line of a pull factory with nothing released to it starts
+  none (``crosscheck.making``); a cell that always has work is judged in
+  every window.
 
 the checks of the maintenances (``cells.decisions``: each acted on a
 diagnosis, the robot in Maintenance by its own word and the world's, no work
@@ -257,11 +261,17 @@ def throughput_windows(
             if k < n:
                 counts[k] += 1
     full = bay_full_s(events, kpis)
-    judged = [k for k in range(n) if full is None or (k + 1) * window_s <= full]
+    spans = crosscheck.making(events, round(duration * NS))
+    cycle = crosscheck.longest_cycle_s(events)
+    w = round(window_s * NS)
+    idle = {k for k in range(n) if crosscheck.busy_s(spans, k * w, (k + 1) * w) < cycle}
+    judged = [k for k in range(n) if (full is None or (k + 1) * window_s <= full) and k not in idle]
     empty = [f"{k * window_s:g}-{(k + 1) * window_s:g} s" for k in judged if counts[k] == 0]
     detail = f"units per {window_s:g} s: {counts}"
     if full is not None:
         detail += f" (every mount point held an arm from {full:.0f} s on: windows after not judged)"
+    if idle:
+        detail += f" ({len(idle)} with units in the making for under {cycle:g} s: not judged)"
     name = "throughput in every window"
     return Check(name, not empty, f"none shipped in {', '.join(empty)}" if empty else detail)
 

@@ -20,7 +20,10 @@ fails:
   for a fasten, an inspection whose camera saw the unit for an inspect;
 * **restored runs produce**: after every ``supervisor_restored`` (a restart or
   ``lightsout resume``) a unit completes within ``RESTORED_S``, if the run
-  lasted that long.
+  lasted that long and the cell had work then: a line of a pull factory with
+  nothing released to it starts no unit, so a span in which units were in the
+  making for less than the longest cycle of the run is not judged
+  (``making``, ``busy_s``; a cell that is never idle is always judged).
 """
 
 from __future__ import annotations
@@ -209,15 +212,58 @@ def unseen(ops: list[tuple[str, str, Skill, int, int]], world: list[dict[str, An
     return problems
 
 
+def making(events: list[dict[str, Any]], end_ns: int) -> list[tuple[int, int]]:
+    """The spans of sim time (ns) in which at least one unit was in the making: from a
+    ``unit_started`` while none was, until the last open one completed or was scrapped."""
+    open_units: set[str] = set()
+    spans: list[tuple[int, int]] = []
+    start = 0
+    for e in events:
+        kind, unit, t = e.get("kind"), e.get("unit"), int(e.get("t_ns", 0))
+        if not isinstance(unit, str):
+            continue
+        if kind == "unit_started":
+            if not open_units:
+                start = t
+            open_units.add(unit)
+        elif kind in (*COMPLETED_EVENTS, "unit_scrapped") and unit in open_units:
+            open_units.discard(unit)
+            if not open_units:
+                spans.append((start, t))
+    if open_units:
+        spans.append((start, end_ns))
+    return spans
+
+
+def busy_s(spans: list[tuple[int, int]], t0_ns: int, t1_ns: int) -> float:
+    """Seconds of [``t0_ns``, ``t1_ns``] in which a unit was in the making (``making``)."""
+    return sum(max(0, min(b, t1_ns) - max(a, t0_ns)) for a, b in spans) / NS
+
+
+def longest_cycle_s(events: list[dict[str, Any]], default: float = 60.0) -> float:
+    """The longest cycle time of a unit shipped in the run (``default`` if none shipped): the
+    work a span must have held to be judged for not completing a unit."""
+    cycles = [
+        float(e["cycle_s"])
+        for e in events
+        if e.get("kind") == "unit_shipped" and isinstance(e.get("cycle_s"), int | float)
+    ]
+    return max(cycles, default=default)
+
+
 def restored_producing(events: list[dict[str, Any]], end_ns: int) -> tuple[list[str], int]:
-    """Restarts (``supervisor_restored``) not followed by a completed unit within ``RESTORED_S``."""
+    """Restarts (``supervisor_restored``) not followed by a completed unit within ``RESTORED_S``
+    while the cell had work (units in the making for at least the longest cycle)."""
     restored = [int(e["t_ns"]) for e in events if e.get("kind") == "supervisor_restored"]
     done = [int(e["t_ns"]) for e in events if e.get("kind") in COMPLETED_EVENTS]
+    spans, cycle = making(events, end_ns), longest_cycle_s(events)
     bad = []
     for t in restored:
         limit = t + int(RESTORED_S * NS)
         if limit > end_ns:
             continue  # the run ended too soon after it to judge
+        if busy_s(spans, t, limit) < cycle:
+            continue  # nothing to build then (a pull line with nothing released)
         if not any(t < d <= limit for d in done):
             bad.append(f"restored at {t / NS:.1f} s, no unit done by {limit / NS:.1f} s")
     return bad, len(restored)
