@@ -26,6 +26,23 @@ def test_the_shipped_factories_load() -> None:
         assert all(ln.cell.name == "assembly" and ln.products == ("phone",) for ln in spec.lines)
 
 
+def test_the_shift_factory_is_stocked_for_its_lines_at_full_rate() -> None:
+    """``factory_11_events.toml``: eleven events lines, and every part kind's reorder point
+    covers what the lines draw at their capacity during its supplier's lead time (a store
+    buys one lot at the reorder point, so less would starve the lines every lead time)."""
+    spec = load_factory(CELLS / "factory_11_events.toml")
+    assert len(spec.lines) == 11
+    assert {ln.fidelity for ln in spec.lines} == {Fidelity.EVENTS}
+    (store,) = [s for s in spec.stores if s.role is StoreRole.PARTS]
+    reorder, initial = dict(store.reorder_points), dict(store.initial)
+    per_h = sum(ln.capacity_per_h for ln in spec.lines if ln.draws_from == store.name)
+    for supplier in spec.suppliers:
+        for kind in supplier.parts:
+            drawn = per_h * supplier.lead_time_s / 3600  # one part of each kind per phone
+            assert reorder[kind] > drawn, (kind, reorder[kind], drawn)
+            assert initial[kind] > reorder[kind], kind
+
+
 def test_check_says_what_the_factory_holds(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["factory", "check", str(TWO)]) == 0
     out = capsys.readouterr().out
