@@ -233,7 +233,8 @@ class Topic(enum.StrEnum):
     EVENTS = "events"
     """``event_frame``: one line of the event log, as it happens (kinds below)."""
     KPIS = "kpis"
-    """``kpi_frame``: the KPI snapshot (the shape of ``kpis.json``), once per sim second."""
+    """``kpi_frame``: the KPI snapshot (the shape of ``kpis.json``), once per sim second (every
+    10 at events fidelity)."""
 
 
 class FaultTarget(enum.StrEnum):

@@ -750,7 +750,8 @@ class EventFrame(Message):
 
 @message("kpi_frame")
 class KpiFrame(Message):
-    """Topic ``kpis``: the KPI snapshot (as in ``kpis.json``), once per sim second, as JSON."""
+    """Topic ``kpis``: the KPI snapshot (as in ``kpis.json``), as JSON: once per sim second, every
+    10 at events fidelity (``supervisor.kpis.PUBLISH_EVERY_S``)."""
 
     seq: int
     t_ns: int

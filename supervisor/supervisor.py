@@ -135,7 +135,7 @@ class Supervisor:
         )
         self.counters = Counters(dict.fromkeys(COUNTERS, 0))
         self.ledger = Ledger()
-        self.kpis = Kpis([r.name for r in cell.robots])
+        self.kpis = Kpis([r.name for r in cell.robots], fidelity=cell.fidelity)
         self.fleet = Fleet(list(cell.robots), self.events)
         self.watch = Watch(cell, self.events)
         self.assignments = Assignments()
