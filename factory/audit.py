@@ -111,7 +111,18 @@ def _read_line(path: Path) -> _Line:
 
 
 def audit_factory(run: Path) -> tuple[list[Check], list[OrderVerdict]]:
-    """Audit the factory run in ``run``: the checks, and every order's verdict."""
+    """Audit the factory run in ``run``: the checks, and every order's verdict. Files that
+    are missing, not JSON, or lack what a factory run's files hold are one error."""
+    try:
+        return _audit(run)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        if isinstance(exc, LightsoutError):
+            raise
+        why = f"a key {exc} is missing" if isinstance(exc, KeyError) else str(exc)[:200]
+        raise LightsoutError(f"{run}: not a factory run's files ({why})") from None
+
+
+def _audit(run: Path) -> tuple[list[Check], list[OrderVerdict]]:
     kpis_path = run / "kpis.json"
     if not kpis_path.is_file():
         raise LightsoutError(f"{kpis_path}: missing (not a finished factory run?)")

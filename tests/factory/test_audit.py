@@ -123,3 +123,14 @@ def test_not_a_factory_run_is_one_line(tmp_path: Path, capsys: pytest.CaptureFix
     assert main(["factory", "audit", "--run", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "kpis.json: missing" in err[0]
+
+
+@pytest.mark.parametrize("damage", ["not json", '{"lines": {}}', "[1, 2]"])
+def test_damaged_results_are_one_line(
+    out: Path, tmp_path: Path, damage: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = copy(out, tmp_path)
+    (run / "kpis.json").write_text(damage)
+    assert main(["factory", "audit", "--run", str(run)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"error: {run}"), err
