@@ -34,7 +34,9 @@ class SecureCell:
         cmd = [sys.executable, "-m", "clients.cli", "run", str(ROOT / "cells" / "assembly.toml")]
         cmd += ["--duration", "3600", "--endpoint", self.base, "--keys", str(self.keys)]
         cmd += ["-q", "--runs-dir", str(tmp / "runs"), "--realtime", "4"]
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.log = tmp / "cell.log"
+        with self.log.open("w") as log:  # what the cell said, if it never answers
+            self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=log)
 
     def key(self, name: str) -> CurveKeys:
         return CurveKeys.from_files(self.keys / f"{name}.key_secret")
@@ -42,14 +44,25 @@ class SecureCell:
     def client(self, name: str, **kw: float) -> ControlClient:
         return ControlClient(self.base, curve=self.key(name), **kw)  # type: ignore[arg-type]
 
-    def wait_for(self, robot: str, state: PackMLState, timeout_s: float = 60) -> None:
+    def wait_for(self, robot: str, state: PackMLState, timeout_s: float = 120) -> None:
+        """Until ``robot`` is in ``state``; a cell still starting (a busy machine: the other
+        test worker's runs) is asked again while its process lives."""
         with self.client("view") as c:
             deadline = time.monotonic() + timeout_s
             while time.monotonic() < deadline:
-                st = c.status()
+                try:
+                    st = c.status()
+                except NoAnswer:
+                    said = self.log.read_text()[-2000:]
+                    assert self.proc.poll() is None, (
+                        f"the cell exited {self.proc.returncode}: {said}"
+                    )
+                    continue
                 if next(r.state for r in st.robots if r.robot == robot) is state:
                     return
-            raise AssertionError(f"{robot} never reached {state.value}")
+            raise AssertionError(
+                f"{robot} never reached {state.value}: {self.log.read_text()[-2000:]}"
+            )
 
 
 @pytest.fixture(scope="module")
