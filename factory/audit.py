@@ -131,8 +131,12 @@ def _audit(run: Path) -> tuple[list[Check], list[OrderVerdict]]:
     lines = {name: _read_line(run / "lines" / name / "events.jsonl") for name in kpis["lines"]}
     end_ns = int(kpis["duration_s"] * S)
     shipments = [e for e in events if e["kind"] == "shipment"]
-    checks = [_material(kpis, events, lines, shipments), *_shipments(events, lines, shipments)]
-    verdicts = _orders(kpis, events, lines, shipments, end_ns)
+    built = _built(events)
+    checks = [
+        _material(kpis, events, lines, shipments),
+        *_shipments(events, lines, shipments, built),
+    ]
+    verdicts = _orders(events, lines, shipments, built, end_ns)
     late = [v for v in verdicts if v.verdict == "late"]
     unexplained = [v.order for v in late if not v.explained]
     on_time = sum(v.verdict == "on time" for v in verdicts)
@@ -146,6 +150,17 @@ def _audit(run: Path) -> tuple[list[Check], list[OrderVerdict]]:
         )
     )
     return checks, verdicts
+
+
+def _built(events: list[dict[str, Any]]) -> list[tuple[int, str, str | None]]:
+    """Every unit the coordinator took as built: its time, serial, and the customer order
+    of the production order it was built for (``unit_built`` joined to ``order_released``)."""
+    po_order = {e["production_order"]: e["order"] for e in events if e["kind"] == "order_released"}
+    return [
+        (int(e["t_ns"]), e["serial"], po_order.get(e.get("production_order") or ""))
+        for e in events
+        if e["kind"] == "unit_built"
+    ]
 
 
 def _material(
@@ -209,16 +224,14 @@ def _material(
 
 
 def _shipments(
-    events: list[dict[str, Any]], lines: dict[str, _Line], shipments: list[dict[str, Any]]
+    events: list[dict[str, Any]],
+    lines: dict[str, _Line],
+    shipments: list[dict[str, Any]],
+    built: list[tuple[int, str, str | None]],
 ) -> list[Check]:
     """Every shipped serial was built and shipped by its line, once, for that order."""
     quantity = {e["order"]: int(e["quantity"]) for e in events if e["kind"] == "order_added"}
-    po_order = {e["production_order"]: e["order"] for e in events if e["kind"] == "order_released"}
-    built_for = {
-        e["serial"]: po_order.get(e.get("production_order") or "")
-        for e in events
-        if e["kind"] == "unit_built"
-    }
+    built_for = {serial: order for _t, serial, order in built}
     seen: set[str] = set()
     problems: list[str] = []
     for sh in shipments:
@@ -248,21 +261,15 @@ def _shipments(
 
 
 def _orders(
-    kpis: dict[str, Any],
     events: list[dict[str, Any]],
     lines: dict[str, _Line],
     shipments: list[dict[str, Any]],
+    built: list[tuple[int, str, str | None]],
     end_ns: int,
 ) -> list[OrderVerdict]:
     """Each order's verdict; a late one's evidence from its window."""
     added = [e for e in events if e["kind"] == "order_added"]
     shipped = {e["order"]: int(e["t_ns"]) for e in shipments}
-    po_order = {e["production_order"]: e["order"] for e in events if e["kind"] == "order_released"}
-    built = [
-        (int(e["t_ns"]), po_order.get(e.get("production_order") or ""))
-        for e in events
-        if e["kind"] == "unit_built"
-    ]
     out = []
     for o in added:
         oid, due, at = o["order"], int(o["due_ns"]), int(o["t_ns"])
@@ -285,7 +292,7 @@ def _evidence(
     added: list[dict[str, Any]],
     events: list[dict[str, Any]],
     lines: dict[str, _Line],
-    built: list[tuple[int, str | None]],
+    built: list[tuple[int, str, str | None]],
     at: int,
     until: int,
 ) -> list[str]:
@@ -318,10 +325,10 @@ def _evidence(
         and (not o["rush"], int(o["due_ns"]), int(o["t_ns"]), o["order"]) <= mine
     }
     quantity = {o["order"]: int(o["quantity"]) for o in added}
-    done_before = collections.Counter(oid for t, oid in built if t < at and oid in ahead)
+    done_before = collections.Counter(oid for t, _s, oid in built if t < at and oid in ahead)
     to_build = sum(quantity[o] - done_before[o] for o in ahead)
     due = int(order["due_ns"])
-    made = sum(1 for t, _ in built if at <= t <= due)
+    made = sum(1 for t, _s, _o in built if at <= t <= due)
     if made < to_build:
         why.append(
             f"capacity: {to_build} units of it and the orders ahead of it to build at its "
