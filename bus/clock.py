@@ -263,7 +263,7 @@ class ClockServer:
         dones: dict[str, Done] = {}
         for name, tick in local:  # while the others (processes) work on theirs
             self._step_local(name, tick, dones)
-        waiting = set(targets) - set(dones) - set(self._local)
+        waiting = set(targets) - set(self._local)  # a local one dropped is not a member
         deadline = time.monotonic() + self.guard_s
         while waiting:
             for name in sorted(waiting & set(gone() if gone is not None else ())):

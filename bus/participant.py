@@ -124,15 +124,23 @@ def run_participant(
             if isinstance(msg, Shutdown):
                 part.finish(msg.t_ns, msg.reason)
                 break
-            inbox = mailbox.collect(msg)
-            act = part.step(msg, inbox, mailbox)
-            clock.done(msg.tick, mailbox.take_counts(), act, part.wake())
+            done = step_once(part, mailbox, msg)
+            clock.done(done.tick, done.sent, done.act, done.wake_ns)
     finally:
         clock.close()
         mailbox.close()
         if hub and node is not None and live is not None:
             stop_zap(ctx)
     return code
+
+
+def step_once(part: Participant, mailbox: Mailbox, tick: Tick) -> Done:
+    """One tick of ``part``: the messages of the tick before, its step, and its answer (what
+    was sent to whom, its act, when it must be ticked again)."""
+    inbox = mailbox.collect(tick)
+    act = part.step(tick, inbox, mailbox)
+    sent = mailbox.take_counts()
+    return Done(tick=tick.tick, name=part.name, sent=sent, act=act, wake_ns=part.wake())
 
 
 class LocalMember:
@@ -165,10 +173,7 @@ class LocalMember:
 
     def step(self, tick: Tick) -> Done:
         """One tick, as ``run_participant`` runs it."""
-        inbox = self.mailbox.collect(tick)
-        act = self.part.step(tick, inbox, self.mailbox)
-        sent = self.mailbox.take_counts()
-        return Done(tick=tick.tick, name=self.name, sent=sent, act=act, wake_ns=self.part.wake())
+        return step_once(self.part, self.mailbox, tick)
 
     def finish(self, t_ns: int, reason: str) -> None:
         """The run ended: the participant writes its results."""
