@@ -20,6 +20,16 @@ and a bad request is answered with a stable code and why, never taken. A
 retry of the same ``cmd_id`` gets the first answer again. At most
 ``MAX_PER_STEP`` requests are read a step; the rest wait in the socket.
 
+The answers of a step wait in an outbox until ``flush``: a coordinator that
+journals its steps (``factory.hub``) sends them only once the step, with the
+orders it took, is on disk, so an answer a client has seen is an order that
+survives the coordinator's death. A request read in a step that was never
+journaled was never answered: the client's retry (the same ``cmd_id``) is
+taken by the restarted coordinator as new. The journal keeps every answer given
+for retries (``ControlReply`` fields), and ``remember`` gives them back to the
+restarted coordinator's socket, so a retry of one it answered before it died
+gets that answer, not a second order.
+
 Only ``ipc://`` for now: a ``tcp://`` address would need CURVE keys and roles,
 as a cell's control socket has, which the factory does not have yet.
 """
@@ -66,6 +76,8 @@ class FactoryControl:
         self.ctx: zmq.Context[Any] | None = None
         self.sock: zmq.Socket[Any] | None = None
         self.answered: collections.OrderedDict[str, ControlReply] = collections.OrderedDict()
+        self.outbox: list[tuple[list[bytes], ControlReply]] = []
+        """Answers read and decided at this step, sent by ``flush``."""
         self.counters: collections.Counter[str] = collections.Counter()
         self._made_dir = False
         self._bound = False
@@ -92,37 +104,58 @@ class FactoryControl:
         if self._bound:  # never another run's socket file
             remove_ipc(self.base, remove_dir=self._made_dir)
 
-    def serve(self, t_ns: int) -> None:
-        """Read and answer what has come in, up to ``MAX_PER_STEP`` requests."""
+    def serve(self, t_ns: int) -> list[ControlReply]:
+        """Read and decide what has come in, up to ``MAX_PER_STEP`` requests; the answers wait
+        for ``flush``. Return the answers first given now and kept for retries (what a
+        journal must hold to answer those retries after a restart)."""
+        kept: list[ControlReply] = []
         if self.sock is None:
-            return
+            return kept
         for _ in range(MAX_PER_STEP):
             try:
                 frames = self.sock.recv_multipart(zmq.NOBLOCK)
             except zmq.Again:
-                return
+                break
             envelope, req = read_request(frames)
-            reply = self._answer(req, t_ns)
+            reply, new = self._answer(req, t_ns)
+            if new:
+                kept.append(reply)
             self.counters["ok" if reply.ok else f"code:{reply.code}"] += 1
+            self.outbox.append((envelope, reply))
+        return kept
+
+    def flush(self) -> None:
+        """Send the answers ``serve`` decided (after the step that took them is kept)."""
+        out, self.outbox = self.outbox, []
+        if self.sock is None:
+            return
+        for envelope, reply in out:
             try:
                 self.sock.send_multipart([*envelope, encode(reply)], zmq.NOBLOCK)
             except zmq.ZMQError:
                 self.counters["lost"] += 1
 
-    def _answer(self, req: ControlRequest | Refusal, t_ns: int) -> ControlReply:
+    def remember(self, reply: ControlReply) -> None:
+        """Keep ``reply`` as the answer to any retry of its ``cmd_id`` (the newest
+        ``REPLY_MEMORY`` are kept)."""
+        self.answered[reply.cmd_id] = reply
+        while len(self.answered) > REPLY_MEMORY:
+            self.answered.popitem(last=False)
+
+    def _answer(self, req: ControlRequest | Refusal, t_ns: int) -> tuple[ControlReply, bool]:
+        """The answer to ``req``, and whether it is one given now for the first time and kept."""
         if isinstance(req, Refusal):
-            return ControlReply(req.cmd_id, False, req.code, req.reason)
+            return ControlReply(req.cmd_id, False, req.code, req.reason), False
         done = self.answered.get(req.cmd_id)
         if done is not None:
-            return done
+            return done, False
         if req.command is ControlCommand.STATUS:
-            return self._status(req, t_ns)  # not kept: a retry wants the status of now
+            return self._status(req, t_ns), False  # not kept: a retry wants the status of now
         reply = self._order(req, t_ns)
-        if reply.code != ControlCode.MALFORMED:
-            self.answered[req.cmd_id] = reply
-            while len(self.answered) > REPLY_MEMORY:
-                self.answered.popitem(last=False)
-        return reply
+        if reply.code == ControlCode.MALFORMED:
+            return reply, False
+        self.remember(reply)
+        return reply, True
 
     def _status(self, req: ControlRequest, t_ns: int) -> ControlReply:
         """Lines, orders and stores as of this step (``factory.view``), as JSON in ``data``."""

@@ -14,7 +14,9 @@ reports and the orders the control socket gave. Everything else is decided
 from them, so a coordinator killed at any moment is restarted with ``--resume``,
 replays its journal into a fresh ``Coordinator`` and is where it was, to the
 event. A step not journaled was never answered: its lines still wait and
-resend, and it is taken again. A line's ``done`` brings its run's files; they
+resend, and it is taken again; so were the control socket's requests read in
+it (``factory.control``: its answers are sent after the journal's line, which
+keeps them for the clients' retries). A line's ``done`` brings its run's files; they
 are written to ``lines/NAME`` before the step that takes them is journaled.
 """
 
@@ -32,6 +34,7 @@ from typing import Any
 import zmq
 
 from bus.errors import ConfigError, LightsoutError
+from bus.messages import ControlReply
 from bus.security import server_keys
 from bus.trust import PARTICIPANTS, LiveKeys, start_zap, stop_zap, user_of
 from factory.control import FactoryControl
@@ -81,6 +84,8 @@ class Hub:
         self.coord = Coordinator(spec, book, late=late, arrivals=arrivals)
         self.lines = tuple(ln.name for ln in spec.lines)
         self.bind, self.keys_dir, self.endpoint = bind, keys_dir, endpoint
+        self.control = FactoryControl(endpoint, self.coord) if endpoint else None
+        """Pure until ``serve`` binds it; a resumed journal gives it back its answers."""
         self.resume, self.wait_s, self.on_step = resume, wait_s, on_step
         self.next_k = 0
         self.reports: dict[str, Report] = {}
@@ -157,6 +162,11 @@ class Hub:
                 t_ns=o["t_ns"],
                 rush=o["rush"],
             )
+        for a in rec.get("answered", ()):  # absent in a journal of a run with no socket
+            if self.control is not None:
+                self.control.remember(
+                    ControlReply(a["cmd_id"], a["ok"], a["code"], a["reason"], data=a["data"])
+                )
         self._advance(k)
 
     # -- a step ----------------------------------------------------------------------------
@@ -209,12 +219,25 @@ class Hub:
                 write_files(self.out / "lines" / r.line, r.files)
         self._apply(reports)
         taken = len(self.coord.added)
+        kept = []
         if control is not None and k < self.last_k:
-            control.serve(self.steps[k])
+            kept = control.serve(self.steps[k])
         orders = self.coord.added[taken:]
-        rec = {"k": k, "reports": {n: reports[n].journal() for n in self.lines}, "orders": orders}
+        rec: dict[str, Any] = {
+            "k": k,
+            "reports": {n: reports[n].journal() for n in self.lines},
+            "orders": orders,
+        }
+        if kept:
+            rec["answered"] = [
+                {"cmd_id": a.cmd_id, "ok": a.ok, "code": a.code, "reason": a.reason}
+                | {"data": a.data}
+                for a in kept
+            ]
         self._advance(k)
         self._append(journal, rec)
+        if control is not None:  # only now: an order a client was told of is on disk
+            control.flush()
         if k < self.last_k and self.on_step is not None:
             self.on_step(factory_status(self.coord, self.steps[k]))
 
@@ -233,7 +256,7 @@ class Hub:
         sock.curve_publickey, sock.curve_secretkey = server_keys(self.keys_dir)
         sock.curve_server = True
         sock.zap_domain = PARTICIPANTS.encode()
-        control = FactoryControl(self.endpoint, self.coord) if self.endpoint else None
+        control = self.control
         kpis: dict[str, Any] | None = None
         try:
             try:

@@ -221,8 +221,9 @@ def run_factory(
     at = [0]
 
     def step(t_ns: int) -> None:
-        if control is not None:
+        if control is not None:  # nothing is journaled here: the answers go at once
             control.serve(t_ns)
+            control.flush()
         coord.step(t_ns)
         if on_step is not None:
             on_step(factory_status(coord, t_ns))

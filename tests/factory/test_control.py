@@ -52,6 +52,7 @@ def answered(control: FactoryControl, t_ns: int, ask: Callable[[], Any]) -> Any:
     th.start()
     while th.is_alive():
         control.serve(t_ns)
+        control.flush()
         th.join(0.01)
     return out[0]
 
@@ -108,6 +109,7 @@ def reply_to(control: FactoryControl, sock: Any, t_ns: int) -> Any:
     """Serve at ``t_ns`` until ``sock`` has its answer (5 s at most); the answer decoded."""
     for _ in range(500):
         control.serve(t_ns)
+        control.flush()
         if sock.poll(10):
             return decode(sock.recv())
     raise AssertionError("no answer")
@@ -128,6 +130,17 @@ def test_garbage_and_a_retry(served: tuple[FactoryControl, Coordinator], ctx: An
             sock.send(encode(req))
             replies.append(reply_to(control, sock, 5 * S))
         assert replies[0] == replies[1] and len(coord.orders.orders) == 1
+        # an answer decided waits for flush (a hub sends it once its step is journaled)
+        sock.send(encode(ControlRequest(uuid.uuid4().hex, ControlCommand.ORDER, "", "phone", 2.0)))
+        kept: list[ControlReply] = []
+        for _ in range(500):
+            kept += control.serve(10 * S)
+            if kept:
+                break
+            sock.poll(10)
+        assert len(kept) == 1 and kept[0].ok and not sock.poll(200), "sent before flush"
+        control.flush()
+        assert sock.poll(5000) and decode(sock.recv()) == kept[0]
     finally:
         sock.close(0)
 

@@ -19,7 +19,11 @@ from typing import Any
 import pytest
 import zmq
 
-from bus.endpoints import free_port
+from bus.codec import decode
+from bus.codec import encode as encode_msg
+from bus.endpoints import Endpoints, free_port
+from bus.enums import ControlCommand
+from bus.messages import ControlReply, ControlRequest
 from bus.trust import ensure_participants
 from cells.faults import load_scenario
 from clients.cli import main
@@ -229,6 +233,116 @@ def test_a_journal_of_another_run_is_refused_on_resume(tmp_path: Path) -> None:
     with pytest.raises(Exception, match="header is not this run's"):
         h.serve()
     assert time.monotonic() - start < 5
+
+
+def test_an_order_answered_outlives_the_coordinator_and_its_retry_is_no_second(
+    tmp_path: Path, base: str
+) -> None:
+    """The control socket's answers go out only after their step is journaled: a coordinator
+    that dies before its journal has the step told nobody of the orders it read, and one
+    restarted from its journal answers a retry of an order it took with that order."""
+    spec = load_factory(events_factory(tmp_path))
+    keys = tmp_path / "keys"
+    ensure_participants(keys, spec.name, ["L1", "L2"])
+    bind = f"tcp://127.0.0.1:{free_port('127.0.0.1')}"
+    meta = factory_meta(spec, 1, 600.0, True, ORDERS, None, 0.0, False, ())
+    ctx: zmq.Context[Any] = zmq.Context()
+
+    def start(resume: bool, *, dies: bool = False) -> tuple[Hub, threading.Thread, list[str]]:
+        h = Hub(
+            spec, tmp_path / "run", meta=meta, orders=ORDERS, duration_s=600.0, bind=bind,
+            keys_dir=keys, endpoint=base, resume=resume,
+        )  # fmt: skip
+        if dies:  # the coordinator dies writing the step: nothing of it reaches the disk
+
+            def no_disk(f: Any, rec: dict[str, Any]) -> None:
+                raise OSError("the disk went away")
+
+            h._append = no_disk  # type: ignore[method-assign]
+        errors: list[str] = []
+        t = threading.Thread(target=lambda: errors.append(_serve(h)), daemon=True)
+        t.start()
+        return h, t, errors
+
+    def step(h: Hub, t: threading.Thread) -> None:
+        """Both lines report the hub's next step (nothing fed); wait until it is taken."""
+        k = h.next_k
+        for line, sock in lines.items():
+            sock.send(encode({"op": "step", "line": line, "k": k, "fed": [], "heard": []}))
+        deadline = time.monotonic() + 10
+        while h.next_k == k and t.is_alive():
+            assert time.monotonic() < deadline, f"step {k} was not taken"
+            time.sleep(0.01)
+        for sock in lines.values():  # the lines' answers, if any: not what is checked here
+            while sock.poll(100):
+                sock.recv()
+
+    def answers(wait_s: float) -> list[ControlReply]:
+        got = []
+        while client.poll(int(wait_s * 1000)):
+            reply = decode(client.recv())
+            assert isinstance(reply, ControlReply), reply
+            got.append(reply)
+            wait_s = 0.2
+        return got
+
+    first = ControlRequest("order-1", ControlCommand.ORDER, "", "phone", 3.0)
+    second = ControlRequest("order-2", ControlCommand.ORDER, "", "phone", 4.0)
+    try:
+        lines = {n: client_socket(ctx, line_keys(keys, spec.name, n)) for n in ("L1", "L2")}
+        for sock in lines.values():
+            sock.connect(bind)
+        client = ctx.socket(zmq.DEALER)
+        client.setsockopt(zmq.LINGER, 0)
+        client.connect(Endpoints.from_base(base).control)
+        h, t, errors = start(False)
+        step(h, t)  # the socket is bound and serving
+        client.send(encode_msg(first))
+        told: list[ControlReply] = []
+        for _ in range(20):
+            step(h, t)
+            told += answers(0.2)
+            if told:
+                break
+        assert len(told) == 1 and told[0].ok and told[0].cmd_id == "order-1", told
+        h.stopping.set()
+        t.join(10)
+        # a coordinator resumed from that journal dies writing its first step
+        h, t, errors = start(True, dies=True)
+        client.send(encode_msg(first))  # a retry, and a new order
+        client.send(encode_msg(second))
+        time.sleep(0.3)
+        step(h, t)
+        t.join(10)
+        assert errors and "disk went away" in errors[0], errors
+        assert answers(0.5) == [], "an answer went out for a step that was never kept"
+        # resumed again: the retries of both are answered, each order taken once
+        h, t, errors = start(True)
+        client.send(encode_msg(first))
+        client.send(encode_msg(second))
+        time.sleep(0.3)
+        step(h, t)
+        got = {a.cmd_id: a for a in answers(5.0)}
+        assert got["order-1"] == told[0], "the retry of a kept order got another answer"
+        assert got["order-2"].ok and got["order-2"].data != told[0].data
+        h.stopping.set()
+        t.join(10)
+        rows = [json.loads(r) for r in (tmp_path / "run" / JOURNAL).read_text().splitlines()[1:]]
+        taken = sorted(o["quantity"] for r in rows for o in r["orders"])
+        assert taken == [3, 4], taken
+        kept = [a["cmd_id"] for r in rows for a in r.get("answered", ())]
+        assert kept == ["order-1", "order-2"], kept
+    finally:
+        ctx.destroy(0)
+
+
+def _serve(h: Hub) -> str:
+    """``h.serve`` until it is stopped or fails; what stopped it."""
+    try:
+        h.serve()
+    except BaseException as exc:
+        return str(exc)
+    return "ended"
 
 
 @pytest.mark.timeout(900)
