@@ -62,7 +62,8 @@ def _endpoints(args: argparse.Namespace, socket: str) -> Endpoints:
     return ends
 
 
-def _curve(args: argparse.Namespace) -> CurveKeys | None:
+def client_curve(args: argparse.Namespace) -> CurveKeys | None:
+    """The client's CURVE identity from ``--key`` (and ``--server-key``), or None without."""
     if not args.key:
         if args.server_key:
             raise ConfigError("--server-key", args.server_key, "needs --key too")
@@ -73,7 +74,7 @@ def _curve(args: argparse.Namespace) -> CurveKeys | None:
 def _client(args: argparse.Namespace) -> ControlClient:
     _endpoints(args, "control")
     return ControlClient(
-        args.endpoint, timeout_s=args.timeout, retries=args.retries, curve=_curve(args)
+        args.endpoint, timeout_s=args.timeout, retries=args.retries, curve=client_curve(args)
     )
 
 
@@ -290,7 +291,7 @@ def cmd_watch(args: argparse.Namespace, console: Console) -> int:
     topics = tuple(args.topics or TOPICS)
     seen = 0
     gaps = 0
-    with Subscriber(args.endpoint, topics, curve=_curve(args)) as sub:
+    with Subscriber(args.endpoint, topics, curve=client_curve(args)) as sub:
         try:
             while args.count is None or seen < args.count:
                 for msg in sub.poll(0.5):
@@ -334,7 +335,7 @@ def cmd_console(args: argparse.Namespace, console: Console) -> int:
     _endpoints(args, "telemetry")
     return run_console(
         args.endpoint,
-        curve=_curve(args),
+        curve=client_curve(args),
         fault_duration_s=args.fault_duration,
         fps=args.fps,
         timeout_s=args.timeout,

@@ -44,6 +44,7 @@ def cmd_factory_run(args: argparse.Namespace, console: Console) -> int:
     from cells.faults import load_scenario
     from cells.launch import run_dir
     from clients.console_factory import FactoryConsole
+    from factory.control import check_endpoint
     from factory.run import OrderLine, run_factory
     from factory.schema import load_factory
     from factory.supply import load_supply
@@ -62,11 +63,19 @@ def cmd_factory_run(args: argparse.Namespace, console: Console) -> int:
             ) from None
         faults[line] = load_scenario(scenario, cell)
     late = load_supply(args.supply, spec) if args.supply else ()
+    if args.endpoint:  # before anything runs; over tcp, its roles.toml names the clients
+        check_endpoint(args.endpoint, bool(args.keys))
+    tcp = bool(args.endpoint) and args.endpoint.startswith("tcp://")
+    if args.hosts and tcp and args.console:
+        why = "--console asks the coordinator over a private ipc socket: leave out a tcp one"
+        raise ConfigError("--endpoint", args.endpoint[:80], why)
     out = run_dir(Path(args.runs_dir), args.name or f"{spec.name}-seed{args.seed}")
     if args.hosts:
         return run_hosts_and_print(args, spec, orders, out, console)
-    if args.kill_coordinator_at is not None or args.keys:
+    if args.kill_coordinator_at is not None or (args.keys and not tcp):
         why = "the coordinator is a process of its own only with --hosts"
+        if args.kill_coordinator_at is None:
+            why = "without --hosts, --keys is for a tcp --endpoint only"
         raise ConfigError("--kill-coordinator-at" if args.keys is None else "--keys", "", why)
     console.print(
         f"[bold]{spec.name}[/bold]: {len(spec.lines)} lines, {args.duration:g} s of sim time, "
@@ -88,6 +97,7 @@ def cmd_factory_run(args: argparse.Namespace, console: Console) -> int:
             chaos=args.chaos or 0.0,
             wear=args.wear,
             guard_s=args.guard,
+            keys_dir=Path(args.keys) if args.keys else None,
             on_step=screen.update if screen is not None else None,
         )
     print_factory(kpis, console)
@@ -173,6 +183,7 @@ def audit_lines(out: Path, lines: list[str], window_s: float, console: Console) 
 def cmd_factory_status(args: argparse.Namespace, console: Console) -> int:
     """A running factory's lines, orders and stores, from its control socket."""
     from bus.enums import ControlCommand
+    from clients.cli_control import client_curve
     from clients.console_factory import header, lines_table, orders_table, stores_table
     from clients.control import ControlClient
 
@@ -182,8 +193,10 @@ def cmd_factory_status(args: argparse.Namespace, console: Console) -> int:
         if args.json:
             raise ConfigError("--json", "", "--watch draws the live view; --json prints it once")
 
-        return watch_factory(args.endpoint, console, timeout_s=args.timeout)
-    with ControlClient(args.endpoint, timeout_s=args.timeout) as client:
+        return watch_factory(
+            args.endpoint, console, timeout_s=args.timeout, curve=client_curve(args)
+        )
+    with ControlClient(args.endpoint, timeout_s=args.timeout, curve=client_curve(args)) as client:
         reply = client.request(ControlCommand.STATUS)
     try:
         view = json.loads(reply.data)
@@ -428,8 +441,9 @@ def add_commands(sub: Any) -> None:
     )
     run.add_argument(
         "--endpoint",
-        metavar="ipc://DIR",
-        help="take orders while running (lightsout order add ... --endpoint ipc://DIR)",
+        metavar="BASE",
+        help="take orders while running (lightsout order add ... --endpoint BASE): ipc://DIR, "
+        "or tcp://HOST:PORT with --keys DIR (client keys and roles: lightsout keys create)",
     )
     run.add_argument(
         "--console",
@@ -451,10 +465,16 @@ def add_commands(sub: Any) -> None:
     st.add_argument(
         "--endpoint",
         required=True,
-        metavar="ipc://DIR",
+        metavar="BASE",
         help="the factory's endpoint (factory run --endpoint)",
     )
     st.add_argument("--timeout", type=positive, default=5.0, help="seconds per try (default 5)")
+    st.add_argument("--key", metavar="FILE", help="CURVE client secret key (NAME.key_secret)")
+    st.add_argument(
+        "--server-key",
+        metavar="FILE",
+        help="the factory's public key (default: server.key beside --key)",
+    )
     st.add_argument("--json", action="store_true", help="the view as JSON")
     st.add_argument(
         "--watch",

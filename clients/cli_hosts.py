@@ -18,6 +18,7 @@ from typing import Any
 from rich.console import Console
 
 from bus.errors import ConfigError
+from bus.security import CurveKeys
 from clients.args import MAX_CHAOS_RATE, positive, whole, within
 
 
@@ -137,7 +138,9 @@ GONE_S = 3.0
 """``factory status --watch``: a factory silent this long after answering has ended its run."""
 
 
-def watch_factory(endpoint: str, console: Console, *, timeout_s: float) -> int:
+def watch_factory(
+    endpoint: str, console: Console, *, timeout_s: float, curve: CurveKeys | None = None
+) -> int:
     """``factory status --watch``: the live view of a running factory (any: in one process,
     with ``--processes`` or on hosts), asked twice a second from its control socket, until it
     stops answering for ``GONE_S`` (its run ended) or Ctrl-C. A factory that never answers
@@ -151,7 +154,7 @@ def watch_factory(endpoint: str, console: Console, *, timeout_s: float) -> int:
 
     screen = FactoryConsole(console)
     start, last = time.monotonic(), None
-    with ControlClient(endpoint, timeout_s=1.0, retries=0) as client, screen.live():
+    with ControlClient(endpoint, timeout_s=1.0, retries=0, curve=curve) as client, screen.live():
         try:
             while True:
                 try:
@@ -235,7 +238,11 @@ def add_commands(fsub: Any) -> None:
     serve.add_argument("--resume", action="store_true", help="carry on from the journal in --out")
     serve.add_argument("--order", action="append", default=[], metavar="ORDER")
     serve.add_argument("--supply", metavar="FILE", help="supply faults (docs/factory.md)")
-    serve.add_argument("--endpoint", metavar="ipc://DIR", help="take orders while running")
+    serve.add_argument(
+        "--endpoint",
+        metavar="BASE",
+        help="take orders while running: ipc://DIR, or tcp://HOST:PORT (with --keys' roles)",
+    )
     line = fsub.add_parser("line", help="one line of a factory, under a coordinator elsewhere")
     line.add_argument("file", help="factory file, e.g. cells/factory_2.toml")
     line.add_argument("--line", required=True, help="the line's name in the factory file")

@@ -30,8 +30,10 @@ for retries (``ControlReply`` fields), and ``remember`` gives them back to the
 restarted coordinator's socket, so a retry of one it answered before it died
 gets that answer, not a second order.
 
-Only ``ipc://`` for now: a ``tcp://`` address would need CURVE keys and roles,
-as a cell's control socket has, which the factory does not have yet.
+Over ``tcp://`` it needs keys (``--keys DIR``): it is then a CURVE server that
+admits the client keys of ``roles.toml`` and rules each request by its key's
+role, as a cell's control socket does (``lightsout keys create NAME --role
+operator --keys DIR``; the client gives ``--key DIR/NAME.key_secret``).
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from __future__ import annotations
 import collections
 import json
 import math
+from pathlib import Path
 from typing import Any
 
 import zmq
@@ -49,7 +52,9 @@ from bus.enums import ControlCode, ControlCommand
 from bus.errors import ConfigError
 from bus.messages import ControlReply, ControlRequest
 from bus.requests import Refusal, read_request
+from bus.security import apply_server, permits
 from bus.sockets import make_socket
+from bus.trust import CLIENTS, LiveKeys, start_zap, stop_zap, user_of
 from factory.coordinator import NS, Coordinator
 from factory.orders import MAX_DUE_S, MAX_QUANTITY
 from factory.view import factory_status
@@ -62,35 +67,69 @@ REPLY_MEMORY = 1024
 """First answers kept for retries (by ``cmd_id``)."""
 
 
+def check_endpoint(base: str, keys: bool) -> Endpoints:
+    """The endpoints of a factory's control socket at ``base``, or a ``ConfigError``: it is
+    ``ipc://DIR`` or ``tcp://HOST:PORT``, and tcp needs ``keys``."""
+    scheme = base.partition("://")[0]
+    if scheme not in ("ipc", "tcp"):
+        why = "a factory's control socket is ipc://DIR or tcp://HOST:PORT"
+        raise ConfigError("--endpoint", base[:80], why)
+    if scheme == "tcp" and not keys:
+        why = "a factory's tcp control socket needs --keys DIR (lightsout keys create)"
+        raise ConfigError("--endpoint", base[:80], why)
+    return Endpoints.from_base(base)
+
+
 class FactoryControl:
     """A control ROUTER served at the coordinator's steps (one thread at a time): a pure
-    constructor, then ``setup``, ``serve`` at each step, ``shutdown``."""
+    constructor, then ``setup``, ``serve`` at each step, ``flush``, and ``shutdown``.
 
-    def __init__(self, base: str, coord: Coordinator) -> None:
-        if not base.startswith("ipc://"):
-            why = "a factory's control socket takes ipc:// only (tcp needs keys: not built yet)"
-            raise ConfigError("--endpoint", base[:80], why)
-        self.endpoints = Endpoints.from_base(base)
+    With ``keys_dir`` it is a CURVE server (the keys' ``server.key``) that admits only the
+    client keys ``roles.toml`` lists, each request ruled by its key's role as a cell's
+    control socket rules it (``bus.security.permits``: a viewer may ask ``status``, an
+    operator may place orders); a ``tcp://`` base needs it. Without keys (``ipc://``, a
+    directory only its owner may enter) every client is the owner."""
+
+    def __init__(self, base: str, coord: Coordinator, keys_dir: Path | None = None) -> None:
+        self.endpoints = check_endpoint(base, keys_dir is not None)
         self.base = base
         self.coord = coord
+        self.keys_dir = keys_dir
+        self.live: LiveKeys | None = None
         self.ctx: zmq.Context[Any] | None = None
         self.sock: zmq.Socket[Any] | None = None
-        self.answered: collections.OrderedDict[str, ControlReply] = collections.OrderedDict()
+        self.answered: collections.OrderedDict[tuple[str, str], ControlReply] = (
+            collections.OrderedDict()
+        )
+        """First answers by (client key, ``cmd_id``): a retry is answered only to its sender."""
         self.outbox: list[tuple[list[bytes], ControlReply]] = []
         """Answers read and decided at this step, sent by ``flush``."""
         self.counters: collections.Counter[str] = collections.Counter()
         self._made_dir = False
         self._bound = False
+        self._zap = False
 
     def setup(self) -> None:
-        """Bind the ROUTER (making the ipc directory, owner-only, if it is not there)."""
-        self._made_dir = ensure_ipc_dir(self.base)
+        """Bind the ROUTER (for ``ipc://``, making its directory, owner-only, if missing; with
+        keys, as a CURVE server behind the keys' ZAP handler)."""
+        if self.endpoints.transport == "ipc":
+            self._made_dir = ensure_ipc_dir(self.base)
         self.ctx = zmq.Context()
         self.sock = make_socket(self.ctx, zmq.ROUTER)
         try:
+            if self.keys_dir is not None:
+                apply_server(self.sock, self.keys_dir)
+                self.live = LiveKeys(self.keys_dir, self.coord.spec.name)
+                start_zap(self.ctx, self.live)
+                self._zap = True
+                self.sock.zap_domain = CLIENTS.encode()
             self.sock.bind(self.endpoints.control)
         except zmq.ZMQError as exc:
+            self.shutdown()
             raise ConfigError("--endpoint", self.base[:80], f"cannot bind: {exc}") from None
+        except BaseException:
+            self.shutdown()
+            raise
         self._bound = True
 
     def shutdown(self) -> None:
@@ -99,27 +138,35 @@ class FactoryControl:
             self.sock.close(0)
             self.sock = None
         if self.ctx is not None:
+            if self._zap:
+                stop_zap(self.ctx)
+                self._zap = False
             self.ctx.term()
             self.ctx = None
-        if self._bound:  # never another run's socket file
+        if self._bound and self.endpoints.transport == "ipc":  # never another run's socket
             remove_ipc(self.base, remove_dir=self._made_dir)
+        self._bound = False
 
-    def serve(self, t_ns: int) -> list[ControlReply]:
+    def serve(self, t_ns: int) -> list[tuple[str, ControlReply]]:
         """Read and decide what has come in, up to ``MAX_PER_STEP`` requests; the answers wait
-        for ``flush``. Return the answers first given now and kept for retries (what a
-        journal must hold to answer those retries after a restart)."""
-        kept: list[ControlReply] = []
+        for ``flush``. Return the answers first given now and kept for retries, each with
+        its client's key (what a journal must hold to answer those retries after a
+        restart)."""
+        kept: list[tuple[str, ControlReply]] = []
         if self.sock is None:
             return kept
         for _ in range(MAX_PER_STEP):
             try:
-                frames = self.sock.recv_multipart(zmq.NOBLOCK)
+                raw = self.sock.recv_multipart(zmq.NOBLOCK, copy=False)
             except zmq.Again:
                 break
-            envelope, req = read_request(frames)
-            reply, new = self._answer(req, t_ns)
+            # with CURVE every frame carries its sender's ZAP User-Id: its public key
+            user = (user_of(raw[-1]) or "") if self.live is not None else ""
+            role = self.live.role(user) if self.live is not None else "admin"
+            envelope, req = read_request([f.bytes for f in raw])
+            reply, new = self._answer(req, t_ns, user, role)
             if new:
-                kept.append(reply)
+                kept.append((user, reply))
             self.counters["ok" if reply.ok else f"code:{reply.code}"] += 1
             self.outbox.append((envelope, reply))
         return kept
@@ -135,18 +182,24 @@ class FactoryControl:
             except zmq.ZMQError:
                 self.counters["lost"] += 1
 
-    def remember(self, reply: ControlReply) -> None:
-        """Keep ``reply`` as the answer to any retry of its ``cmd_id`` (the newest
-        ``REPLY_MEMORY`` are kept)."""
-        self.answered[reply.cmd_id] = reply
+    def remember(self, user: str, reply: ControlReply) -> None:
+        """Keep ``reply`` as the answer to any retry of its ``cmd_id`` from client key
+        ``user`` (the newest ``REPLY_MEMORY`` are kept)."""
+        self.answered[(user, reply.cmd_id)] = reply
         while len(self.answered) > REPLY_MEMORY:
             self.answered.popitem(last=False)
 
-    def _answer(self, req: ControlRequest | Refusal, t_ns: int) -> tuple[ControlReply, bool]:
-        """The answer to ``req``, and whether it is one given now for the first time and kept."""
+    def _answer(
+        self, req: ControlRequest | Refusal, t_ns: int, user: str, role: str | None
+    ) -> tuple[ControlReply, bool]:
+        """The answer to ``req`` from ``user`` in ``role``, and whether it is one given now
+        for the first time and kept."""
         if isinstance(req, Refusal):
             return ControlReply(req.cmd_id, False, req.code, req.reason), False
-        done = self.answered.get(req.cmd_id)
+        if not permits(role, req.command):
+            why = f"the {role or 'unknown'} role may not send {req.command.value}"
+            return ControlReply(req.cmd_id, False, ControlCode.FORBIDDEN, why), False
+        done = self.answered.get((user, req.cmd_id))
         if done is not None:
             return done, False
         if req.command is ControlCommand.STATUS:
@@ -154,7 +207,7 @@ class FactoryControl:
         reply = self._order(req, t_ns)
         if reply.code == ControlCode.MALFORMED:
             return reply, False
-        self.remember(reply)
+        self.remember(user, reply)
         return reply, True
 
     def _status(self, req: ControlRequest, t_ns: int) -> ControlReply:

@@ -84,7 +84,10 @@ class Hub:
         self.coord = Coordinator(spec, book, late=late, arrivals=arrivals)
         self.lines = tuple(ln.name for ln in spec.lines)
         self.bind, self.keys_dir, self.endpoint = bind, keys_dir, endpoint
-        self.control = FactoryControl(endpoint, self.coord) if endpoint else None
+        tcp = endpoint is not None and endpoint.startswith("tcp://")  # ipc: the owner's own
+        self.control = (
+            FactoryControl(endpoint, self.coord, keys_dir if tcp else None) if endpoint else None
+        )
         """Pure until ``serve`` binds it; a resumed journal gives it back its answers."""
         self.resume, self.wait_s, self.on_step = resume, wait_s, on_step
         self.next_k = 0
@@ -165,7 +168,8 @@ class Hub:
         for a in rec.get("answered", ()):  # absent in a journal of a run with no socket
             if self.control is not None:
                 self.control.remember(
-                    ControlReply(a["cmd_id"], a["ok"], a["code"], a["reason"], data=a["data"])
+                    a["user"],
+                    ControlReply(a["cmd_id"], a["ok"], a["code"], a["reason"], data=a["data"]),
                 )
         self._advance(k)
 
@@ -230,9 +234,9 @@ class Hub:
         }
         if kept:
             rec["answered"] = [
-                {"cmd_id": a.cmd_id, "ok": a.ok, "code": a.code, "reason": a.reason}
-                | {"data": a.data}
-                for a in kept
+                {"user": user, "cmd_id": a.cmd_id, "ok": a.ok, "code": a.code}
+                | {"reason": a.reason, "data": a.data}
+                for user, a in kept
             ]
         self._advance(k)
         self._append(journal, rec)

@@ -191,6 +191,7 @@ def run_factory(
     chaos: float = 0.0,
     wear: bool = False,
     guard_s: float = 10.0,
+    keys_dir: Path | None = None,
     on_step: Callable[[dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
     """Run every line of ``spec`` for ``duration_s`` under one coordinator; return the KPIs.
@@ -202,7 +203,8 @@ def run_factory(
     (``cells.headless.plan_faults``; with ``wear`` the degrading kinds too; it needs
     ``processes``); ``guard_s`` the wall seconds a line's silent process is given before it
     is dropped; ``late`` lots that come late (``factory.supply``); ``endpoint`` an
-    ``ipc://`` base where the factory takes orders while it runs (``factory.control``);
+    ``ipc://`` or ``tcp://`` base where the factory takes orders while it runs
+    (``factory.control``; ``keys_dir`` its CURVE keys and client roles, which tcp needs);
     ``on_step`` is given the factory's view (``factory.view.factory_status``) after every
     coordinator step, every line waiting (the live console)."""
     cells = line_cells(spec)
@@ -215,7 +217,7 @@ def run_factory(
     }
     book, arrivals = order_book(spec, orders)
     coord = Coordinator(spec, book, late=late, arrivals=arrivals)
-    control = FactoryControl(endpoint, coord) if endpoint else None
+    control = FactoryControl(endpoint, coord, keys_dir) if endpoint else None
     steps = step_times(duration_s)
     errors: dict[str, BaseException] = {}
     at = [0]

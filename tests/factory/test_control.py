@@ -132,23 +132,83 @@ def test_garbage_and_a_retry(served: tuple[FactoryControl, Coordinator], ctx: An
         assert replies[0] == replies[1] and len(coord.orders.orders) == 1
         # an answer decided waits for flush (a hub sends it once its step is journaled)
         sock.send(encode(ControlRequest(uuid.uuid4().hex, ControlCommand.ORDER, "", "phone", 2.0)))
-        kept: list[ControlReply] = []
+        kept: list[tuple[str, ControlReply]] = []
         for _ in range(500):
             kept += control.serve(10 * S)
             if kept:
                 break
             sock.poll(10)
-        assert len(kept) == 1 and kept[0].ok and not sock.poll(200), "sent before flush"
+        assert len(kept) == 1 and kept[0][1].ok and not sock.poll(200), "sent before flush"
         control.flush()
-        assert sock.poll(5000) and decode(sock.recv()) == kept[0]
+        assert sock.poll(5000) and decode(sock.recv()) == kept[0][1]
     finally:
         sock.close(0)
 
 
-def test_tcp_is_refused(tmp_path: Path) -> None:
+def test_tcp_needs_keys_and_other_transports_are_refused(tmp_path: Path) -> None:
     coord = Coordinator(spec(tmp_path), OrderBook(["phone"]))
-    with pytest.raises(ConfigError, match="ipc:// only"):
+    with pytest.raises(ConfigError, match="needs --keys"):
         FactoryControl("tcp://127.0.0.1:5555", coord)
+    with pytest.raises(ConfigError, match="ipc://DIR or tcp://HOST:PORT"):
+        FactoryControl("inproc://factory", coord)
+    with pytest.raises(ConfigError, match="port"):
+        FactoryControl("tcp://127.0.0.1:99999", coord, tmp_path)
+
+
+def test_over_tcp_only_listed_keys_are_answered_each_as_its_role_allows(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A factory running on a thread with its control socket on tcp and keys: a viewer's key
+    may ask its status but not place an order, an operator's may, and a key roles.toml does
+    not list gets no answer at all (its handshake is refused)."""
+    import json
+    import time
+
+    from bus.endpoints import free_port
+    from bus.security import create_key
+    from clients.cli import main
+    from factory.run import OrderLine, run_factory
+
+    keys = tmp_path / "keys"
+    viewer = create_key(keys, "watcher", "viewer").secret_file
+    operator = create_key(keys, "planner", "operator").secret_file
+    stranger = create_key(tmp_path / "other", "planner", "admin").secret_file
+    server = keys / "server.key"
+    base = f"tcp://127.0.0.1:{free_port('127.0.0.1', 4)}"
+    out = tmp_path / "run"
+    done: list[BaseException | dict[str, Any]] = []
+
+    def factory() -> None:
+        f, order = spec(tmp_path, screens=50), OrderLine("acme", "phone", 1, 100.0)
+        try:
+            kw: dict[str, Any] = {"endpoint": base, "keys_dir": keys}
+            done.append(run_factory(f, out, orders=[order], duration_s=600.0, seed=1, **kw))
+        except BaseException as exc:
+            done.append(exc)
+
+    th = threading.Thread(target=factory)
+    th.start()
+    try:
+        ask = ["--endpoint", base, "--timeout", "1"]
+        deadline = time.monotonic() + 60
+        while main(["factory", "status", "--json", *ask, "--key", str(viewer)]) != 0:
+            assert time.monotonic() < deadline and not done, f"never answered: {done}"
+        capsys.readouterr()
+        order = ["order", "add", "phone", "2", "--due", "90", "--retries", "0", *ask]
+        assert main([*order, "--key", str(operator)]) == 0
+        assert "order O00002: 2 x phone for acme" in capsys.readouterr().out
+        assert main([*order, "--key", str(viewer)]) == 2
+        assert "viewer role may not send order" in capsys.readouterr().err
+        theirs = [*order, "--key", str(stranger), "--server-key", str(server)]
+        assert main(theirs) == 2
+        assert "no answer" in capsys.readouterr().err.lower()
+        assert th.is_alive(), "the factory ended before the stranger asked: nothing was shown"
+    finally:
+        th.join(300)
+    assert isinstance(done[0], dict), done
+    events = [json.loads(x) for x in (out / "events.jsonl").read_text().splitlines()]
+    added = [e["quantity"] for e in events if e["kind"] == "order_added"]
+    assert added == [1, 2], "the viewer's or the stranger's order was taken"
 
 
 def test_lightsout_order_add_reaches_a_running_factory(

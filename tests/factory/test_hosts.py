@@ -24,6 +24,7 @@ from bus.codec import encode as encode_msg
 from bus.endpoints import Endpoints, free_port
 from bus.enums import ControlCommand
 from bus.messages import ControlReply, ControlRequest
+from bus.security import CurveKeys, create_key
 from bus.trust import ensure_participants
 from cells.faults import load_scenario
 from clients.cli import main
@@ -236,15 +237,18 @@ def test_a_journal_of_another_run_is_refused_on_resume(tmp_path: Path) -> None:
 
 
 def test_an_order_answered_outlives_the_coordinator_and_its_retry_is_no_second(
-    tmp_path: Path, base: str
+    tmp_path: Path,
 ) -> None:
     """The control socket's answers go out only after their step is journaled: a coordinator
     that dies before its journal has the step told nobody of the orders it read, and one
-    restarted from its journal answers a retry of an order it took with that order."""
+    restarted from its journal answers a retry of an order it took with that order. The
+    socket is on tcp, with an operator's key: the journal keeps whose answer it was."""
     spec = load_factory(events_factory(tmp_path))
     keys = tmp_path / "keys"
     ensure_participants(keys, spec.name, ["L1", "L2"])
+    planner = CurveKeys.from_files(create_key(keys, "planner", "operator").secret_file)
     bind = f"tcp://127.0.0.1:{free_port('127.0.0.1')}"
+    base = f"tcp://127.0.0.1:{free_port('127.0.0.1', 4)}"
     meta = factory_meta(spec, 1, 600.0, True, ORDERS, None, 0.0, False, ())
     ctx: zmq.Context[Any] = zmq.Context()
 
@@ -294,6 +298,7 @@ def test_an_order_answered_outlives_the_coordinator_and_its_retry_is_no_second(
             sock.connect(bind)
         client = ctx.socket(zmq.DEALER)
         client.setsockopt(zmq.LINGER, 0)
+        planner.apply(client)
         client.connect(Endpoints.from_base(base).control)
         h, t, errors = start(False)
         step(h, t)  # the socket is bound and serving
@@ -330,8 +335,9 @@ def test_an_order_answered_outlives_the_coordinator_and_its_retry_is_no_second(
         rows = [json.loads(r) for r in (tmp_path / "run" / JOURNAL).read_text().splitlines()[1:]]
         taken = sorted(o["quantity"] for r in rows for o in r["orders"])
         assert taken == [3, 4], taken
-        kept = [a["cmd_id"] for r in rows for a in r.get("answered", ())]
-        assert kept == ["order-1", "order-2"], kept
+        kept = [(a["user"], a["cmd_id"]) for r in rows for a in r.get("answered", ())]
+        who = planner.public.decode()
+        assert kept == [(who, "order-1"), (who, "order-2")], kept
     finally:
         ctx.destroy(0)
 

@@ -249,6 +249,14 @@ def test_the_same_factory_seed_and_orders_give_the_same_logs(out: Path, tmp_path
             [*ORDERS, "--faults", f"L2={ROOT / 'tests' / 'factory' / 'kill_supervisor.toml'}"],
             "--faults: L2: supervisor_crash kills a process, so the lines must run with --processes",
         ),
+        ([*ORDERS, "--endpoint", "tcp://127.0.0.1:7000"], "tcp control socket needs --keys"),
+        ([*ORDERS, "--endpoint", "tcp://127.0.0.1:99999", "--keys", "k"], "port below 65532"),
+        ([*ORDERS, "--endpoint", "inproc://f", "--keys", "k"], "ipc://DIR or tcp://HOST:PORT"),
+        ([*ORDERS, "--keys", "k"], "--keys is for a tcp --endpoint only"),
+        (
+            [*ORDERS, "--hosts", "--console", "--endpoint", "tcp://127.0.0.1:7000", "--keys", "k"],
+            "--console asks the coordinator over a private ipc socket",
+        ),
     ],
 )
 def test_a_bad_order_is_one_line_and_writes_nothing(
