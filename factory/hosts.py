@@ -71,8 +71,9 @@ def run_hosts(
     """Run ``spec`` as a coordinator process and one line host per line; return the KPIs the
     coordinator wrote and what happened to the processes. ``faults``: a scenario file per
     line name; ``supply``: the supply faults file (the coordinator's); ``endpoint``: the
-    coordinator's control socket (``ipc://DIR``: orders and status while it runs; bound
-    again by a restarted coordinator)."""
+    coordinator's control socket (``ipc://DIR``, or ``tcp://`` guarded by ``keys_dir``'s
+    client roles: orders and status while it runs; bound again by a restarted
+    coordinator)."""
     ensure_line_keys(keys_dir, spec.name, [ln.name for ln in spec.lines])
     if processes:  # every line's cell's own keys, made here: not by two line hosts at once
         for ln in spec.lines:
