@@ -67,7 +67,9 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Any:
             with ControlClient(base, timeout_s=10) as client:
                 asked.append(json.loads(client.request(ControlCommand.STATUS).data))
             printed = Console(record=True, width=200, file=io.StringIO())
-            args = argparse.Namespace(endpoint=base, timeout=10.0, json=False, watch=False)
+            args = argparse.Namespace(
+                endpoint=base, timeout=10.0, json=False, watch=False, key=None, server_key=None
+            )
             assert cmd_factory_status(args, printed) == 0
             asked.append(printed.export_text())
         except BaseException as exc:
