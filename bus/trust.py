@@ -409,12 +409,15 @@ class Quota:
     ``take`` says how many this sender has sent in the current window (this
     one included); the caller refuses past its limit. ``reset`` starts a new
     window (a tick has passed). Senders come from peers, so their number is
-    bounded too.
+    bounded too. While ``backlog`` is set (messages were left queued when the
+    reader stopped), wall time does not end the window: a burst is one burst
+    however slowly a loaded reader drains it.
     """
 
     def __init__(self, window_s: float = 0.1, max_senders: int = 4096) -> None:
         self.window_s = window_s
         self.max_senders = max_senders
+        self.backlog = False
         self._seen: dict[Any, int] = {}
         self._since = 0.0
 
@@ -425,7 +428,7 @@ class Quota:
     def take(self, sender: Any) -> int:
         """Count one message of ``sender``; how many it has sent in this window."""
         now = time.monotonic()
-        if now - self._since > self.window_s:
+        if now - self._since > self.window_s and not self.backlog:
             self._seen, self._since = {}, now
         n = self._seen.get(sender, 0) + 1
         if n == 1 and len(self._seen) >= self.max_senders:

@@ -95,7 +95,8 @@ MAX_CONTROL_PER_POLL = 64
 """Control requests handled per poll: a flood never keeps the clock from its barrier."""
 MAX_PER_CLIENT_TICK = 64
 """Requests one client (key, or connection without keys) may send per tick (and per
-``CLIENT_WINDOW_S`` of wall time, so a paused or slow clock still serves); past it: ``busy``."""
+``CLIENT_WINDOW_S`` of wall time, so a paused or slow clock still serves; a burst still queued
+when a poll stops reading stays in its window); past it: ``busy``."""
 BUSY_ANSWERS = 4
 """Past the cap a client is answered ``busy`` up to this many times the cap in the same
 window (a cheap answer, so a client that backs off is never left waiting); past that its
@@ -294,6 +295,7 @@ class CellHost:
                 topic = frame[1:].decode(errors="replace")
                 for t in TOPICS if not topic else [t for t in TOPICS if t.startswith(topic)]:
                     self.subscribed[t] += 1 if frame[:1] == b"\x01" else -1
+        drained = True
         for _ in range(MAX_CONTROL_PER_POLL if ctl in ready else 0):
             try:
                 raw = ctl.recv_multipart(zmq.NOBLOCK, copy=False)
@@ -303,6 +305,10 @@ class CellHost:
             user = user_of(raw[-1]) if self.live is not None else None
             role = self.live.role(user) if self.live is not None else "admin"
             self._request([f.bytes for f in raw], role, user or "")
+        else:
+            drained = ctl not in ready
+        # requests left queued belong to the same burst, however long a loaded host takes
+        self._quota.backlog = not drained
 
     # ------------------------------------------------------------ control
 

@@ -108,3 +108,15 @@ def test_a_quota_counts_per_sender_and_starts_again_each_window() -> None:
     assert q.take("a") == 1
     q.take("b")
     assert q.take("c") == 1  # a third sender: the bound starts the count again
+
+
+def test_a_quota_holds_its_window_while_a_burst_is_still_queued() -> None:
+    """A loaded reader that drains a burst over many polls still counts it as one burst."""
+    q = Quota(window_s=-1.0)  # every take is past the wall-time window
+    assert [q.take("a") for _ in range(3)] == [1, 1, 1]
+    q.backlog = True  # the window of the last take goes on
+    assert [q.take("a") for _ in range(3)] == [2, 3, 4]
+    q.reset()  # a tick still starts a new window
+    assert q.take("a") == 1
+    q.backlog = False
+    assert q.take("a") == 1
