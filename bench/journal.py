@@ -1,12 +1,14 @@
-"""The journal's cost per commit: the whole state as one JSON row against a row per component.
+"""The journal's cost per commit: the state taken and written three ways, side by side.
 
 A 600 s run of the assembly cell at events fidelity (one process) is made through the real
-launcher, and every commit its supervisor makes is captured on the way to the journal (the
-tick, the lines, the state). The same commits are then written twice into fresh SQLite files,
-side by side: once as the journal wrote them before (one ``state`` row replaced with the whole
-state in sorted JSON), once by ``supervisor.journal.Journal`` as it is (each component in a
-row of its own, in msgpack, only the ones that changed). The figures are CPU seconds of this
-process for all the commits, their ratio, and the bytes of state written.
+launcher. At every commit its supervisor makes, the state is taken twice, each timed: whole
+(every component's ``snapshot``, the health model's series in it) and as the journal takes
+it now (``Snapshots.take(changed=True)``: the health model's series only where a sample
+came). The captured commits are then written into fresh SQLite files, side by side: as one
+``state`` row of the whole state in sorted JSON (the first layout), as a row per component
+in msgpack, compared with the last (the second), and by ``supervisor.journal.Journal`` as it
+is, with the series in rows of their own (the third). The figures are CPU seconds of this
+process for taking and for writing all the commits, and the bytes of state written.
 """
 
 from __future__ import annotations
@@ -30,38 +32,67 @@ CELL = ROOT / "cells" / "assembly.toml"
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Cost:
-    """All the commits of one run written one way."""
+    """All the commits of one run taken and written one way."""
 
     commits: int
+    take_s: float
     cpu_s: float
     state_bytes: int
 
 
-def capture(duration_s: float, seed: int) -> list[tuple[int, int, tuple[str, ...], bytes]]:
-    """Every commit of a real run: tick, sim time, lines and the state (frozen in msgpack,
-    since the components go on changing after the commit)."""
+Commit = tuple[int, int, tuple[str, ...], dict[str, Any]]
+
+
+@dataclasses.dataclass(slots=True)
+class Captured:
+    """Every commit of a run, its state taken both ways (frozen in msgpack, since the
+    components go on changing after the commit), and the CPU each way of taking cost."""
+
+    whole: list[tuple[int, int, tuple[str, ...], bytes]] = dataclasses.field(default_factory=list)
+    rows: list[bytes] = dataclasses.field(default_factory=list)
+    whole_s: float = 0.0
+    rows_s: float = 0.0
+
+
+def capture(duration_s: float, seed: int) -> Captured:
+    """Every commit of a real run, its state taken whole and as the journal takes it."""
     import msgpack
 
-    got: list[tuple[int, int, tuple[str, ...], bytes]] = []
-    real = journal.Journal.commit
+    got = Captured()
+    real_take, real_commit = journal.Snapshots.take, journal.Journal.commit
 
-    def spy(
+    def take(self: journal.Snapshots, *, changed: bool = False) -> dict[str, Any]:
+        if not changed:
+            return real_take(self)
+        t0 = time.process_time()
+        whole = {name: part.snapshot() for name, part in self.components.items()}
+        t1 = time.process_time()
+        rows = real_take(self, changed=True)
+        got.whole_s += t1 - t0
+        got.rows_s += time.process_time() - t1
+        got.rows.append(msgpack.packb(rows))
+        got.whole.append((0, 0, (), msgpack.packb(whole)))
+        return rows
+
+    def commit(
         self: journal.Journal, tick: int, t_ns: int, lines: tuple[str, ...], state: dict[str, Any]
     ) -> None:
-        got.append((tick, t_ns, tuple(lines), msgpack.packb(state)))
-        real(self, tick, t_ns, lines, state)
+        got.whole[-1] = (tick, t_ns, tuple(lines), got.whole[-1][3])
+        real_commit(self, tick, t_ns, lines, state)
 
     cell = with_fidelity(load_cell(CELL), CELL, "events")
-    journal.Journal.commit = spy  # type: ignore[method-assign]
+    journal.Snapshots.take = take  # type: ignore[method-assign,assignment]
+    journal.Journal.commit = commit  # type: ignore[method-assign]
     try:
         with tempfile.TemporaryDirectory() as tmp:
             run_cell(cell, Path(tmp), RunOptions(seed=seed, duration_s=duration_s))
     finally:
-        journal.Journal.commit = real  # type: ignore[method-assign]
+        journal.Snapshots.take = real_take  # type: ignore[method-assign]
+        journal.Journal.commit = real_commit  # type: ignore[method-assign]
     return got
 
 
-def whole_json(commits: list[tuple[int, int, tuple[str, ...], dict[str, Any]]], db: Path) -> Cost:
+def whole_json(commits: list[Commit], db: Path, take_s: float) -> Cost:
     """The former layout: one row holding the whole state as sorted JSON, every commit."""
     con = sqlite3.connect(db, isolation_level=None)
     con.execute("PRAGMA journal_mode=WAL")
@@ -83,13 +114,11 @@ def whole_json(commits: list[tuple[int, int, tuple[str, ...], dict[str, Any]]], 
             con.execute("INSERT OR REPLACE INTO state VALUES (1, ?, ?, ?)", (tick, t_ns, data))
     cpu = time.process_time() - t0
     con.close()
-    return Cost(len(commits), cpu, written)
+    return Cost(len(commits), take_s, cpu, written)
 
 
-def per_component(
-    commits: list[tuple[int, int, tuple[str, ...], dict[str, Any]]], db: Path
-) -> Cost:
-    """The journal as it is (``supervisor.journal.Journal``)."""
+def per_component(commits: list[Commit], db: Path, take_s: float) -> Cost:
+    """``supervisor.journal.Journal``: a row per name in ``state``, written when it changed."""
     j = journal.Journal(db)
     written = 0
     t0 = time.process_time()
@@ -99,16 +128,23 @@ def per_component(
         written += sum(len(b) for n, b in j._written.items() if before.get(n) is not b)
     cpu = time.process_time() - t0
     j.close()
-    return Cost(len(commits), cpu, written)
+    return Cost(len(commits), take_s, cpu, written)
 
 
-def run(duration_s: float, seed: int) -> tuple[Cost, Cost]:
-    """The former layout and the present one over the same commits of one run."""
+def run(duration_s: float, seed: int) -> tuple[Cost, Cost, Cost]:
+    """The first layout, the second and the present one over the same commits of one run."""
     import msgpack
 
-    raw = capture(duration_s, seed)
-    commits = [(k, t, lines, msgpack.unpackb(b, strict_map_key=False)) for k, t, lines, b in raw]
+    got = capture(duration_s, seed)
+    whole = [
+        (k, t, lines, msgpack.unpackb(b, strict_map_key=False)) for k, t, lines, b in got.whole
+    ]
+    rows = [
+        (k, t, lines, msgpack.unpackb(b, strict_map_key=False))
+        for (k, t, lines, _), b in zip(got.whole, got.rows, strict=True)
+    ]
     with tempfile.TemporaryDirectory() as tmp:
-        before = whole_json(commits, Path(tmp) / "before.sqlite")
-        after = per_component(commits, Path(tmp) / "after.sqlite")
-    return before, after
+        first = whole_json(whole, Path(tmp) / "first.sqlite", got.whole_s)
+        second = per_component(whole, Path(tmp) / "second.sqlite", got.whole_s)
+        now = per_component(rows, Path(tmp) / "now.sqlite", got.rows_s)
+    return first, second, now

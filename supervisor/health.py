@@ -131,6 +131,8 @@ class Health:
         """Per robot and step: [operations done, their mean time] (the bottleneck's input)."""
         self.started: dict[str, list[Any]] = {}
         """Operations running: id -> [robot, start time]."""
+        self._touched: set[str] = set()
+        """Series sampled (or reset) since the journal last took them (``journal_rows``)."""
         self.belt = BeltWatch(belts or {}, self._sample)
         """The belts' rides, ends and queues (``supervisor.belts``)."""
         self.diagnosed: dict[str, dict[str, Any]] = {}
@@ -294,6 +296,7 @@ class Health:
             self.recent[key] = deque(maxlen=RECENT)
         self.recent[key].append(round(x, 6))
         self.stamps.setdefault(key, deque(maxlen=RECENT)).append(t_ns)
+        self._touched.add(key)
         alarm = det.update(x)
         if alarm is not None and f"{target}/{part}" not in self.diagnosed:
             self._pending.append(_Pending(t_ns, kind, target, part, alarm, list(self.recent[key])))
@@ -363,6 +366,7 @@ class Health:
             if key.partition(":")[2].partition("/")[0] == target:
                 det.reset()
                 expect(key.partition(":")[0], det, self.false_reject)
+                self._touched.add(key)
         for learned in (self.learned, self.bid_learned):
             for step in [s for s in learned if s.partition("/")[0] == target]:
                 del learned[step]
@@ -405,6 +409,45 @@ class Health:
             "detectors": {k: d.snapshot() for k, d in sorted(self.detectors.items())},
             "recent": {k: list(v) for k, v in sorted(self.recent.items())},
             "stamps": {k: list(v) for k, v in sorted(self.stamps.items())},
+            **self._main(),
+        }
+
+    def journal_rows(self, *, changed: bool) -> dict[str, Any]:
+        """The journal's rows (``supervisor.journal.Rows``): the bookkeeping in the main one,
+        each series (its statistic, recent samples and their times) in a row of its own,
+        named by its key; ``changed``: only the series sampled or reset since
+        ``rows_written``."""
+        keys = sorted(self._touched) if changed else sorted(self.detectors)
+        rows: dict[str, Any] = {"": self._main()}
+        for key in keys:
+            rows[key] = [
+                self.detectors[key].snapshot(),
+                list(self.recent[key]),
+                list(self.stamps.get(key, ())),
+            ]
+        return rows
+
+    def rows_written(self) -> None:
+        """The series ``journal_rows`` gave are in the journal."""
+        self._touched.clear()
+
+    def restore_rows(self, main: dict[str, Any], subs: dict[str, Any]) -> None:
+        """Put back the rows ``journal_rows`` wrote."""
+        if "detectors" in main:  # a journal from before the series had rows of their own
+            self.restore(main)
+            return
+        self.restore(
+            {
+                **main,
+                "detectors": {k: v[0] for k, v in subs.items()},
+                "recent": {k: v[1] for k, v in subs.items()},
+                "stamps": {k: v[2] for k, v in subs.items()},
+            }
+        )
+
+    def _main(self) -> dict[str, Any]:
+        """All but the series: what ``snapshot`` and the journal's main row share."""
+        return {
             "learned": dict(sorted(self.learned.items())),
             "times": dict(sorted(self.times.items())),
             "bid_learned": dict(sorted(self.bid_learned.items())),
@@ -448,6 +491,7 @@ class Health:
         }
         self.blamed = {k: deque(v, maxlen=RECENT) for k, v in data.get("blamed", {}).items()}
         self._pending = []
+        self._touched = set(self.detectors)  # the next commit writes every series' row
 
 
 def _place(op: Op) -> str:

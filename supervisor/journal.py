@@ -3,10 +3,10 @@
 Every tick that changed anything, the supervisor appends the event-log lines
 it wrote and replaces the snapshot rows of the components whose state changed,
 in one transaction. A component's row is its snapshot in msgpack, compared
-with what was written last: most ticks change two or three components, and the
-health model's series (the largest by far) only when a sample comes, so a tick
-writes a few kilobytes, not the whole state, and packs it six times faster
-than JSON would. The journal knows no component's fields: each component
+with what was written last: most ticks change two or three components. The
+health model's series (the largest part by far) have a row each, packed only
+when a sample comes (``Rows``), so a tick writes a few kilobytes, not the whole
+state, and packs it six times faster than JSON would. The journal knows no component's fields: each component
 (ledger, units and their operations, assignments, robots, KPI accumulators,
 sensors, rests, orders) writes its own ``snapshot()`` and reads it back with
 ``restore()``; ``Snapshots`` only composes them by name. A supervisor started
@@ -20,7 +20,7 @@ from __future__ import annotations
 import dataclasses
 import sqlite3
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import msgpack
 
@@ -35,15 +35,65 @@ class Component(Protocol):
         """Put back what ``snapshot`` wrote, into a freshly built component."""
 
 
+@runtime_checkable
+class Rows(Protocol):
+    """A component kept in several rows, each written only when it changed.
+
+    The health model holds a series per robot, step and station; at most
+    commits one or two of them took a sample, and packing all of them at every
+    commit was a fifth of an events-fidelity supervisor's time. Such a component
+    says itself which of its rows changed: that needs no comparison of what it
+    did not touch. ``snapshot``/``restore`` still give and take the whole state
+    in one piece.
+    """
+
+    def snapshot(self) -> Any:
+        """The component's state as plain JSON-able data, in one piece."""
+
+    def restore(self, data: Any) -> None:
+        """Put back what ``snapshot`` wrote."""
+
+    def journal_rows(self, *, changed: bool) -> dict[str, Any]:
+        """The main row (key ``""``) and every sub-row (``changed``: those changed since
+        ``rows_written``)."""
+
+    def rows_written(self) -> None:
+        """The rows ``journal_rows`` gave are in the journal now."""
+
+    def restore_rows(self, main: Any, subs: dict[str, Any]) -> None:
+        """Put back the main row and every sub-row the journal holds (none, in a journal
+        written before the component had sub-rows: then ``main`` is its ``snapshot``)."""
+
+
 class Snapshots:
     """The components a journal keeps, by name: their snapshots make one state row."""
 
     def __init__(self, **components: Component) -> None:
         self.components = components
+        self.rows = {name: part for name, part in components.items() if isinstance(part, Rows)}
+        """The components kept in several rows (``Rows``)."""
 
-    def take(self) -> dict[str, Any]:
-        """Every component's snapshot, by name."""
-        return {name: part.snapshot() for name, part in self.components.items()}
+    def take(self, *, changed: bool = False) -> dict[str, Any]:
+        """Every component's snapshot, by name; a component of several rows (``Rows``) gives
+        them instead: ``NAME`` for its main one, ``NAME/SUB`` for each sub-row. ``changed``
+        (a journal commit): only the sub-rows changed since ``written``; the others stay as
+        the journal has them."""
+        out: dict[str, Any] = {}
+        for name, part in self.components.items():
+            several = self.rows.get(name)
+            if several is not None:
+                for sub, data in several.journal_rows(changed=changed).items():
+                    out[f"{name}/{sub}" if sub else name] = data
+            else:
+                out[name] = part.snapshot()
+        return out
+
+    def written(self) -> None:
+        """What the last ``take(changed=True)`` gave was committed: the components of several
+        rows forget what changed until then (a commit that failed leaves them to give it
+        again)."""
+        for part in self.rows.values():
+            part.rows_written()
 
     def restore(self, state: dict[str, Any], *, done: tuple[str, ...] = ()) -> None:
         """Give each component its part of ``state`` back, in the order they were named.
@@ -54,7 +104,14 @@ class Snapshots:
         if missing:  # a journal of an older supervisor: it lacks components this one keeps
             raise ValueError(f"the journal has no {', '.join(missing)}: an older run's")
         for name, part in self.components.items():
-            if name not in done:
+            if name in done:
+                continue
+            head = f"{name}/"
+            subs = {k[len(head) :]: v for k, v in state.items() if k.startswith(head)}
+            several = self.rows.get(name)
+            if several is not None:
+                several.restore_rows(state[name], subs)
+            else:
                 part.restore(state[name])
 
 
@@ -116,6 +173,11 @@ class Journal:
                 "INSERT OR REPLACE INTO state (id, tick, t_ns) VALUES (1, ?, ?)", (tick, t_ns)
             )
         self._written.update(changed)
+
+    def save(self, tick: int, t_ns: int, lines: tuple[str, ...], snapshots: Snapshots) -> None:
+        """Commit ``lines`` and what changed of ``snapshots`` since the last save."""
+        self.commit(tick, t_ns, lines, snapshots.take(changed=True))
+        snapshots.written()
 
     def reset(self) -> None:
         """Forget everything (a fresh run in a directory that held one)."""

@@ -310,7 +310,7 @@ class Supervisor:
             kpis = json.dumps(self.report(), sort_keys=True)
         lines = self.events.take_fresh()
         if self.journal is not None and lines:
-            self.journal.commit(self.time.tick, now, lines, self.snapshots.take())
+            self.journal.save(self.time.tick, now, lines, self.snapshots)
         commission, self.flow.commission = tuple(self.flow.commission), []
         return WorldAct(
             retire=retire,
@@ -336,9 +336,7 @@ class Supervisor:
         self.events.write(t_ns, "run_end", reason=reason)
         self.result = self.report()
         if self.journal is not None:
-            self.journal.commit(
-                self.time.tick, t_ns, self.events.take_fresh(), self.snapshots.take()
-            )
+            self.journal.save(self.time.tick, t_ns, self.events.take_fresh(), self.snapshots)
         self.close()
         if self.out_dir is not None:
             self.out_dir.mkdir(parents=True, exist_ok=True)
