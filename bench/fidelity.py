@@ -247,7 +247,7 @@ def speed(hours: float, chaos_rate: float, seed: int, *, progress: Progress | No
         chaos_rate=chaos_rate,
         duration_s=duration_s,
         seed=seed,
-        processes=True,
+        killable=True,
     )
     freezes = (FaultKind.AGENT_FREEZE, FaultKind.SUPERVISOR_FREEZE)
     opts = RunOptions(seed=seed, duration_s=duration_s, faults=planned.faults, processes=True)

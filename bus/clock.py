@@ -151,6 +151,8 @@ class ClockServer:
         """Members on this thread (``attach``): called, not sent a Tick."""
         self.local_errors: list[BaseException] = []
         """What a local member raised (it was dropped then); the launcher re-raises the first."""
+        self._frozen: set[str] = set()
+        """Local members that will not answer their next tick (``freeze``)."""
 
     def setup(self) -> None:
         """Bind the clock socket."""
@@ -203,8 +205,33 @@ class ClockServer:
         self.joined.append(join)
         log.info("clock: %s (%s) joined, stepped on the clock's thread", name, member.role)
 
+    def detach(self, name: str) -> Local | None:
+        """Take local member ``name`` away (killed in the launcher's stead: ``cells.residents``),
+        out of the barrier, and out of the held-back ones; the member, or None."""
+        member = self._local.pop(name, None)
+        self._held.pop(name, None)
+        self._frozen.discard(name)
+        self.drop(name)
+        return member
+
+    def freeze(self, name: str) -> None:
+        """Local member ``name`` stands still as a stopped process does: ticked at the next tick
+        (``poke``), it does not answer, and is dropped then as the guard drops a silent
+        member (named in ``silent``, for the launcher to replace). The guard's wall-time
+        wait is not stood: it changes nothing in sim time."""
+        if name in self._local:
+            self._frozen.add(name)
+            self.poke(name)
+
     def _step_local(self, name: str, tick: Tick, dones: dict[str, Done]) -> None:
         """Step local member ``name``; one that raises is dropped, as a crashed thread is."""
+        if name in self._frozen:
+            log.warning("clock: %s missed tick %d; dropped from the barrier", name, tick.tick)
+            self._frozen.discard(name)
+            self.members.pop(name, None)
+            self.dropped.append(name)
+            self.silent.append(name)
+            return
         try:
             dones[name] = self._local[name].step(tick)
         except Exception as exc:  # a member's bug must not take the clock down with it

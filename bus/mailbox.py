@@ -259,6 +259,17 @@ class Mailbox:
         self.watch.count()
         return self.watch.failed
 
+    def reconnect(self) -> None:
+        """Connect a spoke again (its hub was replaced in this process): over ``inproc`` a
+        connection does not come back by itself when the socket it went to is gone, as it
+        does over ``ipc`` and ``tcp``. What was queued for the old hub is dropped with it,
+        as with a hub that died."""
+        if self.hub or self._sock is None:
+            return
+        with contextlib.suppress(zmq.ZMQError):
+            self._sock.disconnect(self.endpoint)
+        self._sock.connect(self.endpoint)
+
     def close(self) -> None:
         """Close the socket."""
         if self.watch is not None:

@@ -31,9 +31,11 @@ from bus.errors import ConfigError
 from bus.faults import PERMANENT_HAS_NO_DURATION, problem
 
 PROCESS_KINDS = (FaultKind.AGENT_CRASH, FaultKind.SUPERVISOR_CRASH)
-"""Kinds that kill a process, so they need ``--processes``."""
+"""Kinds that kill a process (``cells.children``), or a member stepped in the launcher's own
+process (``cells.residents``); threads on their own sockets cannot be killed."""
 FREEZE_KINDS = (FaultKind.AGENT_FREEZE, FaultKind.SUPERVISOR_FREEZE)
-"""Kinds that stop a process (SIGSTOP) for wall seconds: they need ``--processes`` too."""
+"""Kinds that stop a process (SIGSTOP) for wall seconds, or stand a member still in the
+launcher's process; the same as the crashes otherwise."""
 
 KEYS = ("at", "target", "kind", "duration", "factor", "share", "permanent", "joint", "hidden")
 """The keys of a ``[[faults]]`` entry."""

@@ -34,14 +34,21 @@ def plan_faults(
     chaos_rate: float,
     duration_s: float,
     seed: int,
-    processes: bool,
+    killable: bool,
     wear: bool = False,
 ) -> RunFaults:
     """The scenario's faults (a file, or faults already read from one) and the chaos drawn
-    for ``seed`` (with the degrading kinds too if ``wear``), or one clear error."""
+    for ``seed`` (with the degrading kinds too if ``wear``), or one clear error.
+
+    ``killable``: the run's agents and supervisor can be killed and frozen, as processes of
+    their own (``cells.children``) or as members stepped in the launcher's process
+    (``cells.residents``); chaos draws crashes and freezes, so it needs that."""
     given = load_scenario(scenario, cell) if isinstance(scenario, str) else scenario or ()
-    if chaos_rate and not processes:
-        why = "chaos kills agent and supervisor processes, so the cell must run with --processes"
+    if chaos_rate and not killable:
+        why = (
+            "chaos kills and freezes the agents and the supervisor: run with --processes, "
+            "or in one process over inproc"
+        )
         raise ConfigError("--chaos", str(chaos_rate), why)
     if wear and not chaos_rate:
         raise ConfigError("--wear", "", "--wear adds the degrading kinds to --chaos: give --chaos")

@@ -44,6 +44,7 @@ from cells.children import Children, inject, node_keys, signed
 from cells.commission import Commissioner
 from cells.faults import FREEZE_KINDS, PROCESS_KINDS, ScheduledFault
 from cells.lifecycle import RunMeta, Signals, WorldRecords, write_meta
+from cells.residents import Residents
 from cells.resume import write_off
 from robots import RobotAgent
 from sim import SimServer, World
@@ -139,9 +140,11 @@ def run_cell(
     """Run ``cell`` for ``opts.duration_s`` of sim time; return the KPIs."""
     check_tcp_keys(opts.endpoint, opts.keys_dir, opts.insecure)
     needs = sorted({f.kind.value for f in opts.faults if f.kind in (*PROCESS_KINDS, *FREEZE_KINDS)})
-    if needs and not opts.processes:
+    if needs and not (opts.processes or stepped_here(opts)):
         raise ConfigError(
-            "--faults", needs[0], "kills a process, so the cell must run with --processes"
+            "--faults",
+            needs[0],
+            "kills a process: run the cell with --processes, or in one process over inproc",
         )
     made = False
     if opts.endpoint:
@@ -166,6 +169,13 @@ def run_cell(
         # however the run ends (done, shut down, interrupted, failed), its sockets go
         if opts.endpoint:
             remove_ipc(opts.endpoint, remove_dir=made)
+
+
+def stepped_here(opts: RunOptions) -> bool:
+    """Whether a run's members are stepped on the clock's thread (one process over inproc,
+    ``ClockServer.attach``): then its crashes and freezes are ``cells.residents``'."""
+    base = opts.endpoint or "inproc://"
+    return not opts.processes and base.startswith("inproc://") and not opts.threads
 
 
 def _server(
@@ -249,6 +259,22 @@ def _run_threads(
     # clock's thread: a round trip to a thread each tick cost more than their own work
     local = endpoints.clock.startswith("inproc://") and not signed(opts) and not opts.threads
     members: list[LocalMember] = []
+    mounts: dict[str, str] = {}
+    current = [supervisor]
+
+    def rebuild(name: str) -> Participant:
+        """A crashed member's replacement (``cells.residents``): the supervisor from its
+        journal, an agent afresh (a built robot's on its mount)."""
+        if name == "supervisor":
+            current[0] = Supervisor(cell, seed=opts.seed, out_dir=out_dir, restore=True)
+            return current[0]
+        for old in [a for a in agents if a.name == name]:
+            agents.remove(old)  # freed by the residents
+        spec = cell.built_robot(name, mounts[name]) if name in mounts else None
+        agent = RobotAgent(cell, name, spec=spec)
+        agent.setup()
+        agents.append(agent)
+        return agent
 
     def attach(part: Participant, *, hub: bool) -> None:
         member = LocalMember(part, ctx, endpoints, hub=hub, guard_s=opts.guard_s)
@@ -262,6 +288,7 @@ def _run_threads(
         agent = RobotAgent(cell, name, spec=cell.built_robot(name, mount))
         agent.setup()
         agents.append(agent)
+        mounts[name] = mount
         if local:
             attach(agent, hub=False)
             return
@@ -270,6 +297,15 @@ def _run_threads(
 
     commissioner = Commissioner(cell, start_built)
     records = WorldRecords(out_dir / "world.jsonl", append=resuming)
+    residents = Residents(
+        opts.faults if local else (),
+        tick_ns=cell.tick_ns,
+        guard_s=opts.guard_s,
+        ctx=ctx,
+        endpoints=endpoints,
+        build=rebuild,
+        members=members,
+    )
     server = _server(
         cell,
         endpoints,
@@ -277,10 +313,11 @@ def _run_threads(
         opts,
         progress,
         watch,
-        [commissioner],
+        [commissioner, residents.check],
         records=records,
         signals=signals,
     )
+    server.horizons.append(residents.horizon)
 
     def guarded(fn: Callable[[], object]) -> Callable[[], None]:
         def body() -> None:
@@ -323,6 +360,10 @@ def _run_threads(
             t.start()
         server.run()
         stats = sim_stats(server, signals)
+        if residents.restarts or residents.frozen:
+            stats["restarts"] = dict(sorted(residents.restarts.items()))
+            stats["killed"] = [[t, name] for t, name in residents.killed]
+            stats["frozen"] = [[t, name, s] for t, name, s in residents.frozen]
         errors += server.require_clock().local_errors
     except BaseException:
         stop.set()  # interrupted or failed: the participants leave at once, not after a guard
@@ -341,7 +382,7 @@ def _run_threads(
         ctx.term()
     if errors:
         raise errors[0]
-    return _with_sim_stats(out_dir, supervisor.result, stats)
+    return _with_sim_stats(out_dir, current[0].result, stats)
 
 
 def _run_processes(

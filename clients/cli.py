@@ -69,7 +69,9 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
         chaos_rate=args.chaos or 0.0,
         duration_s=args.duration,
         seed=args.seed,
-        processes=args.processes,
+        # killed as processes, or in this one over inproc (a recorder needs ipc: threads)
+        killable=args.processes
+        or (args.record is None and (args.endpoint or "inproc://").startswith("inproc://")),
         wear=args.wear,
     )
     faults, chaos = planned.faults, planned.chaos
@@ -401,8 +403,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--chaos",
         type=within(1e-6, MAX_CHAOS_RATE),
         metavar="RATE",
-        help="inject random faults of every kind, RATE per sim second (docs/faults.md); "
-        "needs --processes; the run ends with its audit",
+        help="inject random faults of every kind, RATE per sim second (docs/faults.md): its "
+        "crashes and freezes kill processes with --processes, members in this process "
+        "without; the run ends with its audit",
     )
     run.add_argument(
         "--wear",

@@ -410,7 +410,8 @@ def add_commands(sub: Any) -> None:
         type=within(1e-6, MAX_CHAOS_RATE),
         metavar="RATE",
         help="random faults of every kind on every line, RATE per sim second, each line's "
-        "drawn from its own seed (docs/faults.md); needs --processes; ends with every "
+        "drawn from its own seed (docs/faults.md), crashes and freezes of processes with "
+        "--processes, of the members in the line's process without; ends with every "
         "line's audit",
     )
     run.add_argument(

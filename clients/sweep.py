@@ -165,7 +165,6 @@ def plan_sweep(
         calibration = json.dumps(load_calibration(cell_path), sort_keys=True)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise ConfigError("--out", str(out), "exists already; a sweep is never overwritten")
-    processes = processes or bool(chaos_rate)  # chaos kills processes (as `run --chaos` needs)
     jobs = []
     for v in variants:
         for seed in seed_list:
@@ -175,10 +174,12 @@ def plan_sweep(
                 chaos_rate=chaos_rate,
                 duration_s=duration_s,
                 seed=seed,
-                processes=processes,
+                killable=True,  # as processes, or stepped in the worker's process
             )
-            note = f"lightsout run {cell_path} --seed {seed} --duration {duration_s:g}" + (
-                f" --processes --chaos {chaos_rate:g}" if chaos_rate else ""
+            note = (
+                f"lightsout run {cell_path} --seed {seed} --duration {duration_s:g}"
+                + (" --processes" if processes else "")
+                + (f" --chaos {chaos_rate:g}" if chaos_rate else "")
             )
             run = out / "runs" / f"{v.id}-seed{seed}"
             jobs.append(

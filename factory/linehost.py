@@ -29,7 +29,7 @@ from cells.faults import ScheduledFault
 from cells.headless import write_chaos
 from cells.launch import RunOptions, run_cell
 from factory.coordinator import NS, step_times
-from factory.run import BARRIER_S, chaos_note, check_kills, line_cells, plan_line
+from factory.run import BARRIER_S, chaos_note, line_cells, plan_line
 from factory.schema import FactorySpec
 from factory.wire import (
     SENT_FILES,
@@ -115,8 +115,7 @@ def run_line_host(
     i = names.index(line)
     ln = spec.lines[i]
     cell = line_cells(spec)[line]
-    check_kills({line: scenario} if scenario else {}, processes)
-    planned = plan_line(spec, i, scenario, chaos, duration_s, seed, processes, wear)
+    planned = plan_line(spec, i, scenario, chaos, duration_s, seed, wear)
     keys = line_keys(keys_dir, spec.name, line)
     out.mkdir(parents=True, exist_ok=False)
     if chaos:

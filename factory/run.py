@@ -31,7 +31,7 @@ from typing import Any
 from bus.cellspec import CellSpec
 from bus.errors import ConfigError, LightsoutError
 from cells.calibrate import with_fidelity
-from cells.faults import FREEZE_KINDS, PROCESS_KINDS, ScheduledFault
+from cells.faults import ScheduledFault
 from cells.headless import RunFaults, plan_faults, write_chaos
 from cells.launch import RunOptions, run_cell
 from factory.control import FactoryControl
@@ -114,15 +114,6 @@ def line_cells(spec: FactorySpec) -> dict[str, CellSpec]:
     return cells
 
 
-def check_kills(faults: dict[str, tuple[ScheduledFault, ...]], processes: bool) -> None:
-    """A fault that kills or freezes a process needs the lines' processes."""
-    for line, given in sorted(faults.items()):
-        kills = sorted({f.kind.value for f in given if f.kind in (*PROCESS_KINDS, *FREEZE_KINDS)})
-        if kills and not processes:
-            why = f"{kills[0]} kills a process, so the lines must run with --processes"
-            raise ConfigError("--faults", line, why)
-
-
 def plan_line(
     spec: FactorySpec,
     i: int,
@@ -130,7 +121,6 @@ def plan_line(
     chaos: float,
     duration_s: float,
     seed: int,
-    processes: bool,
     wear: bool,
 ) -> RunFaults:
     """The faults of line ``i``: its scenario's and the chaos drawn from its own seed
@@ -141,7 +131,7 @@ def plan_line(
         chaos_rate=chaos,
         duration_s=duration_s,
         seed=seed + i,
-        processes=processes,
+        killable=True,  # a line's members are processes, or stepped on its clock's thread
         wear=wear,
     )
 
@@ -200,19 +190,17 @@ def run_factory(
     (its world and clock stay on its thread here, so its gate does too); ``faults`` are
     scenario faults per line name (``cells.faults``); ``chaos`` a rate of random faults on
     every line, drawn from the line's own seed as ``lightsout run --chaos`` draws them
-    (``cells.headless.plan_faults``; with ``wear`` the degrading kinds too; it needs
-    ``processes``); ``guard_s`` the wall seconds a line's silent process is given before it
-    is dropped; ``late`` lots that come late (``factory.supply``); ``endpoint`` an
+    (``cells.headless.plan_faults``; with ``wear`` the degrading kinds too; its crashes and
+    freezes kill processes with ``processes``, and members stepped on the line's clock's
+    thread without, ``cells.residents``); ``guard_s`` the wall seconds a line's silent
+    process is given before it is dropped (and the freeze past which a member is replaced); ``late`` lots that come late (``factory.supply``); ``endpoint`` an
     ``ipc://`` or ``tcp://`` base where the factory takes orders while it runs
     (``factory.control``; ``keys_dir`` its CURVE keys and client roles, which tcp needs);
     ``on_step`` is given the factory's view (``factory.view.factory_status``) after every
     coordinator step, every line waiting (the live console)."""
     cells = line_cells(spec)
-    check_kills(faults or {}, processes)
     planned = {
-        ln.name: plan_line(
-            spec, i, (faults or {}).get(ln.name, ()), chaos, duration_s, seed, processes, wear
-        )
+        ln.name: plan_line(spec, i, (faults or {}).get(ln.name, ()), chaos, duration_s, seed, wear)
         for i, ln in enumerate(spec.lines)
     }
     book, arrivals = order_book(spec, orders)

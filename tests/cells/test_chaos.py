@@ -66,10 +66,19 @@ def test_bad_chaos_arguments_fail_with_one_line(
     assert str(err.value).startswith(f"{key}:")
 
 
-def test_chaos_without_processes_is_refused(tmp_path: Path) -> None:
+def test_chaos_with_members_on_threads_of_their_own_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Over ipc without --processes the members are threads with sockets of their own, which
+    nothing can kill or freeze alone: one line, nothing written."""
     cell_file = str(ROOT / "cells/assembly.toml")
-    code = main(["run", cell_file, "--chaos", "0.02", "--runs-dir", str(tmp_path), "-q"])
+    argv = ["run", cell_file, "--chaos", "0.02", "--endpoint", f"ipc://{tmp_path / 's'}"]
+    code = main([*argv, "--runs-dir", str(tmp_path / "runs"), "-q"])
     assert code == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert (
+        line.startswith("error: --chaos: 0.02: chaos kills and freezes") and "--processes" in line
+    )
     assert not list(tmp_path.iterdir())  # nothing written
 
 
@@ -126,3 +135,23 @@ def test_a_chaos_run_keeps_every_promise(cell: CellSpec, chaos_runs: list[Path])
 def test_a_chaos_run_with_freezes_replays_byte_for_byte(chaos_runs: list[Path]) -> None:
     first, again = ((d / "events.jsonl").read_bytes() for d in chaos_runs)
     assert first == again
+
+
+@pytest.mark.timeout(900)
+def test_the_same_chaos_in_one_process_gives_the_processes_log(
+    cell: CellSpec, chaos_runs: list[Path], tmp_path: Path
+) -> None:
+    """The chaos of the processes' run, its members stepped in this process instead: each crash
+    drops the object (the supervisor comes back from its journal), each freeze past the guard
+    is one; the event log is the reference the processes wrote, byte for byte, and the
+    kills, freezes, drops and restarts are theirs."""
+    faults = chaos_scenario(cell, 0.06, 330, 1)
+    run_cell(cell, tmp_path, RunOptions(seed=1, duration_s=330, faults=faults, guard_s=5.0))
+    assert first_difference("assembly-chaos-seed1-330s", tmp_path) == "", "the reference log"
+    assert (tmp_path / "events.jsonl").read_bytes() == (chaos_runs[0] / "events.jsonl").read_bytes()
+    here, there = (
+        json.loads((d / "kpis.json").read_text())["sim"] for d in (tmp_path, chaos_runs[0])
+    )
+    for key in ("killed", "frozen", "dropped", "restarts"):
+        assert here[key] == there[key], key
+    assert here["restarts"]["supervisor"] >= 1

@@ -355,7 +355,8 @@ def _serve(h: Hub) -> str:
 def test_physics_lines_with_their_processes_on_hosts_survive_both_kills(tmp_path: Path) -> None:
     """Both lines at physics, each line's supervisor and agents processes of their own over
     the line's tcp endpoint with keys: L1's supervisor killed at 20 s, the coordinator at
-    40 s; the logs are the one-process run's (``--processes`` there too), byte for byte."""
+    40 s; the logs are those of the factory run in one process, byte for byte (there the
+    supervisor killed is an object on its line's clock's thread, ``cells.residents``)."""
     spec = load_factory(ROOT / "cells" / "factory_2.toml")
     orders = [OrderLine.parse("retail:phone:4:90")]
     faults = {"L1": str(ROOT / "tests" / "factory" / "kill_supervisor.toml")}
@@ -366,7 +367,6 @@ def test_physics_lines_with_their_processes_on_hosts_survive_both_kills(tmp_path
         orders=orders,
         duration_s=90.0,
         seed=2,
-        processes=True,
         faults={"L1": load_scenario(faults["L1"], spec.lines[0].cell)},
     )
     hosts = tmp_path / "hosts"

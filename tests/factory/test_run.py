@@ -245,10 +245,6 @@ def test_the_same_factory_seed_and_orders_give_the_same_logs(out: Path, tmp_path
         (["--order", "retail:phone:1:10@inf"], "--order: retail:phone:1:10@inf: AT_S from 0"),
         ([*ORDERS, "--faults", "L9=x.toml"], "--faults: L9=x.toml: LINE=SCENARIO, LINE one of L1"),
         ([*ORDERS, "--faults", "L1=/nonexistent.toml"], "/nonexistent.toml: cannot read"),
-        (
-            [*ORDERS, "--faults", f"L2={ROOT / 'tests' / 'factory' / 'kill_supervisor.toml'}"],
-            "--faults: L2: supervisor_crash kills a process, so the lines must run with --processes",
-        ),
         ([*ORDERS, "--endpoint", "tcp://127.0.0.1:7000"], "tcp control socket needs --keys"),
         ([*ORDERS, "--endpoint", "tcp://127.0.0.1:99999", "--keys", "k"], "port below 65532"),
         ([*ORDERS, "--endpoint", "inproc://f", "--keys", "k"], "ipc://DIR or tcp://HOST:PORT"),
