@@ -236,9 +236,17 @@ class Speed:
         return self.hours / self.simpy_wall_s
 
 
-def speed(hours: float, chaos_rate: float, seed: int, *, progress: Progress | None = None) -> Speed:
-    """``hours`` of the assembly cell with chaos at events fidelity (processes, as chaos
-    needs), then the SimPy model over the same hours with the same seed."""
+def speed(
+    hours: float,
+    chaos_rate: float,
+    seed: int,
+    *,
+    processes: bool = True,
+    progress: Progress | None = None,
+) -> Speed:
+    """``hours`` of the assembly cell with chaos at events fidelity (its members processes,
+    or stepped in this one: ``cells.residents``, the same event log), then the SimPy model
+    over the same hours with the same seed."""
     duration_s = hours * 3600.0
     cell = cell_at("events")
     planned = plan_faults(
@@ -250,8 +258,10 @@ def speed(hours: float, chaos_rate: float, seed: int, *, progress: Progress | No
         killable=True,
     )
     freezes = (FaultKind.AGENT_FREEZE, FaultKind.SUPERVISOR_FREEZE)
-    opts = RunOptions(seed=seed, duration_s=duration_s, faults=planned.faults, processes=True)
+    opts = RunOptions(seed=seed, duration_s=duration_s, faults=planned.faults, processes=processes)
+    # a frozen process is waited for up to the guard; a member here is dropped at once
     frozen = sum(min(f.duration_s, opts.guard_s) for f in planned.faults if f.kind in freezes)
+    frozen = frozen if processes else 0.0
     with tempfile.TemporaryDirectory() as tmp:
         cpu0 = _cpu()
         t0 = time.perf_counter()

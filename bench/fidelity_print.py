@@ -102,19 +102,25 @@ def _speed(console: Console, args: argparse.Namespace) -> None:
     hours = float(args.hours)
     console.print(
         f"speed: {fidelity.CELL.name}, {hours:g} h of sim time with chaos {args.chaos:g}/s "
-        f"(seed {args.seed}), events fidelity, --processes; then the SimPy model "
-        f"(bench/simpy_line.py) over the same hours; {_load()}"
+        f"(seed {args.seed}), events fidelity, in one process and with --processes; then the "
+        f"SimPy model (bench/simpy_line.py) over the same hours; {_load()}"
     )
-    with _bar(console) as bar:
-        task = bar.add_task("events + chaos", total=hours * 3600.0)
+    runs = []
+    for processes in (False, True):
+        with _bar(console) as bar:
+            label = "events + chaos, " + ("processes" if processes else "one process")
+            task = bar.add_task(label, total=hours * 3600.0)
 
-        def on_tick(t_ns: int, _total: int) -> None:
-            if t_ns % 60_000_000_000 < 50_000_000:
-                bar.update(task, completed=t_ns / 1e9)
+            def on_tick(t_ns: int, _total: int, task: TaskID = task, bar: Progress = bar) -> None:
+                if t_ns % 60_000_000_000 < 50_000_000:
+                    bar.update(task, completed=t_ns / 1e9)
 
-        got = fidelity.speed(hours, args.chaos, args.seed, progress=on_tick)
-        bar.update(task, completed=hours * 3600.0)
-    _print_speed(console, got)
+            runs.append(
+                fidelity.speed(hours, args.chaos, args.seed, processes=processes, progress=on_tick)
+            )
+            bar.update(task, completed=hours * 3600.0)
+    one, got = runs
+    _print_speed(console, got, one)
     duration = min(hours * 3600.0, fidelity.DURATION_S)
     console.print(
         f"split: one events run in one process, {duration:.0f} s of sim time with the accuracy "
@@ -146,13 +152,21 @@ def _print_split(console: Console, got: fidelity.Split) -> None:
     console.print(table)
 
 
-def _print_speed(console: Console, got: Speed) -> None:
+def _print_speed(console: Console, got: Speed, one: Speed) -> None:
     table = Table(title=f"{got.hours:g} h of the assembly line: sim hours per wall second")
     for col in ("model", "wall s", "sim h / wall s", "units", "ratio SimPy / events"):
         table.add_column(col, justify="left" if col == "model" else "right")
+    table.add_row(
+        f"events fidelity, chaos ({one.faults} faults), one process, ledger "
+        f"{'balanced' if one.balanced else 'NOT balanced'}",
+        f"{one.wall_s:.1f}",
+        f"{one.per_wall_s:.4f}",
+        str(one.units),
+        f"{one.simpy_per_wall_s / one.per_wall_s:.0f}",
+    )
     ratio = got.simpy_per_wall_s / got.per_wall_s
     table.add_row(
-        f"events fidelity, chaos ({got.faults} faults), ledger "
+        f"events fidelity, chaos ({got.faults} faults), --processes, ledger "
         f"{'balanced' if got.balanced else 'NOT balanced'}",
         f"{got.wall_s:.1f}",
         f"{got.per_wall_s:.4f}",
@@ -175,6 +189,10 @@ def _print_speed(console: Console, got: Speed) -> None:
         "1",
     )
     console.print(table)
+    console.print(
+        f"one process over --processes: wall {one.wall_s / got.wall_s:.2f} "
+        f"(units {one.units} and {got.units}: the same run, cells.residents)"
+    )
     sim = got.sim
     trips = int(sim.get("round_trips", 0))
     opened = int(sim.get("opened_ticks", 0))
