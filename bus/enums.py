@@ -198,9 +198,11 @@ class ControlCode(enum.StrEnum):
     FORBIDDEN = "forbidden"
     """The client's CURVE key's role does not allow the command."""
     BUSY = "busy"
-    """The client sent more than 64 requests in one tick (or 0.1 s), or has 16 still
-    unanswered: it is refused until it slows down (a flood of one client never slows the
-    cell). Past 256 in the same window its requests are dropped without an answer."""
+    """The client sent more than 64 requests in one tick (or 0.1 s; requests still queued
+    when the cell stops reading belong to the same burst, however long a loaded cell takes
+    to read them), or has 16 still unanswered: it is refused until it slows down (a flood
+    of one client never slows the cell). Past 256 in the same window its requests are
+    dropped without an answer."""
 
 
 class Pace(enum.StrEnum):

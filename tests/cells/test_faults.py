@@ -146,10 +146,17 @@ def test_negative_time(cell: CellSpec) -> None:
     assert "must not be negative" in err.reason
 
 
-def test_process_faults_need_processes(cell: CellSpec, tmp_path: Path) -> None:
+def test_process_faults_need_members_that_can_be_killed(cell: CellSpec, tmp_path: Path) -> None:
+    """Processes, or members stepped on the clock's thread: threads with sockets of their own
+    cannot be killed alone."""
     crash = ScheduledFault(1.0, "R1", FaultKind.AGENT_CRASH)
-    with pytest.raises(ConfigError, match="--processes"):
-        run_cell(cell, tmp_path, RunOptions(duration_s=2, faults=(crash,)))
+    for opts in (
+        RunOptions(duration_s=2, faults=(crash,), threads=True),
+        RunOptions(duration_s=2, faults=(crash,), endpoint=f"ipc://{tmp_path / 's'}"),
+    ):
+        with pytest.raises(ConfigError, match="--processes, or in one process over inproc"):
+            run_cell(cell, tmp_path / "run", opts)
+        assert not (tmp_path / "run").exists()
 
 
 @pytest.mark.timeout(600)
