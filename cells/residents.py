@@ -95,9 +95,6 @@ class Residents:
                 log.warning("killed %s (in this process) at %.3f s", name, now / 1e9)
                 self.killed.append((now, name))
                 self._replace(server, name)
-        for name in self.thawing:
-            inject(server, self.noted.pop(name))
-        self.thawing = []
         self._freeze(server, now)
         dropped, clock.silent[:] = list(clock.silent), []
         for name in dropped:
@@ -111,7 +108,10 @@ class Residents:
         return name in clock.members or name in clock.pending()
 
     def _freeze(self, server: SimServer, now: int) -> None:
+        """Stand still what the scenario freezes now; then note the short freezes of the
+        supervisor of the tick before (over by now), in the order ``Children`` notes them."""
         clock = server.require_clock()
+        thawed, self.thawing = self.thawing, []
         while self.freezes and self.freezes[0].at_s * 1e9 <= now:
             fault = self.freezes.pop(0)
             name, wall_s = fault.target, fault.duration_s
@@ -138,6 +138,10 @@ class Residents:
                     self.thawing.append(name)
             else:
                 inject(server, fault)
+        for name in thawed:
+            note = self.noted.pop(name, None)
+            if note is not None:
+                inject(server, note)
 
     def _replace(self, server: SimServer, name: str) -> None:
         """Drop ``name`` with all it held and let a fresh one in ``RESTART_S`` from now."""
