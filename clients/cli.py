@@ -69,9 +69,14 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
         chaos_rate=args.chaos or 0.0,
         duration_s=args.duration,
         seed=args.seed,
-        # killed as processes, or in this one over inproc (a recorder needs ipc: threads)
+        # killed as processes, or in this one over inproc (a recorder and the console need
+        # an endpoint other processes reach: the members are threads then)
         killable=args.processes
-        or (args.record is None and (args.endpoint or "inproc://").startswith("inproc://")),
+        or (
+            args.record is None
+            and not args.console
+            and (args.endpoint or "inproc://").startswith("inproc://")
+        ),
         wear=args.wear,
     )
     faults, chaos = planned.faults, planned.chaos
