@@ -6,10 +6,11 @@ in one transaction. A component's row is its snapshot in msgpack, compared
 with what was written last: most ticks change two or three components. The
 health model's series (the largest part by far) have a row each, packed only
 when a sample comes (``Rows``), so a tick writes a few kilobytes, not the whole
-state, and packs it six times faster than JSON would. The journal knows no component's fields: each component
-(ledger, units and their operations, assignments, robots, KPI accumulators,
-sensors, rests, orders) writes its own ``snapshot()`` and reads it back with
-``restore()``; ``Snapshots`` only composes them by name. A supervisor started
+state, and packs it six times faster than JSON would. The journal knows no
+component's fields: each component (ledger, units and their operations,
+assignments, robots, KPI accumulators, sensors, rests, orders) writes its own
+``snapshot()`` and reads it back with ``restore()``; ``Snapshots`` only
+composes them by name. A supervisor started
 with ``restore=True`` reads the snapshot back and carries on from the last
 committed tick: the ledger, the open operations and the assignments come
 back exactly (a test compares them).
