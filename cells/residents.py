@@ -79,6 +79,10 @@ class Residents:
         guard, at the next tick): noted to it while frozen, it would be lost with it."""
         self.thawing: list[str] = []
 
+    def pending(self) -> bool:
+        """Whether the scenario still has a crash or freeze to do."""
+        return bool(self.kills or self.freezes)
+
     def horizon(self) -> int:
         """The sim time of the next kill or freeze (``SimServer.horizons``)."""
         times = [t for t, _ in self.kills[:1]] + [round(f.at_s * 1e9) for f in self.freezes[:1]]
